@@ -1,0 +1,74 @@
+"""The operator's exception tree: every failure is temporary or permanent.
+
+::
+
+    PayScopeError
+    ├── TransientError          retry after ``delay`` seconds; checks turn Unknown
+    │   └── DependencyUnavailable   a server is unreachable, timed out or rate-limited
+    └── PermanentError          retrying cannot help; the resource is Stalled
+        ├── SpecInvalid             the spec fails validation (names the field)
+        ├── SecretNotFound          a referenced Secret or key is missing
+        ├── PermissionDenied        the operator or a credential lacks a permission
+        └── SpecUnsatisfiable       the systems cannot do what the spec asks
+
+Every error carries a ``reason`` (a CamelCase constant from the reason catalog)
+and a message safe to show in status, events and logs: callers must never put
+a secret value into one. This module imports nothing from the package; it is
+the bottom layer.
+"""
+
+from __future__ import annotations
+
+
+class PayScopeError(Exception):
+    """Base of every error the operator raises on purpose."""
+
+    reason: str = "InternalError"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if reason is not None:
+            self.reason = reason
+
+
+class TransientError(PayScopeError):
+    """A fault that may go away by itself; retry after ``delay`` seconds."""
+
+    reason = "DependencyUnavailable"
+
+    def __init__(self, message: str, *, reason: str | None = None, delay: float = 10.0) -> None:
+        super().__init__(message, reason=reason)
+        self.delay = delay
+
+
+class DependencyUnavailable(TransientError):
+    """A server is unreachable, timed out, or asked us to slow down."""
+
+
+class PermanentError(PayScopeError):
+    """A fault retrying cannot fix: the resource is reported Stalled."""
+
+    reason = "SpecInvalid"
+
+
+class SpecInvalid(PermanentError):
+    """The spec fails validation; the message names the field."""
+
+    reason = "SpecInvalid"
+
+
+class SecretNotFound(PermanentError):
+    """A referenced Secret, or a key inside it, does not exist."""
+
+    reason = "SecretNotFound"
+
+
+class PermissionDenied(PermanentError):
+    """The operator's ServiceAccount or a configured credential lacks a permission."""
+
+    reason = "PermissionDenied"
+
+
+class SpecUnsatisfiable(PermanentError):
+    """The external system cannot do what the spec asks (e.g. an immutable field differs)."""

@@ -1,0 +1,54 @@
+"""``python -m tests.testenv up | down | status | env``: the real-server test environment.
+
+``up`` obtains every component (cached outside the clone), starts each server
+on free 127.0.0.1 ports, waits until each answers, and writes
+``.testenv/env.sh`` and ``.testenv/env.json``. On a running environment it is a
+no-op. ``down`` stops exactly the pids it started. ``status`` prints each
+server's state and address. ``env`` prints the export lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from tests.testenv import environment
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.testenv", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["up", "down", "status", "env", "obtain"])
+    args = parser.parse_args(argv)
+    if args.command == "obtain":
+        started = time.monotonic()
+        environment.obtain_all()
+        print(f"obtained every component in {time.monotonic() - started:.1f}s")
+        return 0
+    if args.command == "up":
+        started = time.monotonic()
+        state = environment.up()
+        print(environment.describe(state))
+        print(f"environment ready in {time.monotonic() - started:.1f}s; source {environment.env_sh_path()}")
+        return 0
+    if args.command == "down":
+        environment.down()
+        print("environment stopped")
+        return 0
+    if args.command == "status":
+        state = environment.load()
+        if state is None:
+            print("environment is down")
+            return 1
+        print(environment.describe(state))
+        return 0 if environment.healthy(state) else 1
+    state = environment.load()
+    if state is None:
+        print("environment is down", file=sys.stderr)
+        return 1
+    print(environment.env_sh_path().read_text(), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Build etcd, kube-apiserver and helm from Go modules, cached by version.
+
+``go install k8s.io/kubernetes/cmd/kube-apiserver@vX`` cannot work: the
+kubernetes go.mod requires every ``k8s.io/<staging>`` module at v0.0.0 and
+replaces it with a local ``./staging`` folder. So a wrapper module requires
+``k8s.io/kubernetes`` at the pinned release and replaces each staging module
+with its published ``v0.<minor>.<patch>`` twin, read from that release's own
+go.mod, and copies its ``godebug`` line. etcd's server module has local
+replaces too, so it gets a wrapper of its own. Binaries are linked statically
+(CGO_ENABLED=0) and carry truthful version strings.
+
+This module only builds; starting the servers is ``kube.py``'s job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from tests.testenv import cache
+
+KUBERNETES_VERSION = "v1.37.2"
+ETCD_VERSION = "v3.6.16"
+HELM_VERSION = "v3.22.0"
+
+_GO_ENV = {"CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
+
+
+def _k8s_twin(version: str) -> str:
+    """``v1.37.2`` -> ``v0.37.2``: the staging modules' version for a release."""
+    major_minor_patch = version.lstrip("v").split(".")
+    return "v0." + ".".join(major_minor_patch[1:])
+
+
+def _write_wrapper(folder: Path, module: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "go.mod").write_text(f"module {module}\n\ngo 1.26.0\n")
+
+
+def _replace_lines(release_gomod: str) -> list[str]:
+    """The staging modules a kubernetes release replaces with local folders."""
+    return sorted(set(re.findall(r"^\s*(k8s\.io/[\w.\-/]+)\s+=>\s+\./staging/", release_gomod, re.M)))
+
+
+def build_kubernetes() -> Path:
+    """Return the folder holding ``bin/kube-apiserver``, building it if needed."""
+    out = cache.artifact_dir("kubernetes", KUBERNETES_VERSION)
+    if cache.is_complete(out):
+        return out
+    cache.reset(out)
+    log = out / "build.log"
+    src = out / "src"
+    _write_wrapper(src, "payscope.local/testenv/kubernetes")
+    info = json.loads(
+        cache.run(["go", "mod", "download", "-json", f"k8s.io/kubernetes@{KUBERNETES_VERSION}"], cwd=src, log=log)
+    )
+    release_gomod = Path(info["GoMod"]).read_text()
+    twin = _k8s_twin(KUBERNETES_VERSION)
+    edits = [f"-replace={mod}={mod}@{twin}" for mod in _replace_lines(release_gomod)]
+    godebug = re.search(r"^godebug\s+(.+)$", release_gomod, re.M)
+    if godebug:
+        edits.append(f"-godebug={godebug.group(1).strip()}")
+    cache.run(["go", "mod", "edit", *edits], cwd=src, log=log)
+    cache.run(
+        ["go", "get", f"k8s.io/kubernetes/cmd/kube-apiserver@{KUBERNETES_VERSION}"], cwd=src, env=_GO_ENV, log=log
+    )
+    minor = KUBERNETES_VERSION.lstrip("v").split(".")[1]
+    ldflags = " ".join(
+        f"-X {pkg}.{key}={value}"
+        for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+        for key, value in (("gitVersion", KUBERNETES_VERSION), ("gitMajor", "1"), ("gitMinor", minor))
+    )
+    cache.run(
+        [
+            "go",
+            "build",
+            "-trimpath",
+            f"-ldflags=-s -w {ldflags}",
+            "-o",
+            str(out / "bin") + "/",
+            "k8s.io/kubernetes/cmd/kube-apiserver",
+        ],
+        cwd=src,
+        env=_GO_ENV,
+        log=log,
+    )
+    cache.mark_complete(out)
+    return out
+
+
+def build_etcd() -> Path:
+    """Return the folder holding ``bin/etcd``, building it if needed."""
+    out = cache.artifact_dir("etcd", ETCD_VERSION)
+    if cache.is_complete(out):
+        return out
+    cache.reset(out)
+    log = out / "build.log"
+    src = out / "src"
+    _write_wrapper(src, "payscope.local/testenv/etcd")
+    cache.run(["go", "get", f"go.etcd.io/etcd/server/v3@{ETCD_VERSION}"], cwd=src, env=_GO_ENV, log=log)
+    ldflags = "-X go.etcd.io/etcd/api/v3/version.GitSHA=payscope-testenv"
+    cache.run(
+        [
+            "go",
+            "build",
+            "-trimpath",
+            f"-ldflags=-s -w {ldflags}",
+            "-o",
+            str(out / "bin" / "etcd"),
+            "go.etcd.io/etcd/server/v3",
+        ],
+        cwd=src,
+        env=_GO_ENV,
+        log=log,
+    )
+    cache.mark_complete(out)
+    return out
+
+
+def build_helm() -> Path:
+    """Return the folder holding ``bin/helm``, built with its version ldflags."""
+    out = cache.artifact_dir("helm", HELM_VERSION)
+    if cache.is_complete(out):
+        return out
+    cache.reset(out)
+    log = out / "build.log"
+    src = out / "src"
+    _write_wrapper(src, "payscope.local/testenv/helm")
+    cache.run(["go", "get", f"helm.sh/helm/v3@{HELM_VERSION}"], cwd=src, env=_GO_ENV, log=log)
+    k8s_minor = KUBERNETES_VERSION.lstrip("v").split(".")[1]
+    ldflags = " ".join(
+        [
+            f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",
+            "-X helm.sh/helm/v3/internal/version.gitTreeState=clean",
+            "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1",
+            f"-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor={k8s_minor}",
+            "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1",
+            f"-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor={k8s_minor}",
+        ]
+    )
+    cache.run(
+        [
+            "go",
+            "build",
+            "-trimpath",
+            f"-ldflags=-s -w {ldflags}",
+            "-o",
+            str(out / "bin" / "helm"),
+            "helm.sh/helm/v3/cmd/helm",
+        ],
+        cwd=src,
+        env=_GO_ENV,
+        log=log,
+    )
+    cache.mark_complete(out)
+    return out
+
+
+def build_all() -> dict[str, Path]:
+    """Build every Go component; sequential, since each build wants both cores."""
+    os.environ.setdefault("GOTOOLCHAIN", "local")
+    return {"etcd": build_etcd(), "kubernetes": build_kubernetes(), "helm": build_helm()}
+
+
+if __name__ == "__main__":
+    for name, folder in build_all().items():
+        print(name, folder)

@@ -1,0 +1,170 @@
+"""Start, watch and stop the test environment's server processes.
+
+Every server is a detached process (its own session, so it outlives the
+``up`` command) whose pid is recorded in ``.testenv/state.json``; ``down``
+stops exactly those pids. Ports are picked free on 127.0.0.1 and every server
+is told to bind there alone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.testenv import errors
+
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Running:
+    """One started server: what ``status`` prints and what ``env`` exports."""
+
+    name: str
+    pids: tuple[int, ...]
+    address: str
+    env: Mapping[str, str] = field(default_factory=dict)
+    path: tuple[str, ...] = ()  # folders to prepend to PATH
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    owner: tuple[int, int] | None = None,
+) -> int:
+    """Start a detached process writing to ``log``; return its pid.
+
+    ``owner`` (uid, gid) runs it as another user, for servers that refuse root.
+    """
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            cwd=cwd,
+            start_new_session=True,
+            user=owner[0] if owner else None,
+            group=owner[1] if owner else None,
+            extra_groups=[] if owner else None,
+        )
+    if owner:
+        os.chown(log, *owner)
+    return proc.pid
+
+
+def run_as(
+    argv: Sequence[str],
+    *,
+    log: Path,
+    owner: tuple[int, int] | None,
+    env: Mapping[str, str] | None = None,
+) -> None:
+    """Run a set-up command to completion (optionally as another user)."""
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    with log.open("ab") as out:
+        proc = subprocess.run(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            user=owner[0] if owner else None,
+            group=owner[1] if owner else None,
+            extra_groups=[] if owner else None,
+            check=False,
+        )
+    if proc.returncode != 0:
+        raise errors.StartError(f"{argv[0]} failed ({proc.returncode}){_tail(log)}")
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of this very process counts as dead.
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return done == 0
+
+
+def stop(pid: int, *, timeout: float = 15.0) -> None:
+    """SIGTERM the process group, then SIGKILL it if it lingers."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not is_alive(pid):
+                return
+            time.sleep(0.1)
+
+
+def tcp_open(port: int, host: str = HOST) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(
+    ready: Callable[[], bool],
+    *,
+    what: str,
+    timeout: float,
+    pid: int | None = None,
+    log: Path | None = None,
+) -> None:
+    """Poll ``ready`` until it holds; fail fast if the process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if ready():
+                return
+        except Exception:  # noqa: BLE001, S110 - a probe may fail while the server starts
+            pass
+        if pid is not None and not is_alive(pid):
+            raise errors.StartError(f"{what} exited during start-up{_tail(log)}")
+        time.sleep(0.2)
+    raise errors.StartError(f"{what} not ready after {timeout:.0f}s{_tail(log)}")
+
+
+def _tail(log: Path | None) -> str:
+    if log is None or not log.exists():
+        return ""
+    lines = log.read_text(errors="replace").splitlines()[-30:]
+    return "; last log lines:\n" + "\n".join(lines)
