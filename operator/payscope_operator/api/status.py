@@ -1,0 +1,182 @@
+"""The ``status`` of a PayScopeDeployment: what kubectl, kstatus, Flux and Argo CD read.
+
+Why this module exists: the status is a contract as much as the spec. These models
+define its shape (conditions as a map keyed by type, per-dimension summaries, a
+bounded list of check results, provisioned objects, the ObserveOnly plan), its size
+bounds (``MAX_CHECKS``, ``MAX_MESSAGE_LENGTH``) and its vocabulary (check statuses,
+severities). The CRD's status schema is generated from ``PayScopeStatus``.
+
+What it must not do: decide condition values, order or truncate check results, or
+compare statuses; the reconcile layer does, and must respect the bounds declared here.
+Condition ``type`` and ``reason`` are plain validated strings so that a status written
+by another operator version still parses; write them from ``conditions``' enums.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
+
+from payscope_operator.api import conditions, fields
+
+MAX_CHECKS = 100
+"""At most this many check results are kept in status.checks (failing first)."""
+MAX_MESSAGE_LENGTH = 1024
+"""Messages of checks and provisioned objects are cut to this length."""
+MAX_CONDITION_MESSAGE_LENGTH = 32768
+"""As metav1.Condition."""
+
+CONDITION_TYPE_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
+)
+REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+
+
+def _whole_seconds(value: AwareDatetime) -> AwareDatetime:
+    return value.replace(microsecond=0)
+
+
+Timestamp = Annotated[AwareDatetime, AfterValidator(_whole_seconds)]
+"""A timezone-aware time truncated to whole seconds, as metav1.Time serializes."""
+Message = Annotated[str, StringConstraints(max_length=MAX_MESSAGE_LENGTH)]
+
+
+class ConditionStatus(StrEnum):
+    """Status of a condition."""
+
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class CheckStatus(StrEnum):
+    """Result of one audit check."""
+
+    PASS = "Pass"  # noqa: S105 (a check result, not a password)
+    FAIL = "Fail"
+    WARN = "Warn"
+    UNKNOWN = "Unknown"
+    NOT_CONFIGURED = "NotConfigured"
+    WAIVED = "Waived"
+
+
+class Severity(StrEnum):
+    """How much a failing check matters."""
+
+    CRITICAL = "Critical"
+    HIGH = "High"
+    MEDIUM = "Medium"
+    LOW = "Low"
+
+
+class ProvisionState(StrEnum):
+    """State of one provisioned external object."""
+
+    READY = "Ready"
+    PENDING = "Pending"
+    MISSING = "Missing"
+    DRIFTED = "Drifted"
+    FAILED = "Failed"
+
+
+class Condition(fields.SpecModel):
+    """One condition, shaped like metav1.Condition."""
+
+    type: str = Field(
+        pattern=CONDITION_TYPE_PATTERN, max_length=316, description="Condition type, e.g. Ready or DataLayerReady."
+    )
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(
+        pattern=REASON_PATTERN, min_length=1, max_length=1024, description="Stable CamelCase reason (documented)."
+    )
+    message: str = Field("", max_length=MAX_CONDITION_MESSAGE_LENGTH, description="Human-readable details.")
+    last_transition_time: Timestamp = Field(description="When status last changed.")
+    observed_generation: fields.StrictInt | None = Field(
+        None, ge=0, description="metadata.generation this condition was computed for."
+    )
+
+
+class DimensionSummary(fields.SpecModel):
+    """Counts of check results in one audit dimension, and its score."""
+
+    passed: fields.StrictInt = Field(0, ge=0, description="Checks that passed.")
+    failed: fields.StrictInt = Field(0, ge=0, description="Checks that failed.")
+    warned: fields.StrictInt = Field(0, ge=0, description="Checks that warned.")
+    unknown: fields.StrictInt = Field(0, ge=0, description="Checks whose probe could not run.")
+    not_configured: fields.StrictInt = Field(0, ge=0, description="Checks whose spec section is absent.")
+    waived: fields.StrictInt = Field(0, ge=0, description="Failing checks covered by a waiver.")
+    score: fields.StrictInt = Field(ge=0, le=100, description="Readiness score from 0 to 100.")
+
+
+class Dimensions(fields.SpecModel):
+    """Per-dimension summaries, keyed by dimension name."""
+
+    infrastructure: DimensionSummary | None = Field(None, alias="Infrastructure", description="A: infrastructure.")
+    data_layer: DimensionSummary | None = Field(None, alias="DataLayer", description="B: data layer.")
+    pipeline: DimensionSummary | None = Field(None, alias="Pipeline", description="C: pipeline integrity.")
+    agents: DimensionSummary | None = Field(None, alias="Agents", description="D: AI/ML agents.")
+    apis: DimensionSummary | None = Field(None, alias="APIs", description="E: chat, RAG and APIs.")
+    observability: DimensionSummary | None = Field(None, alias="Observability", description="F: observability.")
+    security: DimensionSummary | None = Field(None, alias="Security", description="G: security and compliance.")
+
+    def get(self, dimension: conditions.Dimension) -> DimensionSummary | None:
+        """The summary of one dimension, if present."""
+        for name, info in type(self).model_fields.items():
+            if info.alias == dimension.value:
+                summary: DimensionSummary | None = getattr(self, name)
+                return summary
+        raise KeyError(dimension)
+
+
+class CheckResult(fields.SpecModel):
+    """The result of one audit check."""
+
+    id: fields.CheckId = Field(description="Check id <letter>.<area>.<check>.")
+    dimension: conditions.Dimension = Field(description="Audit dimension of the check.")
+    status: CheckStatus = Field(description="Pass, Fail, Warn, Unknown, NotConfigured or Waived.")
+    severity: Severity = Field(description="Critical, High, Medium or Low.")
+    message: Message = Field("", description="What was found, without secret values.")
+    evidence: Message | None = Field(None, description="What the finding rests on (query, endpoint, object).")
+
+
+class ProvisionedObject(fields.SpecModel):
+    """One external object the operator provisions."""
+
+    kind: str = Field(pattern=r"^[A-Za-z]+$", max_length=63, description="Kind of object, e.g. Hypertable.")
+    name: str = Field(min_length=1, max_length=512, description="Name of the object, e.g. public.transactions.")
+    state: ProvisionState = Field(description="Ready, Pending, Missing, Drifted or Failed.")
+    message: Message | None = Field(None, description="Details of a non-Ready state.")
+
+
+_Objects = Annotated[tuple[ProvisionedObject, ...], Field(max_length=1000), fields.ListKeys(("kind", "name"))]
+
+
+class Provisioned(fields.SpecModel):
+    """Provisioned external objects, per system, unique by kind and name."""
+
+    postgres: _Objects = Field((), description="Objects provisioned in Postgres.")
+    neo4j: _Objects = Field((), description="Objects provisioned in Neo4j.")
+    pinecone: _Objects = Field((), description="Objects provisioned in Pinecone.")
+    object_storage: _Objects = Field((), description="Objects provisioned in object storage.")
+
+
+class PayScopeStatus(fields.SpecModel):
+    """Observed state of a PayScope installation."""
+
+    observed_generation: fields.StrictInt = Field(
+        -1, ge=-1, description="metadata.generation last reconciled; -1 before the first reconcile."
+    )
+    conditions: Annotated[tuple[Condition, ...], fields.ListKeys(("type",))] = Field(
+        (), max_length=32, description="Ready, Reconciling, Stalled, Provisioned and one per audit dimension."
+    )
+    dimensions: Dimensions | None = Field(None, description="Check counts and score per audit dimension.")
+    checks: Annotated[tuple[CheckResult, ...], fields.ListKeys(("id",))] = Field(
+        (), max_length=MAX_CHECKS, description=f"Check results, failing first, at most {MAX_CHECKS}."
+    )
+    provisioned: Provisioned | None = Field(None, description="External objects the operator provisions.")
+    plan: tuple[Message, ...] = Field(
+        (), max_length=200, description="Actions Full management would take (ObserveOnly and Paused previews)."
+    )
+    last_audit_time: Timestamp | None = Field(None, description="When the last audit cycle completed.")

@@ -1,0 +1,1 @@
+"""Tables of PayScopeDeployment specs shared by unit and integration tests."""
