@@ -1,11 +1,102 @@
-"""Command-line entry point: ``payscope-operator <command>``."""
+"""``payscope-operator``: run the operator, print the CRD, audit or plan without a cluster.
+
+Subcommands:
+  run    start the operator (kopf) against the current cluster
+  crd    print the CRD generated from the API models
+  audit  run the audit of a PayScopeDeployment file without a cluster (see ``standalone``)
+  plan   print the actions Full management would take, changing nothing
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import logging
+import os
 import sys
+from collections.abc import Sequence
+
+from payscope_operator import __version__
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    print("payscope-operator: commands will land here", args)
+def _run(args: argparse.Namespace) -> int:
+    from payscope_operator import main  # kopf is imported only when running the operator
+
+    namespaces = tuple(n for n in (args.namespaces or "").split(",") if n)
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig  # kopf's login reads it too
+    config = main.Config(
+        namespaces=namespaces,
+        metrics_host=args.metrics_host,
+        metrics_port=args.metrics_port,
+        peering=args.peering or None,
+        concurrency=args.concurrency,
+        kubeconfig=args.kubeconfig,
+    )
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(main.run(config))
     return 0
+
+
+def _crd(_: argparse.Namespace) -> int:
+    from payscope_operator.api import crd
+
+    sys.stdout.write(crd.render_crd_yaml())
+    return 0
+
+
+def _standalone(args: argparse.Namespace) -> int:
+    from payscope_operator import standalone
+
+    return standalone.main(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="payscope-operator", description=__doc__.splitlines()[0])
+    top.add_argument("--version", action="version", version=f"payscope-operator {__version__}")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="start the operator")
+    run.add_argument(
+        "--namespaces",
+        default=os.environ.get("PAYSCOPE_WATCH_NAMESPACES", ""),
+        help="comma-separated namespaces to watch (default: all; env PAYSCOPE_WATCH_NAMESPACES)",
+    )
+    run.add_argument("--metrics-host", default=os.environ.get("PAYSCOPE_METRICS_HOST", "0.0.0.0"))  # noqa: S104
+    run.add_argument("--metrics-port", type=int, default=int(os.environ.get("PAYSCOPE_METRICS_PORT", "8080")))
+    run.add_argument(
+        "--peering",
+        default=os.environ.get("PAYSCOPE_PEERING", ""),
+        help="KopfPeering name for HA (default: standalone; env PAYSCOPE_PEERING)",
+    )
+    run.add_argument("--concurrency", type=int, default=int(os.environ.get("PAYSCOPE_CONCURRENCY", "4")))
+    run.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: in-cluster, then $KUBECONFIG)")
+    run.add_argument("--log-level", default=os.environ.get("PAYSCOPE_LOG_LEVEL", "info"))
+    run.set_defaults(func=_run)
+
+    crd = sub.add_parser("crd", help="print the CRD generated from the API models")
+    crd.set_defaults(func=_crd)
+
+    for name, help_text in (
+        ("audit", "audit a PayScopeDeployment file without a cluster; exit 1 when a non-waived check fails"),
+        ("plan", "print the provisioning actions Full management would take, changing nothing"),
+    ):
+        cmd = sub.add_parser(name, help=help_text)
+        cmd.add_argument("-f", "--filename", required=True, help="PayScopeDeployment YAML")
+        source = cmd.add_mutually_exclusive_group()
+        source.add_argument("--secrets-from-env", action="store_true", help="read SECRET_<NAME>_<KEY> variables")
+        source.add_argument("--secrets-file", help="a YAML file of Secret manifests")
+        if name == "audit":
+            cmd.add_argument("--output", choices=("table", "json", "junit"), default="table")
+        cmd.set_defaults(func=_standalone)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, TypeVar
 
+from payscope_operator.api import status
+
 MANAGED_PREFIX = "payscope_"
 """Objects whose name starts with this (or that carry the managed-by tag) are ours."""
 
@@ -26,14 +28,6 @@ class Verb(StrEnum):
     UPDATE = "update"
     REPLACE = "replace"
     DROP = "drop"
-
-
-class ObjectStateKind(StrEnum):
-    READY = "Ready"
-    MISSING = "Missing"  # declared, not there yet: a create action is planned
-    DRIFTED = "Drifted"  # there, but differs from the spec: an update is planned
-    PENDING = "Pending"  # created, not ready yet (e.g. a Pinecone index initialising)
-    BLOCKED = "Blocked"  # cannot be provisioned: see its reason
 
 
 @dataclass(frozen=True)
@@ -58,11 +52,14 @@ class Action:
 
 @dataclass(frozen=True)
 class ObjectState:
-    """A managed object and its state, as listed in ``status.provisioned.<system>``."""
+    """A managed object and its state, as listed in ``status.provisioned.<system>``.
+
+    ``Failed`` objects carry the reason they cannot be provisioned (TableNotFound...).
+    """
 
     kind: str
     name: str
-    state: ObjectStateKind
+    state: status.ProvisionState
     reason: str = ""
     message: str = ""
 
@@ -92,8 +89,10 @@ class Plan:
 
     @property
     def converged(self) -> bool:
-        return not self.actions and not self.blockers and all(
-            obj.state is ObjectStateKind.READY for obj in self.objects
+        return (
+            not self.actions
+            and not self.blockers
+            and all(obj.state is status.ProvisionState.READY for obj in self.objects)
         )
 
 

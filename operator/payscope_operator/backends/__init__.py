@@ -1,0 +1,1 @@
+"""One module per external system: observe, apply, gather evidence. Nothing here knows kopf."""

@@ -1,0 +1,176 @@
+"""kopf wiring: every decorator of the operator lives here, and each handler is thin.
+
+- ``startup``: kopf settings (progress and diff-base in annotations, our own
+  finalizer name, quiet event posting), the Kubernetes gateway, metrics and
+  health server, and the scheduler, all kept in ``memo``.
+- ``on.event``: every watch event of a PayScopeDeployment goes to the
+  scheduler, which decides when to reconcile (no finalizer needed).
+- ``on.delete`` only when ``deletionPolicy: Delete``: kopf then adds a
+  finalizer, and this handler removes the provisioned objects.
+- ``cleanup``: stop the scheduler, close every client.
+
+Handlers map outcomes to kopf's errors: transient faults to
+``kopf.TemporaryError(delay=...)``, spec and permission faults to
+``kopf.PermanentError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from payscope_operator import errors, telemetry
+from payscope_operator.kube import gateway
+from payscope_operator.reconcile import pipeline, registry, scheduler
+
+logger = logging.getLogger(__name__)
+GROUP, VERSION, PLURAL = gateway.GROUP, gateway.VERSION, gateway.PLURAL
+FINALIZER = "payscope.io/finalizer"
+ANNOTATION_PREFIX = "payscope.io"
+
+operator_registry = kopf.OperatorRegistry()
+
+
+@dataclass
+class Config:
+    """How this operator instance runs (flags of ``payscope-operator run``)."""
+
+    namespaces: tuple[str, ...] = ()  # empty: every namespace
+    metrics_host: str = "0.0.0.0"  # noqa: S104 - the Pod's metrics port must be reachable by Prometheus
+    metrics_port: int = 8080
+    peering: str | None = None  # a KopfPeering name for HA; None: standalone
+    concurrency: int = 4
+    kubeconfig: str | None = None
+    watch_timeout: int = 300
+
+
+@dataclass
+class Memo:
+    """What handlers share: created once at startup, closed at cleanup."""
+
+    config: Config
+    cluster: gateway.Gateway | None = None
+    metrics: telemetry.Metrics = field(default_factory=telemetry.Metrics)
+    scheduler: scheduler.Scheduler | None = None
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    runner: Any = None
+
+
+def _memo(memo: Any) -> Memo:
+    found = memo.get("payscope") if hasattr(memo, "get") else None
+    if not isinstance(found, Memo):
+        raise kopf.PermanentError("operator not started through payscope_operator.main.run")
+    return found
+
+
+def resource_of(body: kopf.Body) -> pipeline.Resource:
+    meta = body.get("metadata", {})
+    return pipeline.Resource(
+        namespace=meta.get("namespace", ""),
+        name=meta.get("name", ""),
+        uid=meta.get("uid", ""),
+        generation=int(meta.get("generation") or 0),
+        resource_version=meta.get("resourceVersion"),
+        annotations=dict(meta.get("annotations") or {}),
+        spec=dict(body.get("spec") or {}),
+        status=dict(body.get("status") or {}) or None,
+    )
+
+
+def _wants_delete(spec: kopf.Spec, **_: Any) -> bool:
+    return bool(spec.get("deletionPolicy") == "Delete")
+
+
+@kopf.on.login(registry=operator_registry)
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In-cluster ServiceAccount credentials, else the kubeconfig ($KUBECONFIG)."""
+    info: kopf.ConnectionInfo | None = kopf.login_via_client(**kwargs)
+    return info
+
+
+@kopf.on.startup(registry=operator_registry)
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    state = _memo(memo)
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = FINALIZER
+    settings.posting.level = logging.WARNING  # our own Events say what changed; no per-handler chatter
+    settings.watching.server_timeout = state.config.watch_timeout
+    settings.watching.client_timeout = state.config.watch_timeout + 30
+    settings.peering.standalone = state.config.peering is None
+    if state.config.peering is not None:
+        settings.peering.name = state.config.peering
+    state.cluster = gateway.Gateway(gateway.load_api_client(state.config.kubeconfig))
+    deps = pipeline.Dependencies(cluster=state.cluster, observer=state.metrics, provisioners=registry.PROVISIONERS)
+    state.scheduler = scheduler.Scheduler(deps, concurrency=state.config.concurrency)
+    sched = state.scheduler
+    health = telemetry.Health(last_event=lambda: sched.last_event, known_resources=lambda: len(sched.entries))
+    state.runner = await telemetry.serve(
+        telemetry.make_app(state.metrics, health), state.config.metrics_host, state.config.metrics_port
+    )
+    state.tasks.append(asyncio.create_task(sched.run(state.stop)))
+
+
+@kopf.on.cleanup(registry=operator_registry)
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    state = _memo(memo)
+    state.stop.set()
+    for task in state.tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=30)
+    if state.scheduler is not None:
+        for cache in state.scheduler.deps.clients.values():
+            await cache.close()
+    if state.runner is not None:
+        await state.runner.cleanup()
+    if state.cluster is not None:
+        state.cluster.close()
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL, registry=operator_registry)
+async def on_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    state = _memo(memo)
+    if state.scheduler is None:
+        return
+    resource = resource_of(body)
+    deleting = body.get("metadata", {}).get("deletionTimestamp") is not None
+    deleted = event.get("type") == "DELETED"
+    state.scheduler.observe(resource, deleted=deleted, deleting=deleting)
+    state.metrics.last_event.set_to_current_time()
+    if deleted:
+        state.metrics.forget(resource.namespace, resource.name)
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL, when=_wants_delete, registry=operator_registry)
+async def on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """deletionPolicy Delete: remove what we provisioned (never data), then let kopf release the finalizer."""
+    state = _memo(memo)
+    if state.scheduler is None:
+        raise kopf.TemporaryError("operator still starting", delay=5)
+    try:
+        await pipeline.teardown(state.scheduler.deps, resource_of(body), now=datetime.datetime.now(datetime.UTC))
+    except errors.TransientError as exc:
+        raise kopf.TemporaryError(exc.message, delay=exc.delay) from None
+
+
+async def run(config: Config) -> None:
+    """Run the operator until it is told to stop."""
+    memo = kopf.Memo()
+    memo["payscope"] = Memo(config=config)
+    await kopf.operator(
+        registry=operator_registry,
+        clusterwide=not config.namespaces,
+        namespaces=config.namespaces,
+        standalone=config.peering is None,
+        peering_name=config.peering,
+        memo=memo,
+    )

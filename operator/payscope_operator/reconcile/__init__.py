@@ -1,0 +1,1 @@
+"""Plan, provision, audit and build status: no kopf, no drivers, no Kubernetes client."""

@@ -1,0 +1,167 @@
+"""Run the audit: gather each source once, concurrently, then evaluate every check.
+
+Each source runs under its own timeout and a shared bound on concurrency, so a
+dead or hanging dependency turns only its own checks Unknown and never delays
+the rest beyond its timeout. Evaluations are pure and cannot hang. Waivers are
+applied last: a failing check covered by an unexpired waiver is reported as
+Waived; an expired waiver stops applying and is returned so the caller can
+emit a Warning Event. This module does no I/O of its own: sources do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from payscope_operator import errors
+from payscope_operator.api import fields, spec, status
+from payscope_operator.reconcile import checks
+
+logger = logging.getLogger(__name__)
+
+CheckStatus = status.CheckStatus
+
+_ORDER = {
+    CheckStatus.FAIL: 0,
+    CheckStatus.UNKNOWN: 1,
+    CheckStatus.WARN: 2,
+    CheckStatus.WAIVED: 3,
+    CheckStatus.PASS: 4,
+    CheckStatus.NOT_CONFIGURED: 5,
+}
+_SEVERITY = {status.Severity.CRITICAL: 0, status.Severity.HIGH: 1, status.Severity.MEDIUM: 2, status.Severity.LOW: 3}
+
+
+@dataclass(frozen=True)
+class Gathered:
+    """A source's evidence, or why it could not be had."""
+
+    evidence: Any = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Report:
+    """The results of one audit, failing first, and what else the caller must report."""
+
+    results: tuple[status.CheckResult, ...]
+    expired_waivers: tuple[spec.Waiver, ...] = ()
+    source_seconds: dict[str, float] = field(default_factory=dict)
+
+    def bounded(self) -> tuple[status.CheckResult, ...]:
+        """At most ``status.MAX_CHECKS`` results, failing first (what status.checks holds)."""
+        return self.results[: status.MAX_CHECKS]
+
+
+def _describe(exc: BaseException) -> str:
+    """A message safe for status: our errors carry vetted text; others only their type."""
+    if isinstance(exc, errors.PayScopeError):
+        return exc.message
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return f"probe failed: {type(exc).__name__}"
+
+
+async def _gather(
+    source: checks.Source[Any], session: checks.Session, timeout: float, limit: asyncio.Semaphore
+) -> Gathered:
+    started = time.monotonic()
+    async with limit:
+        try:
+            evidence = await asyncio.wait_for(source.gather(session), timeout)
+        except TimeoutError:
+            return Gathered(error=f"{source.name}: no answer within {timeout:g}s", seconds=time.monotonic() - started)
+        except Exception as exc:  # noqa: BLE001 - any probe failure is an Unknown result, never a crash
+            logger.info("source %s could not be gathered: %s", source.name, _describe(exc))
+            return Gathered(error=f"{source.name}: {_describe(exc)}", seconds=time.monotonic() - started)
+    return Gathered(evidence=evidence, seconds=time.monotonic() - started)
+
+
+def _evaluate(check: checks.Check[Any], gathered: Gathered | None, desired: spec.PayScopeSpec) -> checks.Finding:
+    if gathered is None or not check.source.configured(desired):
+        return checks.Finding.not_configured(check.source.absent)
+    if check.applies is not None and not check.applies(desired):
+        return checks.Finding.not_configured(f"{check.id} does not apply to this spec.")
+    if gathered.error is not None:
+        return checks.Finding.unknown(gathered.error)
+    try:
+        return check.evaluate(gathered.evidence, desired)
+    except Exception as exc:  # noqa: BLE001 - a malformed answer is Unknown, not a crash
+        return checks.Finding.unknown(f"could not evaluate the evidence: {_describe(exc)}")
+
+
+def _waive(
+    result: status.CheckResult, desired: spec.PayScopeSpec, today: datetime.date
+) -> tuple[status.CheckResult, spec.Waiver | None]:
+    """Apply a waiver to a failing result; return an expired waiver that would have applied."""
+    for waiver in desired.audit.waivers:
+        if waiver.check != result.id or result.status not in (CheckStatus.FAIL, CheckStatus.WARN):
+            continue
+        if waiver.expires < today:
+            return result, waiver
+        waived = result.model_copy(
+            update={
+                "status": CheckStatus.WAIVED,
+                "message": f"Waived until {waiver.expires}: {waiver.reason} (finding: {result.message})"[
+                    : status.MAX_MESSAGE_LENGTH
+                ],
+            }
+        )
+        return waived, None
+    return result, None
+
+
+def order(results: Sequence[status.CheckResult]) -> tuple[status.CheckResult, ...]:
+    """Failing first, then by severity, then by id: a stable order for status.checks."""
+    return tuple(sorted(results, key=lambda r: (_ORDER[r.status], _SEVERITY[r.severity], r.id)))
+
+
+def source_timeout(source: checks.Source[Any], desired: spec.PayScopeSpec) -> float:
+    if source.timeout is not None:
+        return source.timeout(desired)
+    return fields.parse_duration(desired.audit.probe_timeout).total_seconds()
+
+
+async def run(
+    catalog: Sequence[checks.Check[Any]],
+    session: checks.Session,
+    *,
+    today: datetime.date,
+    concurrency: int = 8,
+) -> Report:
+    """Gather every configured source once, evaluate every check, apply waivers."""
+    desired = session.spec
+    sources = {c.source.name: c.source for c in catalog if c.source.configured(desired)}
+    limit = asyncio.Semaphore(concurrency)
+    names = list(sources)
+    gathered_list = await asyncio.gather(
+        *(_gather(sources[n], session, source_timeout(sources[n], desired), limit) for n in names)
+    )
+    gathered = dict(zip(names, gathered_list, strict=True))
+    results: list[status.CheckResult] = []
+    expired: dict[str, spec.Waiver] = {}
+    for check in catalog:
+        finding = _evaluate(check, gathered.get(check.source.name), desired)
+        result = status.CheckResult(
+            id=check.id,
+            dimension=check.dimension,
+            status=finding.status,
+            severity=check.severity,
+            message=finding.message[: status.MAX_MESSAGE_LENGTH],
+            evidence=finding.evidence[: status.MAX_MESSAGE_LENGTH] if finding.evidence else None,
+        )
+        result, stale = _waive(result, desired, today)
+        if stale is not None:
+            expired[stale.check] = stale
+        results.append(result)
+    return Report(
+        results=order(results),
+        expired_waivers=tuple(expired.values()),
+        source_seconds={n: g.seconds for n, g in gathered.items()},
+    )

@@ -1,0 +1,151 @@
+"""Drive the provisioners of one pass: observe, plan, apply, verify; summarise.
+
+For each system the spec declares: observe the actual state, plan (pure),
+apply the actions when the resource is managed (``Full``, not paused), then
+observe and plan again to verify, so ``status.provisioned`` shows the state
+after the changes. Under ``ObserveOnly`` or while paused nothing is applied
+and the planned actions become ``status.plan``, a preview platform teams can
+review. One system being down never stops the others. This module calls the
+provisioners' Protocol only; which provisioners exist is ``registry``'s job.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from payscope_operator import errors
+from payscope_operator.api import conditions as api_conditions
+from payscope_operator.api import status
+from payscope_operator.backends import base
+from payscope_operator.reconcile import conditions, session
+
+logger = logging.getLogger(__name__)
+Reason = api_conditions.Reason
+CS = status.ConditionStatus
+
+Factory = Callable[[session.PassSession], Awaitable[base.Provisioner[Any] | None]]
+
+
+@dataclass(frozen=True)
+class SystemFailure:
+    system: str
+    reason: str
+    message: str
+    permanent: bool
+
+
+@dataclass
+class Outcome:
+    """What provisioning did and found in one pass."""
+
+    plans: list[base.Plan] = field(default_factory=list)
+    applied: list[base.Action] = field(default_factory=list)
+    preview: list[base.Action] = field(default_factory=list)
+    failures: list[SystemFailure] = field(default_factory=list)
+    teardown: list[base.TeardownResult] = field(default_factory=list)
+
+    def stall(self) -> conditions.Stall | None:
+        """A permanent blocker or failure stalls the resource, naming the object."""
+        for failure in self.failures:
+            if failure.permanent:
+                return conditions.Stall(failure.reason, f"{failure.system}: {failure.message}")
+        for plan in self.plans:
+            for blocker in plan.blockers:
+                if blocker.permanent:
+                    return conditions.Stall(blocker.reason, f"{plan.system}: {blocker.message}")
+        return None
+
+    def pending(self) -> str | None:
+        """A message while declared objects are still being created (Reconciling)."""
+        names = [
+            f"{p.system} {o.kind} {o.name}"
+            for p in self.plans
+            for o in p.objects
+            if o.state == status.ProvisionState.PENDING
+        ]
+        return f"Waiting for {', '.join(names[:5])} to become ready." if names else None
+
+    def summary(self, *, managed: bool) -> conditions.Provisioning:
+        """The Provisioned condition's status, reason and message."""
+        transient = [f for f in self.failures if not f.permanent]
+        if transient:
+            first = transient[0]
+            return conditions.Provisioning(CS.UNKNOWN, first.reason, f"{first.system}: {first.message}")
+        if not self.plans:
+            return conditions.Provisioning(
+                CS.TRUE, Reason.NOTHING_TO_PROVISION, "The spec declares no external objects."
+            )
+        blockers = [(p.system, b) for p in self.plans for b in p.blockers]
+        if blockers:
+            system, blocker = blockers[0]
+            more = f" ({len(blockers) - 1} more)" if len(blockers) > 1 else ""
+            return conditions.Provisioning(CS.FALSE, blocker.reason, f"{system}: {blocker.message}{more}")
+        if self.preview:
+            reason = Reason.OBSERVE_ONLY if not managed else Reason.DRIFT_DETECTED
+            return conditions.Provisioning(
+                CS.FALSE, reason, f"{len(self.preview)} change(s) not applied; status.plan lists them."
+            )
+        pending = self.pending()
+        if pending:
+            return conditions.Provisioning(CS.FALSE, Reason.PROVISIONING_PENDING, pending)
+        unconverged = [p.system for p in self.plans if p.actions]
+        if unconverged:
+            return conditions.Provisioning(
+                CS.FALSE, Reason.PROVISIONING_FAILED, "Changes applied but not yet verified: " + ", ".join(unconverged)
+            )
+        count = sum(len(p.objects) for p in self.plans)
+        return conditions.Provisioning(CS.TRUE, Reason.PROVISIONED, f"All {count} declared objects exist and match.")
+
+
+async def _one(provisioner: base.Provisioner[Any], *, apply: bool, outcome: Outcome) -> None:
+    plan = provisioner.plan(await provisioner.observe())
+    if not plan.actions:
+        outcome.plans.append(plan)
+        return
+    if not apply:
+        outcome.preview.extend(plan.actions)
+        outcome.plans.append(plan)
+        return
+    for action in plan.actions:
+        await provisioner.apply(action)
+        outcome.applied.append(action)
+    outcome.plans.append(provisioner.plan(await provisioner.observe()))
+
+
+async def run(factories: Sequence[Factory], run_session: session.PassSession, *, apply: bool) -> Outcome:
+    """Provision every declared system; sequential, since Postgres work shares one connection."""
+    outcome = Outcome()
+    for factory in factories:
+        provisioner: base.Provisioner[Any] | None = None
+        try:
+            provisioner = await factory(run_session)
+            if provisioner is None:
+                continue
+            await _one(provisioner, apply=apply, outcome=outcome)
+        except errors.PermanentError as exc:
+            system = provisioner.system if provisioner else "provisioning"
+            outcome.failures.append(SystemFailure(system, exc.reason, exc.message, permanent=True))
+        except errors.TransientError as exc:
+            system = provisioner.system if provisioner else "provisioning"
+            outcome.failures.append(SystemFailure(system, exc.reason, exc.message, permanent=False))
+    return outcome
+
+
+async def teardown(factories: Sequence[Factory], run_session: session.PassSession) -> Outcome:
+    """``deletionPolicy: Delete``: remove what we created; failures are reported, not raised."""
+    outcome = Outcome()
+    for factory in factories:
+        provisioner: base.Provisioner[Any] | None = None
+        try:
+            provisioner = await factory(run_session)
+            if provisioner is not None:
+                outcome.teardown.append(await provisioner.teardown())
+        except errors.PayScopeError as exc:
+            system = provisioner.system if provisioner else "teardown"
+            outcome.failures.append(
+                SystemFailure(system, exc.reason, exc.message, isinstance(exc, errors.PermanentError))
+            )
+    return outcome

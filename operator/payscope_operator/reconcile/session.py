@@ -1,0 +1,66 @@
+"""One pass over one resource: the validated spec, its Secrets, and where to reach things.
+
+Sources and provisioners read everything they need from a :class:`PassSession`.
+Long-lived clients (Neo4j driver, HTTP clients, S3 and Redis clients) are kept
+per resource in ``clients`` and survive passes; they are rebuilt when the
+Secrets they were built from change, and closed when the resource goes away
+or the operator stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from payscope_operator.api import spec
+from payscope_operator.kube import workloads
+from payscope_operator.reconcile import secrets as secret_refs
+
+
+class Cluster(Protocol):
+    """The Kubernetes reads a pass needs (``kube.gateway.Gateway`` in production)."""
+
+    async def read_deployment(self, namespace: str, name: str) -> workloads.DeploymentFacts | None: ...
+
+
+Closer = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class ClientCache:
+    """Clients of one resource, keyed by name, each with the fingerprint it was built from."""
+
+    entries: dict[str, tuple[int, Any, Closer]] = field(default_factory=dict)
+
+    async def get(self, name: str, fingerprint: int, build: Callable[[], tuple[Any, Closer]]) -> Any:
+        """The cached client, rebuilt (and the old one closed) when the fingerprint changed."""
+        cached = self.entries.get(name)
+        if cached is not None and cached[0] == fingerprint:
+            return cached[1]
+        if cached is not None:
+            await cached[2]()
+        client, closer = build()
+        self.entries[name] = (fingerprint, client, closer)
+        return client
+
+    async def close(self) -> None:
+        entries, self.entries = self.entries, {}
+        for _, _, closer in entries.values():
+            await closer()
+
+
+@dataclass
+class PassSession:
+    """What every source and provisioner of one pass reads."""
+
+    spec: spec.PayScopeSpec
+    namespace: str
+    name: str
+    secrets: secret_refs.Secrets
+    missing: tuple[secret_refs.Missing, ...]
+    cluster: Cluster
+    clients: ClientCache
+    postgres_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Postgres work of a pass is serialised: TimescaleDB on PGlite serves one connection at a time."""

@@ -1,0 +1,172 @@
+"""Prometheus metrics and the operator's own health endpoints.
+
+One small aiohttp server on the operator's metrics port serves ``/metrics``,
+``/healthz`` (liveness: fails when the event loop is stuck or when resources
+are known but no watch event has arrived for too long) and ``/readyz``. Metric
+labels carry namespace, name, condition, dimension and check id: never a value
+read from a Secret. The registry is per instance, not prometheus_client's
+global one, so tests can run several operators in one process.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from payscope_operator.api import conditions as api_conditions
+from payscope_operator.api import status
+
+_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+@dataclass
+class Metrics:
+    """Every metric the operator exports."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.reconcile_seconds = Histogram(
+            "payscope_reconcile_duration_seconds",
+            "Duration of one reconcile pass.",
+            ["namespace", "name"],
+            registry=r,
+            buckets=_BUCKETS,
+        )
+        self.audit_seconds = Histogram(
+            "payscope_audit_duration_seconds",
+            "Duration of one audit.",
+            ["namespace", "name"],
+            registry=r,
+            buckets=_BUCKETS,
+        )
+        self.errors = Counter(
+            "payscope_reconcile_errors_total",
+            "Passes or stages that failed.",
+            ["namespace", "name", "stage"],
+            registry=r,
+        )
+        self.condition = Gauge(
+            "payscope_condition",
+            "1 for the current status of each condition.",
+            ["namespace", "name", "type", "status", "reason"],
+            registry=r,
+        )
+        self.check = Gauge(
+            "payscope_check_result",
+            "1 for the current result of each audit check.",
+            ["namespace", "name", "check", "dimension", "severity", "status"],
+            registry=r,
+        )
+        self.score = Gauge(
+            "payscope_dimension_score",
+            "Readiness score (0-100) per dimension.",
+            ["namespace", "name", "dimension"],
+            registry=r,
+        )
+        self.transitions_total = Counter(
+            "payscope_condition_transitions_total",
+            "Condition status or reason changes.",
+            ["namespace", "name"],
+            registry=r,
+        )
+        self.last_audit = Gauge(
+            "payscope_audit_last_run_timestamp_seconds",
+            "Unix time the last audit of a resource finished.",
+            ["namespace", "name"],
+            registry=r,
+        )
+        self.last_event = Gauge(
+            "payscope_watch_last_event_timestamp_seconds", "Unix time the last watch event arrived.", registry=r
+        )
+        self._series: dict[tuple[str, str], list[tuple[Gauge, tuple[str, ...]]]] = {}
+
+    # pipeline.Observer
+    def pass_finished(
+        self, resource: object, result: status.PayScopeStatus, seconds: float, audit_seconds: float
+    ) -> None:
+        ns, name = getattr(resource, "namespace"), getattr(resource, "name")  # noqa: B009 - duck-typed snapshot
+        self.reconcile_seconds.labels(ns, name).observe(seconds)
+        self.audit_seconds.labels(ns, name).observe(audit_seconds)
+        self.last_audit.labels(ns, name).set(time.time())
+        self._replace_series(ns, name, result)
+
+    def transitions(self, resource: object, changed: int) -> None:
+        if changed:
+            self.transitions_total.labels(getattr(resource, "namespace"), getattr(resource, "name")).inc(changed)  # noqa: B009
+
+    def error(self, resource: object, stage: str) -> None:
+        self.errors.labels(getattr(resource, "namespace"), getattr(resource, "name"), stage).inc()  # noqa: B009
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Remove a deleted resource's series."""
+        for gauge, labels in self._series.pop((namespace, name), []):
+            gauge.remove(*labels)
+
+    def _replace_series(self, ns: str, name: str, result: status.PayScopeStatus) -> None:
+        series: list[tuple[Gauge, tuple[str, ...]]] = []
+        for cond in result.conditions:
+            series.append((self.condition, (ns, name, cond.type, cond.status.value, cond.reason)))
+        for check in result.checks:
+            series.append(
+                (self.check, (ns, name, check.id, check.dimension.value, check.severity.value, check.status.value))
+            )
+        if result.dimensions is not None:
+            for dimension in api_conditions.Dimension:
+                summary = result.dimensions.get(dimension)
+                if summary is not None:
+                    self.score.labels(ns, name, dimension.value).set(summary.score)
+        old = set(self._series.get((ns, name), []))
+        for gauge, labels in old - set(series):
+            gauge.remove(*labels)
+        for gauge, labels in series:
+            gauge.labels(*labels).set(1)
+        self._series[(ns, name)] = series
+
+
+@dataclass
+class Health:
+    """Liveness: the loop answers, and watch events keep arriving while resources exist."""
+
+    last_event: Callable[[], float]
+    known_resources: Callable[[], int]
+    max_silence: float = 900.0
+
+    def problem(self) -> str | None:
+        silent = time.monotonic() - self.last_event()
+        if self.known_resources() and silent > self.max_silence:
+            return f"no watch event for {silent:.0f}s while {self.known_resources()} resources are known"
+        return None
+
+
+def make_app(metrics: Metrics, health: Health) -> web.Application:
+    async def serve_metrics(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(_: web.Request) -> web.Response:
+        problem = health.problem()
+        return web.json_response(
+            {"status": "fail", "reason": problem} if problem else {"status": "ok"}, status=500 if problem else 200
+        )
+
+    async def readyz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_get("/metrics", serve_metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
