@@ -1,0 +1,292 @@
+"""Helpers for tests that run the real operator against the test control plane.
+
+The operator runs as a separate process, authenticated as a ServiceAccount
+bound to the RBAC rendered from the Helm chart (never as admin), so the e2e
+tests prove the chart's role is enough. Writes are counted from the
+kube-apiserver's own audit log, filtered by that ServiceAccount.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from kubernetes import client as k8s
+from kubernetes.client.rest import ApiException
+
+from payscope_operator.api import crd
+from tests.testenv import kube, process
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "payscope-operator"
+RBAC_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+
+
+def install_crd(api: k8s.ApiClient) -> None:
+    """Server-side apply the generated CRD and wait until it is Established."""
+    body = yaml.safe_load((REPO / "crds" / "payscope.io_payscopedeployments.yaml").read_text())
+    ext = k8s.ApiextensionsV1Api(api)
+    name = body["metadata"]["name"]
+    try:
+        ext.create_custom_resource_definition(body)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        current = ext.read_custom_resource_definition(name)
+        body["metadata"]["resourceVersion"] = current.metadata.resource_version
+        ext.replace_custom_resource_definition(name, body)
+    wait_for(
+        lambda: any(
+            c.type == "Established" and c.status == "True"
+            for c in (ext.read_custom_resource_definition(name).status.conditions or [])
+        ),
+        what="CRD established",
+        timeout=30,
+    )
+
+
+def wait_for(predicate: Callable[[], object], *, what: str, timeout: float, interval: float = 0.2) -> Any:
+    """Poll until ``predicate`` returns something truthy; return it."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+def render_chart(namespace: str, *values: str) -> list[dict[str, Any]]:
+    """``helm template`` the chart into ``namespace`` and return its documents."""
+    argv = ["helm", "template", "payscope", str(CHART), "--namespace", namespace]
+    for value in values:
+        argv += ["--set", value]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def apply_documents(docs: list[dict[str, Any]]) -> None:
+    payload = "\n---\n".join(yaml.safe_dump(d) for d in docs)
+    subprocess.run(
+        ["kubectl", "apply", "--server-side", "--force-conflicts", "-f", "-"],
+        input=payload,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+
+def install_rbac(namespace: str, *values: str) -> dict[str, Any]:
+    """Apply the chart's ServiceAccount and RBAC; return the ServiceAccount document."""
+    docs = [d for d in render_chart(namespace, *values) if d.get("kind") in RBAC_KINDS]
+    apply_documents(docs)
+    accounts = [d for d in docs if d["kind"] == "ServiceAccount"]
+    assert len(accounts) == 1, "the chart renders exactly one ServiceAccount"
+    return accounts[0]
+
+
+def service_account_kubeconfig(api: k8s.ApiClient, namespace: str, name: str, path: Path) -> Path:
+    """A kubeconfig authenticating as the ServiceAccount through a TokenRequest."""
+    request = k8s.AuthenticationV1TokenRequest(spec=k8s.V1TokenRequestSpec(audiences=[], expiration_seconds=3600))
+    token = k8s.CoreV1Api(api).create_namespaced_service_account_token(name, namespace, request).status.token
+    kube.write_kubeconfig(
+        path,
+        server=os.environ["PAYSCOPE_KUBE_SERVER"],
+        ca_file=Path(os.environ["PAYSCOPE_KUBE_CA_FILE"]),
+        token=token,
+        user=f"{namespace}-{name}",
+    )
+    return path
+
+
+@dataclass
+class OperatorProcess:
+    """The operator, started exactly as the container's entrypoint starts it."""
+
+    pid: int
+    metrics_url: str
+    log: Path
+
+    def metrics(self) -> str:
+        return httpx.get(f"{self.metrics_url}/metrics", timeout=5).text
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.metrics_url}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        process.stop(self.pid)
+
+
+def start_operator(
+    kubeconfig: Path,
+    log: Path,
+    *,
+    namespaces: tuple[str, ...] = (),
+    extra_env: Mapping[str, str] | None = None,
+    command: tuple[str, ...] | None = None,
+) -> OperatorProcess:
+    port = process.free_port()
+    argv = list(command or (str(Path(sys.executable).parent / "payscope-operator"), "run"))
+    argv += ["--kubeconfig", str(kubeconfig), "--metrics-host", "127.0.0.1", "--metrics-port", str(port)]
+    if namespaces:
+        argv += ["--namespaces", ",".join(namespaces)]
+    env = {"KUBECONFIG": str(kubeconfig), **(extra_env or {})}
+    pid = process.spawn(argv, log=log, env=env)
+    running = OperatorProcess(pid=pid, metrics_url=f"http://127.0.0.1:{port}", log=log)
+    process.wait_until(running.healthy, what="operator /healthz", timeout=30, pid=pid, log=log)
+    return running
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    verb: str
+    user: str
+    resource: str
+    subresource: str
+    namespace: str
+    name: str
+    stage: str
+
+
+def audit_events(user: str) -> Iterator[AuditEvent]:
+    """Every completed request ``user`` made, from the kube-apiserver's audit log."""
+    path = Path(os.environ["PAYSCOPE_KUBE_AUDIT_LOG"])
+    if not path.exists():
+        return
+    for line in path.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if entry.get("user", {}).get("username") != user or entry.get("stage") != "ResponseComplete":
+            continue
+        ref = entry.get("objectRef", {})
+        yield AuditEvent(
+            verb=entry.get("verb", ""),
+            user=user,
+            resource=ref.get("resource", ""),
+            subresource=ref.get("subresource", ""),
+            namespace=ref.get("namespace", ""),
+            name=ref.get("name", ""),
+            stage=entry["stage"],
+        )
+
+
+def writes(user: str, namespace: str) -> list[AuditEvent]:
+    """Requests that change something in ``namespace``, made by ``user``."""
+    return [e for e in audit_events(user) if e.namespace == namespace and e.verb not in ("get", "list", "watch")]
+
+
+def psd(api: k8s.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = k8s.CustomObjectsApi(api).get_namespaced_custom_object(
+        crd.GROUP, crd.VERSION, namespace, crd.PLURAL, name
+    )
+    return found
+
+
+def conditions(obj: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in (obj.get("status") or {}).get("conditions", [])}
+
+
+def create_psd(api: k8s.ApiClient, namespace: str, name: str, spec: dict[str, Any], **meta: Any) -> dict[str, Any]:
+    body = {
+        "apiVersion": f"{crd.GROUP}/{crd.VERSION}",
+        "kind": crd.KIND,
+        "metadata": {"name": name, **meta},
+        "spec": spec,
+    }
+    created: dict[str, Any] = k8s.CustomObjectsApi(api).create_namespaced_custom_object(
+        crd.GROUP, crd.VERSION, namespace, crd.PLURAL, body
+    )
+    return created
+
+
+def patch_psd(api: k8s.ApiClient, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+    patched: dict[str, Any] = k8s.CustomObjectsApi(api).patch_namespaced_custom_object(
+        crd.GROUP, crd.VERSION, namespace, crd.PLURAL, name, patch
+    )
+    return patched
+
+
+def create_secret(api: k8s.ApiClient, namespace: str, name: str, data: Mapping[str, str]) -> None:
+    k8s.CoreV1Api(api).create_namespaced_secret(
+        namespace, k8s.V1Secret(metadata=k8s.V1ObjectMeta(name=name), string_data=dict(data))
+    )
+
+
+def create_deployment(
+    api: k8s.ApiClient,
+    namespace: str,
+    name: str,
+    *,
+    probes: bool = True,
+    resources: bool = True,
+    pre_stop: bool = True,
+    available: bool = True,
+    replicas: int = 2,
+) -> None:
+    """A PayScope-like Deployment; its status is written by hand (there is no controller-manager)."""
+    probe = k8s.V1Probe(http_get=k8s.V1HTTPGetAction(path="/healthz", port=8000)) if probes else None
+    container = k8s.V1Container(
+        name="app",
+        image="registry.invalid/payscope:1.0",
+        liveness_probe=probe,
+        readiness_probe=probe,
+        resources=k8s.V1ResourceRequirements(
+            requests={"cpu": "100m", "memory": "256Mi"}, limits={"memory": "512Mi"}
+        )
+        if resources
+        else None,
+        lifecycle=k8s.V1Lifecycle(pre_stop=k8s.V1LifecycleHandler(_exec=k8s.V1ExecAction(command=["sleep", "5"])))
+        if pre_stop
+        else None,
+    )
+    labels = {"app": name}
+    body = k8s.V1Deployment(
+        metadata=k8s.V1ObjectMeta(name=name, labels=labels),
+        spec=k8s.V1DeploymentSpec(
+            replicas=replicas,
+            selector=k8s.V1LabelSelector(match_labels=labels),
+            template=k8s.V1PodTemplateSpec(
+                metadata=k8s.V1ObjectMeta(labels=labels),
+                spec=k8s.V1PodSpec(containers=[container], termination_grace_period_seconds=30),
+            ),
+        ),
+    )
+    apps = k8s.AppsV1Api(api)
+    apps.create_namespaced_deployment(namespace, body)
+    set_deployment_available(api, namespace, name, replicas if available else 0, replicas)
+
+
+def set_deployment_available(api: k8s.ApiClient, namespace: str, name: str, available: int, replicas: int) -> None:
+    status = {
+        "status": {
+            "observedGeneration": 1,
+            "replicas": replicas,
+            "readyReplicas": available,
+            "availableReplicas": available,
+            "updatedReplicas": replicas,
+            "conditions": [
+                {
+                    "type": "Available",
+                    "status": "True" if available >= replicas else "False",
+                    "reason": "MinimumReplicasAvailable",
+                    "message": "set by the test",
+                }
+            ],
+        }
+    }
+    k8s.AppsV1Api(api).patch_namespaced_deployment_status(name, namespace, status)

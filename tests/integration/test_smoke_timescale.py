@@ -1,0 +1,210 @@
+"""The test TimescaleDB is real enough: hypertables, policies as jobs, one client at a time."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.integration import sockets
+from tests.testenv import process, timescale
+
+
+@pytest.fixture(scope="module")
+def timescale_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[process.Running]:
+    """A server of this module's own (to become the orchestrator's session fixture)."""
+    timescale.obtain()
+    running = timescale.start(tmp_path_factory.mktemp("timescale"))
+    yield running
+    for pid in running.pids:
+        process.stop(pid)
+
+
+@pytest.fixture
+def dsn(timescale_server: process.Running) -> str:
+    return timescale_server.env["PAYSCOPE_TIMESCALE_DSN"]
+
+
+@dataclass(frozen=True)
+class Hypertable:
+    schema: str
+
+    @property
+    def table(self) -> sql.Composable:
+        return sql.Identifier(self.schema, "m")
+
+    @property
+    def regclass(self) -> sql.Composable:
+        return sql.Literal(f"{self.schema}.m")  # the schema name is t_ and hex digits
+
+
+@pytest.fixture
+def hypertable(dsn: str) -> Iterator[Hypertable]:
+    """A fresh hypertable ``m`` partitioned by day, in a schema of the test's own."""
+    made = Hypertable(schema="t_" + uuid.uuid4().hex[:10])
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(made.schema)))
+        conn.execute(
+            sql.SQL("CREATE TABLE {} (time timestamptz NOT NULL, tenant text NOT NULL, v double precision)").format(
+                made.table
+            )
+        )
+        conn.execute(sql.SQL("SELECT create_hypertable({}, by_range('time', INTERVAL '1 day'))").format(made.regclass))
+    yield made
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(made.schema)))
+
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+
+def _jobs(conn: Conn, hyper: Hypertable) -> dict[str, tuple[int, dict[str, Any]]]:
+    rows = conn.execute(
+        "SELECT proc_name, job_id, config FROM timescaledb_information.jobs"
+        " WHERE hypertable_schema = %s AND hypertable_name = 'm'",
+        (hyper.schema,),
+    ).fetchall()
+    return {proc: (job, config) for proc, job, config in rows}
+
+
+def _row_count(conn: Conn, hyper: Hypertable) -> int:
+    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(hyper.table)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _insert_days(conn: Conn, hyper: Hypertable, days: int) -> None:
+    """One row a day, from today back to ``days - 1`` days ago."""
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {} SELECT now() - make_interval(days => d), 'bank-a', d FROM generate_series(0, %s) d"
+        ).format(hyper.table),
+        (days - 1,),
+    )
+
+
+def test_timescaledb_is_available_to_create(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
+    assert row is not None
+    assert row[0].startswith("2.23")
+
+
+def test_retention_policy_is_a_job_that_runs_only_when_called(dsn: str, hypertable: Hypertable) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        _insert_days(conn, hypertable, 60)
+        conn.execute(
+            sql.SQL("SELECT add_retention_policy({}, drop_after => INTERVAL '30 days')").format(hypertable.regclass)
+        )
+        jobs = _jobs(conn, hypertable)
+        assert set(jobs) == {"policy_retention"}
+        job_id, config = jobs["policy_retention"]
+        assert config["drop_after"] == "30 days"
+        assert _row_count(conn, hypertable) == 60  # scheduled, never started by itself
+        conn.execute("CALL run_job(%s)", (job_id,))
+        assert _row_count(conn, hypertable) == 31  # chunks older than 30 days dropped
+
+
+def test_compression_settings_and_policy(dsn: str, hypertable: Hypertable) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        _insert_days(conn, hypertable, 20)
+        conn.execute(
+            sql.SQL(
+                "ALTER TABLE {} SET (timescaledb.compress, timescaledb.compress_segmentby = 'tenant',"
+                " timescaledb.compress_orderby = 'time DESC')"
+            ).format(hypertable.table)
+        )
+        conn.execute(
+            sql.SQL("SELECT add_compression_policy({}, compress_after => INTERVAL '7 days')").format(
+                hypertable.regclass
+            )
+        )
+        settings = conn.execute(
+            "SELECT attname, segmentby_column_index, orderby_column_index, orderby_asc"
+            " FROM timescaledb_information.compression_settings WHERE hypertable_schema = %s ORDER BY attname",
+            (hypertable.schema,),
+        ).fetchall()
+        assert settings == [("tenant", 1, None, None), ("time", None, 1, False)]
+        job_id, config = _jobs(conn, hypertable)["policy_compression"]
+        assert config["compress_after"] == "7 days"
+        conn.execute("CALL run_job(%s)", (job_id,))
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE is_compressed) FROM timescaledb_information.chunks"
+            " WHERE hypertable_schema = %s",
+            (hypertable.schema,),
+        ).fetchone()
+        assert row is not None
+        assert row[0] >= 12  # the chunks of days 8 to 19 at least
+        assert _row_count(conn, hypertable) == 20
+        for remove in ("remove_compression_policy", "remove_retention_policy"):
+            conn.execute(
+                sql.SQL("SELECT {}({}, if_exists => true)").format(sql.Identifier(remove), hypertable.regclass)
+            )
+        assert _jobs(conn, hypertable) == {}
+
+
+def test_a_client_that_vanishes_mid_transaction_leaves_nothing_behind(dsn: str, hypertable: Hypertable) -> None:
+    leaver = psycopg.connect(dsn)
+    leaver.execute(sql.SQL("INSERT INTO {} VALUES (now(), 'bank-a', 1)").format(hypertable.table))
+    leaver.execute("SET application_name = 'leaver'")
+    for _ in range(6):  # psycopg prepares a statement server-side from the 5th run on
+        leaver.execute("SELECT %s::int", (1,))
+    # Reset the TCP connection under psycopg's feet, as a killed process would.
+    raw = socket.socket(fileno=leaver.fileno())
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    raw.close()
+    with pytest.raises(psycopg.OperationalError):
+        leaver.execute("SELECT 1")
+    leaver.close()
+
+    with psycopg.connect(dsn, connect_timeout=10) as conn:
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert _row_count(conn, hypertable) == 0
+        assert conn.execute("SHOW application_name").fetchone() != ("leaver",)
+        for _ in range(6):  # same prepared-statement names as the leaver's session
+            conn.execute("SELECT %s::int", (1,))
+
+
+def test_a_second_client_waits_until_the_first_leaves(dsn: str) -> None:
+    served_after: list[float] = []
+
+    def second_client() -> None:
+        started = time.monotonic()
+        with psycopg.connect(dsn, connect_timeout=20) as conn:
+            conn.execute("SELECT 1")
+            served_after.append(time.monotonic() - started)
+
+    with psycopg.connect(dsn) as first:
+        first.execute("SELECT 1")
+        waiter = threading.Thread(target=second_client)
+        waiter.start()
+        time.sleep(1.5)
+        assert served_after == []  # queued, not refused
+    waiter.join(timeout=20)
+    assert served_after
+    assert served_after[0] >= 1.5
+
+
+def test_a_client_that_gave_up_while_queued_does_not_block_the_next(dsn: str) -> None:
+    with psycopg.connect(dsn) as first:
+        first.execute("SELECT 1")
+        # psycopg keeps this attempt's socket open until garbage collection: the
+        # server gets a client that never answers, and drops it after 5 s.
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(dsn, connect_timeout=1)
+    with psycopg.connect(dsn, connect_timeout=15) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_the_server_listens_on_loopback_only(timescale_server: process.Running) -> None:
+    assert sockets.listening(timescale_server.pids[0]) == [timescale_server.address]
