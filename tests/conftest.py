@@ -26,10 +26,7 @@ from tests.testenv import environment
 
 @pytest.fixture(scope="session")
 def testenv() -> Iterator[dict[str, str]]:
-    state = environment.load()
-    started_here = state is None or not environment.healthy(state)
-    if started_here:
-        environment.up()
+    started_here = environment.ensure_up()
     env: dict[str, str] = json.loads(environment.env_json_path().read_text())
     saved = dict(os.environ)
     os.environ.update(env)  # so kubectl/helm subprocesses find the cluster and binaries

@@ -11,17 +11,13 @@ from neo4j import GraphDatabase
 from neo4j.exceptions import AuthError, ConstraintError
 
 from tests.integration import sockets
-from tests.testenv import graph, process
+from tests.testenv import environment, process
 
 
 @pytest.fixture(scope="module")
-def neo4j_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[process.Running]:
-    """A server of this module's own (to become the orchestrator's session fixture)."""
-    graph.obtain()
-    running = graph.start(tmp_path_factory.mktemp("neo4j"))
-    yield running
-    for pid in running.pids:
-        process.stop(pid)
+def neo4j_server(testenv: dict[str, str]) -> process.Running:
+    """The environment's neo4j server (started once per session by the ``testenv`` fixture)."""
+    return environment.running("neo4j")
 
 
 @pytest.fixture

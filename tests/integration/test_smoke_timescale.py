@@ -16,17 +16,13 @@ import pytest
 from psycopg import sql
 
 from tests.integration import sockets
-from tests.testenv import process, timescale
+from tests.testenv import environment, process
 
 
 @pytest.fixture(scope="module")
-def timescale_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[process.Running]:
-    """A server of this module's own (to become the orchestrator's session fixture)."""
-    timescale.obtain()
-    running = timescale.start(tmp_path_factory.mktemp("timescale"))
-    yield running
-    for pid in running.pids:
-        process.stop(pid)
+def timescale_server(testenv: dict[str, str]) -> process.Running:
+    """The environment's timescale server (started once per session by the ``testenv`` fixture)."""
+    return environment.running("timescale")
 
 
 @pytest.fixture

@@ -8,12 +8,14 @@ wants both cores) and start concurrently (start-up is mostly waiting).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shlex
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -66,6 +68,14 @@ def load() -> list[process.Running] | None:
     ]
 
 
+def running(name: str) -> process.Running:
+    """One component of the running environment."""
+    for entry in load() or []:
+        if entry.name == name:
+            return entry
+    raise errors.TestEnvError(f"{name} is not running; start the environment with `python -m tests.testenv up`")
+
+
 def healthy(state: list[process.Running]) -> bool:
     return all(process.is_alive(pid) for running in state for pid in running.pids)
 
@@ -107,13 +117,41 @@ def _write(state: list[process.Running]) -> None:
         path.chmod(0o600)
 
 
+@contextlib.contextmanager
+def _locked() -> Iterator[None]:
+    """One ``up`` or ``down`` at a time, across processes (parallel pytest sessions)."""
+    folder = state_dir()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / ".testenv.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def up() -> list[process.Running]:
     """Start everything, or return the running environment unchanged."""
+    with _locked():
+        return _up()
+
+
+def ensure_up() -> bool:
+    """Start the environment unless it runs; True when this call started it."""
+    with _locked():
+        current = load()
+        if current is not None and healthy(current):
+            return False
+        _up()
+        return True
+
+
+def _up() -> list[process.Running]:
     current = load()
     if current is not None and healthy(current):
         return current
     if current is not None:
-        down()
+        _down()
     obtain_all()
     folder = state_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -139,6 +177,11 @@ def up() -> list[process.Running]:
 
 
 def down() -> None:
+    with _locked():
+        _down()
+
+
+def _down() -> None:
     current = load()
     if current is not None:
         for running in reversed(current):

@@ -114,6 +114,10 @@ def start(workdir: Path) -> process.Running:
     shutil.copyfile(NODE_DIR / "server.mjs", script)
     _link_modules(workdir, installed / "node_modules")
     data = workdir / "pgdata"
+    # Always a fresh database: PGlite reopening a data directory in which the extension
+    # already exists loads TimescaleDB without its TSL module, and then every policy
+    # function fails with "not supported under the current license" (seen with 2.23).
+    shutil.rmtree(data, ignore_errors=True)
     port = process.free_port()
     log = workdir / "timescale.log"
     pid = process.spawn([node, str(script), str(port), str(data)], log=log, cwd=workdir)
