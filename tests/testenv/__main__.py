@@ -35,15 +35,14 @@ def main(argv: list[str] | None = None) -> int:
         environment.down()
         print("environment stopped")
         return 0
+    current = environment.load()
     if args.command == "status":
-        state = environment.load()
-        if state is None:
+        if current is None:
             print("environment is down")
             return 1
-        print(environment.describe(state))
-        return 0 if environment.healthy(state) else 1
-    state = environment.load()
-    if state is None:
+        print(environment.describe(current))
+        return 0 if environment.healthy(current) else 1
+    if current is None:
         print("environment is down", file=sys.stderr)
         return 1
     print(environment.env_sh_path().read_text(), end="")

@@ -10,10 +10,21 @@ from __future__ import annotations
 from typing import Any
 
 from payscope_operator.reconcile import checks
-from payscope_operator.reconcile.catalog import infrastructure
+from payscope_operator.reconcile.catalog import agents, apis, infrastructure, observability, pipeline, security
 
-CATALOG: tuple[checks.Check[Any], ...] = (*infrastructure.CHECKS,)
-NOT_OBSERVABLE: tuple[checks.NotObservable, ...] = ()
+CATALOG: tuple[checks.Check[Any], ...] = (
+    *infrastructure.CHECKS,
+    *pipeline.CHECKS,
+    *agents.CHECKS,
+    *apis.CHECKS,
+    *observability.CHECKS,
+    *security.CHECKS,
+)
+NOT_OBSERVABLE: tuple[checks.NotObservable, ...] = (
+    *pipeline.NOT_OBSERVABLE,
+    *agents.NOT_OBSERVABLE,
+    *observability.NOT_OBSERVABLE,
+)
 
 
 def ids() -> frozenset[str]:
