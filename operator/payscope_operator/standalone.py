@@ -70,7 +70,7 @@ class EnvSecrets(LocalCluster):
 
     async def read_secret(self, namespace: str, name: str) -> dict[str, SecretStr] | None:
         prefix = env_name(name, "")
-        values = {k[len(prefix):]: v for k, v in os.environ.items() if k.startswith(prefix)}
+        values = {k[len(prefix) :]: v for k, v in os.environ.items() if k.startswith(prefix)}
         if not values:
             return None
         return _CaseInsensitive({k.lower(): SecretStr(v) for k, v in values.items()})
@@ -138,7 +138,9 @@ def _junit(result: status.PayScopeStatus) -> str:
         name="payscope-audit",
         tests=str(len(result.checks)),
         failures=str(len(failures)),
-        skipped=str(sum(1 for c in result.checks if c.status != status.CheckStatus.PASS and c.status != status.CheckStatus.FAIL)),
+        skipped=str(
+            sum(1 for c in result.checks if c.status != status.CheckStatus.PASS and c.status != status.CheckStatus.FAIL)
+        ),
     )
     for check in result.checks:
         case = ET.SubElement(suite, "testcase", classname=f"payscope.{check.dimension.value}", name=check.id)
@@ -159,7 +161,9 @@ def main(args: argparse.Namespace) -> int:
     if args.secrets_file:
         cluster.secrets = load_secrets_file(Path(args.secrets_file))
     result = asyncio.run(evaluate(spec, cluster, namespace=namespace, name=name))
-    stalled = next((c for c in result.conditions if c.type == "Stalled" and c.status == status.ConditionStatus.TRUE), None)
+    stalled = next(
+        (c for c in result.conditions if c.type == "Stalled" and c.status == status.ConditionStatus.TRUE), None
+    )
     if args.command == "plan":
         for line in result.plan:
             print(line)

@@ -245,9 +245,7 @@ def create_deployment(
         image="registry.invalid/payscope:1.0",
         liveness_probe=probe,
         readiness_probe=probe,
-        resources=k8s.V1ResourceRequirements(
-            requests={"cpu": "100m", "memory": "256Mi"}, limits={"memory": "512Mi"}
-        )
+        resources=k8s.V1ResourceRequirements(requests={"cpu": "100m", "memory": "256Mi"}, limits={"memory": "512Mi"})
         if resources
         else None,
         lifecycle=k8s.V1Lifecycle(pre_stop=k8s.V1LifecycleHandler(_exec=k8s.V1ExecAction(command=["sleep", "5"])))

@@ -32,7 +32,10 @@ def test_retain_deletion_completes_with_the_operator_stopped(
         )
         cluster.create_psd(kube_api, namespace, "deleted", {**_spec(), "deletionPolicy": "Delete"})
         cluster.wait_for(
-            lambda: "payscope.io/finalizer" in (cluster.psd(kube_api, namespace, "deleted")["metadata"].get("finalizers") or []),
+            lambda: (
+                "payscope.io/finalizer"
+                in (cluster.psd(kube_api, namespace, "deleted")["metadata"].get("finalizers") or [])
+            ),
             what="finalizer on a Delete resource",
             timeout=10,
         )

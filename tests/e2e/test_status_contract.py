@@ -51,7 +51,9 @@ def test_sample_gets_a_full_status_within_ten_seconds(
     assert "A.workloads.api_available" in ids
 
 
-def test_kubectl_get_shows_dimension_columns(operator: RunningOperator, kube_api: k8s.ApiClient, namespace: str) -> None:
+def test_kubectl_get_shows_dimension_columns(
+    operator: RunningOperator, kube_api: k8s.ApiClient, namespace: str
+) -> None:
     cluster.create_deployment(kube_api, namespace, "payscope-api")
     cluster.create_psd(kube_api, namespace, "cols", _workload_spec())
     cluster.wait_for(lambda: _settled(kube_api, namespace, "cols"), what="settled status", timeout=15)
@@ -83,7 +85,7 @@ def test_failing_workload_turns_infrastructure_false_and_back(
     assert conds["Ready"]["reason"] == "ChecksFailing"
     checks = {c["id"]: c for c in cluster.psd(kube_api, namespace, "flip")["status"]["checks"]}
     assert checks["A.workloads.api_available"]["status"] == "Fail"
-    assert list(checks)[0] == "A.workloads.api_available"  # failing first
+    assert next(iter(checks)) == "A.workloads.api_available"  # failing first
     cluster.set_deployment_available(kube_api, namespace, "payscope-api", 2, 2)
     cluster.wait_for(
         lambda: cluster.conditions(cluster.psd(kube_api, namespace, "flip"))["Ready"]["status"] == "True",
@@ -103,7 +105,10 @@ def _event_reasons(api: k8s.ApiClient, namespace: str) -> set[str]:
 def test_missing_secret_stalls_then_recovers_without_restart(
     operator: RunningOperator, kube_api: k8s.ApiClient, namespace: str
 ) -> None:
-    spec = {"redis": {"connection": {"secretRef": {"name": "redis", "key": "url"}}}, "audit": {"interval": "2s", "probeTimeout": "1s"}}
+    spec = {
+        "redis": {"connection": {"secretRef": {"name": "redis", "key": "url"}}},
+        "audit": {"interval": "2s", "probeTimeout": "1s"},
+    }
     cluster.create_psd(kube_api, namespace, "stall", spec)
 
     def stalled() -> Any:
@@ -112,7 +117,8 @@ def test_missing_secret_stalls_then_recovers_without_restart(
 
     conds = cluster.wait_for(stalled, what="Stalled", timeout=10)
     assert conds["Stalled"]["reason"] == "SecretNotFound"
-    assert "'redis'" in conds["Stalled"]["message"] and "'url'" in conds["Stalled"]["message"]
+    assert "'redis'" in conds["Stalled"]["message"]
+    assert "'url'" in conds["Stalled"]["message"]
     assert conds["Ready"]["status"] == "False"
     assert conds["Ready"]["reason"] == "SecretNotFound"
     assert conds["Reconciling"]["status"] == "False"  # never both True
@@ -139,7 +145,7 @@ def test_unchanged_installation_makes_zero_writes(
     time.sleep(3.5)  # three audit cycles at 1s, plus slack
     after = cluster.writes(operator.username, namespace)
     assert _passes(operator) - passes_before >= 3, "the audit ran at least three times"
-    assert after == before, [f"{e.verb} {e.resource}/{e.subresource}" for e in after[len(before):]]
+    assert after == before, [f"{e.verb} {e.resource}/{e.subresource}" for e in after[len(before) :]]
     status_writes = [e for e in before if e.subresource == "status"]
     assert 1 <= len(status_writes) <= 3, status_writes  # one write per change
 

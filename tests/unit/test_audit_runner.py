@@ -104,7 +104,10 @@ def test_unconfigured_source_is_not_configured_never_pass() -> None:
 
 def test_waiver_applies_until_expiry_and_expired_is_reported() -> None:
     source = _source("s", _fast)
-    catalog: list[checks.Check[Any]] = [_check("F.metrics.agents", source, limit=1), _check("F.metrics.errors", source, limit=1)]
+    catalog: list[checks.Check[Any]] = [
+        _check("F.metrics.agents", source, limit=1),
+        _check("F.metrics.errors", source, limit=1),
+    ]
     desired = spec.PayScopeSpec.model_validate(
         {
             "audit": {

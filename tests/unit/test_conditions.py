@@ -49,15 +49,22 @@ CASES = [
     (
         "all pass",
         conditions.Facts(3, ALL_PASS, OK_PROVISIONING),
-        {"Ready": (CS.TRUE, R.ALL_CHECKS_PASSED), "Reconciling": (CS.FALSE, R.RECONCILE_SUCCEEDED),
-         "Stalled": (CS.FALSE, R.RECONCILE_SUCCEEDED), "Provisioned": (CS.TRUE, R.PROVISIONED),
-         "DataLayerReady": (CS.TRUE, R.ALL_CHECKS_PASSED)},
+        {
+            "Ready": (CS.TRUE, R.ALL_CHECKS_PASSED),
+            "Reconciling": (CS.FALSE, R.RECONCILE_SUCCEEDED),
+            "Stalled": (CS.FALSE, R.RECONCILE_SUCCEEDED),
+            "Provisioned": (CS.TRUE, R.PROVISIONED),
+            "DataLayerReady": (CS.TRUE, R.ALL_CHECKS_PASSED),
+        },
     ),
     (
         "one failing check fails its dimension and Ready",
         conditions.Facts(3, (*ALL_PASS, result("B.postgres.rls", FAIL)), OK_PROVISIONING),
-        {"Ready": (CS.FALSE, R.CHECKS_FAILING), "DataLayerReady": (CS.FALSE, R.CHECKS_FAILING),
-         "SecurityReady": (CS.TRUE, R.ALL_CHECKS_PASSED)},
+        {
+            "Ready": (CS.FALSE, R.CHECKS_FAILING),
+            "DataLayerReady": (CS.FALSE, R.CHECKS_FAILING),
+            "SecurityReady": (CS.TRUE, R.ALL_CHECKS_PASSED),
+        },
     ),
     (
         "unknown makes the dimension and Ready Unknown",
@@ -82,8 +89,11 @@ CASES = [
     (
         "not configured dimension is Unknown/NotConfigured and Ready ignores it",
         conditions.Facts(3, (result("A.x.ok", PASS), result("B.x.nc", NC)), OK_PROVISIONING),
-        {"Ready": (CS.TRUE, R.ALL_CHECKS_PASSED), "DataLayerReady": (CS.UNKNOWN, R.NOT_CONFIGURED),
-         "InfrastructureReady": (CS.TRUE, R.ALL_CHECKS_PASSED)},
+        {
+            "Ready": (CS.TRUE, R.ALL_CHECKS_PASSED),
+            "DataLayerReady": (CS.UNKNOWN, R.NOT_CONFIGURED),
+            "InfrastructureReady": (CS.TRUE, R.ALL_CHECKS_PASSED),
+        },
     ),
     (
         "nothing configured is never a pass",
@@ -92,16 +102,28 @@ CASES = [
     ),
     (
         "stalled: Ready False with the stall's reason, Reconciling False",
-        conditions.Facts(3, ALL_PASS, None, stall=conditions.Stall(R.SECRET_NOT_FOUND, "Secret 'pg' not found"),
-                         reconciling="working"),
-        {"Ready": (CS.FALSE, R.SECRET_NOT_FOUND), "Stalled": (CS.TRUE, R.SECRET_NOT_FOUND),
-         "Reconciling": (CS.FALSE, R.RECONCILE_SUCCEEDED), "Provisioned": (CS.UNKNOWN, R.AUDIT_PENDING)},
+        conditions.Facts(
+            3,
+            ALL_PASS,
+            None,
+            stall=conditions.Stall(R.SECRET_NOT_FOUND, "Secret 'pg' not found"),
+            reconciling="working",
+        ),
+        {
+            "Ready": (CS.FALSE, R.SECRET_NOT_FOUND),
+            "Stalled": (CS.TRUE, R.SECRET_NOT_FOUND),
+            "Reconciling": (CS.FALSE, R.RECONCILE_SUCCEEDED),
+            "Provisioned": (CS.UNKNOWN, R.AUDIT_PENDING),
+        },
     ),
     (
         "reconciling: Ready False (Reconciling)",
         conditions.Facts(3, ALL_PASS, OK_PROVISIONING, reconciling="Waiting for index"),
-        {"Ready": (CS.FALSE, R.RECONCILING), "Reconciling": (CS.TRUE, R.RECONCILING),
-         "Stalled": (CS.FALSE, R.RECONCILE_SUCCEEDED)},
+        {
+            "Ready": (CS.FALSE, R.RECONCILING),
+            "Reconciling": (CS.TRUE, R.RECONCILING),
+            "Stalled": (CS.FALSE, R.RECONCILE_SUCCEEDED),
+        },
     ),
     (
         "paused wins over everything",
@@ -142,7 +164,8 @@ def test_reason_change_without_flip_keeps_time_but_is_a_transition() -> None:
     before = conditions.build_conditions(warn, (), T0)
     after = conditions.build_conditions(conditions.Facts(1, ALL_PASS, OK_PROVISIONING), before, T1)
     obs = by_type(after)["ObservabilityReady"]
-    assert obs.last_transition_time == T0 and obs.reason == R.ALL_CHECKS_PASSED
+    assert obs.last_transition_time == T0
+    assert obs.reason == R.ALL_CHECKS_PASSED
     changed = [new.type for _, new in conditions.transitions(before, after)]
     assert changed == ["ObservabilityReady"]
 
@@ -156,10 +179,20 @@ def test_identical_facts_produce_identical_conditions() -> None:
 
 @pytest.mark.parametrize(
     ("states", "score"),
-    [((PASS, PASS), 100), ((PASS, FAIL), 50), ((PASS, WARN), 75), ((UNKNOWN,), 0), ((NC, WAIVED), 0), ((PASS, NC), 100)],
+    [
+        ((PASS, PASS), 100),
+        ((PASS, FAIL), 50),
+        ((PASS, WARN), 75),
+        ((UNKNOWN,), 0),
+        ((NC, WAIVED), 0),
+        ((PASS, NC), 100),
+    ],
 )
 def test_dimension_score(states: tuple[status.CheckStatus, ...], score: int) -> None:
     results = [result(f"B.x.c{i}", s) for i, s in enumerate(states)]
     summary = conditions.summarise(results, D.DATA_LAYER)
     assert summary.score == score
-    assert summary.passed + summary.failed + summary.warned + summary.unknown + summary.not_configured + summary.waived == len(states)
+    assert (
+        summary.passed + summary.failed + summary.warned + summary.unknown + summary.not_configured + summary.waived
+        == len(states)
+    )
