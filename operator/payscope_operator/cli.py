@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import logging
 import os
+import secrets
 import sys
 from collections.abc import Sequence
 
@@ -30,6 +31,7 @@ def _run(args: argparse.Namespace) -> int:
         metrics_host=args.metrics_host,
         metrics_port=args.metrics_port,
         peering=args.peering or None,
+        priority=args.priority if args.priority is not None else secrets.randbelow(2**31 - 1) + 1,
         concurrency=args.concurrency,
         kubeconfig=args.kubeconfig,
     )
@@ -68,6 +70,12 @@ def parser() -> argparse.ArgumentParser:
         "--peering",
         default=os.environ.get("PAYSCOPE_PEERING", ""),
         help="KopfPeering name for HA (default: standalone; env PAYSCOPE_PEERING)",
+    )
+    run.add_argument(
+        "--priority",
+        type=int,
+        default=int(os.environ["PAYSCOPE_PEERING_PRIORITY"]) if os.environ.get("PAYSCOPE_PEERING_PRIORITY") else None,
+        help="peering priority (default: random per process, so exactly one replica works and the others stand by)",
     )
     run.add_argument("--concurrency", type=int, default=int(os.environ.get("PAYSCOPE_CONCURRENCY", "4")))
     run.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: in-cluster, then $KUBECONFIG)")

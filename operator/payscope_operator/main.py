@@ -45,6 +45,7 @@ class Config:
     metrics_host: str = "0.0.0.0"  # noqa: S104 - the Pod's metrics port must be reachable by Prometheus
     metrics_port: int = 8080
     peering: str | None = None  # a KopfPeering name for HA; None: standalone
+    priority: int = 0  # peering priority: the highest-priority live peer works, the others wait
     concurrency: int = 4
     kubeconfig: str | None = None
     watch_timeout: int = 300
@@ -106,6 +107,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.posting.level = logging.WARNING  # our own Events say what changed; no per-handler chatter
     settings.watching.server_timeout = state.config.watch_timeout
     settings.watching.client_timeout = state.config.watch_timeout + 30
+    settings.scanning.disabled = True  # only our own CRD is served; no CRD or namespace scanning (no RBAC for it)
     settings.peering.standalone = state.config.peering is None
     if state.config.peering is not None:
         settings.peering.name = state.config.peering
@@ -172,5 +174,6 @@ async def run(config: Config) -> None:
         namespaces=config.namespaces,
         standalone=config.peering is None,
         peering_name=config.peering,
+        priority=config.priority,
         memo=memo,
     )

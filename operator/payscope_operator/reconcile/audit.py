@@ -89,6 +89,8 @@ def _evaluate(check: checks.Check[Any], gathered: Gathered | None, desired: spec
     if check.applies is not None and not check.applies(desired):
         return checks.Finding.not_configured(f"{check.id} does not apply to this spec.")
     if gathered.error is not None:
+        if check.fails_when_unreachable:
+            return checks.Finding.failed(gathered.error)
         return checks.Finding.unknown(gathered.error)
     try:
         return check.evaluate(gathered.evidence, desired)

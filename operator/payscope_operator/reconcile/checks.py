@@ -91,6 +91,7 @@ class Check(Generic[E]):
     evaluate: Evaluate[E]
     covers: tuple[str, ...] = field(default=())  # checklist items, "A/Docker Compose/Health checks configured"
     applies: Callable[[spec.PayScopeSpec], bool] | None = None  # finer than the source's section
+    fails_when_unreachable: bool = False  # reachability checks: a source error is a Fail, not Unknown
 
     @property
     def dimension(self) -> conditions.Dimension:

@@ -24,7 +24,7 @@ from payscope_operator.api import conditions as api_conditions
 from payscope_operator.api import spec, status
 from payscope_operator.backends import base
 from payscope_operator.kube import gateway, workloads
-from payscope_operator.reconcile import audit, catalog, checks, conditions, provision, secrets, session
+from payscope_operator.reconcile import audit, catalog, checks, conditions, provision, registry, secrets, session
 from payscope_operator.reconcile import status as status_builder
 
 logger = logging.getLogger(__name__)
@@ -212,6 +212,7 @@ async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.dat
         missing=missing,
         cluster=deps.cluster,
         clients=deps.clients_of(resource),
+        provisioned_neo4j=registry.provisioned_names(status_builder.parse(resource.status), "neo4j"),
     )
 
     managed = desired.management_policy == ManagementPolicy.FULL and not resource.paused

@@ -12,7 +12,8 @@ provisioners' Protocol only; which provisioners exist is ``registry``'s job.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +27,18 @@ logger = logging.getLogger(__name__)
 Reason = api_conditions.Reason
 CS = status.ConditionStatus
 
-Factory = Callable[[session.PassSession], Awaitable[base.Provisioner[Any] | None]]
+Open = Callable[[session.PassSession], contextlib.AbstractAsyncContextManager[Sequence[base.Provisioner[Any]]]]
+
+
+@dataclass(frozen=True)
+class Factory:
+    """Provisioners of one system that share a client (e.g. one Postgres connection).
+
+    ``open`` yields no provisioner when the spec does not declare the system.
+    """
+
+    system: str
+    open: Open
 
 
 @dataclass(frozen=True)
@@ -116,36 +128,37 @@ async def _one(provisioner: base.Provisioner[Any], *, apply: bool, outcome: Outc
 
 
 async def run(factories: Sequence[Factory], run_session: session.PassSession, *, apply: bool) -> Outcome:
-    """Provision every declared system; sequential, since Postgres work shares one connection."""
+    """Provision every declared system, one after the other; one failing never stops the others."""
     outcome = Outcome()
     for factory in factories:
-        provisioner: base.Provisioner[Any] | None = None
+        system = factory.system
         try:
-            provisioner = await factory(run_session)
-            if provisioner is None:
-                continue
-            await _one(provisioner, apply=apply, outcome=outcome)
-        except errors.PermanentError as exc:
-            system = provisioner.system if provisioner else "provisioning"
-            outcome.failures.append(SystemFailure(system, exc.reason, exc.message, permanent=True))
-        except errors.TransientError as exc:
-            system = provisioner.system if provisioner else "provisioning"
-            outcome.failures.append(SystemFailure(system, exc.reason, exc.message, permanent=False))
+            async with factory.open(run_session) as provisioners:
+                for provisioner in provisioners:
+                    system = provisioner.system
+                    try:
+                        await _one(provisioner, apply=apply, outcome=outcome)
+                    except errors.PayScopeError as exc:
+                        outcome.failures.append(_failure(system, exc))
+        except errors.PayScopeError as exc:
+            outcome.failures.append(_failure(system, exc))
     return outcome
+
+
+def _failure(system: str, exc: errors.PayScopeError) -> SystemFailure:
+    return SystemFailure(system, exc.reason, exc.message, permanent=isinstance(exc, errors.PermanentError))
 
 
 async def teardown(factories: Sequence[Factory], run_session: session.PassSession) -> Outcome:
     """``deletionPolicy: Delete``: remove what we created; failures are reported, not raised."""
     outcome = Outcome()
     for factory in factories:
-        provisioner: base.Provisioner[Any] | None = None
+        system = factory.system
         try:
-            provisioner = await factory(run_session)
-            if provisioner is not None:
-                outcome.teardown.append(await provisioner.teardown())
+            async with factory.open(run_session) as provisioners:
+                for provisioner in provisioners:
+                    system = provisioner.system
+                    outcome.teardown.append(await provisioner.teardown())
         except errors.PayScopeError as exc:
-            system = provisioner.system if provisioner else "teardown"
-            outcome.failures.append(
-                SystemFailure(system, exc.reason, exc.message, isinstance(exc, errors.PermanentError))
-            )
+            outcome.failures.append(_failure(system, exc))
     return outcome

@@ -62,5 +62,7 @@ class PassSession:
     missing: tuple[secret_refs.Missing, ...]
     cluster: Cluster
     clients: ClientCache
+    provisioned_neo4j: tuple[str, ...] = ()
+    """Neo4j objects the last status lists as Ready: a restarted operator still sees their loss as drift."""
     postgres_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Postgres work of a pass is serialised: TimescaleDB on PGlite serves one connection at a time."""

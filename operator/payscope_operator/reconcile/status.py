@@ -27,10 +27,10 @@ logger = logging.getLogger(__name__)
 
 _SYSTEM_FIELD = {
     "postgres": "postgres",
-    "timescale": "postgres",
+    "timescaledb": "postgres",
     "neo4j": "neo4j",
     "pinecone": "pinecone",
-    "s3": "object_storage",
+    "objectStorage": "object_storage",
 }
 MAX_PLAN = 200
 

@@ -1,0 +1,101 @@
+"""Clients of one resource's stores, built from its resolved Secrets and reused across passes.
+
+Provisioner factories and audit sources both ask here, so one resource has one
+Neo4j driver, one Pinecone HTTP client and one S3 client, rebuilt only when the
+Secret values they were built from change. Postgres is different: a pass opens
+a connection when it needs one and closes it at once, under the pass's
+Postgres lock, because TimescaleDB on PGlite serves one connection at a time.
+A missing Secret surfaces as ``errors.SecretNotFound`` naming it, never as a
+bare KeyError, so a check that cannot run says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from payscope_operator import errors
+from payscope_operator.backends import connections, objects, vectors_client
+from payscope_operator.reconcile import session
+
+
+def reveal(run: session.PassSession, secret: str, key: str) -> str:
+    """A Secret value, or SecretNotFound naming the Secret and key."""
+    try:
+        return run.secrets.reveal(secret, key)
+    except KeyError:
+        raise errors.SecretNotFound(f"Secret {secret!r} key {key!r} is not available") from None
+
+
+def postgres_dsn(run: session.PassSession) -> str:
+    section = run.spec.postgres
+    if section is None:
+        raise errors.SpecInvalid("spec.postgres is absent")
+    ref = section.connection.secret_ref
+    return reveal(run, ref.name, ref.key)
+
+
+@contextlib.asynccontextmanager
+async def postgres(run: session.PassSession, dsn: str | None = None) -> AsyncIterator[Any]:
+    """A Postgres connection for the duration of the block, one at a time per pass."""
+    target = dsn if dsn is not None else postgres_dsn(run)
+    async with run.postgres_lock:
+        conn = await connections.open_postgres(target)
+        try:
+            yield conn
+        finally:
+            await conn.close()
+
+
+async def neo4j(run: session.PassSession) -> Any:
+    section = run.spec.neo4j
+    if section is None:
+        raise errors.SpecInvalid("spec.neo4j is absent")
+    ref = section.connection.secret_ref
+    user, password = reveal(run, ref.name, ref.username_key), reveal(run, ref.name, ref.password_key)
+    uri = section.connection.uri
+
+    def build() -> tuple[Any, session.Closer]:
+        driver = connections.neo4j_driver(uri, user, password)
+        return driver, driver.close
+
+    return await run.clients.get("neo4j", hash((uri, user, password)), build)
+
+
+async def pinecone(run: session.PassSession) -> httpx.AsyncClient:
+    section = run.spec.pinecone
+    if section is None:
+        raise errors.SpecInvalid("spec.pinecone is absent")
+    ref = section.api_key_secret_ref
+    key = reveal(run, ref.name, ref.key)
+    url = section.controller_url
+
+    def build() -> tuple[Any, session.Closer]:
+        client = vectors_client.connect(url, key)
+        return client, client.aclose
+
+    client: httpx.AsyncClient = await run.clients.get("pinecone", hash((url, key)), build)
+    return client
+
+
+async def s3(run: session.PassSession) -> Any:
+    section = run.spec.object_storage
+    if section is None:
+        raise errors.SpecInvalid("spec.objectStorage is absent")
+    ref = section.credentials_secret_ref
+    access = reveal(run, ref.name, ref.access_key_id_key) if ref else None
+    secret = reveal(run, ref.name, ref.secret_access_key_key) if ref else None
+
+    def build() -> tuple[Any, session.Closer]:
+        client = objects.make_client(section, access, secret)
+
+        async def close() -> None:
+            client.close()
+
+        return client, close
+
+    fingerprint = hash((section.endpoint, section.region, section.force_path_style, access, secret))
+    return await run.clients.get("s3", fingerprint, build)

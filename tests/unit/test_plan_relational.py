@@ -1,0 +1,304 @@
+"""Table tests of the row-level-security plan: names, SQL text, and plan_relational over observed catalogs.
+
+Pure: no server. Each planning case gives a spec, an observed catalog state, and the
+actions, object states and blockers the plan must hold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from payscope_operator import errors
+from payscope_operator.api import relational, spec, status
+from payscope_operator.backends import _sql, _sql_rls, base
+from payscope_operator.backends import relational as rls
+
+READY = status.ProvisionState.READY
+MISSING = status.ProvisionState.MISSING
+DRIFTED = status.ProvisionState.DRIFTED
+FAILED = status.ProvisionState.FAILED
+TENANCY = spec.Tenancy()
+APP = "payscope_app"
+
+
+def desired(*tables: dict[str, Any], app_role: str | None = APP, tenancy: spec.Tenancy | None = TENANCY) -> rls.Desired:
+    postgres = relational.Postgres.model_validate(
+        {"connection": {"secretRef": {"name": "pg", "key": "dsn"}}, "appRole": app_role, "tables": list(tables)}
+    )
+    return rls.Desired(postgres, tenancy)
+
+
+def table(name: str = "tx", *, force: bool = True, index: bool = True, enabled: bool = True) -> dict[str, Any]:
+    return {"name": name, "rowLevelSecurity": {"enabled": enabled, "force": force}, "tenantIndex": index}
+
+
+def good_policy(typname: str = "text", roles: tuple[str, ...] = (APP,)) -> rls.ObservedPolicy:
+    expression = _sql_rls.deparsed_expression("bank_id", typname, "app.current_bank_id")
+    return rls.ObservedPolicy("*", True, roles, expression, expression)
+
+
+GOOD_INDEX = rls.ObservedIndex(on_table=True, valid=True, partial=False, method="btree", columns=("bank_id",))
+
+
+def seen(name: str = "tx", **changes: Any) -> rls.ObservedTable:
+    """A table provisioned as the default spec wants, with ``changes`` applied."""
+    typname = changes.get("tenant_type", "text")
+    base_table = rls.ObservedTable(
+        ref=_sql.TableRef("public", name),
+        owner="payscope_owner",
+        rls_enabled=True,
+        rls_forced=True,
+        manageable=True,
+        app_role_owns=False,
+        tenant_type=typname,
+        tenant_present=True,
+        hypertable=False,
+        columnstore=False,
+        policy=good_policy(typname if typname in _sql_rls.TENANT_CASTS else "text"),
+        index=GOOD_INDEX,
+    )
+    return dataclasses.replace(base_table, **changes)
+
+
+ROLE = rls.ObservedRole(APP, exists=True, superuser=False, bypassrls=False)
+
+
+def observed(*tables: rls.ObservedTable, role: rls.ObservedRole | None = ROLE) -> rls.Observed:
+    return rls.Observed(tables, role)
+
+
+def summary(plan: base.Plan) -> list[tuple[str, str, str, bool]]:
+    return [(action.kind, action.verb.value, action.detail, action.drift) for action in plan.actions]
+
+
+def states(plan: base.Plan) -> dict[tuple[str, str], tuple[status.ProvisionState, str]]:
+    return {(obj.kind, obj.name): (obj.state, obj.reason) for obj in plan.objects}
+
+
+POLICY_KEY = ("Policy", "public.tx.payscope_tenant_isolation")
+RLS_KEY = ("RowLevelSecurity", "public.tx")
+INDEX_KEY = ("Index", "public.payscope_tx_bank_id_idx")
+
+
+def test_from_nothing_creates_policy_before_enabling_then_builds_the_index_concurrently() -> None:
+    bare = seen(rls_enabled=False, rls_forced=False, policy=None, index=None)
+    plan = rls.plan_relational(desired(table()), observed(bare))
+    assert [(kind, verb, drift) for kind, verb, _, drift in summary(plan)] == [
+        ("Policy", "create", False),
+        ("RowLevelSecurity", "update", False),
+        ("Index", "create", False),
+    ]
+    policy, row_security, index = plan.actions
+    assert isinstance(policy, rls.PolicyAction)
+    assert policy.role == APP
+    assert policy.cast is None
+    assert isinstance(row_security, rls.RowSecurityAction)
+    assert row_security.enable
+    assert row_security.force is True
+    assert isinstance(index, rls.IndexAction)
+    assert index.concurrently
+    assert not index.drop_first
+    assert states(plan) == {POLICY_KEY: (MISSING, ""), RLS_KEY: (MISSING, ""), INDEX_KEY: (MISSING, "")}
+
+
+def test_an_unchanged_system_plans_nothing_and_is_converged() -> None:
+    plan = rls.plan_relational(desired(table()), observed(seen()))
+    assert plan.actions == ()
+    assert plan.converged
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"rls_forced": False}, [("RowLevelSecurity", "update", "force", True)]),
+        ({"rls_enabled": False}, [("RowLevelSecurity", "update", "enable", True)]),
+        ({"policy": None}, [("Policy", "create", "TO payscope_app, bank_id = current_setting('app.current_bank_id')",
+                             True)]),
+        ({"policy": dataclasses.replace(good_policy(), command="r")},
+         [("Policy", "replace", "was FOR SELECT, not ALL", True)]),
+        ({"policy": dataclasses.replace(good_policy(), roles=("public",))},
+         [("Policy", "replace", "was TO public, not payscope_app", True)]),
+        ({"policy": dataclasses.replace(good_policy(), using="true")},
+         [("Policy", "replace", "USING expression changed", True)]),
+        ({"policy": dataclasses.replace(good_policy(), with_check=None)},
+         [("Policy", "replace", "WITH CHECK expression changed", True)]),
+        ({"policy": dataclasses.replace(good_policy(), permissive=False)},
+         [("Policy", "replace", "was RESTRICTIVE", True)]),
+        ({"index": dataclasses.replace(GOOD_INDEX, columns=("bank_id", "id"))},
+         [("Index", "replace", "was btree (bank_id, id), not btree on this table", True)]),
+        ({"index": dataclasses.replace(GOOD_INDEX, valid=False)},
+         [("Index", "replace", "invalid index left by an interrupted concurrent build", False)]),
+        ({"index": dataclasses.replace(GOOD_INDEX, on_table=False)},
+         [("Index", "replace", "was btree (bank_id), not btree on this table", True)]),
+        ({"index": None}, [("Index", "create", "btree (bank_id)", False)]),
+    ],
+)  # fmt: skip
+def test_out_of_band_changes_are_planned_back(
+    change: dict[str, Any], expected: list[tuple[str, str, str, bool]]
+) -> None:
+    plan = rls.plan_relational(desired(table()), observed(seen(**change)))
+    assert summary(plan) == expected
+    assert not plan.blockers
+
+
+def test_force_false_is_kept_as_no_force() -> None:
+    plan = rls.plan_relational(desired(table(force=False)), observed(seen()))
+    assert summary(plan) == [("RowLevelSecurity", "update", "no force", True)]
+    action = plan.actions[0]
+    assert isinstance(action, rls.RowSecurityAction)
+    assert action.force is False
+    assert not action.enable
+
+
+def test_replacing_a_policy_drops_and_recreates_it() -> None:
+    plan = rls.plan_relational(desired(table()), observed(seen(policy=dataclasses.replace(good_policy(), using="x"))))
+    action = plan.actions[0]
+    assert isinstance(action, rls.PolicyAction)
+    assert action.replace
+    assert action.verb is base.Verb.REPLACE
+    assert states(plan)[POLICY_KEY] == (DRIFTED, "")
+
+
+@pytest.mark.parametrize(
+    ("typname", "cast"),
+    [("text", None), ("varchar", None), ("uuid", "uuid"), ("int2", "smallint"), ("int4", "integer"),
+     ("int8", "bigint")],
+)  # fmt: skip
+def test_the_policy_casts_the_setting_to_the_tenant_columns_type(typname: str, cast: str | None) -> None:
+    fresh = seen(tenant_type=typname, policy=None, rls_enabled=False, rls_forced=False)
+    action = rls.plan_relational(desired(table(index=False)), observed(fresh)).actions[0]
+    assert isinstance(action, rls.PolicyAction)
+    assert action.cast == cast
+    # ... and the policy Postgres deparses for that type counts as unchanged.
+    assert rls.plan_relational(desired(table(index=False)), observed(seen(tenant_type=typname))).actions == ()
+
+
+def test_no_app_role_means_a_policy_to_public() -> None:
+    fresh = seen(policy=None)
+    action = rls.plan_relational(desired(table(), app_role=None), observed(fresh, role=None)).actions[0]
+    assert isinstance(action, rls.PolicyAction)
+    assert action.role is None
+    kept = seen(policy=good_policy(roles=("public",)))
+    assert rls.plan_relational(desired(table(), app_role=None), observed(kept, role=None)).actions == ()
+
+
+def test_a_missing_table_fails_with_table_not_found_while_the_others_proceed() -> None:
+    plan = rls.plan_relational(desired(table("gone"), table()), observed(seen(policy=None)))
+    assert [action.target for action in plan.actions] == ["public.tx.payscope_tenant_isolation"]
+    gone = {key: value for key, value in states(plan).items() if "gone" in key[1]}
+    assert gone == {
+        ("RowLevelSecurity", "public.gone"): (FAILED, "TableNotFound"),
+        ("Policy", "public.gone.payscope_tenant_isolation"): (FAILED, "TableNotFound"),
+        ("Index", "public.payscope_gone_bank_id_idx"): (FAILED, "TableNotFound"),
+    }
+    assert [(b.reason, b.permanent) for b in plan.blockers] == [("TableNotFound", False)]
+    assert "public.gone does not exist" in plan.blockers[0].message
+
+
+@pytest.mark.parametrize(
+    ("change", "reason", "permanent"),
+    [
+        ({"tenant_present": False, "tenant_type": None}, "TenantColumnNotFound", False),
+        ({"tenant_type": "numeric"}, "TenantColumnTypeUnsupported", True),
+        ({"tenant_type": None}, "TenantColumnTypeUnsupported", True),
+        ({"manageable": False}, "PermissionDenied", True),
+        ({"columnstore": True, "hypertable": True}, "RowSecurityConflictsWithCompression", True),
+    ],
+)
+def test_table_level_problems_fail_the_tables_objects_with_a_reason(
+    change: dict[str, Any], reason: str, permanent: bool
+) -> None:
+    plan = rls.plan_relational(desired(table(index=False)), observed(seen(**change)))
+    assert plan.actions == ()
+    assert set(states(plan).values()) == {(FAILED, reason)}
+    assert [(b.reason, b.permanent) for b in plan.blockers] == [(reason, permanent)]
+
+
+def test_a_compressed_hypertable_still_gets_its_tenant_index_without_concurrently() -> None:
+    plan = rls.plan_relational(desired(table()), observed(seen(columnstore=True, hypertable=True, index=None)))
+    assert [action.kind for action in plan.actions] == ["Index"]
+    action = plan.actions[0]
+    assert isinstance(action, rls.IndexAction)
+    assert not action.concurrently
+
+
+def test_pglite_gets_no_concurrent_index_builds() -> None:
+    state = rls.Observed((seen(index=None),), ROLE, concurrent_ddl=False)
+    action = rls.plan_relational(desired(table()), state).actions[0]
+    assert isinstance(action, rls.IndexAction)
+    assert not action.concurrently
+
+
+def test_rls_disabled_in_the_spec_is_not_managed_and_never_disabled() -> None:
+    plan = rls.plan_relational(desired(table(enabled=False, force=False, index=False)), observed(seen()))
+    assert plan.actions == ()
+    assert plan.objects == ()
+
+
+@pytest.mark.parametrize(
+    ("role", "owns", "message"),
+    [
+        (None, False, "does not exist"),
+        (rls.ObservedRole(APP, exists=False, superuser=False, bypassrls=False), False, "does not exist"),
+        (rls.ObservedRole(APP, exists=True, superuser=True, bypassrls=False), False, "superuser"),
+        (rls.ObservedRole(APP, exists=True, superuser=False, bypassrls=True), False, "BYPASSRLS"),
+        (ROLE, True, "owns (or inherits the owner of) public.tx"),
+    ],
+)
+def test_an_app_role_rls_would_not_bind_is_unsatisfiable(
+    role: rls.ObservedRole | None, owns: bool, message: str
+) -> None:
+    with pytest.raises(errors.SpecUnsatisfiable) as caught:
+        rls.plan_relational(desired(table()), observed(seen(app_role_owns=owns), role=role))
+    assert caught.value.reason == "AppRoleInvalid"
+    assert message in caught.value.message
+    assert "payscope_app" in caught.value.message
+
+
+def test_the_app_role_is_not_checked_when_no_table_declares_rls() -> None:
+    plan = rls.plan_relational(desired(table(enabled=False, force=False)), observed(seen(), role=None))
+    assert plan.actions == ()
+
+
+def test_index_names_are_deterministic_and_fit_63_bytes() -> None:
+    assert _sql_rls.index_name("transactions", "bank_id") == "payscope_transactions_bank_id_idx"
+    long_table, long_key = "t" * 63, "k" * 63
+    name = _sql_rls.index_name(long_table, long_key)
+    assert len(name.encode()) == 63
+    assert name.startswith("payscope_")
+    assert name.endswith("_idx")
+    assert name == _sql_rls.index_name(long_table, long_key)
+    assert name != _sql_rls.index_name(long_table, "j" * 63)
+
+
+def test_canonical_ignores_only_whitespace_and_parentheses() -> None:
+    deparsed = "((bank_id)::text = current_setting('app.current_bank_id'::text, true))"
+    assert _sql_rls.canonical(deparsed) == _sql_rls.canonical(
+        _sql_rls.deparsed_expression("bank_id", "varchar", "app.current_bank_id")
+    )
+    assert _sql_rls.canonical(deparsed) != _sql_rls.canonical(deparsed.replace("app.current_bank_id", "app.other"))
+
+
+def test_statements_quote_every_name_and_pass_values_as_literals() -> None:
+    policy = _sql.render(_sql_rls.create_policy("public", "tx", "bank_id", "uuid", "app.current_bank_id", APP))
+    assert policy == (
+        'CREATE POLICY "payscope_tenant_isolation" ON "public"."tx" AS PERMISSIVE FOR ALL TO "payscope_app"'
+        " USING (\"bank_id\" = NULLIF(current_setting('app.current_bank_id', true), '')::uuid)"
+        " WITH CHECK (\"bank_id\" = NULLIF(current_setting('app.current_bank_id', true), '')::uuid)"
+    )
+    assert _sql.render(
+        _sql_rls.create_index("public", "tx", "payscope_tx_bank_id_idx", "bank_id", concurrently=True)
+    ) == ('CREATE INDEX CONCURRENTLY IF NOT EXISTS "payscope_tx_bank_id_idx" ON "public"."tx" ("bank_id")')
+    assert _sql.render(_sql_rls.force_row_security("public", "tx", False)) == (
+        'ALTER TABLE "public"."tx" NO FORCE ROW LEVEL SECURITY'
+    )
+
+
+def test_only_payscope_indexes_can_be_dropped_and_names_are_rechecked() -> None:
+    with pytest.raises(ValueError, match="not a payscope_ object"):
+        _sql_rls.drop_index("public", "tx_pkey", concurrently=True)
+    with pytest.raises(errors.SpecInvalid):
+        _sql_rls.enable_row_security("public", 'tx"; DROP TABLE tx; --')

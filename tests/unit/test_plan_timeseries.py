@@ -1,0 +1,253 @@
+"""Table tests of the TimescaleDB plan: SQL text, and plan_timeseries over observed catalogs.
+
+Pure: no server. Each planning case gives a spec, an observed extension and catalog
+state, and the actions, object states and blockers the plan must hold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from payscope_operator.api import relational, status
+from payscope_operator.backends import _sql, _sql_timescale, base, timeseries
+
+READY = status.ProvisionState.READY
+MISSING = status.ProvisionState.MISSING
+DRIFTED = status.ProvisionState.DRIFTED
+FAILED = status.ProvisionState.FAILED
+INSTALLED = timeseries.ExtensionState(available=True, installed="2.23.0")
+DAY = 86400.0
+
+
+def postgres(*tables: dict[str, Any]) -> relational.Postgres:
+    return relational.Postgres.model_validate(
+        {"connection": {"secretRef": {"name": "pg", "key": "dsn"}}, "tables": list(tables)}
+    )
+
+
+def table(name: str = "metrics", *, rls: bool = False, **hypertable: Any) -> dict[str, Any]:
+    settings = {
+        "timeColumn": "created_at",
+        "chunkInterval": "7d",
+        "retention": "400d",
+        "compression": {"after": "30d", "segmentBy": ["bank_id"], "orderBy": ["created_at DESC"]},
+    }
+    settings.update(hypertable)
+    declared: dict[str, Any] = {"name": name, "hypertable": {k: v for k, v in settings.items() if v is not None}}
+    if rls:
+        declared["rowLevelSecurity"] = {"enabled": True, "force": True}
+    return declared
+
+
+GOOD = timeseries.ObservedHypertable(
+    time_column="created_at",
+    chunk_seconds=7 * DAY,
+    compression_enabled=True,
+    segment_by=("bank_id",),
+    order_by=("created_at DESC",),
+    retention=timeseries.ObservedJob(1000, 400 * DAY),
+    compression=timeseries.ObservedJob(1001, 30 * DAY),
+)
+
+
+def seen(name: str = "metrics", hypertable: timeseries.ObservedHypertable | None = GOOD, **changes: Any) -> Any:
+    plain = timeseries.ObservedTable(
+        ref=_sql.TableRef("public", name),
+        manageable=True,
+        row_security=False,
+        time_type="timestamptz",
+        time_present=True,
+        blocking=(),
+        hypertable=hypertable,
+    )
+    return dataclasses.replace(plain, **changes)
+
+
+def observed(*tables: timeseries.ObservedTable, extension: timeseries.ExtensionState = INSTALLED) -> Any:
+    return timeseries.Observed(extension, tables)
+
+
+def summary(plan: base.Plan) -> list[tuple[str, str, str, bool]]:
+    return [(action.kind, action.verb.value, action.detail, action.drift) for action in plan.actions]
+
+
+def states(plan: base.Plan) -> dict[tuple[str, str], tuple[status.ProvisionState, str]]:
+    return {(obj.kind, obj.name): (obj.state, obj.reason) for obj in plan.objects}
+
+
+def test_from_nothing_plans_hypertable_compression_then_policies() -> None:
+    plan = timeseries.plan_timeseries(postgres(table()), observed(seen(hypertable=None)))
+    assert summary(plan) == [
+        ("Hypertable", "create", "by_range(created_at, 7d), migrating existing rows", False),
+        ("Compression", "create", "enable", False),
+        ("CompressionPolicy", "create", "after 30d", False),
+        ("RetentionPolicy", "create", "after 400d", False),
+    ]
+    compression = plan.actions[1]
+    assert isinstance(compression, timeseries.CompressionAction)
+    assert compression.segment_by == ("bank_id",)
+    assert compression.order_by == ("created_at DESC",)
+    assert states(plan)[("Extension", "timescaledb")] == (READY, "")
+
+
+def test_an_available_extension_is_created_first_and_only_as_an_action() -> None:
+    available = timeseries.ExtensionState(available=True, installed=None)
+    plan = timeseries.plan_timeseries(postgres(table()), observed(seen(hypertable=None), extension=available))
+    assert [(a.kind, a.verb.value) for a in plan.actions][:2] == [("Extension", "create"), ("Hypertable", "create")]
+    assert isinstance(plan.actions[0], timeseries.ExtensionAction)
+
+
+def test_an_unavailable_extension_fails_every_hypertable_object_and_plans_nothing() -> None:
+    absent = timeseries.ExtensionState(available=False, installed=None)
+    plan = timeseries.plan_timeseries(postgres(table(), table("events")), observed(extension=absent))
+    assert plan.actions == ()
+    assert {value for value in states(plan).values()} == {(FAILED, "TimescaleUnavailable")}
+    assert len(plan.objects) == 1 + 4 + 4
+    assert [(b.reason, b.permanent) for b in plan.blockers] == [("TimescaleUnavailable", False)]
+
+
+def test_an_unchanged_system_plans_nothing() -> None:
+    plan = timeseries.plan_timeseries(postgres(table()), observed(seen()))
+    assert plan.actions == ()
+    assert plan.converged
+
+
+@pytest.mark.parametrize(
+    ("hypertable", "expected"),
+    [
+        ({"chunk_seconds": DAY}, [("Hypertable", "update", "chunk interval was 1d, not 7d", True)]),
+        ({"retention": timeseries.ObservedJob(1000, 30 * DAY)},
+         [("RetentionPolicy", "replace", "was 30d, not 400d", True)]),
+        ({"retention": timeseries.ObservedJob(1000, None)},
+         [("RetentionPolicy", "replace", "was not an interval, not 400d", True)]),
+        ({"retention": None}, [("RetentionPolicy", "create", "after 400d", False)]),
+        ({"compression": timeseries.ObservedJob(1001, 7 * DAY)},
+         [("CompressionPolicy", "replace", "was 7d, not 30d", True)]),
+        ({"segment_by": ("bank_id", "v")}, [("Compression", "update", "segmentby was bank_id,v", True)]),
+        ({"order_by": ("created_at",)}, [("Compression", "update", "orderby was created_at", True)]),
+        ({"compression_enabled": False, "segment_by": (), "order_by": ()},
+         [("Compression", "create", "enable", False)]),
+    ],
+)  # fmt: skip
+def test_out_of_band_changes_are_planned_back(hypertable: dict[str, Any], expected: list[Any]) -> None:
+    plan = timeseries.plan_timeseries(
+        postgres(table()), observed(seen(hypertable=dataclasses.replace(GOOD, **hypertable)))
+    )
+    assert summary(plan) == expected
+
+
+def test_a_replaced_policy_is_removed_then_added() -> None:
+    drifted = dataclasses.replace(GOOD, retention=timeseries.ObservedJob(1000, DAY))
+    action = timeseries.plan_timeseries(postgres(table()), observed(seen(hypertable=drifted))).actions[0]
+    assert isinstance(action, timeseries.PolicyAction)
+    assert action.replace
+    assert action.policy == "retention"
+
+
+def test_only_changed_compression_options_are_sent() -> None:
+    drifted = dataclasses.replace(GOOD, segment_by=("v",))
+    action = timeseries.plan_timeseries(postgres(table()), observed(seen(hypertable=drifted))).actions[0]
+    assert isinstance(action, timeseries.CompressionAction)
+    assert (action.enable, action.segment_by, action.order_by) == (False, ("bank_id",), None)
+
+
+def test_order_by_asc_is_the_default_and_not_drift() -> None:
+    declared = table(compression={"after": "30d", "orderBy": ["created_at ASC"]})
+    plain = dataclasses.replace(GOOD, order_by=("created_at",), segment_by=("something_timescale_chose",))
+    assert timeseries.plan_timeseries(postgres(declared), observed(seen(hypertable=plain))).actions == ()
+
+
+def test_undeclared_settings_are_left_alone() -> None:
+    declared = table(chunkInterval=None, retention=None, compression=None)
+    plan = timeseries.plan_timeseries(postgres(declared), observed(seen()))
+    assert plan.actions == ()
+    assert list(states(plan)) == [("Extension", "timescaledb"), ("Hypertable", "public.metrics")]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason", "permanent", "message"),
+    [
+        ({"time_present": False, "time_type": None}, "TimeColumnNotFound", False, "no time column created_at"),
+        ({"time_type": "int8"}, "TimeColumnTypeUnsupported", True, "is int8"),
+        ({"blocking": ("metrics_pkey",)}, "HypertableConstraintIncompatible", True,
+         "unique constraint or index metrics_pkey does not include the time column created_at"),
+        ({"manageable": False}, "PermissionDenied", True, "cannot change"),
+    ],
+)  # fmt: skip
+def test_table_problems_fail_all_its_objects_with_a_reason(
+    change: dict[str, Any], reason: str, permanent: bool, message: str
+) -> None:
+    plan = timeseries.plan_timeseries(postgres(table()), observed(seen(hypertable=None, **change)))
+    assert plan.actions == ()
+    table_states = {key: value for key, value in states(plan).items() if key[0] != "Extension"}
+    assert set(table_states.values()) == {(FAILED, reason)}
+    assert len(table_states) == 4
+    assert [(b.reason, b.permanent) for b in plan.blockers] == [(reason, permanent)]
+    assert message in plan.blockers[0].message
+    assert "public.metrics" in plan.blockers[0].message
+
+
+def test_a_missing_table_fails_while_the_others_proceed() -> None:
+    plan = timeseries.plan_timeseries(postgres(table("gone"), table()), observed(seen(hypertable=None)))
+    assert {a.target for a in plan.actions} == {"public.metrics"}
+    assert states(plan)[("Hypertable", "public.gone")] == (FAILED, "TableNotFound")
+    assert [(b.reason, b.permanent) for b in plan.blockers] == [("TableNotFound", False)]
+
+
+def test_a_hypertable_on_another_column_cannot_change() -> None:
+    other = dataclasses.replace(GOOD, time_column="ts")
+    plan = timeseries.plan_timeseries(postgres(table()), observed(seen(hypertable=other)))
+    assert plan.actions == ()
+    assert plan.blockers[0].reason == "TimeColumnImmutable"
+
+
+@pytest.mark.parametrize(("declared_rls", "observed_rls"), [(True, False), (False, True)])
+def test_compression_conflicts_with_row_level_security(declared_rls: bool, observed_rls: bool) -> None:
+    plan = timeseries.plan_timeseries(
+        postgres(table(rls=declared_rls)), observed(seen(hypertable=None, row_security=observed_rls))
+    )
+    assert [a.kind for a in plan.actions] == ["Hypertable", "RetentionPolicy"]
+    assert states(plan)[("Compression", "public.metrics")] == (FAILED, "RowSecurityConflictsWithCompression")
+    assert states(plan)[("CompressionPolicy", "public.metrics")] == (FAILED, "RowSecurityConflictsWithCompression")
+    assert [(b.reason, b.permanent) for b in plan.blockers] == [("RowSecurityConflictsWithCompression", True)]
+
+
+def test_a_column_both_segmenting_and_ordering_is_a_spec_conflict() -> None:
+    declared = table(compression={"after": "30d", "segmentBy": ["bank_id"], "orderBy": ["bank_id DESC"]})
+    plan = timeseries.plan_timeseries(postgres(declared), observed(seen()))
+    assert plan.blockers[0].reason == "CompressionSpecConflict"
+
+
+def test_statements() -> None:
+    render = _sql.render
+    assert render(_sql_timescale.create_hypertable("public", "metrics", "created_at", "7d")) == (
+        'SELECT create_hypertable(\'"public"."metrics"\'::regclass,'
+        " by_range('created_at', '7 days'::interval), migrate_data => true)"
+    )
+    assert render(_sql_timescale.create_hypertable("public", "metrics", "created_at", None)) == (
+        "SELECT create_hypertable('\"public\".\"metrics\"'::regclass, by_range('created_at'), migrate_data => true)"
+    )
+    assert render(
+        _sql_timescale.set_compression(
+            "public", "metrics", enable=True, segment_by=("bank_id", "order"), order_by=("created_at DESC",)
+        )
+    ) == (
+        'ALTER TABLE "public"."metrics" SET (timescaledb.compress,'
+        ' timescaledb.compress_segmentby = \'"bank_id","order"\','
+        " timescaledb.compress_orderby = '\"created_at\" DESC')"
+    )
+    assert render(_sql_timescale.add_policy("public", "metrics", "retention", "12h")) == (
+        'SELECT "add_retention_policy"(\'"public"."metrics"\'::regclass, "drop_after" => \'12 hours\'::interval)'
+    )
+    assert render(_sql_timescale.remove_policy("public", "metrics", "compression")) == (
+        'SELECT "remove_compression_policy"(\'"public"."metrics"\'::regclass, if_exists => true)'
+    )
+
+
+def test_settings_text_is_parsed_and_normalised() -> None:
+    assert _sql_timescale.parse_columns("bank_id,v") == ("bank_id", "v")
+    assert _sql_timescale.parse_columns(None) == ()
+    assert _sql_timescale.normalise_order(("created_at ASC", "v DESC")) == ("created_at", "v DESC")
