@@ -22,6 +22,7 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
+
 from payscope_operator.api import spec
 
 ROOT = Path(__file__).resolve().parents[2]

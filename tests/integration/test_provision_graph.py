@@ -16,6 +16,7 @@ from typing import Any
 
 import neo4j
 import pytest
+
 from payscope_operator import errors
 from payscope_operator.api import conditions, status, stores
 from payscope_operator.backends import base, graph

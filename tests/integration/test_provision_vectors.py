@@ -20,10 +20,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from payscope_operator import errors
 from payscope_operator.api import conditions, status, stores
 from payscope_operator.backends import base, vectors, vectors_client
-
 from tests.testenv import pinecone_emulator, process
 
 pytestmark = pytest.mark.integration

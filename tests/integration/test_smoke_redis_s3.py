@@ -8,6 +8,7 @@ import boto3
 import httpx
 import redis
 from botocore.config import Config
+from mypy_boto3_s3 import S3Client
 
 
 def test_redis_list_length_round_trips(testenv: dict[str, str], redis_prefix: str) -> None:
@@ -21,7 +22,7 @@ def test_redis_list_length_round_trips(testenv: dict[str, str], redis_prefix: st
         client.close()
 
 
-def _s3(env: dict[str, str]) -> boto3.client:  # type: ignore[name-defined]
+def _s3(env: dict[str, str]) -> S3Client:
     return boto3.client(
         "s3",
         endpoint_url=env["PAYSCOPE_S3_ENDPOINT"],

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from payscope_operator.api import conditions, crd
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+
 from payscope_operator import errors
 from payscope_operator.api import fields, status, stores
 from payscope_operator.backends import base, graph

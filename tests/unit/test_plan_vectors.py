@@ -13,6 +13,7 @@ from email.utils import format_datetime
 
 import httpx
 import pytest
+
 from payscope_operator import errors
 from payscope_operator.api import conditions, status, stores
 from payscope_operator.backends import base, vectors, vectors_client

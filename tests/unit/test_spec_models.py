@@ -7,9 +7,9 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from payscope_operator.api import fields, relational, spec, status, stores
 from pydantic import BaseModel, ValidationError
 
+from payscope_operator.api import fields, relational, spec, status, stores
 from tests.cases import invalid_specs, valid_specs
 
 

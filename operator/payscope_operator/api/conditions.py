@@ -112,6 +112,15 @@ class Reason(StrEnum):
     DEPENDENCY_UNAVAILABLE = "DependencyUnavailable"
     DEPENDENCY_TIMEOUT = "DependencyTimeout"
     WORKLOAD_UNAVAILABLE = "WorkloadUnavailable"
+    TENANT_COLUMN_NOT_FOUND = "TenantColumnNotFound"
+    TENANT_COLUMN_TYPE_UNSUPPORTED = "TenantColumnTypeUnsupported"
+    ROW_SECURITY_CONFLICTS_WITH_COMPRESSION = "RowSecurityConflictsWithCompression"
+    TIME_COLUMN_NOT_FOUND = "TimeColumnNotFound"
+    TIME_COLUMN_TYPE_UNSUPPORTED = "TimeColumnTypeUnsupported"
+    TIME_COLUMN_IMMUTABLE = "TimeColumnImmutable"
+    HYPERTABLE_CONSTRAINT_INCOMPATIBLE = "HypertableConstraintIncompatible"
+    COMPRESSION_SPEC_CONFLICT = "CompressionSpecConflict"
+    NOT_IMPLEMENTED_BY_ENDPOINT = "NotImplementedByEndpoint"
 
     @property
     def description(self) -> str:
@@ -152,6 +161,15 @@ REASON_DESCRIPTIONS: dict[Reason, str] = {
     Reason.DEPENDENCY_UNAVAILABLE: "An external system refused the connection or is not ready.",
     Reason.DEPENDENCY_TIMEOUT: "An external system did not answer within its timeout.",
     Reason.WORKLOAD_UNAVAILABLE: "A Deployment named in spec.workloads has no available replicas.",
+    Reason.TENANT_COLUMN_NOT_FOUND: "A table declaring RLS has no column named tenancy.tenantKey.",
+    Reason.TENANT_COLUMN_TYPE_UNSUPPORTED: "The tenant column's type is not text, varchar, uuid or an integer type.",
+    Reason.ROW_SECURITY_CONFLICTS_WITH_COMPRESSION: "TimescaleDB refuses compression on a table with RLS.",
+    Reason.TIME_COLUMN_NOT_FOUND: "A hypertable's timeColumn does not exist in the table.",
+    Reason.TIME_COLUMN_TYPE_UNSUPPORTED: "A hypertable's timeColumn is not a timestamp, timestamptz or date.",
+    Reason.TIME_COLUMN_IMMUTABLE: "The table is already a hypertable partitioned by another column.",
+    Reason.HYPERTABLE_CONSTRAINT_INCOMPATIBLE: "A unique constraint without the time column prevents a hypertable.",
+    Reason.COMPRESSION_SPEC_CONFLICT: "The declared compression settings contradict the table (e.g. segmentBy column).",
+    Reason.NOT_IMPLEMENTED_BY_ENDPOINT: "The S3 endpoint answers NotImplemented for a declared feature.",
 }
 
 

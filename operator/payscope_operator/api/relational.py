@@ -39,7 +39,10 @@ class Migrations(fields.SpecModel):
 
 
 class RowLevelSecurity(fields.SpecModel):
-    """Row-level security on a table, isolating tenants by ``spec.tenancy``."""
+    """Row-level security on a table, isolating tenants by ``spec.tenancy``.
+
+    The operator manages one policy per table, always named ``payscope_tenant_isolation``.
+    """
 
     rules = (
         fields.Rule(
@@ -53,10 +56,6 @@ class RowLevelSecurity(fields.SpecModel):
     enabled: fields.StrictBool = Field(True, description="ROW LEVEL SECURITY is enabled on the table.")
     force: fields.StrictBool = Field(
         True, description="ROW LEVEL SECURITY is FORCEd, so the table owner is subject to it too."
-    )
-    policy_name: fields.SqlIdentifier = Field(
-        "tenant_isolation",
-        description="Name of the policy comparing tenancy.tenantKey with the session variable.",
     )
 
 

@@ -21,7 +21,7 @@ from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
 
 from payscope_operator.api import conditions, fields
 
-MAX_CHECKS = 100
+MAX_CHECKS = 150
 """At most this many check results are kept in status.checks (failing first)."""
 MAX_MESSAGE_LENGTH = 1024
 """Messages of checks and provisioned objects are cut to this length."""

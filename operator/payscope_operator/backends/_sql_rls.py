@@ -23,7 +23,7 @@ from psycopg import sql
 from payscope_operator.backends import _sql, base
 
 POLICY_NAME = f"{base.MANAGED_PREFIX}tenant_isolation"
-"""The one policy per table the operator manages (spec.policyName is not used: see relational)."""
+"""The one policy per table the operator manages (always this name: managed objects carry the payscope_ prefix)."""
 
 MAX_IDENTIFIER_BYTES = 63
 

@@ -371,6 +371,11 @@ def quote(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
+def _string_literal(name: str) -> str:
+    """A validated name as a Cypher string literal (names cannot hold quotes: re-checked)."""
+    return "'" + quote(name)[1:-1] + "'"
+
+
 def quote_managed(name: str) -> str:
     """A managed schema name, re-checked and backtick-quoted."""
     if not re.fullmatch(MANAGED_NAME_PATTERN, name):
@@ -485,6 +490,19 @@ class GraphProvisioner:
     def _timed_out(self) -> errors.DependencyUnavailable:
         message = f"Neo4j did not answer within {self._timeout:g}s"
         return errors.DependencyUnavailable(message, reason=_Reason.DEPENDENCY_TIMEOUT)
+
+    async def count_untenanted(self, labels: Iterable[str], tenant_key: str) -> dict[str, int]:
+        """Nodes of each label lacking ``tenant_key`` (read-only; one statement for all labels)."""
+        wanted = sorted(set(labels))
+        if not wanted:
+            return {}
+        parts = [
+            f"MATCH (n:{quote(label)}) WHERE n.{quote(tenant_key)} IS NULL"
+            f" RETURN {_string_literal(label)} AS label, count(n) AS c"
+            for label in wanted
+        ]
+        records = await self._read(" UNION ALL ".join(parts))
+        return {str(r["label"]): int(r["c"]) for r in records}
 
     async def _read(self, text: str) -> list[neo4j.Record]:
         try:

@@ -13,9 +13,8 @@ What it must not do: create, alter or drop tables or columns (PayScope's migrati
 own them: a missing table is ``Failed``/TableNotFound, retried every pass); touch any
 policy or index whose name lacks the ``payscope_`` prefix; disable row-level security,
 ever (teardown drops the policy and leaves RLS on, so the table fails closed); open
-its own connections; paste spec values into SQL. ``spec.postgres.tables[].
-rowLevelSecurity.policyName`` is ignored: managed objects carry the ``payscope_``
-prefix, so the policy is always ``payscope_tenant_isolation``.
+its own connections; paste spec values into SQL. Managed objects carry the
+``payscope_`` prefix, so the policy is always ``payscope_tenant_isolation``.
 """
 
 from __future__ import annotations

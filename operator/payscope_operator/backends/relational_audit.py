@@ -97,7 +97,9 @@ async def read_catalog(
         (oids,),
     )
     fks = await _rows(
-        conn, "SELECT conrelid, count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid = ANY(%s) GROUP BY 1", (oids,)
+        conn,
+        "SELECT conrelid, count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid = ANY(%s) GROUP BY 1",
+        (oids,),
     )
     columns = await _rows(
         conn,
@@ -161,6 +163,8 @@ class AuditLogFacts:
     first_break: str | None = None  # where the chain breaks, if it does
     app_role_writes: tuple[str, ...] = ()  # UPDATE/DELETE/TRUNCATE the app role holds
     app_role_owns: bool = False
+    operations: tuple[tuple[str, int], ...] = ()  # operation -> rows, over the verified tail
+    traced_queries: int = 0  # chat.query rows whose payload carries trace_id and intent
 
 
 def _canonical(value: Any) -> str:
@@ -191,7 +195,9 @@ async def read_audit_log(
             (app_role, oid),
         )
         writes = tuple(p for p, held in got if held)
-        owner = await _rows(conn, "SELECT pg_has_role(%s, relowner, 'USAGE') FROM pg_class WHERE oid = %s", (app_role, oid))
+        owner = await _rows(
+            conn, "SELECT pg_has_role(%s, relowner, 'USAGE') FROM pg_class WHERE oid = %s", (app_role, oid)
+        )
         owns = bool(owner and owner[0][0])
     order = sql.Identifier(order_column)
     query = sql.SQL(
@@ -202,6 +208,8 @@ async def read_audit_log(
     first_break = None
     checked = 0
     previous: str | None = None
+    operations: dict[str, int] = {}
+    traced = 0
     for index, (row_id, ts, bank, actor, op, payload, prev_hash, digest) in enumerate(rows):
         prev_hash, digest = str(prev_hash).strip(), str(digest).strip()
         if index == 0 and len(rows) > tail:
@@ -216,7 +224,10 @@ async def read_audit_log(
             break
         previous = digest
         checked += 1
-    return AuditLogFacts(True, checked, first_break, writes, owns)
+        operations[str(op)] = operations.get(str(op), 0) + 1
+        if op == "chat.query" and isinstance(payload, dict) and "trace_id" in payload and "intent" in payload:
+            traced += 1
+    return AuditLogFacts(True, checked, first_break, writes, owns, tuple(sorted(operations.items())), traced)
 
 
 @dataclass(frozen=True)
@@ -246,23 +257,20 @@ async def probe_isolation(
     visible = 0
     write = "accepted"
     tx = conn.transaction(force_rollback=True)
-    async with tx:
-        async with conn.cursor() as cur:
-            await cur.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(probe_timeout_ms)))
-            if app_role is not None:
-                await cur.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(app_role)))
-            await cur.execute("SELECT set_config(%s, %s, true)", (session_variable, own))
-            await cur.execute(
-                sql.SQL("SELECT count(*) FROM {} WHERE {}::text <> %s").format(target, column), (own,)
-            )
-            got = await cur.fetchone()
-            visible = int(got[0]) if got else 0
-            try:
-                async with conn.transaction():  # a savepoint: the refusal must not abort the probe
-                    # The parameter is untyped: Postgres casts it to the column's type.
-                    await cur.execute(sql.SQL("INSERT INTO {} ({}) VALUES (%s)").format(target, column), (other,))
-            except psycopg.errors.InsufficientPrivilege as exc:
-                write = "refused: " + (exc.diag.message_primary or "insufficient privilege")
-            except psycopg.Error as exc:
-                write = f"inconclusive: {type(exc).__name__}"
+    async with tx, conn.cursor() as cur:
+        await cur.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(probe_timeout_ms)))
+        if app_role is not None:
+            await cur.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(app_role)))
+        await cur.execute("SELECT set_config(%s, %s, true)", (session_variable, own))
+        await cur.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}::text <> %s").format(target, column), (own,))
+        got = await cur.fetchone()
+        visible = int(got[0]) if got else 0
+        try:
+            async with conn.transaction():  # a savepoint: the refusal must not abort the probe
+                # The parameter is untyped: Postgres casts it to the column's type.
+                await cur.execute(sql.SQL("INSERT INTO {} ({}) VALUES (%s)").format(target, column), (other,))
+        except psycopg.errors.InsufficientPrivilege as exc:
+            write = "refused: " + (exc.diag.message_primary or "insufficient privilege")
+        except psycopg.Error as exc:
+            write = f"inconclusive: {type(exc).__name__}"
     return IsolationFacts(f"{schema}.{table}", visible, write, app_role or "(connecting role)", tenants)

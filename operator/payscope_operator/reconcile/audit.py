@@ -1,8 +1,9 @@
 """Run the audit: gather each source once, concurrently, then evaluate every check.
 
-Each source runs under its own timeout and a shared bound on concurrency, so a
-dead or hanging dependency turns only its own checks Unknown and never delays
-the rest beyond its timeout. Evaluations are pure and cannot hang. Waivers are
+Each source runs under its own timeout and a shared bound on concurrency (above
+the number of sources a resource can have, so no source ever waits for a slot
+behind a hanging one), so a dead or hanging dependency turns only its own
+checks Unknown and never delays the rest beyond its timeout. Evaluations are pure and cannot hang. Waivers are
 applied last: a failing check covered by an unexpired waiver is reported as
 Waived; an expired waiver stops applying and is returned so the caller can
 emit a Warning Event. This module does no I/O of its own: sources do.
@@ -135,7 +136,7 @@ async def run(
     session: checks.Session,
     *,
     today: datetime.date,
-    concurrency: int = 8,
+    concurrency: int = 16,
 ) -> Report:
     """Gather every configured source once, evaluate every check, apply waivers."""
     desired = session.spec

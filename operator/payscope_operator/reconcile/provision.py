@@ -11,8 +11,8 @@ provisioners' Protocol only; which provisioners exist is ``registry``'s job.
 
 from __future__ import annotations
 
-import logging
 import contextlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any

@@ -10,10 +10,22 @@ from __future__ import annotations
 from typing import Any
 
 from payscope_operator.reconcile import checks
-from payscope_operator.reconcile.catalog import agents, apis, infrastructure, observability, pipeline, security
+from payscope_operator.reconcile.catalog import (
+    agents,
+    apis,
+    infrastructure,
+    observability,
+    pipeline,
+    relational,
+    security,
+    stores,
+)
 
 CATALOG: tuple[checks.Check[Any], ...] = (
     *infrastructure.CHECKS,
+    *relational.CHECKS,
+    *relational.ISOLATION_CHECKS,
+    *stores.CHECKS,
     *pipeline.CHECKS,
     *agents.CHECKS,
     *apis.CHECKS,
@@ -21,6 +33,8 @@ CATALOG: tuple[checks.Check[Any], ...] = (
     *security.CHECKS,
 )
 NOT_OBSERVABLE: tuple[checks.NotObservable, ...] = (
+    *infrastructure.NOT_OBSERVABLE,
+    *relational.NOT_OBSERVABLE,
     *pipeline.NOT_OBSERVABLE,
     *agents.NOT_OBSERVABLE,
     *observability.NOT_OBSERVABLE,

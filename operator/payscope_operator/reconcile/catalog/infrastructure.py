@@ -196,7 +196,12 @@ CHECKS: tuple[checks.Check[Any], ...] = (
         severity=Severity.HIGH,
         source=WORKLOADS,
         evaluate=_per_container(_probes, "liveness and readiness probes"),
-        covers=("A/Docker Compose/Health checks configured", "F/Health Checks/Liveness/readiness probes"),
+        covers=(
+            "A/Docker Compose/Health checks configured",
+            "F/Health Checks/Liveness/readiness probes",
+            "A/Startup & Dependencies/Graceful startup behavior",
+            "A/Docker Compose/Dependency ordering (depends_on)",
+        ),
     ),
     checks.Check(
         id="A.workloads.resources",
@@ -233,5 +238,28 @@ CHECKS: tuple[checks.Check[Any], ...] = (
         source=WORKLOADS,
         evaluate=_per_container(_pre_stop, "a preStop hook"),
         covers=("F/Graceful Shutdown/Connection cleanup",),
+    ),
+)
+
+
+NOT_OBSERVABLE: tuple[checks.NotObservable, ...] = (
+    checks.NotObservable(
+        "A/Docker Compose/docker-compose.yml file exists",
+        "A file in PayScope's source repository, not part of a running installation; on Kubernetes the services"
+        " it would define are the Deployments checked by A.workloads.*_available and the stores in spec.",
+    ),
+    checks.NotObservable(
+        "A/Environment Variables/.env.example or .env.template exists",
+        "A file in PayScope's source repository; a running installation has no trace of it.",
+    ),
+    checks.NotObservable(
+        "A/Environment Variables/All required env vars documented",
+        "Documentation lives in the source repository; the operator sees only the values a Deployment sets, and"
+        " whether they are complete shows as the API's /readyz and the A.dependencies.* checks.",
+    ),
+    checks.NotObservable(
+        "A/Environment Variables/Environment-specific configs",
+        "Which configuration belongs to which environment is a deployment-pipeline decision; each"
+        " PayScopeDeployment audits the one environment it describes.",
     ),
 )

@@ -144,7 +144,11 @@ def _rls_forced(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Findi
         return _rls(t) and t.row_level_security is not None and t.row_level_security.force
 
     return _each(
-        desired, evidence, wanted, lambda t, f: None if f.rls_forced else "RLS is not FORCEd (the owner bypasses it)", "RLS forced"
+        desired,
+        evidence,
+        wanted,
+        lambda t, f: None if f.rls_forced else "RLS is not FORCEd (the owner bypasses it)",
+        "RLS forced",
     )
 
 
@@ -192,14 +196,22 @@ def _app_role(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Finding
     if owned:
         problems.append("owns " + ", ".join(owned))
     if problems:
-        return Finding.failed(f"App role {role.name} " + "; ".join(problems) + ": RLS does not bind it.", f"pg_roles {role.name}")
-    return Finding.passed(f"App role {role.name} is bound by RLS (not superuser, no BYPASSRLS, owns no table).", f"pg_roles {role.name}")
+        return Finding.failed(
+            f"App role {role.name} " + "; ".join(problems) + ": RLS does not bind it.", f"pg_roles {role.name}"
+        )
+    return Finding.passed(
+        f"App role {role.name} is bound by RLS (not superuser, no BYPASSRLS, owns no table).", f"pg_roles {role.name}"
+    )
 
 
 def _idempotency_key(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Finding:
     def test(t: relational.PostgresTable, f: relational_audit.TableFacts) -> str | None:
         want = tuple(sorted(t.idempotency_key))
-        return None if want in f.unique_keys else f"no UNIQUE constraint or index on exactly ({', '.join(t.idempotency_key)})"
+        return (
+            None
+            if want in f.unique_keys
+            else f"no UNIQUE constraint or index on exactly ({', '.join(t.idempotency_key)})"
+        )
 
     return _each(desired, evidence, lambda t: bool(t.idempotency_key), test, "idempotency keys")
 
@@ -231,7 +243,9 @@ def _timescale(evidence: PostgresEvidence, desired: spec.PayScopeSpec, aspect: s
             if not got.compression_enabled:
                 problems.append(f"{_name(table)}: compression is not enabled")
             elif tuple(want.compression.segment_by) != got.segment_by:
-                problems.append(f"{_name(table)}: segmentby is {list(got.segment_by)}, not {list(want.compression.segment_by)}")
+                problems.append(
+                    f"{_name(table)}: segmentby is {list(got.segment_by)}, not {list(want.compression.segment_by)}"
+                )
             problems += _policy_problem(table, "compression", got.compression, want.compression.after)
     where = f"timescaledb_information on {evidence.host}"
     if problems:
@@ -255,7 +269,9 @@ def _hash_chain(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Findi
     if not facts.exists:
         return Finding.failed(f"Audit log table {log.schema_name}.{log.table} does not exist.", where)
     if facts.first_break:
-        return Finding.failed(f"The audit log's hash chain is broken at {facts.first_break}: investigate tampering.", where)
+        return Finding.failed(
+            f"The audit log's hash chain is broken at {facts.first_break}: investigate tampering.", where
+        )
     return Finding.passed(f"The hash chain verifies over the newest {facts.rows_checked} row(s).", where)
 
 
@@ -269,69 +285,186 @@ def _immutable(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Findin
     if facts.app_role_owns:
         return Finding.failed(f"{section.app_role} owns the audit log and could rewrite it.", where)
     if facts.app_role_writes:
-        return Finding.failed(f"REVOKE {', '.join(facts.app_role_writes)} ON {log.table} FROM {section.app_role}.", where)
+        return Finding.failed(
+            f"REVOKE {', '.join(facts.app_role_writes)} ON {log.table} FROM {section.app_role}.", where
+        )
     return Finding.passed(f"{section.app_role} can neither update, delete nor truncate the audit log.", where)
+
+
+def _query_logging(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Finding:
+    log = _postgres(desired).audit_log
+    where = f"{log.schema_name}.{log.table} on {evidence.host}"
+    facts = evidence.audit_log
+    if not facts.exists:
+        return Finding.failed(f"Audit log table {log.schema_name}.{log.table} does not exist.", where)
+    counts = dict(facts.operations)
+    if not counts.get("chat.query"):
+        return Finding.failed("The audit log records no chat.query operation: queries are not logged.", where)
+    if not facts.traced_queries:
+        return Finding.failed("chat.query rows carry no trace_id and intent: queries cannot be traced.", where)
+    shown = ", ".join(f"{op}: {n}" for op, n in sorted(counts.items()))
+    return Finding.passed(f"Queries are logged with trace ids ({shown} in the verified rows).", where)
 
 
 def _has_app_role(s: spec.PayScopeSpec) -> bool:
     return s.postgres is not None and s.postgres.app_role is not None
 
 
-def _check(check_id: str, title: str, passes: str, severity: Severity, evaluate: Any, covers: tuple[str, ...], **kw: Any) -> checks.Check[Any]:
+def _check(
+    check_id: str, title: str, passes: str, severity: Severity, evaluate: Any, covers: tuple[str, ...], **kw: Any
+) -> checks.Check[Any]:
     return checks.Check(check_id, title, passes, severity, CATALOG, evaluate, covers, **kw)
 
 
 CHECKS: tuple[checks.Check[Any], ...] = (
-    _check("A.dependencies.postgres", "Postgres answers within its timeout.", "A connection and the catalog queries succeed.",
-           Severity.CRITICAL, _reachable, ("A/Startup & Dependencies/Dependency readiness checks", "F/Health Checks/Dependency checks"),
-           fails_when_unreachable=True),
-    _check("B.postgres.tables", "Every declared table exists.", "Each spec.postgres.tables entry exists.",
-           Severity.HIGH, _tables_exist, (), applies=lambda s: bool(_tables(s))),
-    _check("B.postgres.migrations", "The migration table records the expected version.",
-           "Exactly one version is applied and it equals migrations.expected (when set).",
-           Severity.HIGH, _migrations, ("B/Postgres/Migrations present and ordered",),
-           applies=lambda s: s.postgres is not None and s.postgres.migrations is not None),
-    _check("B.postgres.rls_enabled", "ROW LEVEL SECURITY is enabled on every table that declares it.",
-           "pg_class.relrowsecurity is true.", Severity.CRITICAL, _rls_enabled,
-           ("B/Postgres/RLS policies active", "E/Bank Isolation/DB RLS enforcement"), applies=lambda s: any(map(_rls, _tables(s)))),
-    _check("B.postgres.rls_forced", "ROW LEVEL SECURITY is FORCEd where declared, so the owner is bound too.",
-           "pg_class.relforcerowsecurity is true.", Severity.HIGH, _rls_forced, ("G/Bank Isolation/DB RLS enforcement",),
-           applies=lambda s: any(_rls(t) and t.row_level_security is not None and t.row_level_security.force for t in _tables(s))),
-    _check("B.postgres.policy_session_variable", "A policy compares the tenant column with the session variable.",
-           "USING and WITH CHECK both reference current_setting('<sessionVariable>') and the tenant key.",
-           Severity.CRITICAL, _policy_uses_session_variable, ("B/Postgres/Session variables set (app.current_bank_id)",),
-           applies=lambda s: any(map(_rls, _tables(s)))),
-    _check("B.postgres.tenant_indexes", "Tables declaring tenantIndex have a valid index leading with the tenant key.",
-           "pg_index has a valid index whose first column is tenancy.tenantKey.", Severity.MEDIUM, _tenant_indexes,
-           ("B/Postgres/Indexes present",), applies=lambda s: any(t.tenant_index for t in _tables(s))),
-    _check("B.postgres.foreign_keys", "Tables declaring expectForeignKeys have foreign keys.",
-           "At least one FOREIGN KEY constraint per such table.", Severity.MEDIUM, _foreign_keys,
-           ("B/Postgres/Foreign keys defined",), applies=lambda s: any(t.expect_foreign_keys for t in _tables(s))),
-    _check("B.postgres.app_role", "PayScope's app role is bound by RLS.",
-           "The role exists, is not superuser, has no BYPASSRLS and owns no declared table.", Severity.CRITICAL, _app_role,
-           ("G/Bank Isolation/No data leakage paths",), applies=_has_app_role),
-    _check("B.timescale.hypertables", "Declared hypertables exist, partitioned by their time column.",
-           "timescaledb_information.hypertables/dimensions list each on timeColumn.", Severity.HIGH,
-           lambda e, s: _timescale(e, s, "hypertable"), ("B/TimescaleDB/Hypertables created",), applies=lambda s: bool(_hyper(s))),
-    _check("B.timescale.retention", "Declared retention policies exist with the declared interval.",
-           "A policy_retention job with drop_after equal to retention.", Severity.HIGH,
-           lambda e, s: _timescale(e, s, "retention"), ("B/TimescaleDB/Retention policies",),
-           applies=lambda s: any(t.hypertable is not None and t.hypertable.retention for t in _tables(s))),
-    _check("B.timescale.compression", "Declared compression settings and policies exist.",
-           "Compression enabled with the declared segmentby, and a policy_compression job with compress_after.",
-           Severity.MEDIUM, lambda e, s: _timescale(e, s, "compression"), ("B/TimescaleDB/Compression policies",),
-           applies=lambda s: any(t.hypertable is not None and t.hypertable.compression for t in _tables(s))),
-    _check("C.ingestion.idempotency_key", "Ingestion tables carry a unique idempotency key.",
-           "A valid UNIQUE index or constraint covers exactly the idempotencyKey columns.", Severity.HIGH, _idempotency_key,
-           ("C/Ingestion/Idempotency guarantees", "C/Ingestion/Checksums or unique keys"),
-           applies=lambda s: any(t.idempotency_key for t in _tables(s))),
-    _check("G.audit_log.hash_chain", "The audit log's hash chain verifies.",
-           "Each of the newest rows' prev_hash equals the previous row's hash and each hash matches its content.",
-           Severity.CRITICAL, _hash_chain,
-           ("G/Audit Logging/Fallback hash log (if Fabric disabled)", "G/Audit Logging/Operation logging", "F/Logging/Audit logging")),
-    _check("G.audit_log.immutable", "The app role cannot rewrite the audit log.",
-           "The app role holds no UPDATE, DELETE or TRUNCATE on it and does not own it.", Severity.CRITICAL, _immutable,
-           ("G/Audit Logging/Immutability guarantees",), applies=_has_app_role),
+    _check(
+        "A.dependencies.postgres",
+        "Postgres answers within its timeout.",
+        "A connection and the catalog queries succeed.",
+        Severity.CRITICAL,
+        _reachable,
+        ("A/Startup & Dependencies/Dependency readiness checks", "F/Health Checks/Dependency checks"),
+        fails_when_unreachable=True,
+    ),
+    _check(
+        "B.postgres.tables",
+        "Every declared table exists.",
+        "Each spec.postgres.tables entry exists.",
+        Severity.HIGH,
+        _tables_exist,
+        (),
+        applies=lambda s: bool(_tables(s)),
+    ),
+    _check(
+        "B.postgres.migrations",
+        "The migration table records the expected version.",
+        "Exactly one version is applied and it equals migrations.expected (when set).",
+        Severity.HIGH,
+        _migrations,
+        ("B/Postgres/Migrations present and ordered",),
+        applies=lambda s: s.postgres is not None and s.postgres.migrations is not None,
+    ),
+    _check(
+        "B.postgres.rls_enabled",
+        "ROW LEVEL SECURITY is enabled on every table that declares it.",
+        "pg_class.relrowsecurity is true.",
+        Severity.CRITICAL,
+        _rls_enabled,
+        ("B/Postgres/RLS policies active", "E/Bank Isolation/DB RLS enforcement"),
+        applies=lambda s: any(map(_rls, _tables(s))),
+    ),
+    _check(
+        "B.postgres.rls_forced",
+        "ROW LEVEL SECURITY is FORCEd where declared, so the owner is bound too.",
+        "pg_class.relforcerowsecurity is true.",
+        Severity.HIGH,
+        _rls_forced,
+        ("G/Bank Isolation/DB RLS enforcement",),
+        applies=lambda s: any(
+            _rls(t) and t.row_level_security is not None and t.row_level_security.force for t in _tables(s)
+        ),
+    ),
+    _check(
+        "B.postgres.policy_session_variable",
+        "A policy compares the tenant column with the session variable.",
+        "USING and WITH CHECK both reference current_setting('<sessionVariable>') and the tenant key.",
+        Severity.CRITICAL,
+        _policy_uses_session_variable,
+        ("B/Postgres/Session variables set (app.current_bank_id)",),
+        applies=lambda s: any(map(_rls, _tables(s))),
+    ),
+    _check(
+        "B.postgres.tenant_indexes",
+        "Tables declaring tenantIndex have a valid index leading with the tenant key.",
+        "pg_index has a valid index whose first column is tenancy.tenantKey.",
+        Severity.MEDIUM,
+        _tenant_indexes,
+        ("B/Postgres/Indexes present",),
+        applies=lambda s: any(t.tenant_index for t in _tables(s)),
+    ),
+    _check(
+        "B.postgres.foreign_keys",
+        "Tables declaring expectForeignKeys have foreign keys.",
+        "At least one FOREIGN KEY constraint per such table.",
+        Severity.MEDIUM,
+        _foreign_keys,
+        ("B/Postgres/Foreign keys defined",),
+        applies=lambda s: any(t.expect_foreign_keys for t in _tables(s)),
+    ),
+    _check(
+        "B.postgres.app_role",
+        "PayScope's app role is bound by RLS.",
+        "The role exists, is not superuser, has no BYPASSRLS and owns no declared table.",
+        Severity.CRITICAL,
+        _app_role,
+        ("G/Bank Isolation/No data leakage paths",),
+        applies=_has_app_role,
+    ),
+    _check(
+        "B.timescale.hypertables",
+        "Declared hypertables exist, partitioned by their time column.",
+        "timescaledb_information.hypertables/dimensions list each on timeColumn.",
+        Severity.HIGH,
+        lambda e, s: _timescale(e, s, "hypertable"),
+        ("B/TimescaleDB/Hypertables created",),
+        applies=lambda s: bool(_hyper(s)),
+    ),
+    _check(
+        "B.timescale.retention",
+        "Declared retention policies exist with the declared interval.",
+        "A policy_retention job with drop_after equal to retention.",
+        Severity.HIGH,
+        lambda e, s: _timescale(e, s, "retention"),
+        ("B/TimescaleDB/Retention policies",),
+        applies=lambda s: any(t.hypertable is not None and t.hypertable.retention for t in _tables(s)),
+    ),
+    _check(
+        "B.timescale.compression",
+        "Declared compression settings and policies exist.",
+        "Compression enabled with the declared segmentby, and a policy_compression job with compress_after.",
+        Severity.MEDIUM,
+        lambda e, s: _timescale(e, s, "compression"),
+        ("B/TimescaleDB/Compression policies",),
+        applies=lambda s: any(t.hypertable is not None and t.hypertable.compression for t in _tables(s)),
+    ),
+    _check(
+        "C.ingestion.idempotency_key",
+        "Ingestion tables carry a unique idempotency key.",
+        "A valid UNIQUE index or constraint covers exactly the idempotencyKey columns.",
+        Severity.HIGH,
+        _idempotency_key,
+        ("C/Ingestion/Idempotency guarantees", "C/Ingestion/Checksums or unique keys"),
+        applies=lambda s: any(t.idempotency_key for t in _tables(s)),
+    ),
+    _check(
+        "G.audit_log.hash_chain",
+        "The audit log's hash chain verifies.",
+        "Each of the newest rows' prev_hash equals the previous row's hash and each hash matches its content.",
+        Severity.CRITICAL,
+        _hash_chain,
+        (
+            "G/Audit Logging/Fallback hash log (if Fabric disabled)",
+            "G/Audit Logging/Operation logging",
+            "F/Logging/Audit logging",
+        ),
+    ),
+    _check(
+        "G.audit_log.query_logging",
+        "The audit log records chat queries with their trace id and intent.",
+        "The verified rows include chat.query operations whose payload carries trace_id and intent.",
+        Severity.MEDIUM,
+        _query_logging,
+        ("G/Audit Logging/Query logging", "F/Logging/Query logging"),
+    ),
+    _check(
+        "G.audit_log.immutable",
+        "The app role cannot rewrite the audit log.",
+        "The app role holds no UPDATE, DELETE or TRUNCATE on it and does not own it.",
+        Severity.CRITICAL,
+        _immutable,
+        ("G/Audit Logging/Immutability guarantees",),
+        applies=_has_app_role,
+    ),
 )
 
 
@@ -344,14 +477,20 @@ class IsolationEvidence:
 
 
 def _isolation_configured(s: spec.PayScopeSpec) -> bool:
-    return s.postgres is not None and s.tenancy is not None and s.audit.probe_tenants is not None and any(map(_rls, _tables(s)))
+    return (
+        s.postgres is not None
+        and s.tenancy is not None
+        and s.audit.probe_tenants is not None
+        and any(map(_rls, _tables(s)))
+    )
 
 
 async def _gather_isolation(run: session.PassSession) -> IsolationEvidence:
     section = _postgres(run.spec)
     tenancy = run.spec.tenancy
     tenants = run.spec.audit.probe_tenants
-    assert tenancy is not None and tenants is not None
+    assert tenancy is not None
+    assert tenants is not None
     dsn = clients.postgres_dsn(run)
     role = section.app_role
     if section.app_connection is not None:
@@ -388,14 +527,16 @@ def _cross_tenant(evidence: IsolationEvidence, desired: spec.PayScopeSpec) -> Fi
     for p in evidence.probes:
         own, other = p.tenants
         if p.visible_foreign_rows:
-            problems.append(f"{p.table}: as {p.role} for {own}, {p.visible_foreign_rows} other tenants' row(s) are visible")
+            problems.append(
+                f"{p.table}: as {p.role} for {own}, {p.visible_foreign_rows} other tenants' row(s) are visible"
+            )
         if not p.foreign_write.startswith("refused"):
             problems.append(f"{p.table}: as {p.role} for {own}, a row for {other} was {p.foreign_write}")
     where = "; ".join(f"{p.table} as {p.role}" for p in evidence.probes) + " (rolled back)"
     if problems:
         return Finding.failed("Tenant isolation is broken: " + "; ".join(problems[:4]), evidence=where)
     return Finding.passed(
-        f"As the app role, {len(evidence.probes)} table(s) show no other tenant's rows and refuse writes for another tenant.",
+        f"As the app role, {len(evidence.probes)} table(s) hide other tenants' rows and refuse writes for them.",
         evidence=where,
     )
 
@@ -409,5 +550,14 @@ ISOLATION_CHECKS: tuple[checks.Check[Any], ...] = (
         ISOLATION,
         _cross_tenant,
         ("G/Bank Isolation/DB RLS enforcement", "G/Bank Isolation/JWT bank_id validation"),
+    ),
+)
+
+
+NOT_OBSERVABLE: tuple[checks.NotObservable, ...] = (
+    checks.NotObservable(
+        "G/Audit Logging/Fabric integration (if enabled)",
+        "Contract version 1 exposes no Fabric ledger to the operator; with Fabric enabled the same records go to"
+        " a ledger only PayScope can reach. The Postgres hash log is audited by G.audit_log.*.",
     ),
 )

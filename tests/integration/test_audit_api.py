@@ -1,0 +1,433 @@
+"""The C, D, E, F and G checks against the reference PayScope API (a real process) and the test Redis.
+
+With no fault every check passes. For every check there is a fixture fault (or,
+for the Redis checks, a real queue) that breaks exactly its behaviour: the test
+switches it on over the fixture's ``/_faults`` endpoint, runs a full audit, and
+sees exactly the expected checks leave Pass with their reason, then Pass again
+once the fault is lifted. A hanging API turns only its own checks Unknown
+within their timeouts; an unreachable Redis only the broker checks. Everything
+goes over real sockets on 127.0.0.1; nothing is mocked.
+
+What it must not do: write to the shared Redis outside keys of its own prefix,
+or leave faults switched on for the next test.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import SecretStr
+
+from payscope_operator.api import spec, status
+from payscope_operator.reconcile import audit, catalog, secrets, session
+from payscope_operator.reconcile.catalog import agents, apis, observability, pipeline, security
+
+pytestmark = pytest.mark.integration
+
+S = status.CheckStatus
+FAIL, WARN, UNKNOWN = S.FAIL, S.WARN, S.UNKNOWN
+MINE = frozenset(c.id for m in (pipeline, agents, apis, observability, security) for c in m.CHECKS)
+REDIS_CHECKS = frozenset({"C.broker.reachable", "C.dlq.depth"})
+FIXTURE_TOKEN = "fixture-token-for-audit-tests"
+SECRET = "audit-test-shared-secret-" + "0123456789abcdef" * 3
+TODAY = datetime.date(2026, 11, 28)
+REQUEST_S, QUERY_S = 2, 3
+REPO = Path(__file__).resolve().parents[2]
+INTENTS = ("DESCRIBE", "COMPARE", "ANOMALY", "FORECAST", "WHAT_IF")
+Expected = dict[str, tuple[status.CheckStatus, str]]
+
+NO_FAULT = {
+    "C.broker.reachable": "an unreachable broker is Unknown by design: test_unreachable_redis_turns_only_broker_checks",
+    "C.dlq.depth": "not a fixture behaviour: test_dead_letter_queue_depth fills a real queue",
+    "C.worker.acks_late": "fixture gap: no fault turns /admin/pipeline acks_late false",
+    "E.endpoints.admin": "fixture gap: no fault makes an admin endpoint fail for the admin role",
+    "F.metrics.endpoint": "fixture gap: no fault breaks /metrics itself (status, media type, syntax)",
+    "G.isolation.bank_claim": "fixture gap: no fault accepts a token without the bank_id claim",
+    "G.jwt.claims": "fixture gap: no fault accepts a token missing a required claim",
+    "G.jwt.algorithm": "fixture gap: no fault accepts a token of another algorithm",
+    "D.forecast.stable": "fixture gap: no fault makes FORECAST answers differ between identical requests",
+}
+
+
+def _omitted(intent: str) -> Expected:
+    expected: Expected = {
+        "D.agents.coverage": (FAIL, f"No agent is configured for {intent}"),
+        f"E.intents.{intent.lower()}": (FAIL, "error no_agent"),
+    }
+    if intent == "DESCRIBE":  # the fixture's fallback intent
+        expected["D.agents.fallback"] = (FAIL, "fallback intent DESCRIBE has no agent")
+        expected["E.intents.fallback"] = (FAIL, "answered 500")
+    if intent == "FORECAST":  # also the intent of the classification probe
+        expected["D.forecast.finite"] = (UNKNOWN, "see E.intents.forecast")
+        expected["D.forecast.stable"] = (UNKNOWN, "see E.intents.forecast")
+        expected["E.intents.classification"] = (FAIL, "answered 500")
+    if intent == "WHAT_IF":
+        expected["D.simulation.deterministic"] = (UNKNOWN, "see E.intents.what_if")
+    return expected
+
+
+_NOT_JSON = "see E.responses.structured"
+FAULTS: list[tuple[tuple[str, ...], Expected]] = [
+    (("accept_missing_token",), {"G.jwt.missing": (FAIL, "let through no token (POST /chat/query → 422)")}),
+    (("accept_expired_token",), {"G.jwt.expired": (FAIL, "verify exp")}),
+    (("skip_signature_check",), {"G.jwt.signature": (FAIL, "a token signed by another key")}),
+    (("accept_alg_none",), {"G.jwt.alg_none": (FAIL, "never alg: none")}),
+    (("ignore_audience",), {"G.jwt.audience": (FAIL, "verify aud")}),
+    (("ignore_issuer",), {"G.jwt.issuer": (FAIL, "verify iss")}),
+    (("ignore_key_id",), {"G.jwt.key_id": (WARN, "a token naming an unknown key id")}),
+    (("ignore_bank_header",), {"G.isolation.bank_header": (FAIL, "another probe tenant's X-Bank-Id")}),
+    (("skip_chat_role_check",), {"G.rbac.chat_role": (FAIL, "analyst and admin roles")}),
+    (("admin_open_to_all",), {"G.rbac.admin_endpoints": (FAIL, "an analyst token on /admin/agents")}),
+    (("leak_foreign_source",), {"G.isolation.sources": (FAIL, "another tenant's data")}),
+    (("healthz_fails",), {"F.health.api": (FAIL, "GET /healthz answered 500")}),
+    (("readyz_degraded",), {"F.health.dependencies": (FAIL, "postgres=fail")}),
+    (("worker_down",), {"F.health.worker": (FAIL, "No healthy Celery worker")}),
+    (("ingestion_down",), {"F.health.ingestion": (FAIL, "reports itself unhealthy")}),
+    (("drop_metric:http_requests_total",), {"F.metrics.requests": (FAIL, "http_requests_total is missing")}),
+    (
+        ("drop_metric:http_request_duration_seconds",),
+        {"F.metrics.latency": (FAIL, "http_request_duration_seconds is missing")},
+    ),
+    (("drop_metric:payscope_errors_total",), {"F.metrics.errors": (FAIL, "payscope_errors_total is missing")}),
+    (("drop_metric:payscope_agent_requests_total",), {"F.metrics.agents": (FAIL, "requests_total is missing")}),
+    (("drop_metric:payscope_agent_latency_seconds",), {"F.metrics.agents": (FAIL, "latency_seconds is missing")}),
+    (("drop_metric:payscope_auth_failures_total",), {"F.metrics.recommended": (WARN, "auth_failures_total")}),
+    (("unstructured_logs",), {"F.logging.structured": (FAIL, "JSON object per line")}),
+    (("log_level_debug",), {"F.logging.level": (WARN, "DEBUG")}),
+    *(((f"omit_intent:{i}",), _omitted(i)) for i in INTENTS),
+    (
+        tuple(f"omit_intent:{i}" for i in INTENTS),
+        {
+            "E.endpoints.chat_query": (FAIL, "answered no intent"),
+            "D.agents.coverage": (FAIL, "DESCRIBE, COMPARE, ANOMALY, FORECAST, WHAT_IF"),
+            "D.agents.fallback": (FAIL, "has no agent"),
+            **{f"D.agents.{n}": (UNKNOWN, "declares no agent") for n in ("temperature", "token_limits")},
+            **{f"D.agents.{n}": (UNKNOWN, "declares no agent") for n in ("timeouts", "structured_output")},
+            **{f"E.intents.{i.lower()}": (FAIL, "error no_agent") for i in INTENTS},
+            "E.intents.fallback": (FAIL, "answered 500"),
+            "E.intents.classification": (FAIL, "answered 500"),
+            "D.forecast.stable": (UNKNOWN, "see E.intents.forecast"),
+            **{f"E.responses.{n}": (UNKNOWN, "No intent was answered 200") for n in ("structured", "confidence")},
+            **{f"E.responses.{n}": (UNKNOWN, "No intent was answered 200") for n in ("explainability", "traceability")},
+            "D.forecast.finite": (UNKNOWN, "see E.intents.forecast"),
+            "D.simulation.deterministic": (UNKNOWN, "see E.intents.what_if"),
+            "G.isolation.sources": (UNKNOWN, "No answer cited sources"),
+        },
+    ),
+    (("confidence_out_of_range",), {"E.responses.confidence": (FAIL, "is not in [0, 1]")}),
+    (("missing_trace_id",), {"E.responses.traceability": (FAIL, "no trace_id")}),
+    (("missing_explanation",), {"E.responses.explainability": (FAIL, "no explanation")}),
+    (
+        ("unstructured_response",),
+        {
+            "E.responses.structured": (FAIL, "body is text/plain"),
+            "E.responses.confidence": (FAIL, "confidence None"),
+            "E.responses.explainability": (FAIL, "no explanation"),
+            "E.responses.traceability": (FAIL, "no trace_id"),
+            **{f"E.intents.{i.lower()}": (UNKNOWN, _NOT_JSON) for i in INTENTS},
+            "E.intents.fallback": (UNKNOWN, _NOT_JSON),
+            "E.intents.classification": (UNKNOWN, _NOT_JSON),
+            "D.forecast.finite": (UNKNOWN, _NOT_JSON),
+            "D.forecast.stable": (UNKNOWN, _NOT_JSON),
+            "D.simulation.deterministic": (UNKNOWN, _NOT_JSON),
+            "G.isolation.sources": (UNKNOWN, "E.responses.structured"),
+        },
+    ),
+    (("no_fallback",), {"E.intents.fallback": (FAIL, "answered 500")}),
+    (("no_body_validation",), {"E.endpoints.validation": (FAIL, "answered 500")}),
+    (("unstructured_errors",), {"E.endpoints.errors_structured": (FAIL, "never with a stack trace")}),
+    (("forecast_nan",), {"D.forecast.finite": (FAIL, "NaN or Infinity")}),
+    (("what_if_nondeterministic",), {"D.simulation.deterministic": (FAIL, "seed the simulation")}),
+    (("agent_temperature_too_high",), {"D.agents.temperature": (FAIL, "temperature 1.2 is not in [0, 0.5]")}),
+    (("agent_no_token_limit",), {"D.agents.token_limits": (FAIL, "max_tokens None")}),
+    (("agent_no_timeout",), {"D.agents.timeouts": (FAIL, "timeout_s None")}),
+    (("unstructured_output",), {"D.agents.structured_output": (FAIL, "structured_output is False")}),
+    (("fallback_undeclared",), {"D.agents.fallback": (FAIL, "No valid fallback intent")}),
+    (("no_confidence_threshold",), {"E.intents.confidence_threshold": (FAIL, "confidence_threshold=None")}),
+    (("pipeline_no_retries",), {"C.worker.retries": (FAIL, "max_retries=0")}),
+    (("pipeline_no_backoff",), {"C.worker.backoff": (FAIL, "retry_backoff=True")}),
+    (("pipeline_no_time_limit",), {"C.worker.time_limits": (FAIL, "not bounded in time")}),
+    (("pipeline_no_dlq",), {"C.worker.dead_letter_queue": (FAIL, "declares no dead-letter queue")}),
+    (("ingestion_no_validation",), {"C.ingestion.file_validation": (FAIL, "does not validate")}),
+]
+
+_PIPELINE_DOC = ("C.worker.", "C.ingestion.", "F.health.worker", "F.health.ingestion")
+HANGS: list[tuple[str, frozenset[str]]] = [
+    ("/healthz", frozenset({"F.health.api"})),
+    ("/metrics", frozenset(c for c in MINE if c.startswith("F.metrics."))),
+    (
+        "/admin/pipeline",
+        frozenset(c for c in MINE if c.startswith(_PIPELINE_DOC))
+        | {"E.endpoints.admin", "G.rbac.admin_endpoints", "G.jwt.missing"},
+    ),
+]
+
+
+# ---- the fixture process --------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class Fixture:
+    url: str
+    algorithm: str
+    key: str  # what the operator signs with: the shared secret, or the RS256 private key
+
+    def faults(self, *, enable: tuple[str, ...] = (), disable: tuple[str, ...] = ()) -> None:
+        response = httpx.post(
+            f"{self.url}/_faults",
+            json={"enable": list(enable), "disable": list(disable)},
+            headers={"X-Fixture-Token": FIXTURE_TOKEN},
+            timeout=5,
+        )
+        response.raise_for_status()
+        assert response.json()["active"] == sorted(enable)
+
+
+def _start(extra: list[str], env: dict[str, str]) -> Iterator[str]:
+    port = _free_port()
+    command = [sys.executable, "-m", "tests.payscope_api", "--port", str(port), "--fixture-token", FIXTURE_TOKEN]
+    command += ["--hang-seconds", "30", "--graceful-timeout-s", "1", *extra]
+    process = subprocess.Popen(
+        command, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the fixture exited: {process.stderr.read().decode() if process.stderr else ''}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the fixture did not start within 20s"
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def hs256() -> Iterator[Fixture]:
+    for url in _start([], {"PAYSCOPE_JWT_SECRET": SECRET}):
+        yield Fixture(url, "HS256", SECRET)
+
+
+@pytest.fixture(scope="module")
+def rs256(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fixture]:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_file = tmp_path_factory.mktemp("rs256") / "public.pem"
+    public_file.write_bytes(
+        private.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    for url in _start(["--algorithm", "RS256", "--public-key-file", str(public_file)], {}):
+        yield Fixture(url, "RS256", pem.decode())
+
+
+# ---- one audit ------------------------------------------------------------------------------------
+
+
+class _NoCluster:
+    async def read_deployment(self, namespace: str, name: str) -> None:
+        return None
+
+
+def _spec(fixture: Fixture, *, dlq: str = "dlq", max_dead_letters: int = 0) -> spec.PayScopeSpec:
+    return spec.PayScopeSpec.model_validate(
+        {
+            "api": {
+                "url": fixture.url,
+                "auth": {
+                    "jwtSecretRef": {"name": "jwt", "key": "signingKey"},
+                    "algorithm": fixture.algorithm,
+                    "issuer": "payscope",
+                    "audience": "payscope-api",
+                },
+                "timeouts": {"request": f"{REQUEST_S}s", "query": f"{QUERY_S}s"},
+            },
+            "redis": {
+                "connection": {"secretRef": {"name": "redis", "key": "url"}},
+                "deadLetterQueue": dlq,
+                "maxDeadLetters": max_dead_letters,
+            },
+            "audit": {"probeTenants": ["bank-a", "bank-b"], "probeTimeout": "3s"},
+        }
+    )
+
+
+async def _audit(fixture: Fixture, redis_url: str, **spec_args: Any) -> dict[str, status.CheckResult]:
+    values = secrets.Secrets({("jwt", "signingKey"): SecretStr(fixture.key), ("redis", "url"): SecretStr(redis_url)})
+    run = session.PassSession(_spec(fixture, **spec_args), "ns", "psd", values, (), _NoCluster(), session.ClientCache())
+    try:
+        report = await audit.run(catalog.CATALOG, run, today=TODAY)
+    finally:
+        await run.clients.close()
+    return {r.id: r for r in report.results if r.id in MINE}
+
+
+def _not_passing(results: dict[str, status.CheckResult]) -> dict[str, tuple[status.CheckStatus, str]]:
+    return {i: (r.status, r.message) for i, r in results.items() if r.status != S.PASS}
+
+
+def _assert_expected(results: dict[str, status.CheckResult], expected: Expected) -> None:
+    found = _not_passing(results)
+    assert set(found) == set(expected), found
+    for check_id, (state, fragment) in expected.items():
+        assert found[check_id][0] == state, (check_id, found[check_id])
+        assert fragment in found[check_id][1], (check_id, found[check_id])
+
+
+# ---- the tests ------------------------------------------------------------------------------------
+
+
+async def test_healthy_installation_passes_every_check(hs256: Fixture, testenv: dict[str, str]) -> None:
+    results = await _audit(hs256, testenv["PAYSCOPE_REDIS_URL"])
+    assert set(results) == MINE
+    assert _not_passing(results) == {}
+
+
+async def test_rs256_installation_passes_and_refuses_forged_signatures(rs256: Fixture, testenv: dict[str, str]) -> None:
+    assert _not_passing(await _audit(rs256, testenv["PAYSCOPE_REDIS_URL"])) == {}
+    rs256.faults(enable=("skip_signature_check",))
+    try:
+        results = await _audit(rs256, testenv["PAYSCOPE_REDIS_URL"])
+    finally:
+        rs256.faults(disable=("skip_signature_check",))
+    _assert_expected(results, {"G.jwt.signature": (FAIL, "a token altered after signing")})
+
+
+@pytest.mark.parametrize(("faults", "expected"), FAULTS, ids=[",".join(f) for f, _ in FAULTS])
+async def test_each_fault_fails_exactly_its_checks_and_restoring_it_passes_them(
+    hs256: Fixture, testenv: dict[str, str], faults: tuple[str, ...], expected: Expected
+) -> None:
+    hs256.faults(enable=faults)
+    try:
+        broken = await _audit(hs256, testenv["PAYSCOPE_REDIS_URL"])
+    finally:
+        hs256.faults(disable=faults)
+    _assert_expected(broken, expected)
+    assert _not_passing(await _audit(hs256, testenv["PAYSCOPE_REDIS_URL"])) == {}
+
+
+def test_every_check_is_broken_by_some_test() -> None:
+    broken = {check for _, expected in FAULTS for check, (state, _) in expected.items() if state in (FAIL, WARN)}
+    assert MINE - broken == set(NO_FAULT), "a check has neither a fault that breaks it nor a stated reason"
+
+
+def _fill(client: redis.Redis, key: str, kind: str) -> None:
+    """Three entries in a key of the given Redis type."""
+    if kind == "list":
+        client.rpush(key, "a", "b", "c")
+    elif kind == "zset":
+        client.zadd(key, {"a": 1, "b": 2, "c": 3})
+    elif kind == "stream":
+        for n in range(3):
+            client.xadd(key, {"task": str(n)})
+    else:
+        client.sadd(key, "a", "b", "c")
+
+
+@pytest.mark.parametrize("kind", ["list", "zset", "stream", "set"])
+async def test_dead_letter_queue_depth(hs256: Fixture, testenv: dict[str, str], redis_prefix: str, kind: str) -> None:
+    key, url = redis_prefix + "dlq", testenv["PAYSCOPE_REDIS_URL"]
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    mismatch = {"C.worker.dead_letter_queue": (WARN, "C.dlq.depth measures the wrong key")}
+    try:
+        _fill(client, key, kind)
+        full = await _audit(hs256, url, dlq=key, max_dead_letters=2)
+        _assert_expected(full, {**mismatch, "C.dlq.depth": (FAIL, f"{key} holds 3 failed tasks")})
+        evidence = full["C.dlq.depth"].evidence
+        assert evidence is not None
+        assert key in evidence
+        _assert_expected(await _audit(hs256, url, dlq=key, max_dead_letters=3), mismatch)
+    finally:
+        client.delete(key)
+        client.close()
+    _assert_expected(await _audit(hs256, url, dlq=key), mismatch)
+
+
+async def test_hanging_api_turns_its_checks_unknown_within_their_timeout(
+    hs256: Fixture, testenv: dict[str, str]
+) -> None:
+    hs256.faults(enable=("hang:*",))
+    started = time.monotonic()
+    try:
+        results = await _audit(hs256, testenv["PAYSCOPE_REDIS_URL"])
+    finally:
+        hs256.faults(disable=("hang:*",))
+    elapsed = time.monotonic() - started
+    assert elapsed < QUERY_S + 2, elapsed
+    found = _not_passing(results)
+    assert set(found) == MINE - REDIS_CHECKS
+    assert all(state == UNKNOWN and "is not answering: no answer within" in msg for state, msg in found.values())
+
+
+@pytest.mark.parametrize(("route", "depending"), HANGS, ids=[r for r, _ in HANGS])
+async def test_one_hanging_route_turns_only_the_checks_reading_it_unknown(
+    hs256: Fixture, testenv: dict[str, str], route: str, depending: frozenset[str]
+) -> None:
+    hs256.faults(enable=(f"hang:{route}",))
+    try:
+        results = await _audit(hs256, testenv["PAYSCOPE_REDIS_URL"])
+    finally:
+        hs256.faults(disable=(f"hang:{route}",))
+    found = _not_passing(results)
+    assert set(found) == depending
+    assert all(state == UNKNOWN and f"GET {route}: no answer within" in msg for state, msg in found.values()), found
+
+
+async def test_unreachable_redis_turns_only_broker_checks_unknown(hs256: Fixture, testenv: dict[str, str]) -> None:
+    parts = urllib.parse.urlsplit(testenv["PAYSCOPE_REDIS_URL"])
+    netloc = parts.netloc.rsplit(":", 1)[0] + f":{_free_port()}"
+    closed = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    found = _not_passing(await _audit(hs256, closed))
+    assert set(found) == REDIS_CHECKS
+    assert all(state == UNKNOWN and "is unreachable" in message for state, message in found.values())
+    assert parts.password is not None
+    assert all(parts.password not in message for _, message in found.values())
+
+
+async def test_results_never_carry_a_token_or_a_secret(hs256: Fixture, testenv: dict[str, str]) -> None:
+    faults = ("accept_expired_token", "ignore_bank_header", "admin_open_to_all", "leak_foreign_source")
+    hs256.faults(enable=faults)
+    try:
+        results = await _audit(hs256, testenv["PAYSCOPE_REDIS_URL"])
+    finally:
+        hs256.faults(disable=faults)
+    password = urllib.parse.urlsplit(testenv["PAYSCOPE_REDIS_URL"]).password or "unset"
+    for result in results.values():
+        text = f"{result.message} {result.evidence}"
+        assert "eyJ" not in text  # the base64 of '{"' that starts every JWT segment
+        assert SECRET not in text
+        assert password not in text

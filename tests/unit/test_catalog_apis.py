@@ -1,0 +1,133 @@
+"""Dimension E's evaluations, table-tested: chat answers, admin documents and admin calls in, findings out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from payscope_operator.api import status
+from payscope_operator.backends import payscope
+from payscope_operator.reconcile import checks
+from payscope_operator.reconcile.catalog import apis, sources
+from tests.unit import catalog_evidence as ev
+
+S = status.CheckStatus
+CHECKS = {c.id: c for c in apis.CHECKS}
+DROP = ev.DROP
+
+
+def _run(check_id: str, evidence: object) -> checks.Finding:
+    return CHECKS[check_id].evaluate(evidence, ev.SPEC)
+
+
+def _all(answer: payscope.Answer) -> dict[str, payscope.Answer]:
+    return dict.fromkeys(payscope.INTENTS, answer)
+
+
+def _one(which: str, /, **changes: Any) -> sources.ChatEvidence:
+    return ev.chat({which: ev.answer(body=ev.answer_body(which, **changes))})
+
+
+def _admin_calls(**statuses: int | None) -> sources.AccessEvidence:
+    replies = {}
+    for path in payscope.ADMIN_PATHS:
+        code = statuses.get(path.rsplit("/", 1)[1], 200)
+        body = {"ok": True} if code == 200 else None
+        failure = "no answer within 5s" if code is None else None
+        replies[sources.admin_key("admin", path)] = ev.reply(f"GET {path}", code, body, failure=failure)
+    return sources.AccessEvidence("bank-a", replies)
+
+
+NO_AGENT = ev.answer(500, {"error": {"code": "no_agent", "message": "no agent"}, "trace_id": "t"})
+TEXT = ev.answer(200, None, content_type="text/plain")
+
+
+@pytest.mark.parametrize(
+    ("check_id", "evidence", "expected", "fragment"),
+    [
+        ("E.endpoints.chat_query", ev.chat(), S.PASS, "5 of 5 intents"),
+        ("E.endpoints.chat_query", ev.chat({"FORECAST": NO_AGENT}), S.PASS, "4 of 5 intents"),
+        ("E.endpoints.chat_query", ev.chat(_all(NO_AGENT)), S.FAIL, "answered no intent"),
+        ("E.endpoints.chat_query", ev.chat(_all(ev.answer(404, None))), S.FAIL, "does not exist"),
+        ("E.endpoints.chat_query", ev.chat(_all(ev.answer(None, failure="no answer within 30s"))), S.UNKNOWN, "30s"),
+        ("E.intents.forecast", ev.chat(), S.PASS, "FORECAST agent"),
+        ("E.intents.forecast", ev.chat({"FORECAST": NO_AGENT}), S.FAIL, "(500, error no_agent)"),
+        ("E.intents.forecast", _one("FORECAST", intent="DESCRIBE"), S.FAIL, "answered as 'DESCRIBE'"),
+        ("E.intents.forecast", _one("FORECAST", fallback=True), S.FAIL, "fallback=True"),
+        ("E.intents.forecast", ev.chat({"FORECAST": TEXT}), S.UNKNOWN, "E.responses.structured"),
+        ("E.intents.what_if", ev.chat({"WHAT_IF": ev.answer(None, failure="no answer within 30s")}), S.UNKNOWN, "30s"),
+        ("E.intents.fallback", ev.chat(), S.PASS, "through the fallback intent DESCRIBE"),
+        ("E.intents.fallback", ev.chat(unclassified=NO_AGENT), S.FAIL, "answered 500"),
+        (
+            "E.intents.fallback",
+            ev.chat(unclassified=ev.answer(body=ev.answer_body("FORECAST", confidence=0.55))),
+            S.FAIL,
+            "without falling back",
+        ),
+        ("E.intents.fallback", ev.chat(unclassified=TEXT), S.UNKNOWN, "not a JSON object"),
+        ("E.intents.classification", ev.chat(), S.PASS, "classified as FORECAST"),
+        (
+            "E.intents.classification",
+            ev.chat(classified=ev.answer(body=ev.answer_body("DESCRIBE", fallback=True, confidence=0.3))),
+            S.FAIL,
+            "classified as 'DESCRIBE' (fallback=True)",
+        ),
+        ("E.intents.classification", ev.chat(classified=NO_AGENT), S.FAIL, "answered 500"),
+        ("E.intents.classification", ev.chat(classified=TEXT), S.UNKNOWN, "not a JSON object"),
+        ("E.intents.confidence_threshold", ev.admin(), S.PASS, "below 0.6"),
+        ("E.intents.confidence_threshold", ev.admin(ev.agents_with(confidence_threshold=None)), S.FAIL, "=None"),
+        ("E.intents.confidence_threshold", ev.admin(ev.agents_with(confidence_threshold=1.0)), S.FAIL, "(0, 1)"),
+        ("E.intents.confidence_threshold", ev.admin(ev.reply("GET /admin/agents", 401)), S.UNKNOWN, "401"),
+        ("E.responses.structured", ev.chat(), S.PASS, "All 5 answers"),
+        ("E.responses.structured", ev.chat({"COMPARE": TEXT}), S.FAIL, "COMPARE: body is text/plain"),
+        ("E.responses.structured", _one("COMPARE", intent="SMALLTALK"), S.FAIL, "not a contract intent"),
+        ("E.responses.structured", _one("COMPARE", answer=""), S.FAIL, "no answer text"),
+        ("E.responses.structured", _one("COMPARE", sources=None), S.FAIL, "sources is not a list"),
+        ("E.responses.structured", _one("COMPARE", sources=[{"kind": "postgres"}]), S.FAIL, "sources is not a list"),
+        ("E.responses.structured", ev.chat(_all(NO_AGENT)), S.UNKNOWN, "No intent was answered 200"),
+        ("E.responses.confidence", ev.chat(), S.PASS, "confidence score"),
+        ("E.responses.confidence", _one("ANOMALY", confidence=1.95), S.FAIL, "ANOMALY: confidence 1.95"),
+        ("E.responses.confidence", _one("ANOMALY", confidence=-0.1), S.FAIL, "not in [0, 1]"),
+        ("E.responses.confidence", _one("ANOMALY", confidence="high"), S.FAIL, "confidence None"),
+        ("E.responses.confidence", _one("ANOMALY", confidence=DROP), S.FAIL, "confidence None"),
+        ("E.responses.explainability", ev.chat(), S.PASS, "explanation"),
+        ("E.responses.explainability", _one("DESCRIBE", explanation=DROP), S.FAIL, "DESCRIBE: no explanation"),
+        ("E.responses.explainability", _one("DESCRIBE", explanation="  "), S.FAIL, "no explanation"),
+        ("E.responses.traceability", ev.chat(), S.PASS, "trace id"),
+        ("E.responses.traceability", _one("DESCRIBE", trace_id=DROP), S.FAIL, "no trace_id"),
+        (
+            "E.responses.traceability",
+            ev.chat({"DESCRIBE": ev.answer(body=ev.answer_body("DESCRIBE"), trace="other")}),
+            S.FAIL,
+            "X-Trace-Id header differs",
+        ),
+        ("E.endpoints.validation", ev.chat(), S.PASS, "422"),
+        ("E.endpoints.validation", ev.chat(invalid=NO_AGENT), S.FAIL, "answered 500"),
+        ("E.endpoints.validation", ev.chat(invalid=ev.answer(body=ev.answer_body())), S.FAIL, "answered 200"),
+        ("E.endpoints.validation", ev.chat(invalid=ev.answer(400, None)), S.WARN, "says 422"),
+        ("E.endpoints.errors_structured", ev.chat(), S.PASS, "code invalid_body"),
+        ("E.endpoints.errors_structured", ev.chat(invalid=NO_AGENT), S.PASS, "code no_agent"),
+        ("E.endpoints.errors_structured", ev.chat(invalid=ev.answer(422, None)), S.FAIL, "never with a stack trace"),
+        ("E.endpoints.errors_structured", ev.chat(invalid=ev.answer(422, {"detail": "x"})), S.FAIL, "JSON body"),
+        ("E.endpoints.errors_structured", ev.chat(invalid=ev.answer(body=ev.answer_body())), S.UNKNOWN, "no error"),
+        ("E.endpoints.admin", _admin_calls(), S.PASS, "All 3 admin endpoints"),
+        ("E.endpoints.admin", _admin_calls(runtime=404), S.FAIL, "/admin/runtime answered 404"),
+        ("E.endpoints.admin", _admin_calls(agents=401), S.FAIL, "spec.api.auth"),
+        ("E.endpoints.admin", _admin_calls(pipeline=None), S.UNKNOWN, "no answer within 5s"),
+    ],
+)
+def test_evaluate(check_id: str, evidence: object, expected: status.CheckStatus, fragment: str) -> None:
+    finding = _run(check_id, evidence)
+    assert finding.status == expected, finding.message
+    assert fragment in finding.message
+
+
+def test_one_check_per_contract_intent() -> None:
+    assert {f"E.intents.{i.lower()}" for i in payscope.INTENTS} <= set(CHECKS)
+    assert "D/Forecasting/No runtime crashes" in CHECKS["E.intents.forecast"].covers
+
+
+def test_evidence_names_endpoint_and_status() -> None:
+    finding = _run("E.intents.forecast", ev.chat({"FORECAST": NO_AGENT}))
+    assert finding.evidence == "POST /chat/query intent=FORECAST → 500"
