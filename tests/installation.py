@@ -150,6 +150,7 @@ def _spec(inst: Installation) -> dict[str, Any]:
                       "ingestion": {"name": "payscope-ingestion"}},
         "api": {
             "url": inst.api_url,
+            "timeouts": {"request": "3s", "query": "8s"},
             "auth": {"jwtSecretRef": {"name": "jwt", "key": "signingKey"}, "algorithm": "HS256",
                      "issuer": "payscope", "audience": "payscope-api"},
         },
@@ -171,11 +172,12 @@ def _secrets(api: k8s.ApiClient, inst: Installation) -> None:
         cluster.create_secret(api, inst.namespace, name, data)
 
 
-def start_api(jwt_secret: str, log: Path, *faults: str) -> tuple[int, str]:
+def start_api(jwt_secret: str, log: Path, *faults: str, dead_letter_queue: str = "dlq") -> tuple[int, str]:
     """The reference PayScope API as a real process; returns (pid, url)."""
     port = process.free_port()
     argv = [sys.executable, "-m", "tests.payscope_api", "--port", str(port), "--fixture-token", FIXTURE_TOKEN,
-            "--issuer", "payscope", "--audience", "payscope-api", "--hang-seconds", "60"]  # fmt: skip
+            "--issuer", "payscope", "--audience", "payscope-api", "--hang-seconds", "60",
+            "--dead-letter-queue", dead_letter_queue]  # fmt: skip
     for fault in faults:
         argv += ["--fault", fault]
     pid = process.spawn(argv, log=log, env={"PAYSCOPE_JWT_SECRET": jwt_secret, "PYTHONPATH": str(REPO)}, cwd=REPO)
@@ -188,7 +190,8 @@ def build(api: k8s.ApiClient, namespace: str, env: dict[str, str], workdir: Path
     """Everything a full PayScopeDeployment declares, on the test servers; returns its description."""
     suffix = uuid.uuid4().hex[:8]
     jwt_secret = secrets.token_urlsafe(32)
-    pid, url = start_api(jwt_secret, workdir / f"payscope-api-{suffix}.log", *faults)
+    dlq = f"payscope:{suffix}:dlq"
+    pid, url = start_api(jwt_secret, workdir / f"payscope-api-{suffix}.log", *faults, dead_letter_queue=dlq)
     inst = Installation(
         namespace=namespace,
         name="payscope",
@@ -200,7 +203,7 @@ def build(api: k8s.ApiClient, namespace: str, env: dict[str, str], workdir: Path
         label=f"T{suffix}",
         bucket=f"payscope-ingest-{suffix}",
         index=f"payscope-rag-{suffix}",
-        dlq=f"payscope:{suffix}:dlq",
+        dlq=dlq,
         api_url=url,
         api_pid=pid,
         jwt_secret=jwt_secret,

@@ -58,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--fallback-intent", choices=[i.value for i in contract.INTENTS], default="DESCRIBE")
     parser.add_argument("--graceful-timeout-s", type=float, default=20.0)
     parser.add_argument("--audit-table", default="audit_log")
+    parser.add_argument("--dead-letter-queue", default="dlq", help="the Redis key /admin/pipeline reports")
     return parser
 
 
@@ -97,6 +98,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[FixtureConfig, 
         fallback_intent=contract.Intent(args.fallback_intent),
         graceful_timeout_s=args.graceful_timeout_s,
         audit_table=args.audit_table,
+        dead_letter_queue=args.dead_letter_queue,
         log_stream=sys.stdout,
     )
     return config, args.host, args.port

@@ -45,7 +45,7 @@ def readiness_body(config: FixtureConfig, faults: FaultSet) -> tuple[int, contra
     return (503 if degraded else 200), body
 
 
-def pipeline_body(faults: FaultSet) -> contract.PipelineBody:
+def pipeline_body(faults: FaultSet, dead_letter_queue: str = "dlq") -> contract.PipelineBody:
     worker: contract.ComponentHealth = {"status": "ok", "online": 2}
     if FaultName.WORKER_DOWN in faults:
         worker = {"status": "fail", "online": 0}
@@ -57,7 +57,7 @@ def pipeline_body(faults: FaultSet) -> contract.PipelineBody:
         "task_time_limit_s": None if no_time_limit else 300.0,
         "task_soft_time_limit_s": None if no_time_limit else 270.0,
         "acks_late": True,
-        "dead_letter_queue": None if FaultName.PIPELINE_NO_DLQ in faults else "dlq",
+        "dead_letter_queue": None if FaultName.PIPELINE_NO_DLQ in faults else dead_letter_queue,
         "ingestion": {
             "validates_files": FaultName.INGESTION_NO_VALIDATION not in faults,
             "max_file_bytes": 50 * 1024 * 1024,

@@ -285,7 +285,7 @@ async def _admin_agents(request: web.Request) -> web.Response:
 
 async def _admin_pipeline(request: web.Request) -> web.Response:
     state = _require_admin(request)
-    return web.json_response(admin.pipeline_body(state.faults))
+    return web.json_response(admin.pipeline_body(state.faults, state.config.dead_letter_queue))
 
 
 async def _admin_runtime(request: web.Request) -> web.Response:

@@ -47,6 +47,8 @@ class FixtureConfig:
     dependencies: tuple[str, ...] = DEFAULT_DEPENDENCIES
     graceful_timeout_s: float = 20.0
     audit_table: str = "audit_log"
+    #: The Redis key /admin/pipeline names as PayScope's dead-letter queue.
+    dead_letter_queue: str = "dlq"
     version: str = "1.0.0+fixture"
     #: Where JSON log lines go; None discards them.
     log_stream: TextIO | None = field(default=None, compare=False)

@@ -64,8 +64,7 @@ async def _gather_graph(run: session.PassSession) -> GraphEvidence:
     state = await provisioner.observe()
     untenanted: dict[str, int] = {}
     if run.spec.tenancy is not None:
-        labels = sorted({c.label for c in section.constraints} | {i.label for i in section.indexes})[:MAX_TENANT_LABELS]
-        untenanted = await provisioner.count_untenanted(labels, run.spec.tenancy.tenant_key)
+        untenanted = await provisioner.count_untenanted(_declared_labels(section), run.spec.tenancy.tenant_key)
     return GraphEvidence(
         section.connection.uri, provisioner.plan(state), state.server.version, state.server.edition, untenanted
     )
@@ -92,13 +91,19 @@ def _graph_kind(kind: str, what: str) -> checks.Evaluate[GraphEvidence]:
 
 def _graph_tenancy(evidence: GraphEvidence, desired: spec.PayScopeSpec) -> Finding:
     assert desired.tenancy is not None
+    assert desired.neo4j is not None
     key = desired.tenancy.tenant_key
+    labels = _declared_labels(desired.neo4j)
     where = f"MATCH (n:<label>) WHERE n.{key} IS NULL on {evidence.uri}"
     bad = {label: n for label, n in evidence.untenanted.items() if n}
     if bad:
         shown = ", ".join(f"{label}: {n}" for label, n in sorted(bad.items()))
         return Finding.failed(f"Nodes without {key} cannot be filtered by tenant: {shown}", evidence=where)
-    return Finding.passed(f"Every node of {len(evidence.untenanted)} declared label(s) carries {key}.", evidence=where)
+    return Finding.passed(f"Every node of the {len(labels)} declared label(s) carries {key}.", evidence=where)
+
+
+def _declared_labels(section: stores.Neo4j) -> list[str]:
+    return sorted({c.label for c in section.constraints} | {i.label for i in section.indexes})[:MAX_TENANT_LABELS]
 
 
 # Pinecone ---------------------------------------------------------------------------------------
