@@ -9,6 +9,7 @@ ids stay the same (a recreated object would get a new id).
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -97,6 +98,17 @@ async def run_pass(provisioner: graph.GraphProvisioner) -> base.Plan:
     return plan
 
 
+async def settled(provisioner: graph.GraphProvisioner, timeout: float = 15.0) -> base.Plan:
+    """The plan once new indexes have populated (Neo4j brings them ONLINE asynchronously)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        plan = provisioner.plan(await provisioner.observe())
+        pending = any(o.state is status.ProvisionState.PENDING for o in plan.objects)
+        if not pending or asyncio.get_running_loop().time() > deadline:
+            return plan
+        await asyncio.sleep(0.2)
+
+
 async def schema(drv: neo4j.AsyncDriver, p: str) -> dict[str, tuple[int, str, list[str]]]:
     """Name → (id, type, properties) of every constraint and index on the test's labels."""
     found: dict[str, tuple[int, str, list[str]]] = {}
@@ -127,7 +139,7 @@ async def test_create_from_nothing(driver: neo4j.AsyncDriver, prefix: str) -> No
         f"payscope_{low}transaction_id_range",
         f"comes with payscope_{low}transaction_id_unique",
     )
-    after = provisioner.plan(await provisioner.observe())
+    after = await settled(provisioner)
     assert after.converged, after
     found = await schema(driver, prefix)
     assert found[f"constraints:payscope_{low}transaction_bank_id_ref_unique"][1:] == ("UNIQUENESS", ["bank_id", "ref"])
@@ -147,7 +159,7 @@ async def test_unchanged_second_pass_sends_no_schema_change(driver: neo4j.AsyncD
     before, sent = await schema(driver, prefix), provisioner.schema_changes
     second = await run_pass(provisioner)
     assert second.actions == ()
-    assert second.converged
+    assert (await settled(provisioner)).converged
     assert provisioner.schema_changes == sent
     restarted = graph.GraphProvisioner(driver, full_spec(prefix), timeout=10.0)  # e.g. after an operator restart
     assert (await run_pass(restarted)).actions == ()
@@ -168,7 +180,7 @@ async def test_out_of_band_drop_is_found_and_restored(driver: neo4j.AsyncDriver,
     found = await schema(driver, prefix)
     assert found[f"constraints:{name}"][1:] == ("UNIQUENESS", ["id"])
     assert found[f"constraints:{name}"][0] != old_id
-    assert provisioner.plan(await provisioner.observe()).converged
+    assert (await settled(provisioner)).converged
 
 
 async def test_our_name_redefined_out_of_band_is_replaced(driver: neo4j.AsyncDriver, prefix: str) -> None:
@@ -181,7 +193,7 @@ async def test_our_name_redefined_out_of_band_is_replaced(driver: neo4j.AsyncDri
     plan = await run_pass(provisioner)
     assert [(a.verb, a.target, a.drift) for a in plan.actions] == [("drop", name, True), ("create", name, True)]
     assert (await schema(driver, prefix))[f"constraints:{name}"][1:] == ("UNIQUENESS", ["id"])
-    assert provisioner.plan(await provisioner.observe()).converged
+    assert (await settled(provisioner)).converged
 
 
 async def test_an_equivalent_under_another_name_is_left_alone(driver: neo4j.AsyncDriver, prefix: str) -> None:
@@ -211,7 +223,7 @@ async def test_our_range_index_makes_way_for_a_new_constraint(driver: neo4j.Asyn
         ("drop", f"payscope_{low}account_iban_range"),
         ("create", f"payscope_{low}account_iban_unique"),
     ]
-    assert provisioner.plan(await provisioner.observe()).converged
+    assert (await settled(provisioner)).converged
     assert sorted(await schema(driver, prefix)) == [
         f"constraints:payscope_{low}account_iban_unique",
         f"indexes:payscope_{low}account_iban_unique",
@@ -281,7 +293,7 @@ async def test_duplicate_data_blocks_a_uniqueness_constraint(driver: neo4j.Async
 
     await cypher(driver, f"MATCH (n:{label} {{id: 2}}) SET n.iban = 'DE0002'")
     assert [a.target for a in (await run_pass(provisioner)).actions] == [name]
-    assert provisioner.plan(await provisioner.observe()).converged
+    assert (await settled(provisioner)).converged
 
 
 def closed_port() -> int:
@@ -309,7 +321,7 @@ async def test_unreachable_server_is_transient_then_recovers(testenv: dict[str, 
     async with make_driver(testenv) as alive:
         provisioner = graph.GraphProvisioner(alive, spec, timeout=5.0)
         await run_pass(provisioner)
-        assert provisioner.plan(await provisioner.observe()).converged
+        assert (await settled(provisioner)).converged
 
 
 async def test_teardown_removes_only_managed_declared_objects(driver: neo4j.AsyncDriver, prefix: str) -> None:
