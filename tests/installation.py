@@ -22,6 +22,7 @@ from typing import Any
 
 import neo4j
 import psycopg
+import yaml
 from kubernetes import client as k8s
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
@@ -158,9 +159,10 @@ def _spec(inst: Installation) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _secrets(api: k8s.ApiClient, inst: Installation) -> None:
+def secret_values(inst: Installation) -> dict[str, dict[str, str]]:
+    """The Secrets the spec references, by name and key."""
     env = inst.env
-    values = {
+    return {
         "pg": {"dsn": inst.db_dsn},
         "neo4j": {"username": env["PAYSCOPE_NEO4J_USER"], "password": env["PAYSCOPE_NEO4J_PASSWORD"]},
         "pinecone": {"apiKey": env["PAYSCOPE_PINECONE_API_KEY"]},
@@ -168,8 +170,26 @@ def _secrets(api: k8s.ApiClient, inst: Installation) -> None:
         "redis": {"url": env["PAYSCOPE_REDIS_URL"]},
         "jwt": {"signingKey": inst.jwt_secret},
     }
-    for name, data in values.items():
+
+
+def _secrets(api: k8s.ApiClient, inst: Installation) -> None:
+    for name, data in secret_values(inst).items():
         cluster.create_secret(api, inst.namespace, name, data)
+
+
+def manifests(inst: Installation) -> tuple[str, str]:
+    """(the PayScopeDeployment, its Secrets) as YAML files a platform team would keep."""
+    resource = {
+        "apiVersion": "payscope.io/v1alpha1",
+        "kind": "PayScopeDeployment",
+        "metadata": {"name": inst.name, "namespace": inst.namespace},
+        "spec": inst.spec,
+    }
+    secrets_yaml = [
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data}
+        for name, data in secret_values(inst).items()
+    ]
+    return yaml.safe_dump(resource), yaml.safe_dump_all(secrets_yaml)
 
 
 def start_api(jwt_secret: str, log: Path, *faults: str, dead_letter_queue: str = "dlq") -> tuple[int, str]:

@@ -9,15 +9,19 @@ an audit interval or two (the spec's interval is 5 s).
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import httpx
 import neo4j
 import pytest
 import redis
+import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
@@ -263,3 +267,58 @@ def test_no_secret_value_reaches_the_operator_log_or_metrics(
         assert secret not in log
         assert secret not in metrics
     assert 'check="G.jwt.expired"' in metrics
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [str(Path(sys.executable).parent / "payscope-operator"), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_standalone_audit_gates_a_release(
+    kube_api: k8s.ApiClient, inst: installation.Installation, tmp_path: Path
+) -> None:
+    _wait(kube_api, inst, "Ready", lambda o: _condition(o, "Ready").get("status") == "True")
+    resource, secrets_yaml = installation.manifests(inst)
+    (tmp_path / "psd.yaml").write_text(resource)
+    (tmp_path / "secrets.yaml").write_text(secrets_yaml)
+    args = ("-f", str(tmp_path / "psd.yaml"), "--secrets-file", str(tmp_path / "secrets.yaml"))
+
+    good = _cli("audit", *args)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "A.workloads.api_available" in good.stdout  # NotConfigured without a cluster
+    assert "NotConfigured" in good.stdout
+
+    planned = _cli("plan", *args)
+    assert planned.returncode == 0, planned.stderr
+    assert "no changes" in planned.stdout
+
+    _faults(inst, enable=("accept_expired_token",))
+    try:
+        bad = _cli("audit", *args, "--output", "junit")
+    finally:
+        _faults(inst, disable=("accept_expired_token",))
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    suite = ElementTree.fromstring(bad.stdout.split("?>", 1)[1])  # noqa: S314 - our own output
+    failed = [case.get("name") for case in suite.iter("testcase") if case.find("failure") is not None]
+    assert failed == ["G.jwt.expired"]
+    assert suite.get("failures") == "1"
+    for secret in installation.secret_values(inst)["jwt"].values():
+        assert secret not in bad.stdout + bad.stderr
+
+
+def test_standalone_plan_lists_what_full_would_do_and_changes_nothing(
+    inst: installation.Installation, tmp_path: Path
+) -> None:
+    resource, secrets_yaml = installation.manifests(inst)
+    spec = yaml.safe_load(resource)
+    label = f"{inst.label}Extra"
+    spec["spec"]["neo4j"]["constraints"].append({"label": label, "properties": ["ref"], "type": "Unique"})
+    (tmp_path / "psd.yaml").write_text(yaml.safe_dump(spec))
+    (tmp_path / "secrets.yaml").write_text(secrets_yaml)
+    planned = _cli("plan", "-f", str(tmp_path / "psd.yaml"), "--secrets-file", str(tmp_path / "secrets.yaml"))
+    assert planned.returncode == 0, planned.stderr
+    assert f"neo4j: create constraint payscope_{label.lower()}_ref_unique" in planned.stdout
+    auth = (inst.env["PAYSCOPE_NEO4J_USER"], inst.env["PAYSCOPE_NEO4J_PASSWORD"])
+    with neo4j.GraphDatabase.driver(inst.env["PAYSCOPE_NEO4J_URI"], auth=auth) as driver:
+        records, _, _ = driver.execute_query("SHOW CONSTRAINTS YIELD name WHERE name CONTAINS $l", l=label.lower())
+    assert records == []

@@ -45,6 +45,7 @@ JVM_FLAGS = (
     "-Dio.netty.tryReflectionSetAccessible=true",
     "-XX:+ExitOnOutOfMemoryError",
     "-Dfile.encoding=UTF-8",
+    "-Djava.net.preferIPv4Stack=true",  # Bolt on 127.0.0.1 itself, not on an IPv4-mapped IPv6 socket
 )
 
 _POM = f"""<?xml version="1.0" encoding="UTF-8"?>
