@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.testenv import cache
@@ -44,118 +45,113 @@ def _replace_lines(release_gomod: str) -> list[str]:
     return sorted(set(re.findall(r"^\s*(k8s\.io/[\w.\-/]+)\s+=>\s+\./staging/", release_gomod, re.M)))
 
 
-def build_kubernetes() -> Path:
-    """Return the folder holding ``bin/kube-apiserver``, building it if needed."""
-    out = cache.artifact_dir("kubernetes", KUBERNETES_VERSION)
+def _go_build(
+    component: str,
+    version: str,
+    *,
+    prepare: Callable[[Path, Path], None],
+    package: str,
+    binary: str,
+    ldflags: str,
+) -> Path:
+    """Build ``package`` in a wrapper module into ``<cache>/<component>-<version>/bin/<binary>``, once."""
+    out = cache.artifact_dir(component, version)
     if cache.is_complete(out):
         return out
     cache.reset(out)
     log = out / "build.log"
     src = out / "src"
-    _write_wrapper(src, "payscope.local/testenv/kubernetes")
-    info = json.loads(
-        cache.run(["go", "mod", "download", "-json", f"k8s.io/kubernetes@{KUBERNETES_VERSION}"], cwd=src, log=log)
+    _write_wrapper(src, f"payscope.local/testenv/{component}")
+    prepare(src, log)
+    cache.run(
+        ["go", "build", "-trimpath", f"-ldflags=-s -w {ldflags}", "-o", str(out / "bin" / binary), package],
+        cwd=src,
+        env=_GO_ENV,
+        log=log,
     )
-    release_gomod = Path(info["GoMod"]).read_text()
+    cache.mark_complete(out)
+    return out
+
+
+def _minor(version: str) -> str:
+    return version.lstrip("v").split(".")[1]
+
+
+def _prepare_kubernetes(src: Path, log: Path) -> None:
+    """Require the release, replacing each staging module by its published twin; copy its godebug line."""
+    download = ["go", "mod", "download", "-json", f"k8s.io/kubernetes@{KUBERNETES_VERSION}"]
+    release_gomod = Path(json.loads(cache.run(download, cwd=src, log=log))["GoMod"]).read_text()
     twin = _k8s_twin(KUBERNETES_VERSION)
     edits = [f"-replace={mod}={mod}@{twin}" for mod in _replace_lines(release_gomod)]
     godebug = re.search(r"^godebug\s+(.+)$", release_gomod, re.M)
     if godebug:
         edits.append(f"-godebug={godebug.group(1).strip()}")
     cache.run(["go", "mod", "edit", *edits], cwd=src, log=log)
-    cache.run(
-        ["go", "get", f"k8s.io/kubernetes/cmd/kube-apiserver@{KUBERNETES_VERSION}"], cwd=src, env=_GO_ENV, log=log
-    )
-    minor = KUBERNETES_VERSION.lstrip("v").split(".")[1]
+    get = ["go", "get", f"k8s.io/kubernetes/cmd/kube-apiserver@{KUBERNETES_VERSION}"]
+    cache.run(get, cwd=src, env=_GO_ENV, log=log)
+
+
+def _requirer(module: str) -> Callable[[Path, Path], None]:
+    def prepare(src: Path, log: Path) -> None:
+        cache.run(["go", "get", module], cwd=src, env=_GO_ENV, log=log)
+
+    return prepare
+
+
+def build_kubernetes() -> Path:
+    """Return the folder holding ``bin/kube-apiserver``, building it if needed."""
     ldflags = " ".join(
         f"-X {pkg}.{key}={value}"
         for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
-        for key, value in (("gitVersion", KUBERNETES_VERSION), ("gitMajor", "1"), ("gitMinor", minor))
+        for key, value in (
+            ("gitVersion", KUBERNETES_VERSION),
+            ("gitMajor", "1"),
+            ("gitMinor", _minor(KUBERNETES_VERSION)),
+        )
     )
-    cache.run(
-        [
-            "go",
-            "build",
-            "-trimpath",
-            f"-ldflags=-s -w {ldflags}",
-            "-o",
-            str(out / "bin") + "/",
-            "k8s.io/kubernetes/cmd/kube-apiserver",
-        ],
-        cwd=src,
-        env=_GO_ENV,
-        log=log,
+    return _go_build(
+        "kubernetes",
+        KUBERNETES_VERSION,
+        prepare=_prepare_kubernetes,
+        package="k8s.io/kubernetes/cmd/kube-apiserver",
+        binary="kube-apiserver",
+        ldflags=ldflags,
     )
-    cache.mark_complete(out)
-    return out
 
 
 def build_etcd() -> Path:
     """Return the folder holding ``bin/etcd``, building it if needed."""
-    out = cache.artifact_dir("etcd", ETCD_VERSION)
-    if cache.is_complete(out):
-        return out
-    cache.reset(out)
-    log = out / "build.log"
-    src = out / "src"
-    _write_wrapper(src, "payscope.local/testenv/etcd")
-    cache.run(["go", "get", f"go.etcd.io/etcd/server/v3@{ETCD_VERSION}"], cwd=src, env=_GO_ENV, log=log)
-    ldflags = "-X go.etcd.io/etcd/api/v3/version.GitSHA=payscope-testenv"
-    cache.run(
-        [
-            "go",
-            "build",
-            "-trimpath",
-            f"-ldflags=-s -w {ldflags}",
-            "-o",
-            str(out / "bin" / "etcd"),
-            "go.etcd.io/etcd/server/v3",
-        ],
-        cwd=src,
-        env=_GO_ENV,
-        log=log,
+    return _go_build(
+        "etcd",
+        ETCD_VERSION,
+        prepare=_requirer(f"go.etcd.io/etcd/server/v3@{ETCD_VERSION}"),
+        package="go.etcd.io/etcd/server/v3",
+        binary="etcd",
+        ldflags="-X go.etcd.io/etcd/api/v3/version.GitSHA=payscope-testenv",
     )
-    cache.mark_complete(out)
-    return out
 
 
 def build_helm() -> Path:
-    """Return the folder holding ``bin/helm``, built with its version ldflags."""
-    out = cache.artifact_dir("helm", HELM_VERSION)
-    if cache.is_complete(out):
-        return out
-    cache.reset(out)
-    log = out / "build.log"
-    src = out / "src"
-    _write_wrapper(src, "payscope.local/testenv/helm")
-    cache.run(["go", "get", f"helm.sh/helm/v3@{HELM_VERSION}"], cwd=src, env=_GO_ENV, log=log)
-    k8s_minor = KUBERNETES_VERSION.lstrip("v").split(".")[1]
+    """Return the folder holding ``bin/helm``, built with its version ldflags (else it assumes Kubernetes 1.20)."""
+    minor = _minor(KUBERNETES_VERSION)
     ldflags = " ".join(
         [
             f"-X helm.sh/helm/v3/internal/version.version={HELM_VERSION}",
             "-X helm.sh/helm/v3/internal/version.gitTreeState=clean",
             "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1",
-            f"-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor={k8s_minor}",
+            f"-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor={minor}",
             "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1",
-            f"-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor={k8s_minor}",
+            f"-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor={minor}",
         ]
     )
-    cache.run(
-        [
-            "go",
-            "build",
-            "-trimpath",
-            f"-ldflags=-s -w {ldflags}",
-            "-o",
-            str(out / "bin" / "helm"),
-            "helm.sh/helm/v3/cmd/helm",
-        ],
-        cwd=src,
-        env=_GO_ENV,
-        log=log,
+    return _go_build(
+        "helm",
+        HELM_VERSION,
+        prepare=_requirer(f"helm.sh/helm/v3@{HELM_VERSION}"),
+        package="helm.sh/helm/v3/cmd/helm",
+        binary="helm",
+        ldflags=ldflags,
     )
-    cache.mark_complete(out)
-    return out
 
 
 def build_all() -> dict[str, Path]:
