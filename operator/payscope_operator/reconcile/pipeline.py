@@ -148,12 +148,9 @@ async def _report(
     await deps.cluster.replace_status(resource.ref, status_builder.to_wire(built))
     changed = conditions.transitions(previous.conditions if previous else (), built.conditions)
     for old, new in changed:
-        warning = new.status == status.ConditionStatus.FALSE and new.type != api_conditions.ConditionType.RECONCILING
-        warning = warning or (
-            new.type == api_conditions.ConditionType.STALLED and new.status == status.ConditionStatus.TRUE
-        )
-        if new.type == api_conditions.ConditionType.STALLED and new.status == status.ConditionStatus.FALSE:
-            warning = False
+        warning = _is_warning(new)
+        if old is None and not warning:
+            continue  # a resource's first status: only what needs attention becomes an Event
         was = f"{old.status}/{old.reason}" if old else "unset"
         await deps.cluster.post_event(
             resource.ref,
@@ -163,6 +160,16 @@ async def _report(
         )
     deps.observer.transitions(resource, len(changed))
     return built, True
+
+
+def _is_warning(condition: status.Condition) -> bool:
+    """Stalled=True, or a condition False, except Reconciling's False (good news) and work in progress."""
+    ctype, cstatus = condition.type, condition.status
+    if ctype == api_conditions.ConditionType.STALLED:
+        return cstatus == status.ConditionStatus.TRUE
+    if condition.reason in (Reason.RECONCILING, Reason.PROVISIONING_PENDING):
+        return False
+    return cstatus == status.ConditionStatus.FALSE and ctype != api_conditions.ConditionType.RECONCILING
 
 
 async def mark_reconciling(deps: Dependencies, resource: Resource, *, now: datetime.datetime) -> None:
