@@ -20,7 +20,7 @@ import pytest
 
 from payscope_operator import errors
 from payscope_operator.api import conditions, status, stores
-from payscope_operator.backends import base, graph
+from payscope_operator.backends import base, graph, graph_plan
 
 pytestmark = pytest.mark.integration
 
@@ -254,8 +254,8 @@ async def test_enterprise_constraints_on_community_are_unsupported(driver: neo4j
         f"indexes:payscope_{low}account_id_unique",
     ]
     # Had the edition been misread, the server's refusal still maps to the same reason.
-    (exists, *_) = graph.desired_objects(spec)
-    forced = graph.CreateSchema("neo4j", base.Verb.CREATE, "constraint", exists.name, object=exists)
+    (exists, *_) = graph_plan.desired_objects(spec)
+    forced = graph_plan.CreateSchema("neo4j", base.Verb.CREATE, "constraint", exists.name, object=exists)
     with pytest.raises(errors.SpecUnsatisfiable) as refused:
         await provisioner.apply(forced)
     assert refused.value.reason == conditions.Reason.UNSUPPORTED_ON_EDITION
