@@ -129,6 +129,9 @@ async def test_create_from_nothing_then_an_unchanged_pass_sends_nothing(
 ) -> None:
     _, schema = timescale_schema
     desired = postgres(schema, metrics(), SECURE_TX)
+    # The environment's TimescaleDB starts without the extension; whichever test runs first
+    # would otherwise see the CREATE EXTENSION here too (test_extension_* covers that action).
+    await conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
     ddl = await ddl_probe(conn, schema)
     first = _sql.StatementLog()
     _, plan = await run_pass(conn, desired, first)
