@@ -336,8 +336,7 @@ def test_audit_payloads_with_no_single_canonical_form_are_refused(payload: dict[
 
 
 @pytest.mark.integration
-@pytest.mark.skipif("PAYSCOPE_PG_DSN" not in os.environ, reason="needs the test environment's Postgres")
-def test_audit_chain_survives_a_round_trip_through_postgres() -> None:
+def test_audit_chain_survives_a_round_trip_through_postgres(pg_dsn: str) -> None:
     """Timestamps and jsonb come back from Postgres in a form that re-hashes to the same chain."""
     import psycopg
     from psycopg import sql
@@ -346,7 +345,7 @@ def test_audit_chain_survives_a_round_trip_through_postgres() -> None:
 
     suffix = secrets.token_hex(4)
     schema, role = f"audit_{suffix}", f"payscope_app_{suffix}"
-    with psycopg.connect(os.environ["PAYSCOPE_PG_DSN"], row_factory=dict_row) as conn:
+    with psycopg.connect(pg_dsn, row_factory=dict_row) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
         conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
