@@ -29,7 +29,7 @@ from tests import installation
 from tests.conftest import unique
 from tests.e2e import cluster
 from tests.e2e.conftest import RunningOperator
-from tests.testenv import process
+from tests.testenv import pinecone_emulator, process
 
 INTERVAL = 5.0
 WITHIN = 2 * INTERVAL + 15  # one interval, the pass that notices (up to a probe timeout), and slack
@@ -144,9 +144,62 @@ def _dead_letters(count: int) -> Breaker:
     return act
 
 
+def _sql(statement: str) -> Breaker:
+    return lambda inst: inst.sql(statement.format(app=inst.app_role))
+
+
+def _cypher(statement: str) -> Breaker:
+    return lambda inst: inst.cypher(statement.format(label=inst.label))
+
+
+def _namespaces(counts: dict[str, int]) -> Breaker:
+    return lambda inst: pinecone_emulator.Admin(inst.env["PAYSCOPE_PINECONE_URL"]).set_namespaces(inst.index, counts)
+
+
 def _fault(name: str, on: bool) -> Breaker:
     return lambda inst: _faults(inst, enable=(name,) if on else (), disable=() if on else (name,))
 
+
+# Things the operator audits but never corrects (it does not own them), broken out of band.
+UNOWNED = [
+    (
+        "DataLayerReady",
+        "B.postgres.foreign_keys",
+        _sql("ALTER TABLE transactions DROP CONSTRAINT transactions_account_id_fkey"),
+        _sql("ALTER TABLE transactions ADD FOREIGN KEY (account_id) REFERENCES accounts(id)"),
+    ),
+    ("DataLayerReady", "B.postgres.app_role", _sql("ALTER ROLE {app} BYPASSRLS"), _sql("ALTER ROLE {app} NOBYPASSRLS")),
+    (
+        "PipelineReady",
+        "C.ingestion.idempotency_key",
+        _sql("ALTER TABLE transactions DROP CONSTRAINT transactions_bank_id_idempotency_key_key"),
+        _sql("ALTER TABLE transactions ADD UNIQUE (bank_id, idempotency_key)"),
+    ),
+    (
+        "SecurityReady",
+        "G.audit_log.hash_chain",
+        _sql("UPDATE audit_log SET actor = 'mallory' WHERE id = 1"),
+        _sql("UPDATE audit_log SET actor = 'alice' WHERE id = 1"),
+    ),
+    (
+        "SecurityReady",
+        "G.audit_log.immutable",
+        _sql("GRANT UPDATE ON audit_log TO {app}"),
+        _sql("REVOKE UPDATE ON audit_log FROM {app}"),
+    ),
+    (
+        "DataLayerReady",
+        "B.neo4j.tenant_property",
+        _cypher("CREATE (:{label}Account {{id: 99}})"),
+        _cypher("MATCH (n:{label}Account {{id: 99}}) DELETE n"),
+    ),
+    (
+        "DataLayerReady",
+        "B.pinecone.namespaces",
+        _namespaces({"": 4, "bank-a": 2}),
+        _namespaces({"": 0, "bank-a": 2, "bank-b": 1}),
+    ),
+]
 
 FLIPS = [
     ("InfrastructureReady", "A.workloads.worker_available", _set_deployment(0), _set_deployment(2)),
@@ -169,7 +222,9 @@ FLIPS = [
 ]
 
 
-@pytest.mark.parametrize(("condition", "check_id", "breaks", "restores"), FLIPS, ids=[f[0] for f in FLIPS])
+@pytest.mark.parametrize(
+    ("condition", "check_id", "breaks", "restores"), FLIPS + UNOWNED, ids=[f[1] for f in FLIPS + UNOWNED]
+)
 def test_breaking_one_thing_flips_its_dimension_and_restoring_it_flips_back(
     kube_api: k8s.ApiClient,
     inst: installation.Installation,
