@@ -36,6 +36,9 @@ def _run(args: argparse.Namespace) -> int:
         kubeconfig=args.kubeconfig,
     )
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.log_level.lower() != "debug":
+        # kopf says "Handler 'on_event' succeeded" for every watch event; our own logs say what matters.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     asyncio.run(main.run(config))
     return 0
 
