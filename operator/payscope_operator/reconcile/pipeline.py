@@ -147,6 +147,8 @@ async def _report(
         return built, False
     await deps.cluster.replace_status(resource.ref, status_builder.to_wire(built))
     changed = conditions.transitions(previous.conditions if previous else (), built.conditions)
+    for _, new in changed:
+        logger.info("%s/%s: %s=%s (%s)", resource.namespace, resource.name, new.type, new.status, new.reason)
     for old, new in changed:
         warning = _is_warning(new)
         if old is None and not warning:
