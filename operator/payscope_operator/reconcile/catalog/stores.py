@@ -153,11 +153,12 @@ def _vector_indexes(evidence: VectorEvidence, desired: spec.PayScopeSpec) -> Fin
 
 def _namespaces(evidence: VectorEvidence, desired: spec.PayScopeSpec) -> Finding:
     assert desired.pinecone is not None
-    problems, warnings = [], []
+    problems, warnings, unknown = [], [], []
     tenants = desired.audit.probe_tenants or ()
     for index in desired.pinecone.indexes:
         if index.name in evidence.stats_errors:
-            return Finding.unknown(f"describe_index_stats of {index.name} failed: {evidence.stats_errors[index.name]}")
+            unknown.append(f"describe_index_stats of {index.name} failed: {evidence.stats_errors[index.name]}")
+            continue
         stats = evidence.stats.get(index.name)
         if stats is None:
             problems.append(f"{index.name}: not found")
@@ -174,6 +175,8 @@ def _namespaces(evidence: VectorEvidence, desired: spec.PayScopeSpec) -> Finding
     where = "describe_index_stats of " + ", ".join(i.name for i in desired.pinecone.indexes)
     if problems:
         return Finding.failed("Keep every vector in its tenant's namespace: " + "; ".join(problems), evidence=where)
+    if unknown:
+        return Finding.unknown("; ".join(unknown), evidence=where)
     if warnings:
         return Finding.warned("; ".join(warnings), evidence=where)
     return Finding.passed("Vectors live only in tenant namespaces.", evidence=where)
@@ -285,7 +288,7 @@ def _lifecycle(bucket: stores.Bucket, facts: objects_plan.BucketFacts, evidence:
         missing.append("noncurrent-version expiration")
     if rules.abort_incomplete_multipart_upload_days is not None and not facts.abort_incomplete_multipart_upload:
         missing.append("abort of incomplete multipart uploads")
-    if rules.expiration_days is not None and not any(r.startswith("payscope-") for r in facts.lifecycle_rule_ids):
+    if rules.expiration_days is not None and f"{objects_plan.RULE_ID_PREFIX}expiration" not in facts.lifecycle_rule_ids:
         missing.append("expiration")
     return "missing " + ", ".join(missing) if missing else None
 
