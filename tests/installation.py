@@ -155,7 +155,7 @@ def _spec(inst: Installation) -> dict[str, Any]:
             "auth": {"jwtSecretRef": {"name": "jwt", "key": "signingKey"}, "algorithm": "HS256",
                      "issuer": "payscope", "audience": "payscope-api"},
         },
-        "audit": {"interval": "5s", "probeTimeout": "3s", "probeTenants": list(TENANTS)},
+        "audit": {"interval": "5s", "probeTimeout": "3s", "agentProbeInterval": "5s", "probeTenants": list(TENANTS)},
     }  # fmt: skip
 
 

@@ -134,3 +134,44 @@ def test_results_are_failing_first() -> None:
         status.CheckStatus.UNKNOWN,
         status.CheckStatus.PASS,
     ]
+
+
+def test_a_costly_source_is_reused_until_its_interval_passes_or_the_spec_changes() -> None:
+    calls = 0
+
+    async def costly(_: Any) -> int:
+        nonlocal calls
+        calls += 1
+        return 1
+
+    source = checks.Source("agents", costly, lambda s: True, "absent", reuse_for=lambda s: 60.0)
+    catalog: list[checks.Check[Any]] = [_check("E.a.costly", source)]
+    memory: audit.Memory = {}
+    first, second = spec.PayScopeSpec(), spec.PayScopeSpec.model_validate({"audit": {"interval": "90s"}})
+
+    async def run(desired: spec.PayScopeSpec) -> audit.Report:
+        return await audit.run(catalog, FakeSession(desired), today=TODAY, memory=memory)
+
+    asyncio.run(run(first))
+    asyncio.run(run(first))
+    assert calls == 1
+    asyncio.run(run(second))
+    assert calls == 2
+
+
+def test_a_failed_gathering_is_not_reused() -> None:
+    calls = 0
+
+    async def flaky(_: Any) -> int:
+        nonlocal calls
+        calls += 1
+        raise errors.DependencyUnavailable("down")
+
+    source = checks.Source("agents", flaky, lambda s: True, "absent", reuse_for=lambda s: 60.0)
+    memory: audit.Memory = {}
+    for _ in range(2):
+        report = asyncio.run(
+            audit.run([_check("E.a.flaky", source)], FakeSession(spec.PayScopeSpec()), today=TODAY, memory=memory)
+        )
+        assert report.results[0].status == status.CheckStatus.UNKNOWN
+    assert calls == 2

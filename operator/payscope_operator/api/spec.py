@@ -118,6 +118,11 @@ class Audit(fields.SpecModel):
 
     interval: fields.Duration = Field("60s", description="Time between audit cycles, e.g. 60s.")
     probe_timeout: fields.Duration = Field("5s", description="Timeout of each probe, unless a section sets its own.")
+    agent_probe_interval: fields.Duration = Field(
+        "10m",
+        description="How often the probes that run PayScope's agents (POST /chat/query, one per intent) are"
+        " repeated; in between, their checks keep the last results. Every other probe runs every interval.",
+    )
     waivers: Annotated[tuple[Waiver, ...], fields.ListKeys(("check",))] = Field(
         (), max_length=100, description="Waived checks, unique by check id."
     )

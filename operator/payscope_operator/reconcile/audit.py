@@ -15,7 +15,7 @@ import asyncio
 import datetime
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +45,18 @@ class Gathered:
     evidence: Any = None
     error: str | None = None
     seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Remembered:
+    """A gathering kept for reuse: when, and for which spec."""
+
+    at: float
+    spec_key: str
+    gathered: Gathered
+
+
+Memory = MutableMapping[str, Remembered]
 
 
 @dataclass(frozen=True)
@@ -125,6 +137,29 @@ def order(results: Sequence[status.CheckResult]) -> tuple[status.CheckResult, ..
     return tuple(sorted(results, key=lambda r: (_ORDER[r.status], _SEVERITY[r.severity], r.id)))
 
 
+def _spec_key(desired: spec.PayScopeSpec) -> str:
+    return desired.model_dump_json(by_alias=True)
+
+
+async def _gather_or_reuse(
+    source: checks.Source[Any],
+    session: checks.Session,
+    limit: asyncio.Semaphore,
+    memory: Memory | None,
+) -> Gathered:
+    """Gather, unless a successful gathering for the same spec is still within ``reuse_for``."""
+    desired = session.spec
+    reuse = source.reuse_for(desired) if source.reuse_for is not None and memory is not None else 0.0
+    if reuse and memory is not None:
+        kept = memory.get(source.name)
+        if kept is not None and kept.spec_key == _spec_key(desired) and time.monotonic() - kept.at < reuse:
+            return kept.gathered
+    gathered = await _gather(source, session, source_timeout(source, desired), limit)
+    if reuse and memory is not None and gathered.error is None:
+        memory[source.name] = Remembered(time.monotonic(), _spec_key(desired), gathered)
+    return gathered
+
+
 def source_timeout(source: checks.Source[Any], desired: spec.PayScopeSpec) -> float:
     if source.timeout is not None:
         return source.timeout(desired)
@@ -137,15 +172,14 @@ async def run(
     *,
     today: datetime.date,
     concurrency: int = 16,
+    memory: Memory | None = None,
 ) -> Report:
     """Gather every configured source once, evaluate every check, apply waivers."""
     desired = session.spec
     sources = {c.source.name: c.source for c in catalog if c.source.configured(desired)}
     limit = asyncio.Semaphore(concurrency)
     names = list(sources)
-    gathered_list = await asyncio.gather(
-        *(_gather(sources[n], session, source_timeout(sources[n], desired), limit) for n in names)
-    )
+    gathered_list = await asyncio.gather(*(_gather_or_reuse(sources[n], session, limit, memory) for n in names))
     gathered = dict(zip(names, gathered_list, strict=True))
     results: list[status.CheckResult] = []
     expired: dict[str, spec.Waiver] = {}

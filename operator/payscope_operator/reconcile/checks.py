@@ -74,6 +74,8 @@ class Source(Generic[E]):
     configured: Callable[[spec.PayScopeSpec], bool]
     absent: str
     timeout: Callable[[spec.PayScopeSpec], float] | None = None
+    reuse_for: Callable[[spec.PayScopeSpec], float] | None = None
+    """Seconds a successful gathering stays valid (for probes too costly to run every interval)."""
 
 
 Evaluate = Callable[[E, spec.PayScopeSpec], Finding]

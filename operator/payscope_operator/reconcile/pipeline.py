@@ -96,9 +96,14 @@ class Dependencies:
     provisioners: Sequence[provision.Factory] = ()
     catalog: Sequence[checks.Check[Any]] = catalog.CATALOG
     clients: dict[str, session.ClientCache] = field(default_factory=dict)
+    memory: dict[str, audit.Memory] = field(default_factory=dict)
 
     def clients_of(self, resource: Resource) -> session.ClientCache:
         return self.clients.setdefault(resource.uid, session.ClientCache())
+
+    def memory_of(self, resource: Resource) -> audit.Memory:
+        """Gatherings kept between passes (see ``checks.Source.reuse_for``)."""
+        return self.memory.setdefault(resource.uid, {})
 
 
 @dataclass(frozen=True)
@@ -236,7 +241,7 @@ async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.dat
         stall = outcome.stall()
 
     audit_started = time.monotonic()
-    report = await audit.run(deps.catalog, run, today=now.date())
+    report = await audit.run(deps.catalog, run, today=now.date(), memory=deps.memory_of(resource))
     audit_seconds = time.monotonic() - audit_started
     for waiver in report.expired_waivers:
         await deps.cluster.post_event(
@@ -270,6 +275,7 @@ async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.dat
 
 async def forget(deps: Dependencies, uid: str) -> None:
     """The resource is gone: close its clients."""
+    deps.memory.pop(uid, None)
     cache = deps.clients.pop(uid, None)
     if cache is not None:
         await cache.close()

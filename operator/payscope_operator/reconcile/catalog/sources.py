@@ -290,6 +290,8 @@ CHAT = checks.Source[ChatEvidence](
     configured=auth_configured,
     absent="spec.api.auth is not set: the audit cannot mint the tokens POST /chat/query needs.",
     timeout=lambda s: query_timeout(s) + MARGIN_S,
+    # Each gathering runs PayScope's agents (LLM calls): at most once per agentProbeInterval.
+    reuse_for=lambda s: fields.parse_duration(s.audit.agent_probe_interval).total_seconds(),
 )
 
 # ---- payscope.access ------------------------------------------------------------------------------
