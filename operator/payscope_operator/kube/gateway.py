@@ -16,7 +16,7 @@ import base64
 import datetime
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -79,20 +79,25 @@ class Gateway:
     def close(self) -> None:
         self._api.close()
 
-    async def read_secret(self, namespace: str, name: str) -> dict[str, SecretStr] | None:
-        """The Secret's decoded data, or None when it does not exist."""
-
-        def call() -> Any:
-            return self._core.read_namespaced_secret(name, namespace, _request_timeout=REQUEST_TIMEOUT)
-
+    async def _call(self, call: Callable[[], Any], what: str) -> Any | None:
+        """Run one client call in a thread; None on 404, our errors for everything else."""
         try:
-            secret = await asyncio.to_thread(call)
+            return await asyncio.to_thread(call)
         except ApiException as exc:
             if exc.status == 404:
                 return None
-            raise _map(exc, f"read Secret {namespace}/{name}") from None
+            raise _map(exc, what) from None
         except OSError as exc:
             raise errors.DependencyUnavailable(f"Kubernetes API unreachable: {type(exc).__name__}") from None
+
+    async def read_secret(self, namespace: str, name: str) -> dict[str, SecretStr] | None:
+        """The Secret's decoded data, or None when it does not exist."""
+        secret = await self._call(
+            lambda: self._core.read_namespaced_secret(name, namespace, _request_timeout=REQUEST_TIMEOUT),
+            f"read Secret {namespace}/{name}",
+        )
+        if secret is None:
+            return None
         data: Mapping[str, str] = secret.data or {}
         decoded = {key: SecretStr(base64.b64decode(value).decode("utf-8", "replace")) for key, value in data.items()}
         for key, value in (secret.string_data or {}).items():
@@ -101,26 +106,17 @@ class Gateway:
 
     async def read_deployment(self, namespace: str, name: str) -> workloads.DeploymentFacts | None:
         """What the audit needs of a Deployment, or None when it does not exist."""
-
-        def call() -> Any:
-            return self._apps.read_namespaced_deployment(name, namespace, _request_timeout=REQUEST_TIMEOUT)
-
-        try:
-            deployment = await asyncio.to_thread(call)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise _map(exc, f"read Deployment {namespace}/{name}") from None
-        except OSError as exc:
-            raise errors.DependencyUnavailable(f"Kubernetes API unreachable: {type(exc).__name__}") from None
-        return workloads.facts_of(deployment)
+        deployment = await self._call(
+            lambda: self._apps.read_namespaced_deployment(name, namespace, _request_timeout=REQUEST_TIMEOUT),
+            f"read Deployment {namespace}/{name}",
+        )
+        return None if deployment is None else workloads.facts_of(deployment)
 
     async def replace_status(self, ref: ObjectRef, body: Mapping[str, Any]) -> None:
-        """Write the whole status through the status subresource (one request)."""
+        """Write the whole status through the status subresource (one JSON patch); a deleted resource is skipped."""
         patch = [{"op": "add", "path": "/status", "value": body}]
-
-        def call() -> Any:
-            return self._custom.patch_namespaced_custom_object_status(
+        written = await self._call(
+            lambda: self._custom.patch_namespaced_custom_object_status(
                 GROUP,
                 VERSION,
                 ref.namespace,
@@ -129,17 +125,11 @@ class Gateway:
                 patch,
                 _request_timeout=REQUEST_TIMEOUT,
                 _content_type="application/json-patch+json",
-            )
-
-        try:
-            await asyncio.to_thread(call)
-        except ApiException as exc:
-            if exc.status == 404:
-                return  # deleted meanwhile: nothing to report on
-            raise _map(exc, f"write the status of {ref.namespace}/{ref.name}") from None
-        except OSError as exc:
-            raise errors.DependencyUnavailable(f"Kubernetes API unreachable: {type(exc).__name__}") from None
-        self.writes += 1
+            ),
+            f"write the status of {ref.namespace}/{ref.name}",
+        )
+        if written is not None:
+            self.writes += 1
 
     async def post_event(
         self,
