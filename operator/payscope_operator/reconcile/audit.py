@@ -100,7 +100,7 @@ def _evaluate(check: checks.Check[Any], gathered: Gathered | None, desired: spec
     if gathered is None or not check.source.configured(desired):
         return checks.Finding.not_configured(check.source.absent)
     if check.applies is not None and not check.applies(desired):
-        return checks.Finding.not_configured(f"{check.id} does not apply to this spec.")
+        return checks.Finding.not_configured(f"Not declared in the spec, so not audited: {check.title}")
     if gathered.error is not None:
         if check.fails_when_unreachable:
             return checks.Finding.failed(gathered.error)
