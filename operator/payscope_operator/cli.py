@@ -34,6 +34,7 @@ def _run(args: argparse.Namespace) -> int:
         priority=args.priority if args.priority is not None else secrets.randbelow(2**31 - 1) + 1,
         concurrency=args.concurrency,
         kubeconfig=args.kubeconfig,
+        watch_check_interval=float(os.environ.get("PAYSCOPE_WATCH_CHECK_INTERVAL", "60")),
     )
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.log_level.lower() != "debug":

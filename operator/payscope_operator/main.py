@@ -49,6 +49,7 @@ class Config:
     concurrency: int = 4
     kubeconfig: str | None = None
     watch_timeout: int = 300
+    watch_check_interval: float = 60.0
 
 
 @dataclass
@@ -115,11 +116,32 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     deps = pipeline.Dependencies(cluster=state.cluster, observer=state.metrics, provisioners=registry.PROVISIONERS)
     state.scheduler = scheduler.Scheduler(deps, concurrency=state.config.concurrency)
     sched = state.scheduler
-    health = telemetry.Health(last_event=lambda: sched.last_event, known_resources=lambda: len(sched.entries))
+    health = telemetry.Health()
     state.runner = await telemetry.serve(
         telemetry.make_app(state.metrics, health), state.config.metrics_host, state.config.metrics_port
     )
     state.tasks.append(asyncio.create_task(sched.run(state.stop)))
+    state.tasks.append(asyncio.create_task(_check_watch(state, health)))
+
+
+async def _check_watch(state: Memo, health: telemetry.Health) -> None:
+    """Every minute, compare what the API server holds with what the watch delivered (a read, never a write)."""
+    assert state.cluster is not None
+    assert state.scheduler is not None
+    while not state.stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(state.stop.wait(), timeout=state.config.watch_check_interval)
+        if state.stop.is_set():
+            return
+        try:
+            server = await state.cluster.list_versions(state.config.namespaces)
+        except errors.PayScopeError as exc:
+            logger.warning("cannot list PayScopeDeployments to check the watch: %s", exc.message)
+            continue
+        seen = {uid: entry.resource.resource_version for uid, entry in state.scheduler.entries.items()}
+        health.compare(server, seen)
+        if health.stale:
+            logger.warning("the watch lags behind the API server for %d resource(s)", len(health.stale))
 
 
 @kopf.on.cleanup(registry=operator_registry)

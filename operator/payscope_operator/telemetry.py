@@ -11,7 +11,6 @@ global one, so tests can run several operators in one process.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -132,16 +131,36 @@ class Metrics:
 
 @dataclass
 class Health:
-    """Liveness: the loop answers, and watch events keep arriving while resources exist."""
+    """Liveness: the event loop answers, and the watch has not missed changes for too long.
 
-    last_event: Callable[[], float]
-    known_resources: Callable[[], int]
-    max_silence: float = 900.0
+    A quiet watch is normal (kopf resumes watching from the last resourceVersion and
+    an unchanged resource sends nothing), so silence alone proves nothing. Instead,
+    ``compare`` is fed, every minute, the resourceVersions the API server lists; when
+    some resource's version on the server differs from what the watch delivered on two
+    comparisons in a row, the watch is stale, and after ``max_stale`` seconds of that
+    ``/healthz`` fails so the kubelet restarts the operator.
+    """
 
-    def problem(self) -> str | None:
-        silent = time.monotonic() - self.last_event()
-        if self.known_resources() and silent > self.max_silence:
-            return f"no watch event for {silent:.0f}s while {self.known_resources()} resources are known"
+    max_stale: float = 120.0
+    stale_since: float | None = None
+    _suspects: frozenset[str] = frozenset()
+    stale: frozenset[str] = frozenset()
+
+    def compare(self, server: dict[str, str], seen: dict[str, str | None], now: float | None = None) -> None:
+        """Record which resources the watch lags behind (uid -> resourceVersion on each side)."""
+        moment = time.monotonic() if now is None else now
+        differing = frozenset(uid for uid, version in server.items() if seen.get(uid) != version)
+        self.stale = differing & self._suspects  # differing twice in a row: not just in flight
+        self._suspects = differing
+        if not self.stale:
+            self.stale_since = None
+        elif self.stale_since is None:
+            self.stale_since = moment
+
+    def problem(self, now: float | None = None) -> str | None:
+        moment = time.monotonic() if now is None else now
+        if self.stale_since is not None and moment - self.stale_since > self.max_stale:
+            return f"the watch has missed changes to {len(self.stale)} resource(s) for {moment - self.stale_since:.0f}s"
         return None
 
 

@@ -6,6 +6,7 @@ import subprocess
 import time
 from typing import Any
 
+import httpx
 from kubernetes import client as k8s
 
 from payscope_operator.api import conditions as api_conditions
@@ -198,3 +199,15 @@ def test_kubectl_wait_sees_ready_only_for_the_current_generation(
     obj = cluster.psd(kube_api, namespace, "waiter")
     assert obj["status"]["observedGeneration"] == generation
     assert cluster.conditions(obj)["Ready"]["status"] == "False"
+
+
+def test_liveness_stays_healthy_while_the_watch_keeps_up(
+    operator: RunningOperator, kube_api: k8s.ApiClient, namespace: str
+) -> None:
+    cluster.create_deployment(kube_api, namespace, "payscope-api")
+    cluster.create_psd(kube_api, namespace, "alive", _workload_spec(interval="1s"))
+    cluster.wait_for(lambda: _settled(kube_api, namespace, "alive"), what="settled", timeout=15)
+    time.sleep(5)  # at least two watch checks (every 2 s here) over resources whose status keeps changing
+    response = httpx.get(f"{operator.process.metrics_url}/healthz", timeout=5)
+    assert response.status_code == 200, response.text
+    assert "the watch lags" not in operator.process.log.read_text()

@@ -60,6 +60,8 @@ CLIENT_CALLS: dict[str, tuple[str, str, str]] = {
     "read_namespaced_deployment": ("apps", "deployments", "get"),
     "patch_namespaced_custom_object_status": ("payscope.io", "payscopedeployments/status", "patch"),
     "create_namespaced_event": ("", "events", "create"),
+    "list_cluster_custom_object": ("payscope.io", "payscopedeployments", "list"),
+    "list_namespaced_custom_object": ("payscope.io", "payscopedeployments", "list"),
 }
 
 

@@ -131,6 +131,26 @@ class Gateway:
         if written is not None:
             self.writes += 1
 
+    async def list_versions(self, namespaces: tuple[str, ...] = ()) -> dict[str, str]:
+        """uid -> resourceVersion of every PayScopeDeployment (in ``namespaces``, or everywhere)."""
+
+        def listed(namespace: str | None) -> Callable[[], Any]:
+            if namespace is None:
+                return lambda: self._custom.list_cluster_custom_object(
+                    GROUP, VERSION, PLURAL, _request_timeout=REQUEST_TIMEOUT
+                )
+            return lambda: self._custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, _request_timeout=REQUEST_TIMEOUT
+            )
+
+        versions: dict[str, str] = {}
+        for namespace in namespaces or (None,):
+            found = await self._call(listed(namespace), "list PayScopeDeployments")
+            for item in (found or {}).get("items", []):
+                meta = item.get("metadata", {})
+                versions[meta.get("uid", "")] = meta.get("resourceVersion", "")
+        return versions
+
     async def post_event(
         self,
         ref: ObjectRef,

@@ -1,0 +1,48 @@
+"""Liveness: a quiet watch is healthy; a watch that misses changes for too long is not."""
+
+from __future__ import annotations
+
+from payscope_operator import telemetry
+
+
+def test_a_quiet_watch_in_step_with_the_server_is_healthy() -> None:
+    health = telemetry.Health(max_stale=120)
+    for minute in range(10):
+        health.compare({"a": "5", "b": "7"}, {"a": "5", "b": "7"}, now=minute * 60.0)
+    assert health.problem(now=600.0) is None
+
+
+def test_a_change_in_flight_is_not_staleness() -> None:
+    health = telemetry.Health(max_stale=120)
+    health.compare({"a": "6"}, {"a": "5"}, now=0.0)  # the watch event is on its way
+    health.compare({"a": "6"}, {"a": "6"}, now=60.0)
+    assert health.stale == frozenset()
+    assert health.problem(now=500.0) is None
+
+
+def test_a_watch_that_keeps_missing_a_change_fails_after_max_stale() -> None:
+    health = telemetry.Health(max_stale=120)
+    health.compare({"a": "6"}, {"a": "5"}, now=0.0)
+    health.compare({"a": "6"}, {"a": "5"}, now=60.0)
+    assert health.stale == frozenset({"a"})
+    assert health.problem(now=120.0) is None
+    health.compare({"a": "6"}, {"a": "5"}, now=180.0)
+    problem = health.problem(now=181.0)
+    assert problem is not None
+    assert "missed changes to 1 resource" in problem
+
+
+def test_a_resource_the_watch_never_delivered_counts_as_missed() -> None:
+    health = telemetry.Health(max_stale=0)
+    health.compare({"new": "1"}, {}, now=0.0)
+    health.compare({"new": "1"}, {}, now=60.0)
+    assert health.problem(now=61.0) is not None
+
+
+def test_recovery_clears_the_problem() -> None:
+    health = telemetry.Health(max_stale=0)
+    health.compare({"a": "6"}, {"a": "5"}, now=0.0)
+    health.compare({"a": "6"}, {"a": "5"}, now=60.0)
+    assert health.problem(now=61.0) is not None
+    health.compare({"a": "6"}, {"a": "6"}, now=120.0)
+    assert health.problem(now=121.0) is None
