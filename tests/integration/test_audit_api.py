@@ -54,13 +54,6 @@ Expected = dict[str, tuple[status.CheckStatus, str]]
 NO_FAULT = {
     "C.broker.reachable": "an unreachable broker is Unknown by design: test_unreachable_redis_turns_only_broker_checks",
     "C.dlq.depth": "not a fixture behaviour: test_dead_letter_queue_depth fills a real queue",
-    "C.worker.acks_late": "fixture gap: no fault turns /admin/pipeline acks_late false",
-    "E.endpoints.admin": "fixture gap: no fault makes an admin endpoint fail for the admin role",
-    "F.metrics.endpoint": "fixture gap: no fault breaks /metrics itself (status, media type, syntax)",
-    "G.isolation.bank_claim": "fixture gap: no fault accepts a token without the bank_id claim",
-    "G.jwt.claims": "fixture gap: no fault accepts a token missing a required claim",
-    "G.jwt.algorithm": "fixture gap: no fault accepts a token of another algorithm",
-    "D.forecast.stable": "fixture gap: no fault makes FORECAST answers differ between identical requests",
 }
 
 
@@ -87,12 +80,25 @@ FAULTS: list[tuple[tuple[str, ...], Expected]] = [
     (("accept_expired_token",), {"G.jwt.expired": (FAIL, "verify exp")}),
     (("skip_signature_check",), {"G.jwt.signature": (FAIL, "a token signed by another key")}),
     (("accept_alg_none",), {"G.jwt.alg_none": (FAIL, "never alg: none")}),
+    (("accept_other_algorithm",), {"G.jwt.algorithm": (FAIL, "let through a token signed with another algorithm")}),
+    (
+        ("accept_missing_required_claim",),
+        {"G.jwt.claims": (FAIL, "let through a token without iat (POST /chat/query → 422), a token without exp")},
+    ),
+    (("accept_missing_bank_claim",), {"G.isolation.bank_claim": (FAIL, "let through a token without bank_id")}),
     (("ignore_audience",), {"G.jwt.audience": (FAIL, "verify aud")}),
     (("ignore_issuer",), {"G.jwt.issuer": (FAIL, "verify iss")}),
     (("ignore_key_id",), {"G.jwt.key_id": (WARN, "a token naming an unknown key id")}),
     (("ignore_bank_header",), {"G.isolation.bank_header": (FAIL, "another probe tenant's X-Bank-Id")}),
     (("skip_chat_role_check",), {"G.rbac.chat_role": (FAIL, "analyst and admin roles")}),
     (("admin_open_to_all",), {"G.rbac.admin_endpoints": (FAIL, "an analyst token on /admin/agents")}),
+    (
+        ("admin_endpoint_fails",),
+        {
+            "E.endpoints.admin": (FAIL, "do not serve the admin role: GET /admin/runtime answered 500"),
+            **{f"F.logging.{n}": (UNKNOWN, "GET /admin/runtime answered 500") for n in ("structured", "level")},
+        },
+    ),
     (("leak_foreign_source",), {"G.isolation.sources": (FAIL, "another tenant's data")}),
     (("healthz_fails",), {"F.health.api": (FAIL, "GET /healthz answered 500")}),
     (("readyz_degraded",), {"F.health.dependencies": (FAIL, "postgres=fail")}),
@@ -107,6 +113,7 @@ FAULTS: list[tuple[tuple[str, ...], Expected]] = [
     (("drop_metric:payscope_agent_requests_total",), {"F.metrics.agents": (FAIL, "requests_total is missing")}),
     (("drop_metric:payscope_agent_latency_seconds",), {"F.metrics.agents": (FAIL, "latency_seconds is missing")}),
     (("drop_metric:payscope_auth_failures_total",), {"F.metrics.recommended": (WARN, "auth_failures_total")}),
+    (("metrics_broken",), {"F.metrics.endpoint": (FAIL, "served as 'text/html', not Prometheus text")}),
     (("unstructured_logs",), {"F.logging.structured": (FAIL, "JSON object per line")}),
     (("log_level_debug",), {"F.logging.level": (WARN, "DEBUG")}),
     *(((f"omit_intent:{i}",), _omitted(i)) for i in INTENTS),
@@ -153,6 +160,7 @@ FAULTS: list[tuple[tuple[str, ...], Expected]] = [
     (("unstructured_errors",), {"E.endpoints.errors_structured": (FAIL, "never with a stack trace")}),
     (("forecast_nan",), {"D.forecast.finite": (FAIL, "NaN or Infinity")}),
     (("what_if_nondeterministic",), {"D.simulation.deterministic": (FAIL, "seed the simulation")}),
+    (("forecast_unstable",), {"D.forecast.stable": (WARN, "Two identical FORECAST requests got different answers")}),
     (("agent_temperature_too_high",), {"D.agents.temperature": (FAIL, "temperature 1.2 is not in [0, 0.5]")}),
     (("agent_no_token_limit",), {"D.agents.token_limits": (FAIL, "max_tokens None")}),
     (("agent_no_timeout",), {"D.agents.timeouts": (FAIL, "timeout_s None")}),
@@ -163,7 +171,14 @@ FAULTS: list[tuple[tuple[str, ...], Expected]] = [
     (("pipeline_no_backoff",), {"C.worker.backoff": (FAIL, "retry_backoff=True")}),
     (("pipeline_no_time_limit",), {"C.worker.time_limits": (FAIL, "not bounded in time")}),
     (("pipeline_no_dlq",), {"C.worker.dead_letter_queue": (FAIL, "declares no dead-letter queue")}),
+    (("pipeline_no_acks_late",), {"C.worker.acks_late": (FAIL, "acks_late is not true")}),
     (("ingestion_no_validation",), {"C.ingestion.file_validation": (FAIL, "does not validate")}),
+]
+
+#: Under RS256 the operator's other-algorithm probe is HS256 keyed with the public key (algorithm confusion).
+RS256_FAULTS: list[tuple[str, Expected]] = [
+    ("skip_signature_check", {"G.jwt.signature": (FAIL, "a token altered after signing")}),
+    ("accept_other_algorithm", {"G.jwt.algorithm": (FAIL, "let through a token signed with another algorithm")}),
 ]
 
 _PIPELINE_DOC = ("C.worker.", "C.ingestion.", "F.health.worker", "F.health.ingestion")
@@ -317,14 +332,20 @@ async def test_healthy_installation_passes_every_check(hs256: Fixture, testenv: 
     assert _not_passing(results) == {}
 
 
-async def test_rs256_installation_passes_and_refuses_forged_signatures(rs256: Fixture, testenv: dict[str, str]) -> None:
+async def test_rs256_installation_passes_every_check(rs256: Fixture, testenv: dict[str, str]) -> None:
     assert _not_passing(await _audit(rs256, testenv["PAYSCOPE_REDIS_URL"])) == {}
-    rs256.faults(enable=("skip_signature_check",))
+
+
+@pytest.mark.parametrize(("fault", "expected"), RS256_FAULTS, ids=[f for f, _ in RS256_FAULTS])
+async def test_rs256_signature_faults_fail_exactly_their_check(
+    rs256: Fixture, testenv: dict[str, str], fault: str, expected: Expected
+) -> None:
+    rs256.faults(enable=(fault,))
     try:
         results = await _audit(rs256, testenv["PAYSCOPE_REDIS_URL"])
     finally:
-        rs256.faults(disable=("skip_signature_check",))
-    _assert_expected(results, {"G.jwt.signature": (FAIL, "a token altered after signing")})
+        rs256.faults(disable=(fault,))
+    _assert_expected(results, expected)
 
 
 @pytest.mark.parametrize(("faults", "expected"), FAULTS, ids=[",".join(f) for f, _ in FAULTS])

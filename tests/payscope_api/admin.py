@@ -56,7 +56,7 @@ def pipeline_body(faults: FaultSet, dead_letter_queue: str = "dlq") -> contract.
         "retry_backoff_max_s": 600.0,
         "task_time_limit_s": None if no_time_limit else 300.0,
         "task_soft_time_limit_s": None if no_time_limit else 270.0,
-        "acks_late": True,
+        "acks_late": FaultName.PIPELINE_NO_ACKS_LATE not in faults,
         "dead_letter_queue": None if FaultName.PIPELINE_NO_DLQ in faults else dead_letter_queue,
         "ingestion": {
             "validates_files": FaultName.INGESTION_NO_VALIDATION not in faults,

@@ -178,7 +178,8 @@ async def _readyz(request: web.Request) -> web.Response:
 
 async def _metrics(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    return web.Response(body=state.metrics.render(state.faults), headers={"Content-Type": METRICS_CONTENT_TYPE})
+    media_type = "text/html; charset=utf-8" if FaultName.METRICS_BROKEN in state.faults else METRICS_CONTENT_TYPE
+    return web.Response(body=state.metrics.render(state.faults), headers={"Content-Type": media_type})
 
 
 async def _chat_request(request: web.Request, faults: FaultSet) -> contract.ChatRequest:
@@ -290,6 +291,8 @@ async def _admin_pipeline(request: web.Request) -> web.Response:
 
 async def _admin_runtime(request: web.Request) -> web.Response:
     state = _require_admin(request)
+    if FaultName.ADMIN_ENDPOINT_FAILS in state.faults:
+        raise ApiError(500, "runtime_unavailable", "the runtime description failed")
     return web.json_response(admin.runtime_body(state.config, state.faults))
 
 

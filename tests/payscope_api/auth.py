@@ -14,6 +14,8 @@ What it must not do: speak HTTP (``app`` maps ``AuthError`` to 401 and
 
 from __future__ import annotations
 
+import base64
+import hmac
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,6 +56,11 @@ AUTH_FAILURES: tuple[AuthFailure, ...] = (
     "invalid",
 )
 DENIALS: tuple[Denial, ...] = ("forbidden_role", "bank_mismatch")
+REQUIRED_REGISTERED_CLAIMS: tuple[str, ...] = ("sub", "iss", "aud", "iat", "exp")
+#: What ``accept_missing_required_claim`` stops requiring.
+OPTIONAL_UNDER_FAULT: frozenset[str] = frozenset({"iat", "exp"})
+#: The HMAC algorithms ``accept_other_algorithm`` verifies with the configured key material as the secret.
+HMAC_DIGESTS: dict[str, str] = {"HS256": "sha256", "HS384": "sha384", "HS512": "sha512"}
 
 
 class AuthError(Exception):
@@ -101,10 +108,35 @@ def authenticate(
     unsigned = isinstance(alg, str) and alg.lower() == "none"
     if unsigned and FaultName.ACCEPT_ALG_NONE not in faults:
         raise AuthError("alg_not_allowed")
-    if not unsigned and alg != config.algorithm:
+    foreign = not unsigned and alg != config.algorithm
+    if foreign and FaultName.ACCEPT_OTHER_ALGORITHM not in faults:
         raise AuthError("alg_not_allowed")
-    claims = _decode(token, header.get("kid"), unsigned=unsigned, config=config, faults=faults)
-    return _principal(claims)
+    kid = header.get("kid")
+    checked = FaultName.SKIP_SIGNATURE_CHECK not in faults
+    if foreign and checked and not _foreign_signature_holds(token, alg, _candidate_keys(kid, config, faults)):
+        raise AuthError("bad_signature")
+    claims = _decode(token, kid, verify_signature=not (unsigned or foreign), config=config, faults=faults)
+    return _principal(claims, bank_header, faults)
+
+
+def _foreign_signature_holds(token: str, alg: object, keys: Sequence[str]) -> bool:
+    """How a verifier that trusts the token's ``alg`` checks it (the ``accept_other_algorithm`` fault).
+
+    An HMAC algorithm is checked with the configured key material as its secret, whatever that material is:
+    under RS256 that is the public key's PEM, so HS256 keyed with the public key verifies (algorithm
+    confusion). Any other algorithm finds no key of its kind, and this naive verifier lets it through.
+    """
+    digest = HMAC_DIGESTS.get(alg) if isinstance(alg, str) else None
+    if digest is None:
+        return True
+    signing_input, _, signature = token.rpartition(".")
+    try:
+        given = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+    except ValueError:
+        return False
+    return any(
+        hmac.compare_digest(hmac.new(key.encode(), signing_input.encode(), digest).digest(), given) for key in keys
+    )
 
 
 def _candidate_keys(kid: object, config: FixtureConfig, faults: FaultSet) -> Sequence[str]:
@@ -115,9 +147,13 @@ def _candidate_keys(kid: object, config: FixtureConfig, faults: FaultSet) -> Seq
     return [config.keys[kid]]
 
 
-def _decode(token: str, kid: object, *, unsigned: bool, config: FixtureConfig, faults: FaultSet) -> dict[str, object]:
+def _decode(
+    token: str, kid: object, *, verify_signature: bool, config: FixtureConfig, faults: FaultSet
+) -> dict[str, object]:
+    """The verified claims; ``verify_signature`` False when the signature is absent or was checked already."""
     keys = _candidate_keys(kid, config, faults)
-    verify_signature = not unsigned and FaultName.SKIP_SIGNATURE_CHECK not in faults
+    verify_signature = verify_signature and FaultName.SKIP_SIGNATURE_CHECK not in faults
+    optional = OPTIONAL_UNDER_FAULT if FaultName.ACCEPT_MISSING_REQUIRED_CLAIM in faults else frozenset()
     options: Options = {
         "verify_signature": verify_signature,
         "verify_exp": FaultName.ACCEPT_EXPIRED_TOKEN not in faults,
@@ -125,7 +161,7 @@ def _decode(token: str, kid: object, *, unsigned: bool, config: FixtureConfig, f
         "verify_iss": FaultName.IGNORE_ISSUER not in faults,
         "verify_iat": True,
         "verify_nbf": True,
-        "require": ["sub", "iss", "aud", "iat", "exp"],
+        "require": [claim for claim in REQUIRED_REGISTERED_CLAIMS if claim not in optional],
     }
     for key in keys if verify_signature else keys[:1]:
         try:
@@ -159,8 +195,12 @@ def _decode(token: str, kid: object, *, unsigned: bool, config: FixtureConfig, f
     raise AuthError("bad_signature")
 
 
-def _principal(claims: dict[str, object]) -> Principal:
+def _principal(claims: dict[str, object], bank_header: str | None, faults: FaultSet) -> Principal:
     sub, bank_id, roles = claims.get("sub"), claims.get("bank_id"), claims.get("roles")
+    if "bank_id" not in claims and FaultName.ACCEPT_MISSING_BANK_CLAIM in faults:
+        bank_id = bank_header or ""  # the header is taken at its word, as ``authorize_chat`` then sees
+        if not bank_id:
+            raise AuthError("missing_claims")
     if not isinstance(sub, str) or not sub or not isinstance(bank_id, str) or not bank_id:
         raise AuthError("missing_claims")
     if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):

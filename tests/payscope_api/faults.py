@@ -19,12 +19,19 @@ Authentication and isolation
   accept_expired_token     ``exp`` is not checked
   skip_signature_check     signatures are not verified (``alg: none`` and ``exp`` still are)
   accept_alg_none          an unsigned ``alg: none`` token is accepted
+  accept_other_algorithm   the token's own ``alg`` is trusted: an HMAC one is verified with the configured key
+                           material as its secret (under RS256, HS256 keyed with the public key: algorithm
+                           confusion), any other goes unverified; ``alg: none`` is still refused
+  accept_missing_required_claim  ``exp`` and ``iat`` are optional: a token lacking either is accepted
+                           (present ones are still verified; ``sub``, ``iss``, ``aud`` and ``roles`` still required)
+  accept_missing_bank_claim  a token without ``bank_id`` is accepted, as a caller of the X-Bank-Id bank
   ignore_audience          ``aud`` is not checked
   ignore_issuer            ``iss`` is not checked
   ignore_key_id            ``kid`` is ignored: a token naming an unknown key id is still accepted
   ignore_bank_header       X-Bank-Id is not compared with the token's bank_id; the header's bank is served
   skip_chat_role_check     /chat/query is served to a token holding neither ``analyst`` nor ``admin``
   admin_open_to_all        admin endpoints are served to any authenticated caller
+  admin_endpoint_fails     GET /admin/runtime answers 500 to the admin role (401 and 403 to others are unchanged)
   leak_foreign_source      /chat/query ``sources`` include one belonging to another bank
 Health
   healthz_fails            GET /healthz answers 500
@@ -34,6 +41,7 @@ Health
   hang:<route>|*           the route (a template of contract.ROUTES, or * for all) sleeps ``hang_seconds`` first
 Observability
   drop_metric:<family>     the family (one of contract.METRIC_FAMILIES) is missing from /metrics
+  metrics_broken           /metrics is served as ``text/html``, not Prometheus text (the exposition is intact)
   unstructured_logs        log lines are plain text instead of one JSON object per line
   log_level_debug          /admin/runtime reports logging level DEBUG
 Chat responses
@@ -47,6 +55,7 @@ Chat responses
   unstructured_errors      error responses are plain text instead of the JSON error body
   forecast_nan             FORECAST ``data`` carries NaN (not valid JSON)
   what_if_nondeterministic WHAT_IF answers differ between identical requests
+  forecast_unstable        FORECAST ``data`` differs between identical requests (still finite and within bounds)
 Agent and pipeline configuration (/admin/agents, /admin/pipeline)
   agent_temperature_too_high  every agent's temperature is 1.2
   agent_no_token_limit     every agent's max_tokens is null
@@ -58,6 +67,7 @@ Agent and pipeline configuration (/admin/agents, /admin/pipeline)
   pipeline_no_backoff      retry_backoff is false
   pipeline_no_time_limit   task_time_limit_s and task_soft_time_limit_s are null
   pipeline_no_dlq          dead_letter_queue is null
+  pipeline_no_acks_late    acks_late is false
   ingestion_no_validation  ingestion.validates_files is false
 """
 
@@ -77,12 +87,16 @@ class FaultName(StrEnum):
     ACCEPT_EXPIRED_TOKEN = "accept_expired_token"
     SKIP_SIGNATURE_CHECK = "skip_signature_check"
     ACCEPT_ALG_NONE = "accept_alg_none"
+    ACCEPT_OTHER_ALGORITHM = "accept_other_algorithm"
+    ACCEPT_MISSING_REQUIRED_CLAIM = "accept_missing_required_claim"
+    ACCEPT_MISSING_BANK_CLAIM = "accept_missing_bank_claim"
     IGNORE_AUDIENCE = "ignore_audience"
     IGNORE_ISSUER = "ignore_issuer"
     IGNORE_KEY_ID = "ignore_key_id"
     IGNORE_BANK_HEADER = "ignore_bank_header"
     SKIP_CHAT_ROLE_CHECK = "skip_chat_role_check"
     ADMIN_OPEN_TO_ALL = "admin_open_to_all"
+    ADMIN_ENDPOINT_FAILS = "admin_endpoint_fails"
     LEAK_FOREIGN_SOURCE = "leak_foreign_source"
     HEALTHZ_FAILS = "healthz_fails"
     READYZ_DEGRADED = "readyz_degraded"
@@ -90,6 +104,7 @@ class FaultName(StrEnum):
     INGESTION_DOWN = "ingestion_down"
     HANG = "hang"
     DROP_METRIC = "drop_metric"
+    METRICS_BROKEN = "metrics_broken"
     UNSTRUCTURED_LOGS = "unstructured_logs"
     LOG_LEVEL_DEBUG = "log_level_debug"
     OMIT_INTENT = "omit_intent"
@@ -102,6 +117,7 @@ class FaultName(StrEnum):
     UNSTRUCTURED_ERRORS = "unstructured_errors"
     FORECAST_NAN = "forecast_nan"
     WHAT_IF_NONDETERMINISTIC = "what_if_nondeterministic"
+    FORECAST_UNSTABLE = "forecast_unstable"
     AGENT_TEMPERATURE_TOO_HIGH = "agent_temperature_too_high"
     AGENT_NO_TOKEN_LIMIT = "agent_no_token_limit"
     AGENT_NO_TIMEOUT = "agent_no_timeout"
@@ -112,6 +128,7 @@ class FaultName(StrEnum):
     PIPELINE_NO_BACKOFF = "pipeline_no_backoff"
     PIPELINE_NO_TIME_LIMIT = "pipeline_no_time_limit"
     PIPELINE_NO_DLQ = "pipeline_no_dlq"
+    PIPELINE_NO_ACKS_LATE = "pipeline_no_acks_late"
     INGESTION_NO_VALIDATION = "ingestion_no_validation"
 
 

@@ -156,6 +156,8 @@ def _rng(intent: Intent, query: str, bank_id: str) -> tuple[random.Random, int]:
 
 
 def _forecast(rng: random.Random, faults: FaultSet) -> contract.ForecastData:
+    if FaultName.FORECAST_UNSTABLE in faults:
+        rng = random.Random()  # seeded from the OS: a forecast that forgot its seed
     start = dt.date.today()
     level, trend = rng.uniform(1e5, 1e6), rng.uniform(-0.02, 0.05)
     points: list[contract.ForecastPoint] = []

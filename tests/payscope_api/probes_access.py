@@ -37,6 +37,11 @@ async def _refused(t: Target, token: str, what: str, status: int = 401) -> httpx
     return await expect(t.chat(VALID_BODY, tokens.headers(token, t.bank)), status, what)
 
 
+def _without(t: Target, claim: str) -> str:
+    """A correctly signed token lacking ``claim``."""
+    return tokens.mint(t.key, {name: value for name, value in t.claims().items() if name != claim})
+
+
 # ---- tokens (401) ---------------------------------------------------------------------------------
 
 
@@ -98,10 +103,14 @@ async def _jwt_unknown_kid(t: Target) -> None:
 
 @probe("jwt_missing_claims", ("/chat/query",))
 async def _jwt_missing_claims(t: Target) -> None:
-    for claim in ("sub", "bank_id", "roles", "exp", "iat", "iss", "aud"):
-        payload = {name: value for name, value in t.claims().items() if name != claim}
-        await _refused(t, tokens.mint(t.key, payload), f"token without {claim}")
+    for claim in ("sub", "roles", "exp", "iat", "iss", "aud"):
+        await _refused(t, _without(t, claim), f"token without {claim}")
     await _refused(t, tokens.mint(t.key, {**t.claims(), "roles": "analyst"}), "roles not a list")
+
+
+@probe("jwt_missing_bank_claim", ("/chat/query",))
+async def _jwt_missing_bank_claim(t: Target) -> None:
+    await _refused(t, _without(t, "bank_id"), "token without bank_id")
 
 
 # ---- isolation and roles (403) --------------------------------------------------------------------
@@ -125,8 +134,15 @@ def _admin_forbidden_probe(path: str) -> None:
         await expect(t.admin(path, roles=(contract.ROLE_ANALYST,)), 403, f"{path} as analyst")
 
 
+def _admin_allowed_probe(path: str) -> None:
+    @probe(f"admin_allowed:{path}", (path,))
+    async def _admin_allowed(t: Target) -> None:
+        strict_json(await expect(t.admin(path), 200, f"{path} as admin"))
+
+
 for _path in ADMIN_PATHS:
     _admin_forbidden_probe(_path)
+    _admin_allowed_probe(_path)
 
 
 # ---- admin documents ------------------------------------------------------------------------------
@@ -218,6 +234,7 @@ _pipeline_probe("pipeline_retries", _retries, "max_retries >= 1")
 _pipeline_probe("pipeline_backoff", _backoff, "exponential backoff with a cap")
 _pipeline_probe("pipeline_time_limit", _time_limits, "0 < soft time limit < hard time limit")
 _pipeline_probe("pipeline_dlq", _dead_letter_queue, "a dead-letter queue")
+_pipeline_probe("pipeline_acks_late", lambda body: body.get("acks_late") is True, "tasks acknowledged after they run")
 _pipeline_probe(
     "pipeline_ingestion_validation",
     lambda body: _nested(body, "ingestion", "validates_files") is True,

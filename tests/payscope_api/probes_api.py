@@ -3,8 +3,8 @@
 Why it exists: each probe is one behaviour the audit's E and F checks (and
 parts of D) rely on: ``/healthz``, ``/readyz``, every metric family, counters
 that count, each intent answered with the structured response, the confidence
-range, explanation and trace id, tenant-only sources, fallback, finite
-forecasts, deterministic simulations, 422 on invalid bodies, JSON errors.
+range, explanation and trace id, tenant-only sources, fallback, finite and
+stable forecasts, deterministic simulations, 422 on invalid bodies, JSON errors.
 
 What it must not do: probe tokens, roles or admin documents (``probes_access``
 does), or reach into the fixture: HTTP only.
@@ -57,9 +57,8 @@ async def _readyz(t: Target) -> None:
 
 
 async def _scrape(t: Target) -> str:
-    response = await expect(t.client.get("/metrics"), 200, "GET /metrics")
-    check(response.headers.get("content-type", "").startswith("text/plain"), "metrics are not text/plain")
-    return response.text
+    """The exposition text (its media type is the ``metrics_endpoint`` probe's business)."""
+    return (await expect(t.client.get("/metrics"), 200, "GET /metrics")).text
 
 
 def _sample_sum(text: str, sample: str, labels: Mapping[str, str]) -> float:
@@ -83,10 +82,13 @@ for _family_name in contract.METRIC_FAMILIES:
     _family_probe(_family_name)
 
 
-@probe("metrics_parse", ("/metrics",))
-async def _metrics_parse(t: Target) -> None:
+@probe("metrics_endpoint", ("/metrics",))
+async def _metrics_endpoint(t: Target) -> None:
+    response = await expect(t.client.get("/metrics"), 200, "GET /metrics")
+    media_type = response.headers.get("content-type", "")
+    check(media_type.startswith("text/plain"), f"metrics are served as {media_type!r}, not text/plain")
     try:
-        list(text_string_to_metric_families(await _scrape(t)))
+        list(text_string_to_metric_families(response.text))
     except ValueError as exc:
         raise ContractError(f"/metrics does not parse: {exc}") from None
 
@@ -202,13 +204,22 @@ async def _forecast_finite(t: Target) -> None:
         check(finite and lower <= value <= upper, f"value outside its bounds: {point}")
 
 
+async def _same_twice(t: Target, intent: Intent, query: str) -> None:
+    first = strict_json(await _answer(t, intent, query))
+    second = strict_json(await _answer(t, intent, query))
+    check(first.get("data") is not None, f"{intent} answer carries no data")
+    same = all(first.get(key) == second.get(key) for key in ("answer", "data"))
+    check(same, f"identical {intent} requests answered differently")
+
+
 @probe("what_if_deterministic", ("/chat/query",), (Intent.WHAT_IF,), chat_json=True)
 async def _what_if_deterministic(t: Target) -> None:
-    first = strict_json(await _answer(t, Intent.WHAT_IF, "what if fees rise 10%"))
-    second = strict_json(await _answer(t, Intent.WHAT_IF, "what if fees rise 10%"))
-    check(first.get("data") is not None, "WHAT_IF answer carries no data")
-    same = all(first.get(key) == second.get(key) for key in ("answer", "data"))
-    check(same, "identical WHAT_IF requests answered differently")
+    await _same_twice(t, Intent.WHAT_IF, "what if fees rise 10%")
+
+
+@probe("forecast_stable", ("/chat/query",), (Intent.FORECAST,), chat_json=True)
+async def _forecast_stable(t: Target) -> None:
+    await _same_twice(t, Intent.FORECAST, "forecast volumes")
 
 
 @probe("body_validation", ("/chat/query",))

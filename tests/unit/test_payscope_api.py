@@ -115,17 +115,22 @@ ONE_BEHAVIOUR: dict[str, set[str]] = {
     "accept_expired_token": {"jwt_expired"},
     "skip_signature_check": {"jwt_bad_signature"},
     "accept_alg_none": {"jwt_alg_none"},
+    "accept_other_algorithm": {"jwt_alg_mismatch"},
+    "accept_missing_required_claim": {"jwt_missing_claims"},
+    "accept_missing_bank_claim": {"jwt_missing_bank_claim"},
     "ignore_audience": {"jwt_wrong_audience"},
     "ignore_issuer": {"jwt_wrong_issuer"},
     "ignore_key_id": {"jwt_unknown_kid"},
     "ignore_bank_header": {"bank_header"},
     "skip_chat_role_check": {"chat_role"},
     "admin_open_to_all": {f"admin_forbidden:{path}" for path in probes_access.ADMIN_PATHS},
+    "admin_endpoint_fails": {"admin_allowed:/admin/runtime", "runtime_auth", "log_level", "logs_structured"},
     "leak_foreign_source": {"chat_sources_isolated"},
     "healthz_fails": {"healthz"},
     "readyz_degraded": {"readyz"},
     "worker_down": {"pipeline_worker_health"},
     "ingestion_down": {"pipeline_ingestion_health"},
+    "metrics_broken": {"metrics_endpoint"},
     "unstructured_logs": {"logs_structured"},
     "log_level_debug": {"log_level"},
     "confidence_out_of_range": {"chat_confidence"},
@@ -135,6 +140,7 @@ ONE_BEHAVIOUR: dict[str, set[str]] = {
     "no_body_validation": {"body_validation"},
     "unstructured_errors": {"errors_structured"},
     "what_if_nondeterministic": {"what_if_deterministic"},
+    "forecast_unstable": {"forecast_stable"},
     "agent_temperature_too_high": {"agents_temperature"},
     "agent_no_token_limit": {"agents_token_limit"},
     "agent_no_timeout": {"agents_timeout"},
@@ -145,6 +151,7 @@ ONE_BEHAVIOUR: dict[str, set[str]] = {
     "pipeline_no_backoff": {"pipeline_backoff"},
     "pipeline_no_time_limit": {"pipeline_time_limit"},
     "pipeline_no_dlq": {"pipeline_dlq"},
+    "pipeline_no_acks_late": {"pipeline_acks_late"},
     "ingestion_no_validation": {"pipeline_ingestion_validation"},
 }
 COUNTED_BY = {"http_requests_total": "metrics_counting", "payscope_agent_requests_total": "agent_metrics_counting"}
@@ -279,6 +286,17 @@ async def test_rs256_with_two_keys_accepts_both_and_publishes_them() -> None:
         assert sorted(k["kid"] for k in jwks["keys"]) == ["2026-11", "2027-01"]
         unnamed = tokens.mint(next_key.with_kid(None), target.claims())
         assert (await target.chat(VALID_BODY, tokens.headers(unnamed, target.bank))).status_code == 200
+
+
+async def test_accept_other_algorithm_under_rs256_is_algorithm_confusion() -> None:
+    """The fault accepts HS256 keyed with the installation's public key, not any HS256 token."""
+    key = tokens.rs256_key()
+    async with serve(_config(key), key) as target:
+        assert await _switch(target, enable=["accept_other_algorithm"]) == ["accept_other_algorithm"]
+        token_probes = [p for p in PROBES if p.name.startswith("jwt_")]
+        assert set(await _failing(target, token_probes)) == {"jwt_alg_mismatch"}
+        stranger = tokens.mint_alg_confusion(tokens.rs256_key(kid=key.kid), target.claims())
+        assert (await target.chat(VALID_BODY, tokens.headers(stranger, target.bank))).status_code == 401
 
 
 async def test_hs256_rotation_accepts_a_kidless_token_of_either_key() -> None:
