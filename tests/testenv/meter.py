@@ -89,11 +89,11 @@ class _Postgres:
                 (self.database,),
             ).fetchall()
         reading: Reading = Counter({str(query): int(calls) for query, calls in rows})
-        reading[_EVICTED] = int(evicted[0]) if evicted else 0  # checked, then dropped, by Meter.delta
+        reading[EVICTED] = int(evicted[0]) if evicted else 0  # checked, then dropped, by Meter.delta
         return reading
 
 
-_EVICTED = "\0pg_stat_statements entries evicted"
+EVICTED = "\0pg_stat_statements entries evicted"
 
 
 @dataclass
@@ -258,7 +258,7 @@ class Meter:
             diff: Reading = Counter()
             for key in set(after[name]) | set(before[name]):
                 diff[key] = after[name][key] - before[name][key] - reader.own[key]
-            if diff.pop(_EVICTED, 0):
+            if diff.pop(EVICTED, 0):
                 raise MeterError("pg_stat_statements evicted entries while metering: raise pg_stat_statements.max")
             counts[name] = Counter({key: value for key, value in diff.items() if value})
         return counts
