@@ -133,7 +133,7 @@ def main() -> None:
             )
             seconds["wall main"][tables], seconds["wall ts"][tables] = wall
         finally:
-            metered_pass.teardown(env, setup)
+            metered_pass.teardown(api, env, setup)
             core.delete_namespace(namespace)
         for note in notes:
             print(f"{tables} tables: {note}")

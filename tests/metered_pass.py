@@ -230,8 +230,16 @@ def meters(env: dict[str, str], setup: Setup) -> tuple[meter.Meter, meter.Meter]
     return main_meter, meter.Meter.from_env(env, systems=TIMESCALE_SYSTEMS)
 
 
-def teardown(env: dict[str, str], setup: Setup) -> None:
-    """Stop the installation's API process and drop what lives outside the namespace."""
+def teardown(api: k8s.ApiClient, env: dict[str, str], setup: Setup) -> None:
+    """Delete both resources, stop the installation's API process, drop what lives outside the namespace.
+
+    The resources go first and explicitly: without a controller-manager a deleted
+    namespace keeps its objects, and a cluster-wide operator of a later test would
+    keep reconciling resources whose servers are gone.
+    """
+    custom = k8s.CustomObjectsApi(api)
+    for name in (MAIN, TIMESCALE):
+        custom.delete_namespaced_custom_object(gateway.GROUP, gateway.VERSION, setup.namespace, gateway.PLURAL, name)
     setup.inst.stop()
     with psycopg.connect(env["PAYSCOPE_PG_DSN"], autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(setup.inst.database)))

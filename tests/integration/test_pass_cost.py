@@ -98,7 +98,7 @@ def measured(
         try:
             found[tables] = asyncio.run(_measure(kube_api, dict(testenv), setup))
         finally:
-            metered_pass.teardown(testenv, setup)
+            metered_pass.teardown(kube_api, testenv, setup)
             core.delete_namespace(namespace)
     print(metered_pass.table({tables: m.figures() for tables, m in found.items()}))  # shown with -s
     return found
