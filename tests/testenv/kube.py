@@ -5,6 +5,9 @@ token in the kubeconfig, a CA of our own so clients verify the serving
 certificate, service-account signing keys so TokenRequest works (a test can run
 the operator as a ServiceAccount bound to the chart's role), and an audit log
 of every write so a test can count what the operator sends to the API server.
+A second admin user, ``payscope-metered`` (kubeconfig ``PAYSCOPE_KUBE_METERED_KUBECONFIG``),
+has every request logged, reads included, so a test can count the reads and
+writes of one reconcile pass it drives as that user (``meter.py``).
 
 There is no kube-controller-manager: no garbage collection, namespaces stay
 Terminating after deletion, and Deployments get no Pods; tests write a
@@ -29,11 +32,13 @@ from cryptography.x509.oid import NameOID
 
 from tests.testenv import kube_build, process
 
+METERED_USER = "payscope-metered"
 AUDIT_POLICY = {
     "apiVersion": "audit.k8s.io/v1",
     "kind": "Policy",
     "omitStages": ["RequestReceived"],
     "rules": [
+        {"level": "Metadata", "users": [METERED_USER]},
         {"level": "None", "verbs": ["get", "list", "watch"]},
         {"level": "None", "nonResourceURLs": ["/*"]},
         {"level": "None", "resources": [{"group": "coordination.k8s.io"}]},
@@ -175,8 +180,10 @@ def start(workdir: Path) -> process.Running:
     _write_pki(pki)
     etcd_pid, etcd_port = _start_etcd(workdir, folders["etcd"] / "bin" / "etcd")
 
-    token = secrets.token_urlsafe(32)
-    (pki / "tokens.csv").write_text(f'{token},admin,admin,"system:masters"\n')
+    token, metered_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    (pki / "tokens.csv").write_text(
+        f'{token},admin,admin,"system:masters"\n{metered_token},{METERED_USER},{METERED_USER},"system:masters"\n'
+    )
     (workdir / "audit-policy.yaml").write_text(yaml.safe_dump(AUDIT_POLICY))
     port = process.free_port()
     log = workdir / "kube-apiserver.log"
@@ -221,6 +228,8 @@ def start(workdir: Path) -> process.Running:
     )
     kubeconfig = workdir / "kubeconfig"
     write_kubeconfig(kubeconfig, server=server, ca_file=pki / "ca.crt", token=token)
+    metered = workdir / "kubeconfig-metered"
+    write_kubeconfig(metered, server=server, ca_file=pki / "ca.crt", token=metered_token, user=METERED_USER)
     helm_bin = folders["helm"] / "bin"
     return process.Running(
         name="kubernetes",
@@ -231,6 +240,7 @@ def start(workdir: Path) -> process.Running:
             "PAYSCOPE_KUBE_SERVER": server,
             "PAYSCOPE_KUBE_CA_FILE": str(pki / "ca.crt"),
             "PAYSCOPE_KUBE_AUDIT_LOG": str(workdir / "audit.log"),
+            "PAYSCOPE_KUBE_METERED_KUBECONFIG": str(metered),
         },
         path=(str(helm_bin),),
     )

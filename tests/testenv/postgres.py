@@ -5,7 +5,9 @@ folder, listening on 127.0.0.1 only, with a generated superuser password and
 password authentication for TCP. PostgreSQL refuses to run as root, so when
 the environment is started as root the server runs as the ``postgres`` user
 that Debian's package creates, in a folder under /tmp that user can reach
-(the clone itself may sit under a root-only home).
+(the clone itself may sit under a root-only home). ``pg_stat_statements`` is
+preloaded and created in the admin database, so a test can count server-side the
+statements a pass sends to a database (``meter.py``).
 """
 
 from __future__ import annotations
@@ -95,6 +97,14 @@ def start(workdir: Path) -> process.Running:
             "max_connections=200",
             "-c",
             "shared_buffers=64MB",
+            # Counts every statement per database, read by tests/testenv/meter.py; large enough
+            # that a whole test session evicts no entry (meter.py checks pg_stat_statements_info).
+            "-c",
+            "shared_preload_libraries=pg_stat_statements",
+            "-c",
+            "pg_stat_statements.max=20000",
+            "-c",
+            "pg_stat_statements.track_utility=on",
         ],
         log=log,
         env=user_env,
@@ -107,6 +117,8 @@ def start(workdir: Path) -> process.Running:
             return conn.execute("SELECT 1").fetchone() == (1,)
 
     process.wait_until(ready, what="postgres", timeout=60, pid=pid, log=log)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")  # its view, in the admin database
     return process.Running(name="postgres", pids=(pid,), address=f"127.0.0.1:{port}", env={"PAYSCOPE_PG_DSN": dsn})
 
 

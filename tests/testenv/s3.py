@@ -3,7 +3,9 @@
 ``weed mini`` opens many ports (master, filer, volume, admin, debug, their
 gRPC twins, Iceberg, Lance, metrics). Each is chosen explicitly here and bound
 to 127.0.0.1 (its default is 0.0.0.0), so parallel environments never collide
-and nothing listens beyond loopback. Credentials are generated per environment.
+and nothing listens beyond loopback. The metrics port is exported as
+``PAYSCOPE_S3_METRICS_URL``: ``SeaweedFS_s3_request_total`` counts requests by
+bucket, HTTP method and status (``meter.py``). Credentials are generated per environment.
 Known here: PublicAccessBlock answers 501 NotImplemented; a bucket policy that
 denies ``aws:SecureTransport: false`` locks out even the owner on http.
 """
@@ -103,5 +105,6 @@ def start(workdir: Path) -> process.Running:
             "PAYSCOPE_S3_ENDPOINT": endpoint,
             "PAYSCOPE_S3_ACCESS_KEY": access_key,
             "PAYSCOPE_S3_SECRET_KEY": secret_key,
+            "PAYSCOPE_S3_METRICS_URL": f"http://127.0.0.1:{ports['metricsPort']}/metrics",
         },
     )

@@ -26,8 +26,11 @@ What differs from a real TimescaleDB, and what tests must not rely on:
 * User ``postgres``, password ``postgres`` (PGlite accepts any), no TLS; psycopg
   needs the password and ``sslmode=disable``.
 
+``PAYSCOPE_TIMESCALE_METER_URL`` answers ``GET /counts``: the statements clients
+sent so far, counted by server.mjs from the wire (PGlite has no pg_stat_statements).
+
 This module only installs and starts the server; it never creates schema, and
-it binds 127.0.0.1 alone.
+it binds 127.0.0.1 alone (the meter port too).
 """
 
 from __future__ import annotations
@@ -118,9 +121,9 @@ def start(workdir: Path) -> process.Running:
     # already exists loads TimescaleDB without its TSL module, and then every policy
     # function fails with "not supported under the current license" (seen with 2.23).
     shutil.rmtree(data, ignore_errors=True)
-    port = process.free_port()
+    port, meter_port = process.free_port(), process.free_port()
     log = workdir / "timescale.log"
-    pid = process.spawn([node, str(script), str(port), str(data)], log=log, cwd=workdir)
+    pid = process.spawn([node, str(script), str(port), str(data), str(meter_port)], log=log, cwd=workdir)
     dsn = dsn_for(port)
 
     def ready() -> bool:
@@ -136,5 +139,5 @@ def start(workdir: Path) -> process.Running:
         name="timescale",
         pids=(pid,),
         address=f"{process.HOST}:{port}",
-        env={"PAYSCOPE_TIMESCALE_DSN": dsn},
+        env={"PAYSCOPE_TIMESCALE_DSN": dsn, "PAYSCOPE_TIMESCALE_METER_URL": f"http://{process.HOST}:{meter_port}"},
     )
