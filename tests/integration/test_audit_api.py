@@ -34,8 +34,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
 
 from payscope_operator.api import spec, status
-from payscope_operator.reconcile import audit, catalog, secrets, session
-from payscope_operator.reconcile.catalog import agents, apis, observability, pipeline, security
+from payscope_operator.audit import catalog, runner
+from payscope_operator.audit.checks import agents, apis, observability, pipeline, security
+from payscope_operator.reconcile import secrets, session
 
 pytestmark = pytest.mark.integration
 
@@ -305,7 +306,7 @@ async def _audit(fixture: Fixture, redis_url: str, **spec_args: Any) -> dict[str
     values = secrets.Secrets({("jwt", "signingKey"): SecretStr(fixture.key), ("redis", "url"): SecretStr(redis_url)})
     run = session.PassSession(_spec(fixture, **spec_args), "ns", "psd", values, (), _NoCluster(), session.ClientCache())
     try:
-        report = await audit.run(catalog.CATALOG, run, today=TODAY)
+        report = await runner.run(catalog.CATALOG, run, today=TODAY)
     finally:
         await run.clients.close()
     return {r.id: r for r in report.results if r.id in MINE}

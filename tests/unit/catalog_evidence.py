@@ -16,8 +16,8 @@ import copy
 from typing import Any
 
 from payscope_operator.api import spec
+from payscope_operator.audit.sources import payscope_api
 from payscope_operator.backends import payscope
-from payscope_operator.reconcile.catalog import sources
 
 SPEC = spec.PayScopeSpec.model_validate(
     {
@@ -79,10 +79,10 @@ def chat(
     unclassified: payscope.Answer | None = None,
     invalid: payscope.Answer | None = None,
     other: payscope.Answer | None = None,
-) -> sources.ChatEvidence:
+) -> payscope_api.ChatEvidence:
     intents = {i: answer(body=answer_body(i)) for i in payscope.INTENTS}
     intents.update(overrides or {})
-    return sources.ChatEvidence(
+    return payscope_api.ChatEvidence(
         bank="bank-a",
         intents=intents,
         repeat=repeat or answer(body=answer_body("WHAT_IF")),
@@ -99,11 +99,11 @@ def admin(
     agents: dict[str, Any] | payscope.Reply | None = None,
     pipeline: dict[str, Any] | payscope.Reply | None = None,
     runtime: dict[str, Any] | payscope.Reply | None = None,
-) -> sources.AdminEvidence:
+) -> payscope_api.AdminEvidence:
     def as_reply(path: str, value: dict[str, Any] | payscope.Reply | None, default: dict[str, Any]) -> payscope.Reply:
         return value if isinstance(value, payscope.Reply) else reply(f"GET {path}", 200, value or default)
 
-    return sources.AdminEvidence(
+    return payscope_api.AdminEvidence(
         agents=payscope.read_document(as_reply("/admin/agents", agents, AGENTS), payscope.parse_agents),
         pipeline=payscope.read_document(as_reply("/admin/pipeline", pipeline, {}), payscope.parse_pipeline),
         runtime=payscope.read_document(as_reply("/admin/runtime", runtime, RUNTIME), payscope.parse_runtime),

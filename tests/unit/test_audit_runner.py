@@ -10,7 +10,7 @@ from typing import Any
 
 from payscope_operator import errors
 from payscope_operator.api import spec, status
-from payscope_operator.reconcile import audit, checks
+from payscope_operator.audit import registry, runner
 
 TODAY = datetime.date(2026, 11, 28)
 
@@ -37,20 +37,20 @@ async def _crash(_: Any) -> int:
     raise KeyError("secret-value-must-not-leak")
 
 
-def _source(name: str, gather: Any, *, configured: bool = True, timeout: float = 0.3) -> checks.Source[int]:
-    return checks.Source(name, gather, lambda s: configured, f"{name} not configured", timeout=lambda s: timeout)
+def _source(name: str, gather: Any, *, configured: bool = True, timeout: float = 0.3) -> registry.Source[int]:
+    return registry.Source(name, gather, lambda s: configured, f"{name} not configured", timeout=lambda s: timeout)
 
 
-def _check(check_id: str, source: checks.Source[int], limit: int = 5) -> checks.Check[int]:
-    def evaluate(value: int, _: spec.PayScopeSpec) -> checks.Finding:
-        return checks.Finding.passed("ok") if value <= limit else checks.Finding.failed(f"{value} > {limit}")
+def _check(check_id: str, source: registry.Source[int], limit: int = 5) -> registry.Check[int]:
+    def evaluate(value: int, _: spec.PayScopeSpec) -> registry.Finding:
+        return registry.Finding.passed("ok") if value <= limit else registry.Finding.failed(f"{value} > {limit}")
 
-    return checks.Check(check_id, "t", "p", status.Severity.HIGH, source, evaluate)
+    return registry.Check(check_id, "t", "p", status.Severity.HIGH, source, evaluate)
 
 
-def _run(catalog: list[checks.Check[Any]], desired: spec.PayScopeSpec | None = None) -> audit.Report:
+def _run(catalog: list[registry.Check[Any]], desired: spec.PayScopeSpec | None = None) -> runner.Report:
     session = FakeSession(desired or spec.PayScopeSpec())
-    return asyncio.run(audit.run(catalog, session, today=TODAY))
+    return asyncio.run(runner.run(catalog, session, today=TODAY))
 
 
 def test_hanging_source_is_unknown_within_its_timeout_and_others_still_pass() -> None:
@@ -104,7 +104,7 @@ def test_unconfigured_source_is_not_configured_never_pass() -> None:
 
 def test_waiver_applies_until_expiry_and_expired_is_reported() -> None:
     source = _source("s", _fast)
-    catalog: list[checks.Check[Any]] = [
+    catalog: list[registry.Check[Any]] = [
         _check("F.metrics.agents", source, limit=1),
         _check("F.metrics.errors", source, limit=1),
     ]
@@ -144,13 +144,13 @@ def test_a_costly_source_is_reused_until_its_interval_passes_or_the_spec_changes
         calls += 1
         return 1
 
-    source = checks.Source("agents", costly, lambda s: True, "absent", reuse_for=lambda s: 60.0)
-    catalog: list[checks.Check[Any]] = [_check("E.a.costly", source)]
-    memory: audit.Memory = {}
+    source = registry.Source("agents", costly, lambda s: True, "absent", reuse_for=lambda s: 60.0)
+    catalog: list[registry.Check[Any]] = [_check("E.a.costly", source)]
+    memory: runner.Memory = {}
     first, second = spec.PayScopeSpec(), spec.PayScopeSpec.model_validate({"audit": {"interval": "90s"}})
 
-    async def run(desired: spec.PayScopeSpec) -> audit.Report:
-        return await audit.run(catalog, FakeSession(desired), today=TODAY, memory=memory)
+    async def run(desired: spec.PayScopeSpec) -> runner.Report:
+        return await runner.run(catalog, FakeSession(desired), today=TODAY, memory=memory)
 
     asyncio.run(run(first))
     asyncio.run(run(first))
@@ -167,11 +167,11 @@ def test_a_failed_gathering_is_not_reused() -> None:
         calls += 1
         raise errors.DependencyUnavailable("down")
 
-    source = checks.Source("agents", flaky, lambda s: True, "absent", reuse_for=lambda s: 60.0)
-    memory: audit.Memory = {}
+    source = registry.Source("agents", flaky, lambda s: True, "absent", reuse_for=lambda s: 60.0)
+    memory: runner.Memory = {}
     for _ in range(2):
         report = asyncio.run(
-            audit.run([_check("E.a.flaky", source)], FakeSession(spec.PayScopeSpec()), today=TODAY, memory=memory)
+            runner.run([_check("E.a.flaky", source)], FakeSession(spec.PayScopeSpec()), today=TODAY, memory=memory)
         )
         assert report.results[0].status == status.CheckStatus.UNKNOWN
     assert calls == 2

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from payscope_operator.api import conditions, fields
-from payscope_operator.reconcile.catalog import CATALOG, NOT_OBSERVABLE, document
+from payscope_operator.audit import document
+from payscope_operator.audit.catalog import CATALOG, NOT_OBSERVABLE
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKLIST = REPO / "docs" / "audit-checklist.md"
@@ -61,6 +62,5 @@ def test_every_dimension_has_checks() -> None:
 def test_docs_checks_md_is_generated_from_the_catalog() -> None:
     rendered = document.render_markdown(CHECKLIST.read_text())
     assert (REPO / "docs" / "checks.md").read_text() == rendered, (
-        "docs/checks.md drifted: python -m payscope_operator.reconcile.catalog.document docs/audit-checklist.md"
-        " > docs/checks.md"
+        "docs/checks.md drifted: python -m payscope_operator.audit.document docs/audit-checklist.md > docs/checks.md"
     )

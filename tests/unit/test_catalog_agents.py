@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from payscope_operator.api import status
+from payscope_operator.audit import registry
+from payscope_operator.audit.checks import agents
 from payscope_operator.backends import payscope
-from payscope_operator.reconcile import checks
-from payscope_operator.reconcile.catalog import agents
 from tests.unit import catalog_evidence as ev
 
 S = status.CheckStatus
@@ -21,7 +21,7 @@ AGENTS_WITHOUT_FORECAST = {
 }
 
 
-def _run(check_id: str, evidence: object) -> checks.Finding:
+def _run(check_id: str, evidence: object) -> registry.Finding:
     return CHECKS[check_id].evaluate(evidence, ev.SPEC)
 
 

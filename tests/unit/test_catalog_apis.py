@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 
 from payscope_operator.api import status
+from payscope_operator.audit import registry
+from payscope_operator.audit.checks import apis
+from payscope_operator.audit.sources import payscope_api
 from payscope_operator.backends import payscope
-from payscope_operator.reconcile import checks
-from payscope_operator.reconcile.catalog import apis, sources
 from tests.unit import catalog_evidence as ev
 
 S = status.CheckStatus
@@ -17,7 +18,7 @@ CHECKS = {c.id: c for c in apis.CHECKS}
 DROP = ev.DROP
 
 
-def _run(check_id: str, evidence: object) -> checks.Finding:
+def _run(check_id: str, evidence: object) -> registry.Finding:
     return CHECKS[check_id].evaluate(evidence, ev.SPEC)
 
 
@@ -25,18 +26,18 @@ def _all(answer: payscope.Answer) -> dict[str, payscope.Answer]:
     return dict.fromkeys(payscope.INTENTS, answer)
 
 
-def _one(which: str, /, **changes: Any) -> sources.ChatEvidence:
+def _one(which: str, /, **changes: Any) -> payscope_api.ChatEvidence:
     return ev.chat({which: ev.answer(body=ev.answer_body(which, **changes))})
 
 
-def _admin_calls(**statuses: int | None) -> sources.AccessEvidence:
+def _admin_calls(**statuses: int | None) -> payscope_api.AccessEvidence:
     replies = {}
     for path in payscope.ADMIN_PATHS:
         code = statuses.get(path.rsplit("/", 1)[1], 200)
         body = {"ok": True} if code == 200 else None
         failure = "no answer within 5s" if code is None else None
-        replies[sources.admin_key("admin", path)] = ev.reply(f"GET {path}", code, body, failure=failure)
-    return sources.AccessEvidence("bank-a", replies)
+        replies[payscope_api.admin_key("admin", path)] = ev.reply(f"GET {path}", code, body, failure=failure)
+    return payscope_api.AccessEvidence("bank-a", replies)
 
 
 NO_AGENT = ev.answer(500, {"error": {"code": "no_agent", "message": "no agent"}, "trace_id": "t"})

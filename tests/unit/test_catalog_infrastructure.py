@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 
 from payscope_operator.api import spec, status
+from payscope_operator.audit import runner
+from payscope_operator.audit.checks import infrastructure
 from payscope_operator.kube import workloads
-from payscope_operator.reconcile import audit, secrets
-from payscope_operator.reconcile.catalog import infrastructure
+from payscope_operator.reconcile import secrets
 
 S = status.CheckStatus
 CHECKS = {c.id: c for c in infrastructure.CHECKS}
@@ -249,7 +250,7 @@ class FakeSession:
 
 
 def run(desired: spec.PayScopeSpec) -> dict[str, status.CheckResult]:
-    report = asyncio.run(audit.run(infrastructure.CHECKS, FakeSession(desired), today=datetime.date(2026, 11, 28)))
+    report = asyncio.run(runner.run(infrastructure.CHECKS, FakeSession(desired), today=datetime.date(2026, 11, 28)))
     return {r.id: r for r in report.results}
 
 

@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 
 from payscope_operator.api import status
+from payscope_operator.audit import registry
+from payscope_operator.audit.checks import observability
+from payscope_operator.audit.sources import payscope_api
 from payscope_operator.backends import payscope
-from payscope_operator.reconcile import checks
-from payscope_operator.reconcile.catalog import observability, sources
 from tests.unit import catalog_evidence as ev
 
 S = status.CheckStatus
@@ -47,10 +48,10 @@ def _status(
     metrics_status: int | None = 200,
     content_type: str = "text/plain",
     again: str | None = None,
-) -> sources.StatusEvidence:
+) -> payscope_api.StatusEvidence:
     text = _exposition(FAMILIES) if metrics is None else metrics
     failure = "no answer within 5s"
-    return sources.StatusEvidence(
+    return payscope_api.StatusEvidence(
         healthz=payscope.parse_health(
             ev.reply("GET /healthz", healthz[0], healthz[1], failure=failure if healthz[0] is None else None)
         ),
@@ -68,11 +69,11 @@ def _without(*names: str) -> str:
     return _exposition({n: v for n, v in FAMILIES.items() if n not in names})
 
 
-def _pipeline(worker: dict[str, Any], ingestion: dict[str, Any]) -> sources.AdminEvidence:
+def _pipeline(worker: dict[str, Any], ingestion: dict[str, Any]) -> payscope_api.AdminEvidence:
     return ev.admin(pipeline={"health": {"worker": worker, "ingestion": ingestion}})
 
 
-def _runtime(fmt: str | None, level: str | None) -> sources.AdminEvidence:
+def _runtime(fmt: str | None, level: str | None) -> payscope_api.AdminEvidence:
     return ev.admin(runtime={"logging": {"format": fmt, "level": level}})
 
 
@@ -155,7 +156,7 @@ FAIL = {"status": "fail"}
     ],
 )
 def test_evaluate(check_id: str, evidence: object, expected: status.CheckStatus, fragment: str) -> None:
-    finding: checks.Finding = CHECKS[check_id].evaluate(evidence, ev.SPEC)
+    finding: registry.Finding = CHECKS[check_id].evaluate(evidence, ev.SPEC)
     assert finding.status == expected, finding.message
     assert fragment in finding.message
 

@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 
 from payscope_operator.api import spec, status
+from payscope_operator.audit import registry
+from payscope_operator.audit.checks import pipeline
+from payscope_operator.audit.sources import payscope_api
 from payscope_operator.backends import broker, payscope
-from payscope_operator.reconcile import checks
-from payscope_operator.reconcile.catalog import pipeline, sources
 
 S = status.CheckStatus
 CHECKS = {c.id: c for c in pipeline.CHECKS}
@@ -35,16 +36,16 @@ HEALTHY: dict[str, Any] = {
 }
 
 
-def _admin(pipeline_reply: payscope.Reply) -> sources.AdminEvidence:
+def _admin(pipeline_reply: payscope.Reply) -> payscope_api.AdminEvidence:
     empty = payscope.Reply("GET /admin/agents", 200, body={})
-    return sources.AdminEvidence(
+    return payscope_api.AdminEvidence(
         agents=payscope.read_document(empty, payscope.parse_agents),
         pipeline=payscope.read_document(pipeline_reply, payscope.parse_pipeline),
         runtime=payscope.read_document(empty, payscope.parse_runtime),
     )
 
 
-def _pipeline(**changes: Any) -> sources.AdminEvidence:
+def _pipeline(**changes: Any) -> payscope_api.AdminEvidence:
     return _admin(payscope.Reply("GET /admin/pipeline", 200, body={**HEALTHY, **changes}))
 
 
@@ -52,7 +53,7 @@ def _facts(depth: broker.QueueDepth | None) -> broker.BrokerFacts:
     return broker.BrokerFacts("127.0.0.1:6379/0", "7.2.4", depth)
 
 
-def _run(check_id: str, evidence: object, desired: spec.PayScopeSpec = SPEC) -> checks.Finding:
+def _run(check_id: str, evidence: object, desired: spec.PayScopeSpec = SPEC) -> registry.Finding:
     return CHECKS[check_id].evaluate(evidence, desired)
 
 
@@ -124,7 +125,7 @@ def test_evidence_names_the_command_and_the_endpoint() -> None:
 )
 def test_unreadable_document_is_unknown_for_every_pipeline_check(reply: payscope.Reply, fragment: str) -> None:
     for check in pipeline.CHECKS:
-        if check.source is sources.ADMIN:
+        if check.source is payscope_api.ADMIN:
             finding = check.evaluate(_admin(reply), SPEC)
             assert finding.status == S.UNKNOWN
             assert fragment in finding.message

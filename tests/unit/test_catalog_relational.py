@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from payscope_operator.api import spec, status
+from payscope_operator.audit import runner
+from payscope_operator.audit.catalog import CATALOG
+from payscope_operator.audit.checks import data_layer as relational
 from payscope_operator.backends import relational_audit, timeseries
-from payscope_operator.reconcile import audit
-from payscope_operator.reconcile.catalog import CATALOG, relational
 
 S = status.CheckStatus
 CHECKS = {c.id: c for c in (*relational.CHECKS, *relational.ISOLATION_CHECKS)}
@@ -648,7 +649,7 @@ class FakeSession:
 
 
 async def test_whole_catalog_on_an_empty_spec_is_not_configured_without_io() -> None:
-    report = await audit.run(CATALOG, FakeSession(spec.PayScopeSpec()), today=datetime.date(2026, 11, 28))
+    report = await runner.run(CATALOG, FakeSession(spec.PayScopeSpec()), today=datetime.date(2026, 11, 28))
     assert len(report.results) == len(CATALOG)
     assert {r.status for r in report.results} == {S.NOT_CONFIGURED}
     assert report.source_seconds == {}  # no source was gathered

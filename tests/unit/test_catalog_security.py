@@ -21,48 +21,50 @@ from pydantic import SecretStr
 
 from payscope_operator import errors
 from payscope_operator.api import spec, status
+from payscope_operator.audit import registry, tokens
+from payscope_operator.audit.checks import security
+from payscope_operator.audit.sources import payscope_api
 from payscope_operator.backends import payscope
-from payscope_operator.reconcile import checks, secrets, session, tokens
-from payscope_operator.reconcile.catalog import security, sources
+from payscope_operator.reconcile import secrets, session
 from tests.unit import catalog_evidence as ev
 
 S = status.CheckStatus
 CHECKS = {c.id: c for c in security.CHECKS}
 SECRET = "s" * 64
 EXPECTED = {
-    sources.BASELINE: 422,
-    sources.MISSING: 401,
-    sources.MALFORMED: 401,
-    sources.OTHER_ALG: 401,
-    sources.ROLES_AS_STRING: 401,
-    **{sources.claim_key(c): 401 for c in sources.REQUIRED_CLAIMS},
-    sources.EXPIRED: 401,
-    sources.WRONG_KEY: 401,
-    sources.TAMPERED: 401,
-    sources.ALG_NONE: 401,
-    sources.AUDIENCE: 401,
-    sources.ISSUER: 401,
-    sources.UNKNOWN_KID: 401,
-    sources.NO_ROLE: 403,
-    sources.BANK_MISMATCH: 403,
-    sources.BANK_MISSING: 403,
-    sources.NO_BANK_CLAIM: 401,
-    **{sources.admin_key("admin", p): 200 for p in payscope.ADMIN_PATHS},
-    **{sources.admin_key("analyst", p): 403 for p in payscope.ADMIN_PATHS},
-    **{sources.admin_key("anonymous", p): 401 for p in payscope.ADMIN_PATHS},
+    payscope_api.BASELINE: 422,
+    payscope_api.MISSING: 401,
+    payscope_api.MALFORMED: 401,
+    payscope_api.OTHER_ALG: 401,
+    payscope_api.ROLES_AS_STRING: 401,
+    **{payscope_api.claim_key(c): 401 for c in payscope_api.REQUIRED_CLAIMS},
+    payscope_api.EXPIRED: 401,
+    payscope_api.WRONG_KEY: 401,
+    payscope_api.TAMPERED: 401,
+    payscope_api.ALG_NONE: 401,
+    payscope_api.AUDIENCE: 401,
+    payscope_api.ISSUER: 401,
+    payscope_api.UNKNOWN_KID: 401,
+    payscope_api.NO_ROLE: 403,
+    payscope_api.BANK_MISMATCH: 403,
+    payscope_api.BANK_MISSING: 403,
+    payscope_api.NO_BANK_CLAIM: 401,
+    **{payscope_api.admin_key("admin", p): 200 for p in payscope.ADMIN_PATHS},
+    **{payscope_api.admin_key("analyst", p): 403 for p in payscope.ADMIN_PATHS},
+    **{payscope_api.admin_key("anonymous", p): 401 for p in payscope.ADMIN_PATHS},
 }
 
 
-def _access(**changes: int | None) -> sources.AccessEvidence:
+def _access(**changes: int | None) -> payscope_api.AccessEvidence:
     codes = {**EXPECTED, **{k.replace("__", ":/admin/"): v for k, v in changes.items()}}
     replies = {
         key: payscope.Reply("POST /chat/query", code, failure=None if code is not None else "no answer within 30s")
         for key, code in codes.items()
     }
-    return sources.AccessEvidence("bank-a", replies)
+    return payscope_api.AccessEvidence("bank-a", replies)
 
 
-def _leaky(**changes: Any) -> sources.ChatEvidence:
+def _leaky(**changes: Any) -> payscope_api.ChatEvidence:
     return ev.chat({"ANOMALY": ev.answer(body=ev.answer_body("ANOMALY", **changes))})
 
 
@@ -120,7 +122,7 @@ FOREIGN = [{"kind": "pinecone", "ref": "payscope-rag/bank-z", "bank_id": "bank-z
     ],
 )
 def test_evaluate(check_id: str, evidence: object, expected: status.CheckStatus, fragment: str) -> None:
-    finding: checks.Finding = CHECKS[check_id].evaluate(evidence, ev.SPEC)
+    finding: registry.Finding = CHECKS[check_id].evaluate(evidence, ev.SPEC)
     assert finding.status == expected, finding.message
     assert fragment in finding.message
 

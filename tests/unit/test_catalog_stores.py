@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from payscope_operator.api import spec, status
+from payscope_operator.audit.checks import stores as catalog_stores
 from payscope_operator.backends import base, graph_plan, objects_plan, vectors
-from payscope_operator.reconcile.catalog import stores as catalog_stores
 
 S = status.CheckStatus
 CHECKS = {c.id: c for c in catalog_stores.CHECKS}

@@ -9,22 +9,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from payscope_operator.reconcile import checks
-from payscope_operator.reconcile.catalog import (
+from payscope_operator.audit import registry
+from payscope_operator.audit.checks import (
     agents,
     apis,
+    data_layer,
     infrastructure,
     observability,
     pipeline,
-    relational,
     security,
     stores,
 )
 
-CATALOG: tuple[checks.Check[Any], ...] = (
+CATALOG: tuple[registry.Check[Any], ...] = (
     *infrastructure.CHECKS,
-    *relational.CHECKS,
-    *relational.ISOLATION_CHECKS,
+    *data_layer.CHECKS,
+    *data_layer.ISOLATION_CHECKS,
     *stores.CHECKS,
     *pipeline.CHECKS,
     *agents.CHECKS,
@@ -32,9 +32,9 @@ CATALOG: tuple[checks.Check[Any], ...] = (
     *observability.CHECKS,
     *security.CHECKS,
 )
-NOT_OBSERVABLE: tuple[checks.NotObservable, ...] = (
+NOT_OBSERVABLE: tuple[registry.NotObservable, ...] = (
     *infrastructure.NOT_OBSERVABLE,
-    *relational.NOT_OBSERVABLE,
+    *data_layer.NOT_OBSERVABLE,
     *pipeline.NOT_OBSERVABLE,
     *agents.NOT_OBSERVABLE,
     *observability.NOT_OBSERVABLE,

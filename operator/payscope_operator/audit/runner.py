@@ -21,7 +21,7 @@ from typing import Any
 
 from payscope_operator import errors
 from payscope_operator.api import fields, spec, status
-from payscope_operator.reconcile import checks
+from payscope_operator.audit import registry
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,8 @@ class Remembered:
 
 
 Memory = MutableMapping[str, Remembered]
+Catalog = Sequence[registry.Check[Any]]
+"""What ``run`` audits: ``catalog.CATALOG`` in production, a few checks in tests."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def _describe(exc: BaseException) -> str:
 
 
 async def _gather(
-    source: checks.Source[Any], session: checks.Session, timeout: float, limit: asyncio.Semaphore
+    source: registry.Source[Any], session: registry.Session, timeout: float, limit: asyncio.Semaphore
 ) -> Gathered:
     started = time.monotonic()
     async with limit:
@@ -96,19 +98,19 @@ async def _gather(
     return Gathered(evidence=evidence, seconds=time.monotonic() - started)
 
 
-def _evaluate(check: checks.Check[Any], gathered: Gathered | None, desired: spec.PayScopeSpec) -> checks.Finding:
+def _evaluate(check: registry.Check[Any], gathered: Gathered | None, desired: spec.PayScopeSpec) -> registry.Finding:
     if gathered is None or not check.source.configured(desired):
-        return checks.Finding.not_configured(check.source.absent)
+        return registry.Finding.not_configured(check.source.absent)
     if check.applies is not None and not check.applies(desired):
-        return checks.Finding.not_configured(f"Not declared in the spec, so not audited: {check.title}")
+        return registry.Finding.not_configured(f"Not declared in the spec, so not audited: {check.title}")
     if gathered.error is not None:
         if check.fails_when_unreachable:
-            return checks.Finding.failed(gathered.error)
-        return checks.Finding.unknown(gathered.error)
+            return registry.Finding.failed(gathered.error)
+        return registry.Finding.unknown(gathered.error)
     try:
         return check.evaluate(gathered.evidence, desired)
     except Exception as exc:  # noqa: BLE001 - a malformed answer is Unknown, not a crash
-        return checks.Finding.unknown(f"could not evaluate the evidence: {_describe(exc)}")
+        return registry.Finding.unknown(f"could not evaluate the evidence: {_describe(exc)}")
 
 
 def _waive(
@@ -142,8 +144,8 @@ def _spec_key(desired: spec.PayScopeSpec) -> str:
 
 
 async def _gather_or_reuse(
-    source: checks.Source[Any],
-    session: checks.Session,
+    source: registry.Source[Any],
+    session: registry.Session,
     limit: asyncio.Semaphore,
     memory: Memory | None,
 ) -> Gathered:
@@ -160,15 +162,15 @@ async def _gather_or_reuse(
     return gathered
 
 
-def source_timeout(source: checks.Source[Any], desired: spec.PayScopeSpec) -> float:
+def source_timeout(source: registry.Source[Any], desired: spec.PayScopeSpec) -> float:
     if source.timeout is not None:
         return source.timeout(desired)
     return fields.parse_duration(desired.audit.probe_timeout).total_seconds()
 
 
 async def run(
-    catalog: Sequence[checks.Check[Any]],
-    session: checks.Session,
+    catalog: Catalog,
+    session: registry.Session,
     *,
     today: datetime.date,
     concurrency: int = 16,

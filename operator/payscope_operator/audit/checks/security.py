@@ -24,35 +24,35 @@ from collections.abc import Mapping
 from typing import Any
 
 from payscope_operator.api import spec, status
+from payscope_operator.audit import registry
+from payscope_operator.audit.sources import payscope_api
 from payscope_operator.backends import payscope
-from payscope_operator.reconcile import checks
-from payscope_operator.reconcile.catalog import sources
 
 Severity = status.Severity
-Finding = checks.Finding
-AccessEvidence = sources.AccessEvidence
+Finding = registry.Finding
+AccessEvidence = payscope_api.AccessEvidence
 REFUSALS = frozenset({400, 401, 403})
 """Statuses that count as a refusal; anything else (2xx, 404, 422, 5xx) means the call got through."""
 
 LABELS: Mapping[str, str] = {
-    sources.MISSING: "no token",
-    sources.MALFORMED: "a bearer value that is not a JWT",
-    sources.EXPIRED: "a token expired an hour ago",
-    sources.WRONG_KEY: "a token signed by another key",
-    sources.TAMPERED: "a token altered after signing",
-    sources.ALG_NONE: "an unsigned alg: none token",
-    sources.OTHER_ALG: "a token signed with another algorithm",
-    sources.AUDIENCE: "a token for another audience",
-    sources.ISSUER: "a token from another issuer",
-    sources.UNKNOWN_KID: "a token naming an unknown key id",
-    sources.NO_ROLE: "a token with neither the analyst nor the admin role",
-    sources.BANK_MISMATCH: "another probe tenant's X-Bank-Id",
-    sources.BANK_MISSING: "no X-Bank-Id header",
-    sources.NO_BANK_CLAIM: "a token without bank_id",
-    sources.ROLES_AS_STRING: "a token whose roles is a string",
-    **{sources.claim_key(c): f"a token without {c}" for c in sources.REQUIRED_CLAIMS},
-    **{sources.admin_key("anonymous", p): f"no token on {p}" for p in payscope.ADMIN_PATHS},
-    **{sources.admin_key("analyst", p): f"an analyst token on {p}" for p in payscope.ADMIN_PATHS},
+    payscope_api.MISSING: "no token",
+    payscope_api.MALFORMED: "a bearer value that is not a JWT",
+    payscope_api.EXPIRED: "a token expired an hour ago",
+    payscope_api.WRONG_KEY: "a token signed by another key",
+    payscope_api.TAMPERED: "a token altered after signing",
+    payscope_api.ALG_NONE: "an unsigned alg: none token",
+    payscope_api.OTHER_ALG: "a token signed with another algorithm",
+    payscope_api.AUDIENCE: "a token for another audience",
+    payscope_api.ISSUER: "a token from another issuer",
+    payscope_api.UNKNOWN_KID: "a token naming an unknown key id",
+    payscope_api.NO_ROLE: "a token with neither the analyst nor the admin role",
+    payscope_api.BANK_MISMATCH: "another probe tenant's X-Bank-Id",
+    payscope_api.BANK_MISSING: "no X-Bank-Id header",
+    payscope_api.NO_BANK_CLAIM: "a token without bank_id",
+    payscope_api.ROLES_AS_STRING: "a token whose roles is a string",
+    **{payscope_api.claim_key(c): f"a token without {c}" for c in payscope_api.REQUIRED_CLAIMS},
+    **{payscope_api.admin_key("anonymous", p): f"no token on {p}" for p in payscope.ADMIN_PATHS},
+    **{payscope_api.admin_key("analyst", p): f"an analyst token on {p}" for p in payscope.ADMIN_PATHS},
 }
 
 
@@ -62,16 +62,16 @@ def _label(key: str, reply: payscope.Reply) -> str:
 
 def _refused(
     keys: tuple[str, ...], expected: int, fix: str, *, accepted: str = "fail"
-) -> checks.Evaluate[AccessEvidence]:
+) -> registry.Evaluate[AccessEvidence]:
     """Pass when every probe in ``keys`` is refused with ``expected``; another refusal status is a Warn.
 
     A probe that gets through fails the check (or warns, with ``accepted="warn"``).
     """
 
     def evaluate(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
-        baseline = evidence.replies[sources.BASELINE]
+        baseline = evidence.replies[payscope_api.BASELINE]
         if baseline.status is None:
-            return Finding.unknown(sources.explain(baseline))
+            return Finding.unknown(payscope_api.explain(baseline))
         if baseline.status in REFUSALS:
             return Finding.unknown(
                 f"PayScope refuses the audit's valid token too ({baseline.describe()}), so a refusal proves nothing: "
@@ -80,7 +80,7 @@ def _refused(
         probes = [(key, evidence.replies[key]) for key in keys]
         silent = [reply for _, reply in probes if reply.status is None]
         if silent:
-            return Finding.unknown(sources.explain(silent[0]))
+            return Finding.unknown(payscope_api.explain(silent[0]))
         where = "; ".join(_label(key, reply) for key, reply in probes)
         through = [_label(key, reply) for key, reply in probes if reply.status not in REFUSALS]
         if through:
@@ -100,8 +100,8 @@ def _refused(
     return evaluate
 
 
-def _leaks(evidence: sources.ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
-    bank, other = sources.tenants(desired)
+def _leaks(evidence: payscope_api.ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
+    bank, other = payscope_api.tenants(desired)
     asked = [(bank, intent, answer) for intent, answer in evidence.intents.items()]
     if evidence.other_tenant is not None and other is not None:
         asked.append((other, "DESCRIBE", evidence.other_tenant))
@@ -134,23 +134,27 @@ _SIGNATURE = "G/JWT/Signature verification"
 
 def _jwt_check(
     check_id: str, keys: tuple[str, ...], fix: str, severity: Severity, *covers: str, accepted: str = "fail"
-) -> checks.Check[AccessEvidence]:
+) -> registry.Check[AccessEvidence]:
     what = ", ".join(LABELS[k] for k in keys)
-    return checks.Check(
+    return registry.Check(
         id=check_id,
         title=f"Calls with {what}, next to one with the audit's valid token.",
         passes_when="The valid call gets through and each probe is refused with 401 (another 4xx: Warn).",
         severity=severity,
-        source=sources.ACCESS,
+        source=payscope_api.ACCESS,
         evaluate=_refused(keys, 401, fix, accepted=accepted),
         covers=covers,
     )
 
 
-CHECKS: tuple[checks.Check[Any], ...] = (
+CHECKS: tuple[registry.Check[Any], ...] = (
     _jwt_check(
         "G.jwt.missing",
-        (sources.MISSING, sources.MALFORMED, *(sources.admin_key("anonymous", p) for p in payscope.ADMIN_PATHS)),
+        (
+            payscope_api.MISSING,
+            payscope_api.MALFORMED,
+            *(payscope_api.admin_key("anonymous", p) for p in payscope.ADMIN_PATHS),
+        ),
         "require a Bearer token on every endpoint but health and metrics.",
         Severity.CRITICAL,
         _CORRECT,
@@ -158,7 +162,7 @@ CHECKS: tuple[checks.Check[Any], ...] = (
     ),
     _jwt_check(
         "G.jwt.expired",
-        (sources.EXPIRED,),
+        (payscope_api.EXPIRED,),
         "verify exp (with at most a minute of leeway).",
         Severity.CRITICAL,
         "G/JWT/Expiry checking",
@@ -166,7 +170,7 @@ CHECKS: tuple[checks.Check[Any], ...] = (
     ),
     _jwt_check(
         "G.jwt.signature",
-        (sources.WRONG_KEY, sources.TAMPERED),
+        (payscope_api.WRONG_KEY, payscope_api.TAMPERED),
         "verify every token's signature against PayScope's own keys.",
         Severity.CRITICAL,
         _SIGNATURE,
@@ -174,7 +178,7 @@ CHECKS: tuple[checks.Check[Any], ...] = (
     ),
     _jwt_check(
         "G.jwt.alg_none",
-        (sources.ALG_NONE,),
+        (payscope_api.ALG_NONE,),
         "accept only the configured algorithm; never alg: none.",
         Severity.CRITICAL,
         _SIGNATURE,
@@ -183,7 +187,7 @@ CHECKS: tuple[checks.Check[Any], ...] = (
     ),
     _jwt_check(
         "G.jwt.algorithm",
-        (sources.OTHER_ALG,),
+        (payscope_api.OTHER_ALG,),
         "accept only the configured algorithm (for RS256, never HS256 keyed with the public key).",
         Severity.CRITICAL,
         _SIGNATURE,
@@ -191,7 +195,7 @@ CHECKS: tuple[checks.Check[Any], ...] = (
     ),
     _jwt_check(
         "G.jwt.claims",
-        (*(sources.claim_key(c) for c in sources.REQUIRED_CLAIMS), sources.ROLES_AS_STRING),
+        (*(payscope_api.claim_key(c) for c in payscope_api.REQUIRED_CLAIMS), payscope_api.ROLES_AS_STRING),
         "require sub, roles (a list), iss, aud, iat and exp in every token.",
         Severity.HIGH,
         _CORRECT,
@@ -199,7 +203,7 @@ CHECKS: tuple[checks.Check[Any], ...] = (
     ),
     _jwt_check(
         "G.jwt.audience",
-        (sources.AUDIENCE,),
+        (payscope_api.AUDIENCE,),
         "verify aud against PayScope's audience (spec.api.auth.audience).",
         Severity.CRITICAL,
         _CORRECT,
@@ -207,7 +211,7 @@ CHECKS: tuple[checks.Check[Any], ...] = (
     ),
     _jwt_check(
         "G.jwt.issuer",
-        (sources.ISSUER,),
+        (payscope_api.ISSUER,),
         "verify iss against PayScope's issuer (spec.api.auth.issuer).",
         Severity.HIGH,
         _CORRECT,
@@ -215,21 +219,21 @@ CHECKS: tuple[checks.Check[Any], ...] = (
     ),
     _jwt_check(
         "G.jwt.key_id",
-        (sources.UNKNOWN_KID,),
+        (payscope_api.UNKNOWN_KID,),
         "look keys up by kid and refuse unknown ones, so a retired key stops working once removed.",
         Severity.MEDIUM,
         "G/JWT/Key rotation support",
         accepted="warn",
     ),
-    checks.Check(
+    registry.Check(
         id="G.isolation.bank_header",
         title="Calls with a valid token but another tenant's X-Bank-Id, no X-Bank-Id, or no bank_id claim.",
         passes_when="Mismatched or missing X-Bank-Id is refused with 403 and a token without bank_id with 401 "
         "(another 4xx: Warn). Needs spec.audit.probeTenants.",
         severity=Severity.CRITICAL,
-        source=sources.ACCESS,
+        source=payscope_api.ACCESS,
         evaluate=_refused(
-            (sources.BANK_MISMATCH, sources.BANK_MISSING),
+            (payscope_api.BANK_MISMATCH, payscope_api.BANK_MISSING),
             403,
             "compare X-Bank-Id with the token's bank_id and refuse any difference with 403.",
         ),
@@ -240,22 +244,22 @@ CHECKS: tuple[checks.Check[Any], ...] = (
         ),
         applies=lambda s: s.audit.probe_tenants is not None,
     ),
-    checks.Check(
+    registry.Check(
         id="G.isolation.bank_claim",
         title="A call with a valid token that lacks the bank_id claim.",
         passes_when="Refused with 401 (another 4xx: Warn). Needs spec.audit.probeTenants.",
         severity=Severity.CRITICAL,
-        source=sources.ACCESS,
-        evaluate=_refused((sources.NO_BANK_CLAIM,), 401, "require the bank_id claim in every token."),
+        source=payscope_api.ACCESS,
+        evaluate=_refused((payscope_api.NO_BANK_CLAIM,), 401, "require the bank_id claim in every token."),
         covers=("G/Bank Isolation/JWT bank_id validation", _JWT),
         applies=lambda s: s.audit.probe_tenants is not None,
     ),
-    checks.Check(
+    registry.Check(
         id="G.isolation.sources",
         title="The bank_id of every source cited by the chat answers, and of the answers themselves.",
         passes_when="Every cited source and answer belongs to the tenant that asked (each probe tenant).",
         severity=Severity.CRITICAL,
-        source=sources.CHAT,
+        source=payscope_api.CHAT,
         evaluate=_leaks,
         covers=(
             "G/Bank Isolation/No data leakage paths",
@@ -264,23 +268,23 @@ CHECKS: tuple[checks.Check[Any], ...] = (
             "E/Bank Isolation/Pinecone filtering",
         ),
     ),
-    checks.Check(
+    registry.Check(
         id="G.rbac.chat_role",
         title="POST /chat/query with a valid token holding neither the analyst nor the admin role.",
         passes_when="Refused with 403 (another 4xx: Warn).",
         severity=Severity.HIGH,
-        source=sources.ACCESS,
-        evaluate=_refused((sources.NO_ROLE,), 403, "serve the chat only to the analyst and admin roles."),
+        source=payscope_api.ACCESS,
+        evaluate=_refused((payscope_api.NO_ROLE,), 403, "serve the chat only to the analyst and admin roles."),
         covers=("G/RBAC/Role enforcement", "G/RBAC/Policy checks"),
     ),
-    checks.Check(
+    registry.Check(
         id="G.rbac.admin_endpoints",
         title=f"{', '.join(payscope.ADMIN_PATHS)} called with a valid analyst token.",
         passes_when="Each is refused with 403 (another 4xx: Warn).",
         severity=Severity.CRITICAL,
-        source=sources.ACCESS,
+        source=payscope_api.ACCESS,
         evaluate=_refused(
-            tuple(sources.admin_key("analyst", p) for p in payscope.ADMIN_PATHS),
+            tuple(payscope_api.admin_key("analyst", p) for p in payscope.ADMIN_PATHS),
             403,
             "serve the admin endpoints to the admin role only.",
         ),

@@ -34,8 +34,9 @@ from typing import TypeVar
 
 from payscope_operator import errors
 from payscope_operator.api import fields, spec
+from payscope_operator.audit import registry, tokens
 from payscope_operator.backends import payscope
-from payscope_operator.reconcile import checks, session, tokens
+from payscope_operator.reconcile import session
 
 MARGIN_S = 2.0
 """A source's timeout exceeds its slowest request's by this much, so requests time out first."""
@@ -140,10 +141,10 @@ def explain(reply: payscope.Reply) -> str:
     return f"{reply.endpoint} answered {reply.status}"
 
 
-def facts_of(document: payscope.Document[T]) -> T | checks.Finding:
+def facts_of(document: payscope.Document[T]) -> T | registry.Finding:
     """A document's facts, or the Unknown finding saying why they could not be read."""
     if document.facts is None:
-        return checks.Finding.unknown(explain(document.reply))
+        return registry.Finding.unknown(explain(document.reply))
     return document.facts
 
 
@@ -194,7 +195,7 @@ async def _gather_status(run: session.PassSession) -> StatusEvidence:
     )
 
 
-STATUS = checks.Source[StatusEvidence](
+STATUS = registry.Source[StatusEvidence](
     name="payscope.status",
     gather=_gather_status,
     configured=api_configured,
@@ -223,7 +224,7 @@ async def _gather_admin(run: session.PassSession) -> AdminEvidence:
     )
 
 
-ADMIN = checks.Source[AdminEvidence](
+ADMIN = registry.Source[AdminEvidence](
     name="payscope.admin",
     gather=_gather_admin,
     configured=auth_configured,
@@ -284,7 +285,7 @@ async def _gather_chat(run: session.PassSession) -> ChatEvidence:
     )
 
 
-CHAT = checks.Source[ChatEvidence](
+CHAT = registry.Source[ChatEvidence](
     name="payscope.chat",
     gather=_gather_chat,
     configured=auth_configured,
@@ -342,7 +343,7 @@ async def _gather_access(run: session.PassSession) -> AccessEvidence:
     return AccessEvidence(bank, await _send(run, requests))
 
 
-ACCESS = checks.Source[AccessEvidence](
+ACCESS = registry.Source[AccessEvidence](
     name="payscope.access",
     gather=_gather_access,
     configured=auth_configured,

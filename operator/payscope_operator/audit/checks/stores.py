@@ -17,11 +17,12 @@ from typing import Any
 import httpx
 
 from payscope_operator.api import fields, spec, status, stores
+from payscope_operator.audit import registry
 from payscope_operator.backends import base, graph, objects, objects_plan, vectors
-from payscope_operator.reconcile import checks, clients, session
+from payscope_operator.reconcile import clients, session
 
 Severity = status.Severity
-Finding = checks.Finding
+Finding = registry.Finding
 Ready = status.ProvisionState.READY
 MAX_TENANT_LABELS = 20
 
@@ -70,7 +71,7 @@ async def _gather_graph(run: session.PassSession) -> GraphEvidence:
     )
 
 
-GRAPH = checks.Source[GraphEvidence](
+GRAPH = registry.Source[GraphEvidence](
     name="neo4j.schema",
     gather=_gather_graph,
     configured=lambda s: s.neo4j is not None,
@@ -82,7 +83,7 @@ def _graph_reachable(evidence: GraphEvidence, desired: spec.PayScopeSpec) -> Fin
     return Finding.passed(f"Neo4j {evidence.version} {evidence.edition} answered.", evidence=evidence.uri)
 
 
-def _graph_kind(kind: str, what: str) -> checks.Evaluate[GraphEvidence]:
+def _graph_kind(kind: str, what: str) -> registry.Evaluate[GraphEvidence]:
     def evaluate(evidence: GraphEvidence, desired: spec.PayScopeSpec) -> Finding:
         return _objects_finding(evidence.plan, kind, what, f"SHOW {kind.upper()}S on {evidence.uri}")
 
@@ -135,7 +136,7 @@ async def _gather_vectors(run: session.PassSession) -> VectorEvidence:
     return VectorEvidence(section.controller_url, provisioner.plan(observed), stats, failed)
 
 
-VECTORS = checks.Source[VectorEvidence](
+VECTORS = registry.Source[VectorEvidence](
     name="pinecone.indexes",
     gather=_gather_vectors,
     configured=lambda s: s.pinecone is not None,
@@ -207,7 +208,7 @@ async def _gather_buckets(run: session.PassSession) -> BucketEvidence:
     return BucketEvidence(section.endpoint or "AWS S3", facts, anonymous)
 
 
-BUCKETS = checks.Source[BucketEvidence](
+BUCKETS = registry.Source[BucketEvidence](
     name="s3.buckets",
     gather=_gather_buckets,
     configured=lambda s: s.object_storage is not None,
@@ -224,7 +225,7 @@ BucketTest = Callable[[stores.Bucket, objects_plan.BucketFacts, BucketEvidence],
 
 def _per_bucket(
     wanted: Callable[[stores.Bucket], bool], test: BucketTest, what: str
-) -> checks.Evaluate[BucketEvidence]:
+) -> registry.Evaluate[BucketEvidence]:
     def evaluate(evidence: BucketEvidence, desired: spec.PayScopeSpec) -> Finding:
         assert desired.object_storage is not None
         selected = [b for b in desired.object_storage.buckets if wanted(b)]
@@ -309,11 +310,11 @@ def _c(
     evaluate: Any,
     covers: tuple[str, ...],
     **kw: Any,
-) -> checks.Check[Any]:
-    return checks.Check(check_id, title, passes, severity, source, evaluate, covers, **kw)
+) -> registry.Check[Any]:
+    return registry.Check(check_id, title, passes, severity, source, evaluate, covers, **kw)
 
 
-CHECKS: tuple[checks.Check[Any], ...] = (
+CHECKS: tuple[registry.Check[Any], ...] = (
     _c(
         "A.dependencies.neo4j",
         "Neo4j answers within its timeout.",

@@ -19,13 +19,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from payscope_operator.api import spec, status
+from payscope_operator.audit import registry
+from payscope_operator.audit.sources import payscope_api
 from payscope_operator.backends import payscope
-from payscope_operator.reconcile import checks
-from payscope_operator.reconcile.catalog import sources
 
 Severity = status.Severity
-Finding = checks.Finding
-StatusEvidence = sources.StatusEvidence
+Finding = registry.Finding
+StatusEvidence = payscope_api.StatusEvidence
 
 FAMILIES: Mapping[str, tuple[str, frozenset[str]]] = {
     "http_requests_total": ("counter", frozenset({"method", "route", "status"})),
@@ -56,7 +56,7 @@ def _metrics_endpoint(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> F
     metrics, reply = evidence.metrics, evidence.metrics.reply
     where = f"{reply.describe()} ({reply.content_type or 'no content type'})"
     if reply.status is None:
-        return Finding.unknown(sources.explain(reply))
+        return Finding.unknown(payscope_api.explain(reply))
     if reply.status != 200:
         return Finding.failed(f"GET /metrics answered {reply.status}: expose Prometheus metrics there.", evidence=where)
     if reply.content_type not in METRICS_MEDIA_TYPES:
@@ -66,11 +66,11 @@ def _metrics_endpoint(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> F
     return Finding.passed(f"GET /metrics exposes {len(metrics.families)} metric families.", evidence=where)
 
 
-def _families(names: tuple[str, ...], what: str) -> checks.Evaluate[StatusEvidence]:
+def _families(names: tuple[str, ...], what: str) -> registry.Evaluate[StatusEvidence]:
     def evaluate(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Finding:
         metrics = evidence.metrics
         if metrics.reply.status is None:
-            return Finding.unknown(sources.explain(metrics.reply))
+            return Finding.unknown(payscope_api.explain(metrics.reply))
         if metrics.reply.status != 200 or metrics.problem is not None:
             return Finding.unknown("GET /metrics could not be read; see F.metrics.endpoint.")
         problems = []
@@ -102,7 +102,7 @@ def _families(names: tuple[str, ...], what: str) -> checks.Evaluate[StatusEviden
 def _recommended(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Finding:
     metrics = evidence.metrics
     if metrics.reply.status is None:
-        return Finding.unknown(sources.explain(metrics.reply))
+        return Finding.unknown(payscope_api.explain(metrics.reply))
     if metrics.reply.status != 200 or metrics.problem is not None:
         return Finding.unknown("GET /metrics could not be read; see F.metrics.endpoint.")
     missing = [name for name in RECOMMENDED_FAMILIES if name not in metrics.families]
@@ -112,13 +112,13 @@ def _recommended(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Findin
     return Finding.passed("Every recommended metric family is exposed.", evidence=where)
 
 
-def _health(what: str) -> checks.Evaluate[StatusEvidence]:
+def _health(what: str) -> registry.Evaluate[StatusEvidence]:
     def evaluate(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Finding:
         health = evidence.healthz if what == "liveness" else evidence.readyz
         reply = health.reply
         where = f"{reply.describe()}: status={health.state!r}"
         if reply.status is None:
-            return Finding.unknown(sources.explain(reply))
+            return Finding.unknown(payscope_api.explain(reply))
         failing = sorted(name for name, state in health.checks.items() if state not in ("ok", "disabled"))
         if reply.status == 200 and health.state == "ok" and not failing:
             detail = f" ({len(health.checks)} dependencies ok)" if health.checks else ""
@@ -138,8 +138,8 @@ def _health(what: str) -> checks.Evaluate[StatusEvidence]:
     return evaluate
 
 
-def _worker(evidence: sources.AdminEvidence, desired: spec.PayScopeSpec) -> Finding:
-    facts = sources.facts_of(evidence.pipeline)
+def _worker(evidence: payscope_api.AdminEvidence, desired: spec.PayScopeSpec) -> Finding:
+    facts = payscope_api.facts_of(evidence.pipeline)
     if isinstance(facts, Finding):
         return facts
     where = f"GET /admin/pipeline → 200: health.worker={facts.worker_status!r}, online={facts.workers_online}"
@@ -152,8 +152,8 @@ def _worker(evidence: sources.AdminEvidence, desired: spec.PayScopeSpec) -> Find
     return Finding.passed(f"{facts.workers_online:g} Celery workers are online and healthy.", evidence=where)
 
 
-def _ingestion(evidence: sources.AdminEvidence, desired: spec.PayScopeSpec) -> Finding:
-    facts = sources.facts_of(evidence.pipeline)
+def _ingestion(evidence: payscope_api.AdminEvidence, desired: spec.PayScopeSpec) -> Finding:
+    facts = payscope_api.facts_of(evidence.pipeline)
     if isinstance(facts, Finding):
         return facts
     where = f"GET /admin/pipeline → 200: health.ingestion={facts.ingestion_status!r}"
@@ -165,11 +165,11 @@ def _ingestion(evidence: sources.AdminEvidence, desired: spec.PayScopeSpec) -> F
     return Finding.passed("The ingestion service reports itself healthy.", evidence=where)
 
 
-def _runtime(evidence: sources.AdminEvidence) -> payscope.Runtime | Finding:
-    return sources.facts_of(evidence.runtime)
+def _runtime(evidence: payscope_api.AdminEvidence) -> payscope.Runtime | Finding:
+    return payscope_api.facts_of(evidence.runtime)
 
 
-def _log_format(evidence: sources.AdminEvidence, desired: spec.PayScopeSpec) -> Finding:
+def _log_format(evidence: payscope_api.AdminEvidence, desired: spec.PayScopeSpec) -> Finding:
     runtime = _runtime(evidence)
     if isinstance(runtime, Finding):
         return runtime
@@ -183,7 +183,7 @@ def _log_format(evidence: sources.AdminEvidence, desired: spec.PayScopeSpec) -> 
     return Finding.passed("PayScope logs one JSON object per line.", evidence=where)
 
 
-def _log_level(evidence: sources.AdminEvidence, desired: spec.PayScopeSpec) -> Finding:
+def _log_level(evidence: payscope_api.AdminEvidence, desired: spec.PayScopeSpec) -> Finding:
     runtime = _runtime(evidence)
     if isinstance(runtime, Finding):
         return runtime
@@ -201,29 +201,29 @@ def _log_level(evidence: sources.AdminEvidence, desired: spec.PayScopeSpec) -> F
 
 def _metric_check(
     check_id: str, names: tuple[str, ...], what: str, severity: Severity, *covers: str
-) -> checks.Check[Any]:
+) -> registry.Check[Any]:
     types = ", ".join(f"{n} a {FAMILIES[n][0]}" for n in names)
     labels = sorted(set().union(*(FAMILIES[n][1] for n in names)))
     carry = f"; once they have samples, these carry the labels {', '.join(labels)}" if labels else ""
     carry += f"; {COUNTING} grows between two scrapes" if COUNTING in names else ""
-    return checks.Check(
+    return registry.Check(
         id=check_id,
         title=f"The {what} on GET /metrics: {', '.join(names)}.",
         passes_when=f"{types}{carry}.",
         severity=severity,
-        source=sources.STATUS,
+        source=payscope_api.STATUS,
         evaluate=_families(names, what),
         covers=covers,
     )
 
 
-CHECKS: tuple[checks.Check[Any], ...] = (
-    checks.Check(
+CHECKS: tuple[registry.Check[Any], ...] = (
+    registry.Check(
         id="F.metrics.endpoint",
         title="GET /metrics on PayScope's API.",
         passes_when="200, Prometheus text (or OpenMetrics) that parses into at least one family.",
         severity=Severity.HIGH,
-        source=sources.STATUS,
+        source=payscope_api.STATUS,
         evaluate=_metrics_endpoint,
         covers=("F/Metrics/Prometheus /metrics endpoint",),
     ),
@@ -253,72 +253,72 @@ CHECKS: tuple[checks.Check[Any], ...] = (
         "F/Metrics/Agent metrics",
         "D/Agent Coverage/Error handling in agents",
     ),
-    checks.Check(
+    registry.Check(
         id="F.metrics.recommended",
         title=f"The recommended families {', '.join(RECOMMENDED_FAMILIES)} on GET /metrics.",
         passes_when="All are exposed (a missing one is a Warn, never a Fail).",
         severity=Severity.LOW,
-        source=sources.STATUS,
+        source=payscope_api.STATUS,
         evaluate=_recommended,
     ),
-    checks.Check(
+    registry.Check(
         id="F.health.api",
         title="GET /healthz (liveness of the API process).",
         passes_when='200 with {"status": "ok"}.',
         severity=Severity.CRITICAL,
-        source=sources.STATUS,
+        source=payscope_api.STATUS,
         evaluate=_health("liveness"),
         covers=("F/Health Checks/API health check", "E/Endpoints/Health endpoints"),
     ),
-    checks.Check(
+    registry.Check(
         id="F.health.dependencies",
         title="GET /readyz (PayScope's own check of each dependency).",
         passes_when='200 with {"status": "ok"} and every entry of checks ok or disabled.',
         severity=Severity.HIGH,
-        source=sources.STATUS,
+        source=payscope_api.STATUS,
         evaluate=_health("readiness"),
         covers=("F/Health Checks/Dependency checks", "E/Endpoints/Health endpoints"),
     ),
-    checks.Check(
+    registry.Check(
         id="F.health.worker",
         title="Celery worker health as GET /admin/pipeline reports it (health.worker).",
         passes_when="status ok with at least one worker online.",
         severity=Severity.HIGH,
-        source=sources.ADMIN,
+        source=payscope_api.ADMIN,
         evaluate=_worker,
         covers=("F/Health Checks/Worker health check",),
     ),
-    checks.Check(
+    registry.Check(
         id="F.health.ingestion",
         title="Ingestion service health as GET /admin/pipeline reports it (health.ingestion).",
         passes_when="status ok.",
         severity=Severity.HIGH,
-        source=sources.ADMIN,
+        source=payscope_api.ADMIN,
         evaluate=_ingestion,
         covers=("F/Health Checks/Ingestion health check",),
     ),
-    checks.Check(
+    registry.Check(
         id="F.logging.structured",
         title="The log format PayScope declares in GET /admin/runtime (logging.format).",
         passes_when="json (one JSON object per line).",
         severity=Severity.MEDIUM,
-        source=sources.ADMIN,
+        source=payscope_api.ADMIN,
         evaluate=_log_format,
         covers=("F/Logging/Structured logging",),
     ),
-    checks.Check(
+    registry.Check(
         id="F.logging.level",
         title="The log level PayScope declares in GET /admin/runtime (logging.level).",
         passes_when=f"One of {', '.join(PRODUCTION_LOG_LEVELS)} (DEBUG or TRACE: Warn).",
         severity=Severity.LOW,
-        source=sources.ADMIN,
+        source=payscope_api.ADMIN,
         evaluate=_log_level,
         covers=("F/Logging/Log levels appropriate",),
     ),
 )
 
-NOT_OBSERVABLE: tuple[checks.NotObservable, ...] = (
-    checks.NotObservable(
+NOT_OBSERVABLE: tuple[registry.NotObservable, ...] = (
+    registry.NotObservable(
         "F/Graceful Shutdown/Resource cleanup",
         "Whether PayScope closes pools and files happens inside the process at exit; from outside the audit sees "
         "only the grace period and preStop hook that make room for it (F.shutdown.*).",

@@ -20,13 +20,13 @@ from collections.abc import Callable
 from typing import Any
 
 from payscope_operator.api import spec, status
+from payscope_operator.audit import registry
+from payscope_operator.audit.sources import payscope_api
 from payscope_operator.backends import payscope
-from payscope_operator.reconcile import checks
-from payscope_operator.reconcile.catalog import sources
 
 Severity = status.Severity
-Finding = checks.Finding
-ChatEvidence = sources.ChatEvidence
+Finding = registry.Finding
+ChatEvidence = payscope_api.ChatEvidence
 CHAT = f"POST {payscope.CHAT_PATH}"
 ALL_INTENTS = "E/Intent Classification/All intents supported (DESCRIBE, COMPARE, ANOMALY, FORECAST, WHAT_IF)"
 
@@ -47,13 +47,13 @@ def _chat_query(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
     return Finding.failed(f"{CHAT} answered no intent: see E.intents.* for each intent's error.", evidence=where)
 
 
-def _intent(intent: str) -> checks.Evaluate[ChatEvidence]:
+def _intent(intent: str) -> registry.Evaluate[ChatEvidence]:
     def evaluate(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
         answer = evidence.intents[intent]
         reply = answer.reply
         where = f"{CHAT} intent={intent} → {reply.status}"
         if reply.status is None:
-            return Finding.unknown(sources.explain(reply))
+            return Finding.unknown(payscope_api.explain(reply))
         if reply.status != 200:
             code = f", error {answer.error.code}" if answer.error is not None and answer.error.code else ""
             return Finding.failed(
@@ -79,7 +79,7 @@ def _fallback(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
     reply = answer.reply
     where = f"{CHAT} (no intent, unclassifiable query) → {reply.status}"
     if reply.status is None:
-        return Finding.unknown(sources.explain(reply))
+        return Finding.unknown(payscope_api.explain(reply))
     if reply.status != 200:
         return Finding.failed(
             f"A query no intent fits was answered {reply.status} instead of through the fallback intent: route "
@@ -100,12 +100,12 @@ def _fallback(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
 
 
 def _classified(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
-    expected, query = sources.CLASSIFIABLE
+    expected, query = payscope_api.CLASSIFIABLE
     answer = evidence.classified
     reply = answer.reply
     where = f"{CHAT} (no intent, {query!r}) → {reply.status}"
     if reply.status is None:
-        return Finding.unknown(sources.explain(reply))
+        return Finding.unknown(payscope_api.explain(reply))
     if reply.status != 200:
         return Finding.failed(
             f"A query plainly about {expected}, sent without an intent, was answered {reply.status}: check the "
@@ -123,8 +123,8 @@ def _classified(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
     return Finding.passed(f"A plain {expected} query is classified as {expected}.", evidence=where)
 
 
-def _threshold(evidence: sources.AdminEvidence, desired: spec.PayScopeSpec) -> Finding:
-    agents = sources.facts_of(evidence.agents)
+def _threshold(evidence: payscope_api.AdminEvidence, desired: spec.PayScopeSpec) -> Finding:
+    agents = payscope_api.facts_of(evidence.agents)
     if isinstance(agents, Finding):
         return agents
     value = agents.confidence_threshold
@@ -138,7 +138,7 @@ def _threshold(evidence: sources.AdminEvidence, desired: spec.PayScopeSpec) -> F
     return Finding.passed(f"Classifications below {value:g} go to the fallback intent.", evidence=where)
 
 
-def _responses(problem: Callable[[payscope.Answer], str | None], what: str) -> checks.Evaluate[ChatEvidence]:
+def _responses(problem: Callable[[payscope.Answer], str | None], what: str) -> registry.Evaluate[ChatEvidence]:
     """Pass when every intent answered 200 passes ``problem`` (None = fine); Unknown when none was answered."""
 
     def evaluate(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
@@ -187,7 +187,7 @@ def _validation(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
     reply = evidence.invalid_body.reply
     where = f"{CHAT} with a body lacking query → {reply.status}"
     if reply.status is None:
-        return Finding.unknown(sources.explain(reply))
+        return Finding.unknown(payscope_api.explain(reply))
     if reply.status == 422:
         return Finding.passed("Invalid request bodies are refused with 422.", evidence=where)
     if reply.status >= 500 or reply.status < 400:
@@ -206,7 +206,7 @@ def _errors_structured(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Fi
     reply = answer.reply
     where = f"{CHAT} with a body lacking query → {reply.status} ({reply.content_type or 'no content type'})"
     if reply.status is None:
-        return Finding.unknown(sources.explain(reply))
+        return Finding.unknown(payscope_api.explain(reply))
     if reply.status < 400:
         return Finding.unknown("The invalid-body probe got no error answer to examine; see E.endpoints.validation.")
     if answer.error is None or not answer.error.code or not answer.error.message:
@@ -218,28 +218,28 @@ def _errors_structured(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Fi
     return Finding.passed(f"Errors are answered as JSON (code {answer.error.code}).", evidence=where)
 
 
-def _admin(evidence: sources.AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
-    replies = [evidence.replies[sources.admin_key("admin", p)] for p in payscope.ADMIN_PATHS]
+def _admin(evidence: payscope_api.AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
+    replies = [evidence.replies[payscope_api.admin_key("admin", p)] for p in payscope.ADMIN_PATHS]
     where = "; ".join(r.describe() for r in replies)
     silent = [r for r in replies if r.status is None]
     if silent:
-        return Finding.unknown(sources.explain(silent[0]))
-    failing = [sources.explain(r) for r in replies if r.status != 200 or r.body is None]
+        return Finding.unknown(payscope_api.explain(silent[0]))
+    failing = [payscope_api.explain(r) for r in replies if r.status != 200 or r.body is None]
     if failing:
         return Finding.failed("Admin endpoints do not serve the admin role: " + "; ".join(failing), evidence=where)
     return Finding.passed(f"All {len(replies)} admin endpoints answer the admin role.", evidence=where)
 
 
-def _intent_check(intent: str) -> checks.Check[ChatEvidence]:
+def _intent_check(intent: str) -> registry.Check[ChatEvidence]:
     covers: tuple[str, ...] = (ALL_INTENTS, "D/Agent Coverage/Agent orchestration complete")
     if intent == "FORECAST":
         covers += ("D/Forecasting/No runtime crashes",)
-    return checks.Check(
+    return registry.Check(
         id=f"E.intents.{intent.lower()}",
         title=f"{CHAT} with intent {intent}, as the probe tenant.",
         passes_when=f"200 with a JSON answer whose intent is {intent}, not a fallback.",
         severity=Severity.HIGH,
-        source=sources.CHAT,
+        source=payscope_api.CHAT,
         evaluate=_intent(intent),
         covers=covers,
     )
@@ -252,53 +252,53 @@ def _response_check(
     severity: Severity,
     problem: Callable[[payscope.Answer], str | None],
     cover: str,
-) -> checks.Check[ChatEvidence]:
-    return checks.Check(
+) -> registry.Check[ChatEvidence]:
+    return registry.Check(
         id=check_id,
         title=f"The {what} of every intent's answer.",
         passes_when=passes_when,
         severity=severity,
-        source=sources.CHAT,
+        source=payscope_api.CHAT,
         evaluate=_responses(problem, what),
         covers=(cover,),
     )
 
 
-CHECKS: tuple[checks.Check[Any], ...] = (
-    checks.Check(
+CHECKS: tuple[registry.Check[Any], ...] = (
+    registry.Check(
         id="E.endpoints.chat_query",
         title=f"Whether {CHAT} exists and answers an authenticated tenant query.",
         passes_when="At least one intent's query is answered 200.",
         severity=Severity.CRITICAL,
-        source=sources.CHAT,
+        source=payscope_api.CHAT,
         evaluate=_chat_query,
         covers=("E/Endpoints/POST /chat/query exists",),
     ),
     *(_intent_check(intent) for intent in payscope.INTENTS),
-    checks.Check(
+    registry.Check(
         id="E.intents.fallback",
         title=f"{CHAT} without an intent, for a query no intent fits.",
         passes_when="200 with fallback true (answered through the fallback intent).",
         severity=Severity.MEDIUM,
-        source=sources.CHAT,
+        source=payscope_api.CHAT,
         evaluate=_fallback,
         covers=("E/Intent Classification/Fallback logic",),
     ),
-    checks.Check(
+    registry.Check(
         id="E.intents.classification",
-        title=f"{CHAT} without an intent, for a query plainly about {sources.CLASSIFIABLE[0]}.",
-        passes_when=f"200 with intent {sources.CLASSIFIABLE[0]} and fallback false.",
+        title=f"{CHAT} without an intent, for a query plainly about {payscope_api.CLASSIFIABLE[0]}.",
+        passes_when=f"200 with intent {payscope_api.CLASSIFIABLE[0]} and fallback false.",
         severity=Severity.MEDIUM,
-        source=sources.CHAT,
+        source=payscope_api.CHAT,
         evaluate=_classified,
         covers=(ALL_INTENTS,),
     ),
-    checks.Check(
+    registry.Check(
         id="E.intents.confidence_threshold",
         title="The classification confidence threshold declared in GET /admin/agents.",
         passes_when="0 < confidence_threshold < 1.",
         severity=Severity.MEDIUM,
-        source=sources.ADMIN,
+        source=payscope_api.ADMIN,
         evaluate=_threshold,
         covers=("E/Intent Classification/Confidence thresholds",),
     ),
@@ -334,30 +334,30 @@ CHECKS: tuple[checks.Check[Any], ...] = (
         _trace,
         "E/Responses/Traceability",
     ),
-    checks.Check(
+    registry.Check(
         id="E.endpoints.validation",
         title=f"{CHAT} with a body lacking the query.",
         passes_when="422 (another 4xx: Warn; 2xx or 5xx: Fail).",
         severity=Severity.MEDIUM,
-        source=sources.CHAT,
+        source=payscope_api.CHAT,
         evaluate=_validation,
         covers=("E/Endpoints/Error handling",),
     ),
-    checks.Check(
+    registry.Check(
         id="E.endpoints.errors_structured",
         title="The body of an error answer (the invalid-body probe's).",
         passes_when='A JSON object {"error": {"code", "message"}}.',
         severity=Severity.LOW,
-        source=sources.CHAT,
+        source=payscope_api.CHAT,
         evaluate=_errors_structured,
         covers=("E/Endpoints/Error handling",),
     ),
-    checks.Check(
+    registry.Check(
         id="E.endpoints.admin",
         title=f"{', '.join(payscope.ADMIN_PATHS)} called with an admin token.",
         passes_when="Each answers 200 with a JSON object.",
         severity=Severity.MEDIUM,
-        source=sources.ACCESS,
+        source=payscope_api.ACCESS,
         evaluate=_admin,
         covers=("E/Endpoints/Admin endpoints",),
     ),

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from payscope_operator.api import spec, status
+from payscope_operator.audit import registry
 from payscope_operator.kube import workloads
-from payscope_operator.reconcile import checks, secrets, session
+from payscope_operator.reconcile import secrets, session
 
 Severity = status.Severity
-Finding = checks.Finding
+Finding = registry.Finding
 ROLES = ("api", "worker", "ingestion")
 _ROLE_TITLES = {"api": "API", "worker": "Worker", "ingestion": "Ingestion"}
 
@@ -45,13 +46,13 @@ async def _gather_secrets(run: session.PassSession) -> tuple[secrets.Missing, ..
     return run.missing
 
 
-WORKLOADS = checks.Source[WorkloadEvidence](
+WORKLOADS = registry.Source[WorkloadEvidence](
     name="kubernetes.workloads",
     gather=_gather_workloads,
     configured=lambda s: bool(_declared(s)),
     absent="spec.workloads names no Deployment.",
 )
-SECRETS = checks.Source[tuple[secrets.Missing, ...]](
+SECRETS = registry.Source[tuple[secrets.Missing, ...]](
     name="kubernetes.secrets",
     gather=_gather_secrets,
     configured=lambda s: bool(secrets.references(s)),
@@ -71,7 +72,7 @@ def _secrets_present(missing: tuple[secrets.Missing, ...], desired: spec.PayScop
     return Finding.failed(f"Create the missing Secret keys in the resource's namespace: {shown}", evidence=shown)
 
 
-def _role_available(role: str) -> checks.Evaluate[WorkloadEvidence]:
+def _role_available(role: str) -> registry.Evaluate[WorkloadEvidence]:
     def evaluate(evidence: WorkloadEvidence, desired: spec.PayScopeSpec) -> Finding:
         facts = evidence.deployments.get(role)
         name = _declared(desired)[role]
@@ -94,7 +95,7 @@ def _role_available(role: str) -> checks.Evaluate[WorkloadEvidence]:
 
 def _per_container(
     test: Callable[[workloads.ContainerFacts], str | None], what: str
-) -> checks.Evaluate[WorkloadEvidence]:
+) -> registry.Evaluate[WorkloadEvidence]:
     """Pass when every container of every existing declared Deployment satisfies ``test`` (None = ok)."""
 
     def evaluate(evidence: WorkloadEvidence, desired: spec.PayScopeSpec) -> Finding:
@@ -132,7 +133,7 @@ def _pre_stop(c: workloads.ContainerFacts) -> str | None:
 
 def _per_deployment(
     test: Callable[[workloads.DeploymentFacts], str | None], what: str
-) -> checks.Evaluate[WorkloadEvidence]:
+) -> registry.Evaluate[WorkloadEvidence]:
     def evaluate(evidence: WorkloadEvidence, desired: spec.PayScopeSpec) -> Finding:
         existing = [f for f in evidence.deployments.values() if f is not None]
         if not existing:
@@ -162,8 +163,8 @@ def _grace(d: workloads.DeploymentFacts) -> str | None:
     )
 
 
-def _available_check(role: str) -> checks.Check[WorkloadEvidence]:
-    return checks.Check(
+def _available_check(role: str) -> registry.Check[WorkloadEvidence]:
+    return registry.Check(
         id=f"A.workloads.{role}_available",
         title=f"The {role} Deployment named in spec.workloads.{role} exists and all its replicas are available.",
         passes_when="availableReplicas >= spec.replicas > 0.",
@@ -178,8 +179,8 @@ def _available_check(role: str) -> checks.Check[WorkloadEvidence]:
     )
 
 
-CHECKS: tuple[checks.Check[Any], ...] = (
-    checks.Check(
+CHECKS: tuple[registry.Check[Any], ...] = (
+    registry.Check(
         id="A.secrets.present",
         title="Every Secret key the spec references exists in the resource's namespace.",
         passes_when="Each referenced Secret exists and holds the referenced key.",
@@ -189,7 +190,7 @@ CHECKS: tuple[checks.Check[Any], ...] = (
         covers=("A/Environment Variables/Secrets handling (JWT keys, API keys)",),
     ),
     *(_available_check(role) for role in ROLES),
-    checks.Check(
+    registry.Check(
         id="A.workloads.probes",
         title="Every container of the declared Deployments has a liveness and a readiness probe.",
         passes_when="livenessProbe and readinessProbe are set on every container.",
@@ -203,7 +204,7 @@ CHECKS: tuple[checks.Check[Any], ...] = (
             "A/Docker Compose/Dependency ordering (depends_on)",
         ),
     ),
-    checks.Check(
+    registry.Check(
         id="A.workloads.resources",
         title="Every container of the declared Deployments requests CPU and memory and limits memory.",
         passes_when="resources.requests.cpu, resources.requests.memory and resources.limits.memory are set.",
@@ -212,7 +213,7 @@ CHECKS: tuple[checks.Check[Any], ...] = (
         evaluate=_per_container(_resources, "resource requests and a memory limit"),
         covers=("D/GNN/Simulation/Memory limits",),
     ),
-    checks.Check(
+    registry.Check(
         id="A.workloads.restart_policy",
         title="The declared Deployments restart their containers (restartPolicy Always).",
         passes_when="The pod template's restartPolicy is Always.",
@@ -221,7 +222,7 @@ CHECKS: tuple[checks.Check[Any], ...] = (
         evaluate=_per_deployment(_restart_policy, "the restart policy"),
         covers=("A/Docker Compose/Restart policies",),
     ),
-    checks.Check(
+    registry.Check(
         id="F.shutdown.grace_period",
         title="The declared Deployments give their pods time to finish in-flight work on shutdown.",
         passes_when=f"terminationGracePeriodSeconds is unset (30s) or at least {MIN_GRACE_SECONDS}.",
@@ -230,7 +231,7 @@ CHECKS: tuple[checks.Check[Any], ...] = (
         evaluate=_per_deployment(_grace, "the termination grace period"),
         covers=("F/Graceful Shutdown/In-flight request completion", "F/Graceful Shutdown/Signal handling"),
     ),
-    checks.Check(
+    registry.Check(
         id="F.shutdown.pre_stop",
         title="Every container of the declared Deployments has a preStop hook, so endpoints drain before SIGTERM.",
         passes_when="lifecycle.preStop is set on every container.",
@@ -242,22 +243,22 @@ CHECKS: tuple[checks.Check[Any], ...] = (
 )
 
 
-NOT_OBSERVABLE: tuple[checks.NotObservable, ...] = (
-    checks.NotObservable(
+NOT_OBSERVABLE: tuple[registry.NotObservable, ...] = (
+    registry.NotObservable(
         "A/Docker Compose/docker-compose.yml file exists",
         "A file in PayScope's source repository, not part of a running installation; on Kubernetes the services"
         " it would define are the Deployments checked by A.workloads.*_available and the stores in spec.",
     ),
-    checks.NotObservable(
+    registry.NotObservable(
         "A/Environment Variables/.env.example or .env.template exists",
         "A file in PayScope's source repository; a running installation has no trace of it.",
     ),
-    checks.NotObservable(
+    registry.NotObservable(
         "A/Environment Variables/All required env vars documented",
         "Documentation lives in the source repository; the operator sees only the values a Deployment sets, and"
         " whether they are complete shows as the API's /readyz and the A.dependencies.* checks.",
     ),
-    checks.NotObservable(
+    registry.NotObservable(
         "A/Environment Variables/Environment-specific configs",
         "Which configuration belongs to which environment is a deployment-pipeline decision; each"
         " PayScopeDeployment audits the one environment it describes.",

@@ -18,12 +18,12 @@ from collections.abc import Callable
 from typing import Any
 
 from payscope_operator.api import spec, status
+from payscope_operator.audit import registry
+from payscope_operator.audit.sources import payscope_api
 from payscope_operator.backends import payscope
-from payscope_operator.reconcile import checks
-from payscope_operator.reconcile.catalog import sources
 
 Severity = status.Severity
-Finding = checks.Finding
+Finding = registry.Finding
 
 MAX_TEMPERATURE = 0.5
 """Above this, answers over financial data stop being reproducible: Fail (contract version 1, section 6)."""
@@ -38,9 +38,9 @@ AGENTS = "GET /admin/agents"
 Problem = Callable[[payscope.AgentSettings], str | None]
 
 
-def _agents(evaluate: checks.Evaluate[payscope.Agents]) -> checks.Evaluate[sources.AdminEvidence]:
-    def on_admin(evidence: sources.AdminEvidence, desired: spec.PayScopeSpec) -> Finding:
-        facts = sources.facts_of(evidence.agents)
+def _agents(evaluate: registry.Evaluate[payscope.Agents]) -> registry.Evaluate[payscope_api.AdminEvidence]:
+    def on_admin(evidence: payscope_api.AdminEvidence, desired: spec.PayScopeSpec) -> Finding:
+        facts = payscope_api.facts_of(evidence.agents)
         return facts if isinstance(facts, Finding) else evaluate(facts, desired)
 
     return on_admin
@@ -59,7 +59,7 @@ def _coverage(agents: payscope.Agents, desired: spec.PayScopeSpec) -> Finding:
     return Finding.passed(f"Each of the {len(served)} intents has an agent.", evidence=where)
 
 
-def _per_agent(problem: Problem, what: str, warning: Problem | None = None) -> checks.Evaluate[payscope.Agents]:
+def _per_agent(problem: Problem, what: str, warning: Problem | None = None) -> registry.Evaluate[payscope.Agents]:
     """Fail on any agent with a ``problem``; Warn on any with a ``warning``; else Pass."""
 
     def evaluate(agents: payscope.Agents, desired: spec.PayScopeSpec) -> Finding:
@@ -130,7 +130,7 @@ def _fallback(agents: payscope.Agents, desired: spec.PayScopeSpec) -> Finding:
     return Finding.passed(f"Unclassified queries fall back to {fallback} ({agent.agent}).", evidence=where)
 
 
-def _forecast_finite(evidence: sources.ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
+def _forecast_finite(evidence: payscope_api.ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
     answer = evidence.intents["FORECAST"]
     where = answer.reply.describe()
     if answer.reply.status != 200:
@@ -166,10 +166,10 @@ def _forecast_finite(evidence: sources.ChatEvidence, desired: spec.PayScopeSpec)
     return Finding.passed(f"All {len(points)} FORECAST points are finite and within their bounds.", evidence=where)
 
 
-def _same_twice(intent: str, fix: str, *, differing: str = "fail") -> checks.Evaluate[sources.ChatEvidence]:
+def _same_twice(intent: str, fix: str, *, differing: str = "fail") -> registry.Evaluate[payscope_api.ChatEvidence]:
     """Pass when the intent's query, asked twice in one pass, got identical answers and data."""
 
-    def evaluate(evidence: sources.ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
+    def evaluate(evidence: payscope_api.ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
         first = evidence.intents[intent]
         second = evidence.repeat if intent == "WHAT_IF" else evidence.repeat_forecast
         where = f"{first.reply.describe()} (twice)"
@@ -194,13 +194,13 @@ def _declared(
     title: str,
     passes_when: str,
     severity: Severity,
-    evaluate: checks.Evaluate[payscope.Agents],
+    evaluate: registry.Evaluate[payscope.Agents],
     *covers: str,
-) -> checks.Check[sources.AdminEvidence]:
-    return checks.Check(check_id, title, passes_when, severity, sources.ADMIN, _agents(evaluate), covers)
+) -> registry.Check[payscope_api.AdminEvidence]:
+    return registry.Check(check_id, title, passes_when, severity, payscope_api.ADMIN, _agents(evaluate), covers)
 
 
-CHECKS: tuple[checks.Check[Any], ...] = (
+CHECKS: tuple[registry.Check[Any], ...] = (
     _declared(
         "D.agents.coverage",
         "Which intents have an agent in GET /admin/agents.",
@@ -253,32 +253,32 @@ CHECKS: tuple[checks.Check[Any], ...] = (
         _fallback,
         "E/Intent Classification/Fallback logic",
     ),
-    checks.Check(
+    registry.Check(
         id="D.forecast.finite",
         title="The FORECAST answer's data.points: finite numbers, each value within its [lower, upper] band.",
         passes_when="The answer is strict JSON and every point is finite with lower <= value <= upper.",
         severity=Severity.HIGH,
-        source=sources.CHAT,
+        source=payscope_api.CHAT,
         evaluate=_forecast_finite,
         covers=("D/Forecasting/Bounds checking", "D/Forecasting/NaN/Inf handling"),
     ),
-    checks.Check(
+    registry.Check(
         id="D.simulation.deterministic",
         title="Two identical WHAT_IF queries in one pass, compared (answer and data).",
         passes_when="Both answers and their data are identical.",
         severity=Severity.MEDIUM,
-        source=sources.CHAT,
+        source=payscope_api.CHAT,
         evaluate=_same_twice(
             "WHAT_IF", "seed the simulation from the request so the same scenario always gives the same result."
         ),
         covers=("D/GNN/Simulation/Deterministic outputs",),
     ),
-    checks.Check(
+    registry.Check(
         id="D.forecast.stable",
         title="Two identical FORECAST queries in one pass, compared (answer and data).",
         passes_when="Both answers and their data are identical (otherwise Warn: contract version 1 says SHOULD).",
         severity=Severity.LOW,
-        source=sources.CHAT,
+        source=payscope_api.CHAT,
         evaluate=_same_twice(
             "FORECAST", "an unstable forecast over unchanged data cannot be trusted; fix its seed.", differing="warn"
         ),
@@ -286,8 +286,8 @@ CHECKS: tuple[checks.Check[Any], ...] = (
     ),
 )
 
-NOT_OBSERVABLE: tuple[checks.NotObservable, ...] = (
-    checks.NotObservable(
+NOT_OBSERVABLE: tuple[registry.NotObservable, ...] = (
+    registry.NotObservable(
         "D/Prompt Safety/No hallucination-prone prompts",
         "Prompts live inside PayScope and their wording is a matter of review, not of a probe; the audit checks "
         "the settings that limit hallucination instead (D.agents.temperature, D.agents.structured_output).",

@@ -17,13 +17,14 @@ from __future__ import annotations
 from typing import Any
 
 from payscope_operator.api import fields, spec, status
+from payscope_operator.audit import registry
+from payscope_operator.audit.sources import payscope_api
 from payscope_operator.backends import broker, payscope
-from payscope_operator.reconcile import checks, session
-from payscope_operator.reconcile.catalog import sources
+from payscope_operator.reconcile import session
 
 Severity = status.Severity
-Finding = checks.Finding
-AdminEvidence = sources.AdminEvidence
+Finding = registry.Finding
+AdminEvidence = payscope_api.AdminEvidence
 
 MAX_RETRIES = 20
 """More retries than this keeps a poisoned task cycling for hours: a warning."""
@@ -38,7 +39,7 @@ PIPELINE = "GET /admin/pipeline"
 async def _gather_broker(run: session.PassSession) -> broker.BrokerFacts:
     redis = run.spec.redis
     assert redis is not None  # the source is configured only when spec.redis is set
-    url = sources.reveal(run, redis.connection.secret_ref, "spec.redis.connection.secretRef")
+    url = payscope_api.reveal(run, redis.connection.secret_ref, "spec.redis.connection.secretRef")
     timeout = fields.parse_duration(run.spec.audit.probe_timeout).total_seconds()
     client: broker.Client = await run.clients.get(
         "redis.broker", hash((url, timeout)), lambda: broker.build_client(url, timeout)
@@ -46,7 +47,7 @@ async def _gather_broker(run: session.PassSession) -> broker.BrokerFacts:
     return await broker.observe(client, broker.address_of(url), redis.dead_letter_queue)
 
 
-REDIS = checks.Source[broker.BrokerFacts](
+REDIS = registry.Source[broker.BrokerFacts](
     name="redis.broker",
     gather=_gather_broker,
     configured=lambda s: s.redis is not None,
@@ -81,11 +82,11 @@ def _dlq_depth(facts: broker.BrokerFacts, desired: spec.PayScopeSpec) -> Finding
     return Finding.passed(f"The dead-letter queue {queue.key} holds {queue.depth} (limit {limit}).", evidence=where)
 
 
-def _pipeline(evaluate: checks.Evaluate[payscope.Pipeline]) -> checks.Evaluate[AdminEvidence]:
+def _pipeline(evaluate: registry.Evaluate[payscope.Pipeline]) -> registry.Evaluate[AdminEvidence]:
     """Evaluate the /admin/pipeline document, or say why it could not be read."""
 
     def on_admin(evidence: AdminEvidence, desired: spec.PayScopeSpec) -> Finding:
-        facts = sources.facts_of(evidence.pipeline)
+        facts = payscope_api.facts_of(evidence.pipeline)
         return facts if isinstance(facts, Finding) else evaluate(facts, desired)
 
     return on_admin
@@ -188,17 +189,17 @@ def _admin_check(
     title: str,
     passes_when: str,
     severity: Severity,
-    evaluate: checks.Evaluate[payscope.Pipeline],
+    evaluate: registry.Evaluate[payscope.Pipeline],
     covers: tuple[str, ...],
-) -> checks.Check[AdminEvidence]:
-    return checks.Check(check_id, title, passes_when, severity, sources.ADMIN, _pipeline(evaluate), covers)
+) -> registry.Check[AdminEvidence]:
+    return registry.Check(check_id, title, passes_when, severity, payscope_api.ADMIN, _pipeline(evaluate), covers)
 
 
 _ERRORS = "C/Ingestion/Error handling"
 _DLQ = "C/Processing/Dead letter queue"
 
-CHECKS: tuple[checks.Check[Any], ...] = (
-    checks.Check(
+CHECKS: tuple[registry.Check[Any], ...] = (
+    registry.Check(
         id="C.broker.reachable",
         title="PayScope's Redis broker (spec.redis.connection) answers PING within the probe timeout.",
         passes_when="PING succeeds; an unreachable broker is Unknown with the reason.",
@@ -206,7 +207,7 @@ CHECKS: tuple[checks.Check[Any], ...] = (
         source=REDIS,
         evaluate=_broker_reachable,
     ),
-    checks.Check(
+    registry.Check(
         id="C.dlq.depth",
         title="The depth of the dead-letter queue spec.redis.deadLetterQueue (LLEN, ZCARD, XLEN or SCARD by type).",
         passes_when="The queue holds at most spec.redis.maxDeadLetters entries (an absent key is empty).",
@@ -266,22 +267,22 @@ CHECKS: tuple[checks.Check[Any], ...] = (
     ),
 )
 
-NOT_OBSERVABLE: tuple[checks.NotObservable, ...] = (
-    checks.NotObservable(
+NOT_OBSERVABLE: tuple[registry.NotObservable, ...] = (
+    registry.NotObservable(
         "C/Persistence/Transaction boundaries",
         "Where a task opens and commits its transactions lives in PayScope's code; neither its API nor its "
         "database catalogs show it.",
     ),
-    checks.NotObservable(
+    registry.NotObservable(
         "C/Persistence/Rollback on errors",
         "Whether a failing task rolls back its partial writes shows only when a task fails mid-way; the audit "
         "must not make tasks fail in a production installation.",
     ),
-    checks.NotObservable(
+    registry.NotObservable(
         "C/Persistence/Batch processing",
         "How tasks batch their writes is an implementation choice with no externally visible contract.",
     ),
-    checks.NotObservable(
+    registry.NotObservable(
         "C/Persistence/Order guarantees",
         "Processing order is a property of the task code and queue routing over time; a point-in-time probe "
         "cannot observe it without injecting ordered test data into a production pipeline.",

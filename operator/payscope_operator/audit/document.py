@@ -4,7 +4,7 @@
 the file drifts). ``checklist_items`` parses the production-readiness checklist
 into keys ``<letter>/<subsection>/<checkbox text>``, the same keys checks name
 in ``covers``; ``coverage`` says for each key which checks cover it or why no
-probe can observe it. Run ``python -m payscope_operator.reconcile.catalog.document``
+probe can observe it. Run ``python -m payscope_operator.audit.document``
 to regenerate the file.
 """
 
@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from payscope_operator.api import conditions
-from payscope_operator.reconcile import checks
-from payscope_operator.reconcile.catalog import CATALOG, NOT_OBSERVABLE
+from payscope_operator.audit import registry
+from payscope_operator.audit.catalog import CATALOG, NOT_OBSERVABLE
 
 STATUS_LINE = "**Status:** Checking..."
 """The first checkbox under A is the report's own status line, not a readiness item."""
@@ -40,8 +40,8 @@ def checklist_items(text: str) -> list[str]:
 
 def coverage(
     items: Iterable[str],
-    catalog: Sequence[checks.Check[Any]] = CATALOG,
-    unobservable: Sequence[checks.NotObservable] = NOT_OBSERVABLE,
+    catalog: Sequence[registry.Check[Any]] = CATALOG,
+    unobservable: Sequence[registry.NotObservable] = NOT_OBSERVABLE,
 ) -> dict[str, list[str]]:
     """For each checklist key: the ids of the checks covering it, or ``not observable: <reason>``."""
     found: dict[str, list[str]] = {item: [] for item in items}
@@ -62,8 +62,8 @@ def render_markdown(checklist: str | None = None) -> str:
     lines = [
         "# Audit checks",
         "",
-        "Generated from `payscope_operator.reconcile.catalog` by",
-        "`python -m payscope_operator.reconcile.catalog.document`; do not edit by hand.",
+        "Generated from `payscope_operator.audit.catalog` by",
+        "`python -m payscope_operator.audit.document`; do not edit by hand.",
         "",
         "Each check reports Pass, Fail, Warn, Unknown (the probe could not run) or",
         "NotConfigured (its spec section is absent); Unknown and NotConfigured never count",

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from payscope_operator.api import fields, relational, spec, status
+from payscope_operator.audit import registry
 from payscope_operator.backends import connections, relational_audit, timeseries
-from payscope_operator.reconcile import checks, clients, session
+from payscope_operator.reconcile import clients, session
 
 Severity = status.Severity
-Finding = checks.Finding
+Finding = registry.Finding
 MAX_ISOLATION_WRITE_PROBES = 3
 
 
@@ -74,7 +75,7 @@ async def _gather_catalog(run: session.PassSession) -> PostgresEvidence:
     return PostgresEvidence(connections.postgres_host(dsn), catalog, migrations, hyper, audit_log)
 
 
-CATALOG = checks.Source[PostgresEvidence](
+CATALOG = registry.Source[PostgresEvidence](
     name="postgres.catalog",
     gather=_gather_catalog,
     configured=lambda s: s.postgres is not None,
@@ -324,11 +325,11 @@ def _has_app_role(s: spec.PayScopeSpec) -> bool:
 
 def _check(
     check_id: str, title: str, passes: str, severity: Severity, evaluate: Any, covers: tuple[str, ...], **kw: Any
-) -> checks.Check[Any]:
-    return checks.Check(check_id, title, passes, severity, CATALOG, evaluate, covers, **kw)
+) -> registry.Check[Any]:
+    return registry.Check(check_id, title, passes, severity, CATALOG, evaluate, covers, **kw)
 
 
-CHECKS: tuple[checks.Check[Any], ...] = (
+CHECKS: tuple[registry.Check[Any], ...] = (
     _check(
         "A.dependencies.postgres",
         "Postgres answers within its timeout.",
@@ -525,7 +526,7 @@ async def _gather_isolation(run: session.PassSession) -> IsolationEvidence:
     return IsolationEvidence(tuple(probes))
 
 
-ISOLATION = checks.Source[IsolationEvidence](
+ISOLATION = registry.Source[IsolationEvidence](
     name="postgres.isolation",
     gather=_gather_isolation,
     configured=_isolation_configured,
@@ -553,8 +554,8 @@ def _cross_tenant(evidence: IsolationEvidence, desired: spec.PayScopeSpec) -> Fi
     )
 
 
-ISOLATION_CHECKS: tuple[checks.Check[Any], ...] = (
-    checks.Check(
+ISOLATION_CHECKS: tuple[registry.Check[Any], ...] = (
+    registry.Check(
         "G.isolation.rls_probe",
         "As the app role with the session variable set to one tenant, no other tenant's row is visible or writable.",
         "Zero foreign rows visible and an insert for another tenant refused, inside a rolled-back transaction.",
@@ -566,8 +567,8 @@ ISOLATION_CHECKS: tuple[checks.Check[Any], ...] = (
 )
 
 
-NOT_OBSERVABLE: tuple[checks.NotObservable, ...] = (
-    checks.NotObservable(
+NOT_OBSERVABLE: tuple[registry.NotObservable, ...] = (
+    registry.NotObservable(
         "G/Audit Logging/Fabric integration (if enabled)",
         "Contract version 1 exposes no Fabric ledger to the operator; with Fabric enabled the same records go to"
         " a ledger only PayScope can reach. The Postgres hash log is audited by G.audit_log.*.",
