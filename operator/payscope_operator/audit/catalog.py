@@ -1,8 +1,14 @@
 """The check catalog: every audit check, and every checklist item no probe can observe.
 
-The catalog is code; ``docs/checks.md`` is generated from it (``render_markdown``)
-and a test fails when they drift, another when a checkbox of the checklist is
-neither covered by a check nor explained in ``NOT_OBSERVABLE``.
+The catalog is code: each dimension's module under ``checks`` registers its
+checks with ``@registry.check``, and :data:`CATALOG` joins them, refusing a
+repeated id or a dependency on an unknown check. ``docs/checks.md`` is generated
+from it (``document``) and a test fails when they drift, another when a checkbox
+of the checklist is neither covered by a check nor explained in
+:data:`NOT_OBSERVABLE`.
+
+What it must not do: declare checks itself, or change an id (dashboards, waivers
+and alerts use them).
 """
 
 from __future__ import annotations
@@ -14,30 +20,29 @@ from payscope_operator.audit.checks import (
     agents,
     apis,
     data_layer,
+    data_layer_stores,
     infrastructure,
     observability,
     pipeline,
     security,
-    stores,
 )
 
-CATALOG: tuple[registry.Check[Any], ...] = (
-    *infrastructure.CHECKS,
-    *data_layer.CHECKS,
-    *data_layer.ISOLATION_CHECKS,
-    *stores.CHECKS,
-    *pipeline.CHECKS,
-    *agents.CHECKS,
-    *apis.CHECKS,
-    *observability.CHECKS,
-    *security.CHECKS,
+CATALOG: tuple[registry.Check[Any], ...] = registry.assemble(
+    infrastructure.CHECKS,
+    data_layer.CHECKS,
+    data_layer_stores.CHECKS,
+    pipeline.CHECKS,
+    agents.CHECKS,
+    apis.CHECKS,
+    observability.CHECKS,
+    security.CHECKS,
 )
 NOT_OBSERVABLE: tuple[registry.NotObservable, ...] = (
     *infrastructure.NOT_OBSERVABLE,
-    *data_layer.NOT_OBSERVABLE,
     *pipeline.NOT_OBSERVABLE,
     *agents.NOT_OBSERVABLE,
     *observability.NOT_OBSERVABLE,
+    *security.NOT_OBSERVABLE,
 )
 
 

@@ -4,8 +4,11 @@
 the file drifts). ``checklist_items`` parses the production-readiness checklist
 into keys ``<letter>/<subsection>/<checkbox text>``, the same keys checks name
 in ``covers``; ``coverage`` says for each key which checks cover it or why no
-probe can observe it. Run ``python -m payscope_operator.audit.document``
-to regenerate the file.
+probe can observe it. Run ``python -m payscope_operator.audit.document
+docs/audit-checklist.md > docs/checks.md`` to regenerate the file.
+
+What it must not do: decide anything about a check (the catalog does), or write
+the file itself (the caller redirects its output).
 """
 
 from __future__ import annotations
@@ -16,9 +19,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from payscope_operator.api import conditions
-from payscope_operator.audit import registry
-from payscope_operator.audit.catalog import CATALOG, NOT_OBSERVABLE
+from payscope_operator.api import conditions, status
+from payscope_operator.audit import catalog, registry
 
 STATUS_LINE = "**Status:** Checking..."
 """The first checkbox under A is the report's own status line, not a readiness item."""
@@ -40,12 +42,12 @@ def checklist_items(text: str) -> list[str]:
 
 def coverage(
     items: Iterable[str],
-    catalog: Sequence[registry.Check[Any]] = CATALOG,
-    unobservable: Sequence[registry.NotObservable] = NOT_OBSERVABLE,
+    checks: Sequence[registry.Check[Any]] = catalog.CATALOG,
+    unobservable: Sequence[registry.NotObservable] = catalog.NOT_OBSERVABLE,
 ) -> dict[str, list[str]]:
     """For each checklist key: the ids of the checks covering it, or ``not observable: <reason>``."""
     found: dict[str, list[str]] = {item: [] for item in items}
-    for check in catalog:
+    for check in checks:
         for key in check.covers:
             found.setdefault(key, []).append(check.id)
     for entry in unobservable:
@@ -57,34 +59,67 @@ def _escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+_GRADE_MEANINGS = {
+    status.EvidenceGrade.OBSERVED: "the operator saw the property itself (a catalog row, a refused forged token,"
+    " a pod spec field).",
+    status.EvidenceGrade.INFERRED: "a proxy that correlates with the property (a metric family exists).",
+    status.EvidenceGrade.REPORTED: "PayScope's own statement about itself (`/admin` documents, `/readyz`), kept"
+    " only where nothing better can be reached.",
+}
+
+
+def _grade_meaning(grade: status.EvidenceGrade) -> str:
+    return _GRADE_MEANINGS[grade]
+
+
+def _row(c: registry.Check[Any]) -> str:
+    needs = ", ".join(f"`{d}`" for d in c.depends_on) or "-"
+    return (
+        f"| `{c.id}` | {c.severity.value} | {c.grade.value} | {_escape(c.title)} | {_escape(c.passes_when)}"
+        f" | `{c.source.name}` | {needs} |"
+    )
+
+
 def render_markdown(checklist: str | None = None) -> str:
     """The whole of docs/checks.md."""
     lines = [
         "# Audit checks",
         "",
         "Generated from `payscope_operator.audit.catalog` by",
-        "`python -m payscope_operator.audit.document`; do not edit by hand.",
+        "`python -m payscope_operator.audit.document docs/audit-checklist.md`; do not edit by hand.",
         "",
-        "Each check reports Pass, Fail, Warn, Unknown (the probe could not run) or",
-        "NotConfigured (its spec section is absent); Unknown and NotConfigured never count",
-        "as a pass. A failing check covered by an unexpired waiver reports Waived.",
+        "Each check reports Pass, Fail, Warn, Unknown (its evidence could not be had or does not",
+        "decide it) or NotConfigured (what it reads is not declared in the spec); Unknown and",
+        "NotConfigured never count as a pass. A check that depends on others is judged only when",
+        "they passed or warned; otherwise it is Unknown with reason `BlockedBy`, naming the one that",
+        "did not. A failing check covered by an unexpired waiver reports Waived.",
+        "",
+        "The grade says how strong a check's evidence is:",
+        "",
+        *(f"- **{grade.value}**: {_grade_meaning(grade)}" for grade in status.EvidenceGrade),
+        "",
+        "Every result in `status.checks` carries a `reason`:",
+        "",
+        "| reason | meaning |",
+        "|---|---|",
+        *(f"| `{reason.value}` | {_escape(reason.description)} |" for reason in status.CheckReason),
         "",
     ]
     for dimension in conditions.Dimension:
-        mine = [c for c in CATALOG if c.dimension == dimension]
+        mine = [c for c in catalog.CATALOG if c.dimension == dimension]
+        grades = ", ".join(f"{sum(c.grade == g for c in mine)} {g.value}" for g in status.EvidenceGrade)
         lines += [
             f"## {dimension.letter}: {dimension.value} (`{dimension.condition_type.value}`)",
             "",
-            "| id | severity | what it probes | Pass means | source |",
-            "|---|---|---|---|---|",
+            f"{len(mine)} checks: {grades}.",
+            "",
+            "| id | severity | grade | what it probes | Pass means | source | depends on |",
+            "|---|---|---|---|---|---|---|",
         ]
-        lines += [
-            f"| `{c.id}` | {c.severity.value} | {_escape(c.title)} | {_escape(c.passes_when)} | `{c.source.name}` |"
-            for c in sorted(mine, key=lambda c: c.id)
-        ]
+        lines += [_row(c) for c in sorted(mine, key=lambda c: c.id)]
         lines.append("")
     lines += ["## Checklist items no probe can observe", "", "| checklist item | why |", "|---|---|"]
-    lines += [f"| {_escape(n.covers)} | {_escape(n.reason)} |" for n in NOT_OBSERVABLE]
+    lines += [f"| {_escape(n.covers)} | {_escape(n.reason)} |" for n in catalog.NOT_OBSERVABLE]
     lines.append("")
     if checklist is not None:
         lines += ["## Checklist coverage", "", "| checklist item | covered by |", "|---|---|"]

@@ -29,6 +29,7 @@ import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -36,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.warnings import InsecureKeyLengthWarning
 
 from payscope_operator import errors
-from payscope_operator.reconcile import session
+from payscope_operator.audit import context
 
 AUDIT_SUBJECT = "system:payscope-audit"
 """The ``sub`` of every token the audit mints."""
@@ -44,6 +45,8 @@ LIFETIME_S = 120
 """Seconds a probe token is valid: long enough for one pass, short enough to be useless afterwards."""
 ROLE_ANALYST = "analyst"
 ROLE_ADMIN = "admin"
+ANALYST_ROLES = (ROLE_ANALYST,)
+ADMIN_ROLES = (ROLE_ADMIN,)
 UNKNOWN_KEY_ID = "payscope-operator-audit-unknown-key"
 WRONG_AUDIENCE = "payscope-operator-audit-wrong-audience"
 WRONG_ISSUER = "payscope-operator-audit-wrong-issuer"
@@ -55,7 +58,7 @@ def _segment(value: Mapping[str, object]) -> str:
 
 
 @functools.cache
-def _impostor_key(algorithm: str) -> str:
+def _impostor_key(algorithm: str) -> Any:
     """A throwaway private key of ``algorithm``'s family, made once per process (RSA generation is slow).
 
     It signs nothing but forgeries, so it is no one's secret.
@@ -67,13 +70,10 @@ def _impostor_key(algorithm: str) -> str:
         private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     else:
         private = ec.generate_private_key(ec.SECP256R1())
-    pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return pem.decode()
+    return private
 
 
-def _sign(payload: Mapping[str, object], key: str, algorithm: str, kid: str | None = None) -> str:
+def _sign(payload: Mapping[str, object], key: Any, algorithm: str, kid: str | None = None) -> str:
     with warnings.catch_warnings():
         # A short HS256 secret is PayScope's choice; the audit probes with what it is given.
         warnings.simplefilter("ignore", InsecureKeyLengthWarning)
@@ -88,6 +88,13 @@ class Minter:
     key: str = field(repr=False)
     issuer: str
     audience: str
+
+    @functools.cached_property
+    def _signing_key(self) -> Any:
+        """What PyJWT signs with: the HS256 secret as is, or the PEM key parsed once (a parse costs ~0.1 s)."""
+        if self.algorithm == "HS256":
+            return self.key
+        return serialization.load_pem_private_key(self.key.encode(), password=None)
 
     def claims(self, *, bank_id: str, roles: Sequence[str], now: int | None = None) -> dict[str, object]:
         """The claims of contract version 1 for the audit subject, valid from ``now`` for LIFETIME_S."""
@@ -104,7 +111,8 @@ class Minter:
 
     def mint(self, *, bank_id: str, roles: Sequence[str], now: int | None = None, **overrides: object) -> str:
         """A valid token (unless ``overrides`` change a claim)."""
-        return _sign({**self.claims(bank_id=bank_id, roles=roles, now=now), **overrides}, self.key, self.algorithm)
+        claims = {**self.claims(bank_id=bank_id, roles=roles, now=now), **overrides}
+        return _sign(claims, self._signing_key, self.algorithm)
 
     # ---- forgeries: each must be refused with 401 ---------------------------------------------
 
@@ -135,8 +143,7 @@ class Minter:
         claims = self.claims(bank_id=bank_id, roles=roles)
         if self.algorithm == "HS256":
             return _sign(claims, _impostor_key("RS256"), "RS256")
-        private = serialization.load_pem_private_key(self.key.encode(), password=None)
-        public = private.public_key().public_bytes(
+        public = self._signing_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         signing_input = f"{_segment({'alg': 'HS256', 'typ': 'JWT'})}.{_segment(claims)}"
@@ -151,19 +158,19 @@ class Minter:
 
     def with_unknown_key_id(self, *, bank_id: str, roles: Sequence[str]) -> str:
         """Correctly signed, but naming a key id PayScope does not hold (a retired key, say)."""
-        return _sign(self.claims(bank_id=bank_id, roles=roles), self.key, self.algorithm, kid=UNKNOWN_KEY_ID)
+        return _sign(self.claims(bank_id=bank_id, roles=roles), self._signing_key, self.algorithm, kid=UNKNOWN_KEY_ID)
 
     def with_claim(self, claim: str, value: object, *, bank_id: str, roles: Sequence[str]) -> str:
         """Correctly signed, but with ``claim`` set to ``value`` (``roles`` as a string, say)."""
-        return _sign({**self.claims(bank_id=bank_id, roles=roles), claim: value}, self.key, self.algorithm)
+        return _sign({**self.claims(bank_id=bank_id, roles=roles), claim: value}, self._signing_key, self.algorithm)
 
     def without_claim(self, claim: str, *, bank_id: str, roles: Sequence[str]) -> str:
         """Correctly signed, but lacking ``claim`` (e.g. ``bank_id``)."""
         payload = {k: v for k, v in self.claims(bank_id=bank_id, roles=roles).items() if k != claim}
-        return _sign(payload, self.key, self.algorithm)
+        return _sign(payload, self._signing_key, self.algorithm)
 
 
-def from_session(run: session.PassSession) -> Minter:
+def from_session(run: context.Session) -> Minter:
     """The pass's minter, from ``spec.api.auth`` and the referenced key.
 
     Raises ``errors.SpecInvalid`` when auth is not configured or the key cannot
@@ -174,12 +181,7 @@ def from_session(run: session.PassSession) -> Minter:
         raise errors.SpecInvalid("spec.api.auth is not set: the audit cannot mint tokens")
     auth = api.auth
     ref = auth.jwt_secret_ref
-    try:
-        key = run.secrets.reveal(ref.name, ref.key)
-    except KeyError:
-        raise errors.SecretNotFound(
-            f"Secret {ref.name!r} key {ref.key!r} (spec.api.auth.jwtSecretRef) is not available"
-        ) from None
+    key = context.reveal(run, ref.name, ref.key, "spec.api.auth.jwtSecretRef")
     algorithm = str(auth.algorithm)
     minter = Minter(algorithm, key, auth.issuer, auth.audience)
     try:

@@ -2,9 +2,10 @@
 
 Why this module exists: every chat intent is served by an LLM agent whose
 settings decide whether answers are reproducible, bounded in cost and time,
-and machine-readable. PayScope declares them (``payscope.admin``); the chat
-probes (``payscope.chat``) show whether FORECAST answers are finite, within
-their own bounds and stable, and whether WHAT_IF simulations are deterministic.
+and machine-readable. PayScope declares them in ``GET /admin/agents`` (Reported
+evidence); the chat probes (``payscope.chat``) show whether FORECAST answers are
+finite, within their own bounds and stable, and whether WHAT_IF simulations are
+deterministic (Observed), once E has seen those intents answered by their agents.
 
 What it must not do: judge prompt wording or model quality (not observable from
 outside, see ``NOT_OBSERVABLE``), send requests (sources do), or do I/O in an
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
 
 from payscope_operator.api import spec, status
 from payscope_operator.audit import registry
@@ -23,7 +23,9 @@ from payscope_operator.audit.sources import payscope_api
 from payscope_operator.backends import payscope
 
 Severity = status.Severity
+Grade = registry.Grade
 Finding = registry.Finding
+CHECKS = registry.Registry()
 
 MAX_TEMPERATURE = 0.5
 """Above this, answers over financial data stop being reproducible: Fail (contract version 1, section 6)."""
@@ -38,15 +40,16 @@ AGENTS = "GET /admin/agents"
 Problem = Callable[[payscope.AgentSettings], str | None]
 
 
-def _agents(evaluate: registry.Evaluate[payscope.Agents]) -> registry.Evaluate[payscope_api.AdminEvidence]:
-    def on_admin(evidence: payscope_api.AdminEvidence, desired: spec.PayScopeSpec) -> Finding:
-        facts = payscope_api.facts_of(evidence.agents)
-        return facts if isinstance(facts, Finding) else evaluate(facts, desired)
-
-    return on_admin
-
-
-def _coverage(agents: payscope.Agents, desired: spec.PayScopeSpec) -> Finding:
+@CHECKS.check(
+    "D.agents.coverage",
+    source=payscope_api.AGENTS,
+    severity=Severity.HIGH,
+    grade=Grade.REPORTED,
+    title="Which intents have an agent in GET /admin/agents.",
+    passes_when=f"Each of {', '.join(payscope.INTENTS)} has a named agent.",
+    covers=("D/Agent Coverage/All intents have agents", "D/Agent Coverage/Agent orchestration complete"),
+)
+def coverage(agents: payscope.Agents, desired: spec.PayScopeSpec) -> Finding:
     served = [i for i in payscope.INTENTS if (a := agents.intents.get(i)) is not None and a.agent]
     missing = [i for i in payscope.INTENTS if i not in served]
     where = f"{AGENTS} → 200: agents for {', '.join(served) or 'no intent'}"
@@ -59,23 +62,19 @@ def _coverage(agents: payscope.Agents, desired: spec.PayScopeSpec) -> Finding:
     return Finding.passed(f"Each of the {len(served)} intents has an agent.", evidence=where)
 
 
-def _per_agent(problem: Problem, what: str, warning: Problem | None = None) -> registry.Evaluate[payscope.Agents]:
+def _per_agent(agents: payscope.Agents, problem: Problem, what: str, warning: Problem | None = None) -> Finding:
     """Fail on any agent with a ``problem``; Warn on any with a ``warning``; else Pass."""
-
-    def evaluate(agents: payscope.Agents, desired: spec.PayScopeSpec) -> Finding:
-        if not agents.intents:
-            return Finding.unknown(f"{AGENTS} declares no agent; see D.agents.coverage.")
-        where = f"{AGENTS} → 200: {len(agents.intents)} agents"
-        failing = [f"{i}: {p}" for i, a in agents.intents.items() if (p := problem(a)) is not None]
-        if failing:
-            return Finding.failed(f"Fix the {what} of: " + "; ".join(failing), evidence=where)
-        if warning is not None:
-            warned = [f"{i}: {p}" for i, a in agents.intents.items() if (p := warning(a)) is not None]
-            if warned:
-                return Finding.warned(f"Review the {what} of: " + "; ".join(warned), evidence=where)
-        return Finding.passed(f"Every agent's {what} is within bounds.", evidence=where)
-
-    return evaluate
+    if not agents.intents:
+        return Finding.unknown(f"{AGENTS} declares no agent, so there is no {what} to judge.")
+    where = f"{AGENTS} → 200: {len(agents.intents)} agents"
+    failing = [f"{i}: {p}" for i, a in agents.intents.items() if (p := problem(a)) is not None]
+    if failing:
+        return Finding.failed(f"Fix the {what} of: " + "; ".join(failing), evidence=where)
+    if warning is not None:
+        warned = [f"{i}: {p}" for i, a in agents.intents.items() if (p := warning(a)) is not None]
+        if warned:
+            return Finding.warned(f"Review the {what} of: " + "; ".join(warned), evidence=where)
+    return Finding.passed(f"Every agent's {what} is within bounds.", evidence=where)
 
 
 def _temperature(a: payscope.AgentSettings) -> str | None:
@@ -94,55 +93,123 @@ def _warm(a: payscope.AgentSettings) -> str | None:
     )
 
 
+@CHECKS.check(
+    "D.agents.temperature",
+    source=payscope_api.AGENTS,
+    severity=Severity.MEDIUM,
+    grade=Grade.REPORTED,
+    title="The sampling temperature of every declared agent.",
+    passes_when=f"0 <= temperature <= {MAX_TEMPERATURE} (above {RECOMMENDED_MAX_TEMPERATURE}: Warn).",
+    covers=("D/Prompt Safety/Temperature settings",),
+)
+def temperature(agents: payscope.Agents, desired: spec.PayScopeSpec) -> Finding:
+    return _per_agent(agents, _temperature, "temperature", _warm)
+
+
 def _token_limit(a: payscope.AgentSettings) -> str | None:
     n = a.max_tokens
     return None if n is not None and 0 < n <= MAX_TOKENS else f"max_tokens {n} is not in (0, {MAX_TOKENS}]"
 
 
+@CHECKS.check(
+    "D.agents.token_limits",
+    source=payscope_api.AGENTS,
+    severity=Severity.MEDIUM,
+    grade=Grade.REPORTED,
+    title="The completion token limit of every declared agent (max_tokens).",
+    passes_when=f"0 < max_tokens <= {MAX_TOKENS}.",
+    covers=("D/Prompt Safety/Token limits", "D/GNN/Simulation/Bounded execution"),
+)
+def token_limits(agents: payscope.Agents, desired: spec.PayScopeSpec) -> Finding:
+    return _per_agent(agents, _token_limit, "token limit")
+
+
 def _timeout(a: payscope.AgentSettings) -> str | None:
     s = a.timeout_s
-    return (
-        None
-        if s is not None and 0 < s <= MAX_AGENT_TIMEOUT_S
-        else f"timeout_s {s} is not in (0, {MAX_AGENT_TIMEOUT_S:g}]"
-    )
+    ok = s is not None and 0 < s <= MAX_AGENT_TIMEOUT_S
+    return None if ok else f"timeout_s {s} is not in (0, {MAX_AGENT_TIMEOUT_S:g}]"
+
+
+@CHECKS.check(
+    "D.agents.timeouts",
+    source=payscope_api.AGENTS,
+    severity=Severity.HIGH,
+    grade=Grade.REPORTED,
+    title="The time limit of every declared agent (timeout_s), the simulation agent included.",
+    passes_when=f"0 < timeout_s <= {MAX_AGENT_TIMEOUT_S:g}.",
+    covers=(
+        "D/Agent Coverage/Timeout handling",
+        "D/GNN/Simulation/Bounded execution",
+        "D/GNN/Simulation/Timeout protection",
+    ),
+)
+def timeouts(agents: payscope.Agents, desired: spec.PayScopeSpec) -> Finding:
+    return _per_agent(agents, _timeout, "timeout")
 
 
 def _structured(a: payscope.AgentSettings) -> str | None:
     return None if a.structured_output is True else f"structured_output is {a.structured_output}, not true"
 
 
-def _fallback(agents: payscope.Agents, desired: spec.PayScopeSpec) -> Finding:
-    fallback = agents.fallback_intent
-    where = f"{AGENTS} → 200: fallback_intent={fallback!r}"
-    if fallback not in payscope.INTENTS:
+@CHECKS.check(
+    "D.agents.structured_output",
+    source=payscope_api.AGENTS,
+    severity=Severity.HIGH,
+    grade=Grade.REPORTED,
+    title="Whether every declared agent is constrained to structured output (structured_output).",
+    passes_when="structured_output is true for every agent.",
+    covers=("D/Prompt Safety/Structured outputs enforced",),
+)
+def structured_output(agents: payscope.Agents, desired: spec.PayScopeSpec) -> Finding:
+    return _per_agent(agents, _structured, "output mode")
+
+
+@CHECKS.check(
+    "D.agents.fallback",
+    source=payscope_api.AGENTS,
+    severity=Severity.MEDIUM,
+    grade=Grade.REPORTED,
+    title="The fallback intent declared in GET /admin/agents, and whether it has an agent.",
+    passes_when="fallback_intent is a contract intent that has an agent.",
+    covers=("E/Intent Classification/Fallback logic",),
+)
+def fallback(agents: payscope.Agents, desired: spec.PayScopeSpec) -> Finding:
+    chosen = agents.fallback_intent
+    where = f"{AGENTS} → 200: fallback_intent={chosen!r}"
+    if chosen not in payscope.INTENTS:
         return Finding.failed(
-            f"No valid fallback intent is declared (fallback_intent={fallback!r}): queries no intent fits have "
+            f"No valid fallback intent is declared (fallback_intent={chosen!r}): queries no intent fits have "
             f"nowhere to go; declare one of {', '.join(payscope.INTENTS)}.",
             evidence=where,
         )
-    agent = agents.intents.get(fallback)
+    agent = agents.intents.get(chosen)
     if agent is None or not agent.agent:
         return Finding.failed(
-            f"The fallback intent {fallback} has no agent: unclassified queries fail; configure its agent.",
+            f"The fallback intent {chosen} has no agent: unclassified queries fail; configure its agent.",
             evidence=where,
         )
-    return Finding.passed(f"Unclassified queries fall back to {fallback} ({agent.agent}).", evidence=where)
+    return Finding.passed(f"Unclassified queries fall back to {chosen} ({agent.agent}).", evidence=where)
 
 
-def _forecast_finite(evidence: payscope_api.ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
+@CHECKS.check(
+    "D.forecast.finite",
+    source=payscope_api.CHAT,
+    severity=Severity.HIGH,
+    grade=Grade.OBSERVED,
+    title="The FORECAST answer's data.points: finite numbers, each value within its [lower, upper] band.",
+    passes_when="The answer is strict JSON and every point is finite with lower <= value <= upper.",
+    covers=("D/Forecasting/Bounds checking", "D/Forecasting/NaN/Inf handling"),
+    depends_on=("E.intents.forecast",),
+)
+def forecast_finite(evidence: payscope_api.ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
     answer = evidence.intents["FORECAST"]
     where = answer.reply.describe()
-    if answer.reply.status != 200:
-        return Finding.unknown(f"FORECAST was not answered ({where}); see E.intents.forecast.")
     if not answer.reply.finite:
         return Finding.failed(
             "The FORECAST answer holds NaN or Infinity (not valid JSON): replace non-finite model outputs before "
             "answering.",
             evidence=where,
         )
-    if not answer.structured:
-        return Finding.unknown("The FORECAST answer is not a JSON object; see E.responses.structured.")
     points = answer.forecast
     if not points:
         return Finding.warned(
@@ -166,125 +233,46 @@ def _forecast_finite(evidence: payscope_api.ChatEvidence, desired: spec.PayScope
     return Finding.passed(f"All {len(points)} FORECAST points are finite and within their bounds.", evidence=where)
 
 
-def _same_twice(intent: str, fix: str, *, differing: str = "fail") -> registry.Evaluate[payscope_api.ChatEvidence]:
+def _same_twice(first: payscope.Answer, second: payscope.Answer, intent: str, fix: str, *, warn: bool) -> Finding:
     """Pass when the intent's query, asked twice in one pass, got identical answers and data."""
-
-    def evaluate(evidence: payscope_api.ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
-        first = evidence.intents[intent]
-        second = evidence.repeat if intent == "WHAT_IF" else evidence.repeat_forecast
-        where = f"{first.reply.describe()} (twice)"
-        if first.reply.status != 200 or second.reply.status != 200:
-            return Finding.unknown(f"{intent} was not answered twice ({where}); see E.intents.{intent.lower()}.")
-        if not (first.structured and second.structured):
-            return Finding.unknown(f"The {intent} answers are not JSON objects; see E.responses.structured.")
-        if first.digest != second.digest:
-            message = f"Two identical {intent} requests got different answers: {fix}"
-            return (
-                Finding.warned(message, evidence=where)
-                if differing == "warn"
-                else Finding.failed(message, evidence=where)
-            )
-        return Finding.passed(f"Identical {intent} requests get identical answers and data.", evidence=where)
-
-    return evaluate
+    where = f"{first.reply.describe()} (twice)"
+    if second.reply.status != 200 or not second.structured:
+        return Finding.unknown(f"The repeated {intent} request was not answered with a JSON object ({where}).")
+    if first.digest != second.digest:
+        message = f"Two identical {intent} requests got different answers: {fix}"
+        return Finding.warned(message, evidence=where) if warn else Finding.failed(message, evidence=where)
+    return Finding.passed(f"Identical {intent} requests get identical answers and data.", evidence=where)
 
 
-def _declared(
-    check_id: str,
-    title: str,
-    passes_when: str,
-    severity: Severity,
-    evaluate: registry.Evaluate[payscope.Agents],
-    *covers: str,
-) -> registry.Check[payscope_api.AdminEvidence]:
-    return registry.Check(check_id, title, passes_when, severity, payscope_api.ADMIN, _agents(evaluate), covers)
-
-
-CHECKS: tuple[registry.Check[Any], ...] = (
-    _declared(
-        "D.agents.coverage",
-        "Which intents have an agent in GET /admin/agents.",
-        f"Each of {', '.join(payscope.INTENTS)} has a named agent.",
-        Severity.HIGH,
-        _coverage,
-        "D/Agent Coverage/All intents have agents",
-        "D/Agent Coverage/Agent orchestration complete",
-    ),
-    _declared(
-        "D.agents.temperature",
-        "The sampling temperature of every declared agent.",
-        f"0 <= temperature <= {MAX_TEMPERATURE} (above {RECOMMENDED_MAX_TEMPERATURE}: Warn).",
-        Severity.MEDIUM,
-        _per_agent(_temperature, "temperature", _warm),
-        "D/Prompt Safety/Temperature settings",
-    ),
-    _declared(
-        "D.agents.token_limits",
-        "The completion token limit of every declared agent (max_tokens).",
-        f"0 < max_tokens <= {MAX_TOKENS}.",
-        Severity.MEDIUM,
-        _per_agent(_token_limit, "token limit"),
-        "D/Prompt Safety/Token limits",
-        "D/GNN/Simulation/Bounded execution",
-    ),
-    _declared(
-        "D.agents.timeouts",
-        "The time limit of every declared agent (timeout_s), the simulation agent included.",
-        f"0 < timeout_s <= {MAX_AGENT_TIMEOUT_S:g}.",
-        Severity.HIGH,
-        _per_agent(_timeout, "timeout"),
-        "D/Agent Coverage/Timeout handling",
-        "D/GNN/Simulation/Bounded execution",
-        "D/GNN/Simulation/Timeout protection",
-    ),
-    _declared(
-        "D.agents.structured_output",
-        "Whether every declared agent is constrained to structured output (structured_output).",
-        "structured_output is true for every agent.",
-        Severity.HIGH,
-        _per_agent(_structured, "output mode"),
-        "D/Prompt Safety/Structured outputs enforced",
-    ),
-    _declared(
-        "D.agents.fallback",
-        "The fallback intent declared in GET /admin/agents, and whether it has an agent.",
-        "fallback_intent is a contract intent that has an agent.",
-        Severity.MEDIUM,
-        _fallback,
-        "E/Intent Classification/Fallback logic",
-    ),
-    registry.Check(
-        id="D.forecast.finite",
-        title="The FORECAST answer's data.points: finite numbers, each value within its [lower, upper] band.",
-        passes_when="The answer is strict JSON and every point is finite with lower <= value <= upper.",
-        severity=Severity.HIGH,
-        source=payscope_api.CHAT,
-        evaluate=_forecast_finite,
-        covers=("D/Forecasting/Bounds checking", "D/Forecasting/NaN/Inf handling"),
-    ),
-    registry.Check(
-        id="D.simulation.deterministic",
-        title="Two identical WHAT_IF queries in one pass, compared (answer and data).",
-        passes_when="Both answers and their data are identical.",
-        severity=Severity.MEDIUM,
-        source=payscope_api.CHAT,
-        evaluate=_same_twice(
-            "WHAT_IF", "seed the simulation from the request so the same scenario always gives the same result."
-        ),
-        covers=("D/GNN/Simulation/Deterministic outputs",),
-    ),
-    registry.Check(
-        id="D.forecast.stable",
-        title="Two identical FORECAST queries in one pass, compared (answer and data).",
-        passes_when="Both answers and their data are identical (otherwise Warn: contract version 1 says SHOULD).",
-        severity=Severity.LOW,
-        source=payscope_api.CHAT,
-        evaluate=_same_twice(
-            "FORECAST", "an unstable forecast over unchanged data cannot be trusted; fix its seed.", differing="warn"
-        ),
-        covers=("D/Forecasting/Stability checks",),
-    ),
+@CHECKS.check(
+    "D.simulation.deterministic",
+    source=payscope_api.CHAT,
+    severity=Severity.MEDIUM,
+    grade=Grade.OBSERVED,
+    title="Two identical WHAT_IF queries in one pass, compared (answer and data).",
+    passes_when="Both answers and their data are identical.",
+    covers=("D/GNN/Simulation/Deterministic outputs",),
+    depends_on=("E.intents.what_if",),
 )
+def simulation_deterministic(evidence: payscope_api.ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
+    fix = "seed the simulation from the request so the same scenario always gives the same result."
+    return _same_twice(evidence.intents["WHAT_IF"], evidence.repeat, "WHAT_IF", fix, warn=False)
+
+
+@CHECKS.check(
+    "D.forecast.stable",
+    source=payscope_api.CHAT,
+    severity=Severity.LOW,
+    grade=Grade.OBSERVED,
+    title="Two identical FORECAST queries in one pass, compared (answer and data).",
+    passes_when="Both answers and their data are identical (otherwise Warn: contract version 1 says SHOULD).",
+    covers=("D/Forecasting/Stability checks",),
+    depends_on=("E.intents.forecast",),
+)
+def forecast_stable(evidence: payscope_api.ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
+    fix = "an unstable forecast over unchanged data cannot be trusted; fix its seed."
+    return _same_twice(evidence.intents["FORECAST"], evidence.repeat_forecast, "FORECAST", fix, warn=True)
+
 
 NOT_OBSERVABLE: tuple[registry.NotObservable, ...] = (
     registry.NotObservable(

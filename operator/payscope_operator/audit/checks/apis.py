@@ -6,8 +6,9 @@ answer carrying a confidence score; that queries no intent fits go to a
 fallback; that invalid requests are refused cleanly; and that admins can read
 the admin endpoints. Evidence comes from the chat probes (``payscope.chat``),
 the admin documents (``payscope.admin``) and the admin calls of the access
-probes (``payscope.access``). Health endpoints are judged in ``observability``
-and tenant isolation in ``security``.
+probes (``payscope.access``). The answers' shape is judged only once the chat
+endpoint answered at all (``depends_on``). Health endpoints are judged in
+``observability`` and tenant isolation in ``security``.
 
 What it must not do: send requests (sources do), judge answer content beyond
 the contract's shape (no model quality), or do I/O in an evaluate function.
@@ -17,21 +18,34 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
 
 from payscope_operator.api import spec, status
-from payscope_operator.audit import registry
+from payscope_operator.audit import probes, registry
 from payscope_operator.audit.sources import payscope_api
 from payscope_operator.backends import payscope
 
 Severity = status.Severity
+Grade = registry.Grade
 Finding = registry.Finding
 ChatEvidence = payscope_api.ChatEvidence
+CHECKS = registry.Registry()
 CHAT = f"POST {payscope.CHAT_PATH}"
 ALL_INTENTS = "E/Intent Classification/All intents supported (DESCRIBE, COMPARE, ANOMALY, FORECAST, WHAT_IF)"
+INTENT_COVERS = (ALL_INTENTS, "D/Agent Coverage/Agent orchestration complete")
+ANSWERED = "E.endpoints.chat_query"
+"""The check every judgement of answers depends on: at least one intent was answered 200."""
 
 
-def _chat_query(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
+@CHECKS.check(
+    "E.endpoints.chat_query",
+    source=payscope_api.CHAT,
+    severity=Severity.CRITICAL,
+    grade=Grade.OBSERVED,
+    title=f"Whether {CHAT} exists and answers an authenticated tenant query.",
+    passes_when="At least one intent's query is answered 200.",
+    covers=("E/Endpoints/POST /chat/query exists",),
+)
+def chat_query(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
     replies = [a.reply for a in evidence.intents.values()]
     answered = [i for i, a in evidence.intents.items() if a.reply.status == 200]
     where = "; ".join(
@@ -44,37 +58,118 @@ def _chat_query(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
         return Finding.unknown(f"{CHAT} did not answer: {replies[0].failure}.")
     if any(r.status in (404, 405) for r in replies):
         return Finding.failed(f"{CHAT} does not exist on this PayScope: serve contract version 1.", evidence=where)
-    return Finding.failed(f"{CHAT} answered no intent: see E.intents.* for each intent's error.", evidence=where)
+    return Finding.failed(f"{CHAT} answered no intent ({where}).", evidence=where)
 
 
-def _intent(intent: str) -> registry.Evaluate[ChatEvidence]:
-    def evaluate(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
-        answer = evidence.intents[intent]
-        reply = answer.reply
-        where = f"{CHAT} intent={intent} → {reply.status}"
-        if reply.status is None:
-            return Finding.unknown(payscope_api.explain(reply))
-        if reply.status != 200:
-            code = f", error {answer.error.code}" if answer.error is not None and answer.error.code else ""
-            return Finding.failed(
-                f"PayScope could not answer a {intent} query ({reply.status}{code}): check the {intent} agent and "
-                "the stores it reads.",
-                evidence=where,
-            )
-        if not answer.structured:
-            return Finding.unknown(f"The {intent} answer is not a JSON object; see E.responses.structured.")
-        if answer.intent != intent or answer.fallback is True:
-            return Finding.failed(
-                f"A query sent with intent {intent} was answered as {answer.intent!r} (fallback={answer.fallback}): "
-                "an explicit intent must reach its own agent.",
-                evidence=where,
-            )
-        return Finding.passed(f"{intent} queries are answered by the {intent} agent.", evidence=where)
+def _intent(evidence: ChatEvidence, intent: str) -> Finding:
+    answer = evidence.intents[intent]
+    reply = answer.reply
+    where = f"{CHAT} intent={intent} → {reply.status}"
+    if reply.status is None:
+        return Finding.unknown(payscope_api.explain(reply))
+    if reply.status != 200:
+        code = f", error {answer.error.code}" if answer.error is not None and answer.error.code else ""
+        return Finding.failed(
+            f"PayScope could not answer a {intent} query ({reply.status}{code}): check the {intent} agent and "
+            "the stores it reads.",
+            evidence=where,
+        )
+    if not answer.structured:
+        return Finding.unknown(
+            f"The {intent} answer is not a JSON object, so the intent it was answered as is unknown."
+        )
+    if answer.intent != intent or answer.fallback is True:
+        return Finding.failed(
+            f"A query sent with intent {intent} was answered as {answer.intent!r} (fallback={answer.fallback}): "
+            "an explicit intent must reach its own agent.",
+            evidence=where,
+        )
+    return Finding.passed(f"{intent} queries are answered by the {intent} agent.", evidence=where)
 
-    return evaluate
+
+def _intent_title(intent: str) -> str:
+    return f"{CHAT} with intent {intent}, as the probe tenant."
 
 
-def _fallback(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
+def _intent_passes(intent: str) -> str:
+    return f"200 with a JSON answer whose intent is {intent}, not a fallback."
+
+
+@CHECKS.check(
+    "E.intents.describe",
+    source=payscope_api.CHAT,
+    severity=Severity.HIGH,
+    grade=Grade.OBSERVED,
+    title=_intent_title("DESCRIBE"),
+    passes_when=_intent_passes("DESCRIBE"),
+    covers=INTENT_COVERS,
+)
+def intent_describe(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
+    return _intent(evidence, "DESCRIBE")
+
+
+@CHECKS.check(
+    "E.intents.compare",
+    source=payscope_api.CHAT,
+    severity=Severity.HIGH,
+    grade=Grade.OBSERVED,
+    title=_intent_title("COMPARE"),
+    passes_when=_intent_passes("COMPARE"),
+    covers=INTENT_COVERS,
+)
+def intent_compare(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
+    return _intent(evidence, "COMPARE")
+
+
+@CHECKS.check(
+    "E.intents.anomaly",
+    source=payscope_api.CHAT,
+    severity=Severity.HIGH,
+    grade=Grade.OBSERVED,
+    title=_intent_title("ANOMALY"),
+    passes_when=_intent_passes("ANOMALY"),
+    covers=INTENT_COVERS,
+)
+def intent_anomaly(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
+    return _intent(evidence, "ANOMALY")
+
+
+@CHECKS.check(
+    "E.intents.forecast",
+    source=payscope_api.CHAT,
+    severity=Severity.HIGH,
+    grade=Grade.OBSERVED,
+    title=_intent_title("FORECAST"),
+    passes_when=_intent_passes("FORECAST"),
+    covers=(*INTENT_COVERS, "D/Forecasting/No runtime crashes"),
+)
+def intent_forecast(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
+    return _intent(evidence, "FORECAST")
+
+
+@CHECKS.check(
+    "E.intents.what_if",
+    source=payscope_api.CHAT,
+    severity=Severity.HIGH,
+    grade=Grade.OBSERVED,
+    title=_intent_title("WHAT_IF"),
+    passes_when=_intent_passes("WHAT_IF"),
+    covers=INTENT_COVERS,
+)
+def intent_what_if(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
+    return _intent(evidence, "WHAT_IF")
+
+
+@CHECKS.check(
+    "E.intents.fallback",
+    source=payscope_api.CHAT,
+    severity=Severity.MEDIUM,
+    grade=Grade.OBSERVED,
+    title=f"{CHAT} without an intent, for a query no intent fits.",
+    passes_when="200 with fallback true (answered through the fallback intent).",
+    covers=("E/Intent Classification/Fallback logic",),
+)
+def intent_fallback(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
     answer = evidence.unclassified
     reply = answer.reply
     where = f"{CHAT} (no intent, unclassifiable query) → {reply.status}"
@@ -87,7 +182,7 @@ def _fallback(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
             evidence=where,
         )
     if not answer.structured:
-        return Finding.unknown("The fallback answer is not a JSON object; see E.responses.structured.")
+        return Finding.unknown("The fallback answer is not a JSON object, so whether it fell back is unknown.")
     if answer.fallback is not True:
         return Finding.failed(
             f"A query no intent fits was answered as {answer.intent!r} without falling back (fallback="
@@ -99,7 +194,16 @@ def _fallback(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
     )
 
 
-def _classified(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
+@CHECKS.check(
+    "E.intents.classification",
+    source=payscope_api.CHAT,
+    severity=Severity.MEDIUM,
+    grade=Grade.OBSERVED,
+    title=f"{CHAT} without an intent, for a query plainly about {payscope_api.CLASSIFIABLE[0]}.",
+    passes_when=f"200 with intent {payscope_api.CLASSIFIABLE[0]} and fallback false.",
+    covers=(ALL_INTENTS,),
+)
+def intent_classification(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
     expected, query = payscope_api.CLASSIFIABLE
     answer = evidence.classified
     reply = answer.reply
@@ -113,7 +217,7 @@ def _classified(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
             evidence=where,
         )
     if not answer.structured:
-        return Finding.unknown("The classified answer is not a JSON object; see E.responses.structured.")
+        return Finding.unknown("The classified answer is not a JSON object, so the intent it was given is unknown.")
     if answer.intent != expected or answer.fallback is not False:
         return Finding.failed(
             f"{query!r} was classified as {answer.intent!r} (fallback={answer.fallback}), not {expected}: the "
@@ -123,10 +227,16 @@ def _classified(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
     return Finding.passed(f"A plain {expected} query is classified as {expected}.", evidence=where)
 
 
-def _threshold(evidence: payscope_api.AdminEvidence, desired: spec.PayScopeSpec) -> Finding:
-    agents = payscope_api.facts_of(evidence.agents)
-    if isinstance(agents, Finding):
-        return agents
+@CHECKS.check(
+    "E.intents.confidence_threshold",
+    source=payscope_api.AGENTS,
+    severity=Severity.MEDIUM,
+    grade=Grade.REPORTED,
+    title="The classification confidence threshold declared in GET /admin/agents.",
+    passes_when="0 < confidence_threshold < 1.",
+    covers=("E/Intent Classification/Confidence thresholds",),
+)
+def confidence_threshold(agents: payscope.Agents, desired: spec.PayScopeSpec) -> Finding:
     value = agents.confidence_threshold
     where = f"GET /admin/agents → 200: confidence_threshold={value}"
     if value is None or not 0.0 < value < 1.0:
@@ -138,20 +248,16 @@ def _threshold(evidence: payscope_api.AdminEvidence, desired: spec.PayScopeSpec)
     return Finding.passed(f"Classifications below {value:g} go to the fallback intent.", evidence=where)
 
 
-def _responses(problem: Callable[[payscope.Answer], str | None], what: str) -> registry.Evaluate[ChatEvidence]:
+def _answers(evidence: ChatEvidence, problem: Callable[[payscope.Answer], str | None], what: str) -> Finding:
     """Pass when every intent answered 200 passes ``problem`` (None = fine); Unknown when none was answered."""
-
-    def evaluate(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
-        answered = evidence.answered()
-        if not answered:
-            return Finding.unknown(f"No intent was answered 200, so {what} cannot be checked; see E.intents.*.")
-        where = f"{CHAT} → 200 for {', '.join(i for i, _ in answered)}"
-        failing = [f"{i}: {p}" for i, a in answered if (p := problem(a)) is not None]
-        if failing:
-            return Finding.failed(f"Answers lack {what}: " + "; ".join(failing), evidence=where)
-        return Finding.passed(f"All {len(answered)} answers carry {what}.", evidence=where)
-
-    return evaluate
+    answered = evidence.answered()
+    if not answered:
+        return Finding.unknown(f"No intent was answered 200, so there is no {what} to judge.")
+    where = f"{CHAT} → 200 for {', '.join(i for i, _ in answered)}"
+    failing = [f"{i}: {p}" for i, a in answered if (p := problem(a)) is not None]
+    if failing:
+        return Finding.failed(f"Answers lack {what}: " + "; ".join(failing), evidence=where)
+    return Finding.passed(f"All {len(answered)} answers carry {what}.", evidence=where)
 
 
 def _shape(a: payscope.Answer) -> str | None:
@@ -166,13 +272,55 @@ def _shape(a: payscope.Answer) -> str | None:
     return None
 
 
+@CHECKS.check(
+    "E.responses.structured",
+    source=payscope_api.CHAT,
+    severity=Severity.HIGH,
+    grade=Grade.OBSERVED,
+    title="The structured format of every intent's answer.",
+    passes_when="Every answer is a JSON object with a contract intent, answer text and well-formed sources.",
+    covers=("E/Responses/Structured format",),
+    depends_on=(ANSWERED,),
+)
+def responses_structured(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
+    return _answers(evidence, _shape, "structured format")
+
+
 def _confidence(a: payscope.Answer) -> str | None:
     c = a.confidence
     return None if c is not None and math.isfinite(c) and 0.0 <= c <= 1.0 else f"confidence {c} is not in [0, 1]"
 
 
+@CHECKS.check(
+    "E.responses.confidence",
+    source=payscope_api.CHAT,
+    severity=Severity.MEDIUM,
+    grade=Grade.OBSERVED,
+    title="The confidence score of every intent's answer.",
+    passes_when="Every answer's confidence is a number in [0, 1].",
+    covers=("E/Responses/Confidence scores",),
+    depends_on=(ANSWERED,),
+)
+def responses_confidence(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
+    return _answers(evidence, _confidence, "confidence score")
+
+
 def _explanation(a: payscope.Answer) -> str | None:
     return None if a.explanation and a.explanation.strip() else "no explanation"
+
+
+@CHECKS.check(
+    "E.responses.explainability",
+    source=payscope_api.CHAT,
+    severity=Severity.MEDIUM,
+    grade=Grade.OBSERVED,
+    title="The explanation of every intent's answer.",
+    passes_when="Every answer has a non-empty explanation.",
+    covers=("E/Responses/Explainability",),
+    depends_on=(ANSWERED,),
+)
+def responses_explainability(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
+    return _answers(evidence, _explanation, "explanation")
 
 
 def _trace(a: payscope.Answer) -> str | None:
@@ -183,7 +331,30 @@ def _trace(a: payscope.Answer) -> str | None:
     return None
 
 
-def _validation(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
+@CHECKS.check(
+    "E.responses.traceability",
+    source=payscope_api.CHAT,
+    severity=Severity.MEDIUM,
+    grade=Grade.OBSERVED,
+    title="The trace id of every intent's answer.",
+    passes_when=f"Every answer has a trace_id, echoed in the {payscope.TRACE_HEADER} header.",
+    covers=("E/Responses/Traceability",),
+    depends_on=(ANSWERED,),
+)
+def responses_traceability(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
+    return _answers(evidence, _trace, "trace id")
+
+
+@CHECKS.check(
+    "E.endpoints.validation",
+    source=payscope_api.CHAT,
+    severity=Severity.MEDIUM,
+    grade=Grade.OBSERVED,
+    title=f"{CHAT} with a body lacking the query.",
+    passes_when="422 (another 4xx: Warn; 2xx or 5xx: Fail).",
+    covers=("E/Endpoints/Error handling",),
+)
+def validation(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
     reply = evidence.invalid_body.reply
     where = f"{CHAT} with a body lacking query → {reply.status}"
     if reply.status is None:
@@ -201,14 +372,23 @@ def _validation(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
     )
 
 
-def _errors_structured(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
+@CHECKS.check(
+    "E.endpoints.errors_structured",
+    source=payscope_api.CHAT,
+    severity=Severity.LOW,
+    grade=Grade.OBSERVED,
+    title="The body of an error answer (the invalid-body probe's).",
+    passes_when='A JSON object {"error": {"code", "message"}}.',
+    covers=("E/Endpoints/Error handling",),
+)
+def errors_structured(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
     answer = evidence.invalid_body
     reply = answer.reply
     where = f"{CHAT} with a body lacking query → {reply.status} ({reply.content_type or 'no content type'})"
     if reply.status is None:
         return Finding.unknown(payscope_api.explain(reply))
     if reply.status < 400:
-        return Finding.unknown("The invalid-body probe got no error answer to examine; see E.endpoints.validation.")
+        return Finding.unknown(f"The invalid-body probe was answered {reply.status}: there is no error body to judge.")
     if answer.error is None or not answer.error.code or not answer.error.message:
         return Finding.failed(
             'Error answers are not the contract\'s JSON body {"error": {"code", "message"}, "trace_id"}: answer '
@@ -218,8 +398,17 @@ def _errors_structured(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Fi
     return Finding.passed(f"Errors are answered as JSON (code {answer.error.code}).", evidence=where)
 
 
-def _admin(evidence: payscope_api.AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
-    replies = [evidence.replies[payscope_api.admin_key("admin", p)] for p in payscope.ADMIN_PATHS]
+@CHECKS.check(
+    "E.endpoints.admin",
+    source=payscope_api.ACCESS,
+    severity=Severity.MEDIUM,
+    grade=Grade.OBSERVED,
+    title=f"{', '.join(payscope.ADMIN_PATHS)} called with an admin token.",
+    passes_when="Each answers 200 with a JSON object.",
+    covers=("E/Endpoints/Admin endpoints",),
+)
+def admin_endpoints(evidence: payscope_api.AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
+    replies = [evidence.reply(p) for p in probes.ADMIN_AS_ADMIN]
     where = "; ".join(r.describe() for r in replies)
     silent = [r for r in replies if r.status is None]
     if silent:
@@ -228,137 +417,3 @@ def _admin(evidence: payscope_api.AccessEvidence, desired: spec.PayScopeSpec) ->
     if failing:
         return Finding.failed("Admin endpoints do not serve the admin role: " + "; ".join(failing), evidence=where)
     return Finding.passed(f"All {len(replies)} admin endpoints answer the admin role.", evidence=where)
-
-
-def _intent_check(intent: str) -> registry.Check[ChatEvidence]:
-    covers: tuple[str, ...] = (ALL_INTENTS, "D/Agent Coverage/Agent orchestration complete")
-    if intent == "FORECAST":
-        covers += ("D/Forecasting/No runtime crashes",)
-    return registry.Check(
-        id=f"E.intents.{intent.lower()}",
-        title=f"{CHAT} with intent {intent}, as the probe tenant.",
-        passes_when=f"200 with a JSON answer whose intent is {intent}, not a fallback.",
-        severity=Severity.HIGH,
-        source=payscope_api.CHAT,
-        evaluate=_intent(intent),
-        covers=covers,
-    )
-
-
-def _response_check(
-    check_id: str,
-    what: str,
-    passes_when: str,
-    severity: Severity,
-    problem: Callable[[payscope.Answer], str | None],
-    cover: str,
-) -> registry.Check[ChatEvidence]:
-    return registry.Check(
-        id=check_id,
-        title=f"The {what} of every intent's answer.",
-        passes_when=passes_when,
-        severity=severity,
-        source=payscope_api.CHAT,
-        evaluate=_responses(problem, what),
-        covers=(cover,),
-    )
-
-
-CHECKS: tuple[registry.Check[Any], ...] = (
-    registry.Check(
-        id="E.endpoints.chat_query",
-        title=f"Whether {CHAT} exists and answers an authenticated tenant query.",
-        passes_when="At least one intent's query is answered 200.",
-        severity=Severity.CRITICAL,
-        source=payscope_api.CHAT,
-        evaluate=_chat_query,
-        covers=("E/Endpoints/POST /chat/query exists",),
-    ),
-    *(_intent_check(intent) for intent in payscope.INTENTS),
-    registry.Check(
-        id="E.intents.fallback",
-        title=f"{CHAT} without an intent, for a query no intent fits.",
-        passes_when="200 with fallback true (answered through the fallback intent).",
-        severity=Severity.MEDIUM,
-        source=payscope_api.CHAT,
-        evaluate=_fallback,
-        covers=("E/Intent Classification/Fallback logic",),
-    ),
-    registry.Check(
-        id="E.intents.classification",
-        title=f"{CHAT} without an intent, for a query plainly about {payscope_api.CLASSIFIABLE[0]}.",
-        passes_when=f"200 with intent {payscope_api.CLASSIFIABLE[0]} and fallback false.",
-        severity=Severity.MEDIUM,
-        source=payscope_api.CHAT,
-        evaluate=_classified,
-        covers=(ALL_INTENTS,),
-    ),
-    registry.Check(
-        id="E.intents.confidence_threshold",
-        title="The classification confidence threshold declared in GET /admin/agents.",
-        passes_when="0 < confidence_threshold < 1.",
-        severity=Severity.MEDIUM,
-        source=payscope_api.ADMIN,
-        evaluate=_threshold,
-        covers=("E/Intent Classification/Confidence thresholds",),
-    ),
-    _response_check(
-        "E.responses.structured",
-        "structured format",
-        "Every answer is a JSON object with a contract intent, answer text and well-formed sources.",
-        Severity.HIGH,
-        _shape,
-        "E/Responses/Structured format",
-    ),
-    _response_check(
-        "E.responses.confidence",
-        "confidence score",
-        "Every answer's confidence is a number in [0, 1].",
-        Severity.MEDIUM,
-        _confidence,
-        "E/Responses/Confidence scores",
-    ),
-    _response_check(
-        "E.responses.explainability",
-        "explanation",
-        "Every answer has a non-empty explanation.",
-        Severity.MEDIUM,
-        _explanation,
-        "E/Responses/Explainability",
-    ),
-    _response_check(
-        "E.responses.traceability",
-        "trace id",
-        f"Every answer has a trace_id, echoed in the {payscope.TRACE_HEADER} header.",
-        Severity.MEDIUM,
-        _trace,
-        "E/Responses/Traceability",
-    ),
-    registry.Check(
-        id="E.endpoints.validation",
-        title=f"{CHAT} with a body lacking the query.",
-        passes_when="422 (another 4xx: Warn; 2xx or 5xx: Fail).",
-        severity=Severity.MEDIUM,
-        source=payscope_api.CHAT,
-        evaluate=_validation,
-        covers=("E/Endpoints/Error handling",),
-    ),
-    registry.Check(
-        id="E.endpoints.errors_structured",
-        title="The body of an error answer (the invalid-body probe's).",
-        passes_when='A JSON object {"error": {"code", "message"}}.',
-        severity=Severity.LOW,
-        source=payscope_api.CHAT,
-        evaluate=_errors_structured,
-        covers=("E/Endpoints/Error handling",),
-    ),
-    registry.Check(
-        id="E.endpoints.admin",
-        title=f"{', '.join(payscope.ADMIN_PATHS)} called with an admin token.",
-        passes_when="Each answers 200 with a JSON object.",
-        severity=Severity.MEDIUM,
-        source=payscope_api.ACCESS,
-        evaluate=_admin,
-        covers=("E/Endpoints/Admin endpoints",),
-    ),
-)

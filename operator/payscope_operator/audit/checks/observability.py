@@ -1,12 +1,13 @@
-"""Dimension F, API side: ``/metrics`` families, health and readiness, component health, log settings.
+"""Dimension F, observability: ``/metrics`` families, health and readiness, component health, logs, shutdown.
 
 Why this module exists: on-call engineers depend on PayScope exposing request,
-error, latency and agent metrics, on honest health and readiness endpoints, and
-on logs a machine can parse at a sane level. Evidence: ``payscope.status``
-(``/healthz``, ``/readyz``, ``/metrics``) and ``payscope.admin`` (worker and
-ingestion health from ``/admin/pipeline``, log settings from ``/admin/runtime``).
-The Deployment side of F (probes, grace period, preStop) lives in
-``infrastructure``.
+error, latency and agent metrics, on honest health and readiness endpoints, on
+logs a machine can parse at a sane level, and on pods that drain before they
+stop. Evidence: ``payscope.status`` (``/healthz``, ``/readyz``, ``/metrics``),
+``payscope.admin`` (worker and ingestion health from ``/admin/pipeline``, log
+settings from ``/admin/runtime``: Reported) and the Deployments of
+``spec.workloads`` (grace period, preStop). Metric families are judged only once
+``/metrics`` itself passed (``depends_on``).
 
 What it must not do: read pod logs (it judges the log format and level PayScope
 declares; reading the lines themselves would need pods/log access and is left
@@ -16,16 +17,19 @@ to a log probe), send requests (sources do), or do I/O in an evaluate function.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from payscope_operator.api import spec, status
 from payscope_operator.audit import registry
-from payscope_operator.audit.sources import payscope_api
+from payscope_operator.audit.checks import per_object
+from payscope_operator.audit.sources import kubernetes, payscope_api
 from payscope_operator.backends import payscope
+from payscope_operator.kube import workloads
 
 Severity = status.Severity
+Grade = registry.Grade
 Finding = registry.Finding
 StatusEvidence = payscope_api.StatusEvidence
+CHECKS = registry.Registry()
 
 FAMILIES: Mapping[str, tuple[str, frozenset[str]]] = {
     "http_requests_total": ("counter", frozenset({"method", "route", "status"})),
@@ -50,9 +54,21 @@ RECOMMENDED_FAMILIES: tuple[str, ...] = (
 METRICS_MEDIA_TYPES = ("text/plain", "application/openmetrics-text")
 PRODUCTION_LOG_LEVELS = ("INFO", "WARNING", "ERROR")
 VERBOSE_LOG_LEVELS = ("DEBUG", "TRACE")
+MIN_GRACE_SECONDS = 10
+ENDPOINT = "F.metrics.endpoint"
+"""The check every judgement of metric families depends on: /metrics answers parseable Prometheus text."""
 
 
-def _metrics_endpoint(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Finding:
+@CHECKS.check(
+    ENDPOINT,
+    source=payscope_api.STATUS,
+    severity=Severity.HIGH,
+    grade=Grade.OBSERVED,
+    title="GET /metrics on PayScope's API.",
+    passes_when="200, Prometheus text (or OpenMetrics) that parses into at least one family.",
+    covers=("F/Metrics/Prometheus /metrics endpoint",),
+)
+def metrics_endpoint(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Finding:
     metrics, reply = evidence.metrics, evidence.metrics.reply
     where = f"{reply.describe()} ({reply.content_type or 'no content type'})"
     if reply.status is None:
@@ -66,82 +82,173 @@ def _metrics_endpoint(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> F
     return Finding.passed(f"GET /metrics exposes {len(metrics.families)} metric families.", evidence=where)
 
 
-def _families(names: tuple[str, ...], what: str) -> registry.Evaluate[StatusEvidence]:
-    def evaluate(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Finding:
-        metrics = evidence.metrics
-        if metrics.reply.status is None:
-            return Finding.unknown(payscope_api.explain(metrics.reply))
-        if metrics.reply.status != 200 or metrics.problem is not None:
-            return Finding.unknown("GET /metrics could not be read; see F.metrics.endpoint.")
-        problems = []
-        for name in names:
-            kind, labels = FAMILIES[name]
-            family = metrics.families.get(name)
-            if family is None:
-                problems.append(f"{name} is missing")
-            elif family.type != kind:
-                problems.append(f"{name} is a {family.type}, not a {kind}")
-            elif family.samples and not labels <= family.labels:
-                problems.append(f"{name} lacks label(s) {', '.join(sorted(labels - family.labels))}")
-        again = evidence.metrics_again
-        if COUNTING in names and not problems and again is not None and again.reply.status == 200:
-            before, after = metrics.families[COUNTING].total, again.families.get(COUNTING)
-            if after is None or after.total <= before:
-                problems.append(
-                    f"{COUNTING} did not grow between two scrapes ({before:g} → "
-                    f"{after.total if after else 'missing'}), so it does not count requests"
-                )
-        where = f"GET /metrics → 200: {', '.join(names)}"
-        if problems:
-            return Finding.failed(f"Expose {what}: " + "; ".join(problems) + ".", evidence=where)
-        return Finding.passed(f"{what.capitalize()} are exposed ({', '.join(names)}).", evidence=where)
-
-    return evaluate
+def _families(evidence: StatusEvidence, names: tuple[str, ...], what: str) -> Finding:
+    metrics, problems = evidence.metrics, []
+    for name in names:
+        kind, labels = FAMILIES[name]
+        family = metrics.families.get(name)
+        if family is None:
+            problems.append(f"{name} is missing")
+        elif family.type != kind:
+            problems.append(f"{name} is a {family.type}, not a {kind}")
+        elif family.samples and not labels <= family.labels:
+            problems.append(f"{name} lacks label(s) {', '.join(sorted(labels - family.labels))}")
+    again = evidence.metrics_again
+    if COUNTING in names and not problems and again is not None and again.reply.status == 200:
+        before, after = metrics.families[COUNTING].total, again.families.get(COUNTING)
+        if after is None or after.total <= before:
+            problems.append(
+                f"{COUNTING} did not grow between two scrapes ({before:g} → "
+                f"{after.total if after else 'missing'}), so it does not count requests"
+            )
+    where = f"GET /metrics → 200: {', '.join(names)}"
+    if problems:
+        return Finding.failed(f"Expose {what}: " + "; ".join(problems) + ".", evidence=where)
+    return Finding.passed(f"{what.capitalize()} are exposed ({', '.join(names)}).", evidence=where)
 
 
-def _recommended(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Finding:
-    metrics = evidence.metrics
-    if metrics.reply.status is None:
-        return Finding.unknown(payscope_api.explain(metrics.reply))
-    if metrics.reply.status != 200 or metrics.problem is not None:
-        return Finding.unknown("GET /metrics could not be read; see F.metrics.endpoint.")
-    missing = [name for name in RECOMMENDED_FAMILIES if name not in metrics.families]
+def _families_pass(names: tuple[str, ...]) -> str:
+    types = ", ".join(f"{n} a {FAMILIES[n][0]}" for n in names)
+    labels = sorted(set().union(*(FAMILIES[n][1] for n in names)))
+    carry = f"; once they have samples, these carry the labels {', '.join(labels)}" if labels else ""
+    carry += f"; {COUNTING} grows between two scrapes" if COUNTING in names else ""
+    return f"{types}{carry}."
+
+
+@CHECKS.check(
+    "F.metrics.requests",
+    source=payscope_api.STATUS,
+    severity=Severity.MEDIUM,
+    grade=Grade.OBSERVED,
+    title="The request metrics on GET /metrics: http_requests_total.",
+    passes_when=_families_pass(("http_requests_total",)),
+    covers=("F/Metrics/Request metrics",),
+    depends_on=(ENDPOINT,),
+)
+def request_metrics(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Finding:
+    return _families(evidence, ("http_requests_total",), "request metrics")
+
+
+@CHECKS.check(
+    "F.metrics.errors",
+    source=payscope_api.STATUS,
+    severity=Severity.MEDIUM,
+    grade=Grade.INFERRED,
+    title="The error metrics on GET /metrics: payscope_errors_total.",
+    passes_when=_families_pass(("payscope_errors_total",)),
+    covers=("F/Metrics/Error metrics", "F/Logging/Error logging"),
+    depends_on=(ENDPOINT,),
+)
+def error_metrics(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Finding:
+    return _families(evidence, ("payscope_errors_total",), "error metrics")
+
+
+@CHECKS.check(
+    "F.metrics.latency",
+    source=payscope_api.STATUS,
+    severity=Severity.MEDIUM,
+    grade=Grade.INFERRED,
+    title="The latency metrics on GET /metrics: http_request_duration_seconds.",
+    passes_when=_families_pass(("http_request_duration_seconds",)),
+    covers=("F/Metrics/Latency metrics",),
+    depends_on=(ENDPOINT,),
+)
+def latency_metrics(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Finding:
+    return _families(evidence, ("http_request_duration_seconds",), "latency metrics")
+
+
+AGENT_FAMILIES = ("payscope_agent_requests_total", "payscope_agent_latency_seconds")
+
+
+@CHECKS.check(
+    "F.metrics.agents",
+    source=payscope_api.STATUS,
+    severity=Severity.MEDIUM,
+    grade=Grade.INFERRED,
+    title=f"The agent metrics on GET /metrics: {', '.join(AGENT_FAMILIES)}.",
+    passes_when=_families_pass(AGENT_FAMILIES),
+    covers=("F/Metrics/Agent metrics", "D/Agent Coverage/Error handling in agents"),
+    depends_on=(ENDPOINT,),
+)
+def agent_metrics(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Finding:
+    return _families(evidence, AGENT_FAMILIES, "agent metrics")
+
+
+@CHECKS.check(
+    "F.metrics.recommended",
+    source=payscope_api.STATUS,
+    severity=Severity.LOW,
+    grade=Grade.INFERRED,
+    title=f"The recommended families {', '.join(RECOMMENDED_FAMILIES)} on GET /metrics.",
+    passes_when="All are exposed (a missing one is a Warn, never a Fail).",
+    depends_on=(ENDPOINT,),
+)
+def recommended_metrics(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Finding:
+    missing = [name for name in RECOMMENDED_FAMILIES if name not in evidence.metrics.families]
     where = f"GET /metrics → 200: {len(RECOMMENDED_FAMILIES) - len(missing)}/{len(RECOMMENDED_FAMILIES)} recommended"
     if missing:
         return Finding.warned(f"Recommended metric families are missing: {', '.join(missing)}.", evidence=where)
     return Finding.passed("Every recommended metric family is exposed.", evidence=where)
 
 
-def _health(what: str) -> registry.Evaluate[StatusEvidence]:
-    def evaluate(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Finding:
-        health = evidence.healthz if what == "liveness" else evidence.readyz
-        reply = health.reply
-        where = f"{reply.describe()}: status={health.state!r}"
-        if reply.status is None:
-            return Finding.unknown(payscope_api.explain(reply))
-        failing = sorted(name for name, state in health.checks.items() if state not in ("ok", "disabled"))
-        if reply.status == 200 and health.state == "ok" and not failing:
-            detail = f" ({len(health.checks)} dependencies ok)" if health.checks else ""
-            return Finding.passed(f"PayScope's API reports {what} ok{detail}.", evidence=where)
-        if what == "liveness":
-            return Finding.failed(
-                f"GET /healthz answered {reply.status} (status {health.state!r}): the API process is unhealthy; "
-                "check its logs and restart it.",
-                evidence=where,
-            )
-        named = f": {', '.join(f'{n}={health.checks[n]}' for n in failing)}" if failing else ""
+def _health(health: payscope.Health, what: str) -> Finding:
+    reply = health.reply
+    where = f"{reply.describe()}: status={health.state!r}"
+    if reply.status is None:
+        return Finding.unknown(payscope_api.explain(reply))
+    failing = sorted(name for name, state in health.checks.items() if state not in ("ok", "disabled"))
+    if reply.status == 200 and health.state == "ok" and not failing:
+        detail = f" ({len(health.checks)} dependencies ok)" if health.checks else ""
+        return Finding.passed(f"PayScope's API reports {what} ok{detail}.", evidence=where)
+    if what == "liveness":
         return Finding.failed(
-            f"PayScope is not ready (GET /readyz answered {reply.status}){named}: restore those dependencies.",
-            evidence=where + (f", {', '.join(failing)} failing" if failing else ""),
+            f"GET /healthz answered {reply.status} (status {health.state!r}): the API process is unhealthy; "
+            "check its logs and restart it.",
+            evidence=where,
         )
+    named = f": {', '.join(f'{n}={health.checks[n]}' for n in failing)}" if failing else ""
+    return Finding.failed(
+        f"PayScope is not ready (GET /readyz answered {reply.status}){named}: restore those dependencies.",
+        evidence=where + (f", {', '.join(failing)} failing" if failing else ""),
+    )
 
-    return evaluate
+
+@CHECKS.check(
+    "F.health.api",
+    source=payscope_api.STATUS,
+    severity=Severity.CRITICAL,
+    grade=Grade.OBSERVED,
+    title="GET /healthz (liveness of the API process).",
+    passes_when='200 with {"status": "ok"}.',
+    covers=("F/Health Checks/API health check", "E/Endpoints/Health endpoints"),
+)
+def health_api(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Finding:
+    return _health(evidence.healthz, "liveness")
 
 
-def _worker(evidence: payscope_api.AdminEvidence, desired: spec.PayScopeSpec) -> Finding:
-    facts = payscope_api.facts_of(evidence.pipeline)
-    if isinstance(facts, Finding):
-        return facts
+@CHECKS.check(
+    "F.health.dependencies",
+    source=payscope_api.STATUS,
+    severity=Severity.HIGH,
+    grade=Grade.REPORTED,
+    title="GET /readyz (PayScope's own check of each dependency).",
+    passes_when='200 with {"status": "ok"} and every entry of checks ok or disabled.',
+    covers=("F/Health Checks/Dependency checks", "E/Endpoints/Health endpoints"),
+)
+def health_dependencies(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Finding:
+    return _health(evidence.readyz, "readiness")
+
+
+@CHECKS.check(
+    "F.health.worker",
+    source=payscope_api.PIPELINE,
+    severity=Severity.HIGH,
+    grade=Grade.REPORTED,
+    title="Celery worker health as GET /admin/pipeline reports it (health.worker).",
+    passes_when="status ok with at least one worker online.",
+    covers=("F/Health Checks/Worker health check",),
+)
+def health_worker(facts: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     where = f"GET /admin/pipeline → 200: health.worker={facts.worker_status!r}, online={facts.workers_online}"
     if facts.worker_status != "ok" or not facts.workers_online:
         return Finding.failed(
@@ -152,10 +259,16 @@ def _worker(evidence: payscope_api.AdminEvidence, desired: spec.PayScopeSpec) ->
     return Finding.passed(f"{facts.workers_online:g} Celery workers are online and healthy.", evidence=where)
 
 
-def _ingestion(evidence: payscope_api.AdminEvidence, desired: spec.PayScopeSpec) -> Finding:
-    facts = payscope_api.facts_of(evidence.pipeline)
-    if isinstance(facts, Finding):
-        return facts
+@CHECKS.check(
+    "F.health.ingestion",
+    source=payscope_api.PIPELINE,
+    severity=Severity.HIGH,
+    grade=Grade.REPORTED,
+    title="Ingestion service health as GET /admin/pipeline reports it (health.ingestion).",
+    passes_when="status ok.",
+    covers=("F/Health Checks/Ingestion health check",),
+)
+def health_ingestion(facts: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     where = f"GET /admin/pipeline → 200: health.ingestion={facts.ingestion_status!r}"
     if facts.ingestion_status != "ok":
         return Finding.failed(
@@ -165,14 +278,16 @@ def _ingestion(evidence: payscope_api.AdminEvidence, desired: spec.PayScopeSpec)
     return Finding.passed("The ingestion service reports itself healthy.", evidence=where)
 
 
-def _runtime(evidence: payscope_api.AdminEvidence) -> payscope.Runtime | Finding:
-    return payscope_api.facts_of(evidence.runtime)
-
-
-def _log_format(evidence: payscope_api.AdminEvidence, desired: spec.PayScopeSpec) -> Finding:
-    runtime = _runtime(evidence)
-    if isinstance(runtime, Finding):
-        return runtime
+@CHECKS.check(
+    "F.logging.structured",
+    source=payscope_api.RUNTIME,
+    severity=Severity.MEDIUM,
+    grade=Grade.REPORTED,
+    title="The log format PayScope declares in GET /admin/runtime (logging.format).",
+    passes_when="json (one JSON object per line).",
+    covers=("F/Logging/Structured logging",),
+)
+def log_format(runtime: payscope.Runtime, desired: spec.PayScopeSpec) -> Finding:
     where = f"GET /admin/runtime → 200: logging.format={runtime.log_format!r}"
     if runtime.log_format != "json":
         return Finding.failed(
@@ -183,10 +298,16 @@ def _log_format(evidence: payscope_api.AdminEvidence, desired: spec.PayScopeSpec
     return Finding.passed("PayScope logs one JSON object per line.", evidence=where)
 
 
-def _log_level(evidence: payscope_api.AdminEvidence, desired: spec.PayScopeSpec) -> Finding:
-    runtime = _runtime(evidence)
-    if isinstance(runtime, Finding):
-        return runtime
+@CHECKS.check(
+    "F.logging.level",
+    source=payscope_api.RUNTIME,
+    severity=Severity.LOW,
+    grade=Grade.REPORTED,
+    title="The log level PayScope declares in GET /admin/runtime (logging.level).",
+    passes_when=f"One of {', '.join(PRODUCTION_LOG_LEVELS)} (DEBUG or TRACE: Warn).",
+    covers=("F/Logging/Log levels appropriate",),
+)
+def log_level(runtime: payscope.Runtime, desired: spec.PayScopeSpec) -> Finding:
     level = (runtime.log_level or "").upper()
     where = f"GET /admin/runtime → 200: logging.level={runtime.log_level!r}"
     if level in PRODUCTION_LOG_LEVELS:
@@ -199,123 +320,40 @@ def _log_level(evidence: payscope_api.AdminEvidence, desired: spec.PayScopeSpec)
     return Finding.failed(f"PayScope declares no known log level ({runtime.log_level!r}).", evidence=where)
 
 
-def _metric_check(
-    check_id: str, names: tuple[str, ...], what: str, severity: Severity, *covers: str
-) -> registry.Check[Any]:
-    types = ", ".join(f"{n} a {FAMILIES[n][0]}" for n in names)
-    labels = sorted(set().union(*(FAMILIES[n][1] for n in names)))
-    carry = f"; once they have samples, these carry the labels {', '.join(labels)}" if labels else ""
-    carry += f"; {COUNTING} grows between two scrapes" if COUNTING in names else ""
-    return registry.Check(
-        id=check_id,
-        title=f"The {what} on GET /metrics: {', '.join(names)}.",
-        passes_when=f"{types}{carry}.",
-        severity=severity,
-        source=payscope_api.STATUS,
-        evaluate=_families(names, what),
-        covers=covers,
+def _grace(d: workloads.DeploymentFacts) -> str | None:
+    seconds = d.termination_grace_period_seconds
+    if seconds is None or seconds >= MIN_GRACE_SECONDS:
+        return None  # unset is the Kubernetes default, 30s
+    return f"terminationGracePeriodSeconds is {seconds} (< {MIN_GRACE_SECONDS})"
+
+
+@CHECKS.check(
+    "F.shutdown.grace_period",
+    source=kubernetes.WORKLOADS,
+    severity=Severity.MEDIUM,
+    grade=Grade.OBSERVED,
+    title="The declared Deployments give their pods time to finish in-flight work on shutdown.",
+    passes_when=f"terminationGracePeriodSeconds is unset (30s) or at least {MIN_GRACE_SECONDS}.",
+    covers=("F/Graceful Shutdown/In-flight request completion", "F/Graceful Shutdown/Signal handling"),
+)
+def grace_period(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeSpec) -> Finding:
+    return per_object.deployments(evidence, _grace, "the termination grace period")
+
+
+@CHECKS.check(
+    "F.shutdown.pre_stop",
+    source=kubernetes.WORKLOADS,
+    severity=Severity.LOW,
+    grade=Grade.OBSERVED,
+    title="Every container of the declared Deployments has a preStop hook, so endpoints drain before SIGTERM.",
+    passes_when="lifecycle.preStop is set on every container.",
+    covers=("F/Graceful Shutdown/Connection cleanup",),
+)
+def pre_stop(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeSpec) -> Finding:
+    return per_object.containers(
+        evidence, lambda c: None if c.pre_stop else "no lifecycle.preStop hook", "a preStop hook"
     )
 
-
-CHECKS: tuple[registry.Check[Any], ...] = (
-    registry.Check(
-        id="F.metrics.endpoint",
-        title="GET /metrics on PayScope's API.",
-        passes_when="200, Prometheus text (or OpenMetrics) that parses into at least one family.",
-        severity=Severity.HIGH,
-        source=payscope_api.STATUS,
-        evaluate=_metrics_endpoint,
-        covers=("F/Metrics/Prometheus /metrics endpoint",),
-    ),
-    _metric_check(
-        "F.metrics.requests", ("http_requests_total",), "request metrics", Severity.MEDIUM, "F/Metrics/Request metrics"
-    ),
-    _metric_check(
-        "F.metrics.errors",
-        ("payscope_errors_total",),
-        "error metrics",
-        Severity.MEDIUM,
-        "F/Metrics/Error metrics",
-        "F/Logging/Error logging",
-    ),
-    _metric_check(
-        "F.metrics.latency",
-        ("http_request_duration_seconds",),
-        "latency metrics",
-        Severity.MEDIUM,
-        "F/Metrics/Latency metrics",
-    ),
-    _metric_check(
-        "F.metrics.agents",
-        ("payscope_agent_requests_total", "payscope_agent_latency_seconds"),
-        "agent metrics",
-        Severity.MEDIUM,
-        "F/Metrics/Agent metrics",
-        "D/Agent Coverage/Error handling in agents",
-    ),
-    registry.Check(
-        id="F.metrics.recommended",
-        title=f"The recommended families {', '.join(RECOMMENDED_FAMILIES)} on GET /metrics.",
-        passes_when="All are exposed (a missing one is a Warn, never a Fail).",
-        severity=Severity.LOW,
-        source=payscope_api.STATUS,
-        evaluate=_recommended,
-    ),
-    registry.Check(
-        id="F.health.api",
-        title="GET /healthz (liveness of the API process).",
-        passes_when='200 with {"status": "ok"}.',
-        severity=Severity.CRITICAL,
-        source=payscope_api.STATUS,
-        evaluate=_health("liveness"),
-        covers=("F/Health Checks/API health check", "E/Endpoints/Health endpoints"),
-    ),
-    registry.Check(
-        id="F.health.dependencies",
-        title="GET /readyz (PayScope's own check of each dependency).",
-        passes_when='200 with {"status": "ok"} and every entry of checks ok or disabled.',
-        severity=Severity.HIGH,
-        source=payscope_api.STATUS,
-        evaluate=_health("readiness"),
-        covers=("F/Health Checks/Dependency checks", "E/Endpoints/Health endpoints"),
-    ),
-    registry.Check(
-        id="F.health.worker",
-        title="Celery worker health as GET /admin/pipeline reports it (health.worker).",
-        passes_when="status ok with at least one worker online.",
-        severity=Severity.HIGH,
-        source=payscope_api.ADMIN,
-        evaluate=_worker,
-        covers=("F/Health Checks/Worker health check",),
-    ),
-    registry.Check(
-        id="F.health.ingestion",
-        title="Ingestion service health as GET /admin/pipeline reports it (health.ingestion).",
-        passes_when="status ok.",
-        severity=Severity.HIGH,
-        source=payscope_api.ADMIN,
-        evaluate=_ingestion,
-        covers=("F/Health Checks/Ingestion health check",),
-    ),
-    registry.Check(
-        id="F.logging.structured",
-        title="The log format PayScope declares in GET /admin/runtime (logging.format).",
-        passes_when="json (one JSON object per line).",
-        severity=Severity.MEDIUM,
-        source=payscope_api.ADMIN,
-        evaluate=_log_format,
-        covers=("F/Logging/Structured logging",),
-    ),
-    registry.Check(
-        id="F.logging.level",
-        title="The log level PayScope declares in GET /admin/runtime (logging.level).",
-        passes_when=f"One of {', '.join(PRODUCTION_LOG_LEVELS)} (DEBUG or TRACE: Warn).",
-        severity=Severity.LOW,
-        source=payscope_api.ADMIN,
-        evaluate=_log_level,
-        covers=("F/Logging/Log levels appropriate",),
-    ),
-)
 
 NOT_OBSERVABLE: tuple[registry.NotObservable, ...] = (
     registry.NotObservable(

@@ -4,27 +4,27 @@ Why this module exists: PayScope's ingestion and processing run as Celery tasks
 over Redis. A task that fails must be retried with exponential backoff, bounded
 in time, acknowledged only once done, and parked in a dead-letter queue when
 it gives up, and that queue must not silently fill up. Evidence: one round of
-Redis commands (``redis.broker``: PING, INFO, the dead-letter queue's depth)
-and the settings PayScope declares in ``GET /admin/pipeline`` (``payscope.admin``).
+Redis commands (``redis.broker``: PING, INFO, the dead-letter queue's depth),
+the settings PayScope declares in ``GET /admin/pipeline`` (``payscope.admin``,
+Reported evidence until the workers themselves are asked), and the ingestion
+tables' unique keys in the Postgres catalogs (``postgres.catalog``).
 
-What it must not do: read or pop queued messages, decide anything about the
-Postgres side of ingestion (the idempotency key is a data-layer check), or do
-I/O in an evaluate function. The bounds below are the documented policy.
+What it must not do: read or pop queued messages, or do I/O in an evaluate
+function. The bounds below are the documented policy.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from payscope_operator.api import fields, spec, status
+from payscope_operator.api import relational, spec, status
 from payscope_operator.audit import registry
-from payscope_operator.audit.sources import payscope_api
-from payscope_operator.backends import broker, payscope
-from payscope_operator.reconcile import session
+from payscope_operator.audit.checks import per_object
+from payscope_operator.audit.sources import payscope_api, postgres, redis
+from payscope_operator.backends import broker, payscope, relational_audit
 
 Severity = status.Severity
+Grade = registry.Grade
 Finding = registry.Finding
-AdminEvidence = payscope_api.AdminEvidence
+CHECKS = registry.Registry()
 
 MAX_RETRIES = 20
 """More retries than this keeps a poisoned task cycling for hours: a warning."""
@@ -34,33 +34,34 @@ MAX_TASK_TIME_LIMIT_S = 3600.0
 """A hard time limit above an hour lets a stuck task hold a worker slot too long: a warning."""
 
 PIPELINE = "GET /admin/pipeline"
+_ERRORS = "C/Ingestion/Error handling"
+_DLQ = "C/Processing/Dead letter queue"
 
 
-async def _gather_broker(run: session.PassSession) -> broker.BrokerFacts:
-    redis = run.spec.redis
-    assert redis is not None  # the source is configured only when spec.redis is set
-    url = payscope_api.reveal(run, redis.connection.secret_ref, "spec.redis.connection.secretRef")
-    timeout = fields.parse_duration(run.spec.audit.probe_timeout).total_seconds()
-    client: broker.Client = await run.clients.get(
-        "redis.broker", hash((url, timeout)), lambda: broker.build_client(url, timeout)
-    )
-    return await broker.observe(client, broker.address_of(url), redis.dead_letter_queue)
-
-
-REDIS = registry.Source[broker.BrokerFacts](
-    name="redis.broker",
-    gather=_gather_broker,
-    configured=lambda s: s.redis is not None,
-    absent="spec.redis is not set: the broker and its dead-letter queue are not audited.",
+@CHECKS.check(
+    "C.broker.reachable",
+    source=redis.BROKER,
+    severity=Severity.CRITICAL,
+    grade=Grade.OBSERVED,
+    title="PayScope's Redis broker (spec.redis.connection) answers PING within the probe timeout.",
+    passes_when="PING succeeds; an unreachable broker is Unknown with the reason.",
 )
-
-
-def _broker_reachable(facts: broker.BrokerFacts, desired: spec.PayScopeSpec) -> Finding:
+def broker_reachable(facts: broker.BrokerFacts, desired: spec.PayScopeSpec) -> Finding:
     version = facts.version or "of unknown version"
     return Finding.passed(f"Redis {version} at {facts.address} answers PING.", evidence=f"redis {facts.address}: PING")
 
 
-def _dlq_depth(facts: broker.BrokerFacts, desired: spec.PayScopeSpec) -> Finding:
+@CHECKS.check(
+    "C.dlq.depth",
+    source=redis.BROKER,
+    severity=Severity.HIGH,
+    grade=Grade.OBSERVED,
+    title="The depth of the dead-letter queue spec.redis.deadLetterQueue (LLEN, ZCARD, XLEN or SCARD by type).",
+    passes_when="The queue holds at most spec.redis.maxDeadLetters entries (an absent key is empty).",
+    covers=(_DLQ, _ERRORS),
+    applies=lambda s: s.redis is not None and s.redis.dead_letter_queue is not None,
+)
+def dlq_depth(facts: broker.BrokerFacts, desired: spec.PayScopeSpec) -> Finding:
     queue, limit = facts.dead_letters, desired.redis.max_dead_letters if desired.redis else 0
     if queue is None:
         return Finding.unknown("No dead-letter queue was read: spec.redis.deadLetterQueue is not set.")
@@ -82,17 +83,16 @@ def _dlq_depth(facts: broker.BrokerFacts, desired: spec.PayScopeSpec) -> Finding
     return Finding.passed(f"The dead-letter queue {queue.key} holds {queue.depth} (limit {limit}).", evidence=where)
 
 
-def _pipeline(evaluate: registry.Evaluate[payscope.Pipeline]) -> registry.Evaluate[AdminEvidence]:
-    """Evaluate the /admin/pipeline document, or say why it could not be read."""
-
-    def on_admin(evidence: AdminEvidence, desired: spec.PayScopeSpec) -> Finding:
-        facts = payscope_api.facts_of(evidence.pipeline)
-        return facts if isinstance(facts, Finding) else evaluate(facts, desired)
-
-    return on_admin
-
-
-def _retries(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
+@CHECKS.check(
+    "C.worker.retries",
+    source=payscope_api.PIPELINE,
+    severity=Severity.HIGH,
+    grade=Grade.REPORTED,
+    title="The Celery retry count PayScope declares in GET /admin/pipeline (max_retries).",
+    passes_when=f"1 <= max_retries <= {MAX_RETRIES} (above: Warn).",
+    covers=("C/Processing/Celery task retries", "C/Processing/Max retries configured"),
+)
+def retries(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     where = f"{PIPELINE} → 200: max_retries={p.max_retries}"
     if p.max_retries is None or p.max_retries < 1:
         return Finding.failed(
@@ -109,7 +109,16 @@ def _retries(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     return Finding.passed(f"Failed tasks are retried up to {p.max_retries:g} times.", evidence=where)
 
 
-def _backoff(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
+@CHECKS.check(
+    "C.worker.backoff",
+    source=payscope_api.PIPELINE,
+    severity=Severity.MEDIUM,
+    grade=Grade.REPORTED,
+    title="Whether retries back off exponentially, with a cap (retry_backoff, retry_backoff_max_s).",
+    passes_when=f"retry_backoff is true and 0 < retry_backoff_max_s <= {MAX_BACKOFF_CAP_S:g}.",
+    covers=("C/Processing/Exponential backoff",),
+)
+def backoff(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     where = f"{PIPELINE} → 200: retry_backoff={p.retry_backoff}, retry_backoff_max_s={p.retry_backoff_max_s}"
     if p.retry_backoff is not True:
         return Finding.failed(
@@ -127,7 +136,16 @@ def _backoff(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     return Finding.passed(f"Retries back off exponentially, capped at {cap:g}s.", evidence=where)
 
 
-def _time_limits(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
+@CHECKS.check(
+    "C.worker.time_limits",
+    source=payscope_api.PIPELINE,
+    severity=Severity.HIGH,
+    grade=Grade.REPORTED,
+    title="The Celery soft and hard task time limits (task_soft_time_limit_s, task_time_limit_s).",
+    passes_when=f"0 < soft < hard; hard <= {MAX_TASK_TIME_LIMIT_S:g}s (above: Warn).",
+    covers=("C/Processing/Task timeouts",),
+)
+def time_limits(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     soft, hard = p.task_soft_time_limit_s, p.task_time_limit_s
     where = f"{PIPELINE} → 200: task_soft_time_limit_s={soft}, task_time_limit_s={hard}"
     if soft is None or hard is None or not 0 < soft < hard:
@@ -144,7 +162,16 @@ def _time_limits(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     return Finding.passed(f"Tasks get a soft limit of {soft:g}s and a hard limit of {hard:g}s.", evidence=where)
 
 
-def _acks_late(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
+@CHECKS.check(
+    "C.worker.acks_late",
+    source=payscope_api.PIPELINE,
+    severity=Severity.MEDIUM,
+    grade=Grade.REPORTED,
+    title="Whether tasks are acknowledged after they run (acks_late), so a dying worker's task is redelivered.",
+    passes_when="acks_late is true.",
+    covers=(_ERRORS,),
+)
+def acks_late(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     where = f"{PIPELINE} → 200: acks_late={p.acks_late}"
     if p.acks_late is not True:
         return Finding.failed(
@@ -155,7 +182,16 @@ def _acks_late(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     return Finding.passed("Tasks are acknowledged only once done.", evidence=where)
 
 
-def _dead_letter_queue(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
+@CHECKS.check(
+    "C.worker.dead_letter_queue",
+    source=payscope_api.PIPELINE,
+    severity=Severity.HIGH,
+    grade=Grade.REPORTED,
+    title="The dead-letter queue PayScope routes exhausted tasks to (dead_letter_queue).",
+    passes_when="A queue is named; it is the key spec.redis.deadLetterQueue watches (otherwise Warn).",
+    covers=(_DLQ, _ERRORS),
+)
+def dead_letter_queue(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     where = f"{PIPELINE} → 200: dead_letter_queue={p.dead_letter_queue!r}"
     if not p.dead_letter_queue:
         return Finding.failed(
@@ -173,7 +209,16 @@ def _dead_letter_queue(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Find
     return Finding.passed(f"Failed tasks are parked in {p.dead_letter_queue!r}.", evidence=where)
 
 
-def _file_validation(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
+@CHECKS.check(
+    "C.ingestion.file_validation",
+    source=payscope_api.PIPELINE,
+    severity=Severity.HIGH,
+    grade=Grade.REPORTED,
+    title="Whether the ingestion service validates uploaded files (ingestion.validates_files).",
+    passes_when="ingestion.validates_files is true.",
+    covers=("C/Ingestion/File validation",),
+)
+def file_validation(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     where = f"{PIPELINE} → 200: ingestion.validates_files={p.validates_files}"
     if p.validates_files is not True:
         return Finding.failed(
@@ -184,88 +229,24 @@ def _file_validation(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Findin
     return Finding.passed("The ingestion service validates uploaded files.", evidence=where)
 
 
-def _admin_check(
-    check_id: str,
-    title: str,
-    passes_when: str,
-    severity: Severity,
-    evaluate: registry.Evaluate[payscope.Pipeline],
-    covers: tuple[str, ...],
-) -> registry.Check[AdminEvidence]:
-    return registry.Check(check_id, title, passes_when, severity, payscope_api.ADMIN, _pipeline(evaluate), covers)
-
-
-_ERRORS = "C/Ingestion/Error handling"
-_DLQ = "C/Processing/Dead letter queue"
-
-CHECKS: tuple[registry.Check[Any], ...] = (
-    registry.Check(
-        id="C.broker.reachable",
-        title="PayScope's Redis broker (spec.redis.connection) answers PING within the probe timeout.",
-        passes_when="PING succeeds; an unreachable broker is Unknown with the reason.",
-        severity=Severity.CRITICAL,
-        source=REDIS,
-        evaluate=_broker_reachable,
-    ),
-    registry.Check(
-        id="C.dlq.depth",
-        title="The depth of the dead-letter queue spec.redis.deadLetterQueue (LLEN, ZCARD, XLEN or SCARD by type).",
-        passes_when="The queue holds at most spec.redis.maxDeadLetters entries (an absent key is empty).",
-        severity=Severity.HIGH,
-        source=REDIS,
-        evaluate=_dlq_depth,
-        covers=(_DLQ, _ERRORS),
-        applies=lambda s: s.redis is not None and s.redis.dead_letter_queue is not None,
-    ),
-    _admin_check(
-        "C.worker.retries",
-        "The Celery retry count PayScope declares in GET /admin/pipeline (max_retries).",
-        f"1 <= max_retries <= {MAX_RETRIES} (above: Warn).",
-        Severity.HIGH,
-        _retries,
-        ("C/Processing/Celery task retries", "C/Processing/Max retries configured"),
-    ),
-    _admin_check(
-        "C.worker.backoff",
-        "Whether retries back off exponentially, with a cap (retry_backoff, retry_backoff_max_s).",
-        f"retry_backoff is true and 0 < retry_backoff_max_s <= {MAX_BACKOFF_CAP_S:g}.",
-        Severity.MEDIUM,
-        _backoff,
-        ("C/Processing/Exponential backoff",),
-    ),
-    _admin_check(
-        "C.worker.time_limits",
-        "The Celery soft and hard task time limits (task_soft_time_limit_s, task_time_limit_s).",
-        f"0 < soft < hard; hard <= {MAX_TASK_TIME_LIMIT_S:g}s (above: Warn).",
-        Severity.HIGH,
-        _time_limits,
-        ("C/Processing/Task timeouts",),
-    ),
-    _admin_check(
-        "C.worker.acks_late",
-        "Whether tasks are acknowledged after they run (acks_late), so a dying worker's task is redelivered.",
-        "acks_late is true.",
-        Severity.MEDIUM,
-        _acks_late,
-        (_ERRORS,),
-    ),
-    _admin_check(
-        "C.worker.dead_letter_queue",
-        "The dead-letter queue PayScope routes exhausted tasks to (dead_letter_queue).",
-        "A queue is named; it is the key spec.redis.deadLetterQueue watches (otherwise Warn).",
-        Severity.HIGH,
-        _dead_letter_queue,
-        (_DLQ, _ERRORS),
-    ),
-    _admin_check(
-        "C.ingestion.file_validation",
-        "Whether the ingestion service validates uploaded files (ingestion.validates_files).",
-        "ingestion.validates_files is true.",
-        Severity.HIGH,
-        _file_validation,
-        ("C/Ingestion/File validation",),
-    ),
+@CHECKS.check(
+    "C.ingestion.idempotency_key",
+    source=postgres.CATALOG,
+    severity=Severity.HIGH,
+    grade=Grade.OBSERVED,
+    title="Ingestion tables carry a unique idempotency key.",
+    passes_when="A valid UNIQUE index or constraint covers exactly the idempotencyKey columns.",
+    covers=("C/Ingestion/Idempotency guarantees", "C/Ingestion/Checksums or unique keys"),
+    applies=lambda s: any(t.idempotency_key for t in postgres.tables(s)),
 )
+def idempotency_key(evidence: postgres.PostgresEvidence, desired: spec.PayScopeSpec) -> Finding:
+    def test(t: relational.PostgresTable, f: relational_audit.TableFacts) -> str | None:
+        if tuple(sorted(t.idempotency_key)) in f.unique_keys:
+            return None
+        return f"no UNIQUE constraint or index on exactly ({', '.join(t.idempotency_key)})"
+
+    return per_object.tables(evidence, desired, lambda t: bool(t.idempotency_key), test, "idempotency keys")
+
 
 NOT_OBSERVABLE: tuple[registry.NotObservable, ...] = (
     registry.NotObservable(

@@ -1,122 +1,271 @@
-"""Dimension G, API side: forged tokens, tenant binding, roles, and what answers cite.
+"""Dimension G, security: forged tokens, tenant binding, roles, what answers cite, RLS as the app role, audit log.
 
-Why this module exists: PayScope is multi-tenant; a bank must never see
-another bank's data. Through the API that rests on four rules, each probed with
-tokens the operator mints (``payscope.access``): every forged or incomplete
-token is refused with 401; a caller's ``X-Bank-Id`` must equal its token's
-``bank_id`` (403 otherwise); only analysts and admins may query, only admins
-read the admin endpoints (403 otherwise); and the chat answers
-(``payscope.chat``) cite only the caller's own data. Every probe carries an
-invalid body: PayScope authenticates and authorises before validating, so a
-refused call answers 401 or 403 and one that got through answers 422. A
-refusal proves something only if the audit's valid token gets through, so
-every check first looks at the baseline call made with it.
+Why this module exists: PayScope is multi-tenant; a bank must never see another
+bank's data, and what happened must stay on record. Through the API that rests
+on four rules, each probed with the records of ``probes`` (``payscope.access``):
+every forged or incomplete token is refused with 401; a caller's ``X-Bank-Id``
+must equal its token's ``bank_id`` (403 otherwise); only analysts and admins may
+query, only admins read the admin endpoints (403 otherwise); and the chat answers
+(``payscope.chat``) cite only the caller's own data. A refusal proves something
+only if the audit's valid token gets through, so every access check first looks
+at the baseline probe. In Postgres, the app role acting for one tenant must see
+and write no other tenant's row (``postgres.isolation``), and the audit log's
+hash chain must verify and stay out of the app role's reach (``postgres.catalog``).
 
 What it must not do: put a token, or anything from which one could be rebuilt,
 into a message or evidence (evidence names the probe, the endpoint and the
-status), send requests (sources do), or cover the database side of isolation
-(RLS, graph and vector filters, audit log: data-layer checks).
+status), send requests or queries (sources do), or judge the data layer's own
+declarations (RLS enabled, graph and vector tenancy: dimension B).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Sequence
 
 from payscope_operator.api import spec, status
-from payscope_operator.audit import registry
-from payscope_operator.audit.sources import payscope_api
+from payscope_operator.audit import probes, registry
+from payscope_operator.audit.sources import payscope_api, postgres
 from payscope_operator.backends import payscope
 
 Severity = status.Severity
+Grade = registry.Grade
 Finding = registry.Finding
 AccessEvidence = payscope_api.AccessEvidence
+CHECKS = registry.Registry()
 REFUSALS = frozenset({400, 401, 403})
 """Statuses that count as a refusal; anything else (2xx, 404, 422, 5xx) means the call got through."""
-
-LABELS: Mapping[str, str] = {
-    payscope_api.MISSING: "no token",
-    payscope_api.MALFORMED: "a bearer value that is not a JWT",
-    payscope_api.EXPIRED: "a token expired an hour ago",
-    payscope_api.WRONG_KEY: "a token signed by another key",
-    payscope_api.TAMPERED: "a token altered after signing",
-    payscope_api.ALG_NONE: "an unsigned alg: none token",
-    payscope_api.OTHER_ALG: "a token signed with another algorithm",
-    payscope_api.AUDIENCE: "a token for another audience",
-    payscope_api.ISSUER: "a token from another issuer",
-    payscope_api.UNKNOWN_KID: "a token naming an unknown key id",
-    payscope_api.NO_ROLE: "a token with neither the analyst nor the admin role",
-    payscope_api.BANK_MISMATCH: "another probe tenant's X-Bank-Id",
-    payscope_api.BANK_MISSING: "no X-Bank-Id header",
-    payscope_api.NO_BANK_CLAIM: "a token without bank_id",
-    payscope_api.ROLES_AS_STRING: "a token whose roles is a string",
-    **{payscope_api.claim_key(c): f"a token without {c}" for c in payscope_api.REQUIRED_CLAIMS},
-    **{payscope_api.admin_key("anonymous", p): f"no token on {p}" for p in payscope.ADMIN_PATHS},
-    **{payscope_api.admin_key("analyst", p): f"an analyst token on {p}" for p in payscope.ADMIN_PATHS},
-}
+REFUSED_401 = "The valid call gets through and each probe is refused with 401 (another 4xx: Warn)."
+_JWT = "E/Bank Isolation/JWT validation"
+_CORRECT = "G/JWT/Validation correctness"
+_SIGNATURE = "G/JWT/Signature verification"
 
 
-def _label(key: str, reply: payscope.Reply) -> str:
-    return f"{LABELS[key]} ({reply.describe()})"
+def _label(probe: probes.Probe, reply: payscope.Reply) -> str:
+    return f"{probe.label} ({reply.describe()})"
 
 
-def _refused(
-    keys: tuple[str, ...], expected: int, fix: str, *, accepted: str = "fail"
-) -> registry.Evaluate[AccessEvidence]:
-    """Pass when every probe in ``keys`` is refused with ``expected``; another refusal status is a Warn.
+def _calls(sent: Sequence[probes.Probe]) -> str:
+    return f"Calls with {probes.labels(sent)}, next to one with the audit's valid token."
 
-    A probe that gets through fails the check (or warns, with ``accepted="warn"``).
+
+def refused(evidence: AccessEvidence, sent: Sequence[probes.Probe], fix: str, *, warn: bool = False) -> Finding:
+    """Pass when every probe in ``sent`` is refused with the status its record expects; another refusal warns.
+
+    A probe that gets through fails the check (or warns, with ``warn``).
     """
-
-    def evaluate(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
-        baseline = evidence.replies[payscope_api.BASELINE]
-        if baseline.status is None:
-            return Finding.unknown(payscope_api.explain(baseline))
-        if baseline.status in REFUSALS:
-            return Finding.unknown(
-                f"PayScope refuses the audit's valid token too ({baseline.describe()}), so a refusal proves nothing: "
-                "make spec.api.auth (key, algorithm, issuer, audience) match PayScope's."
-            )
-        probes = [(key, evidence.replies[key]) for key in keys]
-        silent = [reply for _, reply in probes if reply.status is None]
-        if silent:
-            return Finding.unknown(payscope_api.explain(silent[0]))
-        where = "; ".join(_label(key, reply) for key, reply in probes)
-        through = [_label(key, reply) for key, reply in probes if reply.status not in REFUSALS]
-        if through:
-            message = f"PayScope let through {', '.join(through)}: {fix}"
-            return (
-                Finding.warned(message, evidence=where)
-                if accepted == "warn"
-                else Finding.failed(message, evidence=where)
-            )
-        off = [_label(key, reply) for key, reply in probes if reply.status != expected]
-        if off:
-            return Finding.warned(
-                f"PayScope refused {', '.join(off)}, but contract version 1 says {expected}.", evidence=where
-            )
-        return Finding.passed(f"PayScope refuses {', '.join(LABELS[k] for k in keys)} with {expected}.", evidence=where)
-
-    return evaluate
+    baseline = evidence.reply(probes.BASELINE)
+    if baseline.status is None:
+        return Finding.unknown(payscope_api.explain(baseline))
+    if baseline.status in REFUSALS:
+        return Finding.unknown(
+            f"PayScope refuses the audit's valid token too ({baseline.describe()}), so a refusal proves nothing: "
+            "make spec.api.auth (key, algorithm, issuer, audience) match PayScope's."
+        )
+    answered = [(probe, evidence.reply(probe)) for probe in sent]
+    silent = [reply for _, reply in answered if reply.status is None]
+    if silent:
+        return Finding.unknown(payscope_api.explain(silent[0]))
+    where = "; ".join(_label(probe, reply) for probe, reply in answered)
+    through = [_label(probe, reply) for probe, reply in answered if reply.status not in REFUSALS]
+    if through:
+        message = f"PayScope let through {', '.join(through)}: {fix}"
+        return Finding.warned(message, evidence=where) if warn else Finding.failed(message, evidence=where)
+    off = [(probe, reply) for probe, reply in answered if reply.status != probe.expect]
+    if off:
+        expected = "/".join(str(code) for code in sorted({probe.expect for probe, _ in off}))
+        shown = ", ".join(_label(probe, reply) for probe, reply in off)
+        return Finding.warned(f"PayScope refused {shown}, but contract version 1 says {expected}.", evidence=where)
+    codes = "/".join(str(code) for code in sorted({probe.expect for probe in sent}))
+    return Finding.passed(f"PayScope refuses {probes.labels(sent)} with {codes}.", evidence=where)
 
 
-def _leaks(evidence: payscope_api.ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
+MISSING = (probes.MISSING, probes.MALFORMED, *probes.ADMIN_ANONYMOUS)
+
+
+@CHECKS.check(
+    "G.jwt.missing",
+    source=payscope_api.ACCESS,
+    severity=Severity.CRITICAL,
+    grade=Grade.OBSERVED,
+    title=_calls(MISSING),
+    passes_when=REFUSED_401,
+    covers=(_CORRECT, _JWT),
+)
+def jwt_missing(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
+    return refused(evidence, MISSING, "require a Bearer token on every endpoint but health and metrics.")
+
+
+@CHECKS.check(
+    "G.jwt.expired",
+    source=payscope_api.ACCESS,
+    severity=Severity.CRITICAL,
+    grade=Grade.OBSERVED,
+    title=_calls((probes.EXPIRED,)),
+    passes_when=REFUSED_401,
+    covers=("G/JWT/Expiry checking", _JWT),
+)
+def jwt_expired(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
+    return refused(evidence, (probes.EXPIRED,), "verify exp (with at most a minute of leeway).")
+
+
+@CHECKS.check(
+    "G.jwt.signature",
+    source=payscope_api.ACCESS,
+    severity=Severity.CRITICAL,
+    grade=Grade.OBSERVED,
+    title=_calls((probes.WRONG_KEY, probes.TAMPERED)),
+    passes_when=REFUSED_401,
+    covers=(_SIGNATURE, _JWT),
+)
+def jwt_signature(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
+    fix = "verify every token's signature against PayScope's own keys."
+    return refused(evidence, (probes.WRONG_KEY, probes.TAMPERED), fix)
+
+
+@CHECKS.check(
+    "G.jwt.alg_none",
+    source=payscope_api.ACCESS,
+    severity=Severity.CRITICAL,
+    grade=Grade.OBSERVED,
+    title=_calls((probes.ALG_NONE,)),
+    passes_when=REFUSED_401,
+    covers=(_SIGNATURE, _CORRECT, _JWT),
+)
+def jwt_alg_none(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
+    return refused(evidence, (probes.ALG_NONE,), "accept only the configured algorithm; never alg: none.")
+
+
+@CHECKS.check(
+    "G.jwt.algorithm",
+    source=payscope_api.ACCESS,
+    severity=Severity.CRITICAL,
+    grade=Grade.OBSERVED,
+    title=_calls((probes.OTHER_ALG,)),
+    passes_when=REFUSED_401,
+    covers=(_SIGNATURE, _JWT),
+)
+def jwt_algorithm(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
+    fix = "accept only the configured algorithm (for RS256, never HS256 keyed with the public key)."
+    return refused(evidence, (probes.OTHER_ALG,), fix)
+
+
+CLAIMS = (*probes.WITHOUT_CLAIM, probes.ROLES_AS_STRING)
+
+
+@CHECKS.check(
+    "G.jwt.claims",
+    source=payscope_api.ACCESS,
+    severity=Severity.HIGH,
+    grade=Grade.OBSERVED,
+    title=_calls(CLAIMS),
+    passes_when=REFUSED_401,
+    covers=(_CORRECT, _JWT),
+)
+def jwt_claims(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
+    return refused(evidence, CLAIMS, "require sub, roles (a list), iss, aud, iat and exp in every token.")
+
+
+@CHECKS.check(
+    "G.jwt.audience",
+    source=payscope_api.ACCESS,
+    severity=Severity.CRITICAL,
+    grade=Grade.OBSERVED,
+    title=_calls((probes.AUDIENCE,)),
+    passes_when=REFUSED_401,
+    covers=(_CORRECT, _JWT),
+)
+def jwt_audience(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
+    return refused(evidence, (probes.AUDIENCE,), "verify aud against PayScope's audience (spec.api.auth.audience).")
+
+
+@CHECKS.check(
+    "G.jwt.issuer",
+    source=payscope_api.ACCESS,
+    severity=Severity.HIGH,
+    grade=Grade.OBSERVED,
+    title=_calls((probes.ISSUER,)),
+    passes_when=REFUSED_401,
+    covers=(_CORRECT, _JWT),
+)
+def jwt_issuer(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
+    return refused(evidence, (probes.ISSUER,), "verify iss against PayScope's issuer (spec.api.auth.issuer).")
+
+
+@CHECKS.check(
+    "G.jwt.key_id",
+    source=payscope_api.ACCESS,
+    severity=Severity.MEDIUM,
+    grade=Grade.OBSERVED,
+    title=_calls((probes.UNKNOWN_KID,)),
+    passes_when=REFUSED_401,
+    covers=("G/JWT/Key rotation support",),
+)
+def jwt_key_id(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
+    fix = "look keys up by kid and refuse unknown ones, so a retired key stops working once removed."
+    return refused(evidence, (probes.UNKNOWN_KID,), fix, warn=True)
+
+
+@CHECKS.check(
+    "G.isolation.bank_header",
+    source=payscope_api.ACCESS,
+    severity=Severity.CRITICAL,
+    grade=Grade.OBSERVED,
+    title="Calls with a valid token but another tenant's X-Bank-Id, no X-Bank-Id, or no bank_id claim.",
+    passes_when="Mismatched or missing X-Bank-Id is refused with 403 and a token without bank_id with 401 "
+    "(another 4xx: Warn). Needs spec.audit.probeTenants.",
+    covers=(
+        "G/Bank Isolation/Header bank_id validation",
+        "G/Bank Isolation/JWT bank_id validation",
+        "E/Bank Isolation/Header validation (X-Bank-Id)",
+    ),
+    applies=lambda s: s.audit.probe_tenants is not None,
+)
+def bank_header(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
+    fix = "compare X-Bank-Id with the token's bank_id and refuse any difference with 403."
+    return refused(evidence, (probes.BANK_MISMATCH, probes.BANK_MISSING), fix)
+
+
+@CHECKS.check(
+    "G.isolation.bank_claim",
+    source=payscope_api.ACCESS,
+    severity=Severity.CRITICAL,
+    grade=Grade.OBSERVED,
+    title="A call with a valid token that lacks the bank_id claim.",
+    passes_when="Refused with 401 (another 4xx: Warn). Needs spec.audit.probeTenants.",
+    covers=("G/Bank Isolation/JWT bank_id validation", _JWT),
+    applies=lambda s: s.audit.probe_tenants is not None,
+)
+def bank_claim(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
+    return refused(evidence, (probes.NO_BANK_CLAIM,), "require the bank_id claim in every token.")
+
+
+@CHECKS.check(
+    "G.isolation.sources",
+    source=payscope_api.CHAT,
+    severity=Severity.CRITICAL,
+    grade=Grade.INFERRED,
+    title="The bank_id of every source cited by the chat answers, and of the answers themselves.",
+    passes_when="Every cited source and answer belongs to the tenant that asked (each probe tenant).",
+    covers=(
+        "G/Bank Isolation/No data leakage paths",
+        "E/Bank Isolation/DB RLS enforcement",
+        "E/Bank Isolation/Neo4j filtering",
+        "E/Bank Isolation/Pinecone filtering",
+    ),
+)
+def cited_sources(evidence: payscope_api.ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
     bank, other = payscope_api.tenants(desired)
     asked = [(bank, intent, answer) for intent, answer in evidence.intents.items()]
     if evidence.other_tenant is not None and other is not None:
         asked.append((other, "DESCRIBE", evidence.other_tenant))
     seen = [(b, i, a) for b, i, a in asked if a.reply.status == 200 and a.structured and a.sources is not None]
     if not seen:
-        return Finding.unknown("No answer cited sources to check; see E.intents.* and E.responses.structured.")
+        return Finding.unknown("No answer was a JSON object citing a list of sources, so there is nothing to judge.")
     leaks = [
-        f"{intent} as {b}: {s.kind} {s.ref} of {s.bank_id}"
-        for b, intent, a in seen
-        for s in a.sources or ()
-        if s.bank_id != b
+        f"{i} as {b}: {s.kind} {s.ref} of {s.bank_id}" for b, i, a in seen for s in a.sources or () if s.bank_id != b
     ]
-    leaks += [f"{intent} as {b}: answered for {a.bank_id}" for b, intent, a in seen if a.bank_id not in (None, b)]
-    tenants = sorted({b for b, _, _ in seen})
-    where = f"POST /chat/query → 200: {len(seen)} answers as {', '.join(tenants)}"
+    leaks += [f"{i} as {b}: answered for {a.bank_id}" for b, i, a in seen if a.bank_id not in (None, b)]
+    where = f"POST /chat/query → 200: {len(seen)} answers as {', '.join(sorted({b for b, _, _ in seen}))}"
     if leaks:
         return Finding.failed(
             "Answers cite another tenant's data: " + "; ".join(leaks[:4]) + ". Filter every store read by the "
@@ -127,167 +276,148 @@ def _leaks(evidence: payscope_api.ChatEvidence, desired: spec.PayScopeSpec) -> F
     return Finding.passed(f"All {cited} sources cited in {len(seen)} answers belong to the caller.", evidence=where)
 
 
-_JWT = "E/Bank Isolation/JWT validation"
-_CORRECT = "G/JWT/Validation correctness"
-_SIGNATURE = "G/JWT/Signature verification"
-
-
-def _jwt_check(
-    check_id: str, keys: tuple[str, ...], fix: str, severity: Severity, *covers: str, accepted: str = "fail"
-) -> registry.Check[AccessEvidence]:
-    what = ", ".join(LABELS[k] for k in keys)
-    return registry.Check(
-        id=check_id,
-        title=f"Calls with {what}, next to one with the audit's valid token.",
-        passes_when="The valid call gets through and each probe is refused with 401 (another 4xx: Warn).",
-        severity=severity,
-        source=payscope_api.ACCESS,
-        evaluate=_refused(keys, 401, fix, accepted=accepted),
-        covers=covers,
+@CHECKS.check(
+    "G.isolation.rls_probe",
+    source=postgres.ISOLATION,
+    severity=Severity.CRITICAL,
+    grade=Grade.OBSERVED,
+    title="As the app role with the session variable set to one tenant, no other tenant's row is visible or writable.",
+    passes_when="Zero foreign rows visible and an insert for another tenant refused, inside a rolled-back transaction.",
+    covers=("G/Bank Isolation/DB RLS enforcement", "G/Bank Isolation/JWT bank_id validation"),
+)
+def rls_probe(evidence: postgres.IsolationEvidence, desired: spec.PayScopeSpec) -> Finding:
+    problems = []
+    for p in evidence.probes:
+        own, other = p.tenants
+        if p.visible_foreign_rows:
+            problems.append(
+                f"{p.table}: as {p.role} for {own}, {p.visible_foreign_rows} other tenants' row(s) are visible"
+            )
+        if not p.foreign_write.startswith("refused"):
+            problems.append(f"{p.table}: as {p.role} for {own}, a row for {other} was {p.foreign_write}")
+    where = "; ".join(f"{p.table} as {p.role}" for p in evidence.probes) + " (rolled back)"
+    if problems:
+        return Finding.failed("Tenant isolation is broken: " + "; ".join(problems[:4]), evidence=where)
+    return Finding.passed(
+        f"As the app role, {len(evidence.probes)} table(s) hide other tenants' rows and refuse writes for them.",
+        evidence=where,
     )
 
 
-CHECKS: tuple[registry.Check[Any], ...] = (
-    _jwt_check(
-        "G.jwt.missing",
-        (
-            payscope_api.MISSING,
-            payscope_api.MALFORMED,
-            *(payscope_api.admin_key("anonymous", p) for p in payscope.ADMIN_PATHS),
-        ),
-        "require a Bearer token on every endpoint but health and metrics.",
-        Severity.CRITICAL,
-        _CORRECT,
-        _JWT,
+@CHECKS.check(
+    "G.rbac.chat_role",
+    source=payscope_api.ACCESS,
+    severity=Severity.HIGH,
+    grade=Grade.OBSERVED,
+    title="POST /chat/query with a valid token holding neither the analyst nor the admin role.",
+    passes_when="Refused with 403 (another 4xx: Warn).",
+    covers=("G/RBAC/Role enforcement", "G/RBAC/Policy checks"),
+)
+def chat_role(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
+    return refused(evidence, (probes.NO_ROLE,), "serve the chat only to the analyst and admin roles.")
+
+
+@CHECKS.check(
+    "G.rbac.admin_endpoints",
+    source=payscope_api.ACCESS,
+    severity=Severity.CRITICAL,
+    grade=Grade.OBSERVED,
+    title=f"{', '.join(payscope.ADMIN_PATHS)} called with a valid analyst token.",
+    passes_when="Each is refused with 403 (another 4xx: Warn).",
+    covers=("G/RBAC/Role enforcement", "G/RBAC/Permission validation"),
+)
+def admin_role(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
+    return refused(evidence, probes.ADMIN_AS_ANALYST, "serve the admin endpoints to the admin role only.")
+
+
+# The audit log ----------------------------------------------------------------------------------
+
+
+def _log_table(evidence: postgres.PostgresEvidence, desired: spec.PayScopeSpec) -> tuple[str, Finding | None]:
+    """``schema.table on host``, and a Fail when the audit log table does not exist."""
+    log = postgres.section(desired).audit_log
+    where = f"{log.schema_name}.{log.table} on {evidence.host}"
+    if not evidence.audit_log.exists:
+        return where, Finding.failed(f"Audit log table {log.schema_name}.{log.table} does not exist.", where)
+    return where, None
+
+
+@CHECKS.check(
+    "G.audit_log.hash_chain",
+    source=postgres.CATALOG,
+    severity=Severity.CRITICAL,
+    grade=Grade.OBSERVED,
+    title="The audit log's hash chain verifies.",
+    passes_when="Each of the newest rows' prev_hash equals the previous row's hash and each hash matches its content.",
+    covers=(
+        "G/Audit Logging/Fallback hash log (if Fabric disabled)",
+        "G/Audit Logging/Operation logging",
+        "F/Logging/Audit logging",
     ),
-    _jwt_check(
-        "G.jwt.expired",
-        (payscope_api.EXPIRED,),
-        "verify exp (with at most a minute of leeway).",
-        Severity.CRITICAL,
-        "G/JWT/Expiry checking",
-        _JWT,
-    ),
-    _jwt_check(
-        "G.jwt.signature",
-        (payscope_api.WRONG_KEY, payscope_api.TAMPERED),
-        "verify every token's signature against PayScope's own keys.",
-        Severity.CRITICAL,
-        _SIGNATURE,
-        _JWT,
-    ),
-    _jwt_check(
-        "G.jwt.alg_none",
-        (payscope_api.ALG_NONE,),
-        "accept only the configured algorithm; never alg: none.",
-        Severity.CRITICAL,
-        _SIGNATURE,
-        _CORRECT,
-        _JWT,
-    ),
-    _jwt_check(
-        "G.jwt.algorithm",
-        (payscope_api.OTHER_ALG,),
-        "accept only the configured algorithm (for RS256, never HS256 keyed with the public key).",
-        Severity.CRITICAL,
-        _SIGNATURE,
-        _JWT,
-    ),
-    _jwt_check(
-        "G.jwt.claims",
-        (*(payscope_api.claim_key(c) for c in payscope_api.REQUIRED_CLAIMS), payscope_api.ROLES_AS_STRING),
-        "require sub, roles (a list), iss, aud, iat and exp in every token.",
-        Severity.HIGH,
-        _CORRECT,
-        _JWT,
-    ),
-    _jwt_check(
-        "G.jwt.audience",
-        (payscope_api.AUDIENCE,),
-        "verify aud against PayScope's audience (spec.api.auth.audience).",
-        Severity.CRITICAL,
-        _CORRECT,
-        _JWT,
-    ),
-    _jwt_check(
-        "G.jwt.issuer",
-        (payscope_api.ISSUER,),
-        "verify iss against PayScope's issuer (spec.api.auth.issuer).",
-        Severity.HIGH,
-        _CORRECT,
-        _JWT,
-    ),
-    _jwt_check(
-        "G.jwt.key_id",
-        (payscope_api.UNKNOWN_KID,),
-        "look keys up by kid and refuse unknown ones, so a retired key stops working once removed.",
-        Severity.MEDIUM,
-        "G/JWT/Key rotation support",
-        accepted="warn",
-    ),
-    registry.Check(
-        id="G.isolation.bank_header",
-        title="Calls with a valid token but another tenant's X-Bank-Id, no X-Bank-Id, or no bank_id claim.",
-        passes_when="Mismatched or missing X-Bank-Id is refused with 403 and a token without bank_id with 401 "
-        "(another 4xx: Warn). Needs spec.audit.probeTenants.",
-        severity=Severity.CRITICAL,
-        source=payscope_api.ACCESS,
-        evaluate=_refused(
-            (payscope_api.BANK_MISMATCH, payscope_api.BANK_MISSING),
-            403,
-            "compare X-Bank-Id with the token's bank_id and refuse any difference with 403.",
-        ),
-        covers=(
-            "G/Bank Isolation/Header bank_id validation",
-            "G/Bank Isolation/JWT bank_id validation",
-            "E/Bank Isolation/Header validation (X-Bank-Id)",
-        ),
-        applies=lambda s: s.audit.probe_tenants is not None,
-    ),
-    registry.Check(
-        id="G.isolation.bank_claim",
-        title="A call with a valid token that lacks the bank_id claim.",
-        passes_when="Refused with 401 (another 4xx: Warn). Needs spec.audit.probeTenants.",
-        severity=Severity.CRITICAL,
-        source=payscope_api.ACCESS,
-        evaluate=_refused((payscope_api.NO_BANK_CLAIM,), 401, "require the bank_id claim in every token."),
-        covers=("G/Bank Isolation/JWT bank_id validation", _JWT),
-        applies=lambda s: s.audit.probe_tenants is not None,
-    ),
-    registry.Check(
-        id="G.isolation.sources",
-        title="The bank_id of every source cited by the chat answers, and of the answers themselves.",
-        passes_when="Every cited source and answer belongs to the tenant that asked (each probe tenant).",
-        severity=Severity.CRITICAL,
-        source=payscope_api.CHAT,
-        evaluate=_leaks,
-        covers=(
-            "G/Bank Isolation/No data leakage paths",
-            "E/Bank Isolation/DB RLS enforcement",
-            "E/Bank Isolation/Neo4j filtering",
-            "E/Bank Isolation/Pinecone filtering",
-        ),
-    ),
-    registry.Check(
-        id="G.rbac.chat_role",
-        title="POST /chat/query with a valid token holding neither the analyst nor the admin role.",
-        passes_when="Refused with 403 (another 4xx: Warn).",
-        severity=Severity.HIGH,
-        source=payscope_api.ACCESS,
-        evaluate=_refused((payscope_api.NO_ROLE,), 403, "serve the chat only to the analyst and admin roles."),
-        covers=("G/RBAC/Role enforcement", "G/RBAC/Policy checks"),
-    ),
-    registry.Check(
-        id="G.rbac.admin_endpoints",
-        title=f"{', '.join(payscope.ADMIN_PATHS)} called with a valid analyst token.",
-        passes_when="Each is refused with 403 (another 4xx: Warn).",
-        severity=Severity.CRITICAL,
-        source=payscope_api.ACCESS,
-        evaluate=_refused(
-            tuple(payscope_api.admin_key("analyst", p) for p in payscope.ADMIN_PATHS),
-            403,
-            "serve the admin endpoints to the admin role only.",
-        ),
-        covers=("G/RBAC/Role enforcement", "G/RBAC/Permission validation"),
+)
+def hash_chain(evidence: postgres.PostgresEvidence, desired: spec.PayScopeSpec) -> Finding:
+    where, missing = _log_table(evidence, desired)
+    if missing is not None:
+        return missing
+    facts = evidence.audit_log
+    if facts.first_break:
+        return Finding.failed(
+            f"The audit log's hash chain is broken at {facts.first_break}: investigate tampering.", where
+        )
+    return Finding.passed(f"The hash chain verifies over the newest {facts.rows_checked} row(s).", where)
+
+
+@CHECKS.check(
+    "G.audit_log.query_logging",
+    source=postgres.CATALOG,
+    severity=Severity.MEDIUM,
+    grade=Grade.INFERRED,
+    title="The audit log records chat queries with their trace id and intent.",
+    passes_when="The verified rows include chat.query operations whose payload carries trace_id and intent.",
+    covers=("G/Audit Logging/Query logging", "F/Logging/Query logging"),
+)
+def query_logging(evidence: postgres.PostgresEvidence, desired: spec.PayScopeSpec) -> Finding:
+    where, missing = _log_table(evidence, desired)
+    if missing is not None:
+        return missing
+    counts = dict(evidence.audit_log.operations)
+    if not counts.get("chat.query"):
+        return Finding.failed("The audit log records no chat.query operation: queries are not logged.", where)
+    if not evidence.audit_log.traced_queries:
+        return Finding.failed("chat.query rows carry no trace_id and intent: queries cannot be traced.", where)
+    shown = ", ".join(f"{op}: {n}" for op, n in sorted(counts.items()))
+    return Finding.passed(f"Queries are logged with trace ids ({shown} in the verified rows).", where)
+
+
+@CHECKS.check(
+    "G.audit_log.immutable",
+    source=postgres.CATALOG,
+    severity=Severity.CRITICAL,
+    grade=Grade.OBSERVED,
+    title="The app role cannot rewrite the audit log.",
+    passes_when="The app role holds no UPDATE, DELETE or TRUNCATE on it and does not own it.",
+    covers=("G/Audit Logging/Immutability guarantees",),
+    applies=lambda s: s.postgres is not None and s.postgres.app_role is not None,
+)
+def immutable(evidence: postgres.PostgresEvidence, desired: spec.PayScopeSpec) -> Finding:
+    section = postgres.section(desired)
+    log, facts = section.audit_log, evidence.audit_log
+    where = f"{log.schema_name}.{log.table} privileges of {section.app_role}"
+    if not facts.exists:
+        return Finding.failed(f"Audit log table {log.schema_name}.{log.table} does not exist.", where)
+    if facts.app_role_owns:
+        return Finding.failed(f"{section.app_role} owns the audit log and could rewrite it.", where)
+    if facts.app_role_writes:
+        return Finding.failed(
+            f"REVOKE {', '.join(facts.app_role_writes)} ON {log.table} FROM {section.app_role}.", where
+        )
+    return Finding.passed(f"{section.app_role} can neither update, delete nor truncate the audit log.", where)
+
+
+NOT_OBSERVABLE: tuple[registry.NotObservable, ...] = (
+    registry.NotObservable(
+        "G/Audit Logging/Fabric integration (if enabled)",
+        "Contract version 1 exposes no Fabric ledger to the operator; with Fabric enabled the same records go to"
+        " a ledger only PayScope can reach. The Postgres hash log is audited by G.audit_log.*.",
     ),
 )

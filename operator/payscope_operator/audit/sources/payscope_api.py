@@ -1,4 +1,4 @@
-"""The evidence sources over PayScope's HTTP API, shared by the C, D, E, F and G checks.
+"""Evidence from PayScope's HTTP API, shared by the C, D, E, F and G checks.
 
 Why this module exists: several dimensions read the same answers (``/admin/pipeline``
 feeds C and F, the chat probes feed D, E and G), and each answer must be fetched
@@ -7,22 +7,21 @@ concurrently with the per-request timeouts of ``spec.api.timeouts``:
 
 - ``payscope.status``: ``/healthz``, ``/readyz`` and ``/metrics`` (scraped twice,
   to see counters count), without a token;
-- ``payscope.admin``: ``/admin/agents``, ``/admin/pipeline``, ``/admin/runtime`` as admin;
+- ``payscope.admin``: ``/admin/agents``, ``/admin/pipeline``, ``/admin/runtime`` as
+  admin, each document a :class:`registry.Part` (:data:`AGENTS`, :data:`PIPELINE`,
+  :data:`RUNTIME`) that is Unknown, saying why, when it could not be read;
 - ``payscope.chat``: one query per intent, FORECAST and WHAT_IF asked twice, an
   unclassifiable and a plainly classifiable query without intent, an invalid
   body, and a query as a second probe tenant;
-- ``payscope.access``: a baseline with the audit's valid token and every forged
-  or misdirected call G checks. They all carry an invalid body: contract version 1
-  authenticates (401) and authorises (403) before it validates (422), so a refused
-  call answers 401/403, one that got through answers 422, and no agent ever runs
-  for a forged token.
+- ``payscope.access``: every record of ``probes`` (the audit's valid token next to
+  every forged or misdirected call).
 
 A request without an answer spoils only the checks that read it (they turn
 Unknown); when none of a source's requests is answered the whole source fails
 with one message. Evidence keeps status codes and parsed bodies, never a token.
 
-What it must not do: judge the evidence (the dimension modules do), talk HTTP
-itself (``backends.payscope`` does), or mint tokens by hand (``tokens`` does).
+What it must not do: judge the evidence (``checks`` do), talk HTTP itself
+(``backends.payscope`` does), or mint tokens by hand (``tokens`` does).
 """
 
 from __future__ import annotations
@@ -34,9 +33,8 @@ from typing import TypeVar
 
 from payscope_operator import errors
 from payscope_operator.api import fields, spec
-from payscope_operator.audit import registry, tokens
+from payscope_operator.audit import context, probes, registry, tokens
 from payscope_operator.backends import payscope
-from payscope_operator.reconcile import session
 
 MARGIN_S = 2.0
 """A source's timeout exceeds its slowest request's by this much, so requests time out first."""
@@ -53,43 +51,7 @@ UNCLASSIFIABLE_QUERY = "zqxv kwpl jjrt"
 """No intent can be read into it: PayScope must answer it through its fallback intent."""
 CLASSIFIABLE = ("FORECAST", "Forecast the next quarter.")
 """A query naming one intent plainly, sent without ``intent``: it must be classified as that intent."""
-INVALID_BODY = b'{"intent": "DESCRIBE"}'
-"""A body without ``query``: PayScope must refuse it with 422 and its JSON error body."""
 T = TypeVar("T")
-ADMIN_ROLES = (tokens.ROLE_ADMIN,)
-ANALYST_ROLES = (tokens.ROLE_ANALYST,)
-
-# Keys of AccessEvidence.replies (the admin ones are "<caller>:<path>").
-BASELINE = "baseline"
-MISSING = "missing"
-MALFORMED = "malformed"
-EXPIRED = "expired"
-WRONG_KEY = "wrong_key"
-TAMPERED = "tampered"
-ALG_NONE = "alg_none"
-OTHER_ALG = "other_alg"
-AUDIENCE = "audience"
-ISSUER = "issuer"
-UNKNOWN_KID = "unknown_kid"
-NO_ROLE = "no_role"
-BANK_MISMATCH = "bank_mismatch"
-BANK_MISSING = "bank_missing"
-NO_BANK_CLAIM = "no_bank_claim"
-REQUIRED_CLAIMS = ("sub", "roles", "iss", "aud", "iat", "exp")
-"""Claims removed one at a time by the G.jwt.claims probes (bank_id has its own check)."""
-ROLES_AS_STRING = "claim:roles_as_string"
-
-
-def claim_key(claim: str) -> str:
-    return f"claim:{claim}"
-
-
-def admin_key(caller: str, path: str) -> str:
-    return f"{caller}:{path}"
-
-
-def api_configured(desired: spec.PayScopeSpec) -> bool:
-    return desired.api is not None
 
 
 def auth_configured(desired: spec.PayScopeSpec) -> bool:
@@ -102,10 +64,6 @@ def tenants(desired: spec.PayScopeSpec) -> tuple[str, str | None]:
     return (declared[0], declared[1]) if declared else (DEFAULT_PROBE_BANK, None)
 
 
-def _seconds(value: str) -> float:
-    return fields.parse_duration(value).total_seconds()
-
-
 def _api(desired: spec.PayScopeSpec) -> spec.Api:
     if desired.api is None:
         raise errors.SpecInvalid("spec.api is not set")
@@ -113,11 +71,11 @@ def _api(desired: spec.PayScopeSpec) -> spec.Api:
 
 
 def request_timeout(desired: spec.PayScopeSpec) -> float:
-    return _seconds(_api(desired).timeouts.request)
+    return fields.parse_duration(_api(desired).timeouts.request).total_seconds()
 
 
 def query_timeout(desired: spec.PayScopeSpec) -> float:
-    return _seconds(_api(desired).timeouts.query)
+    return fields.parse_duration(_api(desired).timeouts.query).total_seconds()
 
 
 def explain(reply: payscope.Reply) -> str:
@@ -148,21 +106,13 @@ def facts_of(document: payscope.Document[T]) -> T | registry.Finding:
     return document.facts
 
 
-def reveal(run: session.PassSession, ref: fields.SecretKeyRef, field: str) -> str:
-    """A Secret value for building a client; a missing one names the Secret, key and field."""
-    try:
-        return run.secrets.reveal(ref.name, ref.key)
-    except KeyError:
-        raise errors.SecretNotFound(f"Secret {ref.name!r} key {ref.key!r} ({field}) is not available") from None
-
-
-async def _client(run: session.PassSession) -> payscope.Client:
+async def _client(run: context.Session) -> payscope.Client:
     url = _api(run.spec).url
     client: payscope.Client = await run.clients.get("payscope.api", hash(url), lambda: payscope.build_client(url))
     return client
 
 
-async def _send(run: session.PassSession, requests: Mapping[str, payscope.Request]) -> dict[str, payscope.Reply]:
+async def _send(run: context.Session, requests: Mapping[str, payscope.Request]) -> dict[str, payscope.Reply]:
     replies = await payscope.send_all(await _client(run), requests)
     if replies and all(r.status is None for r in replies.values()):
         first = next(iter(replies.values()))
@@ -181,7 +131,7 @@ class StatusEvidence:
     metrics_again: payscope.Metrics | None = None  # a second scrape, once the first was answered
 
 
-async def _gather_status(run: session.PassSession) -> StatusEvidence:
+async def _gather_status(run: context.Session) -> StatusEvidence:
     timeout = request_timeout(run.spec)
     replies = await _send(run, {p: payscope.Request("GET", p, timeout) for p in ("/healthz", "/readyz", "/metrics")})
     metrics = payscope.parse_metrics(replies["/metrics"])
@@ -198,7 +148,7 @@ async def _gather_status(run: session.PassSession) -> StatusEvidence:
 STATUS = registry.Source[StatusEvidence](
     name="payscope.status",
     gather=_gather_status,
-    configured=api_configured,
+    configured=lambda s: s.api is not None,
     absent="spec.api is not set: PayScope's HTTP API is not audited.",
     timeout=lambda s: 2 * request_timeout(s) + MARGIN_S,
 )
@@ -213,9 +163,9 @@ class AdminEvidence:
     runtime: payscope.Document[payscope.Runtime]
 
 
-async def _gather_admin(run: session.PassSession) -> AdminEvidence:
+async def _gather_admin(run: context.Session) -> AdminEvidence:
     minter, timeout = tokens.from_session(run), request_timeout(run.spec)
-    token = minter.mint(bank_id=tenants(run.spec)[0], roles=ADMIN_ROLES)
+    token = minter.mint(bank_id=tenants(run.spec)[0], roles=tokens.ADMIN_ROLES)
     replies = await _send(run, {p: payscope.Request("GET", p, timeout, token) for p in payscope.ADMIN_PATHS})
     return AdminEvidence(
         payscope.read_document(replies["/admin/agents"], payscope.parse_agents),
@@ -231,6 +181,12 @@ ADMIN = registry.Source[AdminEvidence](
     absent="spec.api.auth is not set: the audit cannot mint the admin token PayScope's admin endpoints need.",
     timeout=lambda s: request_timeout(s) + MARGIN_S,
 )
+AGENTS: registry.Part[payscope.Agents] = ADMIN.part(lambda e: facts_of(e.agents))
+"""``GET /admin/agents``: PayScope's statement of its agents' settings."""
+PIPELINE: registry.Part[payscope.Pipeline] = ADMIN.part(lambda e: facts_of(e.pipeline))
+"""``GET /admin/pipeline``: PayScope's statement of its Celery settings and component health."""
+RUNTIME: registry.Part[payscope.Runtime] = ADMIN.part(lambda e: facts_of(e.runtime))
+"""``GET /admin/runtime``: PayScope's statement of its log settings."""
 
 # ---- payscope.chat --------------------------------------------------------------------------------
 
@@ -255,10 +211,10 @@ def _query(intent: str | None, query: str) -> bytes:
     return json.dumps({"query": query} if intent is None else {"query": query, "intent": intent}).encode()
 
 
-async def _gather_chat(run: session.PassSession) -> ChatEvidence:
+async def _gather_chat(run: context.Session) -> ChatEvidence:
     minter, timeout = tokens.from_session(run), query_timeout(run.spec)
     bank, other = tenants(run.spec)
-    token = minter.mint(bank_id=bank, roles=ANALYST_ROLES)
+    token = minter.mint(bank_id=bank, roles=tokens.ANALYST_ROLES)
 
     def chat(body: bytes, as_bank: str = bank, bearer: str = token) -> payscope.Request:
         return payscope.Request("POST", payscope.CHAT_PATH, timeout, bearer, as_bank, body)
@@ -268,9 +224,9 @@ async def _gather_chat(run: session.PassSession) -> ChatEvidence:
     requests["repeat_forecast"] = chat(_query("FORECAST", PROBE_QUERIES["FORECAST"]))
     requests["classified"] = chat(_query(None, CLASSIFIABLE[1]))
     requests["unclassified"] = chat(_query(None, UNCLASSIFIABLE_QUERY))
-    requests["invalid"] = chat(INVALID_BODY)
+    requests["invalid"] = chat(probes.INVALID_BODY)
     if other is not None:
-        other_token = minter.mint(bank_id=other, roles=ANALYST_ROLES)
+        other_token = minter.mint(bank_id=other, roles=tokens.ANALYST_ROLES)
         requests["other"] = chat(_query("DESCRIBE", PROBE_QUERIES["DESCRIBE"]), other, other_token)
     answers = {name: payscope.parse_answer(reply) for name, reply in (await _send(run, requests)).items()}
     return ChatEvidence(
@@ -301,46 +257,17 @@ CHAT = registry.Source[ChatEvidence](
 @dataclass(frozen=True)
 class AccessEvidence:
     bank: str
-    replies: Mapping[str, payscope.Reply]
+    replies: Mapping[str, payscope.Reply]  # by probes.Probe.key
+
+    def reply(self, probe: probes.Probe) -> payscope.Reply:
+        return self.replies[probe.key]
 
 
-async def _gather_access(run: session.PassSession) -> AccessEvidence:
-    minter, chat_timeout, admin_timeout = tokens.from_session(run), query_timeout(run.spec), request_timeout(run.spec)
-    bank, other = tenants(run.spec)
-    b, r = bank, ANALYST_ROLES
-
-    def chat(token: str | None, as_bank: str | None = bank) -> payscope.Request:
-        return payscope.Request("POST", payscope.CHAT_PATH, chat_timeout, token, as_bank, INVALID_BODY)
-
-    requests = {
-        BASELINE: chat(minter.mint(bank_id=b, roles=r)),
-        MISSING: chat(None),
-        MALFORMED: chat("not.a.jwt"),
-        EXPIRED: chat(minter.expired(bank_id=b, roles=r)),
-        WRONG_KEY: chat(minter.signed_by_another_key(bank_id=b, roles=r)),
-        TAMPERED: chat(minter.tampered(bank_id=b, roles=r)),
-        ALG_NONE: chat(minter.unsigned(bank_id=b, roles=r)),
-        OTHER_ALG: chat(minter.other_algorithm(bank_id=b, roles=r)),
-        AUDIENCE: chat(minter.for_audience(bank_id=b, roles=r)),
-        ISSUER: chat(minter.for_issuer(bank_id=b, roles=r)),
-        UNKNOWN_KID: chat(minter.with_unknown_key_id(bank_id=b, roles=r)),
-        NO_ROLE: chat(minter.mint(bank_id=bank, roles=())),
-        ROLES_AS_STRING: chat(minter.with_claim("roles", tokens.ROLE_ANALYST, bank_id=b, roles=r)),
-        **{claim_key(c): chat(minter.without_claim(c, bank_id=b, roles=r)) for c in REQUIRED_CLAIMS},
-    }
-    if other is not None:
-        requests[BANK_MISMATCH] = chat(minter.mint(bank_id=b, roles=r), as_bank=other)
-        requests[BANK_MISSING] = chat(minter.mint(bank_id=b, roles=r), as_bank=None)
-        requests[NO_BANK_CLAIM] = chat(minter.without_claim("bank_id", bank_id=b, roles=r))
-    callers = {
-        "admin": minter.mint(bank_id=bank, roles=ADMIN_ROLES),
-        "analyst": minter.mint(bank_id=b, roles=r),
-        "anonymous": None,
-    }
-    for caller, token in callers.items():
-        for path in payscope.ADMIN_PATHS:
-            requests[admin_key(caller, path)] = payscope.Request("GET", path, admin_timeout, token)
-    return AccessEvidence(bank, await _send(run, requests))
+async def _gather_access(run: context.Session) -> AccessEvidence:
+    minter, both = tokens.from_session(run), tenants(run.spec)
+    timeouts = probes.Timeouts(chat=query_timeout(run.spec), admin=request_timeout(run.spec))
+    replies = await _send(run, {p.key: p.request(minter, both, timeouts) for p in probes.to_send(both)})
+    return AccessEvidence(both[0], replies)
 
 
 ACCESS = registry.Source[AccessEvidence](

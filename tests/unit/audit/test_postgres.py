@@ -16,13 +16,12 @@ from typing import Any
 import pytest
 
 from payscope_operator.api import spec, status
-from payscope_operator.audit import runner
-from payscope_operator.audit.catalog import CATALOG
-from payscope_operator.audit.checks import data_layer as relational
+from payscope_operator.audit import catalog, runner
+from payscope_operator.audit.sources import postgres
 from payscope_operator.backends import relational_audit, timeseries
 
 S = status.CheckStatus
-CHECKS = {c.id: c for c in (*relational.CHECKS, *relational.ISOLATION_CHECKS)}
+CHECKS = {c.id: c for c in catalog.CATALOG if c.source in (postgres.CATALOG, postgres.ISOLATION)}
 HOST = "db.payscope:5432"
 ROLE = "payscope_app"
 POSTGRES: dict[str, Any] = {
@@ -88,7 +87,7 @@ TIMESCALE = timeseries.Observed(timeseries.ExtensionState(True, "2.23.0"), (OBSE
 AUDIT_LOG = relational_audit.AuditLogFacts(
     exists=True, rows_checked=120, operations=(("chat.query", 40), ("ingest.file", 80)), traced_queries=40
 )
-HEALTHY = relational.PostgresEvidence(
+HEALTHY = postgres.PostgresEvidence(
     host=HOST,
     catalog=relational_audit.Catalog({KEY: TABLE_FACTS}, relational_audit.RoleFacts(ROLE, True), queries=6),
     migrations=("0042",),
@@ -97,33 +96,33 @@ HEALTHY = relational.PostgresEvidence(
 )
 
 
-def pg(**changes: Any) -> relational.PostgresEvidence:
+def pg(**changes: Any) -> postgres.PostgresEvidence:
     """HEALTHY with whole fields replaced (migrations, timescale, audit_log...)."""
     return dataclasses.replace(HEALTHY, **changes)
 
 
-def table(**changes: Any) -> relational.PostgresEvidence:
+def table(**changes: Any) -> postgres.PostgresEvidence:
     """HEALTHY with the facts of public.transactions changed."""
-    return catalog({KEY: dataclasses.replace(TABLE_FACTS, **changes)})
+    return pg_catalog({KEY: dataclasses.replace(TABLE_FACTS, **changes)})
 
 
-def catalog(
+def pg_catalog(
     tables: dict[tuple[str, str], relational_audit.TableFacts] | None = None,
     role: relational_audit.RoleFacts | None = None,
-) -> relational.PostgresEvidence:
+) -> postgres.PostgresEvidence:
     found = relational_audit.Catalog(
         HEALTHY.catalog.tables if tables is None else tables, role or HEALTHY.catalog.role, queries=6
     )
     return pg(catalog=found)
 
 
-def hypertable(**changes: Any) -> relational.PostgresEvidence:
+def hypertable(**changes: Any) -> postgres.PostgresEvidence:
     """HEALTHY with the observed hypertable of public.transactions changed."""
     seen = dataclasses.replace(OBSERVED_TABLE, hypertable=dataclasses.replace(HYPERTABLE, **changes))
     return pg(timescale=timeseries.Observed(TIMESCALE.extension, (seen,)))
 
 
-def log(**changes: Any) -> relational.PostgresEvidence:
+def log(**changes: Any) -> postgres.PostgresEvidence:
     return pg(audit_log=dataclasses.replace(AUDIT_LOG, **changes))
 
 
@@ -135,8 +134,8 @@ def policy(expression: str) -> tuple[str, str, str]:
 REFUSED = 'refused: new row violates row-level security policy for table "transactions"'
 
 
-def probe(visible: int = 0, write: str = REFUSED) -> relational.IsolationEvidence:
-    return relational.IsolationEvidence(
+def probe(visible: int = 0, write: str = REFUSED) -> postgres.IsolationEvidence:
+    return postgres.IsolationEvidence(
         (relational_audit.IsolationFacts("public.transactions", visible, write, ROLE, ("bank-a", "bank-b")),)
     )
 
@@ -148,7 +147,7 @@ PLAIN_TABLE = pg(
     timescale=timeseries.Observed(TIMESCALE.extension, (dataclasses.replace(OBSERVED_TABLE, hypertable=None),))
 )
 TABLE_MISSING = table(exists=False)
-TABLE_UNREAD = catalog({})
+TABLE_UNREAD = pg_catalog({})
 
 
 @pytest.mark.parametrize(
@@ -271,21 +270,21 @@ TABLE_UNREAD = catalog({})
         pytest.param("B.postgres.app_role", HEALTHY, S.PASS, "payscope_app is bound by RLS", id="app-role-ok"),
         pytest.param(
             "B.postgres.app_role",
-            catalog(role=relational_audit.RoleFacts(ROLE, False)),
+            pg_catalog(role=relational_audit.RoleFacts(ROLE, False)),
             S.FAIL,
             "App role payscope_app does not exist",
             id="app-role-missing",
         ),
         pytest.param(
             "B.postgres.app_role",
-            catalog(role=relational_audit.RoleFacts(ROLE, True, superuser=True)),
+            pg_catalog(role=relational_audit.RoleFacts(ROLE, True, superuser=True)),
             S.FAIL,
             "payscope_app is superuser: RLS does not bind it",
             id="app-role-superuser",
         ),
         pytest.param(
             "B.postgres.app_role",
-            catalog(role=relational_audit.RoleFacts(ROLE, True, bypass_rls=True)),
+            pg_catalog(role=relational_audit.RoleFacts(ROLE, True, bypass_rls=True)),
             S.FAIL,
             "payscope_app has BYPASSRLS: RLS does not bind it",
             id="app-role-bypassrls",
@@ -499,7 +498,7 @@ TABLE_UNREAD = catalog({})
     ],
 )
 def test_evaluate(check_id: str, evidence: object, expected: status.CheckStatus, fragment: str) -> None:
-    finding = CHECKS[check_id].evaluate(evidence, SPEC)
+    finding = CHECKS[check_id].judge(evidence, SPEC)
     assert finding.status == expected, finding.message
     assert fragment in finding.message
 
@@ -508,7 +507,7 @@ def test_migrations_without_an_expected_version_accept_any_single_version() -> N
     desired = spec.PayScopeSpec.model_validate(
         {"postgres": {**POSTGRES, "migrations": {"table": "alembic_version"}, "tables": []}}
     )
-    finding = CHECKS["B.postgres.migrations"].evaluate(pg(migrations=("0007",)), desired)
+    finding = CHECKS["B.postgres.migrations"].judge(pg(migrations=("0007",)), desired)
     assert finding.status == S.PASS
     assert "at migration 0007" in finding.message
 
@@ -519,7 +518,7 @@ def test_forced_rls_is_only_asked_of_tables_that_declare_it() -> None:
     applies = CHECKS["B.postgres.rls_forced"].applies
     assert applies is not None
     assert not applies(desired)
-    assert CHECKS["B.postgres.rls_enabled"].evaluate(table(rls_forced=False), desired).status == S.PASS
+    assert CHECKS["B.postgres.rls_enabled"].judge(table(rls_forced=False), desired).status == S.PASS
 
 
 def test_retention_and_compression_judge_only_the_hypertables_that_declare_them() -> None:
@@ -528,9 +527,9 @@ def test_retention_and_compression_judge_only_the_hypertables_that_declare_them(
         {"tenancy": {}, "postgres": {**POSTGRES, "tables": [*POSTGRES["tables"], events]}}
     )
     # events is declared but not (yet) a hypertable: that is the hypertable check's failure, nobody else's.
-    assert CHECKS["B.timescale.hypertables"].evaluate(HEALTHY, desired).message == "public.events: not a hypertable"
+    assert CHECKS["B.timescale.hypertables"].judge(HEALTHY, desired).message == "public.events: not a hypertable"
     for check_id in ("B.timescale.retention", "B.timescale.compression"):
-        finding = CHECKS[check_id].evaluate(HEALTHY, desired)
+        finding = CHECKS[check_id].judge(HEALTHY, desired)
         assert finding.status == S.PASS, finding.message
         assert "on 1 hypertable(s)" in finding.message
 
@@ -540,7 +539,7 @@ def test_problems_of_several_tables_are_all_named() -> None:
     desired = spec.PayScopeSpec.model_validate(
         {"tenancy": {}, "postgres": {**POSTGRES, "tables": [*POSTGRES["tables"], accounts]}}
     )
-    finding = CHECKS["B.postgres.foreign_keys"].evaluate(table(foreign_keys=0), desired)
+    finding = CHECKS["B.postgres.foreign_keys"].judge(table(foreign_keys=0), desired)
     assert finding.status == S.FAIL
     assert finding.message == (
         "Fix foreign keys: public.transactions: no FOREIGN KEY constraint; ledger.accounts: table not found"
@@ -549,7 +548,7 @@ def test_problems_of_several_tables_are_all_named() -> None:
 
 
 def test_isolation_evidence_says_the_probe_was_rolled_back() -> None:
-    finding = CHECKS["G.isolation.rls_probe"].evaluate(probe(write="accepted"), SPEC)
+    finding = CHECKS["G.isolation.rls_probe"].judge(probe(write="accepted"), SPEC)
     assert finding.evidence == "public.transactions as payscope_app (rolled back)"
 
 
@@ -649,8 +648,8 @@ class FakeSession:
 
 
 async def test_whole_catalog_on_an_empty_spec_is_not_configured_without_io() -> None:
-    report = await runner.run(CATALOG, FakeSession(spec.PayScopeSpec()), today=datetime.date(2026, 11, 28))
-    assert len(report.results) == len(CATALOG)
+    report = await runner.run(catalog.CATALOG, FakeSession(spec.PayScopeSpec()), today=datetime.date(2026, 11, 28))
+    assert len(report.results) == len(catalog.CATALOG)
     assert {r.status for r in report.results} == {S.NOT_CONFIGURED}
     assert report.source_seconds == {}  # no source was gathered
     by_id = {r.id: r for r in report.results}

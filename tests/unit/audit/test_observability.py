@@ -11,7 +11,7 @@ from payscope_operator.audit import registry
 from payscope_operator.audit.checks import observability
 from payscope_operator.audit.sources import payscope_api
 from payscope_operator.backends import payscope
-from tests.unit import catalog_evidence as ev
+from tests.unit.audit import evidence as ev
 
 S = status.CheckStatus
 CHECKS = {c.id: c for c in observability.CHECKS}
@@ -110,7 +110,6 @@ FAIL = {"status": "fail"}
             "lacks label(s) outcome",
         ),
         ("F.metrics.requests", _status(metrics=EMPTY_COUNTER), S.PASS, "exposed"),
-        ("F.metrics.requests", _status(metrics_status=500), S.UNKNOWN, "F.metrics.endpoint"),
         ("F.metrics.errors", _status(metrics=_without("payscope_errors_total")), S.FAIL, "payscope_errors_total"),
         ("F.metrics.latency", _status(metrics=_without("http_request_duration_seconds")), S.FAIL, "is missing"),
         ("F.metrics.agents", _status(), S.PASS, "payscope_agent_latency_seconds"),
@@ -156,7 +155,7 @@ FAIL = {"status": "fail"}
     ],
 )
 def test_evaluate(check_id: str, evidence: object, expected: status.CheckStatus, fragment: str) -> None:
-    finding: registry.Finding = CHECKS[check_id].evaluate(evidence, ev.SPEC)
+    finding: registry.Finding = CHECKS[check_id].judge(evidence, ev.SPEC)
     assert finding.status == expected, finding.message
     assert fragment in finding.message
 
@@ -169,10 +168,32 @@ GROWN = _exposition({**FAMILIES, "http_requests_total": ("counter", FAMILIES["ht
     [(GROWN, S.PASS), (_exposition(FAMILIES), S.FAIL), (_without("http_requests_total"), S.FAIL)],
 )
 def test_request_counter_must_grow_between_two_scrapes(again: str, expected: status.CheckStatus) -> None:
-    finding = CHECKS["F.metrics.requests"].evaluate(_status(again=again), ev.SPEC)
+    finding = CHECKS["F.metrics.requests"].judge(_status(again=again), ev.SPEC)
     assert finding.status == expected, finding.message
     if expected == S.FAIL:
         assert "did not grow between two scrapes" in finding.message
+
+
+FAMILY_CHECKS = [c for c in CHECKS if c.startswith("F.metrics.") and c != "F.metrics.endpoint"]
+
+
+@pytest.mark.parametrize("check_id", FAMILY_CHECKS)
+@pytest.mark.parametrize(
+    ("evidence", "fragment"),
+    [
+        (_status(metrics_status=500), "which is Fail: GET /metrics answered 500"),
+        (_status(metrics_status=None), "which is Unknown: GET /metrics"),
+        (_status(content_type="text/html"), "which is Fail: GET /metrics is served as 'text/html'"),
+    ],
+    ids=["500", "silent", "html"],
+)
+def test_families_are_judged_only_once_the_endpoint_passed(
+    check_id: str, evidence: payscope_api.StatusEvidence, fragment: str
+) -> None:
+    result = ev.audit({payscope_api.STATUS: evidence})[check_id]
+    assert (result.status, result.reason) == (S.UNKNOWN, status.CheckReason.BLOCKED_BY)
+    assert result.message.startswith("Blocked by F.metrics.endpoint, which is ")
+    assert fragment in result.message
 
 
 def test_counter_families_are_named_as_in_their_type_line() -> None:

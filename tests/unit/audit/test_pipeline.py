@@ -54,7 +54,7 @@ def _facts(depth: broker.QueueDepth | None) -> broker.BrokerFacts:
 
 
 def _run(check_id: str, evidence: object, desired: spec.PayScopeSpec = SPEC) -> registry.Finding:
-    return CHECKS[check_id].evaluate(evidence, desired)
+    return CHECKS[check_id].judge(evidence, desired)
 
 
 @pytest.mark.parametrize(
@@ -126,7 +126,7 @@ def test_evidence_names_the_command_and_the_endpoint() -> None:
 def test_unreadable_document_is_unknown_for_every_pipeline_check(reply: payscope.Reply, fragment: str) -> None:
     for check in pipeline.CHECKS:
         if check.source is payscope_api.ADMIN:
-            finding = check.evaluate(_admin(reply), SPEC)
+            finding = check.judge(_admin(reply), SPEC)
             assert finding.status == S.UNKNOWN
             assert fragment in finding.message
 

@@ -11,7 +11,7 @@ from payscope_operator.api import conditions, fields
 from payscope_operator.audit import document
 from payscope_operator.audit.catalog import CATALOG, NOT_OBSERVABLE
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CHECKLIST = REPO / "docs" / "audit-checklist.md"
 SHARED = REPO.parent / "shared" / "audit-checklist.md"
 

@@ -13,9 +13,12 @@ could not produce.
 from __future__ import annotations
 
 import copy
+import datetime
+from collections.abc import Mapping
 from typing import Any
 
-from payscope_operator.api import spec
+from payscope_operator.api import spec, status
+from payscope_operator.audit import catalog, registry, runner
 from payscope_operator.audit.sources import payscope_api
 from payscope_operator.backends import payscope
 
@@ -120,3 +123,12 @@ def agents_with(**changes: Any) -> dict[str, Any]:
             for agent in body["intents"].values():
                 agent[key] = value
     return body
+
+
+def audit(
+    evidence: Mapping[registry.Source[Any], object], desired: spec.PayScopeSpec = SPEC
+) -> dict[str, status.CheckResult]:
+    """The whole catalog judged by the runner on ``evidence`` per source; other sources are NotConfigured."""
+    gathered = {source.name: runner.Gathered(evidence=value) for source, value in evidence.items()}
+    report = runner.judge(catalog.CATALOG, gathered, desired, today=datetime.date(2026, 11, 28))
+    return {r.id: r for r in report.results}

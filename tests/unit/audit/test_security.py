@@ -21,42 +21,51 @@ from pydantic import SecretStr
 
 from payscope_operator import errors
 from payscope_operator.api import spec, status
-from payscope_operator.audit import registry, tokens
+from payscope_operator.audit import probes, registry, tokens
 from payscope_operator.audit.checks import security
 from payscope_operator.audit.sources import payscope_api
 from payscope_operator.backends import payscope
 from payscope_operator.reconcile import secrets, session
-from tests.unit import catalog_evidence as ev
+from tests.unit.audit import evidence as ev
 
 S = status.CheckStatus
 CHECKS = {c.id: c for c in security.CHECKS}
 SECRET = "s" * 64
 EXPECTED = {
-    payscope_api.BASELINE: 422,
-    payscope_api.MISSING: 401,
-    payscope_api.MALFORMED: 401,
-    payscope_api.OTHER_ALG: 401,
-    payscope_api.ROLES_AS_STRING: 401,
-    **{payscope_api.claim_key(c): 401 for c in payscope_api.REQUIRED_CLAIMS},
-    payscope_api.EXPIRED: 401,
-    payscope_api.WRONG_KEY: 401,
-    payscope_api.TAMPERED: 401,
-    payscope_api.ALG_NONE: 401,
-    payscope_api.AUDIENCE: 401,
-    payscope_api.ISSUER: 401,
-    payscope_api.UNKNOWN_KID: 401,
-    payscope_api.NO_ROLE: 403,
-    payscope_api.BANK_MISMATCH: 403,
-    payscope_api.BANK_MISSING: 403,
-    payscope_api.NO_BANK_CLAIM: 401,
-    **{payscope_api.admin_key("admin", p): 200 for p in payscope.ADMIN_PATHS},
-    **{payscope_api.admin_key("analyst", p): 403 for p in payscope.ADMIN_PATHS},
-    **{payscope_api.admin_key("anonymous", p): 401 for p in payscope.ADMIN_PATHS},
+    probes.BASELINE: 422,
+    probes.MISSING: 401,
+    probes.MALFORMED: 401,
+    probes.OTHER_ALG: 401,
+    probes.ROLES_AS_STRING: 401,
+    **dict.fromkeys(probes.WITHOUT_CLAIM, 401),
+    probes.EXPIRED: 401,
+    probes.WRONG_KEY: 401,
+    probes.TAMPERED: 401,
+    probes.ALG_NONE: 401,
+    probes.AUDIENCE: 401,
+    probes.ISSUER: 401,
+    probes.UNKNOWN_KID: 401,
+    probes.NO_ROLE: 403,
+    probes.BANK_MISMATCH: 403,
+    probes.BANK_MISSING: 403,
+    probes.NO_BANK_CLAIM: 401,
+    **dict.fromkeys(probes.ADMIN_AS_ADMIN, 200),
+    **dict.fromkeys(probes.ADMIN_AS_ANALYST, 403),
+    **dict.fromkeys(probes.ADMIN_ANONYMOUS, 401),
 }
+"""What contract version 1 says each probe must be answered: the healthy PayScope of these tests."""
+
+
+def test_each_probe_record_expects_what_the_contract_says_and_is_sent() -> None:
+    assert {p: p.expect for p in probes.ALL} == EXPECTED
+    assert len({p.key for p in probes.ALL}) == len(probes.ALL)
 
 
 def _access(**changes: int | None) -> payscope_api.AccessEvidence:
-    codes = {**EXPECTED, **{k.replace("__", ":/admin/"): v for k, v in changes.items()}}
+    codes = {
+        **{p.key: code for p, code in EXPECTED.items()},
+        **{k.replace("__", ":/admin/"): v for k, v in changes.items()},
+    }
     replies = {
         key: payscope.Reply("POST /chat/query", code, failure=None if code is not None else "no answer within 30s")
         for key, code in codes.items()
@@ -117,12 +126,12 @@ FOREIGN = [{"kind": "pinecone", "ref": "payscope-rag/bank-z", "bank_id": "bank-z
             "G.isolation.sources",
             ev.chat(dict.fromkeys(payscope.INTENTS, ev.answer(200, None)), other=ev.answer(500)),
             S.UNKNOWN,
-            "No answer cited",
+            "No answer was a JSON object citing a list of sources",
         ),
     ],
 )
 def test_evaluate(check_id: str, evidence: object, expected: status.CheckStatus, fragment: str) -> None:
-    finding: registry.Finding = CHECKS[check_id].evaluate(evidence, ev.SPEC)
+    finding: registry.Finding = CHECKS[check_id].judge(evidence, ev.SPEC)
     assert finding.status == expected, finding.message
     assert fragment in finding.message
 

@@ -10,8 +10,9 @@ import pytest
 from payscope_operator.api import status
 from payscope_operator.audit import registry
 from payscope_operator.audit.checks import agents
+from payscope_operator.audit.sources import payscope_api
 from payscope_operator.backends import payscope
-from tests.unit import catalog_evidence as ev
+from tests.unit.audit import evidence as ev
 
 S = status.CheckStatus
 CHECKS = {c.id: c for c in agents.CHECKS}
@@ -22,7 +23,7 @@ AGENTS_WITHOUT_FORECAST = {
 
 
 def _run(check_id: str, evidence: object) -> registry.Finding:
-    return CHECKS[check_id].evaluate(evidence, ev.SPEC)
+    return CHECKS[check_id].judge(evidence, ev.SPEC)
 
 
 def _forecast(points: object, **extra: Any) -> payscope.Answer:
@@ -77,13 +78,6 @@ def _forecast(points: object, **extra: Any) -> payscope.Answer:
         ),
         ("D.forecast.finite", ev.chat({"FORECAST": _forecast(ev.POINTS, finite=False)}), S.FAIL, "NaN or Infinity"),
         ("D.forecast.finite", ev.chat({"FORECAST": _forecast([])}), S.WARN, "no data.points"),
-        (
-            "D.forecast.finite",
-            ev.chat({"FORECAST": ev.answer(500, {"error": {"code": "no_agent"}})}),
-            S.UNKNOWN,
-            "E.intents.forecast",
-        ),
-        ("D.forecast.finite", ev.chat({"FORECAST": ev.answer(200, None)}), S.UNKNOWN, "E.responses.structured"),
         ("D.simulation.deterministic", ev.chat(), S.PASS, "identical answers"),
         (
             "D.simulation.deterministic",
@@ -97,7 +91,7 @@ def _forecast(points: object, **extra: Any) -> payscope.Answer:
             S.UNKNOWN,
             "twice",
         ),
-        ("D.simulation.deterministic", ev.chat(repeat=ev.answer(200, None)), S.UNKNOWN, "not JSON objects"),
+        ("D.simulation.deterministic", ev.chat(repeat=ev.answer(200, None)), S.UNKNOWN, "not answered with a JSON"),
         ("D.forecast.stable", ev.chat(), S.PASS, "identical answers"),
         (
             "D.forecast.stable",
@@ -105,13 +99,39 @@ def _forecast(points: object, **extra: Any) -> payscope.Answer:
             S.WARN,
             "fix its seed",
         ),
-        ("D.forecast.stable", ev.chat({"FORECAST": ev.answer(500, None)}), S.UNKNOWN, "E.intents.forecast"),
     ],
 )
 def test_evaluate(check_id: str, evidence: object, expected: status.CheckStatus, fragment: str) -> None:
     finding = _run(check_id, evidence)
     assert finding.status == expected, finding.message
     assert fragment in finding.message
+
+
+NO_AGENT = ev.answer(500, {"error": {"code": "no_agent", "message": "no agent"}})
+
+
+@pytest.mark.parametrize(
+    ("check_id", "evidence", "blocked_by", "fragment"),
+    [
+        ("D.forecast.finite", ev.chat({"FORECAST": NO_AGENT}), "E.intents.forecast", "which is Fail"),
+        ("D.forecast.finite", ev.chat({"FORECAST": ev.answer(200, None)}), "E.intents.forecast", "not a JSON object"),
+        (
+            "D.forecast.finite",
+            ev.chat({"FORECAST": ev.answer(body=ev.answer_body("FORECAST", intent="DESCRIBE"))}),
+            "E.intents.forecast",
+            "'DESCRIBE'",
+        ),
+        ("D.forecast.stable", ev.chat({"FORECAST": ev.answer(500, None)}), "E.intents.forecast", "answer a FORECAST"),
+        ("D.simulation.deterministic", ev.chat({"WHAT_IF": NO_AGENT}), "E.intents.what_if", "error no_agent"),
+    ],
+)
+def test_answers_of_an_intent_are_judged_only_once_that_intent_passed(
+    check_id: str, evidence: object, blocked_by: str, fragment: str
+) -> None:
+    result = ev.audit({payscope_api.CHAT: evidence})[check_id]
+    assert (result.status, result.reason) == (S.UNKNOWN, status.CheckReason.BLOCKED_BY)
+    assert result.message.startswith(f"Blocked by {blocked_by}, which is ")
+    assert fragment in result.message
 
 
 def test_trace_ids_do_not_make_identical_simulations_differ() -> None:
@@ -123,7 +143,7 @@ def test_an_unreadable_agents_document_is_unknown_with_the_reason() -> None:
     refused = ev.reply("GET /admin/agents", 403)
     for check in agents.CHECKS:
         if check.id.startswith("D.agents."):
-            finding = check.evaluate(ev.admin(agents=refused), ev.SPEC)
+            finding = check.judge(ev.admin(agents=refused), ev.SPEC)
             assert finding.status == S.UNKNOWN
             assert "403" in finding.message
 

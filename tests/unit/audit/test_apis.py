@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 
 from payscope_operator.api import status
-from payscope_operator.audit import registry
+from payscope_operator.audit import probes, registry
 from payscope_operator.audit.checks import apis
 from payscope_operator.audit.sources import payscope_api
 from payscope_operator.backends import payscope
-from tests.unit import catalog_evidence as ev
+from tests.unit.audit import evidence as ev
 
 S = status.CheckStatus
 CHECKS = {c.id: c for c in apis.CHECKS}
@@ -19,7 +19,7 @@ DROP = ev.DROP
 
 
 def _run(check_id: str, evidence: object) -> registry.Finding:
-    return CHECKS[check_id].evaluate(evidence, ev.SPEC)
+    return CHECKS[check_id].judge(evidence, ev.SPEC)
 
 
 def _all(answer: payscope.Answer) -> dict[str, payscope.Answer]:
@@ -32,11 +32,11 @@ def _one(which: str, /, **changes: Any) -> payscope_api.ChatEvidence:
 
 def _admin_calls(**statuses: int | None) -> payscope_api.AccessEvidence:
     replies = {}
-    for path in payscope.ADMIN_PATHS:
-        code = statuses.get(path.rsplit("/", 1)[1], 200)
+    for probe in probes.ADMIN_AS_ADMIN:
+        code = statuses.get(probe.path.rsplit("/", 1)[1], 200)
         body = {"ok": True} if code == 200 else None
         failure = "no answer within 5s" if code is None else None
-        replies[payscope_api.admin_key("admin", path)] = ev.reply(f"GET {path}", code, body, failure=failure)
+        replies[probe.key] = ev.reply(f"GET {probe.path}", code, body, failure=failure)
     return payscope_api.AccessEvidence("bank-a", replies)
 
 
@@ -56,7 +56,7 @@ TEXT = ev.answer(200, None, content_type="text/plain")
         ("E.intents.forecast", ev.chat({"FORECAST": NO_AGENT}), S.FAIL, "(500, error no_agent)"),
         ("E.intents.forecast", _one("FORECAST", intent="DESCRIBE"), S.FAIL, "answered as 'DESCRIBE'"),
         ("E.intents.forecast", _one("FORECAST", fallback=True), S.FAIL, "fallback=True"),
-        ("E.intents.forecast", ev.chat({"FORECAST": TEXT}), S.UNKNOWN, "E.responses.structured"),
+        ("E.intents.forecast", ev.chat({"FORECAST": TEXT}), S.UNKNOWN, "not a JSON object"),
         ("E.intents.what_if", ev.chat({"WHAT_IF": ev.answer(None, failure="no answer within 30s")}), S.UNKNOWN, "30s"),
         ("E.intents.fallback", ev.chat(), S.PASS, "through the fallback intent DESCRIBE"),
         ("E.intents.fallback", ev.chat(unclassified=NO_AGENT), S.FAIL, "answered 500"),
@@ -86,7 +86,7 @@ TEXT = ev.answer(200, None, content_type="text/plain")
         ("E.responses.structured", _one("COMPARE", answer=""), S.FAIL, "no answer text"),
         ("E.responses.structured", _one("COMPARE", sources=None), S.FAIL, "sources is not a list"),
         ("E.responses.structured", _one("COMPARE", sources=[{"kind": "postgres"}]), S.FAIL, "sources is not a list"),
-        ("E.responses.structured", ev.chat(_all(NO_AGENT)), S.UNKNOWN, "No intent was answered 200"),
+        ("E.responses.structured", ev.chat(_all(NO_AGENT)), S.UNKNOWN, "no structured format to judge"),
         ("E.responses.confidence", ev.chat(), S.PASS, "confidence score"),
         ("E.responses.confidence", _one("ANOMALY", confidence=1.95), S.FAIL, "ANOMALY: confidence 1.95"),
         ("E.responses.confidence", _one("ANOMALY", confidence=-0.1), S.FAIL, "not in [0, 1]"),
@@ -122,6 +122,24 @@ def test_evaluate(check_id: str, evidence: object, expected: status.CheckStatus,
     finding = _run(check_id, evidence)
     assert finding.status == expected, finding.message
     assert fragment in finding.message
+
+
+@pytest.mark.parametrize("check_id", [c for c in CHECKS if c.startswith("E.responses.")])
+@pytest.mark.parametrize(
+    ("answers", "fragment"),
+    [
+        (_all(NO_AGENT), "which is Fail: POST /chat/query answered no intent"),
+        (_all(ev.answer(None, failure="no answer within 30s")), "which is Unknown: POST /chat/query did not answer"),
+    ],
+    ids=["all-500", "all-silent"],
+)
+def test_answers_are_judged_only_once_the_chat_endpoint_answered(
+    check_id: str, answers: dict[str, payscope.Answer], fragment: str
+) -> None:
+    result = ev.audit({payscope_api.CHAT: ev.chat(answers)})[check_id]
+    assert (result.status, result.reason) == (S.UNKNOWN, status.CheckReason.BLOCKED_BY)
+    assert result.message.startswith("Blocked by E.endpoints.chat_query, which is ")
+    assert fragment in result.message
 
 
 def test_one_check_per_contract_intent() -> None:

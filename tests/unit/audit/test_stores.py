@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 
 from payscope_operator.api import spec, status
-from payscope_operator.audit.checks import stores as catalog_stores
+from payscope_operator.audit import catalog
+from payscope_operator.audit.sources import neo4j, pinecone, s3
 from payscope_operator.backends import base, graph_plan, objects_plan, vectors
 
 S = status.CheckStatus
-CHECKS = {c.id: c for c in catalog_stores.CHECKS}
+CHECKS = {c.id: c for c in catalog.CATALOG if c.source in (neo4j.SCHEMA, pinecone.INDEXES, s3.BUCKETS)}
 BUCKET = "payscope-ingest"
 INDEX = "payscope-rag"
 URI = "bolt://neo4j:7687"
@@ -83,11 +84,11 @@ def graph(
     constraints: tuple[graph_plan.ObservedConstraint, ...] = (TX_CONSTRAINT,),
     indexes: tuple[graph_plan.ObservedIndex, ...] = (TX_INDEX, ACC_INDEX),
     untenanted: dict[str, int] | None = None,
-) -> catalog_stores.GraphEvidence:
+) -> neo4j.GraphEvidence:
     assert SPEC.neo4j is not None
     plan = graph_plan.plan_graph(SPEC.neo4j, graph_plan.GraphState(SERVER, constraints, indexes))
     counts = {"Account": 0, "Transaction": 0} if untenanted is None else untenanted
-    return catalog_stores.GraphEvidence(URI, plan, SERVER.version, SERVER.edition, counts)
+    return neo4j.GraphEvidence(URI, plan, SERVER.version, SERVER.edition, counts)
 
 
 # Pinecone ---------------------------------------------------------------------------------------
@@ -109,23 +110,23 @@ READY_INDEX = vectors.ObservedIndex(
 TENANT_NAMESPACES = {"bank-a": 10, "bank-b": 5}
 
 
-def pinecone(
+def vector_evidence(
     index: vectors.ObservedIndex | None = READY_INDEX,
     namespaces: dict[str, int] | None = None,
     *,
     stats_errors: dict[str, str] | None = None,
-) -> catalog_stores.VectorEvidence:
+) -> pinecone.VectorEvidence:
     assert SPEC.pinecone is not None
     observed = vectors.ObservedVectors({index.name: index} if index is not None else {})
     counts = TENANT_NAMESPACES if namespaces is None else namespaces
     stats = {} if index is None or stats_errors else {INDEX: vectors.IndexStats(counts, 1536, sum(counts.values()))}
-    return catalog_stores.VectorEvidence(
+    return pinecone.VectorEvidence(
         "https://api.pinecone.io", vectors.plan_vectors(SPEC.pinecone, observed), stats, stats_errors or {}
     )
 
 
-def index_state(**changes: Any) -> catalog_stores.VectorEvidence:
-    return pinecone(dataclasses.replace(READY_INDEX, **changes))
+def index_state(**changes: Any) -> pinecone.VectorEvidence:
+    return vector_evidence(dataclasses.replace(READY_INDEX, **changes))
 
 
 # Object storage ---------------------------------------------------------------------------------
@@ -153,10 +154,10 @@ FACTS = objects_plan.BucketFacts(
 )
 
 
-def bucket(anonymous: int | None = 403, **changes: Any) -> catalog_stores.BucketEvidence:
+def bucket(anonymous: int | None = 403, **changes: Any) -> s3.BucketEvidence:
     """The healthy bucket with its facts changed, and the HTTP status an anonymous listing got (None: no probe)."""
     answered = {} if anonymous is None else {BUCKET: anonymous}
-    return catalog_stores.BucketEvidence("http://minio:9000", {BUCKET: dataclasses.replace(FACTS, **changes)}, answered)
+    return s3.BucketEvidence("http://minio:9000", {BUCKET: dataclasses.replace(FACTS, **changes)}, answered)
 
 
 NO_DENY = {"denies_anonymous": False}
@@ -210,13 +211,15 @@ NO_DENY = {"denies_anonymous": False}
             "Nodes without bank_id cannot be filtered by tenant: Transaction: 3",
             id="untenanted-nodes",
         ),
-        pytest.param("A.dependencies.pinecone", pinecone(), S.PASS, "control plane answered", id="pinecone-reachable"),
         pytest.param(
-            "B.pinecone.indexes", pinecone(), S.PASS, "All 1 Pinecone indexes present", id="pinecone-index-ok"
+            "A.dependencies.pinecone", vector_evidence(), S.PASS, "control plane answered", id="pinecone-reachable"
+        ),
+        pytest.param(
+            "B.pinecone.indexes", vector_evidence(), S.PASS, "All 1 Pinecone indexes present", id="pinecone-index-ok"
         ),
         pytest.param(
             "B.pinecone.indexes",
-            pinecone(None),
+            vector_evidence(None),
             S.FAIL,
             f"1 of 1 Pinecone indexes not as declared: {INDEX}: Missing (not found)",
             id="pinecone-index-missing",
@@ -249,45 +252,47 @@ NO_DENY = {"denies_anonymous": False}
             f"{INDEX}: Drifted",
             id="pinecone-index-drifted",
         ),
-        pytest.param("B.pinecone.namespaces", pinecone(), S.PASS, "only in tenant namespaces", id="namespaces-ok"),
+        pytest.param(
+            "B.pinecone.namespaces", vector_evidence(), S.PASS, "only in tenant namespaces", id="namespaces-ok"
+        ),
         pytest.param(
             "B.pinecone.namespaces",
-            pinecone(namespaces={"": 4, **TENANT_NAMESPACES}),
+            vector_evidence(namespaces={"": 4, **TENANT_NAMESPACES}),
             S.FAIL,
             f"{INDEX}: 4 vector(s) in the default namespace, outside any tenant",
             id="default-namespace-has-vectors",
         ),
         pytest.param(
             "B.pinecone.namespaces",
-            pinecone(namespaces={"__default__": 2, **TENANT_NAMESPACES}),
+            vector_evidence(namespaces={"__default__": 2, **TENANT_NAMESPACES}),
             S.FAIL,
             "2 vector(s) in the default namespace",
             id="named-default-namespace-has-vectors",
         ),
         pytest.param(
             "B.pinecone.namespaces",
-            pinecone(namespaces={"": 7}),
+            vector_evidence(namespaces={"": 7}),
             S.FAIL,
             f"{INDEX}: vectors exist but no tenant namespace",
             id="vectors-but-no-tenant-namespace",
         ),
         pytest.param(
             "B.pinecone.namespaces",
-            pinecone(namespaces={"bank-a": 10}),
+            vector_evidence(namespaces={"bank-a": 10}),
             S.WARN,
             f"{INDEX}: no namespace for tenant(s) bank-b",
             id="tenant-namespace-missing",
         ),
         pytest.param(
             "B.pinecone.namespaces",
-            pinecone(stats_errors={INDEX: "ServiceUnavailable"}),
+            vector_evidence(stats_errors={INDEX: "ServiceUnavailable"}),
             S.UNKNOWN,
             f"describe_index_stats of {INDEX} failed: ServiceUnavailable",
             id="stats-error",
         ),
         pytest.param(
             "B.pinecone.namespaces",
-            pinecone(None),
+            vector_evidence(None),
             S.FAIL,
             f"{INDEX}: not found",
             id="namespaces-index-missing",
@@ -410,18 +415,18 @@ NO_DENY = {"denies_anonymous": False}
     ],
 )
 def test_evaluate(check_id: str, evidence: object, expected: status.CheckStatus, fragment: str) -> None:
-    finding = CHECKS[check_id].evaluate(evidence, SPEC)
+    finding = CHECKS[check_id].judge(evidence, SPEC)
     assert finding.status == expected, finding.message
     assert fragment in finding.message
 
 
 def test_versioning_declared_off_fails_only_when_enabled() -> None:
     off = with_section("objectStorage", buckets=[{"name": BUCKET, "versioning": False}])
-    finding = CHECKS["B.s3.versioning"].evaluate(bucket(versioning="Enabled"), off)
+    finding = CHECKS["B.s3.versioning"].judge(bucket(versioning="Enabled"), off)
     assert finding.status == S.FAIL
     assert "versioning is Enabled, want Suspended" in finding.message
     for seen in ("Suspended", None):
-        assert CHECKS["B.s3.versioning"].evaluate(bucket(versioning=seen), off).status == S.PASS
+        assert CHECKS["B.s3.versioning"].judge(bucket(versioning=seen), off).status == S.PASS
 
 
 def test_facts_of_the_operators_own_policy_and_rules_pass_every_bucket_check() -> None:
@@ -439,14 +444,14 @@ def test_facts_of_the_operators_own_policy_and_rules_pass_every_bucket_check() -
         lifecycle=rules,
         unsupported=frozenset({objects_plan.Feature.PUBLIC_ACCESS_BLOCK}),
     )
-    evidence = catalog_stores.BucketEvidence("http://minio:9000", {BUCKET: objects_plan.facts_of(observed)}, {})
+    evidence = s3.BucketEvidence("http://minio:9000", {BUCKET: objects_plan.facts_of(observed)}, {})
     for check in CHECKS.values():
-        if check.source is catalog_stores.BUCKETS:
-            assert check.evaluate(evidence, SPEC).status == S.PASS, check.id
+        if check.source is s3.BUCKETS:
+            assert check.judge(evidence, SPEC).status == S.PASS, check.id
     # The expiration rule dropped out of band while the others stay: the lifecycle check must see it.
     kept = tuple(rule for rule in rules if rule.id != "payscope-expiration")
     drifted = objects_plan.facts_of(dataclasses.replace(observed, lifecycle=kept))
-    finding = CHECKS["B.s3.lifecycle"].evaluate(catalog_stores.BucketEvidence("x", {BUCKET: drifted}, {}), SPEC)
+    finding = CHECKS["B.s3.lifecycle"].judge(s3.BucketEvidence("x", {BUCKET: drifted}, {}), SPEC)
     assert finding.status == S.FAIL
     assert finding.message == f"Fix lifecycle rules: {BUCKET}: missing expiration"
 
@@ -454,25 +459,25 @@ def test_facts_of_the_operators_own_policy_and_rules_pass_every_bucket_check() -
 def test_one_index_failing_its_stats_does_not_hide_another_index_in_the_default_namespace() -> None:
     second = {**SECTIONS["pinecone"]["indexes"][0], "name": "payscope-docs"}
     desired = with_section("pinecone", indexes=[*SECTIONS["pinecone"]["indexes"], second])
-    evidence = catalog_stores.VectorEvidence(
+    evidence = pinecone.VectorEvidence(
         "https://api.pinecone.io",
         base.Plan("pinecone"),
         {"payscope-docs": vectors.IndexStats({"": 9}, 1536, 9)},
         {INDEX: "ServiceUnavailable"},
     )
-    finding = CHECKS["B.pinecone.namespaces"].evaluate(evidence, desired)
+    finding = CHECKS["B.pinecone.namespaces"].judge(evidence, desired)
     assert finding.status == S.FAIL
     assert "payscope-docs: 9 vector(s) in the default namespace" in finding.message
 
 
 def test_namespaces_without_probe_tenants_only_require_vectors_outside_the_default() -> None:
     desired = spec.PayScopeSpec.model_validate({k: v for k, v in SECTIONS.items() if k != "audit"})
-    assert CHECKS["B.pinecone.namespaces"].evaluate(pinecone(namespaces={}), desired).status == S.PASS
-    assert CHECKS["B.pinecone.namespaces"].evaluate(pinecone(namespaces={"bank-z": 1}), desired).status == S.PASS
+    assert CHECKS["B.pinecone.namespaces"].judge(vector_evidence(namespaces={}), desired).status == S.PASS
+    assert CHECKS["B.pinecone.namespaces"].judge(vector_evidence(namespaces={"bank-z": 1}), desired).status == S.PASS
 
 
 def test_bucket_problems_name_the_endpoint_and_the_buckets() -> None:
-    finding = CHECKS["B.s3.encryption"].evaluate(bucket(encryption=None), SPEC)
+    finding = CHECKS["B.s3.encryption"].judge(bucket(encryption=None), SPEC)
     assert finding.evidence == f"http://minio:9000: {BUCKET}"
 
 
@@ -533,4 +538,4 @@ def test_bucket_without_public_access_setting_is_audited_as_blocked() -> None:
     public = CHECKS["B.s3.public_access"]
     assert public.applies is not None
     assert public.applies(desired)
-    assert public.evaluate(bucket(200), desired).status == S.FAIL
+    assert public.judge(bucket(200), desired).status == S.FAIL
