@@ -17,16 +17,16 @@ covers, when it applies, the checks it depends on)::
     CHECKS = registry.Registry()
 
     @CHECKS.check(
-        "B.postgres.rls_forced",
-        source=postgres.CATALOG,
+        "G.example.refused",
+        source=payscope_api.ACCESS,
         severity=Severity.HIGH,
         grade=Grade.OBSERVED,
-        title="ROW LEVEL SECURITY is FORCEd where declared, so the owner is bound too.",
-        passes_when="pg_class.relforcerowsecurity is true.",
-        covers=("G/Bank Isolation/DB RLS enforcement",),
-        applies=lambda s: any(map(forces_rls, postgres.tables(s))),
+        title="What it probes.",
+        passes_when="What Pass means.",
+        covers=("G/JWT/Expiry checking",),  # checklist items, <letter>/<subsection>/<checkbox>
+        depends_on=("E.endpoints.chat_query",),  # judged only once these passed or warned
     )
-    def rls_forced(evidence: postgres.PostgresEvidence, desired: spec.PayScopeSpec) -> Finding: ...
+    def refused(evidence: payscope_api.AccessEvidence, desired: spec.PayScopeSpec) -> Finding: ...
 
 A registry refuses a second check with the same id; :func:`assemble` joins the
 registries of every dimension into one catalog and refuses a dependency on an

@@ -1,14 +1,11 @@
 """Dimension E: PayScope's chat and admin endpoints, probed as a tenant analyst and as an admin.
 
-Why this module exists: the promise of PayScope's API is that ``POST /chat/query``
-answers each of the five intents with a structured, explainable, traceable
-answer carrying a confidence score; that queries no intent fits go to a
-fallback; that invalid requests are refused cleanly; and that admins can read
-the admin endpoints. Evidence comes from the chat probes (``payscope.chat``),
-the admin documents (``payscope.admin``) and the admin calls of the access
-probes (``payscope.access``). The answers' shape is judged only once the chat
-endpoint answered at all (``depends_on``). Health endpoints are judged in
-``observability`` and tenant isolation in ``security``.
+Why this module exists: PayScope's API promises that ``POST /chat/query`` answers
+each of the five intents with a structured, explainable, traceable answer with a
+confidence score, sends queries no intent fits to a fallback, refuses invalid
+requests cleanly, and serves admins the admin endpoints. Evidence: the chat probes
+(``payscope.chat``), ``/admin/agents`` and the admin calls of the access probes.
+Answers are judged only once the chat endpoint answered at all (``depends_on``).
 
 What it must not do: send requests (sources do), judge answer content beyond
 the contract's shape (no model quality), or do I/O in an evaluate function.
@@ -32,8 +29,7 @@ CHECKS = registry.Registry()
 CHAT = f"POST {payscope.CHAT_PATH}"
 ALL_INTENTS = "E/Intent Classification/All intents supported (DESCRIBE, COMPARE, ANOMALY, FORECAST, WHAT_IF)"
 INTENT_COVERS = (ALL_INTENTS, "D/Agent Coverage/Agent orchestration complete")
-ANSWERED = "E.endpoints.chat_query"
-"""The check every judgement of answers depends on: at least one intent was answered 200."""
+ANSWERED = "E.endpoints.chat_query"  # what judging answers depends on: at least one intent was answered 200
 
 
 @CHECKS.check(
@@ -75,9 +71,7 @@ def _intent(evidence: ChatEvidence, intent: str) -> Finding:
             evidence=where,
         )
     if not answer.structured:
-        return Finding.unknown(
-            f"The {intent} answer is not a JSON object, so the intent it was answered as is unknown."
-        )
+        return Finding.unknown(f"The {intent} answer is not a JSON object: its intent cannot be read.")
     if answer.intent != intent or answer.fallback is True:
         return Finding.failed(
             f"A query sent with intent {intent} was answered as {answer.intent!r} (fallback={answer.fallback}): "
@@ -87,21 +81,13 @@ def _intent(evidence: ChatEvidence, intent: str) -> Finding:
     return Finding.passed(f"{intent} queries are answered by the {intent} agent.", evidence=where)
 
 
-def _intent_title(intent: str) -> str:
-    return f"{CHAT} with intent {intent}, as the probe tenant."
-
-
-def _intent_passes(intent: str) -> str:
-    return f"200 with a JSON answer whose intent is {intent}, not a fallback."
-
-
 @CHECKS.check(
     "E.intents.describe",
     source=payscope_api.CHAT,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
-    title=_intent_title("DESCRIBE"),
-    passes_when=_intent_passes("DESCRIBE"),
+    title=f"{CHAT} with intent DESCRIBE, as the probe tenant.",
+    passes_when="200 with a JSON answer whose intent is DESCRIBE, not a fallback.",
     covers=INTENT_COVERS,
 )
 def intent_describe(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
@@ -113,8 +99,8 @@ def intent_describe(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Findi
     source=payscope_api.CHAT,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
-    title=_intent_title("COMPARE"),
-    passes_when=_intent_passes("COMPARE"),
+    title=f"{CHAT} with intent COMPARE, as the probe tenant.",
+    passes_when="200 with a JSON answer whose intent is COMPARE, not a fallback.",
     covers=INTENT_COVERS,
 )
 def intent_compare(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
@@ -126,8 +112,8 @@ def intent_compare(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Findin
     source=payscope_api.CHAT,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
-    title=_intent_title("ANOMALY"),
-    passes_when=_intent_passes("ANOMALY"),
+    title=f"{CHAT} with intent ANOMALY, as the probe tenant.",
+    passes_when="200 with a JSON answer whose intent is ANOMALY, not a fallback.",
     covers=INTENT_COVERS,
 )
 def intent_anomaly(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
@@ -139,8 +125,8 @@ def intent_anomaly(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Findin
     source=payscope_api.CHAT,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
-    title=_intent_title("FORECAST"),
-    passes_when=_intent_passes("FORECAST"),
+    title=f"{CHAT} with intent FORECAST, as the probe tenant.",
+    passes_when="200 with a JSON answer whose intent is FORECAST, not a fallback.",
     covers=(*INTENT_COVERS, "D/Forecasting/No runtime crashes"),
 )
 def intent_forecast(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
@@ -152,8 +138,8 @@ def intent_forecast(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Findi
     source=payscope_api.CHAT,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
-    title=_intent_title("WHAT_IF"),
-    passes_when=_intent_passes("WHAT_IF"),
+    title=f"{CHAT} with intent WHAT_IF, as the probe tenant.",
+    passes_when="200 with a JSON answer whose intent is WHAT_IF, not a fallback.",
     covers=INTENT_COVERS,
 )
 def intent_what_if(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
@@ -189,9 +175,7 @@ def intent_fallback(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Findi
             f"{answer.fallback}): apply the confidence threshold and answer through the fallback intent.",
             evidence=where,
         )
-    return Finding.passed(
-        f"A query no intent fits is answered through the fallback intent {answer.intent}.", evidence=where
-    )
+    return Finding.passed(f"A query no intent fits is answered through the fallback intent {answer.intent}.", where)
 
 
 @CHECKS.check(
@@ -367,9 +351,7 @@ def validation(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
             "before they reach an agent.",
             evidence=where,
         )
-    return Finding.warned(
-        f"An invalid body was refused with {reply.status}; contract version 1 says 422.", evidence=where
-    )
+    return Finding.warned(f"An invalid body was refused with {reply.status}; contract version 1 says 422.", where)
 
 
 @CHECKS.check(

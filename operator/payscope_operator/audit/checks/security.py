@@ -2,15 +2,14 @@
 
 Why this module exists: PayScope is multi-tenant; a bank must never see another
 bank's data, and what happened must stay on record. Through the API that rests
-on four rules, each probed with the records of ``probes`` (``payscope.access``):
-every forged or incomplete token is refused with 401; a caller's ``X-Bank-Id``
-must equal its token's ``bank_id`` (403 otherwise); only analysts and admins may
-query, only admins read the admin endpoints (403 otherwise); and the chat answers
-(``payscope.chat``) cite only the caller's own data. A refusal proves something
-only if the audit's valid token gets through, so every access check first looks
-at the baseline probe. In Postgres, the app role acting for one tenant must see
-and write no other tenant's row (``postgres.isolation``), and the audit log's
-hash chain must verify and stay out of the app role's reach (``postgres.catalog``).
+on four rules, each probed with the records of ``probes`` (``payscope.access``)
+and judged by ``refusals``: every forged or incomplete token is refused with 401;
+a caller's ``X-Bank-Id`` must equal its token's ``bank_id`` (403 otherwise); only
+analysts and admins may query, only admins read the admin endpoints (403
+otherwise); and the chat answers (``payscope.chat``) cite only the caller's own
+data. In Postgres, the app role acting for one tenant must see and write no other
+tenant's row (``postgres.isolation``), and the audit log's hash chain must verify
+and stay out of the app role's reach (``postgres.catalog``).
 
 What it must not do: put a token, or anything from which one could be rebuilt,
 into a message or evidence (evidence names the probe, the endpoint and the
@@ -20,10 +19,9 @@ declarations (RLS enabled, graph and vector tenancy: dimension B).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from payscope_operator.api import spec, status
 from payscope_operator.audit import probes, registry
+from payscope_operator.audit.checks import refusals
 from payscope_operator.audit.sources import payscope_api, postgres
 from payscope_operator.backends import payscope
 
@@ -32,51 +30,9 @@ Grade = registry.Grade
 Finding = registry.Finding
 AccessEvidence = payscope_api.AccessEvidence
 CHECKS = registry.Registry()
-REFUSALS = frozenset({400, 401, 403})
-"""Statuses that count as a refusal; anything else (2xx, 404, 422, 5xx) means the call got through."""
-REFUSED_401 = "The valid call gets through and each probe is refused with 401 (another 4xx: Warn)."
 _JWT = "E/Bank Isolation/JWT validation"
 _CORRECT = "G/JWT/Validation correctness"
 _SIGNATURE = "G/JWT/Signature verification"
-
-
-def _label(probe: probes.Probe, reply: payscope.Reply) -> str:
-    return f"{probe.label} ({reply.describe()})"
-
-
-def _calls(sent: Sequence[probes.Probe]) -> str:
-    return f"Calls with {probes.labels(sent)}, next to one with the audit's valid token."
-
-
-def refused(evidence: AccessEvidence, sent: Sequence[probes.Probe], fix: str, *, warn: bool = False) -> Finding:
-    """Pass when every probe in ``sent`` is refused with the status its record expects; another refusal warns.
-
-    A probe that gets through fails the check (or warns, with ``warn``).
-    """
-    baseline = evidence.reply(probes.BASELINE)
-    if baseline.status is None:
-        return Finding.unknown(payscope_api.explain(baseline))
-    if baseline.status in REFUSALS:
-        return Finding.unknown(
-            f"PayScope refuses the audit's valid token too ({baseline.describe()}), so a refusal proves nothing: "
-            "make spec.api.auth (key, algorithm, issuer, audience) match PayScope's."
-        )
-    answered = [(probe, evidence.reply(probe)) for probe in sent]
-    silent = [reply for _, reply in answered if reply.status is None]
-    if silent:
-        return Finding.unknown(payscope_api.explain(silent[0]))
-    where = "; ".join(_label(probe, reply) for probe, reply in answered)
-    through = [_label(probe, reply) for probe, reply in answered if reply.status not in REFUSALS]
-    if through:
-        message = f"PayScope let through {', '.join(through)}: {fix}"
-        return Finding.warned(message, evidence=where) if warn else Finding.failed(message, evidence=where)
-    off = [(probe, reply) for probe, reply in answered if reply.status != probe.expect]
-    if off:
-        expected = "/".join(str(code) for code in sorted({probe.expect for probe, _ in off}))
-        shown = ", ".join(_label(probe, reply) for probe, reply in off)
-        return Finding.warned(f"PayScope refused {shown}, but contract version 1 says {expected}.", evidence=where)
-    codes = "/".join(str(code) for code in sorted({probe.expect for probe in sent}))
-    return Finding.passed(f"PayScope refuses {probes.labels(sent)} with {codes}.", evidence=where)
 
 
 MISSING = (probes.MISSING, probes.MALFORMED, *probes.ADMIN_ANONYMOUS)
@@ -87,12 +43,12 @@ MISSING = (probes.MISSING, probes.MALFORMED, *probes.ADMIN_ANONYMOUS)
     source=payscope_api.ACCESS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
-    title=_calls(MISSING),
-    passes_when=REFUSED_401,
+    title=refusals.calls(MISSING),
+    passes_when=refusals.REFUSED_401,
     covers=(_CORRECT, _JWT),
 )
 def jwt_missing(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
-    return refused(evidence, MISSING, "require a Bearer token on every endpoint but health and metrics.")
+    return refusals.refused(evidence, MISSING, "require a Bearer token on every endpoint but health and metrics.")
 
 
 @CHECKS.check(
@@ -100,12 +56,12 @@ def jwt_missing(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding
     source=payscope_api.ACCESS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
-    title=_calls((probes.EXPIRED,)),
-    passes_when=REFUSED_401,
+    title=refusals.calls((probes.EXPIRED,)),
+    passes_when=refusals.REFUSED_401,
     covers=("G/JWT/Expiry checking", _JWT),
 )
 def jwt_expired(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
-    return refused(evidence, (probes.EXPIRED,), "verify exp (with at most a minute of leeway).")
+    return refusals.refused(evidence, (probes.EXPIRED,), "verify exp (with at most a minute of leeway).")
 
 
 @CHECKS.check(
@@ -113,13 +69,13 @@ def jwt_expired(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding
     source=payscope_api.ACCESS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
-    title=_calls((probes.WRONG_KEY, probes.TAMPERED)),
-    passes_when=REFUSED_401,
+    title=refusals.calls((probes.WRONG_KEY, probes.TAMPERED)),
+    passes_when=refusals.REFUSED_401,
     covers=(_SIGNATURE, _JWT),
 )
 def jwt_signature(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
     fix = "verify every token's signature against PayScope's own keys."
-    return refused(evidence, (probes.WRONG_KEY, probes.TAMPERED), fix)
+    return refusals.refused(evidence, (probes.WRONG_KEY, probes.TAMPERED), fix)
 
 
 @CHECKS.check(
@@ -127,12 +83,12 @@ def jwt_signature(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Findi
     source=payscope_api.ACCESS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
-    title=_calls((probes.ALG_NONE,)),
-    passes_when=REFUSED_401,
+    title=refusals.calls((probes.ALG_NONE,)),
+    passes_when=refusals.REFUSED_401,
     covers=(_SIGNATURE, _CORRECT, _JWT),
 )
 def jwt_alg_none(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
-    return refused(evidence, (probes.ALG_NONE,), "accept only the configured algorithm; never alg: none.")
+    return refusals.refused(evidence, (probes.ALG_NONE,), "accept only the configured algorithm; never alg: none.")
 
 
 @CHECKS.check(
@@ -140,13 +96,13 @@ def jwt_alg_none(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Findin
     source=payscope_api.ACCESS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
-    title=_calls((probes.OTHER_ALG,)),
-    passes_when=REFUSED_401,
+    title=refusals.calls((probes.OTHER_ALG,)),
+    passes_when=refusals.REFUSED_401,
     covers=(_SIGNATURE, _JWT),
 )
 def jwt_algorithm(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
     fix = "accept only the configured algorithm (for RS256, never HS256 keyed with the public key)."
-    return refused(evidence, (probes.OTHER_ALG,), fix)
+    return refusals.refused(evidence, (probes.OTHER_ALG,), fix)
 
 
 CLAIMS = (*probes.WITHOUT_CLAIM, probes.ROLES_AS_STRING)
@@ -157,12 +113,12 @@ CLAIMS = (*probes.WITHOUT_CLAIM, probes.ROLES_AS_STRING)
     source=payscope_api.ACCESS,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
-    title=_calls(CLAIMS),
-    passes_when=REFUSED_401,
+    title=refusals.calls(CLAIMS),
+    passes_when=refusals.REFUSED_401,
     covers=(_CORRECT, _JWT),
 )
 def jwt_claims(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
-    return refused(evidence, CLAIMS, "require sub, roles (a list), iss, aud, iat and exp in every token.")
+    return refusals.refused(evidence, CLAIMS, "require sub, roles (a list), iss, aud, iat and exp in every token.")
 
 
 @CHECKS.check(
@@ -170,12 +126,14 @@ def jwt_claims(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
     source=payscope_api.ACCESS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
-    title=_calls((probes.AUDIENCE,)),
-    passes_when=REFUSED_401,
+    title=refusals.calls((probes.AUDIENCE,)),
+    passes_when=refusals.REFUSED_401,
     covers=(_CORRECT, _JWT),
 )
 def jwt_audience(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
-    return refused(evidence, (probes.AUDIENCE,), "verify aud against PayScope's audience (spec.api.auth.audience).")
+    return refusals.refused(
+        evidence, (probes.AUDIENCE,), "verify aud against PayScope's audience (spec.api.auth.audience)."
+    )
 
 
 @CHECKS.check(
@@ -183,12 +141,12 @@ def jwt_audience(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Findin
     source=payscope_api.ACCESS,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
-    title=_calls((probes.ISSUER,)),
-    passes_when=REFUSED_401,
+    title=refusals.calls((probes.ISSUER,)),
+    passes_when=refusals.REFUSED_401,
     covers=(_CORRECT, _JWT),
 )
 def jwt_issuer(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
-    return refused(evidence, (probes.ISSUER,), "verify iss against PayScope's issuer (spec.api.auth.issuer).")
+    return refusals.refused(evidence, (probes.ISSUER,), "verify iss against PayScope's issuer (spec.api.auth.issuer).")
 
 
 @CHECKS.check(
@@ -196,13 +154,13 @@ def jwt_issuer(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
     source=payscope_api.ACCESS,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
-    title=_calls((probes.UNKNOWN_KID,)),
-    passes_when=REFUSED_401,
+    title=refusals.calls((probes.UNKNOWN_KID,)),
+    passes_when=refusals.REFUSED_401,
     covers=("G/JWT/Key rotation support",),
 )
 def jwt_key_id(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
     fix = "look keys up by kid and refuse unknown ones, so a retired key stops working once removed."
-    return refused(evidence, (probes.UNKNOWN_KID,), fix, warn=True)
+    return refusals.refused(evidence, (probes.UNKNOWN_KID,), fix, warn=True)
 
 
 @CHECKS.check(
@@ -222,7 +180,7 @@ def jwt_key_id(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
 )
 def bank_header(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
     fix = "compare X-Bank-Id with the token's bank_id and refuse any difference with 403."
-    return refused(evidence, (probes.BANK_MISMATCH, probes.BANK_MISSING), fix)
+    return refusals.refused(evidence, (probes.BANK_MISMATCH, probes.BANK_MISSING), fix)
 
 
 @CHECKS.check(
@@ -236,7 +194,7 @@ def bank_header(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding
     applies=lambda s: s.audit.probe_tenants is not None,
 )
 def bank_claim(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
-    return refused(evidence, (probes.NO_BANK_CLAIM,), "require the bank_id claim in every token.")
+    return refusals.refused(evidence, (probes.NO_BANK_CLAIM,), "require the bank_id claim in every token.")
 
 
 @CHECKS.check(
@@ -314,7 +272,7 @@ def rls_probe(evidence: postgres.IsolationEvidence, desired: spec.PayScopeSpec) 
     covers=("G/RBAC/Role enforcement", "G/RBAC/Policy checks"),
 )
 def chat_role(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
-    return refused(evidence, (probes.NO_ROLE,), "serve the chat only to the analyst and admin roles.")
+    return refusals.refused(evidence, (probes.NO_ROLE,), "serve the chat only to the analyst and admin roles.")
 
 
 @CHECKS.check(
@@ -327,7 +285,7 @@ def chat_role(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
     covers=("G/RBAC/Role enforcement", "G/RBAC/Permission validation"),
 )
 def admin_role(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
-    return refused(evidence, probes.ADMIN_AS_ANALYST, "serve the admin endpoints to the admin role only.")
+    return refusals.refused(evidence, probes.ADMIN_AS_ANALYST, "serve the admin endpoints to the admin role only.")
 
 
 # The audit log ----------------------------------------------------------------------------------
