@@ -163,7 +163,7 @@ def test_the_catalog_declares_its_dependencies_within_one_source() -> None:
 
 
 def test_no_check_points_at_another_by_hand() -> None:
-    """ "see E.intents.forecast" in a finding was a dependency written as prose: it is ``depends_on`` now."""
+    """Dependencies are data (``depends_on``), not prose such as "see E.intents.forecast" in a finding."""
     pointer = re.compile(r"\bsee [A-G]\.[a-z_*]+")
     found = [
         f"{path.relative_to(AUDIT)}:{n}"
