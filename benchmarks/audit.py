@@ -38,7 +38,8 @@ from pydantic import SecretStr
 
 from payscope_operator import telemetry
 from payscope_operator.api import spec as api_spec
-from payscope_operator.reconcile import audit, catalog, pipeline, registry, secrets, session
+from payscope_operator.audit import catalog, runner
+from payscope_operator.reconcile import pipeline, registry, secrets, session
 from payscope_operator.standalone import LocalCluster
 from tests.payscope_api import auditlog
 
@@ -118,7 +119,7 @@ async def _measure(admin_dsn: str, tables: int, runs: int) -> tuple[float, int, 
         run = session.PassSession(model, "bench", "bench", resolved, missing, cluster, session.ClientCache())
         before = _commits(admin_dsn, database)
         started = time.perf_counter()
-        report = await audit.run(catalog.CATALOG, run, today=datetime.date.today())
+        report = await runner.run(catalog.CATALOG, run, today=datetime.date.today())
         seconds.append(time.perf_counter() - started)
         statements.append(_commits(admin_dsn, database) - before)
     assert report is not None

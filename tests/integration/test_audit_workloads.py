@@ -21,8 +21,9 @@ import pytest
 from kubernetes import client as k8s
 
 from payscope_operator.api import spec, status
+from payscope_operator.audit import catalog, runner
 from payscope_operator.kube import gateway
-from payscope_operator.reconcile import audit, catalog, secrets, session
+from payscope_operator.reconcile import secrets, session
 from tests.e2e import cluster
 
 pytestmark = pytest.mark.integration
@@ -45,7 +46,7 @@ async def _audit(api: k8s.ApiClient, namespace: str) -> dict[str, status.CheckRe
         clients=session.ClientCache(),
     )
     try:
-        report = await audit.run(catalog.CATALOG, run, today=TODAY)
+        report = await runner.run(catalog.CATALOG, run, today=TODAY)
     finally:
         await run.clients.close()
     return {r.id: r for r in report.results}

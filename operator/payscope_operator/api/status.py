@@ -4,7 +4,7 @@ Why this module exists: the status is a contract as much as the spec. These mode
 define its shape (conditions as a map keyed by type, per-dimension summaries, a
 bounded list of check results, provisioned objects, the ObserveOnly plan), its size
 bounds (``MAX_CHECKS``, ``MAX_MESSAGE_LENGTH``) and its vocabulary (check statuses,
-severities). The CRD's status schema is generated from ``PayScopeStatus``.
+severities, check-result reasons, evidence grades). The CRD's status schema is generated from ``PayScopeStatus``.
 
 What it must not do: decide condition values, order or truncate check results, or
 compare statuses; the reconcile layer does, and must respect the bounds declared here.
@@ -60,6 +60,46 @@ class CheckStatus(StrEnum):
     UNKNOWN = "Unknown"
     NOT_CONFIGURED = "NotConfigured"
     WAIVED = "Waived"
+
+
+class CheckReason(StrEnum):
+    """Why a check result is what it is (``status.checks[].reason``): CamelCase, stable, documented."""
+
+    EVALUATED = "Evaluated"
+    INCONCLUSIVE = "Inconclusive"
+    NOT_CONFIGURED = "NotConfigured"
+    SOURCE_UNAVAILABLE = "SourceUnavailable"
+    BLOCKED_BY = "BlockedBy"
+    UNEXPECTED_ERROR = "UnexpectedError"
+    WAIVED = "Waived"
+
+    @property
+    def description(self) -> str:
+        """The documented one-line meaning of this reason."""
+        return CHECK_REASON_DESCRIPTIONS[self]
+
+
+CHECK_REASON_DESCRIPTIONS: dict[CheckReason, str] = {
+    CheckReason.EVALUATED: "The check judged its evidence: Pass, Fail or Warn.",
+    CheckReason.INCONCLUSIVE: "Its evidence was gathered but does not decide it (Unknown); the message says why.",
+    CheckReason.NOT_CONFIGURED: "What the check reads is not declared in the spec.",
+    CheckReason.SOURCE_UNAVAILABLE: "Its evidence could not be gathered (timeout, refused, missing Secret); Unknown,"
+    " or Fail for a reachability check.",
+    CheckReason.BLOCKED_BY: "A check it depends on did not pass (Unknown); the message names that check.",
+    CheckReason.UNEXPECTED_ERROR: "Evaluating the evidence failed unexpectedly (Unknown).",
+    CheckReason.WAIVED: "A failing or warning result covered by an unexpired waiver.",
+}
+
+
+class EvidenceGrade(StrEnum):
+    """How strong a check's evidence is."""
+
+    OBSERVED = "Observed"
+    """The operator saw the property itself: a catalog row, a refused forged token, a pod spec field."""
+    INFERRED = "Inferred"
+    """A proxy that correlates with the property (a metric family exists, a probe is set)."""
+    REPORTED = "Reported"
+    """PayScope's own statement about itself (``/admin`` documents, ``/readyz`` entries)."""
 
 
 class Severity(StrEnum):
@@ -137,6 +177,13 @@ class CheckResult(fields.SpecModel):
     dimension: conditions.Dimension = Field(description="Audit dimension of the check.")
     status: CheckStatus = Field(description="Pass, Fail, Warn, Unknown, NotConfigured or Waived.")
     severity: Severity = Field(description="Critical, High, Medium or Low.")
+    reason: str | None = Field(
+        None,
+        pattern=REASON_PATTERN,
+        max_length=64,
+        description="Why the result is what it is: Evaluated, Inconclusive, NotConfigured, SourceUnavailable,"
+        " BlockedBy, UnexpectedError or Waived (absent in statuses written before it existed).",
+    )
     message: Message = Field("", description="What was found, without secret values.")
     evidence: Message | None = Field(None, description="What the finding rests on (query, endpoint, object).")
 

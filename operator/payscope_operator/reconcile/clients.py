@@ -6,23 +6,52 @@ Secret values they were built from change. Postgres is different: a pass opens
 a connection when it needs one and closes it at once, under the pass's
 Postgres lock, because TimescaleDB on PGlite serves one connection at a time.
 A missing Secret surfaces as ``errors.SecretNotFound`` naming it, never as a
-bare KeyError, so a check that cannot run says why.
+bare KeyError, so a check that cannot run says why. :class:`Stores` is the same
+clients seen from one pass, in the shape the audit's sources ask for
+(``audit.context.Stores``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import httpx
 
 from payscope_operator import errors
+from payscope_operator.api import spec
 from payscope_operator.backends import connections, objects, vectors_client
-from payscope_operator.reconcile import session
+from payscope_operator.reconcile import secrets
+
+Closer = Callable[[], Awaitable[None]]
 
 
-def reveal(run: session.PassSession, secret: str, key: str) -> str:
+class Cache(Protocol):
+    """Where built clients are kept (``session.ClientCache``)."""
+
+    async def get(self, name: str, fingerprint: int, build: Callable[[], tuple[Any, Closer]]) -> Any: ...
+
+
+class Pass(Protocol):
+    """What building a client reads from a pass (``session.PassSession``)."""
+
+    @property
+    def spec(self) -> spec.PayScopeSpec: ...
+
+    @property
+    def secrets(self) -> secrets.Secrets: ...
+
+    @property
+    def clients(self) -> Cache: ...
+
+    @property
+    def postgres_lock(self) -> asyncio.Lock: ...
+
+
+def reveal(run: Pass, secret: str, key: str) -> str:
     """A Secret value, or SecretNotFound naming the Secret and key."""
     try:
         return run.secrets.reveal(secret, key)
@@ -30,7 +59,7 @@ def reveal(run: session.PassSession, secret: str, key: str) -> str:
         raise errors.SecretNotFound(f"Secret {secret!r} key {key!r} is not available") from None
 
 
-def postgres_dsn(run: session.PassSession) -> str:
+def postgres_dsn(run: Pass) -> str:
     section = run.spec.postgres
     if section is None:
         raise errors.SpecInvalid("spec.postgres is absent")
@@ -39,7 +68,7 @@ def postgres_dsn(run: session.PassSession) -> str:
 
 
 @contextlib.asynccontextmanager
-async def postgres(run: session.PassSession, dsn: str | None = None) -> AsyncIterator[Any]:
+async def postgres(run: Pass, dsn: str | None = None) -> AsyncIterator[Any]:
     """A Postgres connection for the duration of the block, one at a time per pass."""
     target = dsn if dsn is not None else postgres_dsn(run)
     async with run.postgres_lock:
@@ -50,7 +79,7 @@ async def postgres(run: session.PassSession, dsn: str | None = None) -> AsyncIte
             await conn.close()
 
 
-async def neo4j(run: session.PassSession) -> Any:
+async def neo4j(run: Pass) -> Any:
     section = run.spec.neo4j
     if section is None:
         raise errors.SpecInvalid("spec.neo4j is absent")
@@ -58,14 +87,14 @@ async def neo4j(run: session.PassSession) -> Any:
     user, password = reveal(run, ref.name, ref.username_key), reveal(run, ref.name, ref.password_key)
     uri = section.connection.uri
 
-    def build() -> tuple[Any, session.Closer]:
+    def build() -> tuple[Any, Closer]:
         driver = connections.neo4j_driver(uri, user, password)
         return driver, driver.close
 
     return await run.clients.get("neo4j", hash((uri, user, password)), build)
 
 
-async def pinecone(run: session.PassSession) -> httpx.AsyncClient:
+async def pinecone(run: Pass) -> httpx.AsyncClient:
     section = run.spec.pinecone
     if section is None:
         raise errors.SpecInvalid("spec.pinecone is absent")
@@ -73,7 +102,7 @@ async def pinecone(run: session.PassSession) -> httpx.AsyncClient:
     key = reveal(run, ref.name, ref.key)
     url = section.controller_url
 
-    def build() -> tuple[Any, session.Closer]:
+    def build() -> tuple[Any, Closer]:
         client = vectors_client.connect(url, key)
         return client, client.aclose
 
@@ -81,7 +110,7 @@ async def pinecone(run: session.PassSession) -> httpx.AsyncClient:
     return client
 
 
-async def s3(run: session.PassSession) -> Any:
+async def s3(run: Pass) -> Any:
     section = run.spec.object_storage
     if section is None:
         raise errors.SpecInvalid("spec.objectStorage is absent")
@@ -89,7 +118,7 @@ async def s3(run: session.PassSession) -> Any:
     access = reveal(run, ref.name, ref.access_key_id_key) if ref else None
     secret = reveal(run, ref.name, ref.secret_access_key_key) if ref else None
 
-    def build() -> tuple[Any, session.Closer]:
+    def build() -> tuple[Any, Closer]:
         client = objects.make_client(section, access, secret)
 
         async def close() -> None:
@@ -99,3 +128,28 @@ async def s3(run: session.PassSession) -> Any:
 
     fingerprint = hash((section.endpoint, section.region, section.force_path_style, access, secret))
     return await run.clients.get("s3", fingerprint, build)
+
+
+@dataclass(frozen=True)
+class Stores:
+    """One pass's store clients, as the audit's sources reach them (``audit.context.Stores``)."""
+
+    run: Pass
+
+    def reveal(self, secret: str, key: str) -> str:
+        return reveal(self.run, secret, key)
+
+    def postgres_dsn(self) -> str:
+        return postgres_dsn(self.run)
+
+    def postgres(self, dsn: str | None = None) -> contextlib.AbstractAsyncContextManager[Any]:
+        return postgres(self.run, dsn)
+
+    async def neo4j(self) -> Any:
+        return await neo4j(self.run)
+
+    async def pinecone(self) -> httpx.AsyncClient:
+        return await pinecone(self.run)
+
+    async def s3(self) -> Any:
+        return await s3(self.run)

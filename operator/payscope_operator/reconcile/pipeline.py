@@ -22,9 +22,10 @@ from pydantic import ValidationError
 from payscope_operator import errors
 from payscope_operator.api import conditions as api_conditions
 from payscope_operator.api import spec, status
+from payscope_operator.audit import catalog, runner
 from payscope_operator.backends import base
 from payscope_operator.kube import gateway, workloads
-from payscope_operator.reconcile import audit, catalog, checks, conditions, provision, registry, secrets, session
+from payscope_operator.reconcile import conditions, provision, registry, secrets, session
 from payscope_operator.reconcile import status as status_builder
 
 logger = logging.getLogger(__name__)
@@ -94,15 +95,15 @@ class Dependencies:
     cluster: Cluster
     observer: Observer
     provisioners: Sequence[provision.Factory] = ()
-    catalog: Sequence[checks.Check[Any]] = catalog.CATALOG
+    catalog: runner.Catalog = catalog.CATALOG
     clients: dict[str, session.ClientCache] = field(default_factory=dict)
-    memory: dict[str, audit.Memory] = field(default_factory=dict)
+    memory: dict[str, runner.Memory] = field(default_factory=dict)
 
     def clients_of(self, resource: Resource) -> session.ClientCache:
         return self.clients.setdefault(resource.uid, session.ClientCache())
 
-    def memory_of(self, resource: Resource) -> audit.Memory:
-        """Gatherings kept between passes (see ``checks.Source.reuse_for``)."""
+    def memory_of(self, resource: Resource) -> runner.Memory:
+        """Gatherings kept between passes (see ``Source.reuse_for`` in ``audit.registry``)."""
         return self.memory.setdefault(resource.uid, {})
 
 
@@ -241,7 +242,7 @@ async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.dat
         stall = outcome.stall()
 
     audit_started = time.monotonic()
-    report = await audit.run(deps.catalog, run, today=now.date(), memory=deps.memory_of(resource))
+    report = await runner.run(deps.catalog, run, today=now.date(), memory=deps.memory_of(resource))
     audit_seconds = time.monotonic() - audit_started
     for waiver in report.expired_waivers:
         await deps.cluster.post_event(

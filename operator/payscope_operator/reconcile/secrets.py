@@ -1,7 +1,7 @@
 """Resolve every Secret the spec references, from the resource's own namespace only.
 
-``references`` lists each (field path, Secret, key) the spec names; ``resolve``
-reads each Secret once and returns the values wrapped in ``SecretStr``. A
+``api.secret_references`` lists each (field path, Secret, key) the spec names;
+``resolve`` reads each Secret once and returns the values wrapped in ``SecretStr``. A
 missing Secret or key is ``errors.SecretNotFound`` naming the Secret, the key
 and the field, which stalls the resource until someone creates it; the
 resource then recovers on the next pass by itself. Values never leave this
@@ -17,48 +17,9 @@ from dataclasses import dataclass
 from pydantic import SecretStr
 
 from payscope_operator import errors
-from payscope_operator.api import spec
+from payscope_operator.api import secret_references, spec
 
 ReadSecret = Callable[[str, str], Awaitable[dict[str, SecretStr] | None]]
-
-
-@dataclass(frozen=True)
-class Reference:
-    """One Secret key the spec points at, and the field that points."""
-
-    field: str
-    secret: str
-    key: str
-
-
-def references(desired: spec.PayScopeSpec) -> tuple[Reference, ...]:
-    """Every Secret key the spec references, in a stable order."""
-    refs: list[Reference] = []
-    if desired.postgres is not None:
-        conn = desired.postgres.connection.secret_ref
-        refs.append(Reference("spec.postgres.connection.secretRef", conn.name, conn.key))
-        if desired.postgres.app_connection is not None:
-            app = desired.postgres.app_connection.secret_ref
-            refs.append(Reference("spec.postgres.appConnection.secretRef", app.name, app.key))
-    if desired.neo4j is not None:
-        creds = desired.neo4j.connection.secret_ref
-        refs.append(Reference("spec.neo4j.connection.secretRef", creds.name, creds.username_key))
-        refs.append(Reference("spec.neo4j.connection.secretRef", creds.name, creds.password_key))
-    if desired.pinecone is not None:
-        key = desired.pinecone.api_key_secret_ref
-        refs.append(Reference("spec.pinecone.apiKeySecretRef", key.name, key.key))
-    storage = desired.object_storage
-    if storage is not None and storage.credentials_secret_ref is not None:
-        s3 = storage.credentials_secret_ref
-        refs.append(Reference("spec.objectStorage.credentialsSecretRef", s3.name, s3.access_key_id_key))
-        refs.append(Reference("spec.objectStorage.credentialsSecretRef", s3.name, s3.secret_access_key_key))
-    if desired.redis is not None:
-        url = desired.redis.connection.secret_ref
-        refs.append(Reference("spec.redis.connection.secretRef", url.name, url.key))
-    if desired.api is not None and desired.api.auth is not None:
-        jwt = desired.api.auth.jwt_secret_ref
-        refs.append(Reference("spec.api.auth.jwtSecretRef", jwt.name, jwt.key))
-    return tuple(refs)
 
 
 @dataclass(frozen=True)
@@ -80,13 +41,13 @@ class Secrets:
 class Missing:
     """What a Secret-presence check reports: each missing Secret or key."""
 
-    reference: Reference
+    reference: secret_references.Reference
     secret_exists: bool
 
 
 async def resolve(namespace: str, desired: spec.PayScopeSpec, read: ReadSecret) -> tuple[Secrets, tuple[Missing, ...]]:
     """Read each referenced Secret once; return the values and what is missing."""
-    refs = references(desired)
+    refs = secret_references.references(desired)
     cache: dict[str, dict[str, SecretStr] | None] = {}
     values: dict[tuple[str, str], SecretStr] = {}
     missing: list[Missing] = []

@@ -10,12 +10,13 @@ or the operator stops.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from payscope_operator.api import spec
 from payscope_operator.kube import workloads
+from payscope_operator.reconcile import clients as store_clients
 from payscope_operator.reconcile import secrets as secret_refs
 
 
@@ -25,7 +26,7 @@ class Cluster(Protocol):
     async def read_deployment(self, namespace: str, name: str) -> workloads.DeploymentFacts | None: ...
 
 
-Closer = Callable[[], Awaitable[None]]
+Closer = store_clients.Closer
 
 
 @dataclass
@@ -66,3 +67,8 @@ class PassSession:
     """Neo4j objects the last status lists as Ready: a restarted operator still sees their loss as drift."""
     postgres_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Postgres work of a pass is serialised: TimescaleDB on PGlite serves one connection at a time."""
+
+    @property
+    def stores(self) -> store_clients.Stores:
+        """This pass's store clients, in the shape the audit's sources ask for."""
+        return store_clients.Stores(self)

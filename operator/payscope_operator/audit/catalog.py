@@ -1,0 +1,50 @@
+"""The check catalog: every audit check, and every checklist item no probe can observe.
+
+The catalog is code: each dimension's module under ``checks`` registers its
+checks with ``@registry.check``, and :data:`CATALOG` joins them, refusing a
+repeated id or a dependency on an unknown check. ``docs/checks.md`` is generated
+from it (``document``) and a test fails when they drift, another when a checkbox
+of the checklist is neither covered by a check nor explained in
+:data:`NOT_OBSERVABLE`.
+
+What it must not do: declare checks itself, or change an id (dashboards, waivers
+and alerts use them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from payscope_operator.audit import registry
+from payscope_operator.audit.checks import (
+    agents,
+    apis,
+    data_layer,
+    data_layer_stores,
+    infrastructure,
+    observability,
+    pipeline,
+    security,
+)
+
+CATALOG: tuple[registry.Check[Any], ...] = registry.assemble(
+    infrastructure.CHECKS,
+    data_layer.CHECKS,
+    data_layer_stores.CHECKS,
+    pipeline.CHECKS,
+    agents.CHECKS,
+    apis.CHECKS,
+    observability.CHECKS,
+    security.CHECKS,
+)
+NOT_OBSERVABLE: tuple[registry.NotObservable, ...] = (
+    *infrastructure.NOT_OBSERVABLE,
+    *pipeline.NOT_OBSERVABLE,
+    *agents.NOT_OBSERVABLE,
+    *observability.NOT_OBSERVABLE,
+    *security.NOT_OBSERVABLE,
+)
+
+
+def ids() -> frozenset[str]:
+    return frozenset(c.id for c in CATALOG)

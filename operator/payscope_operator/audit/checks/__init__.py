@@ -1,0 +1,1 @@
+"""Checks, one module per audit dimension (A to G), each declared with ``registry.check``."""

@@ -1,0 +1,1 @@
+"""Evidence sources, one module per external system, each gathered at most once per pass."""

@@ -1,0 +1,279 @@
+"""Evidence from PayScope's HTTP API, shared by the C, D, E, F and G checks.
+
+Why this module exists: several dimensions read the same answers (``/admin/pipeline``
+feeds C and F, the chat probes feed D, E and G), and each answer must be fetched
+once per pass. Four sources cover the API, each sending its requests
+concurrently with the per-request timeouts of ``spec.api.timeouts``:
+
+- ``payscope.status``: ``/healthz``, ``/readyz`` and ``/metrics`` (scraped twice,
+  to see counters count), without a token;
+- ``payscope.admin``: ``/admin/agents``, ``/admin/pipeline``, ``/admin/runtime`` as
+  admin, each document a :class:`registry.Part` (:data:`AGENTS`, :data:`PIPELINE`,
+  :data:`RUNTIME`) that is Unknown, saying why, when it could not be read;
+- ``payscope.chat``: one query per intent, FORECAST and WHAT_IF asked twice, an
+  unclassifiable and a plainly classifiable query without intent, an invalid
+  body, and a query as a second probe tenant;
+- ``payscope.access``: every record of ``probes`` (the audit's valid token next to
+  every forged or misdirected call).
+
+A request without an answer spoils only the checks that read it (they turn
+Unknown); when none of a source's requests is answered the whole source fails
+with one message. Evidence keeps status codes and parsed bodies, never a token.
+
+What it must not do: judge the evidence (``checks`` do), talk HTTP itself
+(``backends.payscope`` does), or mint tokens by hand (``tokens`` does).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+from payscope_operator import errors
+from payscope_operator.api import fields, spec
+from payscope_operator.audit import context, probes, registry, tokens
+from payscope_operator.backends import payscope
+
+MARGIN_S = 2.0
+"""A source's timeout exceeds its slowest request's by this much, so requests time out first."""
+DEFAULT_PROBE_BANK = "payscope-audit"
+"""The tenant chat probes act as when spec.audit.probeTenants is not set."""
+PROBE_QUERIES: Mapping[str, str] = {
+    "DESCRIBE": "Describe this month's payment volumes.",
+    "COMPARE": "Compare card and transfer volumes this month against last month.",
+    "ANOMALY": "Find unusual or suspicious payments this week.",
+    "FORECAST": "Forecast payment volumes for the next 7 days.",
+    "WHAT_IF": "What if card fees rise by 10%?",
+}
+UNCLASSIFIABLE_QUERY = "zqxv kwpl jjrt"
+"""No intent can be read into it: PayScope must answer it through its fallback intent."""
+CLASSIFIABLE = ("FORECAST", "Forecast the next quarter.")
+"""A query naming one intent plainly, sent without ``intent``: it must be classified as that intent."""
+T = TypeVar("T")
+
+
+def auth_configured(desired: spec.PayScopeSpec) -> bool:
+    return desired.api is not None and desired.api.auth is not None
+
+
+def tenants(desired: spec.PayScopeSpec) -> tuple[str, str | None]:
+    """The tenant probes act as, and a second one for isolation probes (None without probeTenants)."""
+    declared = desired.audit.probe_tenants
+    return (declared[0], declared[1]) if declared else (DEFAULT_PROBE_BANK, None)
+
+
+def _api(desired: spec.PayScopeSpec) -> spec.Api:
+    if desired.api is None:
+        raise errors.SpecInvalid("spec.api is not set")
+    return desired.api
+
+
+def request_timeout(desired: spec.PayScopeSpec) -> float:
+    return fields.parse_duration(_api(desired).timeouts.request).total_seconds()
+
+
+def query_timeout(desired: spec.PayScopeSpec) -> float:
+    return fields.parse_duration(_api(desired).timeouts.query).total_seconds()
+
+
+def explain(reply: payscope.Reply) -> str:
+    """Why a reply cannot be used as evidence, for an Unknown finding an on-call engineer can act on."""
+    if reply.status is None:
+        return f"{reply.endpoint}: {reply.failure}"
+    if reply.status == 401:
+        return (
+            f"{reply.endpoint} answered 401 to the audit's own token: make spec.api.auth (signing key, "
+            "algorithm, issuer, audience) match PayScope's"
+        )
+    if reply.status == 403:
+        return (
+            f"{reply.endpoint} answered 403 to the audit's admin token: PayScope's admin role must be named "
+            f"{tokens.ROLE_ADMIN!r} (contract version 1)"
+        )
+    if reply.status == 404:
+        return f"{reply.endpoint} answered 404: this PayScope does not serve it (contract version 1 requires it)"
+    if reply.status == 200:
+        return f"{reply.endpoint} answered 200 without a JSON object body"
+    return f"{reply.endpoint} answered {reply.status}"
+
+
+def facts_of(document: payscope.Document[T]) -> T | registry.Finding:
+    """A document's facts, or the Unknown finding saying why they could not be read."""
+    if document.facts is None:
+        return registry.Finding.unknown(explain(document.reply))
+    return document.facts
+
+
+async def _client(run: context.Session) -> payscope.Client:
+    url = _api(run.spec).url
+    client: payscope.Client = await run.clients.get("payscope.api", hash(url), lambda: payscope.build_client(url))
+    return client
+
+
+async def _send(run: context.Session, requests: Mapping[str, payscope.Request]) -> dict[str, payscope.Reply]:
+    replies = await payscope.send_all(await _client(run), requests)
+    if replies and all(r.status is None for r in replies.values()):
+        first = next(iter(replies.values()))
+        raise errors.DependencyUnavailable(f"PayScope's API at {_api(run.spec).url} is not answering: {first.failure}")
+    return replies
+
+
+# ---- payscope.status ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatusEvidence:
+    healthz: payscope.Health
+    readyz: payscope.Health
+    metrics: payscope.Metrics
+    metrics_again: payscope.Metrics | None = None  # a second scrape, once the first was answered
+
+
+async def _gather_status(run: context.Session) -> StatusEvidence:
+    timeout = request_timeout(run.spec)
+    replies = await _send(run, {p: payscope.Request("GET", p, timeout) for p in ("/healthz", "/readyz", "/metrics")})
+    metrics = payscope.parse_metrics(replies["/metrics"])
+    again = None
+    if metrics.reply.status == 200:
+        again = payscope.parse_metrics(
+            await payscope.send(await _client(run), payscope.Request("GET", "/metrics", timeout))
+        )
+    return StatusEvidence(
+        payscope.parse_health(replies["/healthz"]), payscope.parse_health(replies["/readyz"]), metrics, again
+    )
+
+
+STATUS = registry.Source[StatusEvidence](
+    name="payscope.status",
+    gather=_gather_status,
+    configured=lambda s: s.api is not None,
+    absent="spec.api is not set: PayScope's HTTP API is not audited.",
+    timeout=lambda s: 2 * request_timeout(s) + MARGIN_S,
+)
+
+# ---- payscope.admin -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AdminEvidence:
+    agents: payscope.Document[payscope.Agents]
+    pipeline: payscope.Document[payscope.Pipeline]
+    runtime: payscope.Document[payscope.Runtime]
+
+
+async def _gather_admin(run: context.Session) -> AdminEvidence:
+    minter, timeout = tokens.from_session(run), request_timeout(run.spec)
+    token = minter.mint(bank_id=tenants(run.spec)[0], roles=tokens.ADMIN_ROLES)
+    replies = await _send(run, {p: payscope.Request("GET", p, timeout, token) for p in payscope.ADMIN_PATHS})
+    return AdminEvidence(
+        payscope.read_document(replies["/admin/agents"], payscope.parse_agents),
+        payscope.read_document(replies["/admin/pipeline"], payscope.parse_pipeline),
+        payscope.read_document(replies["/admin/runtime"], payscope.parse_runtime),
+    )
+
+
+ADMIN = registry.Source[AdminEvidence](
+    name="payscope.admin",
+    gather=_gather_admin,
+    configured=auth_configured,
+    absent="spec.api.auth is not set: the audit cannot mint the admin token PayScope's admin endpoints need.",
+    timeout=lambda s: request_timeout(s) + MARGIN_S,
+)
+AGENTS: registry.Part[payscope.Agents] = ADMIN.part(lambda e: facts_of(e.agents))
+"""``GET /admin/agents``: PayScope's statement of its agents' settings."""
+PIPELINE: registry.Part[payscope.Pipeline] = ADMIN.part(lambda e: facts_of(e.pipeline))
+"""``GET /admin/pipeline``: PayScope's statement of its Celery settings and component health."""
+RUNTIME: registry.Part[payscope.Runtime] = ADMIN.part(lambda e: facts_of(e.runtime))
+"""``GET /admin/runtime``: PayScope's statement of its log settings."""
+
+# ---- payscope.chat --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChatEvidence:
+    bank: str
+    intents: Mapping[str, payscope.Answer]
+    repeat: payscope.Answer  # the WHAT_IF query, asked a second time
+    repeat_forecast: payscope.Answer  # the FORECAST query, asked a second time
+    classified: payscope.Answer  # CLASSIFIABLE's query, sent without intent
+    unclassified: payscope.Answer
+    invalid_body: payscope.Answer
+    other_tenant: payscope.Answer | None  # the DESCRIBE query as the second probe tenant
+
+    def answered(self) -> list[tuple[str, payscope.Answer]]:
+        """The intent probes that were answered 200, in intent order."""
+        return [(i, a) for i, a in self.intents.items() if a.reply.status == 200]
+
+
+def _query(intent: str | None, query: str) -> bytes:
+    return json.dumps({"query": query} if intent is None else {"query": query, "intent": intent}).encode()
+
+
+async def _gather_chat(run: context.Session) -> ChatEvidence:
+    minter, timeout = tokens.from_session(run), query_timeout(run.spec)
+    bank, other = tenants(run.spec)
+    token = minter.mint(bank_id=bank, roles=tokens.ANALYST_ROLES)
+
+    def chat(body: bytes, as_bank: str = bank, bearer: str = token) -> payscope.Request:
+        return payscope.Request("POST", payscope.CHAT_PATH, timeout, bearer, as_bank, body)
+
+    requests = {intent: chat(_query(intent, PROBE_QUERIES[intent])) for intent in payscope.INTENTS}
+    requests["repeat"] = chat(_query("WHAT_IF", PROBE_QUERIES["WHAT_IF"]))
+    requests["repeat_forecast"] = chat(_query("FORECAST", PROBE_QUERIES["FORECAST"]))
+    requests["classified"] = chat(_query(None, CLASSIFIABLE[1]))
+    requests["unclassified"] = chat(_query(None, UNCLASSIFIABLE_QUERY))
+    requests["invalid"] = chat(probes.INVALID_BODY)
+    if other is not None:
+        other_token = minter.mint(bank_id=other, roles=tokens.ANALYST_ROLES)
+        requests["other"] = chat(_query("DESCRIBE", PROBE_QUERIES["DESCRIBE"]), other, other_token)
+    answers = {name: payscope.parse_answer(reply) for name, reply in (await _send(run, requests)).items()}
+    return ChatEvidence(
+        bank=bank,
+        intents={intent: answers[intent] for intent in payscope.INTENTS},
+        repeat=answers["repeat"],
+        repeat_forecast=answers["repeat_forecast"],
+        classified=answers["classified"],
+        unclassified=answers["unclassified"],
+        invalid_body=answers["invalid"],
+        other_tenant=answers.get("other"),
+    )
+
+
+CHAT = registry.Source[ChatEvidence](
+    name="payscope.chat",
+    gather=_gather_chat,
+    configured=auth_configured,
+    absent="spec.api.auth is not set: the audit cannot mint the tokens POST /chat/query needs.",
+    timeout=lambda s: query_timeout(s) + MARGIN_S,
+    # Each gathering runs PayScope's agents (LLM calls): at most once per agentProbeInterval.
+    reuse_for=lambda s: fields.parse_duration(s.audit.agent_probe_interval).total_seconds(),
+)
+
+# ---- payscope.access ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccessEvidence:
+    bank: str
+    replies: Mapping[str, payscope.Reply]  # by probes.Probe.key
+
+    def reply(self, probe: probes.Probe) -> payscope.Reply:
+        return self.replies[probe.key]
+
+
+async def _gather_access(run: context.Session) -> AccessEvidence:
+    minter, both = tokens.from_session(run), tenants(run.spec)
+    timeouts = probes.Timeouts(chat=query_timeout(run.spec), admin=request_timeout(run.spec))
+    replies = await _send(run, {p.key: p.request(minter, both, timeouts) for p in probes.to_send(both)})
+    return AccessEvidence(both[0], replies)
+
+
+ACCESS = registry.Source[AccessEvidence](
+    name="payscope.access",
+    gather=_gather_access,
+    configured=auth_configured,
+    absent="spec.api.auth is not set: the audit cannot mint the tokens its access probes forge.",
+    timeout=lambda s: query_timeout(s) + MARGIN_S,
+)

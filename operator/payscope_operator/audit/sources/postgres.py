@@ -1,0 +1,132 @@
+"""Evidence from Postgres (and TimescaleDB, on the same server): the catalogs and the cross-tenant probe.
+
+Why this module exists: dimensions A, B, C and G judge what the Postgres catalogs
+say about the declared tables, the app role, the migration table, TimescaleDB's
+information views and the audit log. ``postgres.catalog`` reads all of it over one
+connection with a fixed number of queries, whatever the number of tables;
+``postgres.isolation`` acts as the app role for one tenant, inside a transaction
+that is always rolled back, on at most :data:`MAX_ISOLATION_WRITE_PROBES` tables.
+
+What it must not do: judge the evidence (``checks`` do), change data, or paste a
+name into SQL (``backends.relational_audit`` builds every statement).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from payscope_operator.api import fields, relational, spec
+from payscope_operator.audit import context, registry
+from payscope_operator.backends import connections, relational_audit, timeseries
+
+MAX_ISOLATION_WRITE_PROBES = 3
+
+
+@dataclass(frozen=True)
+class PostgresEvidence:
+    host: str
+    catalog: relational_audit.Catalog
+    migrations: tuple[str, ...] | None
+    timescale: timeseries.Observed | None
+    audit_log: relational_audit.AuditLogFacts
+
+
+@dataclass(frozen=True)
+class IsolationEvidence:
+    probes: tuple[relational_audit.IsolationFacts, ...]
+
+
+def section(desired: spec.PayScopeSpec) -> relational.Postgres:
+    assert desired.postgres is not None  # the sources are configured only when spec.postgres is set
+    return desired.postgres
+
+
+def tables(desired: spec.PayScopeSpec) -> tuple[relational.PostgresTable, ...]:
+    return desired.postgres.tables if desired.postgres is not None else ()
+
+
+def key(table: relational.PostgresTable) -> tuple[str, str]:
+    return (table.schema_name, table.name)
+
+
+def declares_rls(table: relational.PostgresTable) -> bool:
+    return table.row_level_security is not None and table.row_level_security.enabled
+
+
+def _timeout(desired: spec.PayScopeSpec) -> float:
+    return 3 * fields.parse_duration(desired.audit.probe_timeout).total_seconds()
+
+
+async def _gather_catalog(run: context.Session) -> PostgresEvidence:
+    declared = section(run.spec)
+    tenant_key = run.spec.tenancy.tenant_key if run.spec.tenancy else None
+    dsn = run.stores.postgres_dsn()
+    async with run.stores.postgres(dsn) as conn:
+        catalog = await relational_audit.read_catalog(
+            conn, [key(t) for t in declared.tables], tenant_key=tenant_key, app_role=declared.app_role
+        )
+        migrations = None
+        if declared.migrations is not None:
+            m = declared.migrations
+            migrations = await relational_audit.read_migration_versions(conn, m.schema_name, m.table, m.column)
+        hyper = None
+        if any(t.hypertable is not None for t in declared.tables):
+            hyper = await timeseries.TimeseriesProvisioner(conn, declared).observe()
+        log = declared.audit_log
+        audit_log = await relational_audit.read_audit_log(
+            conn, log.schema_name, log.table, log.order_column, declared.app_role
+        )
+    return PostgresEvidence(connections.postgres_host(dsn), catalog, migrations, hyper, audit_log)
+
+
+CATALOG = registry.Source[PostgresEvidence](
+    name="postgres.catalog",
+    gather=_gather_catalog,
+    configured=lambda s: s.postgres is not None,
+    absent="spec.postgres is absent.",
+    timeout=_timeout,
+)
+
+
+def _isolation_configured(s: spec.PayScopeSpec) -> bool:
+    return (
+        s.postgres is not None
+        and s.tenancy is not None
+        and s.audit.probe_tenants is not None
+        and any(map(declares_rls, tables(s)))
+    )
+
+
+async def _gather_isolation(run: context.Session) -> IsolationEvidence:
+    declared = section(run.spec)
+    tenancy, tenants = run.spec.tenancy, run.spec.audit.probe_tenants
+    assert tenancy is not None
+    assert tenants is not None
+    dsn, role = run.stores.postgres_dsn(), declared.app_role
+    if declared.app_connection is not None:
+        ref = declared.app_connection.secret_ref
+        dsn, role = run.stores.reveal(ref.name, ref.key), None  # connect as the app role itself
+    probes = []
+    async with run.stores.postgres(dsn) as conn:
+        for table in [t for t in declared.tables if declares_rls(t)][:MAX_ISOLATION_WRITE_PROBES]:
+            probes.append(
+                await relational_audit.probe_isolation(
+                    conn,
+                    schema=table.schema_name,
+                    table=table.name,
+                    tenant_key=tenancy.tenant_key,
+                    session_variable=tenancy.session_variable,
+                    app_role=role,
+                    tenants=(tenants[0], tenants[1]),
+                )
+            )
+    return IsolationEvidence(tuple(probes))
+
+
+ISOLATION = registry.Source[IsolationEvidence](
+    name="postgres.isolation",
+    gather=_gather_isolation,
+    configured=_isolation_configured,
+    absent="Needs spec.postgres with an RLS table, spec.tenancy and spec.audit.probeTenants.",
+    timeout=_timeout,
+)

@@ -1,0 +1,50 @@
+"""Evidence from object storage: each declared bucket's settings, and an anonymous listing of it.
+
+Why this module exists: the B checks judge buckets (existence, versioning,
+encryption, public access, lifecycle), and A the endpoint's reachability. One
+gathering per pass reads each bucket's facts through the backend's read-only
+``audit``, then, when the spec names an endpoint, tries to list each existing
+bucket without credentials: a public bucket shows in fact, not only in policy.
+
+What it must not do: change a bucket, read an object, or judge the evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from payscope_operator.api import fields
+from payscope_operator.audit import context, registry
+from payscope_operator.backends import objects, objects_plan
+
+
+@dataclass(frozen=True)
+class BucketEvidence:
+    endpoint: str
+    facts: dict[str, objects_plan.BucketFacts]
+    anonymous_status: dict[str, int]  # HTTP status of an unauthenticated listing, per bucket
+
+
+async def _gather(run: context.Session) -> BucketEvidence:
+    section = run.spec.object_storage
+    assert section is not None  # the source is configured only when spec.objectStorage is set
+    provisioner = objects.ObjectsProvisioner(section, await run.stores.s3())
+    facts = {f.name: f for f in await provisioner.audit()}
+    anonymous: dict[str, int] = {}
+    if section.endpoint is not None:
+        timeout = fields.parse_duration(run.spec.audit.probe_timeout).total_seconds()
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
+            for name, found in facts.items():
+                if found.exists:
+                    anonymous[name] = (await http.get(f"{section.endpoint.rstrip('/')}/{name}")).status_code
+    return BucketEvidence(section.endpoint or "AWS S3", facts, anonymous)
+
+
+BUCKETS = registry.Source[BucketEvidence](
+    name="s3.buckets",
+    gather=_gather,
+    configured=lambda s: s.object_storage is not None,
+    absent="spec.objectStorage is absent.",
+)

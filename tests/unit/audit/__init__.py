@@ -1,0 +1,1 @@
+"""Tests of the audit package: registry, runner, catalog, sources and checks."""
