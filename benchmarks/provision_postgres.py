@@ -33,7 +33,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from payscope_operator.api import relational, spec
+from payscope_operator.api import postgres_spec, spec
 from payscope_operator.backends import _sql, base, timeseries
 from payscope_operator.backends import relational as rls
 
@@ -45,7 +45,7 @@ def default_dsn() -> str:
     return str(json.loads(env.read_text())["PAYSCOPE_TIMESCALE_DSN"])
 
 
-def declared(schema: str, count: int) -> relational.Postgres:
+def declared(schema: str, count: int) -> postgres_spec.Postgres:
     tables = [
         {
             "schema": schema,
@@ -56,12 +56,14 @@ def declared(schema: str, count: int) -> relational.Postgres:
         }
         for index in range(count)
     ]
-    return relational.Postgres.model_validate(
+    return postgres_spec.Postgres.model_validate(
         {"connection": {"secretRef": {"name": "pg", "key": "dsn"}}, "tables": tables}
     )
 
 
-async def run_pass(conn: psycopg.AsyncConnection[Any], postgres: relational.Postgres) -> tuple[_sql.StatementLog, int]:
+async def run_pass(
+    conn: psycopg.AsyncConnection[Any], postgres: postgres_spec.Postgres
+) -> tuple[_sql.StatementLog, int]:
     """One pass of the Postgres part of the pipeline; returns its statement log and unresolved blockers."""
     log = _sql.StatementLog()
     security = rls.RelationalProvisioner(conn, rls.Desired(postgres, spec.Tenancy()), log=log)

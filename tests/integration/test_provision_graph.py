@@ -19,7 +19,7 @@ import neo4j
 import pytest
 
 from payscope_operator import errors
-from payscope_operator.api import conditions, status, stores
+from payscope_operator.api import conditions, status, stores_spec
 from payscope_operator.backends import base, graph, graph_plan
 
 pytestmark = pytest.mark.integration
@@ -65,8 +65,8 @@ async def prefix(graph_prefix: str, driver: neo4j.AsyncDriver) -> AsyncIterator[
     await cypher(driver, "MATCH (n) WHERE any(l IN labels(n) WHERE l STARTS WITH $p) DETACH DELETE n", p=graph_prefix)
 
 
-def neo4j_spec(constraints: list[dict[str, Any]], indexes: list[dict[str, Any]] | None = None) -> stores.Neo4j:
-    return stores.Neo4j.model_validate(
+def neo4j_spec(constraints: list[dict[str, Any]], indexes: list[dict[str, Any]] | None = None) -> stores_spec.Neo4j:
+    return stores_spec.Neo4j.model_validate(
         {
             "connection": {"uri": "bolt://neo4j:7687", "secretRef": {"name": "neo4j"}},
             "database": DATABASE,
@@ -76,7 +76,7 @@ def neo4j_spec(constraints: list[dict[str, Any]], indexes: list[dict[str, Any]] 
     )
 
 
-def full_spec(p: str) -> stores.Neo4j:
+def full_spec(p: str) -> stores_spec.Neo4j:
     return neo4j_spec(
         [
             {"label": f"{p}Transaction", "properties": ["id"]},

@@ -30,7 +30,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from payscope_operator import errors
-from payscope_operator.api import conditions, status, stores
+from payscope_operator.api import conditions, status, stores_spec
 from payscope_operator.backends import base, objects, objects_plan
 from tests.testenv import process
 from tests.testenv import s3 as testenv_s3
@@ -76,8 +76,8 @@ class S3:
     access_key: str
     secret_key: str
 
-    def storage(self, *buckets: dict[str, Any], **settings: Any) -> stores.ObjectStorage:
-        return stores.ObjectStorage.model_validate(
+    def storage(self, *buckets: dict[str, Any], **settings: Any) -> stores_spec.ObjectStorage:
+        return stores_spec.ObjectStorage.model_validate(
             {"endpoint": self.endpoint, "forcePathStyle": True, "buckets": list(buckets)} | settings
         )
 
@@ -92,7 +92,7 @@ class S3:
             config=Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 2}),
         )
 
-    def provisioner(self, storage: stores.ObjectStorage) -> tuple[objects.ObjectsProvisioner, Requests]:
+    def provisioner(self, storage: stores_spec.ObjectStorage) -> tuple[objects.ObjectsProvisioner, Requests]:
         client = objects.make_client(storage, self.access_key, self.secret_key)
         requests = Requests()
         client.meta.events.register("before-send.s3.*", requests)

@@ -21,7 +21,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from payscope_operator import errors
-from payscope_operator.api import relational, spec, status
+from payscope_operator.api import postgres_spec, spec, status
 from payscope_operator.backends import _sql, base
 from payscope_operator.backends import relational as rls
 
@@ -55,7 +55,7 @@ ORDER BY 1
 
 def spec_of(*names: str, app_role: str | None, force: bool = True) -> rls.Desired:
     tables = [{"name": n, "rowLevelSecurity": {"enabled": True, "force": force}, "tenantIndex": True} for n in names]
-    postgres = relational.Postgres.model_validate(
+    postgres = postgres_spec.Postgres.model_validate(
         {"connection": {"secretRef": {"name": "pg", "key": "dsn"}}, "appRole": app_role, "tables": tables}
     )
     return rls.Desired(postgres, spec.Tenancy())

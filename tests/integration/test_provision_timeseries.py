@@ -23,7 +23,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from payscope_operator import errors
-from payscope_operator.api import relational, spec, status
+from payscope_operator.api import postgres_spec, spec, status
 from payscope_operator.backends import _sql, base, timeseries
 from payscope_operator.backends import relational as rls
 
@@ -34,8 +34,8 @@ FAILED = status.ProvisionState.FAILED
 COMPRESSED = {"after": "30d", "segmentBy": ["bank_id"], "orderBy": ["created_at DESC"]}
 
 
-def postgres(schema: str, *tables: dict[str, Any]) -> relational.Postgres:
-    return relational.Postgres.model_validate(
+def postgres(schema: str, *tables: dict[str, Any]) -> postgres_spec.Postgres:
+    return postgres_spec.Postgres.model_validate(
         {
             "connection": {"secretRef": {"name": "pg", "key": "dsn"}},
             "tables": [{"schema": schema, **declared} for declared in tables],
@@ -104,7 +104,7 @@ async def next_xid(conn: psycopg.AsyncConnection[Any]) -> int:
 
 
 async def run_pass(
-    conn: psycopg.AsyncConnection[Any], desired: relational.Postgres, log: _sql.StatementLog, *, apply: bool = True
+    conn: psycopg.AsyncConnection[Any], desired: postgres_spec.Postgres, log: _sql.StatementLog, *, apply: bool = True
 ) -> tuple[base.Plan, base.Plan]:
     """The pipeline's order on one connection: row-level security, then TimescaleDB."""
     security = rls.RelationalProvisioner(conn, rls.Desired(desired, spec.Tenancy()), log=log)

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from payscope_operator import errors
-from payscope_operator.api import conditions, status, stores
+from payscope_operator.api import conditions, status, stores_spec
 from payscope_operator.backends import base, vectors, vectors_client
 from tests.testenv import pinecone_emulator, process
 
@@ -84,8 +84,8 @@ async def http(pinecone_url: str, api_key: str) -> AsyncIterator[httpx.AsyncClie
     await client.aclose()
 
 
-def section(*indexes: dict[str, object]) -> stores.Pinecone:
-    return stores.Pinecone.model_validate(
+def section(*indexes: dict[str, object]) -> stores_spec.Pinecone:
+    return stores_spec.Pinecone.model_validate(
         {"apiKeySecretRef": {"name": "pinecone", "key": "apiKey"}, "indexes": list(indexes)}
     )
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from payscope_operator import errors
-from payscope_operator.api import fields, status, stores
+from payscope_operator.api import fields, status, stores_spec
 from payscope_operator.backends import base, graph, graph_plan
 
 COMMUNITY = graph_plan.ServerInfo("5.26.30", "community")
@@ -25,8 +25,8 @@ PENDING = status.ProvisionState.PENDING
 FAILED = status.ProvisionState.FAILED
 
 
-def neo4j_spec(constraints: list[dict[str, Any]] = [], indexes: list[dict[str, Any]] = []) -> stores.Neo4j:  # noqa: B006
-    return stores.Neo4j.model_validate(
+def neo4j_spec(constraints: list[dict[str, Any]] = [], indexes: list[dict[str, Any]] = []) -> stores_spec.Neo4j:  # noqa: B006
+    return stores_spec.Neo4j.model_validate(
         {
             "connection": {"uri": "bolt://neo4j:7687", "secretRef": {"name": "neo4j"}},
             "constraints": constraints,
@@ -70,7 +70,7 @@ ACC_NAME = "payscope_account_bank_id_range"
 @dataclass
 class Case:
     id: str
-    spec: stores.Neo4j
+    spec: stores_spec.Neo4j
     observed: graph_plan.GraphState
     actions: list[tuple[str, str, bool]] = field(default_factory=list)  # (verb, target, drift)
     objects: list[tuple[str, status.ProvisionState, str]] = field(default_factory=list)  # (name, state, reason)
@@ -297,8 +297,8 @@ def test_actions_describe_the_object() -> None:
 
 
 def test_an_invalid_label_slipped_past_validation_is_failed() -> None:
-    bad = stores.Neo4jConstraint.model_construct(
-        label="A`) DETACH DELETE n //", properties=("id",), type=stores.ConstraintType.UNIQUE
+    bad = stores_spec.Neo4jConstraint.model_construct(
+        label="A`) DETACH DELETE n //", properties=("id",), type=stores_spec.ConstraintType.UNIQUE
     )
     spec = neo4j_spec().model_copy(update={"constraints": (bad,)})
     plan = graph_plan.plan_graph(spec, merge())

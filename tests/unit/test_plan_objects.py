@@ -14,7 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from payscope_operator import errors
-from payscope_operator.api import conditions, status, stores
+from payscope_operator.api import conditions, status, stores_spec
 from payscope_operator.backends import base, objects, objects_plan
 
 B = "payscope-ingest"
@@ -22,8 +22,8 @@ Ownership = objects_plan.Ownership
 Feature = objects_plan.Feature
 
 
-def storage(endpoint: str | None = "http://minio:9000", **bucket: Any) -> stores.ObjectStorage:
-    return stores.ObjectStorage.model_validate({"endpoint": endpoint, "buckets": [{"name": B, **bucket}]})
+def storage(endpoint: str | None = "http://minio:9000", **bucket: Any) -> stores_spec.ObjectStorage:
+    return stores_spec.ObjectStorage.model_validate({"endpoint": endpoint, "buckets": [{"name": B, **bucket}]})
 
 
 FULL: dict[str, Any] = {
@@ -39,7 +39,7 @@ def ours(*, tls: bool = False, anonymous: bool = True) -> tuple[objects_plan.Sta
 
 
 def rules(**lifecycle: int) -> tuple[objects_plan.Rule, ...]:
-    return objects_plan.desired_rules(stores.Lifecycle.model_validate(lifecycle))
+    return objects_plan.desired_rules(stores_spec.Lifecycle.model_validate(lifecycle))
 
 
 def converged(**changes: Any) -> objects_plan.ObservedBucket:
@@ -56,7 +56,7 @@ def converged(**changes: Any) -> objects_plan.ObservedBucket:
     return objects_plan.ObservedBucket(B, **fields)
 
 
-def plan(desired: stores.ObjectStorage, seen: objects_plan.ObservedBucket | None, **kw: Any) -> base.Plan:
+def plan(desired: stores_spec.ObjectStorage, seen: objects_plan.ObservedBucket | None, **kw: Any) -> base.Plan:
     return objects_plan.plan_objects(desired, objects_plan.ObservedStorage((seen,) if seen else ()), **kw)
 
 
@@ -317,7 +317,7 @@ def test_buckets_not_in_the_spec_are_never_planned() -> None:
 )
 def test_create_bucket_is_region_aware(region: str, expected: dict[str, Any]) -> None:
     assert objects_plan.create_bucket_params(B, region) == expected
-    desired = stores.ObjectStorage.model_validate({"region": region, "buckets": [{"name": B}]})
+    desired = stores_spec.ObjectStorage.model_validate({"region": region, "buckets": [{"name": B}]})
     (create, *_) = plan(desired, None).actions
     assert isinstance(create, objects_plan.CreateBucket)
     assert create.region == region

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from payscope_operator import errors
-from payscope_operator.api import relational, spec, status
+from payscope_operator.api import postgres_spec, spec, status
 from payscope_operator.backends import _sql, _sql_rls, base
 from payscope_operator.backends import relational as rls
 
@@ -25,7 +25,7 @@ APP = "payscope_app"
 
 
 def desired(*tables: dict[str, Any], app_role: str | None = APP, tenancy: spec.Tenancy | None = TENANCY) -> rls.Desired:
-    postgres = relational.Postgres.model_validate(
+    postgres = postgres_spec.Postgres.model_validate(
         {"connection": {"secretRef": {"name": "pg", "key": "dsn"}}, "appRole": app_role, "tables": list(tables)}
     )
     return rls.Desired(postgres, tenancy)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from payscope_operator.api import relational, status
+from payscope_operator.api import postgres_spec, status
 from payscope_operator.backends import _sql, _sql_timescale, base, timeseries
 
 READY = status.ProvisionState.READY
@@ -22,8 +22,8 @@ INSTALLED = timeseries.ExtensionState(available=True, installed="2.23.0")
 DAY = 86400.0
 
 
-def postgres(*tables: dict[str, Any]) -> relational.Postgres:
-    return relational.Postgres.model_validate(
+def postgres(*tables: dict[str, Any]) -> postgres_spec.Postgres:
+    return postgres_spec.Postgres.model_validate(
         {"connection": {"secretRef": {"name": "pg", "key": "dsn"}}, "tables": list(tables)}
     )
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from payscope_operator import errors
-from payscope_operator.api import conditions, status, stores
+from payscope_operator.api import conditions, status, stores_spec
 from payscope_operator.backends import base, vectors, vectors_client
 
 MANAGED = {base.MANAGED_TAG_KEY: base.MANAGED_TAG_VALUE}
@@ -23,7 +23,7 @@ State = status.ProvisionState
 Reason = conditions.Reason
 
 
-def declared(**overrides: object) -> stores.PineconeIndex:
+def declared(**overrides: object) -> stores_spec.PineconeIndex:
     raw: dict[str, object] = {
         "name": "payscope-rag",
         "dimension": 1536,
@@ -33,10 +33,10 @@ def declared(**overrides: object) -> stores.PineconeIndex:
         "tags": {"team": "risk"},
     }
     raw.update(overrides)
-    return stores.PineconeIndex.model_validate({k: v for k, v in raw.items() if v is not None})
+    return stores_spec.PineconeIndex.model_validate({k: v for k, v in raw.items() if v is not None})
 
 
-def pod_declared(**pod: object) -> stores.PineconeIndex:
+def pod_declared(**pod: object) -> stores_spec.PineconeIndex:
     layout: dict[str, object] = {"environment": "us-east-1-aws", "podType": "p1.x2", "replicas": 2, "shards": 1}
     layout.update(pod)
     return declared(serverless=None, pod=layout)
@@ -69,7 +69,7 @@ def pod_existing(**pod: object) -> vectors.ObservedIndex:
 @dataclass(frozen=True)
 class Case:
     id: str
-    want: stores.PineconeIndex
+    want: stores_spec.PineconeIndex
     have: vectors.ObservedIndex | None
     state: status.ProvisionState
     reason: str = ""
@@ -145,7 +145,7 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_plan_one_index(case: Case) -> None:
-    desired = stores.Pinecone.model_validate(
+    desired = stores_spec.Pinecone.model_validate(
         {"apiKeySecretRef": {"name": "pinecone", "key": "apiKey"}, "indexes": [case.want.model_dump(by_alias=True)]}
     )
     observed = vectors.ObservedVectors({} if case.have is None else {case.have.name: case.have})
@@ -178,7 +178,7 @@ def test_plan_one_index(case: Case) -> None:
 
 
 def test_undeclared_indexes_are_ignored_and_order_follows_the_spec() -> None:
-    desired = stores.Pinecone.model_validate(
+    desired = stores_spec.Pinecone.model_validate(
         {
             "apiKeySecretRef": {"name": "pinecone", "key": "apiKey"},
             "indexes": [
@@ -203,7 +203,7 @@ def test_undeclared_indexes_are_ignored_and_order_follows_the_spec() -> None:
 
 
 def test_an_empty_section_plans_nothing() -> None:
-    desired = stores.Pinecone.model_validate({"apiKeySecretRef": {"name": "pinecone", "key": "apiKey"}})
+    desired = stores_spec.Pinecone.model_validate({"apiKeySecretRef": {"name": "pinecone", "key": "apiKey"}})
     plan = vectors.plan_vectors(desired, vectors.ObservedVectors({"x": existing(name="x")}))
     assert plan == base.Plan("pinecone")
     assert plan.converged
@@ -256,7 +256,7 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
 
 
 def test_actions_describe_without_secrets() -> None:
-    desired = stores.Pinecone.model_validate(
+    desired = stores_spec.Pinecone.model_validate(
         {
             "apiKeySecretRef": {"name": "pinecone", "key": "apiKey"},
             "indexes": [pod_declared().model_dump(by_alias=True)],

@@ -35,7 +35,7 @@ import neo4j
 import neo4j.exceptions
 
 from payscope_operator import errors
-from payscope_operator.api import conditions, fields, stores
+from payscope_operator.api import conditions, fields, stores_spec
 from payscope_operator.backends import base, graph_plan
 
 DEFAULT_TIMEOUT = 30.0
@@ -84,13 +84,13 @@ def cypher_create(obj: graph_plan.SchemaObject) -> str:
     props = [f"n.{quote(prop)}" for prop in obj.properties]
     target = props[0] if len(props) == 1 else f"({', '.join(props)})"
     head = f"CREATE CONSTRAINT {name} IF NOT EXISTS FOR (n:{label}) REQUIRE {target}"
-    if obj.type == stores.ConstraintType.UNIQUE:
+    if obj.type == stores_spec.ConstraintType.UNIQUE:
         return f"{head} IS UNIQUE"
-    if obj.type == stores.ConstraintType.EXISTS:
+    if obj.type == stores_spec.ConstraintType.EXISTS:
         return f"{head} IS NOT NULL"
-    if obj.type == stores.ConstraintType.NODE_KEY:
+    if obj.type == stores_spec.ConstraintType.NODE_KEY:
         return f"{head} IS NODE KEY"
-    kind = "RANGE" if obj.type == stores.IndexType.RANGE else "TEXT"
+    kind = "RANGE" if obj.type == stores_spec.IndexType.RANGE else "TEXT"
     return f"CREATE {kind} INDEX {name} IF NOT EXISTS FOR (n:{label}) ON ({', '.join(props)})"
 
 
@@ -137,7 +137,7 @@ class GraphProvisioner:
     def __init__(
         self,
         driver: neo4j.AsyncDriver,
-        desired: stores.Neo4j,
+        desired: stores_spec.Neo4j,
         *,
         timeout: float = DEFAULT_TIMEOUT,
         known: Iterable[str] = (),

@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from payscope_operator.api import conditions, fields, status, stores
+from payscope_operator.api import conditions, fields, status, stores_spec
 from payscope_operator.backends import base
 
 SYSTEM = "neo4j"
@@ -42,13 +42,13 @@ MANAGED_NAME_PATTERN = r"^payscope_[a-z0-9_]{1,96}$"
 _Reason = conditions.Reason
 _State = status.ProvisionState
 _CONSTRAINT_TYPES: Mapping[str, frozenset[str]] = {
-    stores.ConstraintType.UNIQUE: frozenset({"UNIQUENESS", "NODE_PROPERTY_UNIQUENESS"}),
-    stores.ConstraintType.EXISTS: frozenset({"NODE_PROPERTY_EXISTENCE"}),
-    stores.ConstraintType.NODE_KEY: frozenset({"NODE_KEY"}),
+    stores_spec.ConstraintType.UNIQUE: frozenset({"UNIQUENESS", "NODE_PROPERTY_UNIQUENESS"}),
+    stores_spec.ConstraintType.EXISTS: frozenset({"NODE_PROPERTY_EXISTENCE"}),
+    stores_spec.ConstraintType.NODE_KEY: frozenset({"NODE_KEY"}),
 }
 _INDEX_TYPES: Mapping[str, frozenset[str]] = {
-    stores.IndexType.RANGE: frozenset({"RANGE"}),
-    stores.IndexType.TEXT: frozenset({"TEXT"}),
+    stores_spec.IndexType.RANGE: frozenset({"RANGE"}),
+    stores_spec.IndexType.TEXT: frozenset({"TEXT"}),
 }
 _NAMING: Mapping[str, tuple[str, str]] = {  # type -> (name suffix, words)
     "Unique": ("unique", "uniqueness constraint"),
@@ -57,9 +57,9 @@ _NAMING: Mapping[str, tuple[str, str]] = {  # type -> (name suffix, words)
     "Range": ("range", "range index"),
     "Text": ("text", "text index"),
 }
-ENTERPRISE_ONLY = frozenset({stores.ConstraintType.EXISTS, stores.ConstraintType.NODE_KEY})
+ENTERPRISE_ONLY = frozenset({stores_spec.ConstraintType.EXISTS, stores_spec.ConstraintType.NODE_KEY})
 """Constraint types Neo4j Community refuses."""
-OWNS_RANGE_INDEX = frozenset({stores.ConstraintType.UNIQUE, stores.ConstraintType.NODE_KEY})
+OWNS_RANGE_INDEX = frozenset({stores_spec.ConstraintType.UNIQUE, stores_spec.ConstraintType.NODE_KEY})
 """Constraint types that bring their own range index (and can be blocked by duplicate data)."""
 
 
@@ -78,7 +78,7 @@ class SchemaObject:
     """One declared constraint or index, with its managed name."""
 
     kind: Kind
-    type: str  # a stores.ConstraintType or stores.IndexType value
+    type: str  # a stores_spec.ConstraintType or stores_spec.IndexType value
     label: str
     properties: tuple[str, ...]
     name: str
@@ -104,7 +104,7 @@ def schema_name(type_: str, label: str, properties: Iterable[str], *, hashed: bo
     return f"{base.MANAGED_PREFIX}{stem}_{digest}_{suffix}"
 
 
-def desired_objects(desired: stores.Neo4j) -> tuple[SchemaObject, ...]:
+def desired_objects(desired: stores_spec.Neo4j) -> tuple[SchemaObject, ...]:
     """Declared constraints, then indexes, named; names that would collide get a hash."""
     entries = [(Kind.CONSTRAINT, c.type.value, c.label, tuple(c.properties)) for c in desired.constraints]
     entries += [(Kind.INDEX, i.type.value, i.label, tuple(i.properties)) for i in desired.indexes]
@@ -274,7 +274,7 @@ def _covering_create(obj: SchemaObject, out: _Builder) -> str | None:
 def _plan_missing(obj: SchemaObject, state: GraphState, out: _Builder) -> None:
     drift = obj.name in state.known
     why = "dropped out of band" if drift else ""
-    covering = _covering_create(obj, out) if obj.type == stores.IndexType.RANGE else None
+    covering = _covering_create(obj, out) if obj.type == stores_spec.IndexType.RANGE else None
     if covering is not None:
         out.objects.append(base.ObjectState(obj.kind, obj.name, _State.MISSING, message=f"comes with {covering}"))
         return
@@ -283,7 +283,7 @@ def _plan_missing(obj: SchemaObject, state: GraphState, out: _Builder) -> None:
         out.fail(obj, _Reason.CONSTRAINT_VIOLATED_BY_DATA, message)
         return
     if obj.kind is Kind.CONSTRAINT and obj.type in OWNS_RANGE_INDEX:
-        probe = SchemaObject(Kind.INDEX, stores.IndexType.RANGE, obj.label, obj.properties, obj.name)
+        probe = SchemaObject(Kind.INDEX, stores_spec.IndexType.RANGE, obj.label, obj.properties, obj.name)
         blocking = [i for i in state.indexes if i.owning_constraint is None and _matches(probe, i)]
         for index in blocking:
             if not index.name.startswith(base.MANAGED_PREFIX):
@@ -326,7 +326,7 @@ def _plan_object(obj: SchemaObject, state: GraphState, out: _Builder) -> None:
     _plan_missing(obj, state, out)
 
 
-def plan_graph(desired: stores.Neo4j, observed: GraphState) -> base.Plan:
+def plan_graph(desired: stores_spec.Neo4j, observed: GraphState) -> base.Plan:
     """Compare the declared schema with the observed one: constraints first, drops before creates."""
     out = _Builder()
     for obj in desired_objects(desired):

@@ -36,7 +36,7 @@ from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from payscope_operator import errors
-from payscope_operator.api import conditions, fields, stores
+from payscope_operator.api import conditions, fields, stores_spec
 from payscope_operator.backends import base, objects_plan
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ _TRANSIENT = frozenset({"SlowDown", "ServiceUnavailable", "InternalError", "Requ
 
 
 def make_client(
-    storage: stores.ObjectStorage,
+    storage: stores_spec.ObjectStorage,
     access_key_id: str | None,
     secret_access_key: str | None,
     *,
@@ -118,7 +118,7 @@ class ObjectsProvisioner:
     system = objects_plan.SYSTEM
 
     def __init__(
-        self, desired: stores.ObjectStorage, client: S3Client, *, deny_insecure_transport: bool | None = None
+        self, desired: stores_spec.ObjectStorage, client: S3Client, *, deny_insecure_transport: bool | None = None
     ) -> None:
         for bucket in desired.buckets:
             _check_name(bucket.name)

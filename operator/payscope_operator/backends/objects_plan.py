@@ -23,7 +23,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Literal, TypedDict
 
-from payscope_operator.api import conditions, status, stores
+from payscope_operator.api import conditions, status, stores_spec
 from payscope_operator.backends import base
 
 SYSTEM = "objectStorage"
@@ -182,7 +182,7 @@ def desired_statements(bucket: str, *, deny_anonymous: bool, deny_insecure_trans
     return tuple(statement_of(item) for item in raw)
 
 
-def desired_rules(lifecycle: stores.Lifecycle) -> tuple[Rule, ...]:
+def desired_rules(lifecycle: stores_spec.Lifecycle) -> tuple[Rule, ...]:
     """The operator's own lifecycle rules, one per set field, each over the whole bucket."""
     wanted = (
         ("noncurrent-version-expiration", "NoncurrentVersionExpiration", "NoncurrentDays",
@@ -205,7 +205,7 @@ def create_bucket_params(name: str, region: str) -> dict[str, Any]:
     return {"Bucket": name, "CreateBucketConfiguration": {"LocationConstraint": region}}
 
 
-def secure_endpoint(desired: stores.ObjectStorage) -> bool:
+def secure_endpoint(desired: stores_spec.ObjectStorage) -> bool:
     """AWS (no endpoint) and https endpoints; on http, an insecure-transport deny locks the owner out."""
     return desired.endpoint is None or desired.endpoint.startswith("https://")
 
@@ -214,7 +214,7 @@ def secure_endpoint(desired: stores.ObjectStorage) -> bool:
 
 
 def plan_objects(
-    desired: stores.ObjectStorage, observed: ObservedStorage, *, deny_insecure_transport: bool | None = None
+    desired: stores_spec.ObjectStorage, observed: ObservedStorage, *, deny_insecure_transport: bool | None = None
 ) -> base.Plan:
     """Actions that make every declared bucket match the spec, in the order to apply them.
 
@@ -265,7 +265,7 @@ class _Change(TypedDict):
 class _BucketPlanner:
     """The actions one bucket needs; ``notes`` are features the endpoint does not implement."""
 
-    def __init__(self, bucket: stores.Bucket, seen: ObservedBucket) -> None:
+    def __init__(self, bucket: stores_spec.Bucket, seen: ObservedBucket) -> None:
         self.bucket, self.seen = bucket, seen
         self.actions: list[base.Action] = []
         self.notes: list[base.ObjectState] = []
@@ -339,7 +339,7 @@ class _BucketPlanner:
         detail = "statements " + (", ".join(item.sid for item in ours) or "none of ours")
         self.actions.append(SetPolicy(**self._change(Feature.POLICY, detail), document=document))
 
-    def _plan_lifecycle(self, lifecycle: stores.Lifecycle) -> None:
+    def _plan_lifecycle(self, lifecycle: stores_spec.Lifecycle) -> None:
         """Replace our rules (ID payscope-*) when they differ; keep every foreign rule as found."""
         rules = desired_rules(lifecycle)
         have = sorted(rule.key for rule in self.seen.lifecycle if rule.id.startswith(RULE_ID_PREFIX))

@@ -26,7 +26,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from payscope_operator import errors
-from payscope_operator.api import conditions, relational, spec, status
+from payscope_operator.api import conditions, postgres_spec, spec, status
 from payscope_operator.backends import _sql, _sql_rls, base
 
 SYSTEM = "postgres"
@@ -41,7 +41,7 @@ TableRef = _sql.TableRef
 class Desired:
     """What the spec asks of Postgres row-level security: ``spec.postgres`` and ``spec.tenancy``."""
 
-    postgres: relational.Postgres
+    postgres: postgres_spec.Postgres
     tenancy: spec.Tenancy | None
 
 
@@ -131,7 +131,7 @@ class IndexAction(base.Action):
     concurrently: bool
 
 
-def _managed(table: relational.PostgresTable) -> tuple[bool, bool]:
+def _managed(table: postgres_spec.PostgresTable) -> tuple[bool, bool]:
     rls = table.row_level_security
     return (rls is not None and rls.enabled), table.tenant_index
 
@@ -161,7 +161,7 @@ class _TablePlan:
     """Actions, object states and blockers of one table, collected by :func:`plan_relational`."""
 
     def __init__(
-        self, desired: Desired, table: relational.PostgresTable, seen: ObservedTable | None, concurrent_ddl: bool
+        self, desired: Desired, table: postgres_spec.PostgresTable, seen: ObservedTable | None, concurrent_ddl: bool
     ) -> None:
         self.desired = desired
         self.concurrent_ddl = concurrent_ddl
@@ -398,7 +398,7 @@ class RelationalProvisioner:
         self.session = _sql.Session(conn, timeouts or _sql.Timeouts(), log)
         self.log = self.session.log
 
-    def _tables(self) -> list[relational.PostgresTable]:
+    def _tables(self) -> list[postgres_spec.PostgresTable]:
         return [table for table in self.desired.postgres.tables if any(_managed(table))]
 
     async def observe(self) -> Observed:

@@ -29,7 +29,7 @@ from typing import Literal
 import psycopg
 from psycopg.rows import TupleRow
 
-from payscope_operator.api import conditions, fields, relational, status
+from payscope_operator.api import conditions, fields, postgres_spec, status
 from payscope_operator.backends import _sql, _sql_timescale, base
 
 SYSTEM = "timescaledb"
@@ -114,23 +114,23 @@ class PolicyAction(base.Action):
     replace: bool
 
 
-def table_ref(table: relational.PostgresTable) -> _sql.TableRef:
+def table_ref(table: postgres_spec.PostgresTable) -> _sql.TableRef:
     """The reference under which ``Observed.table`` finds a declared table."""
     return _sql.TableRef(table.schema_name, table.name)
 
 
-def _declared(postgres: relational.Postgres) -> list[relational.PostgresTable]:
+def _declared(postgres: postgres_spec.Postgres) -> list[postgres_spec.PostgresTable]:
     return [table for table in postgres.tables if table.hypertable is not None]
 
 
-def _rls_declared(table: relational.PostgresTable) -> bool:
+def _rls_declared(table: postgres_spec.PostgresTable) -> bool:
     return table.row_level_security is not None and table.row_level_security.enabled
 
 
 class _TablePlan:
     """Actions, object states and blockers of one declared hypertable."""
 
-    def __init__(self, table: relational.PostgresTable, seen: ObservedTable | None) -> None:
+    def __init__(self, table: postgres_spec.PostgresTable, seen: ObservedTable | None) -> None:
         assert table.hypertable is not None
         self.table = table
         self.spec = table.hypertable
@@ -313,7 +313,7 @@ def _seconds_text(seconds: float | None) -> str:
     return f"{seconds:g}s"
 
 
-def plan_timeseries(desired: relational.Postgres, observed: Observed) -> base.Plan:
+def plan_timeseries(desired: postgres_spec.Postgres, observed: Observed) -> base.Plan:
     """The ordered actions that make the declared hypertables match the spec. Pure.
 
     Order: the extension, then per table its hypertable, compression settings,
@@ -385,7 +385,7 @@ class TimeseriesProvisioner:
     def __init__(
         self,
         conn: psycopg.AsyncConnection[TupleRow],
-        desired: relational.Postgres,
+        desired: postgres_spec.Postgres,
         *,
         timeouts: _sql.Timeouts | None = None,
         log: _sql.StatementLog | None = None,

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import httpx
 
 from payscope_operator import errors
-from payscope_operator.api import conditions, fields, status, stores
+from payscope_operator.api import conditions, fields, status, stores_spec
 from payscope_operator.backends import base, vectors_client
 
 SYSTEM = "pinecone"
@@ -115,7 +115,7 @@ class IndexStats:
 class CreateIndex(base.Action):
     """``POST /indexes`` for a declared index that does not exist."""
 
-    index: stores.PineconeIndex
+    index: stores_spec.PineconeIndex
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,7 +135,7 @@ def _on_off(enabled: bool) -> str:
     return "on" if enabled else "off"
 
 
-def _placement(index: stores.PineconeIndex) -> str:
+def _placement(index: stores_spec.PineconeIndex) -> str:
     if index.serverless is not None:
         return f"serverless {index.serverless.cloud}/{index.serverless.region}"
     assert index.pod is not None
@@ -148,7 +148,7 @@ def _pod_size(pod_type: str) -> tuple[str, int]:
     return family, int(size) if size.isdigit() else 0
 
 
-def _immutable_differences(want: stores.PineconeIndex, have: ObservedIndex) -> list[str]:
+def _immutable_differences(want: stores_spec.PineconeIndex, have: ObservedIndex) -> list[str]:
     """Fields Pinecone cannot change on an existing index, with both values."""
     found: list[str] = []
 
@@ -180,7 +180,7 @@ def _immutable_differences(want: stores.PineconeIndex, have: ObservedIndex) -> l
     return found
 
 
-def _spec_problems(want: stores.PineconeIndex) -> list[str]:
+def _spec_problems(want: stores_spec.PineconeIndex) -> list[str]:
     """What makes a declared index unprovisionable before asking Pinecone."""
     problems: list[str] = []
     if not re.fullmatch(fields.PINECONE_INDEX_PATTERN, want.name):
@@ -188,12 +188,12 @@ def _spec_problems(want: stores.PineconeIndex) -> list[str]:
     if base.MANAGED_TAG_KEY in want.tags:
         problems.append(f"tag {base.MANAGED_TAG_KEY} is reserved for the operator")
     for key, value in want.tags.items():
-        if not re.fullmatch(stores.TAG_KEY_PATTERN, key) or not re.fullmatch(TAG_VALUE_PATTERN, value):
+        if not re.fullmatch(stores_spec.TAG_KEY_PATTERN, key) or not re.fullmatch(TAG_VALUE_PATTERN, value):
             problems.append(f"tag {key}: values are 1-120 letters, digits, ';', '@', '_', '-', '.', '+' or ' '")
     return problems
 
 
-def _configure_for(want: stores.PineconeIndex, have: ObservedIndex) -> ConfigureIndex | None:
+def _configure_for(want: stores_spec.PineconeIndex, have: ObservedIndex) -> ConfigureIndex | None:
     """The PATCH that makes the mutable fields match, or None when they already do."""
     changes: list[str] = []
     protection: bool | None = None
@@ -229,7 +229,7 @@ def _configure_for(want: stores.PineconeIndex, have: ObservedIndex) -> Configure
 
 
 def _plan_index(
-    want: stores.PineconeIndex, have: ObservedIndex | None
+    want: stores_spec.PineconeIndex, have: ObservedIndex | None
 ) -> tuple[base.ObjectState, base.Action | None, base.Blocker | None]:
     def failed(reason: str, message: str) -> tuple[base.ObjectState, None, base.Blocker]:
         state = base.ObjectState(KIND, want.name, status.ProvisionState.FAILED, reason, message)
@@ -267,7 +267,7 @@ def _plan_index(
     return state, configure, None
 
 
-def plan_vectors(desired: stores.Pinecone, observed: ObservedVectors) -> base.Plan:
+def plan_vectors(desired: stores_spec.Pinecone, observed: ObservedVectors) -> base.Plan:
     """Actions that make the declared indexes exist and match; undeclared indexes are ignored."""
     objects: list[base.ObjectState] = []
     actions: list[base.Action] = []
@@ -289,7 +289,7 @@ def _protection(enabled: bool) -> str:
     return "enabled" if enabled else "disabled"
 
 
-def _create_body(index: stores.PineconeIndex) -> vectors_client.CreateIndexWire:
+def _create_body(index: stores_spec.PineconeIndex) -> vectors_client.CreateIndexWire:
     spec: vectors_client.SpecWire = {}
     if index.serverless is not None:
         spec["serverless"] = {"cloud": index.serverless.cloud.value, "region": index.serverless.region}
@@ -364,7 +364,7 @@ class VectorProvisioner:
 
     def __init__(
         self,
-        desired: stores.Pinecone,
+        desired: stores_spec.Pinecone,
         http: httpx.AsyncClient,
         *,
         retry: vectors_client.RetryPolicy | None = None,
@@ -438,7 +438,7 @@ class VectorProvisioner:
         total = stats.get("totalVectorCount")
         return IndexStats(namespaces, stats.get("dimension"), sum(namespaces.values()) if total is None else total)
 
-    async def _create(self, index: stores.PineconeIndex) -> None:
+    async def _create(self, index: stores_spec.PineconeIndex) -> None:
         path = vectors_client.index_path(index.name)
         response = await self._client.send("POST", "/indexes", json=_create_body(index), expect=(404, 409))
         if response.status_code == 404:  # unknown cloud, region or environment

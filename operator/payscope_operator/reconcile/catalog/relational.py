@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from payscope_operator.api import fields, relational, spec, status
+from payscope_operator.api import fields, postgres_spec, spec, status
 from payscope_operator.backends import connections, relational_audit, timeseries
 from payscope_operator.reconcile import checks, clients, session
 
@@ -31,20 +31,20 @@ class PostgresEvidence:
     audit_log: relational_audit.AuditLogFacts
 
 
-def _postgres(desired: spec.PayScopeSpec) -> relational.Postgres:
+def _postgres(desired: spec.PayScopeSpec) -> postgres_spec.Postgres:
     assert desired.postgres is not None
     return desired.postgres
 
 
-def _tables(desired: spec.PayScopeSpec) -> tuple[relational.PostgresTable, ...]:
+def _tables(desired: spec.PayScopeSpec) -> tuple[postgres_spec.PostgresTable, ...]:
     return desired.postgres.tables if desired.postgres is not None else ()
 
 
-def _key(table: relational.PostgresTable) -> tuple[str, str]:
+def _key(table: postgres_spec.PostgresTable) -> tuple[str, str]:
     return (table.schema_name, table.name)
 
 
-def _name(table: relational.PostgresTable) -> str:
+def _name(table: postgres_spec.PostgresTable) -> str:
     return f"{table.schema_name}.{table.name}"
 
 
@@ -107,7 +107,7 @@ def _each(
     return Finding.passed(f"{what} holds on {len(selected)} table(s).", evidence=where)
 
 
-def _rls(t: relational.PostgresTable) -> bool:
+def _rls(t: postgres_spec.PostgresTable) -> bool:
     return t.row_level_security is not None and t.row_level_security.enabled
 
 
@@ -141,7 +141,7 @@ def _rls_enabled(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Find
 
 
 def _rls_forced(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Finding:
-    def wanted(t: relational.PostgresTable) -> bool:
+    def wanted(t: postgres_spec.PostgresTable) -> bool:
         return _rls(t) and t.row_level_security is not None and t.row_level_security.force
 
     return _each(
@@ -162,7 +162,7 @@ def _policy_uses_session_variable(evidence: PostgresEvidence, desired: spec.PayS
         # The variable's own name (app.current_bank_id) may contain the key: look for the column elsewhere.
         return variable in expr and column.search(expr.replace(variable, "")) is not None
 
-    def test(t: relational.PostgresTable, f: relational_audit.TableFacts) -> str | None:
+    def test(t: postgres_spec.PostgresTable, f: relational_audit.TableFacts) -> str | None:
         for _, using, check in f.policies:
             if compares(using) and compares(check):
                 return None
@@ -211,7 +211,7 @@ def _app_role(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Finding
 
 
 def _idempotency_key(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Finding:
-    def test(t: relational.PostgresTable, f: relational_audit.TableFacts) -> str | None:
+    def test(t: postgres_spec.PostgresTable, f: relational_audit.TableFacts) -> str | None:
         want = tuple(sorted(t.idempotency_key))
         return (
             None
@@ -222,7 +222,7 @@ def _idempotency_key(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> 
     return _each(desired, evidence, lambda t: bool(t.idempotency_key), test, "idempotency keys")
 
 
-def _hyper(desired: spec.PayScopeSpec, aspect: str = "hypertable") -> list[relational.PostgresTable]:
+def _hyper(desired: spec.PayScopeSpec, aspect: str = "hypertable") -> list[postgres_spec.PostgresTable]:
     """The hypertables declaring ``aspect``: all of them, or those with a retention or compression."""
     return [
         t
@@ -265,7 +265,7 @@ def _timescale(evidence: PostgresEvidence, desired: spec.PayScopeSpec, aspect: s
     return Finding.passed(f"{aspect} as declared on {len(selected)} hypertable(s).", evidence=where)
 
 
-def _policy_problem(table: relational.PostgresTable, kind: str, job: Any, want: str) -> list[str]:
+def _policy_problem(table: postgres_spec.PostgresTable, kind: str, job: Any, want: str) -> list[str]:
     seconds = fields.parse_duration(want).total_seconds()
     if job is None:
         return [f"{_name(table)}: no {kind} policy (want {want})"]

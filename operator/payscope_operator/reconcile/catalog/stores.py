@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from payscope_operator.api import fields, spec, status, stores
+from payscope_operator.api import fields, spec, status, stores_spec
 from payscope_operator.backends import base, graph, objects, objects_plan, vectors
 from payscope_operator.reconcile import checks, clients, session
 
@@ -102,7 +102,7 @@ def _graph_tenancy(evidence: GraphEvidence, desired: spec.PayScopeSpec) -> Findi
     return Finding.passed(f"Every node of the {len(labels)} declared label(s) carries {key}.", evidence=where)
 
 
-def _declared_labels(section: stores.Neo4j) -> list[str]:
+def _declared_labels(section: stores_spec.Neo4j) -> list[str]:
     return sorted({c.label for c in section.constraints} | {i.label for i in section.indexes})[:MAX_TENANT_LABELS]
 
 
@@ -219,11 +219,11 @@ def _buckets_reachable(evidence: BucketEvidence, desired: spec.PayScopeSpec) -> 
     return Finding.passed("The S3 endpoint answered.", evidence=evidence.endpoint)
 
 
-BucketTest = Callable[[stores.Bucket, objects_plan.BucketFacts, BucketEvidence], str | None]
+BucketTest = Callable[[stores_spec.Bucket, objects_plan.BucketFacts, BucketEvidence], str | None]
 
 
 def _per_bucket(
-    wanted: Callable[[stores.Bucket], bool], test: BucketTest, what: str
+    wanted: Callable[[stores_spec.Bucket], bool], test: BucketTest, what: str
 ) -> checks.Evaluate[BucketEvidence]:
     def evaluate(evidence: BucketEvidence, desired: spec.PayScopeSpec) -> Finding:
         assert desired.object_storage is not None
@@ -249,11 +249,11 @@ def _per_bucket(
     return evaluate
 
 
-def _exists(bucket: stores.Bucket, facts: objects_plan.BucketFacts, evidence: BucketEvidence) -> str | None:
+def _exists(bucket: stores_spec.Bucket, facts: objects_plan.BucketFacts, evidence: BucketEvidence) -> str | None:
     return "owned by another account" if facts.owned_by_another_account else None
 
 
-def _versioning(bucket: stores.Bucket, facts: objects_plan.BucketFacts, evidence: BucketEvidence) -> str | None:
+def _versioning(bucket: stores_spec.Bucket, facts: objects_plan.BucketFacts, evidence: BucketEvidence) -> str | None:
     want = "Enabled" if bucket.versioning else "Suspended"
     if bucket.versioning and facts.versioning != "Enabled":
         return f"versioning is {facts.versioning or 'never enabled'}, want {want}"
@@ -262,12 +262,12 @@ def _versioning(bucket: stores.Bucket, facts: objects_plan.BucketFacts, evidence
     return None
 
 
-def _encryption(bucket: stores.Bucket, facts: objects_plan.BucketFacts, evidence: BucketEvidence) -> str | None:
+def _encryption(bucket: stores_spec.Bucket, facts: objects_plan.BucketFacts, evidence: BucketEvidence) -> str | None:
     want = bucket.encryption.value if bucket.encryption is not None else None
     return None if facts.encryption == want else f"default encryption is {facts.encryption or 'none'}, want {want}"
 
 
-def _public(bucket: stores.Bucket, facts: objects_plan.BucketFacts, evidence: BucketEvidence) -> str | None:
+def _public(bucket: stores_spec.Bucket, facts: objects_plan.BucketFacts, evidence: BucketEvidence) -> str | None:
     code = evidence.anonymous_status.get(bucket.name)
     if code is not None and code < 400:
         return f"an anonymous listing was answered {code}"
@@ -280,7 +280,7 @@ def _public(bucket: stores.Bucket, facts: objects_plan.BucketFacts, evidence: Bu
     return "neither a deny-anonymous policy nor PublicAccessBlock is in effect"
 
 
-def _lifecycle(bucket: stores.Bucket, facts: objects_plan.BucketFacts, evidence: BucketEvidence) -> str | None:
+def _lifecycle(bucket: stores_spec.Bucket, facts: objects_plan.BucketFacts, evidence: BucketEvidence) -> str | None:
     rules = bucket.lifecycle
     assert rules is not None
     missing = []
@@ -293,7 +293,7 @@ def _lifecycle(bucket: stores.Bucket, facts: objects_plan.BucketFacts, evidence:
     return "missing " + ", ".join(missing) if missing else None
 
 
-def _declared_buckets(test: Callable[[stores.Bucket], bool]) -> Callable[[spec.PayScopeSpec], bool]:
+def _declared_buckets(test: Callable[[stores_spec.Bucket], bool]) -> Callable[[spec.PayScopeSpec], bool]:
     return lambda s: s.object_storage is not None and any(test(b) for b in s.object_storage.buckets)
 
 
