@@ -34,8 +34,10 @@ import psycopg
 from psycopg import sql
 
 from payscope_operator.api import postgres_spec, spec
-from payscope_operator.backends import _sql, base, timeseries
-from payscope_operator.backends import relational as rls
+from payscope_operator.backends import base
+from payscope_operator.backends.postgres import client as postgres_client
+from payscope_operator.backends.postgres import plan as postgres_plan
+from payscope_operator.backends.timescale import plan as timescale_plan
 
 
 def default_dsn() -> str:
@@ -63,21 +65,21 @@ def declared(schema: str, count: int) -> postgres_spec.Postgres:
 
 async def run_pass(
     conn: psycopg.AsyncConnection[Any], postgres: postgres_spec.Postgres
-) -> tuple[_sql.StatementLog, int]:
+) -> tuple[postgres_client.StatementLog, int]:
     """One pass of the Postgres part of the pipeline; returns its statement log and unresolved blockers."""
-    log = _sql.StatementLog()
-    security = rls.RelationalProvisioner(conn, rls.Desired(postgres, spec.Tenancy()), log=log)
+    log = postgres_client.StatementLog()
+    security = postgres_plan.RelationalProvisioner(conn, postgres_plan.Desired(postgres, spec.Tenancy()), log=log)
     plans: list[base.Plan] = [security.plan(await security.observe())]
     for action in plans[0].actions:
         await security.apply(action)
-    hypertables = timeseries.TimeseriesProvisioner(conn, postgres, log=log)
+    hypertables = timescale_plan.TimeseriesProvisioner(conn, postgres, log=log)
     plans.append(hypertables.plan(await hypertables.observe()))
     for action in plans[1].actions:
         await hypertables.apply(action)
     return log, sum(len(plan.blockers) for plan in plans)
 
 
-def show(title: str, log: _sql.StatementLog, quiet: bool) -> None:
+def show(title: str, log: postgres_client.StatementLog, quiet: bool) -> None:
     counts = {kind: len(log.of_kind(kind)) for kind in ("change", "read", "session")}
     print(
         f"== {title}: {counts['change']} changes, {counts['read']} catalog reads, {counts['session']} session settings"
@@ -95,7 +97,7 @@ async def main() -> None:
     args = parser.parse_args()
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     postgres = declared(schema, args.tables)
-    conn = await _sql.connect(args.dsn or default_dsn())
+    conn = await postgres_client.connect(args.dsn or default_dsn())
     async with conn:
         await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         try:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from payscope_operator.api import spec, status
-from payscope_operator.backends import relational_audit, timeseries
+from payscope_operator.backends import postgres, timescale
 from payscope_operator.reconcile import audit
 from payscope_operator.reconcile.catalog import CATALOG, relational
 
@@ -51,7 +51,7 @@ assert SPEC.postgres is not None
 TABLE = SPEC.postgres.tables[0]
 KEY = (TABLE.schema_name, TABLE.name)
 POLICY = "(bank_id = current_setting('app.current_bank_id'::text))"
-TABLE_FACTS = relational_audit.TableFacts(
+TABLE_FACTS = postgres.evidence.TableFacts(
     schema="public",
     name="transactions",
     exists=True,
@@ -65,17 +65,17 @@ TABLE_FACTS = relational_audit.TableFacts(
     columns=("id", "bank_id", "file_sha256", "created_at"),
 )
 DAY = 86400.0
-HYPERTABLE = timeseries.ObservedHypertable(
+HYPERTABLE = timescale.plan.ObservedHypertable(
     time_column="created_at",
     chunk_seconds=7 * DAY,
     compression_enabled=True,
     segment_by=("bank_id",),
     order_by=(),
-    retention=timeseries.ObservedJob(1000, 400 * DAY),
-    compression=timeseries.ObservedJob(1001, 30 * DAY),
+    retention=timescale.plan.ObservedJob(1000, 400 * DAY),
+    compression=timescale.plan.ObservedJob(1001, 30 * DAY),
 )
-OBSERVED_TABLE = timeseries.ObservedTable(
-    ref=timeseries.table_ref(TABLE),
+OBSERVED_TABLE = timescale.plan.ObservedTable(
+    ref=timescale.plan.table_ref(TABLE),
     manageable=True,
     row_security=True,
     time_type="timestamp with time zone",
@@ -83,13 +83,13 @@ OBSERVED_TABLE = timeseries.ObservedTable(
     blocking=(),
     hypertable=HYPERTABLE,
 )
-TIMESCALE = timeseries.Observed(timeseries.ExtensionState(True, "2.23.0"), (OBSERVED_TABLE,))
-AUDIT_LOG = relational_audit.AuditLogFacts(
+TIMESCALE = timescale.plan.Observed(timescale.plan.ExtensionState(True, "2.23.0"), (OBSERVED_TABLE,))
+AUDIT_LOG = postgres.evidence.AuditLogFacts(
     exists=True, rows_checked=120, operations=(("chat.query", 40), ("ingest.file", 80)), traced_queries=40
 )
 HEALTHY = relational.PostgresEvidence(
     host=HOST,
-    catalog=relational_audit.Catalog({KEY: TABLE_FACTS}, relational_audit.RoleFacts(ROLE, True), queries=6),
+    catalog=postgres.evidence.Catalog({KEY: TABLE_FACTS}, postgres.evidence.RoleFacts(ROLE, True), queries=6),
     migrations=("0042",),
     timescale=TIMESCALE,
     audit_log=AUDIT_LOG,
@@ -107,10 +107,10 @@ def table(**changes: Any) -> relational.PostgresEvidence:
 
 
 def catalog(
-    tables: dict[tuple[str, str], relational_audit.TableFacts] | None = None,
-    role: relational_audit.RoleFacts | None = None,
+    tables: dict[tuple[str, str], postgres.evidence.TableFacts] | None = None,
+    role: postgres.evidence.RoleFacts | None = None,
 ) -> relational.PostgresEvidence:
-    found = relational_audit.Catalog(
+    found = postgres.evidence.Catalog(
         HEALTHY.catalog.tables if tables is None else tables, role or HEALTHY.catalog.role, queries=6
     )
     return pg(catalog=found)
@@ -119,7 +119,7 @@ def catalog(
 def hypertable(**changes: Any) -> relational.PostgresEvidence:
     """HEALTHY with the observed hypertable of public.transactions changed."""
     seen = dataclasses.replace(OBSERVED_TABLE, hypertable=dataclasses.replace(HYPERTABLE, **changes))
-    return pg(timescale=timeseries.Observed(TIMESCALE.extension, (seen,)))
+    return pg(timescale=timescale.plan.Observed(TIMESCALE.extension, (seen,)))
 
 
 def log(**changes: Any) -> relational.PostgresEvidence:
@@ -136,15 +136,15 @@ REFUSED = 'refused: new row violates row-level security policy for table "transa
 
 def probe(visible: int = 0, write: str = REFUSED) -> relational.IsolationEvidence:
     return relational.IsolationEvidence(
-        (relational_audit.IsolationFacts("public.transactions", visible, write, ROLE, ("bank-a", "bank-b")),)
+        (postgres.evidence.IsolationFacts("public.transactions", visible, write, ROLE, ("bank-a", "bank-b")),)
     )
 
 
-NO_EXTENSION = pg(timescale=timeseries.Observed(timeseries.ExtensionState(False, None), (OBSERVED_TABLE,)))
-NOT_INSTALLED = pg(timescale=timeseries.Observed(timeseries.ExtensionState(True, None), (OBSERVED_TABLE,)))
-TABLE_NOT_OBSERVED = pg(timescale=timeseries.Observed(TIMESCALE.extension, ()))
+NO_EXTENSION = pg(timescale=timescale.plan.Observed(timescale.plan.ExtensionState(False, None), (OBSERVED_TABLE,)))
+NOT_INSTALLED = pg(timescale=timescale.plan.Observed(timescale.plan.ExtensionState(True, None), (OBSERVED_TABLE,)))
+TABLE_NOT_OBSERVED = pg(timescale=timescale.plan.Observed(TIMESCALE.extension, ()))
 PLAIN_TABLE = pg(
-    timescale=timeseries.Observed(TIMESCALE.extension, (dataclasses.replace(OBSERVED_TABLE, hypertable=None),))
+    timescale=timescale.plan.Observed(TIMESCALE.extension, (dataclasses.replace(OBSERVED_TABLE, hypertable=None),))
 )
 TABLE_MISSING = table(exists=False)
 TABLE_UNREAD = catalog({})
@@ -270,21 +270,21 @@ TABLE_UNREAD = catalog({})
         pytest.param("B.postgres.app_role", HEALTHY, S.PASS, "payscope_app is bound by RLS", id="app-role-ok"),
         pytest.param(
             "B.postgres.app_role",
-            catalog(role=relational_audit.RoleFacts(ROLE, False)),
+            catalog(role=postgres.evidence.RoleFacts(ROLE, False)),
             S.FAIL,
             "App role payscope_app does not exist",
             id="app-role-missing",
         ),
         pytest.param(
             "B.postgres.app_role",
-            catalog(role=relational_audit.RoleFacts(ROLE, True, superuser=True)),
+            catalog(role=postgres.evidence.RoleFacts(ROLE, True, superuser=True)),
             S.FAIL,
             "payscope_app is superuser: RLS does not bind it",
             id="app-role-superuser",
         ),
         pytest.param(
             "B.postgres.app_role",
-            catalog(role=relational_audit.RoleFacts(ROLE, True, bypass_rls=True)),
+            catalog(role=postgres.evidence.RoleFacts(ROLE, True, bypass_rls=True)),
             S.FAIL,
             "payscope_app has BYPASSRLS: RLS does not bind it",
             id="app-role-bypassrls",
@@ -350,14 +350,14 @@ TABLE_UNREAD = catalog({})
         pytest.param("B.timescale.retention", HEALTHY, S.PASS, "retention as declared", id="retention-ok"),
         pytest.param(
             "B.timescale.retention",
-            hypertable(retention=timeseries.ObservedJob(1000, 30 * DAY)),
+            hypertable(retention=timescale.plan.ObservedJob(1000, 30 * DAY)),
             S.FAIL,
             "retention policy interval differs from 400d",
             id="retention-interval-differs",
         ),
         pytest.param(
             "B.timescale.retention",
-            hypertable(retention=timeseries.ObservedJob(1000, None)),
+            hypertable(retention=timescale.plan.ObservedJob(1000, None)),
             S.FAIL,
             "retention policy interval differs from 400d",
             id="retention-not-an-interval",
@@ -396,7 +396,7 @@ TABLE_UNREAD = catalog({})
         ),
         pytest.param(
             "B.timescale.compression",
-            hypertable(compression=timeseries.ObservedJob(1001, 7 * DAY)),
+            hypertable(compression=timescale.plan.ObservedJob(1001, 7 * DAY)),
             S.FAIL,
             "compression policy interval differs from 30d",
             id="compression-policy-interval-differs",
@@ -411,7 +411,7 @@ TABLE_UNREAD = catalog({})
         ),
         pytest.param(
             "G.audit_log.hash_chain",
-            pg(audit_log=relational_audit.AuditLogFacts(exists=False)),
+            pg(audit_log=postgres.evidence.AuditLogFacts(exists=False)),
             S.FAIL,
             "Audit log table public.audit_log does not exist",
             id="chain-table-missing",
@@ -442,7 +442,7 @@ TABLE_UNREAD = catalog({})
         ),
         pytest.param(
             "G.audit_log.immutable",
-            pg(audit_log=relational_audit.AuditLogFacts(exists=False)),
+            pg(audit_log=postgres.evidence.AuditLogFacts(exists=False)),
             S.FAIL,
             "public.audit_log does not exist",
             id="immutable-table-missing",
@@ -466,7 +466,7 @@ TABLE_UNREAD = catalog({})
         ),
         pytest.param(
             "G.audit_log.query_logging",
-            pg(audit_log=relational_audit.AuditLogFacts(exists=False)),
+            pg(audit_log=postgres.evidence.AuditLogFacts(exists=False)),
             S.FAIL,
             "public.audit_log does not exist",
             id="query-logging-table-missing",

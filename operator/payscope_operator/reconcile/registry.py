@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from payscope_operator.api import status
-from payscope_operator.backends import base, graph, objects, relational, timeseries, vectors
+from payscope_operator.backends import base, graph, objects, postgres, timescale, vectors
 from payscope_operator.reconcile import clients, provision, session
 
 Provisioners = Sequence[base.Provisioner[Any]]
@@ -27,10 +27,10 @@ async def _postgres(run: session.PassSession) -> AsyncIterator[Provisioners]:
         return
     async with clients.postgres(run) as conn:
         found: list[base.Provisioner[Any]] = [
-            relational.RelationalProvisioner(conn, relational.Desired(section, run.spec.tenancy))
+            postgres.plan.RelationalProvisioner(conn, postgres.plan.Desired(section, run.spec.tenancy))
         ]
         if any(t.hypertable is not None for t in section.tables):
-            found.append(timeseries.TimeseriesProvisioner(conn, section))
+            found.append(timescale.plan.TimeseriesProvisioner(conn, section))
         yield found
 
 

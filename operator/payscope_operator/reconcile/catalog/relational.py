@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from payscope_operator.api import fields, postgres_spec, spec, status
-from payscope_operator.backends import connections, relational_audit, timeseries
+from payscope_operator.backends import connections, postgres, timescale
 from payscope_operator.reconcile import checks, clients, session
 
 Severity = status.Severity
@@ -25,10 +25,10 @@ MAX_ISOLATION_WRITE_PROBES = 3
 @dataclass(frozen=True)
 class PostgresEvidence:
     host: str
-    catalog: relational_audit.Catalog
+    catalog: postgres.evidence.Catalog
     migrations: tuple[str, ...] | None
-    timescale: timeseries.Observed | None
-    audit_log: relational_audit.AuditLogFacts
+    timescale: timescale.plan.Observed | None
+    audit_log: postgres.evidence.AuditLogFacts
 
 
 def _postgres(desired: spec.PayScopeSpec) -> postgres_spec.Postgres:
@@ -57,18 +57,18 @@ async def _gather_catalog(run: session.PassSession) -> PostgresEvidence:
     tenant_key = run.spec.tenancy.tenant_key if run.spec.tenancy else None
     dsn = clients.postgres_dsn(run)
     async with clients.postgres(run, dsn) as conn:
-        catalog = await relational_audit.read_catalog(
+        catalog = await postgres.evidence.read_catalog(
             conn, [_key(t) for t in section.tables], tenant_key=tenant_key, app_role=section.app_role
         )
         migrations = None
         if section.migrations is not None:
             m = section.migrations
-            migrations = await relational_audit.read_migration_versions(conn, m.schema_name, m.table, m.column)
+            migrations = await postgres.evidence.read_migration_versions(conn, m.schema_name, m.table, m.column)
         hyper = None
         if any(t.hypertable is not None for t in section.tables):
-            hyper = await timeseries.TimeseriesProvisioner(conn, section).observe()
+            hyper = await timescale.plan.TimeseriesProvisioner(conn, section).observe()
         log = section.audit_log
-        audit_log = await relational_audit.read_audit_log(
+        audit_log = await postgres.evidence.read_audit_log(
             conn, log.schema_name, log.table, log.order_column, section.app_role
         )
     return PostgresEvidence(connections.postgres_host(dsn), catalog, migrations, hyper, audit_log)
@@ -162,7 +162,7 @@ def _policy_uses_session_variable(evidence: PostgresEvidence, desired: spec.PayS
         # The variable's own name (app.current_bank_id) may contain the key: look for the column elsewhere.
         return variable in expr and column.search(expr.replace(variable, "")) is not None
 
-    def test(t: postgres_spec.PostgresTable, f: relational_audit.TableFacts) -> str | None:
+    def test(t: postgres_spec.PostgresTable, f: postgres.evidence.TableFacts) -> str | None:
         for _, using, check in f.policies:
             if compares(using) and compares(check):
                 return None
@@ -211,7 +211,7 @@ def _app_role(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Finding
 
 
 def _idempotency_key(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Finding:
-    def test(t: postgres_spec.PostgresTable, f: relational_audit.TableFacts) -> str | None:
+    def test(t: postgres_spec.PostgresTable, f: postgres.evidence.TableFacts) -> str | None:
         want = tuple(sorted(t.idempotency_key))
         return (
             None
@@ -242,7 +242,7 @@ def _timescale(evidence: PostgresEvidence, desired: spec.PayScopeSpec, aspect: s
     for table in selected:
         want = table.hypertable
         assert want is not None
-        seen = observed.table(timeseries.table_ref(table))
+        seen = observed.table(timescale.plan.table_ref(table))
         got = seen.hypertable if seen is not None else None
         if got is None:
             problems.append(f"{_name(table)}: not a hypertable")
@@ -485,7 +485,7 @@ CHECKS: tuple[checks.Check[Any], ...] = (
 
 @dataclass(frozen=True)
 class IsolationEvidence:
-    probes: tuple[relational_audit.IsolationFacts, ...]
+    probes: tuple[postgres.evidence.IsolationFacts, ...]
 
 
 def _isolation_configured(s: spec.PayScopeSpec) -> bool:
@@ -512,7 +512,7 @@ async def _gather_isolation(run: session.PassSession) -> IsolationEvidence:
     async with clients.postgres(run, dsn) as conn:
         for table in [t for t in section.tables if _rls(t)][:MAX_ISOLATION_WRITE_PROBES]:
             probes.append(
-                await relational_audit.probe_isolation(
+                await postgres.evidence.probe_isolation(
                     conn,
                     schema=table.schema_name,
                     table=table.name,

@@ -27,14 +27,15 @@ from psycopg.rows import TupleRow
 
 from payscope_operator import errors
 from payscope_operator.api import conditions, postgres_spec, spec, status
-from payscope_operator.backends import _sql, _sql_rls, base
+from payscope_operator.backends import base
+from payscope_operator.backends.postgres import client, sql
 
 SYSTEM = "postgres"
-POLICY_NAME = _sql_rls.POLICY_NAME
+POLICY_NAME = sql.POLICY_NAME
 _COMMANDS = {"*": "ALL", "r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE"}
 
 
-TableRef = _sql.TableRef
+TableRef = client.TableRef
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,7 @@ class _TablePlan:
         kinds = [("RowLevelSecurity", str(self.ref)), ("Policy", f"{self.ref}.{POLICY_NAME}")] if rls else []
         if tenant_index:
             key = self.desired.tenancy.tenant_key if self.desired.tenancy else "tenant"
-            kinds.append(("Index", f"{self.ref.schema}.{_sql_rls.index_name(self.ref.name, key)}"))
+            kinds.append(("Index", f"{self.ref.schema}.{sql.index_name(self.ref.name, key)}"))
         return kinds
 
     def fail(self, kinds: list[tuple[str, str]], reason: str, message: str, *, permanent: bool) -> None:
@@ -211,14 +212,14 @@ class _TablePlan:
             return
         if not seen.tenant_present:
             message = f"table {self.ref} has no tenant column {tenancy.tenant_key} (spec.tenancy.tenantKey)"
-            self.fail(kinds, _sql.SqlReason.TENANT_COLUMN_NOT_FOUND, message, permanent=False)
+            self.fail(kinds, client.SqlReason.TENANT_COLUMN_NOT_FOUND, message, permanent=False)
             return
-        if seen.tenant_type not in _sql_rls.TENANT_CASTS:
+        if seen.tenant_type not in sql.TENANT_CASTS:
             message = (
                 f"tenant column {self.ref}.{tenancy.tenant_key} has type {seen.tenant_type or 'a domain or array'};"
                 f" supported: text, varchar, uuid, smallint, integer, bigint"
             )
-            self.fail(kinds, _sql.SqlReason.TENANT_COLUMN_TYPE_UNSUPPORTED, message, permanent=True)
+            self.fail(kinds, client.SqlReason.TENANT_COLUMN_TYPE_UNSUPPORTED, message, permanent=True)
             return
         rls_kinds = [kind for kind in kinds if kind[0] != "Index"]
         if rls_kinds and seen.columnstore:
@@ -226,7 +227,7 @@ class _TablePlan:
                 f"{self.ref} is a hypertable with TimescaleDB compression on, which refuses row-level security;"
                 " decompress and disable compression by hand, or drop compression from the spec"
             )
-            self.fail(rls_kinds, _sql.SqlReason.ROW_SECURITY_CONFLICTS_WITH_COMPRESSION, message, permanent=True)
+            self.fail(rls_kinds, client.SqlReason.ROW_SECURITY_CONFLICTS_WITH_COMPRESSION, message, permanent=True)
         elif rls_kinds:
             self.plan_policy(seen, tenancy, rls_kinds[1][1])
             self.plan_row_security(seen, rls_kinds[0][1])
@@ -243,20 +244,18 @@ class _TablePlan:
             target=name,
             table=self.ref,
             column=tenancy.tenant_key,
-            cast=_sql_rls.TENANT_CASTS[typname],
+            cast=sql.TENANT_CASTS[typname],
             session_variable=tenancy.session_variable,
             role=role,
             replace=False,
-            detail=_policy_summary(role, tenancy, _sql_rls.TENANT_CASTS[typname]),
+            detail=_policy_summary(role, tenancy, sql.TENANT_CASTS[typname]),
             drift=seen.rls_enabled,  # RLS on but our policy gone: dropped out of band
         )
         if seen.policy is None:
             self.security.append(action)
             self.state("Policy", name, status.ProvisionState.MISSING)
             return
-        expected = _sql_rls.canonical(
-            _sql_rls.deparsed_expression(tenancy.tenant_key, typname, tenancy.session_variable)
-        )
+        expected = sql.canonical(sql.deparsed_expression(tenancy.tenant_key, typname, tenancy.session_variable))
         differences = _policy_differences(seen.policy, (role or "public",), expected)
         if not differences:
             self.state("Policy", name, status.ProvisionState.READY)
@@ -293,7 +292,7 @@ class _TablePlan:
         self.state("RowLevelSecurity", name, state, ", ".join(steps))
 
     def plan_index(self, seen: ObservedTable, tenancy: spec.Tenancy, name: str) -> None:
-        index = _sql_rls.index_name(self.ref.name, tenancy.tenant_key)
+        index = sql.index_name(self.ref.name, tenancy.tenant_key)
         found, detail, drift = seen.index, f"btree ({tenancy.tenant_key})", False
         if found is not None:
             if not found.valid:
@@ -345,9 +344,9 @@ def _policy_differences(seen: ObservedPolicy, roles: tuple[str, ...], expected: 
         differences.append("was RESTRICTIVE")
     if seen.roles != roles:
         differences.append(f"was TO {', '.join(seen.roles) or 'nobody'}, not {', '.join(roles)}")
-    if _sql_rls.canonical(seen.using) != expected:
+    if sql.canonical(seen.using) != expected:
         differences.append("USING expression changed")
-    if _sql_rls.canonical(seen.with_check) != expected:
+    if sql.canonical(seen.with_check) != expected:
         differences.append("WITH CHECK expression changed")
     return differences
 
@@ -380,7 +379,7 @@ def plan_relational(desired: Desired, observed: Observed) -> base.Plan:
 class RelationalProvisioner:
     """Row-level security of ``spec.postgres.tables`` over one caller-owned autocommit connection.
 
-    ``log`` (a ``_sql.StatementLog``) records every statement sent; ``log.change_count``
+    ``log`` (a ``client.StatementLog``) records every statement sent; ``log.change_count``
     counts the changes (DDL) of a pass, which is zero for an unchanged system.
     """
 
@@ -391,11 +390,11 @@ class RelationalProvisioner:
         conn: psycopg.AsyncConnection[TupleRow],
         desired: Desired,
         *,
-        timeouts: _sql.Timeouts | None = None,
-        log: _sql.StatementLog | None = None,
+        timeouts: client.Timeouts | None = None,
+        log: client.StatementLog | None = None,
     ) -> None:
         self.desired = desired
-        self.session = _sql.Session(conn, timeouts or _sql.Timeouts(), log)
+        self.session = client.Session(conn, timeouts or client.Timeouts(), log)
         self.log = self.session.log
 
     def _tables(self) -> list[postgres_spec.PostgresTable]:
@@ -410,22 +409,22 @@ class RelationalProvisioner:
         params = {
             "schemas": [table.schema_name for table in tables],
             "tables": [table.name for table in tables],
-            "indexes": [_sql_rls.index_name(table.name, key or "") for table in tables],
+            "indexes": [sql.index_name(table.name, key or "") for table in tables],
             "app_role": role,
             "tenant_key": key,
             "policy": POLICY_NAME,
         }
-        rows = await self.session.read(_sql_rls.OBSERVE, params, _sql_rls.TableRow, doing="reading RLS catalogs")
+        rows = await self.session.read(sql.OBSERVE, params, sql.TableRow, doing="reading RLS catalogs")
         hypertables = [row for row in rows if row.present and row.hypertable and row.timescaledb]
         columnstore: set[tuple[str, str]] = set()
         if hypertables:
             found = await self.session.read(
-                _sql_rls.OBSERVE_COLUMNSTORE,
+                sql.OBSERVE_COLUMNSTORE,
                 {
                     "schemas": [row.schema_name for row in hypertables],
                     "tables": [row.table_name for row in hypertables],
                 },
-                _sql_rls.ColumnstoreRow,
+                sql.ColumnstoreRow,
                 doing="reading TimescaleDB compression state",
             )
             columnstore = {(row.schema_name, row.table_name) for row in found}
@@ -446,16 +445,16 @@ class RelationalProvisioner:
         doing = action.describe()
         if isinstance(action, PolicyAction):
             ref = action.table
-            create = _sql_rls.create_policy(
+            create = sql.create_policy(
                 ref.schema, ref.name, action.column, action.cast, action.session_variable, action.role
             )
-            drop = [_sql_rls.drop_policy(ref.schema, ref.name)] if action.replace else []
+            drop = [sql.drop_policy(ref.schema, ref.name)] if action.replace else []
             await self.session.change([*drop, create], doing=doing)
         elif isinstance(action, RowSecurityAction):
             ref = action.table
-            statements = [_sql_rls.enable_row_security(ref.schema, ref.name)] if action.enable else []
+            statements = [sql.enable_row_security(ref.schema, ref.name)] if action.enable else []
             if action.force is not None:
-                statements.append(_sql_rls.force_row_security(ref.schema, ref.name, action.force))
+                statements.append(sql.force_row_security(ref.schema, ref.name, action.force))
             await self.session.change(statements, doing=doing)
         elif isinstance(action, IndexAction):
             await self._build_index(action, doing)
@@ -464,10 +463,8 @@ class RelationalProvisioner:
 
     async def _build_index(self, action: IndexAction, doing: str) -> None:
         ref = action.table
-        drop = _sql_rls.drop_index(ref.schema, action.index, concurrently=action.concurrently)
-        create = _sql_rls.create_index(
-            ref.schema, ref.name, action.index, action.column, concurrently=action.concurrently
-        )
+        drop = sql.drop_index(ref.schema, action.index, concurrently=action.concurrently)
+        create = sql.create_index(ref.schema, ref.name, action.index, action.column, concurrently=action.concurrently)
         if not action.concurrently:
             await self.session.change([drop, create] if action.drop_first else [create], doing=doing, long=True)
             return
@@ -493,7 +490,7 @@ class RelationalProvisioner:
             rls, tenant_index = _managed(table)
             if rls and seen.policy is not None:
                 await self.session.change(
-                    [_sql_rls.drop_policy(seen.ref.schema, seen.ref.name)],
+                    [sql.drop_policy(seen.ref.schema, seen.ref.name)],
                     doing=f"dropping policy {POLICY_NAME} on {seen.ref}",
                 )
                 removed.append(f"policy {seen.ref}.{POLICY_NAME}")
@@ -503,9 +500,9 @@ class RelationalProvisioner:
                     " (no policy: no rows for the roles it binds)"
                 )
             if tenant_index and seen.index is not None and self.desired.tenancy is not None:
-                name = _sql_rls.index_name(table.name, self.desired.tenancy.tenant_key)
+                name = sql.index_name(table.name, self.desired.tenancy.tenant_key)
                 concurrently = observed.concurrent_ddl and not seen.hypertable
-                drop = _sql_rls.drop_index(seen.ref.schema, name, concurrently=concurrently)
+                drop = sql.drop_index(seen.ref.schema, name, concurrently=concurrently)
                 if not concurrently:
                     await self.session.change([drop], doing=f"dropping index {name}", long=True)
                 else:
@@ -514,7 +511,7 @@ class RelationalProvisioner:
         return base.TeardownResult(SYSTEM, tuple(removed), tuple(kept))
 
 
-def _observed_table(row: _sql_rls.TableRow, columnstore: set[tuple[str, str]]) -> ObservedTable:
+def _observed_table(row: sql.TableRow, columnstore: set[tuple[str, str]]) -> ObservedTable:
     policy = None
     if row.polcmd is not None:
         policy = ObservedPolicy(

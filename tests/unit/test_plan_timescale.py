@@ -12,17 +12,17 @@ from typing import Any
 import pytest
 
 from payscope_operator.api import postgres_spec, status
-from payscope_operator.backends import _sql, _sql_timescale, base, timeseries
+from payscope_operator.backends import base, postgres, timescale
 
 READY = status.ProvisionState.READY
 MISSING = status.ProvisionState.MISSING
 DRIFTED = status.ProvisionState.DRIFTED
 FAILED = status.ProvisionState.FAILED
-INSTALLED = timeseries.ExtensionState(available=True, installed="2.23.0")
+INSTALLED = timescale.plan.ExtensionState(available=True, installed="2.23.0")
 DAY = 86400.0
 
 
-def postgres(*tables: dict[str, Any]) -> postgres_spec.Postgres:
+def section(*tables: dict[str, Any]) -> postgres_spec.Postgres:
     return postgres_spec.Postgres.model_validate(
         {"connection": {"secretRef": {"name": "pg", "key": "dsn"}}, "tables": list(tables)}
     )
@@ -42,20 +42,20 @@ def table(name: str = "metrics", *, rls: bool = False, **hypertable: Any) -> dic
     return declared
 
 
-GOOD = timeseries.ObservedHypertable(
+GOOD = timescale.plan.ObservedHypertable(
     time_column="created_at",
     chunk_seconds=7 * DAY,
     compression_enabled=True,
     segment_by=("bank_id",),
     order_by=("created_at DESC",),
-    retention=timeseries.ObservedJob(1000, 400 * DAY),
-    compression=timeseries.ObservedJob(1001, 30 * DAY),
+    retention=timescale.plan.ObservedJob(1000, 400 * DAY),
+    compression=timescale.plan.ObservedJob(1001, 30 * DAY),
 )
 
 
-def seen(name: str = "metrics", hypertable: timeseries.ObservedHypertable | None = GOOD, **changes: Any) -> Any:
-    plain = timeseries.ObservedTable(
-        ref=_sql.TableRef("public", name),
+def seen(name: str = "metrics", hypertable: timescale.plan.ObservedHypertable | None = GOOD, **changes: Any) -> Any:
+    plain = timescale.plan.ObservedTable(
+        ref=postgres.client.TableRef("public", name),
         manageable=True,
         row_security=False,
         time_type="timestamptz",
@@ -66,8 +66,8 @@ def seen(name: str = "metrics", hypertable: timeseries.ObservedHypertable | None
     return dataclasses.replace(plain, **changes)
 
 
-def observed(*tables: timeseries.ObservedTable, extension: timeseries.ExtensionState = INSTALLED) -> Any:
-    return timeseries.Observed(extension, tables)
+def observed(*tables: timescale.plan.ObservedTable, extension: timescale.plan.ExtensionState = INSTALLED) -> Any:
+    return timescale.plan.Observed(extension, tables)
 
 
 def summary(plan: base.Plan) -> list[tuple[str, str, str, bool]]:
@@ -79,7 +79,7 @@ def states(plan: base.Plan) -> dict[tuple[str, str], tuple[status.ProvisionState
 
 
 def test_from_nothing_plans_hypertable_compression_then_policies() -> None:
-    plan = timeseries.plan_timeseries(postgres(table()), observed(seen(hypertable=None)))
+    plan = timescale.plan.plan_timeseries(section(table()), observed(seen(hypertable=None)))
     assert summary(plan) == [
         ("Hypertable", "create", "by_range(created_at, 7d), migrating existing rows", False),
         ("Compression", "create", "enable", False),
@@ -87,22 +87,22 @@ def test_from_nothing_plans_hypertable_compression_then_policies() -> None:
         ("RetentionPolicy", "create", "after 400d", False),
     ]
     compression = plan.actions[1]
-    assert isinstance(compression, timeseries.CompressionAction)
+    assert isinstance(compression, timescale.plan.CompressionAction)
     assert compression.segment_by == ("bank_id",)
     assert compression.order_by == ("created_at DESC",)
     assert states(plan)[("Extension", "timescaledb")] == (READY, "")
 
 
 def test_an_available_extension_is_created_first_and_only_as_an_action() -> None:
-    available = timeseries.ExtensionState(available=True, installed=None)
-    plan = timeseries.plan_timeseries(postgres(table()), observed(seen(hypertable=None), extension=available))
+    available = timescale.plan.ExtensionState(available=True, installed=None)
+    plan = timescale.plan.plan_timeseries(section(table()), observed(seen(hypertable=None), extension=available))
     assert [(a.kind, a.verb.value) for a in plan.actions][:2] == [("Extension", "create"), ("Hypertable", "create")]
-    assert isinstance(plan.actions[0], timeseries.ExtensionAction)
+    assert isinstance(plan.actions[0], timescale.plan.ExtensionAction)
 
 
 def test_an_unavailable_extension_fails_every_hypertable_object_and_plans_nothing() -> None:
-    absent = timeseries.ExtensionState(available=False, installed=None)
-    plan = timeseries.plan_timeseries(postgres(table(), table("events")), observed(extension=absent))
+    absent = timescale.plan.ExtensionState(available=False, installed=None)
+    plan = timescale.plan.plan_timeseries(section(table(), table("events")), observed(extension=absent))
     assert plan.actions == ()
     assert {value for value in states(plan).values()} == {(FAILED, "TimescaleUnavailable")}
     assert len(plan.objects) == 1 + 4 + 4
@@ -110,7 +110,7 @@ def test_an_unavailable_extension_fails_every_hypertable_object_and_plans_nothin
 
 
 def test_an_unchanged_system_plans_nothing() -> None:
-    plan = timeseries.plan_timeseries(postgres(table()), observed(seen()))
+    plan = timescale.plan.plan_timeseries(section(table()), observed(seen()))
     assert plan.actions == ()
     assert plan.converged
 
@@ -119,12 +119,12 @@ def test_an_unchanged_system_plans_nothing() -> None:
     ("hypertable", "expected"),
     [
         ({"chunk_seconds": DAY}, [("Hypertable", "update", "chunk interval was 1d, not 7d", True)]),
-        ({"retention": timeseries.ObservedJob(1000, 30 * DAY)},
+        ({"retention": timescale.plan.ObservedJob(1000, 30 * DAY)},
          [("RetentionPolicy", "replace", "was 30d, not 400d", True)]),
-        ({"retention": timeseries.ObservedJob(1000, None)},
+        ({"retention": timescale.plan.ObservedJob(1000, None)},
          [("RetentionPolicy", "replace", "was not an interval, not 400d", True)]),
         ({"retention": None}, [("RetentionPolicy", "create", "after 400d", False)]),
-        ({"compression": timeseries.ObservedJob(1001, 7 * DAY)},
+        ({"compression": timescale.plan.ObservedJob(1001, 7 * DAY)},
          [("CompressionPolicy", "replace", "was 7d, not 30d", True)]),
         ({"segment_by": ("bank_id", "v")}, [("Compression", "update", "segmentby was bank_id,v", True)]),
         ({"order_by": ("created_at",)}, [("Compression", "update", "orderby was created_at", True)]),
@@ -133,36 +133,36 @@ def test_an_unchanged_system_plans_nothing() -> None:
     ],
 )  # fmt: skip
 def test_out_of_band_changes_are_planned_back(hypertable: dict[str, Any], expected: list[Any]) -> None:
-    plan = timeseries.plan_timeseries(
-        postgres(table()), observed(seen(hypertable=dataclasses.replace(GOOD, **hypertable)))
+    plan = timescale.plan.plan_timeseries(
+        section(table()), observed(seen(hypertable=dataclasses.replace(GOOD, **hypertable)))
     )
     assert summary(plan) == expected
 
 
 def test_a_replaced_policy_is_removed_then_added() -> None:
-    drifted = dataclasses.replace(GOOD, retention=timeseries.ObservedJob(1000, DAY))
-    action = timeseries.plan_timeseries(postgres(table()), observed(seen(hypertable=drifted))).actions[0]
-    assert isinstance(action, timeseries.PolicyAction)
+    drifted = dataclasses.replace(GOOD, retention=timescale.plan.ObservedJob(1000, DAY))
+    action = timescale.plan.plan_timeseries(section(table()), observed(seen(hypertable=drifted))).actions[0]
+    assert isinstance(action, timescale.plan.PolicyAction)
     assert action.replace
     assert action.policy == "retention"
 
 
 def test_only_changed_compression_options_are_sent() -> None:
     drifted = dataclasses.replace(GOOD, segment_by=("v",))
-    action = timeseries.plan_timeseries(postgres(table()), observed(seen(hypertable=drifted))).actions[0]
-    assert isinstance(action, timeseries.CompressionAction)
+    action = timescale.plan.plan_timeseries(section(table()), observed(seen(hypertable=drifted))).actions[0]
+    assert isinstance(action, timescale.plan.CompressionAction)
     assert (action.enable, action.segment_by, action.order_by) == (False, ("bank_id",), None)
 
 
 def test_order_by_asc_is_the_default_and_not_drift() -> None:
     declared = table(compression={"after": "30d", "orderBy": ["created_at ASC"]})
     plain = dataclasses.replace(GOOD, order_by=("created_at",), segment_by=("something_timescale_chose",))
-    assert timeseries.plan_timeseries(postgres(declared), observed(seen(hypertable=plain))).actions == ()
+    assert timescale.plan.plan_timeseries(section(declared), observed(seen(hypertable=plain))).actions == ()
 
 
 def test_undeclared_settings_are_left_alone() -> None:
     declared = table(chunkInterval=None, retention=None, compression=None)
-    plan = timeseries.plan_timeseries(postgres(declared), observed(seen()))
+    plan = timescale.plan.plan_timeseries(section(declared), observed(seen()))
     assert plan.actions == ()
     assert list(states(plan)) == [("Extension", "timescaledb"), ("Hypertable", "public.metrics")]
 
@@ -180,7 +180,7 @@ def test_undeclared_settings_are_left_alone() -> None:
 def test_table_problems_fail_all_its_objects_with_a_reason(
     change: dict[str, Any], reason: str, permanent: bool, message: str
 ) -> None:
-    plan = timeseries.plan_timeseries(postgres(table()), observed(seen(hypertable=None, **change)))
+    plan = timescale.plan.plan_timeseries(section(table()), observed(seen(hypertable=None, **change)))
     assert plan.actions == ()
     table_states = {key: value for key, value in states(plan).items() if key[0] != "Extension"}
     assert set(table_states.values()) == {(FAILED, reason)}
@@ -191,7 +191,7 @@ def test_table_problems_fail_all_its_objects_with_a_reason(
 
 
 def test_a_missing_table_fails_while_the_others_proceed() -> None:
-    plan = timeseries.plan_timeseries(postgres(table("gone"), table()), observed(seen(hypertable=None)))
+    plan = timescale.plan.plan_timeseries(section(table("gone"), table()), observed(seen(hypertable=None)))
     assert {a.target for a in plan.actions} == {"public.metrics"}
     assert states(plan)[("Hypertable", "public.gone")] == (FAILED, "TableNotFound")
     assert [(b.reason, b.permanent) for b in plan.blockers] == [("TableNotFound", False)]
@@ -199,15 +199,15 @@ def test_a_missing_table_fails_while_the_others_proceed() -> None:
 
 def test_a_hypertable_on_another_column_cannot_change() -> None:
     other = dataclasses.replace(GOOD, time_column="ts")
-    plan = timeseries.plan_timeseries(postgres(table()), observed(seen(hypertable=other)))
+    plan = timescale.plan.plan_timeseries(section(table()), observed(seen(hypertable=other)))
     assert plan.actions == ()
     assert plan.blockers[0].reason == "TimeColumnImmutable"
 
 
 @pytest.mark.parametrize(("declared_rls", "observed_rls"), [(True, False), (False, True)])
 def test_compression_conflicts_with_row_level_security(declared_rls: bool, observed_rls: bool) -> None:
-    plan = timeseries.plan_timeseries(
-        postgres(table(rls=declared_rls)), observed(seen(hypertable=None, row_security=observed_rls))
+    plan = timescale.plan.plan_timeseries(
+        section(table(rls=declared_rls)), observed(seen(hypertable=None, row_security=observed_rls))
     )
     assert [a.kind for a in plan.actions] == ["Hypertable", "RetentionPolicy"]
     assert states(plan)[("Compression", "public.metrics")] == (FAILED, "RowSecurityConflictsWithCompression")
@@ -217,21 +217,21 @@ def test_compression_conflicts_with_row_level_security(declared_rls: bool, obser
 
 def test_a_column_both_segmenting_and_ordering_is_a_spec_conflict() -> None:
     declared = table(compression={"after": "30d", "segmentBy": ["bank_id"], "orderBy": ["bank_id DESC"]})
-    plan = timeseries.plan_timeseries(postgres(declared), observed(seen()))
+    plan = timescale.plan.plan_timeseries(section(declared), observed(seen()))
     assert plan.blockers[0].reason == "CompressionSpecConflict"
 
 
 def test_statements() -> None:
-    render = _sql.render
-    assert render(_sql_timescale.create_hypertable("public", "metrics", "created_at", "7d")) == (
+    render = postgres.client.render
+    assert render(timescale.sql.create_hypertable("public", "metrics", "created_at", "7d")) == (
         'SELECT create_hypertable(\'"public"."metrics"\'::regclass,'
         " by_range('created_at', '7 days'::interval), migrate_data => true)"
     )
-    assert render(_sql_timescale.create_hypertable("public", "metrics", "created_at", None)) == (
+    assert render(timescale.sql.create_hypertable("public", "metrics", "created_at", None)) == (
         "SELECT create_hypertable('\"public\".\"metrics\"'::regclass, by_range('created_at'), migrate_data => true)"
     )
     assert render(
-        _sql_timescale.set_compression(
+        timescale.sql.set_compression(
             "public", "metrics", enable=True, segment_by=("bank_id", "order"), order_by=("created_at DESC",)
         )
     ) == (
@@ -239,15 +239,15 @@ def test_statements() -> None:
         ' timescaledb.compress_segmentby = \'"bank_id","order"\','
         " timescaledb.compress_orderby = '\"created_at\" DESC')"
     )
-    assert render(_sql_timescale.add_policy("public", "metrics", "retention", "12h")) == (
+    assert render(timescale.sql.add_policy("public", "metrics", "retention", "12h")) == (
         'SELECT "add_retention_policy"(\'"public"."metrics"\'::regclass, "drop_after" => \'12 hours\'::interval)'
     )
-    assert render(_sql_timescale.remove_policy("public", "metrics", "compression")) == (
+    assert render(timescale.sql.remove_policy("public", "metrics", "compression")) == (
         'SELECT "remove_compression_policy"(\'"public"."metrics"\'::regclass, if_exists => true)'
     )
 
 
 def test_settings_text_is_parsed_and_normalised() -> None:
-    assert _sql_timescale.parse_columns("bank_id,v") == ("bank_id", "v")
-    assert _sql_timescale.parse_columns(None) == ()
-    assert _sql_timescale.normalise_order(("created_at ASC", "v DESC")) == ("created_at", "v DESC")
+    assert timescale.sql.parse_columns("bank_id,v") == ("bank_id", "v")
+    assert timescale.sql.parse_columns(None) == ()
+    assert timescale.sql.normalise_order(("created_at ASC", "v DESC")) == ("created_at", "v DESC")

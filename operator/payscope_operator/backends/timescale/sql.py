@@ -10,8 +10,8 @@ hypertable_compression_settings, jobs) for the declared tables that are hypertab
 Neither grows with the number of tables.
 
 What it must not do: talk to a server, decide what to change, or paste spec values
-into SQL: names go through ``_sql.identifier``/``_sql.regclass``, durations through
-``_sql.interval``, everything else through ``sql.Literal`` or bound parameters.
+into SQL: names go through ``postgres.client.identifier``/``postgres.client.regclass``, durations through
+``postgres.client.interval``, everything else through ``sql.Literal`` or bound parameters.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from psycopg import sql
 
 from payscope_operator.api import fields
-from payscope_operator.backends import _sql
+from payscope_operator.backends import postgres
 
 EXTENSION = "timescaledb"
 TIME_TYPES = frozenset({"timestamptz", "timestamp", "date"})
@@ -134,27 +134,27 @@ def create_extension() -> sql.Composed:
 
 def create_hypertable(schema: str, table: str, time_column: str, chunk_interval: str | None) -> sql.Composed:
     """``migrate_data => true``: moves existing rows into chunks (a no-op on an empty table)."""
-    _sql.identifier(time_column, what="time column")
+    postgres.client.identifier(time_column, what="time column")
     column = sql.Literal(time_column)  # by_range() takes the bare column name
     dimension = (
         sql.SQL("by_range({})").format(column)
         if chunk_interval is None
-        else sql.SQL("by_range({}, {})").format(column, _sql.interval(chunk_interval))
+        else sql.SQL("by_range({}, {})").format(column, postgres.client.interval(chunk_interval))
     )
     return sql.SQL("SELECT create_hypertable({}, {}, migrate_data => true)").format(
-        _sql.regclass(schema, table), dimension
+        postgres.client.regclass(schema, table), dimension
     )
 
 
 def set_chunk_interval(schema: str, table: str, chunk_interval: str) -> sql.Composed:
     return sql.SQL("SELECT set_chunk_time_interval({}, {})").format(
-        _sql.regclass(schema, table), _sql.interval(chunk_interval)
+        postgres.client.regclass(schema, table), postgres.client.interval(chunk_interval)
     )
 
 
 def column_list(columns: tuple[str, ...]) -> str:
     """``"a","b"`` for compress_segmentby; each name validated and quoted."""
-    return ",".join(_sql.identifier(column, what="compression column").as_string() for column in columns)
+    return ",".join(postgres.client.identifier(column, what="compression column").as_string() for column in columns)
 
 
 def order_list(columns: tuple[str, ...]) -> str:
@@ -164,7 +164,9 @@ def order_list(columns: tuple[str, ...]) -> str:
         if not re.fullmatch(fields.SQL_ORDER_BY_PATTERN, entry):
             raise ValueError(f"not a compress_orderby entry: {entry!r}")
         name, _, direction = entry.partition(" ")
-        parts.append(_sql.identifier(name, what="orderBy column").as_string() + (f" {direction}" if direction else ""))
+        parts.append(
+            postgres.client.identifier(name, what="orderBy column").as_string() + (f" {direction}" if direction else "")
+        )
     return ",".join(parts)
 
 
@@ -177,7 +179,9 @@ def set_compression(
         options.append(sql.SQL("timescaledb.compress_segmentby = {}").format(sql.Literal(column_list(segment_by))))
     if order_by is not None:
         options.append(sql.SQL("timescaledb.compress_orderby = {}").format(sql.Literal(order_list(order_by))))
-    return sql.SQL("ALTER TABLE {} SET ({})").format(_sql.qualified(schema, table), sql.SQL(", ").join(options))
+    return sql.SQL("ALTER TABLE {} SET ({})").format(
+        postgres.client.qualified(schema, table), sql.SQL(", ").join(options)
+    )
 
 
 _POLICY_FUNCTIONS = {
@@ -189,13 +193,18 @@ _POLICY_FUNCTIONS = {
 def add_policy(schema: str, table: str, policy: str, after: str) -> sql.Composed:
     add, _, argument = _POLICY_FUNCTIONS[policy]
     return sql.SQL("SELECT {}({}, {} => {})").format(
-        sql.Identifier(add), _sql.regclass(schema, table), sql.Identifier(argument), _sql.interval(after)
+        sql.Identifier(add),
+        postgres.client.regclass(schema, table),
+        sql.Identifier(argument),
+        postgres.client.interval(after),
     )
 
 
 def remove_policy(schema: str, table: str, policy: str) -> sql.Composed:
     _, remove, _ = _POLICY_FUNCTIONS[policy]
-    return sql.SQL("SELECT {}({}, if_exists => true)").format(sql.Identifier(remove), _sql.regclass(schema, table))
+    return sql.SQL("SELECT {}({}, if_exists => true)").format(
+        sql.Identifier(remove), postgres.client.regclass(schema, table)
+    )
 
 
 def parse_columns(text: str | None) -> tuple[str, ...]:

@@ -13,8 +13,7 @@ import pytest
 
 from payscope_operator import errors
 from payscope_operator.api import postgres_spec, spec, status
-from payscope_operator.backends import _sql, _sql_rls, base
-from payscope_operator.backends import relational as rls
+from payscope_operator.backends import base, postgres
 
 READY = status.ProvisionState.READY
 MISSING = status.ProvisionState.MISSING
@@ -24,30 +23,32 @@ TENANCY = spec.Tenancy()
 APP = "payscope_app"
 
 
-def desired(*tables: dict[str, Any], app_role: str | None = APP, tenancy: spec.Tenancy | None = TENANCY) -> rls.Desired:
-    postgres = postgres_spec.Postgres.model_validate(
+def desired(
+    *tables: dict[str, Any], app_role: str | None = APP, tenancy: spec.Tenancy | None = TENANCY
+) -> postgres.plan.Desired:
+    section = postgres_spec.Postgres.model_validate(
         {"connection": {"secretRef": {"name": "pg", "key": "dsn"}}, "appRole": app_role, "tables": list(tables)}
     )
-    return rls.Desired(postgres, tenancy)
+    return postgres.plan.Desired(section, tenancy)
 
 
 def table(name: str = "tx", *, force: bool = True, index: bool = True, enabled: bool = True) -> dict[str, Any]:
     return {"name": name, "rowLevelSecurity": {"enabled": enabled, "force": force}, "tenantIndex": index}
 
 
-def good_policy(typname: str = "text", roles: tuple[str, ...] = (APP,)) -> rls.ObservedPolicy:
-    expression = _sql_rls.deparsed_expression("bank_id", typname, "app.current_bank_id")
-    return rls.ObservedPolicy("*", True, roles, expression, expression)
+def good_policy(typname: str = "text", roles: tuple[str, ...] = (APP,)) -> postgres.plan.ObservedPolicy:
+    expression = postgres.sql.deparsed_expression("bank_id", typname, "app.current_bank_id")
+    return postgres.plan.ObservedPolicy("*", True, roles, expression, expression)
 
 
-GOOD_INDEX = rls.ObservedIndex(on_table=True, valid=True, partial=False, method="btree", columns=("bank_id",))
+GOOD_INDEX = postgres.plan.ObservedIndex(on_table=True, valid=True, partial=False, method="btree", columns=("bank_id",))
 
 
-def seen(name: str = "tx", **changes: Any) -> rls.ObservedTable:
+def seen(name: str = "tx", **changes: Any) -> postgres.plan.ObservedTable:
     """A table provisioned as the default spec wants, with ``changes`` applied."""
     typname = changes.get("tenant_type", "text")
-    base_table = rls.ObservedTable(
-        ref=_sql.TableRef("public", name),
+    base_table = postgres.plan.ObservedTable(
+        ref=postgres.client.TableRef("public", name),
         owner="payscope_owner",
         rls_enabled=True,
         rls_forced=True,
@@ -57,17 +58,19 @@ def seen(name: str = "tx", **changes: Any) -> rls.ObservedTable:
         tenant_present=True,
         hypertable=False,
         columnstore=False,
-        policy=good_policy(typname if typname in _sql_rls.TENANT_CASTS else "text"),
+        policy=good_policy(typname if typname in postgres.sql.TENANT_CASTS else "text"),
         index=GOOD_INDEX,
     )
     return dataclasses.replace(base_table, **changes)
 
 
-ROLE = rls.ObservedRole(APP, exists=True, superuser=False, bypassrls=False)
+ROLE = postgres.plan.ObservedRole(APP, exists=True, superuser=False, bypassrls=False)
 
 
-def observed(*tables: rls.ObservedTable, role: rls.ObservedRole | None = ROLE) -> rls.Observed:
-    return rls.Observed(tables, role)
+def observed(
+    *tables: postgres.plan.ObservedTable, role: postgres.plan.ObservedRole | None = ROLE
+) -> postgres.plan.Observed:
+    return postgres.plan.Observed(tables, role)
 
 
 def summary(plan: base.Plan) -> list[tuple[str, str, str, bool]]:
@@ -85,27 +88,27 @@ INDEX_KEY = ("Index", "public.payscope_tx_bank_id_idx")
 
 def test_from_nothing_creates_policy_before_enabling_then_builds_the_index_concurrently() -> None:
     bare = seen(rls_enabled=False, rls_forced=False, policy=None, index=None)
-    plan = rls.plan_relational(desired(table()), observed(bare))
+    plan = postgres.plan.plan_relational(desired(table()), observed(bare))
     assert [(kind, verb, drift) for kind, verb, _, drift in summary(plan)] == [
         ("Policy", "create", False),
         ("RowLevelSecurity", "update", False),
         ("Index", "create", False),
     ]
     policy, row_security, index = plan.actions
-    assert isinstance(policy, rls.PolicyAction)
+    assert isinstance(policy, postgres.plan.PolicyAction)
     assert policy.role == APP
     assert policy.cast is None
-    assert isinstance(row_security, rls.RowSecurityAction)
+    assert isinstance(row_security, postgres.plan.RowSecurityAction)
     assert row_security.enable
     assert row_security.force is True
-    assert isinstance(index, rls.IndexAction)
+    assert isinstance(index, postgres.plan.IndexAction)
     assert index.concurrently
     assert not index.drop_first
     assert states(plan) == {POLICY_KEY: (MISSING, ""), RLS_KEY: (MISSING, ""), INDEX_KEY: (MISSING, "")}
 
 
 def test_an_unchanged_system_plans_nothing_and_is_converged() -> None:
-    plan = rls.plan_relational(desired(table()), observed(seen()))
+    plan = postgres.plan.plan_relational(desired(table()), observed(seen()))
     assert plan.actions == ()
     assert plan.converged
 
@@ -139,24 +142,26 @@ def test_an_unchanged_system_plans_nothing_and_is_converged() -> None:
 def test_out_of_band_changes_are_planned_back(
     change: dict[str, Any], expected: list[tuple[str, str, str, bool]]
 ) -> None:
-    plan = rls.plan_relational(desired(table()), observed(seen(**change)))
+    plan = postgres.plan.plan_relational(desired(table()), observed(seen(**change)))
     assert summary(plan) == expected
     assert not plan.blockers
 
 
 def test_force_false_is_kept_as_no_force() -> None:
-    plan = rls.plan_relational(desired(table(force=False)), observed(seen()))
+    plan = postgres.plan.plan_relational(desired(table(force=False)), observed(seen()))
     assert summary(plan) == [("RowLevelSecurity", "update", "no force", True)]
     action = plan.actions[0]
-    assert isinstance(action, rls.RowSecurityAction)
+    assert isinstance(action, postgres.plan.RowSecurityAction)
     assert action.force is False
     assert not action.enable
 
 
 def test_replacing_a_policy_drops_and_recreates_it() -> None:
-    plan = rls.plan_relational(desired(table()), observed(seen(policy=dataclasses.replace(good_policy(), using="x"))))
+    plan = postgres.plan.plan_relational(
+        desired(table()), observed(seen(policy=dataclasses.replace(good_policy(), using="x")))
+    )
     action = plan.actions[0]
-    assert isinstance(action, rls.PolicyAction)
+    assert isinstance(action, postgres.plan.PolicyAction)
     assert action.replace
     assert action.verb is base.Verb.REPLACE
     assert states(plan)[POLICY_KEY] == (DRIFTED, "")
@@ -169,24 +174,24 @@ def test_replacing_a_policy_drops_and_recreates_it() -> None:
 )  # fmt: skip
 def test_the_policy_casts_the_setting_to_the_tenant_columns_type(typname: str, cast: str | None) -> None:
     fresh = seen(tenant_type=typname, policy=None, rls_enabled=False, rls_forced=False)
-    action = rls.plan_relational(desired(table(index=False)), observed(fresh)).actions[0]
-    assert isinstance(action, rls.PolicyAction)
+    action = postgres.plan.plan_relational(desired(table(index=False)), observed(fresh)).actions[0]
+    assert isinstance(action, postgres.plan.PolicyAction)
     assert action.cast == cast
     # ... and the policy Postgres deparses for that type counts as unchanged.
-    assert rls.plan_relational(desired(table(index=False)), observed(seen(tenant_type=typname))).actions == ()
+    assert postgres.plan.plan_relational(desired(table(index=False)), observed(seen(tenant_type=typname))).actions == ()
 
 
 def test_no_app_role_means_a_policy_to_public() -> None:
     fresh = seen(policy=None)
-    action = rls.plan_relational(desired(table(), app_role=None), observed(fresh, role=None)).actions[0]
-    assert isinstance(action, rls.PolicyAction)
+    action = postgres.plan.plan_relational(desired(table(), app_role=None), observed(fresh, role=None)).actions[0]
+    assert isinstance(action, postgres.plan.PolicyAction)
     assert action.role is None
     kept = seen(policy=good_policy(roles=("public",)))
-    assert rls.plan_relational(desired(table(), app_role=None), observed(kept, role=None)).actions == ()
+    assert postgres.plan.plan_relational(desired(table(), app_role=None), observed(kept, role=None)).actions == ()
 
 
 def test_a_missing_table_fails_with_table_not_found_while_the_others_proceed() -> None:
-    plan = rls.plan_relational(desired(table("gone"), table()), observed(seen(policy=None)))
+    plan = postgres.plan.plan_relational(desired(table("gone"), table()), observed(seen(policy=None)))
     assert [action.target for action in plan.actions] == ["public.tx.payscope_tenant_isolation"]
     gone = {key: value for key, value in states(plan).items() if "gone" in key[1]}
     assert gone == {
@@ -211,29 +216,31 @@ def test_a_missing_table_fails_with_table_not_found_while_the_others_proceed() -
 def test_table_level_problems_fail_the_tables_objects_with_a_reason(
     change: dict[str, Any], reason: str, permanent: bool
 ) -> None:
-    plan = rls.plan_relational(desired(table(index=False)), observed(seen(**change)))
+    plan = postgres.plan.plan_relational(desired(table(index=False)), observed(seen(**change)))
     assert plan.actions == ()
     assert set(states(plan).values()) == {(FAILED, reason)}
     assert [(b.reason, b.permanent) for b in plan.blockers] == [(reason, permanent)]
 
 
 def test_a_compressed_hypertable_still_gets_its_tenant_index_without_concurrently() -> None:
-    plan = rls.plan_relational(desired(table()), observed(seen(columnstore=True, hypertable=True, index=None)))
+    plan = postgres.plan.plan_relational(
+        desired(table()), observed(seen(columnstore=True, hypertable=True, index=None))
+    )
     assert [action.kind for action in plan.actions] == ["Index"]
     action = plan.actions[0]
-    assert isinstance(action, rls.IndexAction)
+    assert isinstance(action, postgres.plan.IndexAction)
     assert not action.concurrently
 
 
 def test_pglite_gets_no_concurrent_index_builds() -> None:
-    state = rls.Observed((seen(index=None),), ROLE, concurrent_ddl=False)
-    action = rls.plan_relational(desired(table()), state).actions[0]
-    assert isinstance(action, rls.IndexAction)
+    state = postgres.plan.Observed((seen(index=None),), ROLE, concurrent_ddl=False)
+    action = postgres.plan.plan_relational(desired(table()), state).actions[0]
+    assert isinstance(action, postgres.plan.IndexAction)
     assert not action.concurrently
 
 
 def test_rls_disabled_in_the_spec_is_not_managed_and_never_disabled() -> None:
-    plan = rls.plan_relational(desired(table(enabled=False, force=False, index=False)), observed(seen()))
+    plan = postgres.plan.plan_relational(desired(table(enabled=False, force=False, index=False)), observed(seen()))
     assert plan.actions == ()
     assert plan.objects == ()
 
@@ -242,63 +249,67 @@ def test_rls_disabled_in_the_spec_is_not_managed_and_never_disabled() -> None:
     ("role", "owns", "message"),
     [
         (None, False, "does not exist"),
-        (rls.ObservedRole(APP, exists=False, superuser=False, bypassrls=False), False, "does not exist"),
-        (rls.ObservedRole(APP, exists=True, superuser=True, bypassrls=False), False, "superuser"),
-        (rls.ObservedRole(APP, exists=True, superuser=False, bypassrls=True), False, "BYPASSRLS"),
+        (postgres.plan.ObservedRole(APP, exists=False, superuser=False, bypassrls=False), False, "does not exist"),
+        (postgres.plan.ObservedRole(APP, exists=True, superuser=True, bypassrls=False), False, "superuser"),
+        (postgres.plan.ObservedRole(APP, exists=True, superuser=False, bypassrls=True), False, "BYPASSRLS"),
         (ROLE, True, "owns (or inherits the owner of) public.tx"),
     ],
 )
 def test_an_app_role_rls_would_not_bind_is_unsatisfiable(
-    role: rls.ObservedRole | None, owns: bool, message: str
+    role: postgres.plan.ObservedRole | None, owns: bool, message: str
 ) -> None:
     with pytest.raises(errors.SpecUnsatisfiable) as caught:
-        rls.plan_relational(desired(table()), observed(seen(app_role_owns=owns), role=role))
+        postgres.plan.plan_relational(desired(table()), observed(seen(app_role_owns=owns), role=role))
     assert caught.value.reason == "AppRoleInvalid"
     assert message in caught.value.message
     assert "payscope_app" in caught.value.message
 
 
 def test_the_app_role_is_not_checked_when_no_table_declares_rls() -> None:
-    plan = rls.plan_relational(desired(table(enabled=False, force=False)), observed(seen(), role=None))
+    plan = postgres.plan.plan_relational(desired(table(enabled=False, force=False)), observed(seen(), role=None))
     assert plan.actions == ()
 
 
 def test_index_names_are_deterministic_and_fit_63_bytes() -> None:
-    assert _sql_rls.index_name("transactions", "bank_id") == "payscope_transactions_bank_id_idx"
+    assert postgres.sql.index_name("transactions", "bank_id") == "payscope_transactions_bank_id_idx"
     long_table, long_key = "t" * 63, "k" * 63
-    name = _sql_rls.index_name(long_table, long_key)
+    name = postgres.sql.index_name(long_table, long_key)
     assert len(name.encode()) == 63
     assert name.startswith("payscope_")
     assert name.endswith("_idx")
-    assert name == _sql_rls.index_name(long_table, long_key)
-    assert name != _sql_rls.index_name(long_table, "j" * 63)
+    assert name == postgres.sql.index_name(long_table, long_key)
+    assert name != postgres.sql.index_name(long_table, "j" * 63)
 
 
 def test_canonical_ignores_only_whitespace_and_parentheses() -> None:
     deparsed = "((bank_id)::text = current_setting('app.current_bank_id'::text, true))"
-    assert _sql_rls.canonical(deparsed) == _sql_rls.canonical(
-        _sql_rls.deparsed_expression("bank_id", "varchar", "app.current_bank_id")
+    assert postgres.sql.canonical(deparsed) == postgres.sql.canonical(
+        postgres.sql.deparsed_expression("bank_id", "varchar", "app.current_bank_id")
     )
-    assert _sql_rls.canonical(deparsed) != _sql_rls.canonical(deparsed.replace("app.current_bank_id", "app.other"))
+    assert postgres.sql.canonical(deparsed) != postgres.sql.canonical(
+        deparsed.replace("app.current_bank_id", "app.other")
+    )
 
 
 def test_statements_quote_every_name_and_pass_values_as_literals() -> None:
-    policy = _sql.render(_sql_rls.create_policy("public", "tx", "bank_id", "uuid", "app.current_bank_id", APP))
+    policy = postgres.client.render(
+        postgres.sql.create_policy("public", "tx", "bank_id", "uuid", "app.current_bank_id", APP)
+    )
     assert policy == (
         'CREATE POLICY "payscope_tenant_isolation" ON "public"."tx" AS PERMISSIVE FOR ALL TO "payscope_app"'
         " USING (\"bank_id\" = NULLIF(current_setting('app.current_bank_id', true), '')::uuid)"
         " WITH CHECK (\"bank_id\" = NULLIF(current_setting('app.current_bank_id', true), '')::uuid)"
     )
-    assert _sql.render(
-        _sql_rls.create_index("public", "tx", "payscope_tx_bank_id_idx", "bank_id", concurrently=True)
+    assert postgres.client.render(
+        postgres.sql.create_index("public", "tx", "payscope_tx_bank_id_idx", "bank_id", concurrently=True)
     ) == ('CREATE INDEX CONCURRENTLY IF NOT EXISTS "payscope_tx_bank_id_idx" ON "public"."tx" ("bank_id")')
-    assert _sql.render(_sql_rls.force_row_security("public", "tx", False)) == (
+    assert postgres.client.render(postgres.sql.force_row_security("public", "tx", False)) == (
         'ALTER TABLE "public"."tx" NO FORCE ROW LEVEL SECURITY'
     )
 
 
 def test_only_payscope_indexes_can_be_dropped_and_names_are_rechecked() -> None:
     with pytest.raises(ValueError, match="not a payscope_ object"):
-        _sql_rls.drop_index("public", "tx_pkey", concurrently=True)
+        postgres.sql.drop_index("public", "tx_pkey", concurrently=True)
     with pytest.raises(errors.SpecInvalid):
-        _sql_rls.enable_row_security("public", 'tx"; DROP TABLE tx; --')
+        postgres.sql.enable_row_security("public", 'tx"; DROP TABLE tx; --')

@@ -30,7 +30,8 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from payscope_operator.api import conditions, fields, postgres_spec, status
-from payscope_operator.backends import _sql, _sql_timescale, base
+from payscope_operator.backends import base, postgres
+from payscope_operator.backends.timescale import sql
 
 SYSTEM = "timescaledb"
 PolicyKind = Literal["retention", "compression"]
@@ -61,7 +62,7 @@ class ObservedHypertable:
 
 @dataclass(frozen=True)
 class ObservedTable:
-    ref: _sql.TableRef
+    ref: postgres.client.TableRef
     manageable: bool
     row_security: bool  # RLS enabled or forced
     time_type: str | None
@@ -75,7 +76,7 @@ class Observed:
     extension: ExtensionState = ExtensionState(available=False, installed=None)
     tables: tuple[ObservedTable, ...] = ()
 
-    def table(self, ref: _sql.TableRef) -> ObservedTable | None:
+    def table(self, ref: postgres.client.TableRef) -> ObservedTable | None:
         return next((table for table in self.tables if table.ref == ref), None)
 
 
@@ -88,7 +89,7 @@ class ExtensionAction(base.Action):
 class HypertableAction(base.Action):
     """create_hypertable (``create``) or set_chunk_time_interval."""
 
-    table: _sql.TableRef
+    table: postgres.client.TableRef
     time_column: str
     chunk_interval: str | None
     create: bool
@@ -98,7 +99,7 @@ class HypertableAction(base.Action):
 class CompressionAction(base.Action):
     """ALTER TABLE ... SET (timescaledb.compress...); ``None`` options are left as they are."""
 
-    table: _sql.TableRef
+    table: postgres.client.TableRef
     enable: bool
     segment_by: tuple[str, ...] | None
     order_by: tuple[str, ...] | None
@@ -108,15 +109,15 @@ class CompressionAction(base.Action):
 class PolicyAction(base.Action):
     """add_<policy>_policy, after remove_<policy>_policy when ``replace`` (one transaction)."""
 
-    table: _sql.TableRef
+    table: postgres.client.TableRef
     policy: PolicyKind
     after: str
     replace: bool
 
 
-def table_ref(table: postgres_spec.PostgresTable) -> _sql.TableRef:
+def table_ref(table: postgres_spec.PostgresTable) -> postgres.client.TableRef:
     """The reference under which ``Observed.table`` finds a declared table."""
-    return _sql.TableRef(table.schema_name, table.name)
+    return postgres.client.TableRef(table.schema_name, table.name)
 
 
 def _declared(postgres: postgres_spec.Postgres) -> list[postgres_spec.PostgresTable]:
@@ -135,7 +136,7 @@ class _TablePlan:
         self.table = table
         self.spec = table.hypertable
         self.seen = seen
-        self.ref = _sql.TableRef(table.schema_name, table.name)
+        self.ref = postgres.client.TableRef(table.schema_name, table.name)
         self.actions: list[base.Action] = []
         self.objects: list[base.ObjectState] = []
         self.blockers: list[base.Blocker] = []
@@ -166,22 +167,22 @@ class _TablePlan:
             self.fail(kinds, conditions.Reason.PERMISSION_DENIED, message, permanent=True)
         elif not seen.time_present:
             message = f"table {self.ref} has no time column {column}"
-            self.fail(kinds, _sql.SqlReason.TIME_COLUMN_NOT_FOUND, message, permanent=False)
-        elif seen.time_type not in _sql_timescale.TIME_TYPES:
+            self.fail(kinds, postgres.client.SqlReason.TIME_COLUMN_NOT_FOUND, message, permanent=False)
+        elif seen.time_type not in sql.TIME_TYPES:
             message = f"time column {self.ref}.{column} is {seen.time_type}; a duration interval needs a time or date"
-            self.fail(kinds, _sql.SqlReason.TIME_COLUMN_TYPE_UNSUPPORTED, message, permanent=True)
+            self.fail(kinds, postgres.client.SqlReason.TIME_COLUMN_TYPE_UNSUPPORTED, message, permanent=True)
         elif seen.hypertable is None and seen.blocking:
             message = (
                 f"table {self.ref} cannot become a hypertable: unique constraint or index"
                 f" {', '.join(seen.blocking)} does not include the time column {column}"
             )
-            self.fail(kinds, _sql.SqlReason.HYPERTABLE_CONSTRAINT_INCOMPATIBLE, message, permanent=True)
+            self.fail(kinds, postgres.client.SqlReason.HYPERTABLE_CONSTRAINT_INCOMPATIBLE, message, permanent=True)
         elif seen.hypertable is not None and seen.hypertable.time_column != column:
             message = (
                 f"{self.ref} is a hypertable partitioned by {seen.hypertable.time_column}, not {column};"
                 " the partitioning column cannot change"
             )
-            self.fail(kinds, _sql.SqlReason.TIME_COLUMN_IMMUTABLE, message, permanent=True)
+            self.fail(kinds, postgres.client.SqlReason.TIME_COLUMN_IMMUTABLE, message, permanent=True)
         else:
             self.plan_hypertable(seen, seen.hypertable)
             self.plan_compression(seen, seen.hypertable)
@@ -223,7 +224,10 @@ class _TablePlan:
         if ordered & set(wanted.segment_by):
             message = f"{self.ref}: columns {', '.join(sorted(ordered & set(wanted.segment_by)))} are in both"
             self.fail(
-                kinds, _sql.SqlReason.COMPRESSION_SPEC_CONFLICT, f"{message} segmentBy and orderBy", permanent=True
+                kinds,
+                postgres.client.SqlReason.COMPRESSION_SPEC_CONFLICT,
+                f"{message} segmentBy and orderBy",
+                permanent=True,
             )
             return
         if not enabled and (seen.row_security or _rls_declared(self.table)):
@@ -231,15 +235,15 @@ class _TablePlan:
                 f"{self.ref} has (or declares) row-level security, and TimescaleDB refuses compression on such"
                 " tables; RLS is kept, compression is not provisioned"
             )
-            self.fail(kinds, _sql.SqlReason.ROW_SECURITY_CONFLICTS_WITH_COMPRESSION, message, permanent=True)
+            self.fail(kinds, postgres.client.SqlReason.ROW_SECURITY_CONFLICTS_WITH_COMPRESSION, message, permanent=True)
             return
-        segment_by, order_by = tuple(wanted.segment_by), _sql_timescale.normalise_order(tuple(wanted.order_by))
+        segment_by, order_by = tuple(wanted.segment_by), sql.normalise_order(tuple(wanted.order_by))
         if found is None or not found.compression_enabled:
             self.actions.append(self._compression(True, segment_by or None, order_by or None, "enable", drift=False))
             self.state("Compression", status.ProvisionState.MISSING)
         else:
             segment_change = segment_by if segment_by and segment_by != found.segment_by else None
-            order_change = order_by if order_by and order_by != _sql_timescale.normalise_order(found.order_by) else None
+            order_change = order_by if order_by and order_by != sql.normalise_order(found.order_by) else None
             if segment_change is None and order_change is None:
                 self.state("Compression", status.ProvisionState.READY)
             else:
@@ -328,7 +332,7 @@ def plan_timeseries(desired: postgres_spec.Postgres, observed: Observed) -> base
         objects = [
             base.ObjectState(
                 "Extension",
-                _sql_timescale.EXTENSION,
+                sql.EXTENSION,
                 status.ProvisionState.FAILED,
                 conditions.Reason.TIMESCALE_UNAVAILABLE,
                 message,
@@ -352,21 +356,19 @@ def plan_timeseries(desired: postgres_spec.Postgres, observed: Observed) -> base
     objects = []
     blockers: list[base.Blocker] = []
     if extension.installed is None:
-        actions.append(
-            ExtensionAction(system=SYSTEM, verb=base.Verb.CREATE, kind="Extension", target=_sql_timescale.EXTENSION)
-        )
-        objects.append(base.ObjectState("Extension", _sql_timescale.EXTENSION, status.ProvisionState.MISSING))
+        actions.append(ExtensionAction(system=SYSTEM, verb=base.Verb.CREATE, kind="Extension", target=sql.EXTENSION))
+        objects.append(base.ObjectState("Extension", sql.EXTENSION, status.ProvisionState.MISSING))
     else:
         objects.append(
             base.ObjectState(
                 "Extension",
-                _sql_timescale.EXTENSION,
+                sql.EXTENSION,
                 status.ProvisionState.READY,
                 message=f"version {extension.installed}",
             )
         )
     for table in tables:
-        planned = _TablePlan(table, observed.table(_sql.TableRef(table.schema_name, table.name)))
+        planned = _TablePlan(table, observed.table(postgres.client.TableRef(table.schema_name, table.name)))
         planned.build()
         actions += planned.actions
         objects += planned.objects
@@ -387,11 +389,11 @@ class TimeseriesProvisioner:
         conn: psycopg.AsyncConnection[TupleRow],
         desired: postgres_spec.Postgres,
         *,
-        timeouts: _sql.Timeouts | None = None,
-        log: _sql.StatementLog | None = None,
+        timeouts: postgres.client.Timeouts | None = None,
+        log: postgres.client.StatementLog | None = None,
     ) -> None:
         self.desired = desired
-        self.session = _sql.Session(conn, timeouts or _sql.Timeouts(), log)
+        self.session = postgres.client.Session(conn, timeouts or postgres.client.Timeouts(), log)
         self.log = self.session.log
 
     async def observe(self) -> Observed:
@@ -403,23 +405,21 @@ class TimeseriesProvisioner:
             "tables": [table.name for table in tables],
             "time_columns": [table.hypertable.time_column if table.hypertable else "" for table in tables],
         }
-        rows = await self.session.read(
-            _sql_timescale.OBSERVE_TABLES, params, _sql_timescale.TableRow, doing="reading table catalogs"
-        )
+        rows = await self.session.read(sql.OBSERVE_TABLES, params, sql.TableRow, doing="reading table catalogs")
         extension = ExtensionState(available=rows[0].available, installed=rows[0].installed)
         hypertables: dict[tuple[str, str], ObservedHypertable] = {}
         candidates = [row for row in rows if row.present and row.hypertable]
         if extension.installed is not None and candidates:
             found = await self.session.read(
-                _sql_timescale.OBSERVE_HYPERTABLES,
+                sql.OBSERVE_HYPERTABLES,
                 {"schemas": [row.schema_name for row in candidates], "tables": [row.table_name for row in candidates]},
-                _sql_timescale.HypertableRow,
+                sql.HypertableRow,
                 doing="reading timescaledb_information",
             )
             hypertables = {(row.schema_name, row.table_name): _observed_hypertable(row) for row in found}
         tables_seen = tuple(
             ObservedTable(
-                ref=_sql.TableRef(row.schema_name, row.table_name),
+                ref=postgres.client.TableRef(row.schema_name, row.table_name),
                 manageable=bool(row.manageable),
                 row_security=row.row_security,
                 time_type=row.time_type,
@@ -438,19 +438,17 @@ class TimeseriesProvisioner:
     async def apply(self, action: base.Action) -> None:
         doing = action.describe()
         if isinstance(action, ExtensionAction):
-            await self.session.change([_sql_timescale.create_extension()], doing=doing)
+            await self.session.change([sql.create_extension()], doing=doing)
         elif isinstance(action, HypertableAction):
             ref = action.table
             if action.create:
-                statement = _sql_timescale.create_hypertable(
-                    ref.schema, ref.name, action.time_column, action.chunk_interval
-                )
+                statement = sql.create_hypertable(ref.schema, ref.name, action.time_column, action.chunk_interval)
                 await self.session.change([statement], doing=doing, long=True)
             elif action.chunk_interval is not None:
-                statement = _sql_timescale.set_chunk_interval(ref.schema, ref.name, action.chunk_interval)
+                statement = sql.set_chunk_interval(ref.schema, ref.name, action.chunk_interval)
                 await self.session.change([statement], doing=doing)
         elif isinstance(action, CompressionAction):
-            statement = _sql_timescale.set_compression(
+            statement = sql.set_compression(
                 action.table.schema,
                 action.table.name,
                 enable=action.enable,
@@ -460,8 +458,8 @@ class TimeseriesProvisioner:
             await self.session.change([statement], doing=doing)
         elif isinstance(action, PolicyAction):
             ref = action.table
-            add = _sql_timescale.add_policy(ref.schema, ref.name, action.policy, action.after)
-            remove = [_sql_timescale.remove_policy(ref.schema, ref.name, action.policy)] if action.replace else []
+            add = sql.add_policy(ref.schema, ref.name, action.policy, action.after)
+            remove = [sql.remove_policy(ref.schema, ref.name, action.policy)] if action.replace else []
             await self.session.change([*remove, add], doing=doing)
         else:
             raise TypeError(f"{type(action).__name__} is not a {SYSTEM} action")
@@ -482,7 +480,7 @@ class TimeseriesProvisioner:
         return base.TeardownResult(SYSTEM, (), kept)
 
 
-def _observed_hypertable(row: _sql_timescale.HypertableRow) -> ObservedHypertable:
+def _observed_hypertable(row: sql.HypertableRow) -> ObservedHypertable:
     def job(job_id: int | None, seconds: float | None) -> ObservedJob | None:
         return None if job_id is None else ObservedJob(job_id, seconds)
 
@@ -490,8 +488,8 @@ def _observed_hypertable(row: _sql_timescale.HypertableRow) -> ObservedHypertabl
         time_column=row.time_column,
         chunk_seconds=row.chunk_seconds,
         compression_enabled=row.compression_enabled,
-        segment_by=_sql_timescale.parse_columns(row.segmentby),
-        order_by=_sql_timescale.parse_columns(row.orderby),
+        segment_by=sql.parse_columns(row.segmentby),
+        order_by=sql.parse_columns(row.orderby),
         retention=job(row.retention_job, row.retention_seconds),
         compression=job(row.compression_job, row.compression_seconds),
     )

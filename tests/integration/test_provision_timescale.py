@@ -24,8 +24,7 @@ from psycopg.conninfo import make_conninfo
 
 from payscope_operator import errors
 from payscope_operator.api import postgres_spec, spec, status
-from payscope_operator.backends import _sql, base, timeseries
-from payscope_operator.backends import relational as rls
+from payscope_operator.backends import base, postgres, timescale
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +33,7 @@ FAILED = status.ProvisionState.FAILED
 COMPRESSED = {"after": "30d", "segmentBy": ["bank_id"], "orderBy": ["created_at DESC"]}
 
 
-def postgres(schema: str, *tables: dict[str, Any]) -> postgres_spec.Postgres:
+def section(schema: str, *tables: dict[str, Any]) -> postgres_spec.Postgres:
     return postgres_spec.Postgres.model_validate(
         {
             "connection": {"secretRef": {"name": "pg", "key": "dsn"}},
@@ -60,7 +59,7 @@ SECURE_TX = {
 async def conn(timescale_schema: tuple[str, str]) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
     """The test's only connection, with its tables created; closed before the fixture drops the schema."""
     dsn, schema = timescale_schema
-    connection = await _sql.connect(dsn)
+    connection = await postgres.client.connect(dsn)
     async with connection:
         for statement in [
             "CREATE TABLE {s}.metrics (created_at timestamptz NOT NULL, bank_id text NOT NULL, v int)",
@@ -104,14 +103,18 @@ async def next_xid(conn: psycopg.AsyncConnection[Any]) -> int:
 
 
 async def run_pass(
-    conn: psycopg.AsyncConnection[Any], desired: postgres_spec.Postgres, log: _sql.StatementLog, *, apply: bool = True
+    conn: psycopg.AsyncConnection[Any],
+    desired: postgres_spec.Postgres,
+    log: postgres.client.StatementLog,
+    *,
+    apply: bool = True,
 ) -> tuple[base.Plan, base.Plan]:
     """The pipeline's order on one connection: row-level security, then TimescaleDB."""
-    security = rls.RelationalProvisioner(conn, rls.Desired(desired, spec.Tenancy()), log=log)
+    security = postgres.plan.RelationalProvisioner(conn, postgres.plan.Desired(desired, spec.Tenancy()), log=log)
     security_plan = security.plan(await security.observe())
     for action in security_plan.actions if apply else ():
         await security.apply(action)
-    hypertables = timeseries.TimeseriesProvisioner(conn, desired, log=log)
+    hypertables = timescale.plan.TimeseriesProvisioner(conn, desired, log=log)
     plan = hypertables.plan(await hypertables.observe())
     for action in plan.actions if apply else ():
         await hypertables.apply(action)
@@ -128,12 +131,12 @@ async def test_create_from_nothing_then_an_unchanged_pass_sends_nothing(
     conn: psycopg.AsyncConnection[Any], timescale_schema: tuple[str, str]
 ) -> None:
     _, schema = timescale_schema
-    desired = postgres(schema, metrics(), SECURE_TX)
+    desired = section(schema, metrics(), SECURE_TX)
     # The environment's TimescaleDB starts without the extension; whichever test runs first
     # would otherwise see the CREATE EXTENSION here too (test_extension_* covers that action).
     await conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
     ddl = await ddl_probe(conn, schema)
-    first = _sql.StatementLog()
+    first = postgres.client.StatementLog()
     _, plan = await run_pass(conn, desired, first)
     # The probe is live (TimescaleDB handles DDL on hypertables itself and fires no event
     # trigger for it, so it sees the statements sent while tables are still plain).
@@ -168,7 +171,7 @@ async def test_create_from_nothing_then_an_unchanged_pass_sends_nothing(
     ]
 
     xid = await next_xid(conn)
-    second = _sql.StatementLog()
+    second = postgres.client.StatementLog()
     security, plan = await run_pass(conn, desired, second)
     assert await next_xid(conn) == xid  # nothing wrote anything
     assert ddl == []
@@ -182,7 +185,7 @@ async def test_row_level_security_binds_on_a_hypertable(
     conn: psycopg.AsyncConnection[Any], timescale_schema: tuple[str, str]
 ) -> None:
     _, schema = timescale_schema
-    await run_pass(conn, postgres(schema, SECURE_TX), _sql.StatementLog())
+    await run_pass(conn, section(schema, SECURE_TX), postgres.client.StatementLog())
     role = f"{schema}_app"
     await conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(role)))
     try:
@@ -213,8 +216,8 @@ async def test_out_of_band_drift_is_reported_then_corrected(
     conn: psycopg.AsyncConnection[Any], timescale_schema: tuple[str, str]
 ) -> None:
     _, schema = timescale_schema
-    desired = postgres(schema, metrics())
-    await run_pass(conn, desired, _sql.StatementLog())
+    desired = section(schema, metrics())
+    await run_pass(conn, desired, postgres.client.StatementLog())
     for statement in [
         f"SELECT set_chunk_time_interval('{schema}.metrics', interval '1 day')",
         f"SELECT remove_retention_policy('{schema}.metrics')",
@@ -225,7 +228,7 @@ async def test_out_of_band_drift_is_reported_then_corrected(
         await conn.execute(statement)
     ddl = await ddl_probe(conn, schema)
     xid = await next_xid(conn)
-    _, preview = await run_pass(conn, desired, _sql.StatementLog(), apply=False)  # ObserveOnly
+    _, preview = await run_pass(conn, desired, postgres.client.StatementLog(), apply=False)  # ObserveOnly
     assert await next_xid(conn) == xid
     assert ddl == []
     assert [(a.describe(), a.drift) for a in preview.actions] == [
@@ -234,10 +237,10 @@ async def test_out_of_band_drift_is_reported_then_corrected(
         (f"timescaledb: create CompressionPolicy {schema}.metrics (after 30d)", False),
         (f"timescaledb: replace RetentionPolicy {schema}.metrics (was 10d, not 400d)", True),
     ]
-    log = _sql.StatementLog()
+    log = postgres.client.StatementLog()
     await run_pass(conn, desired, log)
     assert log.change_count == 5  # set interval, alter table, add, remove + add
-    _, after = await run_pass(conn, desired, _sql.StatementLog())
+    _, after = await run_pass(conn, desired, postgres.client.StatementLog())
     assert after.converged
 
 
@@ -246,14 +249,14 @@ async def test_bad_tables_fail_with_their_reason_while_the_others_proceed(
 ) -> None:
     _, schema = timescale_schema
     secure_compressed = {**SECURE_TX, "hypertable": {"timeColumn": "created_at", "compression": {"after": "7d"}}}
-    desired = postgres(
+    desired = section(
         schema,
         {"name": "keyed", "hypertable": {"timeColumn": "created_at"}},
         {"name": "gone", "hypertable": {"timeColumn": "created_at"}},
         {"name": "metrics", "hypertable": {"timeColumn": "happened_at"}},
         secure_compressed,
     )
-    security, plan = await run_pass(conn, desired, _sql.StatementLog())
+    security, plan = await run_pass(conn, desired, postgres.client.StatementLog())
     failed = {(o.kind, o.name.split(".")[1]): o.reason for o in plan.objects if o.state is FAILED}
     assert failed == {
         ("Hypertable", "keyed"): "HypertableConstraintIncompatible",
@@ -273,11 +276,11 @@ async def test_bad_tables_fail_with_their_reason_while_the_others_proceed(
 
 
 async def test_without_timescaledb_hypertables_fail_and_rls_proceeds(pg_dsn: str) -> None:
-    conn = await _sql.connect(pg_dsn)
+    conn = await postgres.client.connect(pg_dsn)
     async with conn:
         await conn.execute("CREATE TABLE tx (created_at timestamptz NOT NULL, bank_id text NOT NULL)")
-        desired = postgres("public", SECURE_TX)
-        security, plan = await run_pass(conn, desired, _sql.StatementLog())
+        desired = section("public", SECURE_TX)
+        security, plan = await run_pass(conn, desired, postgres.client.StatementLog())
         assert plan.actions == ()
         assert {(o.kind, o.reason) for o in plan.objects} == {
             ("Extension", "TimescaleUnavailable"), ("Hypertable", "TimescaleUnavailable"),
@@ -285,7 +288,7 @@ async def test_without_timescaledb_hypertables_fail_and_rls_proceeds(pg_dsn: str
         }  # fmt: skip
         assert [(b.reason, b.permanent) for b in plan.blockers] == [("TimescaleUnavailable", False)]
         assert len(security.actions) == 3
-        again, _ = await run_pass(conn, desired, _sql.StatementLog())
+        again, _ = await run_pass(conn, desired, postgres.client.StatementLog())
         assert again.converged
 
 
@@ -298,25 +301,25 @@ def closed_port() -> int:
 async def test_an_unreachable_or_lost_server_is_transient_then_recovers(timescale_schema: tuple[str, str]) -> None:
     dsn, schema = timescale_schema
     with pytest.raises(errors.DependencyUnavailable) as caught:
-        await _sql.connect(make_conninfo(dsn, port=closed_port()), connect_timeout=2)
+        await postgres.client.connect(make_conninfo(dsn, port=closed_port()), connect_timeout=2)
     assert "postgres@" not in caught.value.message
     assert "password" not in caught.value.message
-    desired = postgres(schema, {"name": "events", "hypertable": {"timeColumn": "at", "retention": "30d"}})
-    conn = await _sql.connect(dsn)
+    desired = section(schema, {"name": "events", "hypertable": {"timeColumn": "at", "retention": "30d"}})
+    conn = await postgres.client.connect(dsn)
     async with conn:
         await conn.execute(sql.SQL("CREATE TABLE {}.events (at timestamptz NOT NULL)").format(sql.Identifier(schema)))
-        provisioner = timeseries.TimeseriesProvisioner(conn, desired)
+        provisioner = timescale.plan.TimeseriesProvisioner(conn, desired)
         plan = provisioner.plan(await provisioner.observe())
     with pytest.raises(errors.DependencyUnavailable, match="lost the Postgres connection"):  # gone mid-pass
         await provisioner.apply(plan.actions[0])
-    conn = await _sql.connect(dsn)
+    conn = await postgres.client.connect(dsn)
     async with conn:
-        provisioner = timeseries.TimeseriesProvisioner(conn, desired)
+        provisioner = timescale.plan.TimeseriesProvisioner(conn, desired)
         for action in provisioner.plan(await provisioner.observe()).actions:
             await provisioner.apply(action)
         assert provisioner.plan(await provisioner.observe()).converged
-        assert (await timeseries.TimeseriesProvisioner(conn, desired).teardown()).removed == ()
-        await provisioner.apply(timeseries.ExtensionAction(system="timescaledb", verb=base.Verb.CREATE,
+        assert (await timescale.plan.TimeseriesProvisioner(conn, desired).teardown()).removed == ()
+        await provisioner.apply(timescale.plan.ExtensionAction(system="timescaledb", verb=base.Verb.CREATE,
                                                            kind="Extension", target="timescaledb"))  # fmt: skip
         assert await one(conn, "SELECT count(*) FROM timescaledb_information.jobs WHERE hypertable_schema = %s",
                          schema) == 1  # fmt: skip

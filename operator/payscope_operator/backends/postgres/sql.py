@@ -8,7 +8,7 @@ replace and drop the ``payscope_`` policy and index, and the deparsed text Postg
 gives back for the policy expression, so that a changed definition is seen as drift.
 
 What it must not do: talk to a server, decide what to change, or paste a spec value
-into SQL text: names pass through ``sql.Identifier`` (after ``_sql.identifier``
+into SQL text: names pass through ``sql.Identifier`` (after ``client.identifier``
 re-checks them) and values through ``sql.Literal`` or bound parameters.
 """
 
@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from payscope_operator.backends import _sql, base
+from payscope_operator.backends import base
+from payscope_operator.backends.postgres import client
 
 POLICY_NAME = f"{base.MANAGED_PREFIX}tenant_isolation"
 """The one policy per table the operator manages (always this name: managed objects carry the payscope_ prefix)."""
@@ -54,7 +55,7 @@ def policy_expression(column: str, cast: str | None, session_variable: str) -> s
     setting = sql.SQL("current_setting({}, true)").format(sql.Literal(session_variable))
     if cast is not None:
         setting = sql.SQL("NULLIF({}, '')::{}").format(setting, sql.SQL(_checked_cast(cast)))
-    return sql.SQL("{} = {}").format(_sql.identifier(column, what="tenant column"), setting)
+    return sql.SQL("{} = {}").format(client.identifier(column, what="tenant column"), setting)
 
 
 def _checked_cast(cast: str) -> str:
@@ -84,23 +85,25 @@ def create_policy(
     schema: str, table: str, column: str, cast: str | None, session_variable: str, role: str | None
 ) -> sql.Composed:
     expression = policy_expression(column, cast, session_variable)
-    grantee = sql.SQL("PUBLIC") if role is None else _sql.identifier(role, what="postgres.appRole")
+    grantee = sql.SQL("PUBLIC") if role is None else client.identifier(role, what="postgres.appRole")
     return sql.SQL("CREATE POLICY {} ON {} AS PERMISSIVE FOR ALL TO {} USING ({}) WITH CHECK ({})").format(
-        sql.Identifier(POLICY_NAME), _sql.qualified(schema, table), grantee, expression, expression
+        sql.Identifier(POLICY_NAME), client.qualified(schema, table), grantee, expression, expression
     )
 
 
 def drop_policy(schema: str, table: str) -> sql.Composed:
-    return sql.SQL("DROP POLICY IF EXISTS {} ON {}").format(sql.Identifier(POLICY_NAME), _sql.qualified(schema, table))
+    return sql.SQL("DROP POLICY IF EXISTS {} ON {}").format(
+        sql.Identifier(POLICY_NAME), client.qualified(schema, table)
+    )
 
 
 def enable_row_security(schema: str, table: str) -> sql.Composed:
-    return sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(_sql.qualified(schema, table))
+    return sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(client.qualified(schema, table))
 
 
 def force_row_security(schema: str, table: str, force: bool) -> sql.Composed:
     verb = sql.SQL("FORCE" if force else "NO FORCE")
-    return sql.SQL("ALTER TABLE {} {} ROW LEVEL SECURITY").format(_sql.qualified(schema, table), verb)
+    return sql.SQL("ALTER TABLE {} {} ROW LEVEL SECURITY").format(client.qualified(schema, table), verb)
 
 
 def create_index(schema: str, table: str, name: str, column: str, *, concurrently: bool) -> sql.Composed:
@@ -108,22 +111,22 @@ def create_index(schema: str, table: str, name: str, column: str, *, concurrentl
     return sql.SQL("CREATE INDEX {}IF NOT EXISTS {} ON {} ({})").format(
         sql.SQL("CONCURRENTLY " if concurrently else ""),
         _checked_index_name(name),
-        _sql.qualified(schema, table),
-        _sql.identifier(column, what="tenant column"),
+        client.qualified(schema, table),
+        client.identifier(column, what="tenant column"),
     )
 
 
 def drop_index(schema: str, name: str, *, concurrently: bool) -> sql.Composed:
     _checked_index_name(name)
     return sql.SQL("DROP INDEX {}IF EXISTS {}").format(
-        sql.SQL("CONCURRENTLY " if concurrently else ""), _sql.qualified(schema, name)
+        sql.SQL("CONCURRENTLY " if concurrently else ""), client.qualified(schema, name)
     )
 
 
 def _checked_index_name(name: str) -> sql.Identifier:
     if not name.startswith(base.MANAGED_PREFIX):
         raise ValueError(f"refusing to touch index {name!r}: not a {base.MANAGED_PREFIX} object")
-    return _sql.identifier(name, what="index")
+    return client.identifier(name, what="index")
 
 
 @dataclass(frozen=True)
