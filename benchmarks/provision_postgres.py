@@ -36,8 +36,9 @@ from psycopg import sql
 from payscope_operator.api import postgres_spec, spec
 from payscope_operator.backends import base
 from payscope_operator.backends.postgres import client as postgres_client
-from payscope_operator.backends.postgres import plan as postgres_plan
-from payscope_operator.backends.timescale import plan as timescale_plan
+from payscope_operator.backends.postgres import model as postgres_model
+from payscope_operator.backends.postgres import provisioner as postgres_provisioner
+from payscope_operator.backends.timescale import provisioner as timescale_provisioner
 
 
 def default_dsn() -> str:
@@ -68,11 +69,11 @@ async def run_pass(
 ) -> tuple[postgres_client.StatementLog, int]:
     """One pass of the Postgres part of the pipeline; returns its statement log and unresolved blockers."""
     log = postgres_client.StatementLog()
-    security = postgres_plan.RelationalProvisioner(conn, postgres_plan.Desired(postgres, spec.Tenancy()), log=log)
+    security = postgres_provisioner.PostgresProvisioner(conn, postgres_model.Desired(postgres, spec.Tenancy()), log=log)
     plans: list[base.Plan] = [security.plan(await security.observe())]
     for action in plans[0].actions:
         await security.apply(action)
-    hypertables = timescale_plan.TimeseriesProvisioner(conn, postgres, log=log)
+    hypertables = timescale_provisioner.TimescaleProvisioner(conn, postgres, log=log)
     plans.append(hypertables.plan(await hypertables.observe()))
     for action in plans[1].actions:
         await hypertables.apply(action)

@@ -52,12 +52,12 @@ ORDER BY 1
 """
 
 
-def spec_of(*names: str, app_role: str | None, force: bool = True) -> postgres.plan.Desired:
+def spec_of(*names: str, app_role: str | None, force: bool = True) -> postgres.model.Desired:
     tables = [{"name": n, "rowLevelSecurity": {"enabled": True, "force": force}, "tenantIndex": True} for n in names]
     section = postgres_spec.Postgres.model_validate(
         {"connection": {"secretRef": {"name": "pg", "key": "dsn"}}, "appRole": app_role, "tables": tables}
     )
-    return postgres.plan.Desired(section, spec.Tenancy())
+    return postgres.model.Desired(section, spec.Tenancy())
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ async def conn(pg_dsn: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         yield connection
 
 
-async def run_pass(provisioner: postgres.plan.RelationalProvisioner, *, apply: bool = True) -> base.Plan:
+async def run_pass(provisioner: postgres.provisioner.PostgresProvisioner, *, apply: bool = True) -> base.Plan:
     plan = provisioner.plan(await provisioner.observe())
     if apply:
         for action in plan.actions:
@@ -143,7 +143,7 @@ async def test_first_pass_isolates_banks_for_text_uuid_and_integer_keys(
     pg_dsn: str, app_role: str, conn: psycopg.AsyncConnection[Any], ddl: list[str]
 ) -> None:
     assert as_app(pg_dsn, app_role, BANK_A, "SELECT count(*) FROM tx") == [(3,)]  # before: no isolation
-    provisioner = postgres.plan.RelationalProvisioner(conn, spec_of("tx", "accounts", "ledger", app_role=app_role))
+    provisioner = postgres.provisioner.PostgresProvisioner(conn, spec_of("tx", "accounts", "ledger", app_role=app_role))
     plan = await run_pass(provisioner)
     assert len(plan.actions) == 9
     assert not plan.blockers
@@ -159,10 +159,10 @@ async def test_an_unchanged_second_pass_sends_no_ddl(
     pg_dsn: str, app_role: str, conn: psycopg.AsyncConnection[Any], ddl: list[str]
 ) -> None:
     desired = spec_of("tx", "accounts", "ledger", app_role=app_role)
-    await run_pass(postgres.plan.RelationalProvisioner(conn, desired))
+    await run_pass(postgres.provisioner.PostgresProvisioner(conn, desired))
     ddl.clear()
     before = fingerprint(pg_dsn)
-    second = postgres.plan.RelationalProvisioner(conn, desired)
+    second = postgres.provisioner.PostgresProvisioner(conn, desired)
     plan = await run_pass(second)
     assert plan.actions == ()
     assert second.log.change_count == 0
@@ -175,7 +175,7 @@ async def test_out_of_band_drift_is_reported_then_corrected(
     pg_dsn: str, app_role: str, conn: psycopg.AsyncConnection[Any], ddl: list[str]
 ) -> None:
     desired = spec_of("tx", "accounts", "ledger", app_role=app_role)
-    await run_pass(postgres.plan.RelationalProvisioner(conn, desired))
+    await run_pass(postgres.provisioner.PostgresProvisioner(conn, desired))
     with psycopg.connect(pg_dsn, autocommit=True) as admin:
         admin.execute("ALTER POLICY payscope_tenant_isolation ON tx USING (true)")  # leaks every bank's rows
         admin.execute("DROP POLICY payscope_tenant_isolation ON accounts")
@@ -187,7 +187,7 @@ async def test_out_of_band_drift_is_reported_then_corrected(
     assert len(as_app(pg_dsn, app_role, BANK_A, "SELECT * FROM tx")) == 3
     ddl.clear()
 
-    observe_only = await run_pass(postgres.plan.RelationalProvisioner(conn, desired), apply=False)
+    observe_only = await run_pass(postgres.provisioner.PostgresProvisioner(conn, desired), apply=False)
     assert [(a.describe(), a.drift) for a in observe_only.actions] == [
         ("postgres: replace Policy public.tx.payscope_tenant_isolation (USING expression changed)", True),
         (f"postgres: create Policy public.accounts.payscope_tenant_isolation (TO {app_role},"
@@ -199,10 +199,10 @@ async def test_out_of_band_drift_is_reported_then_corrected(
     ]  # fmt: skip
     assert ddl == []  # observing and planning changed nothing
 
-    fixer = postgres.plan.RelationalProvisioner(conn, desired)
+    fixer = postgres.provisioner.PostgresProvisioner(conn, desired)
     await run_pass(fixer)
     assert fixer.log.change_count == 7
-    assert postgres.plan.RelationalProvisioner(conn, desired).plan(await fixer.observe()).converged
+    assert postgres.provisioner.PostgresProvisioner(conn, desired).plan(await fixer.observe()).converged
     assert_isolated(pg_dsn, app_role)
 
 
@@ -210,7 +210,7 @@ async def test_a_missing_table_or_column_fails_while_the_others_proceed(
     pg_dsn: str, app_role: str, conn: psycopg.AsyncConnection[Any]
 ) -> None:
     await conn.execute("CREATE TABLE no_tenant (id int)")
-    provisioner = postgres.plan.RelationalProvisioner(conn, spec_of("tx", "gone", "no_tenant", app_role=app_role))
+    provisioner = postgres.provisioner.PostgresProvisioner(conn, spec_of("tx", "gone", "no_tenant", app_role=app_role))
     plan = await run_pass(provisioner)
     failed = {(obj.kind, obj.name): obj.reason for obj in plan.objects if obj.state is status.ProvisionState.FAILED}
     assert failed == {
@@ -246,7 +246,7 @@ async def test_an_app_role_rls_would_not_bind_stalls_the_spec(
             admin.execute(sql.SQL(setup).format(role=sql.Identifier(app_role)))
     ddl.clear()
     desired = spec_of("tx", app_role=app_role if message else app_role + "_missing")
-    provisioner = postgres.plan.RelationalProvisioner(conn, desired)
+    provisioner = postgres.provisioner.PostgresProvisioner(conn, desired)
     with pytest.raises(errors.SpecUnsatisfiable) as caught:
         provisioner.plan(await provisioner.observe())
     assert caught.value.reason == "AppRoleInvalid"
@@ -272,7 +272,7 @@ async def test_an_unreachable_or_lost_server_is_transient_then_recovers(
     desired = spec_of("tx", app_role=app_role)
     conn = await postgres.client.connect(pg_dsn)
     async with conn:
-        provisioner = postgres.plan.RelationalProvisioner(conn, desired)
+        provisioner = postgres.provisioner.PostgresProvisioner(conn, desired)
         plan = provisioner.plan(await provisioner.observe())
         pid = conn.info.backend_pid
         with psycopg.connect(testenv["PAYSCOPE_PG_DSN"], autocommit=True) as admin:  # the server drops us mid-pass
@@ -282,8 +282,8 @@ async def test_an_unreachable_or_lost_server_is_transient_then_recovers(
         assert str(secret) not in lost.value.message
     conn = await postgres.client.connect(pg_dsn)
     async with conn:
-        await run_pass(postgres.plan.RelationalProvisioner(conn, desired))
-        final = postgres.plan.RelationalProvisioner(conn, desired)
+        await run_pass(postgres.provisioner.PostgresProvisioner(conn, desired))
+        final = postgres.provisioner.PostgresProvisioner(conn, desired)
         assert final.plan(await final.observe()).converged
 
 
@@ -291,7 +291,7 @@ async def test_a_locked_table_times_out_instead_of_hanging(
     pg_dsn: str, app_role: str, conn: psycopg.AsyncConnection[Any]
 ) -> None:
     timeouts = postgres.client.Timeouts(statement=5, lock=0.5)
-    provisioner = postgres.plan.RelationalProvisioner(conn, spec_of("tx", app_role=app_role), timeouts=timeouts)
+    provisioner = postgres.provisioner.PostgresProvisioner(conn, spec_of("tx", app_role=app_role), timeouts=timeouts)
     with psycopg.connect(pg_dsn) as holder:  # an open transaction holding ACCESS EXCLUSIVE
         holder.execute("LOCK TABLE tx IN ACCESS EXCLUSIVE MODE")
         plan = provisioner.plan(await asyncio.wait_for(provisioner.observe(), 5))  # catalogs are not blocked
@@ -305,11 +305,13 @@ async def test_a_locked_table_times_out_instead_of_hanging(
 async def test_teardown_drops_only_managed_objects_and_fails_closed(
     pg_dsn: str, app_role: str, conn: psycopg.AsyncConnection[Any]
 ) -> None:
-    await run_pass(postgres.plan.RelationalProvisioner(conn, spec_of("tx", "accounts", app_role=app_role)))
+    await run_pass(postgres.provisioner.PostgresProvisioner(conn, spec_of("tx", "accounts", app_role=app_role)))
     with psycopg.connect(pg_dsn, autocommit=True) as admin:
         admin.execute("CREATE POLICY audit_reader ON tx FOR SELECT TO PUBLIC USING (false)")
         admin.execute("CREATE INDEX tx_amount_idx ON tx (amount)")
-    provisioner = postgres.plan.RelationalProvisioner(conn, spec_of("tx", app_role=app_role))  # accounts left the spec
+    provisioner = postgres.provisioner.PostgresProvisioner(
+        conn, spec_of("tx", app_role=app_role)
+    )  # accounts left the spec
     result = await provisioner.teardown()
     assert result.removed == ("policy public.tx.payscope_tenant_isolation", "index public.payscope_tx_bank_id_idx")
     assert len(result.kept) == 1

@@ -110,11 +110,11 @@ async def run_pass(
     apply: bool = True,
 ) -> tuple[base.Plan, base.Plan]:
     """The pipeline's order on one connection: row-level security, then TimescaleDB."""
-    security = postgres.plan.RelationalProvisioner(conn, postgres.plan.Desired(desired, spec.Tenancy()), log=log)
+    security = postgres.provisioner.PostgresProvisioner(conn, postgres.model.Desired(desired, spec.Tenancy()), log=log)
     security_plan = security.plan(await security.observe())
     for action in security_plan.actions if apply else ():
         await security.apply(action)
-    hypertables = timescale.plan.TimeseriesProvisioner(conn, desired, log=log)
+    hypertables = timescale.provisioner.TimescaleProvisioner(conn, desired, log=log)
     plan = hypertables.plan(await hypertables.observe())
     for action in plan.actions if apply else ():
         await hypertables.apply(action)
@@ -308,18 +308,18 @@ async def test_an_unreachable_or_lost_server_is_transient_then_recovers(timescal
     conn = await postgres.client.connect(dsn)
     async with conn:
         await conn.execute(sql.SQL("CREATE TABLE {}.events (at timestamptz NOT NULL)").format(sql.Identifier(schema)))
-        provisioner = timescale.plan.TimeseriesProvisioner(conn, desired)
+        provisioner = timescale.provisioner.TimescaleProvisioner(conn, desired)
         plan = provisioner.plan(await provisioner.observe())
     with pytest.raises(errors.DependencyUnavailable, match="lost the Postgres connection"):  # gone mid-pass
         await provisioner.apply(plan.actions[0])
     conn = await postgres.client.connect(dsn)
     async with conn:
-        provisioner = timescale.plan.TimeseriesProvisioner(conn, desired)
+        provisioner = timescale.provisioner.TimescaleProvisioner(conn, desired)
         for action in provisioner.plan(await provisioner.observe()).actions:
             await provisioner.apply(action)
         assert provisioner.plan(await provisioner.observe()).converged
-        assert (await timescale.plan.TimeseriesProvisioner(conn, desired).teardown()).removed == ()
-        await provisioner.apply(timescale.plan.ExtensionAction(system="timescaledb", verb=base.Verb.CREATE,
+        assert (await timescale.provisioner.TimescaleProvisioner(conn, desired).teardown()).removed == ()
+        await provisioner.apply(timescale.model.ExtensionAction(system="timescaledb", verb=base.Verb.CREATE,
                                                            kind="Extension", target="timescaledb"))  # fmt: skip
         assert await one(conn, "SELECT count(*) FROM timescaledb_information.jobs WHERE hypertable_schema = %s",
                          schema) == 1  # fmt: skip

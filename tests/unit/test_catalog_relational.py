@@ -65,17 +65,17 @@ TABLE_FACTS = postgres.evidence.TableFacts(
     columns=("id", "bank_id", "file_sha256", "created_at"),
 )
 DAY = 86400.0
-HYPERTABLE = timescale.plan.ObservedHypertable(
+HYPERTABLE = timescale.model.ObservedHypertable(
     time_column="created_at",
     chunk_seconds=7 * DAY,
     compression_enabled=True,
     segment_by=("bank_id",),
     order_by=(),
-    retention=timescale.plan.ObservedJob(1000, 400 * DAY),
-    compression=timescale.plan.ObservedJob(1001, 30 * DAY),
+    retention=timescale.model.ObservedJob(1000, 400 * DAY),
+    compression=timescale.model.ObservedJob(1001, 30 * DAY),
 )
-OBSERVED_TABLE = timescale.plan.ObservedTable(
-    ref=timescale.plan.table_ref(TABLE),
+OBSERVED_TABLE = timescale.model.ObservedTable(
+    ref=timescale.model.table_ref(TABLE),
     manageable=True,
     row_security=True,
     time_type="timestamp with time zone",
@@ -83,7 +83,7 @@ OBSERVED_TABLE = timescale.plan.ObservedTable(
     blocking=(),
     hypertable=HYPERTABLE,
 )
-TIMESCALE = timescale.plan.Observed(timescale.plan.ExtensionState(True, "2.23.0"), (OBSERVED_TABLE,))
+TIMESCALE = timescale.model.Observed(timescale.model.ExtensionState(True, "2.23.0"), (OBSERVED_TABLE,))
 AUDIT_LOG = postgres.evidence.AuditLogFacts(
     exists=True, rows_checked=120, operations=(("chat.query", 40), ("ingest.file", 80)), traced_queries=40
 )
@@ -119,7 +119,7 @@ def catalog(
 def hypertable(**changes: Any) -> relational.PostgresEvidence:
     """HEALTHY with the observed hypertable of public.transactions changed."""
     seen = dataclasses.replace(OBSERVED_TABLE, hypertable=dataclasses.replace(HYPERTABLE, **changes))
-    return pg(timescale=timescale.plan.Observed(TIMESCALE.extension, (seen,)))
+    return pg(timescale=timescale.model.Observed(TIMESCALE.extension, (seen,)))
 
 
 def log(**changes: Any) -> relational.PostgresEvidence:
@@ -140,11 +140,11 @@ def probe(visible: int = 0, write: str = REFUSED) -> relational.IsolationEvidenc
     )
 
 
-NO_EXTENSION = pg(timescale=timescale.plan.Observed(timescale.plan.ExtensionState(False, None), (OBSERVED_TABLE,)))
-NOT_INSTALLED = pg(timescale=timescale.plan.Observed(timescale.plan.ExtensionState(True, None), (OBSERVED_TABLE,)))
-TABLE_NOT_OBSERVED = pg(timescale=timescale.plan.Observed(TIMESCALE.extension, ()))
+NO_EXTENSION = pg(timescale=timescale.model.Observed(timescale.model.ExtensionState(False, None), (OBSERVED_TABLE,)))
+NOT_INSTALLED = pg(timescale=timescale.model.Observed(timescale.model.ExtensionState(True, None), (OBSERVED_TABLE,)))
+TABLE_NOT_OBSERVED = pg(timescale=timescale.model.Observed(TIMESCALE.extension, ()))
 PLAIN_TABLE = pg(
-    timescale=timescale.plan.Observed(TIMESCALE.extension, (dataclasses.replace(OBSERVED_TABLE, hypertable=None),))
+    timescale=timescale.model.Observed(TIMESCALE.extension, (dataclasses.replace(OBSERVED_TABLE, hypertable=None),))
 )
 TABLE_MISSING = table(exists=False)
 TABLE_UNREAD = catalog({})
@@ -350,14 +350,14 @@ TABLE_UNREAD = catalog({})
         pytest.param("B.timescale.retention", HEALTHY, S.PASS, "retention as declared", id="retention-ok"),
         pytest.param(
             "B.timescale.retention",
-            hypertable(retention=timescale.plan.ObservedJob(1000, 30 * DAY)),
+            hypertable(retention=timescale.model.ObservedJob(1000, 30 * DAY)),
             S.FAIL,
             "retention policy interval differs from 400d",
             id="retention-interval-differs",
         ),
         pytest.param(
             "B.timescale.retention",
-            hypertable(retention=timescale.plan.ObservedJob(1000, None)),
+            hypertable(retention=timescale.model.ObservedJob(1000, None)),
             S.FAIL,
             "retention policy interval differs from 400d",
             id="retention-not-an-interval",
@@ -396,7 +396,7 @@ TABLE_UNREAD = catalog({})
         ),
         pytest.param(
             "B.timescale.compression",
-            hypertable(compression=timescale.plan.ObservedJob(1001, 7 * DAY)),
+            hypertable(compression=timescale.model.ObservedJob(1001, 7 * DAY)),
             S.FAIL,
             "compression policy interval differs from 30d",
             id="compression-policy-interval-differs",

@@ -1,4 +1,4 @@
-"""Table tests of the row-level-security plan: names, SQL text, and plan_relational over observed catalogs.
+"""Table tests of the row-level-security plan: plan_postgres over observed catalogs.
 
 Pure: no server. Each planning case gives a spec, an observed catalog state, and the
 actions, object states and blockers the plan must hold.
@@ -25,30 +25,32 @@ APP = "payscope_app"
 
 def desired(
     *tables: dict[str, Any], app_role: str | None = APP, tenancy: spec.Tenancy | None = TENANCY
-) -> postgres.plan.Desired:
+) -> postgres.model.Desired:
     section = postgres_spec.Postgres.model_validate(
         {"connection": {"secretRef": {"name": "pg", "key": "dsn"}}, "appRole": app_role, "tables": list(tables)}
     )
-    return postgres.plan.Desired(section, tenancy)
+    return postgres.model.Desired(section, tenancy)
 
 
 def table(name: str = "tx", *, force: bool = True, index: bool = True, enabled: bool = True) -> dict[str, Any]:
     return {"name": name, "rowLevelSecurity": {"enabled": enabled, "force": force}, "tenantIndex": index}
 
 
-def good_policy(typname: str = "text", roles: tuple[str, ...] = (APP,)) -> postgres.plan.ObservedPolicy:
+def good_policy(typname: str = "text", roles: tuple[str, ...] = (APP,)) -> postgres.model.ObservedPolicy:
     expression = postgres.sql.deparsed_expression("bank_id", typname, "app.current_bank_id")
-    return postgres.plan.ObservedPolicy("*", True, roles, expression, expression)
+    return postgres.model.ObservedPolicy("*", True, roles, expression, expression)
 
 
-GOOD_INDEX = postgres.plan.ObservedIndex(on_table=True, valid=True, partial=False, method="btree", columns=("bank_id",))
+GOOD_INDEX = postgres.model.ObservedIndex(
+    on_table=True, valid=True, partial=False, method="btree", columns=("bank_id",)
+)
 
 
-def seen(name: str = "tx", **changes: Any) -> postgres.plan.ObservedTable:
+def seen(name: str = "tx", **changes: Any) -> postgres.model.ObservedTable:
     """A table provisioned as the default spec wants, with ``changes`` applied."""
     typname = changes.get("tenant_type", "text")
-    base_table = postgres.plan.ObservedTable(
-        ref=postgres.client.TableRef("public", name),
+    base_table = postgres.model.ObservedTable(
+        ref=postgres.model.TableRef("public", name),
         owner="payscope_owner",
         rls_enabled=True,
         rls_forced=True,
@@ -64,13 +66,13 @@ def seen(name: str = "tx", **changes: Any) -> postgres.plan.ObservedTable:
     return dataclasses.replace(base_table, **changes)
 
 
-ROLE = postgres.plan.ObservedRole(APP, exists=True, superuser=False, bypassrls=False)
+ROLE = postgres.model.ObservedRole(APP, exists=True, superuser=False, bypassrls=False)
 
 
 def observed(
-    *tables: postgres.plan.ObservedTable, role: postgres.plan.ObservedRole | None = ROLE
-) -> postgres.plan.Observed:
-    return postgres.plan.Observed(tables, role)
+    *tables: postgres.model.ObservedTable, role: postgres.model.ObservedRole | None = ROLE
+) -> postgres.model.Observed:
+    return postgres.model.Observed(tables, role)
 
 
 def summary(plan: base.Plan) -> list[tuple[str, str, str, bool]]:
@@ -88,27 +90,27 @@ INDEX_KEY = ("Index", "public.payscope_tx_bank_id_idx")
 
 def test_from_nothing_creates_policy_before_enabling_then_builds_the_index_concurrently() -> None:
     bare = seen(rls_enabled=False, rls_forced=False, policy=None, index=None)
-    plan = postgres.plan.plan_relational(desired(table()), observed(bare))
+    plan = postgres.plan.plan_postgres(desired(table()), observed(bare))
     assert [(kind, verb, drift) for kind, verb, _, drift in summary(plan)] == [
         ("Policy", "create", False),
         ("RowLevelSecurity", "update", False),
         ("Index", "create", False),
     ]
     policy, row_security, index = plan.actions
-    assert isinstance(policy, postgres.plan.PolicyAction)
+    assert isinstance(policy, postgres.model.PolicyAction)
     assert policy.role == APP
     assert policy.cast is None
-    assert isinstance(row_security, postgres.plan.RowSecurityAction)
+    assert isinstance(row_security, postgres.model.RowSecurityAction)
     assert row_security.enable
     assert row_security.force is True
-    assert isinstance(index, postgres.plan.IndexAction)
+    assert isinstance(index, postgres.model.IndexAction)
     assert index.concurrently
     assert not index.drop_first
     assert states(plan) == {POLICY_KEY: (MISSING, ""), RLS_KEY: (MISSING, ""), INDEX_KEY: (MISSING, "")}
 
 
 def test_an_unchanged_system_plans_nothing_and_is_converged() -> None:
-    plan = postgres.plan.plan_relational(desired(table()), observed(seen()))
+    plan = postgres.plan.plan_postgres(desired(table()), observed(seen()))
     assert plan.actions == ()
     assert plan.converged
 
@@ -142,26 +144,26 @@ def test_an_unchanged_system_plans_nothing_and_is_converged() -> None:
 def test_out_of_band_changes_are_planned_back(
     change: dict[str, Any], expected: list[tuple[str, str, str, bool]]
 ) -> None:
-    plan = postgres.plan.plan_relational(desired(table()), observed(seen(**change)))
+    plan = postgres.plan.plan_postgres(desired(table()), observed(seen(**change)))
     assert summary(plan) == expected
     assert not plan.blockers
 
 
 def test_force_false_is_kept_as_no_force() -> None:
-    plan = postgres.plan.plan_relational(desired(table(force=False)), observed(seen()))
+    plan = postgres.plan.plan_postgres(desired(table(force=False)), observed(seen()))
     assert summary(plan) == [("RowLevelSecurity", "update", "no force", True)]
     action = plan.actions[0]
-    assert isinstance(action, postgres.plan.RowSecurityAction)
+    assert isinstance(action, postgres.model.RowSecurityAction)
     assert action.force is False
     assert not action.enable
 
 
 def test_replacing_a_policy_drops_and_recreates_it() -> None:
-    plan = postgres.plan.plan_relational(
+    plan = postgres.plan.plan_postgres(
         desired(table()), observed(seen(policy=dataclasses.replace(good_policy(), using="x")))
     )
     action = plan.actions[0]
-    assert isinstance(action, postgres.plan.PolicyAction)
+    assert isinstance(action, postgres.model.PolicyAction)
     assert action.replace
     assert action.verb is base.Verb.REPLACE
     assert states(plan)[POLICY_KEY] == (DRIFTED, "")
@@ -174,24 +176,24 @@ def test_replacing_a_policy_drops_and_recreates_it() -> None:
 )  # fmt: skip
 def test_the_policy_casts_the_setting_to_the_tenant_columns_type(typname: str, cast: str | None) -> None:
     fresh = seen(tenant_type=typname, policy=None, rls_enabled=False, rls_forced=False)
-    action = postgres.plan.plan_relational(desired(table(index=False)), observed(fresh)).actions[0]
-    assert isinstance(action, postgres.plan.PolicyAction)
+    action = postgres.plan.plan_postgres(desired(table(index=False)), observed(fresh)).actions[0]
+    assert isinstance(action, postgres.model.PolicyAction)
     assert action.cast == cast
     # ... and the policy Postgres deparses for that type counts as unchanged.
-    assert postgres.plan.plan_relational(desired(table(index=False)), observed(seen(tenant_type=typname))).actions == ()
+    assert postgres.plan.plan_postgres(desired(table(index=False)), observed(seen(tenant_type=typname))).actions == ()
 
 
 def test_no_app_role_means_a_policy_to_public() -> None:
     fresh = seen(policy=None)
-    action = postgres.plan.plan_relational(desired(table(), app_role=None), observed(fresh, role=None)).actions[0]
-    assert isinstance(action, postgres.plan.PolicyAction)
+    action = postgres.plan.plan_postgres(desired(table(), app_role=None), observed(fresh, role=None)).actions[0]
+    assert isinstance(action, postgres.model.PolicyAction)
     assert action.role is None
     kept = seen(policy=good_policy(roles=("public",)))
-    assert postgres.plan.plan_relational(desired(table(), app_role=None), observed(kept, role=None)).actions == ()
+    assert postgres.plan.plan_postgres(desired(table(), app_role=None), observed(kept, role=None)).actions == ()
 
 
 def test_a_missing_table_fails_with_table_not_found_while_the_others_proceed() -> None:
-    plan = postgres.plan.plan_relational(desired(table("gone"), table()), observed(seen(policy=None)))
+    plan = postgres.plan.plan_postgres(desired(table("gone"), table()), observed(seen(policy=None)))
     assert [action.target for action in plan.actions] == ["public.tx.payscope_tenant_isolation"]
     gone = {key: value for key, value in states(plan).items() if "gone" in key[1]}
     assert gone == {
@@ -216,31 +218,29 @@ def test_a_missing_table_fails_with_table_not_found_while_the_others_proceed() -
 def test_table_level_problems_fail_the_tables_objects_with_a_reason(
     change: dict[str, Any], reason: str, permanent: bool
 ) -> None:
-    plan = postgres.plan.plan_relational(desired(table(index=False)), observed(seen(**change)))
+    plan = postgres.plan.plan_postgres(desired(table(index=False)), observed(seen(**change)))
     assert plan.actions == ()
     assert set(states(plan).values()) == {(FAILED, reason)}
     assert [(b.reason, b.permanent) for b in plan.blockers] == [(reason, permanent)]
 
 
 def test_a_compressed_hypertable_still_gets_its_tenant_index_without_concurrently() -> None:
-    plan = postgres.plan.plan_relational(
-        desired(table()), observed(seen(columnstore=True, hypertable=True, index=None))
-    )
+    plan = postgres.plan.plan_postgres(desired(table()), observed(seen(columnstore=True, hypertable=True, index=None)))
     assert [action.kind for action in plan.actions] == ["Index"]
     action = plan.actions[0]
-    assert isinstance(action, postgres.plan.IndexAction)
+    assert isinstance(action, postgres.model.IndexAction)
     assert not action.concurrently
 
 
 def test_pglite_gets_no_concurrent_index_builds() -> None:
-    state = postgres.plan.Observed((seen(index=None),), ROLE, concurrent_ddl=False)
-    action = postgres.plan.plan_relational(desired(table()), state).actions[0]
-    assert isinstance(action, postgres.plan.IndexAction)
+    state = postgres.model.Observed((seen(index=None),), ROLE, concurrent_ddl=False)
+    action = postgres.plan.plan_postgres(desired(table()), state).actions[0]
+    assert isinstance(action, postgres.model.IndexAction)
     assert not action.concurrently
 
 
 def test_rls_disabled_in_the_spec_is_not_managed_and_never_disabled() -> None:
-    plan = postgres.plan.plan_relational(desired(table(enabled=False, force=False, index=False)), observed(seen()))
+    plan = postgres.plan.plan_postgres(desired(table(enabled=False, force=False, index=False)), observed(seen()))
     assert plan.actions == ()
     assert plan.objects == ()
 
@@ -249,67 +249,22 @@ def test_rls_disabled_in_the_spec_is_not_managed_and_never_disabled() -> None:
     ("role", "owns", "message"),
     [
         (None, False, "does not exist"),
-        (postgres.plan.ObservedRole(APP, exists=False, superuser=False, bypassrls=False), False, "does not exist"),
-        (postgres.plan.ObservedRole(APP, exists=True, superuser=True, bypassrls=False), False, "superuser"),
-        (postgres.plan.ObservedRole(APP, exists=True, superuser=False, bypassrls=True), False, "BYPASSRLS"),
+        (postgres.model.ObservedRole(APP, exists=False, superuser=False, bypassrls=False), False, "does not exist"),
+        (postgres.model.ObservedRole(APP, exists=True, superuser=True, bypassrls=False), False, "superuser"),
+        (postgres.model.ObservedRole(APP, exists=True, superuser=False, bypassrls=True), False, "BYPASSRLS"),
         (ROLE, True, "owns (or inherits the owner of) public.tx"),
     ],
 )
 def test_an_app_role_rls_would_not_bind_is_unsatisfiable(
-    role: postgres.plan.ObservedRole | None, owns: bool, message: str
+    role: postgres.model.ObservedRole | None, owns: bool, message: str
 ) -> None:
     with pytest.raises(errors.SpecUnsatisfiable) as caught:
-        postgres.plan.plan_relational(desired(table()), observed(seen(app_role_owns=owns), role=role))
+        postgres.plan.plan_postgres(desired(table()), observed(seen(app_role_owns=owns), role=role))
     assert caught.value.reason == "AppRoleInvalid"
     assert message in caught.value.message
     assert "payscope_app" in caught.value.message
 
 
 def test_the_app_role_is_not_checked_when_no_table_declares_rls() -> None:
-    plan = postgres.plan.plan_relational(desired(table(enabled=False, force=False)), observed(seen(), role=None))
+    plan = postgres.plan.plan_postgres(desired(table(enabled=False, force=False)), observed(seen(), role=None))
     assert plan.actions == ()
-
-
-def test_index_names_are_deterministic_and_fit_63_bytes() -> None:
-    assert postgres.sql.index_name("transactions", "bank_id") == "payscope_transactions_bank_id_idx"
-    long_table, long_key = "t" * 63, "k" * 63
-    name = postgres.sql.index_name(long_table, long_key)
-    assert len(name.encode()) == 63
-    assert name.startswith("payscope_")
-    assert name.endswith("_idx")
-    assert name == postgres.sql.index_name(long_table, long_key)
-    assert name != postgres.sql.index_name(long_table, "j" * 63)
-
-
-def test_canonical_ignores_only_whitespace_and_parentheses() -> None:
-    deparsed = "((bank_id)::text = current_setting('app.current_bank_id'::text, true))"
-    assert postgres.sql.canonical(deparsed) == postgres.sql.canonical(
-        postgres.sql.deparsed_expression("bank_id", "varchar", "app.current_bank_id")
-    )
-    assert postgres.sql.canonical(deparsed) != postgres.sql.canonical(
-        deparsed.replace("app.current_bank_id", "app.other")
-    )
-
-
-def test_statements_quote_every_name_and_pass_values_as_literals() -> None:
-    policy = postgres.client.render(
-        postgres.sql.create_policy("public", "tx", "bank_id", "uuid", "app.current_bank_id", APP)
-    )
-    assert policy == (
-        'CREATE POLICY "payscope_tenant_isolation" ON "public"."tx" AS PERMISSIVE FOR ALL TO "payscope_app"'
-        " USING (\"bank_id\" = NULLIF(current_setting('app.current_bank_id', true), '')::uuid)"
-        " WITH CHECK (\"bank_id\" = NULLIF(current_setting('app.current_bank_id', true), '')::uuid)"
-    )
-    assert postgres.client.render(
-        postgres.sql.create_index("public", "tx", "payscope_tx_bank_id_idx", "bank_id", concurrently=True)
-    ) == ('CREATE INDEX CONCURRENTLY IF NOT EXISTS "payscope_tx_bank_id_idx" ON "public"."tx" ("bank_id")')
-    assert postgres.client.render(postgres.sql.force_row_security("public", "tx", False)) == (
-        'ALTER TABLE "public"."tx" NO FORCE ROW LEVEL SECURITY'
-    )
-
-
-def test_only_payscope_indexes_can_be_dropped_and_names_are_rechecked() -> None:
-    with pytest.raises(ValueError, match="not a payscope_ object"):
-        postgres.sql.drop_index("public", "tx_pkey", concurrently=True)
-    with pytest.raises(errors.SpecInvalid):
-        postgres.sql.enable_row_security("public", 'tx"; DROP TABLE tx; --')

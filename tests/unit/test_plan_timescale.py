@@ -1,4 +1,4 @@
-"""Table tests of the TimescaleDB plan: SQL text, and plan_timeseries over observed catalogs.
+"""Table tests of the TimescaleDB plan: plan_timescale over observed catalogs.
 
 Pure: no server. Each planning case gives a spec, an observed extension and catalog
 state, and the actions, object states and blockers the plan must hold.
@@ -18,7 +18,7 @@ READY = status.ProvisionState.READY
 MISSING = status.ProvisionState.MISSING
 DRIFTED = status.ProvisionState.DRIFTED
 FAILED = status.ProvisionState.FAILED
-INSTALLED = timescale.plan.ExtensionState(available=True, installed="2.23.0")
+INSTALLED = timescale.model.ExtensionState(available=True, installed="2.23.0")
 DAY = 86400.0
 
 
@@ -42,20 +42,20 @@ def table(name: str = "metrics", *, rls: bool = False, **hypertable: Any) -> dic
     return declared
 
 
-GOOD = timescale.plan.ObservedHypertable(
+GOOD = timescale.model.ObservedHypertable(
     time_column="created_at",
     chunk_seconds=7 * DAY,
     compression_enabled=True,
     segment_by=("bank_id",),
     order_by=("created_at DESC",),
-    retention=timescale.plan.ObservedJob(1000, 400 * DAY),
-    compression=timescale.plan.ObservedJob(1001, 30 * DAY),
+    retention=timescale.model.ObservedJob(1000, 400 * DAY),
+    compression=timescale.model.ObservedJob(1001, 30 * DAY),
 )
 
 
-def seen(name: str = "metrics", hypertable: timescale.plan.ObservedHypertable | None = GOOD, **changes: Any) -> Any:
-    plain = timescale.plan.ObservedTable(
-        ref=postgres.client.TableRef("public", name),
+def seen(name: str = "metrics", hypertable: timescale.model.ObservedHypertable | None = GOOD, **changes: Any) -> Any:
+    plain = timescale.model.ObservedTable(
+        ref=postgres.model.TableRef("public", name),
         manageable=True,
         row_security=False,
         time_type="timestamptz",
@@ -66,8 +66,8 @@ def seen(name: str = "metrics", hypertable: timescale.plan.ObservedHypertable | 
     return dataclasses.replace(plain, **changes)
 
 
-def observed(*tables: timescale.plan.ObservedTable, extension: timescale.plan.ExtensionState = INSTALLED) -> Any:
-    return timescale.plan.Observed(extension, tables)
+def observed(*tables: timescale.model.ObservedTable, extension: timescale.model.ExtensionState = INSTALLED) -> Any:
+    return timescale.model.Observed(extension, tables)
 
 
 def summary(plan: base.Plan) -> list[tuple[str, str, str, bool]]:
@@ -79,7 +79,7 @@ def states(plan: base.Plan) -> dict[tuple[str, str], tuple[status.ProvisionState
 
 
 def test_from_nothing_plans_hypertable_compression_then_policies() -> None:
-    plan = timescale.plan.plan_timeseries(section(table()), observed(seen(hypertable=None)))
+    plan = timescale.plan.plan_timescale(section(table()), observed(seen(hypertable=None)))
     assert summary(plan) == [
         ("Hypertable", "create", "by_range(created_at, 7d), migrating existing rows", False),
         ("Compression", "create", "enable", False),
@@ -87,22 +87,22 @@ def test_from_nothing_plans_hypertable_compression_then_policies() -> None:
         ("RetentionPolicy", "create", "after 400d", False),
     ]
     compression = plan.actions[1]
-    assert isinstance(compression, timescale.plan.CompressionAction)
+    assert isinstance(compression, timescale.model.CompressionAction)
     assert compression.segment_by == ("bank_id",)
     assert compression.order_by == ("created_at DESC",)
     assert states(plan)[("Extension", "timescaledb")] == (READY, "")
 
 
 def test_an_available_extension_is_created_first_and_only_as_an_action() -> None:
-    available = timescale.plan.ExtensionState(available=True, installed=None)
-    plan = timescale.plan.plan_timeseries(section(table()), observed(seen(hypertable=None), extension=available))
+    available = timescale.model.ExtensionState(available=True, installed=None)
+    plan = timescale.plan.plan_timescale(section(table()), observed(seen(hypertable=None), extension=available))
     assert [(a.kind, a.verb.value) for a in plan.actions][:2] == [("Extension", "create"), ("Hypertable", "create")]
-    assert isinstance(plan.actions[0], timescale.plan.ExtensionAction)
+    assert isinstance(plan.actions[0], timescale.model.ExtensionAction)
 
 
 def test_an_unavailable_extension_fails_every_hypertable_object_and_plans_nothing() -> None:
-    absent = timescale.plan.ExtensionState(available=False, installed=None)
-    plan = timescale.plan.plan_timeseries(section(table(), table("events")), observed(extension=absent))
+    absent = timescale.model.ExtensionState(available=False, installed=None)
+    plan = timescale.plan.plan_timescale(section(table(), table("events")), observed(extension=absent))
     assert plan.actions == ()
     assert {value for value in states(plan).values()} == {(FAILED, "TimescaleUnavailable")}
     assert len(plan.objects) == 1 + 4 + 4
@@ -110,7 +110,7 @@ def test_an_unavailable_extension_fails_every_hypertable_object_and_plans_nothin
 
 
 def test_an_unchanged_system_plans_nothing() -> None:
-    plan = timescale.plan.plan_timeseries(section(table()), observed(seen()))
+    plan = timescale.plan.plan_timescale(section(table()), observed(seen()))
     assert plan.actions == ()
     assert plan.converged
 
@@ -119,12 +119,12 @@ def test_an_unchanged_system_plans_nothing() -> None:
     ("hypertable", "expected"),
     [
         ({"chunk_seconds": DAY}, [("Hypertable", "update", "chunk interval was 1d, not 7d", True)]),
-        ({"retention": timescale.plan.ObservedJob(1000, 30 * DAY)},
+        ({"retention": timescale.model.ObservedJob(1000, 30 * DAY)},
          [("RetentionPolicy", "replace", "was 30d, not 400d", True)]),
-        ({"retention": timescale.plan.ObservedJob(1000, None)},
+        ({"retention": timescale.model.ObservedJob(1000, None)},
          [("RetentionPolicy", "replace", "was not an interval, not 400d", True)]),
         ({"retention": None}, [("RetentionPolicy", "create", "after 400d", False)]),
-        ({"compression": timescale.plan.ObservedJob(1001, 7 * DAY)},
+        ({"compression": timescale.model.ObservedJob(1001, 7 * DAY)},
          [("CompressionPolicy", "replace", "was 7d, not 30d", True)]),
         ({"segment_by": ("bank_id", "v")}, [("Compression", "update", "segmentby was bank_id,v", True)]),
         ({"order_by": ("created_at",)}, [("Compression", "update", "orderby was created_at", True)]),
@@ -133,36 +133,36 @@ def test_an_unchanged_system_plans_nothing() -> None:
     ],
 )  # fmt: skip
 def test_out_of_band_changes_are_planned_back(hypertable: dict[str, Any], expected: list[Any]) -> None:
-    plan = timescale.plan.plan_timeseries(
+    plan = timescale.plan.plan_timescale(
         section(table()), observed(seen(hypertable=dataclasses.replace(GOOD, **hypertable)))
     )
     assert summary(plan) == expected
 
 
 def test_a_replaced_policy_is_removed_then_added() -> None:
-    drifted = dataclasses.replace(GOOD, retention=timescale.plan.ObservedJob(1000, DAY))
-    action = timescale.plan.plan_timeseries(section(table()), observed(seen(hypertable=drifted))).actions[0]
-    assert isinstance(action, timescale.plan.PolicyAction)
+    drifted = dataclasses.replace(GOOD, retention=timescale.model.ObservedJob(1000, DAY))
+    action = timescale.plan.plan_timescale(section(table()), observed(seen(hypertable=drifted))).actions[0]
+    assert isinstance(action, timescale.model.PolicyAction)
     assert action.replace
     assert action.policy == "retention"
 
 
 def test_only_changed_compression_options_are_sent() -> None:
     drifted = dataclasses.replace(GOOD, segment_by=("v",))
-    action = timescale.plan.plan_timeseries(section(table()), observed(seen(hypertable=drifted))).actions[0]
-    assert isinstance(action, timescale.plan.CompressionAction)
+    action = timescale.plan.plan_timescale(section(table()), observed(seen(hypertable=drifted))).actions[0]
+    assert isinstance(action, timescale.model.CompressionAction)
     assert (action.enable, action.segment_by, action.order_by) == (False, ("bank_id",), None)
 
 
 def test_order_by_asc_is_the_default_and_not_drift() -> None:
     declared = table(compression={"after": "30d", "orderBy": ["created_at ASC"]})
     plain = dataclasses.replace(GOOD, order_by=("created_at",), segment_by=("something_timescale_chose",))
-    assert timescale.plan.plan_timeseries(section(declared), observed(seen(hypertable=plain))).actions == ()
+    assert timescale.plan.plan_timescale(section(declared), observed(seen(hypertable=plain))).actions == ()
 
 
 def test_undeclared_settings_are_left_alone() -> None:
     declared = table(chunkInterval=None, retention=None, compression=None)
-    plan = timescale.plan.plan_timeseries(section(declared), observed(seen()))
+    plan = timescale.plan.plan_timescale(section(declared), observed(seen()))
     assert plan.actions == ()
     assert list(states(plan)) == [("Extension", "timescaledb"), ("Hypertable", "public.metrics")]
 
@@ -180,7 +180,7 @@ def test_undeclared_settings_are_left_alone() -> None:
 def test_table_problems_fail_all_its_objects_with_a_reason(
     change: dict[str, Any], reason: str, permanent: bool, message: str
 ) -> None:
-    plan = timescale.plan.plan_timeseries(section(table()), observed(seen(hypertable=None, **change)))
+    plan = timescale.plan.plan_timescale(section(table()), observed(seen(hypertable=None, **change)))
     assert plan.actions == ()
     table_states = {key: value for key, value in states(plan).items() if key[0] != "Extension"}
     assert set(table_states.values()) == {(FAILED, reason)}
@@ -191,7 +191,7 @@ def test_table_problems_fail_all_its_objects_with_a_reason(
 
 
 def test_a_missing_table_fails_while_the_others_proceed() -> None:
-    plan = timescale.plan.plan_timeseries(section(table("gone"), table()), observed(seen(hypertable=None)))
+    plan = timescale.plan.plan_timescale(section(table("gone"), table()), observed(seen(hypertable=None)))
     assert {a.target for a in plan.actions} == {"public.metrics"}
     assert states(plan)[("Hypertable", "public.gone")] == (FAILED, "TableNotFound")
     assert [(b.reason, b.permanent) for b in plan.blockers] == [("TableNotFound", False)]
@@ -199,14 +199,14 @@ def test_a_missing_table_fails_while_the_others_proceed() -> None:
 
 def test_a_hypertable_on_another_column_cannot_change() -> None:
     other = dataclasses.replace(GOOD, time_column="ts")
-    plan = timescale.plan.plan_timeseries(section(table()), observed(seen(hypertable=other)))
+    plan = timescale.plan.plan_timescale(section(table()), observed(seen(hypertable=other)))
     assert plan.actions == ()
     assert plan.blockers[0].reason == "TimeColumnImmutable"
 
 
 @pytest.mark.parametrize(("declared_rls", "observed_rls"), [(True, False), (False, True)])
 def test_compression_conflicts_with_row_level_security(declared_rls: bool, observed_rls: bool) -> None:
-    plan = timescale.plan.plan_timeseries(
+    plan = timescale.plan.plan_timescale(
         section(table(rls=declared_rls)), observed(seen(hypertable=None, row_security=observed_rls))
     )
     assert [a.kind for a in plan.actions] == ["Hypertable", "RetentionPolicy"]
@@ -217,37 +217,5 @@ def test_compression_conflicts_with_row_level_security(declared_rls: bool, obser
 
 def test_a_column_both_segmenting_and_ordering_is_a_spec_conflict() -> None:
     declared = table(compression={"after": "30d", "segmentBy": ["bank_id"], "orderBy": ["bank_id DESC"]})
-    plan = timescale.plan.plan_timeseries(section(declared), observed(seen()))
+    plan = timescale.plan.plan_timescale(section(declared), observed(seen()))
     assert plan.blockers[0].reason == "CompressionSpecConflict"
-
-
-def test_statements() -> None:
-    render = postgres.client.render
-    assert render(timescale.sql.create_hypertable("public", "metrics", "created_at", "7d")) == (
-        'SELECT create_hypertable(\'"public"."metrics"\'::regclass,'
-        " by_range('created_at', '7 days'::interval), migrate_data => true)"
-    )
-    assert render(timescale.sql.create_hypertable("public", "metrics", "created_at", None)) == (
-        "SELECT create_hypertable('\"public\".\"metrics\"'::regclass, by_range('created_at'), migrate_data => true)"
-    )
-    assert render(
-        timescale.sql.set_compression(
-            "public", "metrics", enable=True, segment_by=("bank_id", "order"), order_by=("created_at DESC",)
-        )
-    ) == (
-        'ALTER TABLE "public"."metrics" SET (timescaledb.compress,'
-        ' timescaledb.compress_segmentby = \'"bank_id","order"\','
-        " timescaledb.compress_orderby = '\"created_at\" DESC')"
-    )
-    assert render(timescale.sql.add_policy("public", "metrics", "retention", "12h")) == (
-        'SELECT "add_retention_policy"(\'"public"."metrics"\'::regclass, "drop_after" => \'12 hours\'::interval)'
-    )
-    assert render(timescale.sql.remove_policy("public", "metrics", "compression")) == (
-        'SELECT "remove_compression_policy"(\'"public"."metrics"\'::regclass, if_exists => true)'
-    )
-
-
-def test_settings_text_is_parsed_and_normalised() -> None:
-    assert timescale.sql.parse_columns("bank_id,v") == ("bank_id", "v")
-    assert timescale.sql.parse_columns(None) == ()
-    assert timescale.sql.normalise_order(("created_at ASC", "v DESC")) == ("created_at", "v DESC")

@@ -19,6 +19,7 @@ import httpx
 
 from payscope_operator import errors
 from payscope_operator.backends import connections, objects, vectors_client
+from payscope_operator.backends.postgres import client as postgres_client
 from payscope_operator.reconcile import session
 
 
@@ -43,7 +44,7 @@ async def postgres(run: session.PassSession, dsn: str | None = None) -> AsyncIte
     """A Postgres connection for the duration of the block, one at a time per pass."""
     target = dsn if dsn is not None else postgres_dsn(run)
     async with run.postgres_lock:
-        conn = await connections.open_postgres(target)
+        conn = await postgres_client.open_postgres(target)
         try:
             yield conn
         finally:

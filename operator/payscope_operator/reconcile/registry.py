@@ -27,10 +27,10 @@ async def _postgres(run: session.PassSession) -> AsyncIterator[Provisioners]:
         return
     async with clients.postgres(run) as conn:
         found: list[base.Provisioner[Any]] = [
-            postgres.plan.RelationalProvisioner(conn, postgres.plan.Desired(section, run.spec.tenancy))
+            postgres.provisioner.PostgresProvisioner(conn, postgres.model.Desired(section, run.spec.tenancy))
         ]
         if any(t.hypertable is not None for t in section.tables):
-            found.append(timescale.plan.TimeseriesProvisioner(conn, section))
+            found.append(timescale.provisioner.TimescaleProvisioner(conn, section))
         yield found
 
 

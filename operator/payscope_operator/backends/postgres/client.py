@@ -1,66 +1,90 @@
-"""Shared plumbing of the Postgres-family provisioners: one caller-owned connection, timeouts, a log.
+"""How the operator talks to Postgres: connections, timeouts, a statement log, errors.
 
-Why this module exists: the relational (RLS) and timeseries (TimescaleDB) provisioners
-run one after the other on ONE ``psycopg.AsyncConnection`` (autocommit) that the
-caller opens, because the TimescaleDB test server serves one connection at a time.
-This module gives them the same discipline: every statement runs under a server-side
-``statement_timeout`` and ``lock_timeout`` (so a locked table cannot hang a pass) and
-a client-side deadline (so a frozen server cannot either); every statement is recorded
-in a :class:`StatementLog` (so callers and benchmarks can count change statements);
-driver errors become the operator's exception tree, with messages that never carry
-a DSN, password or row values.
+Why this module exists: the row-level-security (``postgres``) and TimescaleDB
+(``timescale``) provisioners run one after the other on ONE ``psycopg.AsyncConnection``
+(autocommit) that the caller opens, because the TimescaleDB test server serves one
+connection at a time. This module opens that connection (:func:`open_postgres`, with a
+bounded wait) and gives both provisioners the same discipline through :class:`Session`:
+every statement runs under a server-side ``statement_timeout`` and ``lock_timeout`` (so a
+locked table cannot hang a pass) and a client-side deadline (so a frozen server cannot
+either); every statement is recorded in a :class:`StatementLog` (so callers and
+benchmarks can count change statements); driver errors become the operator's exception
+tree, with messages that never carry a DSN, password or row values.
 
-What it must not do: decide what to change (planning lives in the provisioners),
-open connections on its own except through :func:`connect`, or build SQL from
-unvalidated names: :func:`identifier` re-checks every name against the CRD pattern.
+What it must not do: decide what to change (the planners do), build SQL from spec values
+(``sql`` does, re-checking every name), or name a DSN, user or password in a message.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import psycopg
+from psycopg import conninfo, sql
 from psycopg import errors as pg_errors
-from psycopg import sql
 from psycopg.rows import TupleRow, class_row
 
 from payscope_operator import errors
-from payscope_operator.api import conditions, fields
-from payscope_operator.backends import connections
+from payscope_operator.api import conditions
+
+CONNECT_TIMEOUT = 5
+"""Seconds a connection may take to open, by default."""
 
 StatementKind = Literal["read", "change", "session"]
 RowT = TypeVar("RowT")
+DesiredT = TypeVar("DesiredT")
 Statement = sql.SQL | sql.Composed
 """A statement built with psycopg.sql: never a str with spec values pasted in."""
 
 
-class SqlReason(StrEnum):
-    """Reasons of Postgres-family objects that ``conditions.Reason`` does not hold (yet)."""
-
-    TENANT_COLUMN_NOT_FOUND = "TenantColumnNotFound"
-    TENANT_COLUMN_TYPE_UNSUPPORTED = "TenantColumnTypeUnsupported"
-    ROW_SECURITY_CONFLICTS_WITH_COMPRESSION = "RowSecurityConflictsWithCompression"
-    TIME_COLUMN_NOT_FOUND = "TimeColumnNotFound"
-    TIME_COLUMN_TYPE_UNSUPPORTED = "TimeColumnTypeUnsupported"
-    TIME_COLUMN_IMMUTABLE = "TimeColumnImmutable"
-    HYPERTABLE_CONSTRAINT_INCOMPATIBLE = "HypertableConstraintIncompatible"
-    COMPRESSION_SPEC_CONFLICT = "CompressionSpecConflict"
+def host(dsn: str) -> str:
+    """``host:port/dbname`` of a DSN, for messages (no user, no password)."""
+    try:
+        parts = conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "an unparseable DSN"
+    return f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
 
 
-@dataclass(frozen=True)
-class TableRef:
-    """A table by schema and name, both validated SQL identifiers."""
+async def open_postgres(
+    dsn: str, *, connect_timeout: float = CONNECT_TIMEOUT, statement_timeout_ms: int = 15000
+) -> psycopg.AsyncConnection[Any]:
+    """An autocommit connection with a statement timeout; the caller closes it.
 
-    schema: str
-    name: str
+    The overall wait is bounded too: a server that queues connections (PGlite serves
+    one at a time) must not hold a pass beyond ``connect_timeout``. A failure becomes
+    ``errors.DependencyUnavailable`` (or ``PermissionDenied`` for refused credentials)
+    naming the host, never the DSN, user or password.
+    """
+    where = host(dsn)
+    try:
+        return await asyncio.wait_for(
+            psycopg.AsyncConnection.connect(
+                dsn,
+                autocommit=True,
+                connect_timeout=max(1, int(connect_timeout)),
+                options=f"-c statement_timeout={statement_timeout_ms}",
+                application_name="payscope-operator",
+            ),
+            timeout=connect_timeout + 1,
+        )
+    except TimeoutError:
+        raise errors.DependencyUnavailable(
+            f"Postgres at {where} did not accept a connection within {connect_timeout:g}s", reason="DependencyTimeout"
+        ) from None
+    except psycopg.Error as exc:
+        text = str(exc).lower()
+        if "password authentication failed" in text or "no pg_hba.conf entry" in text:
+            raise errors.PermissionDenied(f"Postgres at {where} refused the credentials") from None
+        raise errors.DependencyUnavailable(f"Postgres at {where} is unreachable ({type(exc).__name__})") from None
 
-    def __str__(self) -> str:
-        return f"{self.schema}.{self.name}"
+
+async def connect(dsn: str, *, connect_timeout: float = 10.0) -> psycopg.AsyncConnection[TupleRow]:
+    """Open the autocommit connection the provisioners share (see :func:`open_postgres`)."""
+    return await open_postgres(dsn, connect_timeout=connect_timeout)
 
 
 @dataclass(frozen=True)
@@ -103,42 +127,9 @@ class StatementLog:
         self.entries.clear()
 
 
-def identifier(value: str, *, what: str) -> sql.Identifier:
-    """``sql.Identifier`` of a name re-checked against the CRD's SQL identifier pattern."""
-    if not re.fullmatch(fields.SQL_IDENTIFIER_PATTERN, value):
-        raise errors.SpecInvalid(f"{what} {value!r} is not a lower-case SQL identifier")
-    return sql.Identifier(value)
-
-
-def qualified(schema: str, name: str) -> sql.Identifier:
-    """``schema.name``, both parts validated and quoted."""
-    identifier(schema, what="schema")
-    identifier(name, what="name")
-    return sql.Identifier(schema, name)
-
-
-def regclass(schema: str, name: str) -> sql.Composed:
-    """A ``'"schema"."name"'::regclass`` literal for TimescaleDB's API functions."""
-    return sql.SQL("{}::regclass").format(sql.Literal(qualified(schema, name).as_string()))
-
-
-_UNIT_WORDS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-
-
-def interval(duration: str) -> sql.Composed:
-    """An ``interval`` literal of a spec duration (``7d`` → ``'7 days'::interval``)."""
-    fields.parse_duration(duration)  # validates the pattern
-    return sql.SQL("{}::interval").format(sql.Literal(f"{int(duration[:-1])} {_UNIT_WORDS[duration[-1]]}"))
-
-
 def render(statement: Statement) -> str:
     """The text of a statement on one line, as logged and shown in benchmarks."""
     return " ".join(statement.as_string().split())
-
-
-async def connect(dsn: str, *, connect_timeout: float = 10.0) -> psycopg.AsyncConnection[TupleRow]:
-    """Open the autocommit connection the provisioners share (see ``connections.open_postgres``)."""
-    return await connections.open_postgres(dsn, connect_timeout=connect_timeout)
 
 
 def translate(exc: BaseException, *, doing: str) -> errors.PayScopeError:
@@ -281,3 +272,23 @@ class Session:
             )
         except errors.PayScopeError:
             self._configured = False  # the next call sets the defaults again; the first error wins
+
+
+class SessionOwner(Generic[DesiredT]):
+    """What a Postgres-family provisioner holds: its desired section and a :class:`Session`.
+
+    The connection is the caller's (opened and closed by it); ``log.change_count``
+    counts the changes a pass sent (zero for an unchanged system).
+    """
+
+    def __init__(
+        self,
+        conn: psycopg.AsyncConnection[TupleRow],
+        desired: DesiredT,
+        *,
+        timeouts: Timeouts | None = None,
+        log: StatementLog | None = None,
+    ) -> None:
+        self.desired = desired
+        self.session = Session(conn, timeouts or Timeouts(), log)
+        self.log = self.session.log

@@ -1,14 +1,16 @@
-"""SQL of the row-level-security provisioner: the one catalog query, and each DDL statement.
+"""SQL of the row-level-security provisioner: the catalog query, each DDL statement, name checks.
 
-Why this module exists: it keeps every piece of SQL text of ``relational`` in one place
+Why this module exists: it keeps every piece of SQL text of ``postgres`` in one place
 where it can be read and unit-tested without a server: the single observe query over
 pg_class/pg_policy/pg_index for all declared tables at once (``= ANY`` arrays, so the
-number of queries never grows with the number of tables), the statements that create,
-replace and drop the ``payscope_`` policy and index, and the deparsed text Postgres
-gives back for the policy expression, so that a changed definition is seen as drift.
+number of queries never grows with the number of tables) and the mapping of its rows to
+``model``; the statements that create, replace and drop the ``payscope_`` policy and
+index; and the deparsed text Postgres gives back for the policy expression, so that a
+changed definition is seen as drift. :func:`identifier` and :func:`qualified` are the
+only way a name reaches SQL text here and in ``timescale``.
 
 What it must not do: talk to a server, decide what to change, or paste a spec value
-into SQL text: names pass through ``sql.Identifier`` (after ``client.identifier``
+into SQL text: names pass through ``sql.Identifier`` (after :func:`identifier`
 re-checks them) and values through ``sql.Literal`` or bound parameters.
 """
 
@@ -20,8 +22,10 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
+from payscope_operator import errors
+from payscope_operator.api import fields
 from payscope_operator.backends import base
-from payscope_operator.backends.postgres import client
+from payscope_operator.backends.postgres import model
 
 POLICY_NAME = f"{base.MANAGED_PREFIX}tenant_isolation"
 """The one policy per table the operator manages (always this name: managed objects carry the payscope_ prefix)."""
@@ -37,6 +41,20 @@ TENANT_CASTS: dict[str, str | None] = {
     "int8": "bigint",
 }
 """pg_type.typname of a supported tenant column → the type the session variable is cast to (None: no cast)."""
+
+
+def identifier(value: str, *, what: str) -> sql.Identifier:
+    """``sql.Identifier`` of a name re-checked against the CRD's SQL identifier pattern."""
+    if not re.fullmatch(fields.SQL_IDENTIFIER_PATTERN, value):
+        raise errors.SpecInvalid(f"{what} {value!r} is not a lower-case SQL identifier")
+    return sql.Identifier(value)
+
+
+def qualified(schema: str, name: str) -> sql.Identifier:
+    """``schema.name``, both parts validated and quoted."""
+    identifier(schema, what="schema")
+    identifier(name, what="name")
+    return sql.Identifier(schema, name)
 
 
 def index_name(table: str, tenant_key: str) -> str:
@@ -55,7 +73,7 @@ def policy_expression(column: str, cast: str | None, session_variable: str) -> s
     setting = sql.SQL("current_setting({}, true)").format(sql.Literal(session_variable))
     if cast is not None:
         setting = sql.SQL("NULLIF({}, '')::{}").format(setting, sql.SQL(_checked_cast(cast)))
-    return sql.SQL("{} = {}").format(client.identifier(column, what="tenant column"), setting)
+    return sql.SQL("{} = {}").format(identifier(column, what="tenant column"), setting)
 
 
 def _checked_cast(cast: str) -> str:
@@ -85,25 +103,23 @@ def create_policy(
     schema: str, table: str, column: str, cast: str | None, session_variable: str, role: str | None
 ) -> sql.Composed:
     expression = policy_expression(column, cast, session_variable)
-    grantee = sql.SQL("PUBLIC") if role is None else client.identifier(role, what="postgres.appRole")
+    grantee = sql.SQL("PUBLIC") if role is None else identifier(role, what="postgres.appRole")
     return sql.SQL("CREATE POLICY {} ON {} AS PERMISSIVE FOR ALL TO {} USING ({}) WITH CHECK ({})").format(
-        sql.Identifier(POLICY_NAME), client.qualified(schema, table), grantee, expression, expression
+        sql.Identifier(POLICY_NAME), qualified(schema, table), grantee, expression, expression
     )
 
 
 def drop_policy(schema: str, table: str) -> sql.Composed:
-    return sql.SQL("DROP POLICY IF EXISTS {} ON {}").format(
-        sql.Identifier(POLICY_NAME), client.qualified(schema, table)
-    )
+    return sql.SQL("DROP POLICY IF EXISTS {} ON {}").format(sql.Identifier(POLICY_NAME), qualified(schema, table))
 
 
 def enable_row_security(schema: str, table: str) -> sql.Composed:
-    return sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(client.qualified(schema, table))
+    return sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(qualified(schema, table))
 
 
 def force_row_security(schema: str, table: str, force: bool) -> sql.Composed:
     verb = sql.SQL("FORCE" if force else "NO FORCE")
-    return sql.SQL("ALTER TABLE {} {} ROW LEVEL SECURITY").format(client.qualified(schema, table), verb)
+    return sql.SQL("ALTER TABLE {} {} ROW LEVEL SECURITY").format(qualified(schema, table), verb)
 
 
 def create_index(schema: str, table: str, name: str, column: str, *, concurrently: bool) -> sql.Composed:
@@ -111,22 +127,22 @@ def create_index(schema: str, table: str, name: str, column: str, *, concurrentl
     return sql.SQL("CREATE INDEX {}IF NOT EXISTS {} ON {} ({})").format(
         sql.SQL("CONCURRENTLY " if concurrently else ""),
         _checked_index_name(name),
-        client.qualified(schema, table),
-        client.identifier(column, what="tenant column"),
+        qualified(schema, table),
+        identifier(column, what="tenant column"),
     )
 
 
 def drop_index(schema: str, name: str, *, concurrently: bool) -> sql.Composed:
     _checked_index_name(name)
     return sql.SQL("DROP INDEX {}IF EXISTS {}").format(
-        sql.SQL("CONCURRENTLY " if concurrently else ""), client.qualified(schema, name)
+        sql.SQL("CONCURRENTLY " if concurrently else ""), qualified(schema, name)
     )
 
 
 def _checked_index_name(name: str) -> sql.Identifier:
     if not name.startswith(base.MANAGED_PREFIX):
         raise ValueError(f"refusing to touch index {name!r}: not a {base.MANAGED_PREFIX} object")
-    return client.identifier(name, what="index")
+    return identifier(name, what="index")
 
 
 @dataclass(frozen=True)
@@ -226,3 +242,31 @@ WHERE h.compression_enabled
 """)
 """Hypertables with compression (columnstore) on, which refuse row-level security; asked only when
 the extension is installed and a declared table is a hypertable."""
+
+
+def observed_table(row: TableRow, columnstore: set[tuple[str, str]]) -> model.ObservedTable:
+    """What one row of :data:`OBSERVE` says about a declared table that exists."""
+    policy = None
+    if row.polcmd is not None:
+        policy = model.ObservedPolicy(
+            row.polcmd, bool(row.polpermissive), tuple(row.roles or ()), row.using_expr, row.check_expr
+        )
+    index = None
+    if row.on_table is not None:
+        index = model.ObservedIndex(
+            row.on_table, bool(row.indisvalid), bool(row.partial), row.amname or "", tuple(row.columns or ())
+        )
+    return model.ObservedTable(
+        ref=model.TableRef(row.schema_name, row.table_name),
+        owner=row.owner or "",
+        rls_enabled=bool(row.relrowsecurity),
+        rls_forced=bool(row.relforcerowsecurity),
+        manageable=bool(row.manageable),
+        app_role_owns=row.app_role_owns,
+        tenant_type=row.tenant_type,
+        tenant_present=row.tenant_present,
+        hypertable=row.hypertable,
+        columnstore=(row.schema_name, row.table_name) in columnstore,
+        policy=policy,
+        index=index,
+    )

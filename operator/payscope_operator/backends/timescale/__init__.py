@@ -1,5 +1,10 @@
-"""TimescaleDB: the extension, hypertables, compression, and retention and compression policies."""
+"""TimescaleDB: the extension, hypertables, compression, and retention and compression policies.
 
-from payscope_operator.backends.timescale import plan, sql
+The same layout as ``postgres`` (``model`` ← ``sql`` ← ``plan`` ← ``provisioner``), on the
+connection, :class:`~payscope_operator.backends.postgres.client.Session` and name checks
+of ``postgres``, the only other system package it may import.
+"""
 
-__all__ = ["plan", "sql"]
+from payscope_operator.backends.timescale import model, plan, provisioner, sql
+
+__all__ = ["model", "plan", "provisioner", "sql"]

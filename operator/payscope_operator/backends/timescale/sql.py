@@ -1,17 +1,17 @@
-"""SQL of the TimescaleDB provisioner: two catalog queries, and each TimescaleDB API call.
+"""SQL of the TimescaleDB provisioner: two catalog queries, their rows, and each TimescaleDB API call.
 
-Why this module exists: it keeps every piece of SQL text of ``timeseries`` readable
+Why this module exists: it keeps every piece of SQL text of ``timescale`` readable
 and unit-testable without a server. :data:`OBSERVE_TABLES` reads, from pg_catalog only
 (so it works before the extension exists), whether TimescaleDB is available and
 installed and, for all declared tables at once, their time column, row security and
 the unique indexes that would stop ``create_hypertable``. :data:`OBSERVE_HYPERTABLES`
 reads the ``timescaledb_information`` views (hypertables, dimensions,
 hypertable_compression_settings, jobs) for the declared tables that are hypertables.
-Neither grows with the number of tables.
+Neither grows with the number of tables. Their rows become ``model`` types here.
 
 What it must not do: talk to a server, decide what to change, or paste spec values
-into SQL: names go through ``postgres.client.identifier``/``postgres.client.regclass``, durations through
-``postgres.client.interval``, everything else through ``sql.Literal`` or bound parameters.
+into SQL: names go through ``postgres.sql.identifier``/:func:`regclass`, durations
+through :func:`interval`, everything else through ``sql.Literal`` or bound parameters.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from psycopg import sql
 
 from payscope_operator.api import fields
 from payscope_operator.backends import postgres
+from payscope_operator.backends.timescale import model
 
 EXTENSION = "timescaledb"
 TIME_TYPES = frozenset({"timestamptz", "timestamp", "date"})
@@ -128,33 +129,43 @@ LEFT JOIN timescaledb_information.hypertable_compression_settings cs
 """Dimension, compression settings and policy jobs of the declared hypertables, in one query."""
 
 
+def regclass(schema: str, name: str) -> sql.Composed:
+    """A ``'"schema"."name"'::regclass`` literal for TimescaleDB's API functions."""
+    return sql.SQL("{}::regclass").format(sql.Literal(postgres.sql.qualified(schema, name).as_string()))
+
+
+_UNIT_WORDS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def interval(duration: str) -> sql.Composed:
+    """An ``interval`` literal of a spec duration (``7d`` → ``'7 days'::interval``)."""
+    fields.parse_duration(duration)  # validates the pattern
+    return sql.SQL("{}::interval").format(sql.Literal(f"{int(duration[:-1])} {_UNIT_WORDS[duration[-1]]}"))
+
+
 def create_extension() -> sql.Composed:
     return sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(EXTENSION))
 
 
 def create_hypertable(schema: str, table: str, time_column: str, chunk_interval: str | None) -> sql.Composed:
     """``migrate_data => true``: moves existing rows into chunks (a no-op on an empty table)."""
-    postgres.client.identifier(time_column, what="time column")
+    postgres.sql.identifier(time_column, what="time column")
     column = sql.Literal(time_column)  # by_range() takes the bare column name
     dimension = (
         sql.SQL("by_range({})").format(column)
         if chunk_interval is None
-        else sql.SQL("by_range({}, {})").format(column, postgres.client.interval(chunk_interval))
+        else sql.SQL("by_range({}, {})").format(column, interval(chunk_interval))
     )
-    return sql.SQL("SELECT create_hypertable({}, {}, migrate_data => true)").format(
-        postgres.client.regclass(schema, table), dimension
-    )
+    return sql.SQL("SELECT create_hypertable({}, {}, migrate_data => true)").format(regclass(schema, table), dimension)
 
 
 def set_chunk_interval(schema: str, table: str, chunk_interval: str) -> sql.Composed:
-    return sql.SQL("SELECT set_chunk_time_interval({}, {})").format(
-        postgres.client.regclass(schema, table), postgres.client.interval(chunk_interval)
-    )
+    return sql.SQL("SELECT set_chunk_time_interval({}, {})").format(regclass(schema, table), interval(chunk_interval))
 
 
 def column_list(columns: tuple[str, ...]) -> str:
     """``"a","b"`` for compress_segmentby; each name validated and quoted."""
-    return ",".join(postgres.client.identifier(column, what="compression column").as_string() for column in columns)
+    return ",".join(postgres.sql.identifier(column, what="compression column").as_string() for column in columns)
 
 
 def order_list(columns: tuple[str, ...]) -> str:
@@ -165,7 +176,7 @@ def order_list(columns: tuple[str, ...]) -> str:
             raise ValueError(f"not a compress_orderby entry: {entry!r}")
         name, _, direction = entry.partition(" ")
         parts.append(
-            postgres.client.identifier(name, what="orderBy column").as_string() + (f" {direction}" if direction else "")
+            postgres.sql.identifier(name, what="orderBy column").as_string() + (f" {direction}" if direction else "")
         )
     return ",".join(parts)
 
@@ -179,9 +190,7 @@ def set_compression(
         options.append(sql.SQL("timescaledb.compress_segmentby = {}").format(sql.Literal(column_list(segment_by))))
     if order_by is not None:
         options.append(sql.SQL("timescaledb.compress_orderby = {}").format(sql.Literal(order_list(order_by))))
-    return sql.SQL("ALTER TABLE {} SET ({})").format(
-        postgres.client.qualified(schema, table), sql.SQL(", ").join(options)
-    )
+    return sql.SQL("ALTER TABLE {} SET ({})").format(postgres.sql.qualified(schema, table), sql.SQL(", ").join(options))
 
 
 _POLICY_FUNCTIONS = {
@@ -194,17 +203,15 @@ def add_policy(schema: str, table: str, policy: str, after: str) -> sql.Composed
     add, _, argument = _POLICY_FUNCTIONS[policy]
     return sql.SQL("SELECT {}({}, {} => {})").format(
         sql.Identifier(add),
-        postgres.client.regclass(schema, table),
+        regclass(schema, table),
         sql.Identifier(argument),
-        postgres.client.interval(after),
+        interval(after),
     )
 
 
 def remove_policy(schema: str, table: str, policy: str) -> sql.Composed:
     _, remove, _ = _POLICY_FUNCTIONS[policy]
-    return sql.SQL("SELECT {}({}, if_exists => true)").format(
-        sql.Identifier(remove), postgres.client.regclass(schema, table)
-    )
+    return sql.SQL("SELECT {}({}, if_exists => true)").format(sql.Identifier(remove), regclass(schema, table))
 
 
 def parse_columns(text: str | None) -> tuple[str, ...]:
@@ -217,3 +224,33 @@ def parse_columns(text: str | None) -> tuple[str, ...]:
 def normalise_order(entries: tuple[str, ...]) -> tuple[str, ...]:
     """Drop the default `` ASC`` so ``time ASC`` and ``time`` compare equal."""
     return tuple(re.sub(r"\s+ASC$", "", " ".join(entry.replace('"', "").split())) for entry in entries)
+
+
+def observed_hypertable(row: HypertableRow) -> model.ObservedHypertable:
+    """What one row of :data:`OBSERVE_HYPERTABLES` says about a hypertable."""
+
+    def job(job_id: int | None, seconds: float | None) -> model.ObservedJob | None:
+        return None if job_id is None else model.ObservedJob(job_id, seconds)
+
+    return model.ObservedHypertable(
+        time_column=row.time_column,
+        chunk_seconds=row.chunk_seconds,
+        compression_enabled=row.compression_enabled,
+        segment_by=parse_columns(row.segmentby),
+        order_by=parse_columns(row.orderby),
+        retention=job(row.retention_job, row.retention_seconds),
+        compression=job(row.compression_job, row.compression_seconds),
+    )
+
+
+def observed_table(row: TableRow, hypertable: model.ObservedHypertable | None) -> model.ObservedTable:
+    """What one row of :data:`OBSERVE_TABLES` says about a declared table that exists."""
+    return model.ObservedTable(
+        ref=postgres.model.TableRef(row.schema_name, row.table_name),
+        manageable=bool(row.manageable),
+        row_security=row.row_security,
+        time_type=row.time_type,
+        time_present=row.time_present,
+        blocking=tuple(row.blocking),
+        hypertable=hypertable,
+    )

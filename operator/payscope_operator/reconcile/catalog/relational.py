@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from payscope_operator.api import fields, postgres_spec, spec, status
-from payscope_operator.backends import connections, postgres, timescale
+from payscope_operator.backends import postgres, timescale
 from payscope_operator.reconcile import checks, clients, session
 
 Severity = status.Severity
@@ -27,7 +27,7 @@ class PostgresEvidence:
     host: str
     catalog: postgres.evidence.Catalog
     migrations: tuple[str, ...] | None
-    timescale: timescale.plan.Observed | None
+    timescale: timescale.model.Observed | None
     audit_log: postgres.evidence.AuditLogFacts
 
 
@@ -66,12 +66,12 @@ async def _gather_catalog(run: session.PassSession) -> PostgresEvidence:
             migrations = await postgres.evidence.read_migration_versions(conn, m.schema_name, m.table, m.column)
         hyper = None
         if any(t.hypertable is not None for t in section.tables):
-            hyper = await timescale.plan.TimeseriesProvisioner(conn, section).observe()
+            hyper = await timescale.provisioner.TimescaleProvisioner(conn, section).observe()
         log = section.audit_log
         audit_log = await postgres.evidence.read_audit_log(
             conn, log.schema_name, log.table, log.order_column, section.app_role
         )
-    return PostgresEvidence(connections.postgres_host(dsn), catalog, migrations, hyper, audit_log)
+    return PostgresEvidence(postgres.client.host(dsn), catalog, migrations, hyper, audit_log)
 
 
 CATALOG = checks.Source[PostgresEvidence](
@@ -242,7 +242,7 @@ def _timescale(evidence: PostgresEvidence, desired: spec.PayScopeSpec, aspect: s
     for table in selected:
         want = table.hypertable
         assert want is not None
-        seen = observed.table(timescale.plan.table_ref(table))
+        seen = observed.table(timescale.model.table_ref(table))
         got = seen.hypertable if seen is not None else None
         if got is None:
             problems.append(f"{_name(table)}: not a hypertable")
