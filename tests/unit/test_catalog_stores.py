@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from payscope_operator.api import spec, status
-from payscope_operator.backends import base, graph_plan, objects_plan, vectors
+from payscope_operator.backends import base, neo4j, objects_plan, vectors
 from payscope_operator.reconcile.catalog import stores as catalog_stores
 
 S = status.CheckStatus
@@ -73,19 +73,19 @@ def with_section(name: str, **changes: Any) -> spec.PayScopeSpec:
 
 TX_NAME = "payscope_transaction_id_unique"
 ACC_NAME = "payscope_account_bank_id_range"
-SERVER = graph_plan.ServerInfo("5.26.30", "community")
-TX_CONSTRAINT = graph_plan.ObservedConstraint(1, TX_NAME, "UNIQUENESS", "NODE", ("Transaction",), ("id",), TX_NAME)
-TX_INDEX = graph_plan.ObservedIndex(2, TX_NAME, "ONLINE", "RANGE", "NODE", ("Transaction",), ("id",), TX_NAME)
-ACC_INDEX = graph_plan.ObservedIndex(3, ACC_NAME, "ONLINE", "RANGE", "NODE", ("Account",), ("bank_id",))
+SERVER = neo4j.plan.ServerInfo("5.26.30", "community")
+TX_CONSTRAINT = neo4j.plan.ObservedConstraint(1, TX_NAME, "UNIQUENESS", "NODE", ("Transaction",), ("id",), TX_NAME)
+TX_INDEX = neo4j.plan.ObservedIndex(2, TX_NAME, "ONLINE", "RANGE", "NODE", ("Transaction",), ("id",), TX_NAME)
+ACC_INDEX = neo4j.plan.ObservedIndex(3, ACC_NAME, "ONLINE", "RANGE", "NODE", ("Account",), ("bank_id",))
 
 
 def graph(
-    constraints: tuple[graph_plan.ObservedConstraint, ...] = (TX_CONSTRAINT,),
-    indexes: tuple[graph_plan.ObservedIndex, ...] = (TX_INDEX, ACC_INDEX),
+    constraints: tuple[neo4j.plan.ObservedConstraint, ...] = (TX_CONSTRAINT,),
+    indexes: tuple[neo4j.plan.ObservedIndex, ...] = (TX_INDEX, ACC_INDEX),
     untenanted: dict[str, int] | None = None,
 ) -> catalog_stores.GraphEvidence:
     assert SPEC.neo4j is not None
-    plan = graph_plan.plan_graph(SPEC.neo4j, graph_plan.GraphState(SERVER, constraints, indexes))
+    plan = neo4j.plan.plan_graph(SPEC.neo4j, neo4j.plan.GraphState(SERVER, constraints, indexes))
     counts = {"Account": 0, "Transaction": 0} if untenanted is None else untenanted
     return catalog_stores.GraphEvidence(URI, plan, SERVER.version, SERVER.edition, counts)
 

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from payscope_operator.api import status
-from payscope_operator.backends import base, graph, objects, postgres, timescale, vectors
+from payscope_operator.backends import base, neo4j, objects, postgres, timescale, vectors
 from payscope_operator.reconcile import clients, provision, session
 
 Provisioners = Sequence[base.Provisioner[Any]]
@@ -46,7 +46,7 @@ async def _neo4j(run: session.PassSession) -> AsyncIterator[Provisioners]:
         yield ()
         return
     driver = await clients.neo4j(run)
-    yield (graph.GraphProvisioner(driver, section, known=_known_graph_objects(run)),)
+    yield (neo4j.provisioner.GraphProvisioner(driver, section, known=_known_graph_objects(run)),)
 
 
 @contextlib.asynccontextmanager

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from payscope_operator.api import fields, spec, status, stores_spec
-from payscope_operator.backends import base, graph, objects, objects_plan, vectors
+from payscope_operator.backends import base, neo4j, objects, objects_plan, vectors
 from payscope_operator.reconcile import checks, clients, session
 
 Severity = status.Severity
@@ -60,7 +60,7 @@ async def _gather_graph(run: session.PassSession) -> GraphEvidence:
     section = run.spec.neo4j
     assert section is not None
     driver = await clients.neo4j(run)
-    provisioner = graph.GraphProvisioner(driver, section, known=run.provisioned_neo4j)
+    provisioner = neo4j.provisioner.GraphProvisioner(driver, section, known=run.provisioned_neo4j)
     state = await provisioner.observe()
     untenanted: dict[str, int] = {}
     if run.spec.tenancy is not None:

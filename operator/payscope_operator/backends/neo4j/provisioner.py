@@ -5,7 +5,7 @@ range and text indexes over node labels. This provisioner makes the schema of on
 Neo4j database match ``spec.neo4j``: it detects the server's version and edition
 (``dbms.components()``), reads ``SHOW CONSTRAINTS`` and ``SHOW INDEXES``, counts the
 duplicates that would block a missing uniqueness constraint, has the pure
-:func:`graph_plan.plan_graph` plan the difference, and applies it one statement at a time.
+:func:`plan.plan_graph` plan the difference, and applies it one statement at a time.
 
 Rules it follows:
 
@@ -13,7 +13,7 @@ Rules it follows:
   duplicates block a uniqueness constraint (``ConstraintViolatedByData``), found by a
   read query before any create, and by the server's refusal after.
 - Labels and property names are re-checked against ``fields.NEO4J_NAME_PATTERN``
-  and backtick-quoted; managed names against ``graph_plan.MANAGED_NAME_PATTERN``.
+  and backtick-quoted; managed names against ``plan.MANAGED_NAME_PATTERN``.
   Every statement is an auto-commit query with a server-side and a client-side
   timeout and no driver retry (retrying is the reconcile loop's job).
 
@@ -36,12 +36,14 @@ import neo4j.exceptions
 
 from payscope_operator import errors
 from payscope_operator.api import conditions, fields, stores_spec
-from payscope_operator.backends import base, graph_plan
+from payscope_operator.backends import base
+from payscope_operator.backends.neo4j import plan
 
 DEFAULT_TIMEOUT = 30.0
 """Seconds a statement may run on the server; the client gives up a little later."""
 
 _CLIENT_GRACE = 5.0
+_SchemaObject = plan.SchemaObject  # the class's own plan() hides the module in signatures
 _Reason = conditions.Reason
 _EQUIVALENT_CODES = frozenset(
     {"Neo.ClientError.Schema.EquivalentSchemaRuleAlreadyExists", "Neo.ClientError.Schema.ConstraintAlreadyExists"}
@@ -73,12 +75,12 @@ def _string_literal(name: str) -> str:
 
 def quote_managed(name: str) -> str:
     """A managed schema name, re-checked and backtick-quoted."""
-    if not re.fullmatch(graph_plan.MANAGED_NAME_PATTERN, name):
+    if not re.fullmatch(plan.MANAGED_NAME_PATTERN, name):
         raise errors.PermanentError(f"{name!r} is not a name this operator manages")
     return f"`{name}`"
 
 
-def cypher_create(obj: graph_plan.SchemaObject) -> str:
+def cypher_create(obj: plan.SchemaObject) -> str:
     """The ``CREATE ... IF NOT EXISTS`` statement of a declared object."""
     name, label = quote_managed(obj.name), quote(obj.label)
     props = [f"n.{quote(prop)}" for prop in obj.properties]
@@ -98,7 +100,7 @@ def cypher_drop(name: str, *, constraint: bool) -> str:
     return f"DROP {'CONSTRAINT' if constraint else 'INDEX'} {quote_managed(name)} IF EXISTS"
 
 
-def cypher_duplicates(obj: graph_plan.SchemaObject) -> str:
+def cypher_duplicates(obj: plan.SchemaObject) -> str:
     """Counts groups of nodes sharing the values a uniqueness constraint would cover."""
     props = [f"n.{quote(prop)}" for prop in obj.properties]
     present = " AND ".join(f"{prop} IS NOT NULL" for prop in props)
@@ -132,7 +134,7 @@ class GraphProvisioner:
     proof and the metrics); ``known`` seeds the managed names seen in earlier passes.
     """
 
-    system = graph_plan.SYSTEM
+    system = plan.SYSTEM
 
     def __init__(
         self,
@@ -212,50 +214,44 @@ class GraphProvisioner:
         _, counters = await self._run(text)
         return counters.constraints_added + counters.indexes_added > 0
 
-    async def read_server(self) -> graph_plan.ServerInfo:
+    async def read_server(self) -> plan.ServerInfo:
         """Version and edition of the kernel; Neo4j 4 and older are refused (other schema syntax)."""
         for record in await self._read(_COMPONENTS):
             if record["name"] == "Neo4j Kernel":
-                server = graph_plan.ServerInfo(
-                    next(iter(_strings(record["versions"])), "unknown"), str(record["edition"])
-                )
+                server = plan.ServerInfo(next(iter(_strings(record["versions"])), "unknown"), str(record["edition"]))
                 major = server.version.split(".")[0]
                 if not major.isdigit() or int(major) < 5:
                     raise errors.SpecUnsatisfiable(f"Neo4j {server.version} is not supported: 5 or later is required")
                 return server
         raise errors.DependencyUnavailable("Neo4j did not report its kernel version")
 
-    async def read_schema(self, server: graph_plan.ServerInfo) -> graph_plan.GraphState:
+    async def read_schema(self, server: plan.ServerInfo) -> plan.GraphState:
         constraints = tuple(
-            graph_plan.ObservedConstraint(
+            plan.ObservedConstraint(
                 int(r["id"]), str(r["name"]), str(r["type"]), str(r["entityType"]),
                 _strings(r["labelsOrTypes"]), _strings(r["properties"]), _optional(r["ownedIndex"]),
             )
             for r in await self._read(_SHOW_CONSTRAINTS)
         )  # fmt: skip
         indexes = tuple(
-            graph_plan.ObservedIndex(
+            plan.ObservedIndex(
                 int(r["id"]), str(r["name"]), str(r["state"]), str(r["type"]), str(r["entityType"]),
                 _strings(r["labelsOrTypes"]), _strings(r["properties"]), _optional(r["owningConstraint"]),
             )
             for r in await self._read(_SHOW_INDEXES)
         )  # fmt: skip
-        return graph_plan.GraphState(server, constraints, indexes)
+        return plan.GraphState(server, constraints, indexes)
 
-    async def observe(self) -> graph_plan.GraphState:
+    async def observe(self) -> plan.GraphState:
         """Server, schema, duplicates blocking missing uniqueness constraints, and drift memory."""
         state = await self.read_schema(await self.read_server())
         violations = set()
-        for obj in graph_plan.desired_objects(self._desired):
-            present = graph_plan.find_present(obj, state)
+        for obj in plan.desired_objects(self._desired):
+            present = plan.find_present(obj, state)
             if present is not None and present.name == obj.name:
                 self._known.add(obj.name)
-            checkable = obj.kind is graph_plan.Kind.CONSTRAINT and obj.type in graph_plan.OWNS_RANGE_INDEX and obj.valid
-            if (
-                present is None
-                and checkable
-                and (state.server.enterprise or obj.type not in graph_plan.ENTERPRISE_ONLY)
-            ):
+            checkable = obj.kind is plan.Kind.CONSTRAINT and obj.type in plan.OWNS_RANGE_INDEX and obj.valid
+            if present is None and checkable and (state.server.enterprise or obj.type not in plan.ENTERPRISE_ONLY):
                 try:
                     records = await self._read(cypher_duplicates(obj))
                 except errors.DependencyUnavailable as exc:
@@ -264,29 +260,29 @@ class GraphProvisioner:
                     continue  # a label too large to scan in time: the server's refusal on create tells instead
                 if records and int(records[0]["groups"]) > 0:
                     violations.add(obj.name)
-        return graph_plan.GraphState(
+        return plan.GraphState(
             state.server, state.constraints, state.indexes, frozenset(violations), frozenset(self._known)
         )
 
-    def plan(self, observed: graph_plan.GraphState) -> base.Plan:
-        return graph_plan.plan_graph(self._desired, observed)
+    def plan(self, observed: plan.GraphState) -> base.Plan:
+        return plan.plan_graph(self._desired, observed)
 
     async def apply(self, action: base.Action) -> None:
         """Carry out one planned action; object-level refusals raise ``errors.SpecUnsatisfiable``."""
-        if isinstance(action, graph_plan.DropSchema):
+        if isinstance(action, plan.DropSchema):
             try:
                 await self._change(cypher_drop(action.target, constraint=action.constraint))
             except neo4j.exceptions.Neo4jError as exc:
                 message = f"Neo4j refused to drop {action.kind} {action.target} ({exc.code})"
                 raise errors.SpecUnsatisfiable(message, reason=_Reason.PROVISIONING_FAILED) from None
             self._known.discard(action.target)
-        elif isinstance(action, graph_plan.CreateSchema):
+        elif isinstance(action, plan.CreateSchema):
             if await self._create(action.object):
                 self._known.add(action.object.name)
         else:
             raise TypeError(f"not a graph action: {action.describe()}")
 
-    async def _create(self, obj: graph_plan.SchemaObject) -> bool:
+    async def _create(self, obj: _SchemaObject) -> bool:
         try:
             return await self._change(cypher_create(obj))
         except neo4j.exceptions.Neo4jError as exc:
@@ -296,7 +292,7 @@ class GraphProvisioner:
                 if "Enterprise" in (exc.message or ""):
                     reason, message = _Reason.UNSUPPORTED_ON_EDITION, f"a {obj.describe()} needs Neo4j Enterprise"
                 else:
-                    reason, message = _Reason.CONSTRAINT_VIOLATED_BY_DATA, graph_plan.violation_message(obj)
+                    reason, message = _Reason.CONSTRAINT_VIOLATED_BY_DATA, plan.violation_message(obj)
                 raise errors.SpecUnsatisfiable(f"{obj.name}: {message}", reason=reason) from None
             raise errors.SpecUnsatisfiable(
                 f"{obj.name}: Neo4j refused the {obj.describe()} ({exc.code})", reason=_Reason.PROVISIONING_FAILED
@@ -307,14 +303,12 @@ class GraphProvisioner:
         state = await self.read_schema(await self.read_server())
         removed: list[str] = []
         kept: list[str] = []
-        for obj in graph_plan.desired_objects(self._desired):
-            occupant = graph_plan.find_occupant(obj.name, state)
+        for obj in plan.desired_objects(self._desired):
+            occupant = plan.find_occupant(obj.name, state)
             if occupant is not None:
-                await self._change(
-                    cypher_drop(obj.name, constraint=isinstance(occupant, graph_plan.ObservedConstraint))
-                )
+                await self._change(cypher_drop(obj.name, constraint=isinstance(occupant, plan.ObservedConstraint)))
                 self._known.discard(obj.name)
                 removed.append(obj.name)
-            elif (present := graph_plan.find_present(obj, state)) is not None:
+            elif (present := plan.find_present(obj, state)) is not None:
                 kept.append(f"{present.name}: not created by the operator")
-        return base.TeardownResult(graph_plan.SYSTEM, tuple(removed), tuple(kept))
+        return base.TeardownResult(plan.SYSTEM, tuple(removed), tuple(kept))
