@@ -21,7 +21,7 @@ import pytest
 from payscope_operator import errors
 from payscope_operator.api import conditions, status, stores_spec
 from payscope_operator.backends import base
-from payscope_operator.backends.neo4j import plan as neo4j_plan
+from payscope_operator.backends.neo4j import model as neo4j_model
 from payscope_operator.backends.neo4j import provisioner as neo4j_provisioner
 
 pytestmark = pytest.mark.integration
@@ -92,7 +92,7 @@ def full_spec(p: str) -> stores_spec.Neo4j:
     )
 
 
-async def run_pass(provisioner: neo4j_provisioner.GraphProvisioner) -> base.Plan:
+async def run_pass(provisioner: neo4j_provisioner.Neo4jProvisioner) -> base.Plan:
     """One reconcile pass: observe, plan, apply every action; returns the plan it applied."""
     plan = provisioner.plan(await provisioner.observe())
     for action in plan.actions:
@@ -100,7 +100,7 @@ async def run_pass(provisioner: neo4j_provisioner.GraphProvisioner) -> base.Plan
     return plan
 
 
-async def settled(provisioner: neo4j_provisioner.GraphProvisioner, timeout: float = 15.0) -> base.Plan:
+async def settled(provisioner: neo4j_provisioner.Neo4jProvisioner, timeout: float = 15.0) -> base.Plan:
     """The plan once new indexes have populated (Neo4j brings them ONLINE asynchronously)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -127,7 +127,7 @@ async def schema(drv: neo4j.AsyncDriver, p: str) -> dict[str, tuple[int, str, li
 
 
 async def test_create_from_nothing(driver: neo4j.AsyncDriver, prefix: str) -> None:
-    provisioner = neo4j_provisioner.GraphProvisioner(driver, full_spec(prefix), timeout=10.0)
+    provisioner = neo4j_provisioner.Neo4jProvisioner(driver, full_spec(prefix), timeout=10.0)
     first = await run_pass(provisioner)
     low = prefix.lower()
     assert [(a.verb, a.target) for a in first.actions] == [
@@ -156,14 +156,14 @@ async def test_create_from_nothing(driver: neo4j.AsyncDriver, prefix: str) -> No
 
 
 async def test_unchanged_second_pass_sends_no_schema_change(driver: neo4j.AsyncDriver, prefix: str) -> None:
-    provisioner = neo4j_provisioner.GraphProvisioner(driver, full_spec(prefix), timeout=10.0)
+    provisioner = neo4j_provisioner.Neo4jProvisioner(driver, full_spec(prefix), timeout=10.0)
     await run_pass(provisioner)
     before, sent = await schema(driver, prefix), provisioner.schema_changes
     second = await run_pass(provisioner)
     assert second.actions == ()
     assert (await settled(provisioner)).converged
     assert provisioner.schema_changes == sent
-    restarted = neo4j_provisioner.GraphProvisioner(
+    restarted = neo4j_provisioner.Neo4jProvisioner(
         driver, full_spec(prefix), timeout=10.0
     )  # e.g. after an operator restart
     assert (await run_pass(restarted)).actions == ()
@@ -172,7 +172,7 @@ async def test_unchanged_second_pass_sends_no_schema_change(driver: neo4j.AsyncD
 
 
 async def test_out_of_band_drop_is_found_and_restored(driver: neo4j.AsyncDriver, prefix: str) -> None:
-    provisioner = neo4j_provisioner.GraphProvisioner(driver, full_spec(prefix), timeout=10.0)
+    provisioner = neo4j_provisioner.Neo4jProvisioner(driver, full_spec(prefix), timeout=10.0)
     await run_pass(provisioner)
     name = f"payscope_{prefix.lower()}transaction_id_unique"
     old_id = (await schema(driver, prefix))[f"constraints:{name}"][0]
@@ -188,7 +188,7 @@ async def test_out_of_band_drop_is_found_and_restored(driver: neo4j.AsyncDriver,
 
 
 async def test_our_name_redefined_out_of_band_is_replaced(driver: neo4j.AsyncDriver, prefix: str) -> None:
-    provisioner = neo4j_provisioner.GraphProvisioner(driver, full_spec(prefix), timeout=10.0)
+    provisioner = neo4j_provisioner.Neo4jProvisioner(driver, full_spec(prefix), timeout=10.0)
     await run_pass(provisioner)
     name = f"payscope_{prefix.lower()}transaction_id_unique"
     await cypher(driver, f"DROP CONSTRAINT {name}")
@@ -202,7 +202,7 @@ async def test_our_name_redefined_out_of_band_is_replaced(driver: neo4j.AsyncDri
 
 async def test_an_equivalent_under_another_name_is_left_alone(driver: neo4j.AsyncDriver, prefix: str) -> None:
     spec = neo4j_spec([{"label": f"{prefix}Account", "properties": ["iban"]}])
-    provisioner = neo4j_provisioner.GraphProvisioner(driver, spec, timeout=10.0)
+    provisioner = neo4j_provisioner.Neo4jProvisioner(driver, spec, timeout=10.0)
     stale = provisioner.plan(await provisioner.observe())  # planned before the equivalent appears
     await cypher(driver, f"CREATE CONSTRAINT {prefix}_own_iban FOR (n:{prefix}Account) REQUIRE n.iban IS UNIQUE")
     for action in stale.actions:
@@ -218,9 +218,9 @@ async def test_an_equivalent_under_another_name_is_left_alone(driver: neo4j.Asyn
 
 async def test_our_range_index_makes_way_for_a_new_constraint(driver: neo4j.AsyncDriver, prefix: str) -> None:
     index = {"label": f"{prefix}Account", "properties": ["iban"]}
-    await run_pass(neo4j_provisioner.GraphProvisioner(driver, neo4j_spec([], [index]), timeout=10.0))
+    await run_pass(neo4j_provisioner.Neo4jProvisioner(driver, neo4j_spec([], [index]), timeout=10.0))
     # The spec later makes the indexed property unique: Neo4j refuses the constraint while the index exists.
-    provisioner = neo4j_provisioner.GraphProvisioner(driver, neo4j_spec([index], [index]), timeout=10.0)
+    provisioner = neo4j_provisioner.Neo4jProvisioner(driver, neo4j_spec([index], [index]), timeout=10.0)
     low = prefix.lower()
     plan = await run_pass(provisioner)
     assert [(a.verb, a.target) for a in plan.actions] == [
@@ -242,7 +242,7 @@ async def test_enterprise_constraints_on_community_are_unsupported(driver: neo4j
             {"label": f"{prefix}Account", "properties": ["id"]},
         ]
     )
-    provisioner = neo4j_provisioner.GraphProvisioner(driver, spec, timeout=10.0)
+    provisioner = neo4j_provisioner.Neo4jProvisioner(driver, spec, timeout=10.0)
     observed = await provisioner.observe()
     assert observed.server.edition == "community"
     assert observed.server.version.startswith("5.26.")
@@ -258,8 +258,8 @@ async def test_enterprise_constraints_on_community_are_unsupported(driver: neo4j
         f"indexes:payscope_{low}account_id_unique",
     ]
     # Had the edition been misread, the server's refusal still maps to the same reason.
-    (exists, *_) = neo4j_plan.desired_objects(spec)
-    forced = neo4j_plan.CreateSchema("neo4j", base.Verb.CREATE, "constraint", exists.name, object=exists)
+    (exists, *_) = neo4j_model.desired_objects(spec)
+    forced = neo4j_model.CreateSchema("neo4j", base.Verb.CREATE, "constraint", exists.name, object=exists)
     with pytest.raises(errors.SpecUnsatisfiable) as refused:
         await provisioner.apply(forced)
     assert refused.value.reason == conditions.Reason.UNSUPPORTED_ON_EDITION
@@ -268,7 +268,7 @@ async def test_enterprise_constraints_on_community_are_unsupported(driver: neo4j
 async def test_duplicate_data_blocks_a_uniqueness_constraint(driver: neo4j.AsyncDriver, prefix: str) -> None:
     label = f"{prefix}Account"
     spec = neo4j_spec([{"label": label, "properties": ["iban"]}, {"label": label, "properties": ["id"]}])
-    provisioner = neo4j_provisioner.GraphProvisioner(driver, spec, timeout=10.0)
+    provisioner = neo4j_provisioner.Neo4jProvisioner(driver, spec, timeout=10.0)
     stale = provisioner.plan(await provisioner.observe())  # planned while the data was still clean
     await cypher(driver, f"CREATE (:{label} {{iban: 'DE0001', id: 1}}), (:{label} {{iban: 'DE0001', id: 2}})")
 
@@ -310,7 +310,7 @@ def closed_port() -> int:
 async def test_unreachable_server_is_transient_then_recovers(testenv: dict[str, str], prefix: str) -> None:
     spec = full_spec(prefix)
     async with make_driver(testenv, f"bolt://127.0.0.1:{closed_port()}") as dead:
-        provisioner = neo4j_provisioner.GraphProvisioner(dead, spec, timeout=5.0)
+        provisioner = neo4j_provisioner.Neo4jProvisioner(dead, spec, timeout=5.0)
         started = time.monotonic()
         with pytest.raises(errors.DependencyUnavailable) as unreachable:
             await provisioner.observe()
@@ -323,7 +323,7 @@ async def test_unreachable_server_is_transient_then_recovers(testenv: dict[str, 
         assert provisioner.schema_changes == 0
 
     async with make_driver(testenv) as alive:
-        provisioner = neo4j_provisioner.GraphProvisioner(alive, spec, timeout=5.0)
+        provisioner = neo4j_provisioner.Neo4jProvisioner(alive, spec, timeout=5.0)
         await run_pass(provisioner)
         assert (await settled(provisioner)).converged
 
@@ -332,14 +332,14 @@ async def test_teardown_removes_only_managed_declared_objects(driver: neo4j.Asyn
     label = f"{prefix}Account"
     earlier = neo4j_spec([{"label": label, "properties": ["legacy"]}])
     await run_pass(
-        neo4j_provisioner.GraphProvisioner(driver, earlier, timeout=10.0)
+        neo4j_provisioner.Neo4jProvisioner(driver, earlier, timeout=10.0)
     )  # an entry later removed from the spec
     await cypher(driver, f"CREATE CONSTRAINT {prefix}_own_iban FOR (n:{label}) REQUIRE n.iban IS UNIQUE")
     spec = neo4j_spec(
         [{"label": label, "properties": ["id"]}, {"label": label, "properties": ["iban"]}],
         [{"label": label, "properties": ["bank_id"]}, {"label": label, "properties": ["name"], "type": "Text"}],
     )
-    provisioner = neo4j_provisioner.GraphProvisioner(driver, spec, timeout=10.0)
+    provisioner = neo4j_provisioner.Neo4jProvisioner(driver, spec, timeout=10.0)
     await run_pass(provisioner)
     await cypher(driver, f"UNWIND range(1, 5) AS i CREATE (:{label} {{id: i, iban: 'DE' + i, bank_id: 'b1'}})")
 

@@ -73,19 +73,19 @@ def with_section(name: str, **changes: Any) -> spec.PayScopeSpec:
 
 TX_NAME = "payscope_transaction_id_unique"
 ACC_NAME = "payscope_account_bank_id_range"
-SERVER = neo4j.plan.ServerInfo("5.26.30", "community")
-TX_CONSTRAINT = neo4j.plan.ObservedConstraint(1, TX_NAME, "UNIQUENESS", "NODE", ("Transaction",), ("id",), TX_NAME)
-TX_INDEX = neo4j.plan.ObservedIndex(2, TX_NAME, "ONLINE", "RANGE", "NODE", ("Transaction",), ("id",), TX_NAME)
-ACC_INDEX = neo4j.plan.ObservedIndex(3, ACC_NAME, "ONLINE", "RANGE", "NODE", ("Account",), ("bank_id",))
+SERVER = neo4j.model.ServerInfo("5.26.30", "community")
+TX_CONSTRAINT = neo4j.model.ObservedConstraint(1, TX_NAME, "UNIQUENESS", "NODE", ("Transaction",), ("id",), TX_NAME)
+TX_INDEX = neo4j.model.ObservedIndex(2, TX_NAME, "ONLINE", "RANGE", "NODE", ("Transaction",), ("id",), TX_NAME)
+ACC_INDEX = neo4j.model.ObservedIndex(3, ACC_NAME, "ONLINE", "RANGE", "NODE", ("Account",), ("bank_id",))
 
 
 def graph(
-    constraints: tuple[neo4j.plan.ObservedConstraint, ...] = (TX_CONSTRAINT,),
-    indexes: tuple[neo4j.plan.ObservedIndex, ...] = (TX_INDEX, ACC_INDEX),
+    constraints: tuple[neo4j.model.ObservedConstraint, ...] = (TX_CONSTRAINT,),
+    indexes: tuple[neo4j.model.ObservedIndex, ...] = (TX_INDEX, ACC_INDEX),
     untenanted: dict[str, int] | None = None,
 ) -> catalog_stores.GraphEvidence:
     assert SPEC.neo4j is not None
-    plan = neo4j.plan.plan_graph(SPEC.neo4j, neo4j.plan.GraphState(SERVER, constraints, indexes))
+    plan = neo4j.plan.plan_neo4j(SPEC.neo4j, neo4j.model.GraphState(SERVER, constraints, indexes))
     counts = {"Account": 0, "Transaction": 0} if untenanted is None else untenanted
     return catalog_stores.GraphEvidence(URI, plan, SERVER.version, SERVER.edition, counts)
 

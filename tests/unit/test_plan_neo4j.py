@@ -1,4 +1,4 @@
-"""Table tests of the Neo4j schema plan: names, Cypher, and plan_graph over observed states.
+"""Table tests of the Neo4j schema plan: managed names, and plan_neo4j over observed states.
 
 Pure: no server. Each planning case gives a spec, an observed schema, and the actions,
 object states and blockers the plan must hold.
@@ -12,12 +12,11 @@ from typing import Any
 
 import pytest
 
-from payscope_operator import errors
-from payscope_operator.api import fields, status, stores_spec
+from payscope_operator.api import status, stores_spec
 from payscope_operator.backends import base, neo4j
 
-COMMUNITY = neo4j.plan.ServerInfo("5.26.30", "community")
-ENTERPRISE = neo4j.plan.ServerInfo("5.26.30", "enterprise")
+COMMUNITY = neo4j.model.ServerInfo("5.26.30", "community")
+ENTERPRISE = neo4j.model.ServerInfo("5.26.30", "enterprise")
 READY = status.ProvisionState.READY
 MISSING = status.ProvisionState.MISSING
 DRIFTED = status.ProvisionState.DRIFTED
@@ -37,23 +36,23 @@ def neo4j_spec(constraints: list[dict[str, Any]] = [], indexes: list[dict[str, A
 
 def unique(
     name: str, label: str, *props: str, kind: str = "UNIQUENESS", state: str = "ONLINE"
-) -> neo4j.plan.GraphState:
+) -> neo4j.model.GraphState:
     """A constraint with its owned range index, as SHOW CONSTRAINTS / SHOW INDEXES list them."""
-    return neo4j.plan.GraphState(
+    return neo4j.model.GraphState(
         COMMUNITY,
-        (neo4j.plan.ObservedConstraint(1, name, kind, "NODE", (label,), props, name),),
-        (neo4j.plan.ObservedIndex(2, name, state, "RANGE", "NODE", (label,), props, name),),
+        (neo4j.model.ObservedConstraint(1, name, kind, "NODE", (label,), props, name),),
+        (neo4j.model.ObservedIndex(2, name, state, "RANGE", "NODE", (label,), props, name),),
     )
 
 
-def index(name: str, label: str, *props: str, kind: str = "RANGE", state: str = "ONLINE") -> neo4j.plan.ObservedIndex:
-    return neo4j.plan.ObservedIndex(3, name, state, kind, "NODE", (label,), props)
+def index(name: str, label: str, *props: str, kind: str = "RANGE", state: str = "ONLINE") -> neo4j.model.ObservedIndex:
+    return neo4j.model.ObservedIndex(3, name, state, kind, "NODE", (label,), props)
 
 
 def merge(
-    *states: neo4j.plan.GraphState, server: neo4j.plan.ServerInfo = COMMUNITY, **extra: Any
-) -> neo4j.plan.GraphState:
-    return neo4j.plan.GraphState(
+    *states: neo4j.model.GraphState, server: neo4j.model.ServerInfo = COMMUNITY, **extra: Any
+) -> neo4j.model.GraphState:
+    return neo4j.model.GraphState(
         server,
         tuple(c for s in states for c in s.constraints),
         tuple(i for s in states for i in s.indexes),
@@ -71,7 +70,7 @@ ACC_NAME = "payscope_account_bank_id_range"
 class Case:
     id: str
     spec: stores_spec.Neo4j
-    observed: neo4j.plan.GraphState
+    observed: neo4j.model.GraphState
     actions: list[tuple[str, str, bool]] = field(default_factory=list)  # (verb, target, drift)
     objects: list[tuple[str, status.ProvisionState, str]] = field(default_factory=list)  # (name, state, reason)
     blockers: list[tuple[str, bool]] = field(default_factory=list)  # (reason, permanent)
@@ -95,7 +94,7 @@ CASES = [
         neo4j_spec([TX_ID], [ACC_RANGE]),
         merge(
             unique(TX_NAME, "Transaction", "id"),
-            neo4j.plan.GraphState(COMMUNITY, (), (index(ACC_NAME, "Account", "bank_id"),)),
+            neo4j.model.GraphState(COMMUNITY, (), (index(ACC_NAME, "Account", "bank_id"),)),
         ),
         [],
         [(TX_NAME, READY, ""), (ACC_NAME, READY, "")],
@@ -105,7 +104,7 @@ CASES = [
         neo4j_spec([TX_ID], [ACC_RANGE]),
         merge(
             unique("tx_id", "Transaction", "id"),
-            neo4j.plan.GraphState(COMMUNITY, (), (index("acc", "Account", "bank_id"),)),
+            neo4j.model.GraphState(COMMUNITY, (), (index("acc", "Account", "bank_id"),)),
         ),
         [],
         [(TX_NAME, READY, ""), (ACC_NAME, READY, "")],
@@ -141,7 +140,7 @@ CASES = [
     Case(
         "our name with another kind of index is dropped and recreated",
         neo4j_spec([], [ACC_RANGE]),
-        neo4j.plan.GraphState(COMMUNITY, (), (index(ACC_NAME, "Account", "bank_id", kind="TEXT"),)),
+        neo4j.model.GraphState(COMMUNITY, (), (index(ACC_NAME, "Account", "bank_id", kind="TEXT"),)),
         [("drop", ACC_NAME, True), ("create", ACC_NAME, True)],
         [(ACC_NAME, DRIFTED, "")],
     ),
@@ -193,14 +192,14 @@ CASES = [
     Case(
         "a populating index is Pending",
         neo4j_spec([], [ACC_RANGE]),
-        neo4j.plan.GraphState(COMMUNITY, (), (index(ACC_NAME, "Account", "bank_id", state="POPULATING"),)),
+        neo4j.model.GraphState(COMMUNITY, (), (index(ACC_NAME, "Account", "bank_id", state="POPULATING"),)),
         [],
         [(ACC_NAME, PENDING, "")],
     ),
     Case(
         "a failed index is Failed, with a retryable blocker",
         neo4j_spec([], [ACC_RANGE]),
-        neo4j.plan.GraphState(COMMUNITY, (), (index(ACC_NAME, "Account", "bank_id", state="FAILED"),)),
+        neo4j.model.GraphState(COMMUNITY, (), (index(ACC_NAME, "Account", "bank_id", state="FAILED"),)),
         [],
         [(ACC_NAME, FAILED, "ProvisioningFailed")],
         [("ProvisioningFailed", False)],
@@ -215,14 +214,14 @@ CASES = [
     Case(
         "our range index on the constraint's properties makes way for it",
         neo4j_spec([TX_ID], [{"label": "Transaction", "properties": ["id"]}]),
-        neo4j.plan.GraphState(COMMUNITY, (), (index("payscope_transaction_id_range", "Transaction", "id"),)),
+        neo4j.model.GraphState(COMMUNITY, (), (index("payscope_transaction_id_range", "Transaction", "id"),)),
         [("drop", "payscope_transaction_id_range", False), ("create", TX_NAME, False)],
         [(TX_NAME, MISSING, ""), ("payscope_transaction_id_range", READY, "")],
     ),
     Case(
         "a range index not ours on the constraint's properties blocks it",
         neo4j_spec([TX_ID]),
-        neo4j.plan.GraphState(COMMUNITY, (), (index("their_index", "Transaction", "id"),)),
+        neo4j.model.GraphState(COMMUNITY, (), (index("their_index", "Transaction", "id"),)),
         [],
         [(TX_NAME, FAILED, "ProvisioningFailed")],
         [("ProvisioningFailed", True)],
@@ -244,10 +243,10 @@ CASES = [
     Case(
         "an equivalent relationship constraint does not count",
         neo4j_spec([TX_ID]),
-        neo4j.plan.GraphState(
+        neo4j.model.GraphState(
             COMMUNITY,
             (
-                neo4j.plan.ObservedConstraint(
+                neo4j.model.ObservedConstraint(
                     1, "rel", "RELATIONSHIP_UNIQUENESS", "RELATIONSHIP", ("Transaction",), ("id",)
                 ),
             ),
@@ -260,7 +259,7 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_plan_graph(case: Case) -> None:
-    plan = neo4j.plan.plan_graph(case.spec, case.observed)
+    plan = neo4j.plan.plan_neo4j(case.spec, case.observed)
     assert plan.system == "neo4j"
     assert [(a.verb.value, a.target, a.drift) for a in plan.actions] == case.actions
     assert [(o.name, o.state, o.reason) for o in plan.objects] == case.objects
@@ -270,15 +269,15 @@ def test_plan_graph(case: Case) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_plan_drops_only_managed_names(case: Case) -> None:
-    for action in neo4j.plan.plan_graph(case.spec, case.observed).actions:
+    for action in neo4j.plan.plan_neo4j(case.spec, case.observed).actions:
         if action.verb is base.Verb.DROP:
             assert action.target.startswith(base.MANAGED_PREFIX)
-            assert re.fullmatch(neo4j.plan.MANAGED_NAME_PATTERN, action.target)
+            assert re.fullmatch(neo4j.model.MANAGED_NAME_PATTERN, action.target)
 
 
 def test_messages_name_label_property_and_edition() -> None:
     spec = neo4j_spec([TX_ID, {"label": "Account", "properties": ["iban"], "type": "Exists"}])
-    plan = neo4j.plan.plan_graph(spec, merge(violations=frozenset({TX_NAME})))
+    plan = neo4j.plan.plan_neo4j(spec, merge(violations=frozenset({TX_NAME})))
     violated, unsupported = plan.objects
     assert "label Transaction" in violated.message
     assert "property id" in violated.message
@@ -288,12 +287,12 @@ def test_messages_name_label_property_and_edition() -> None:
 
 
 def test_actions_describe_the_object() -> None:
-    plan = neo4j.plan.plan_graph(neo4j_spec([TX_ID]), merge())
+    plan = neo4j.plan.plan_neo4j(neo4j_spec([TX_ID]), merge())
     (action,) = plan.actions
     assert action.describe() == (
         "neo4j: create constraint payscope_transaction_id_unique (uniqueness constraint on (:Transaction {id}))"
     )
-    assert isinstance(action, neo4j.plan.CreateSchema)
+    assert isinstance(action, neo4j.model.CreateSchema)
 
 
 def test_an_invalid_label_slipped_past_validation_is_failed() -> None:
@@ -301,7 +300,7 @@ def test_an_invalid_label_slipped_past_validation_is_failed() -> None:
         label="A`) DETACH DELETE n //", properties=("id",), type=stores_spec.ConstraintType.UNIQUE
     )
     spec = neo4j_spec().model_copy(update={"constraints": (bad,)})
-    plan = neo4j.plan.plan_graph(spec, merge())
+    plan = neo4j.plan.plan_neo4j(spec, merge())
     assert not plan.actions
     assert [(o.state, o.reason) for o in plan.objects] == [(FAILED, "SpecInvalid")]
 
@@ -317,96 +316,21 @@ def test_an_invalid_label_slipped_past_validation_is_failed() -> None:
     ],
 )
 def test_schema_names_are_readable(type_: str, label: str, props: list[str], expected: str) -> None:
-    assert neo4j.plan.schema_name(type_, label, props) == expected
+    assert neo4j.model.schema_name(type_, label, props) == expected
 
 
 def test_long_names_are_truncated_with_a_stable_hash() -> None:
     label, props = "L" * 64, ["p" * 64, "q" * 64]
-    name = neo4j.plan.schema_name("Unique", label, props)
-    assert len(name) <= neo4j.plan.MAX_NAME_LENGTH
+    name = neo4j.model.schema_name("Unique", label, props)
+    assert len(name) <= neo4j.model.MAX_NAME_LENGTH
     assert name.endswith("_unique")
-    assert re.fullmatch(neo4j.plan.MANAGED_NAME_PATTERN, name)
-    assert name == neo4j.plan.schema_name("Unique", label, props)
-    assert name != neo4j.plan.schema_name("Unique", label, ["p" * 64, "r" * 64])
+    assert re.fullmatch(neo4j.model.MANAGED_NAME_PATTERN, name)
+    assert name == neo4j.model.schema_name("Unique", label, props)
+    assert name != neo4j.model.schema_name("Unique", label, ["p" * 64, "r" * 64])
 
 
 def test_names_that_would_collide_get_a_hash() -> None:
     spec = neo4j_spec([{"label": "Account", "properties": ["id"]}, {"label": "ACCOUNT", "properties": ["id"]}])
-    first, second = (obj.name for obj in neo4j.plan.desired_objects(spec))
+    first, second = (obj.name for obj in neo4j.model.desired_objects(spec))
     assert first != second
     assert all(re.fullmatch(r"payscope_account_id_[0-9a-f]{10}_unique", name) for name in (first, second))
-
-
-@pytest.mark.parametrize(
-    ("entry", "kind", "cypher"),
-    [
-        (
-            TX_ID,
-            "constraint",
-            "CREATE CONSTRAINT `payscope_transaction_id_unique` IF NOT EXISTS "
-            "FOR (n:`Transaction`) REQUIRE n.`id` IS UNIQUE",
-        ),
-        (
-            {"label": "Tx", "properties": ["bank_id", "ref"]},
-            "constraint",
-            "CREATE CONSTRAINT `payscope_tx_bank_id_ref_unique` IF NOT EXISTS "
-            "FOR (n:`Tx`) REQUIRE (n.`bank_id`, n.`ref`) IS UNIQUE",
-        ),
-        (
-            {"label": "Tx", "properties": ["id"], "type": "Exists"},
-            "constraint",
-            "CREATE CONSTRAINT `payscope_tx_id_exists` IF NOT EXISTS FOR (n:`Tx`) REQUIRE n.`id` IS NOT NULL",
-        ),
-        (
-            {"label": "Tx", "properties": ["a", "b"], "type": "NodeKey"},
-            "constraint",
-            "CREATE CONSTRAINT `payscope_tx_a_b_key` IF NOT EXISTS FOR (n:`Tx`) REQUIRE (n.`a`, n.`b`) IS NODE KEY",
-        ),
-        (
-            {"label": "Tx", "properties": ["a", "b"]},
-            "index",
-            "CREATE RANGE INDEX `payscope_tx_a_b_range` IF NOT EXISTS FOR (n:`Tx`) ON (n.`a`, n.`b`)",
-        ),
-        (
-            {"label": "Tx", "properties": ["memo"], "type": "Text"},
-            "index",
-            "CREATE TEXT INDEX `payscope_tx_memo_text` IF NOT EXISTS FOR (n:`Tx`) ON (n.`memo`)",
-        ),
-    ],
-)
-def test_cypher_create(entry: dict[str, Any], kind: str, cypher: str) -> None:
-    spec = neo4j_spec([entry]) if kind == "constraint" else neo4j_spec([], [entry])
-    (obj,) = neo4j.plan.desired_objects(spec)
-    assert neo4j.provisioner.cypher_create(obj) == cypher
-
-
-def test_cypher_drop_and_duplicates() -> None:
-    assert neo4j.provisioner.cypher_drop("payscope_tx_id_unique", constraint=True) == (
-        "DROP CONSTRAINT `payscope_tx_id_unique` IF EXISTS"
-    )
-    assert (
-        neo4j.provisioner.cypher_drop("payscope_tx_id_range", constraint=False)
-        == "DROP INDEX `payscope_tx_id_range` IF EXISTS"
-    )
-    (obj,) = neo4j.plan.desired_objects(neo4j_spec([{"label": "Tx", "properties": ["bank_id", "ref"]}]))
-    assert neo4j.provisioner.cypher_duplicates(obj) == (
-        "MATCH (n:`Tx`) WHERE n.`bank_id` IS NOT NULL AND n.`ref` IS NOT NULL "
-        "WITH n.`bank_id` AS k0, n.`ref` AS k1, count(*) AS copies WHERE copies > 1 RETURN count(*) AS groups"
-    )
-
-
-@pytest.mark.parametrize("name", ["", "1abc", "a b", "a`b", "x) DETACH DELETE n //", "a" * 65])
-def test_quote_refuses_names_outside_the_pattern(name: str) -> None:
-    assert not re.fullmatch(fields.NEO4J_NAME_PATTERN, name)
-    with pytest.raises(errors.SpecInvalid):
-        neo4j.provisioner.quote(name)
-
-
-def test_quote_backticks_valid_names() -> None:
-    assert neo4j.provisioner.quote("bank_id") == "`bank_id`"
-
-
-@pytest.mark.parametrize("name", ["tx_id_unique", "payscope_Tx", "payscope_a`b", "payscope_"])
-def test_only_managed_names_are_ever_dropped(name: str) -> None:
-    with pytest.raises(errors.PermanentError):
-        neo4j.provisioner.cypher_drop(name, constraint=True)

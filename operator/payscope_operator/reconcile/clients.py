@@ -18,7 +18,8 @@ from typing import Any
 import httpx
 
 from payscope_operator import errors
-from payscope_operator.backends import connections, objects, vectors_client
+from payscope_operator.backends import objects, vectors_client
+from payscope_operator.backends.neo4j import client as neo4j_client
 from payscope_operator.backends.postgres import client as postgres_client
 from payscope_operator.reconcile import session
 
@@ -60,7 +61,7 @@ async def neo4j(run: session.PassSession) -> Any:
     uri = section.connection.uri
 
     def build() -> tuple[Any, session.Closer]:
-        driver = connections.neo4j_driver(uri, user, password)
+        driver = neo4j_client.driver(uri, user, password)
         return driver, driver.close
 
     return await run.clients.get("neo4j", hash((uri, user, password)), build)

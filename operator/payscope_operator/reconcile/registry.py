@@ -46,7 +46,7 @@ async def _neo4j(run: session.PassSession) -> AsyncIterator[Provisioners]:
         yield ()
         return
     driver = await clients.neo4j(run)
-    yield (neo4j.provisioner.GraphProvisioner(driver, section, known=_known_graph_objects(run)),)
+    yield (neo4j.provisioner.Neo4jProvisioner(driver, section, known=_known_graph_objects(run)),)
 
 
 @contextlib.asynccontextmanager

@@ -1,5 +1,10 @@
-"""Neo4j: constraints and indexes of one database."""
+"""Neo4j: constraints and indexes of one database.
 
-from payscope_operator.backends.neo4j import plan, provisioner
+``model`` (declared objects, observed schema, actions) ← ``cypher`` (statement text,
+record mapping) ← ``plan`` (pure) ← ``provisioner`` (observe, apply, teardown);
+``client`` builds the driver and runs one statement at a time with timeouts.
+"""
 
-__all__ = ["plan", "provisioner"]
+from payscope_operator.backends.neo4j import client, cypher, model, plan, provisioner
+
+__all__ = ["client", "cypher", "model", "plan", "provisioner"]

@@ -60,7 +60,7 @@ async def _gather_graph(run: session.PassSession) -> GraphEvidence:
     section = run.spec.neo4j
     assert section is not None
     driver = await clients.neo4j(run)
-    provisioner = neo4j.provisioner.GraphProvisioner(driver, section, known=run.provisioned_neo4j)
+    provisioner = neo4j.provisioner.Neo4jProvisioner(driver, section, known=run.provisioned_neo4j)
     state = await provisioner.observe()
     untenanted: dict[str, int] = {}
     if run.spec.tenancy is not None:
