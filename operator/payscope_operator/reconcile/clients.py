@@ -18,8 +18,9 @@ from typing import Any
 import httpx
 
 from payscope_operator import errors
-from payscope_operator.backends import objects, vectors_client
+from payscope_operator.backends import objects
 from payscope_operator.backends.neo4j import client as neo4j_client
+from payscope_operator.backends.pinecone import client as pinecone_client
 from payscope_operator.backends.postgres import client as postgres_client
 from payscope_operator.reconcile import session
 
@@ -76,7 +77,7 @@ async def pinecone(run: session.PassSession) -> httpx.AsyncClient:
     url = section.controller_url
 
     def build() -> tuple[Any, session.Closer]:
-        client = vectors_client.connect(url, key)
+        client = pinecone_client.connect(url, key)
         return client, client.aclose
 
     client: httpx.AsyncClient = await run.clients.get("pinecone", hash((url, key)), build)

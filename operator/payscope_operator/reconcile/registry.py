@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from payscope_operator.api import status
-from payscope_operator.backends import base, neo4j, objects, postgres, timescale, vectors
+from payscope_operator.backends import base, neo4j, objects, pinecone, postgres, timescale
 from payscope_operator.reconcile import clients, provision, session
 
 Provisioners = Sequence[base.Provisioner[Any]]
@@ -56,7 +56,7 @@ async def _pinecone(run: session.PassSession) -> AsyncIterator[Provisioners]:
         yield ()
         return
     http = await clients.pinecone(run)
-    yield (vectors.VectorProvisioner(section, http),)
+    yield (pinecone.provisioner.VectorProvisioner(section, http),)
 
 
 @contextlib.asynccontextmanager

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from payscope_operator.api import fields, spec, status, stores_spec
-from payscope_operator.backends import base, neo4j, objects, objects_plan, vectors
+from payscope_operator.backends import base, neo4j, objects, objects_plan, pinecone
 from payscope_operator.reconcile import checks, clients, session
 
 Severity = status.Severity
@@ -113,16 +113,16 @@ def _declared_labels(section: stores_spec.Neo4j) -> list[str]:
 class VectorEvidence:
     controller: str
     plan: base.Plan
-    stats: dict[str, vectors.IndexStats]
+    stats: dict[str, pinecone.provisioner.IndexStats]
     stats_errors: dict[str, str]
 
 
 async def _gather_vectors(run: session.PassSession) -> VectorEvidence:
     section = run.spec.pinecone
     assert section is not None
-    provisioner = vectors.VectorProvisioner(section, await clients.pinecone(run))
+    provisioner = pinecone.provisioner.VectorProvisioner(section, await clients.pinecone(run))
     observed = await provisioner.observe()
-    stats: dict[str, vectors.IndexStats] = {}
+    stats: dict[str, pinecone.provisioner.IndexStats] = {}
     failed: dict[str, str] = {}
     for index in section.indexes:
         found = observed.indexes.get(index.name)

@@ -1,4 +1,4 @@
-"""Table tests of ``vectors.plan_vectors`` (pure) and the pure helpers of ``vectors_client``.
+"""Table tests of ``pinecone.provisioner.plan_vectors`` (pure) and the pure helpers of ``vectors_client``.
 
 Each case declares one index, describes what Pinecone reports (or nothing), and
 states the object state, its reason, and the action the plan must hold. No server.
@@ -16,7 +16,7 @@ import pytest
 
 from payscope_operator import errors
 from payscope_operator.api import conditions, status, stores_spec
-from payscope_operator.backends import base, vectors, vectors_client
+from payscope_operator.backends import base, pinecone
 
 MANAGED = {base.MANAGED_TAG_KEY: base.MANAGED_TAG_VALUE}
 State = status.ProvisionState
@@ -42,9 +42,9 @@ def pod_declared(**pod: object) -> stores_spec.PineconeIndex:
     return declared(serverless=None, pod=layout)
 
 
-def existing(**overrides: object) -> vectors.ObservedIndex:
+def existing(**overrides: object) -> pinecone.provisioner.ObservedIndex:
     """What Pinecone reports for an index matching ``declared()``, created by the operator."""
-    base_index = vectors.ObservedIndex(
+    base_index = pinecone.provisioner.ObservedIndex(
         name="payscope-rag",
         dimension=1536,
         metric="cosine",
@@ -61,8 +61,8 @@ def existing(**overrides: object) -> vectors.ObservedIndex:
     return dataclasses.replace(base_index, **overrides)  # type: ignore[arg-type]
 
 
-def pod_existing(**pod: object) -> vectors.ObservedIndex:
-    layout = vectors.PodLayout(environment="us-east-1-aws", pod_type="p1.x2", replicas=2, shards=1)
+def pod_existing(**pod: object) -> pinecone.provisioner.ObservedIndex:
+    layout = pinecone.provisioner.PodLayout(environment="us-east-1-aws", pod_type="p1.x2", replicas=2, shards=1)
     return existing(cloud=None, region=None, pod=dataclasses.replace(layout, **pod))  # type: ignore[arg-type]
 
 
@@ -70,7 +70,7 @@ def pod_existing(**pod: object) -> vectors.ObservedIndex:
 class Case:
     id: str
     want: stores_spec.PineconeIndex
-    have: vectors.ObservedIndex | None
+    have: pinecone.provisioner.ObservedIndex | None
     state: status.ProvisionState
     reason: str = ""
     action: type[base.Action] | None = None
@@ -79,7 +79,7 @@ class Case:
 
 
 CASES = [
-    Case("missing-is-created", declared(), None, State.MISSING, action=vectors.CreateIndex,
+    Case("missing-is-created", declared(), None, State.MISSING, action=pinecone.provisioner.CreateIndex,
          message_has=("create PineconeIndex payscope-rag", "serverless aws/us-east-1", "dimension 1536")),
     Case("matching-is-ready", declared(), existing(), State.READY),
     Case("initializing-is-pending", declared(), existing(ready=False, state="Initializing"), State.PENDING,
@@ -115,20 +115,22 @@ CASES = [
          reason=Reason.INDEX_SPEC_IMMUTABLE, message_has=("pod_type",)),
     Case("immutable-wins-over-drift", declared(), existing(dimension=8, tags={}), State.FAILED,
          reason=Reason.INDEX_SPEC_IMMUTABLE),
-    Case("replicas-drift", pod_declared(), pod_existing(replicas=1), State.DRIFTED, action=vectors.ConfigureIndex,
-         message_has=("replicas 1 -> 2",), patch={"replicas": 2, "pod_type": None, "tags": ()}),
-    Case("pod-grows", pod_declared(podType="p1.x4"), pod_existing(), State.DRIFTED, action=vectors.ConfigureIndex,
-         message_has=("pod_type p1.x2 -> p1.x4",), patch={"pod_type": "p1.x4", "replicas": None}),
+    Case("replicas-drift", pod_declared(), pod_existing(replicas=1), State.DRIFTED,
+         action=pinecone.provisioner.ConfigureIndex, message_has=("replicas 1 -> 2",),
+         patch={"replicas": 2, "pod_type": None, "tags": ()}),
+    Case("pod-grows", pod_declared(podType="p1.x4"), pod_existing(), State.DRIFTED,
+         action=pinecone.provisioner.ConfigureIndex, message_has=("pod_type p1.x2 -> p1.x4",),
+         patch={"pod_type": "p1.x4", "replicas": None}),
     Case("protection-turned-off-out-of-band", declared(), existing(deletion_protection=False), State.DRIFTED,
-         action=vectors.ConfigureIndex, message_has=("deletion protection off -> on",),
+         action=pinecone.provisioner.ConfigureIndex, message_has=("deletion protection off -> on",),
          patch={"deletion_protection": True, "tags": ()}),
     Case("protection-follows-spec-off", declared(deletionProtection=False), existing(), State.DRIFTED,
-         action=vectors.ConfigureIndex, patch={"deletion_protection": False}),
+         action=pinecone.provisioner.ConfigureIndex, patch={"deletion_protection": False}),
     Case("declared-tag-edited", declared(), existing(tags={"team": "ops", **MANAGED}), State.DRIFTED,
-         action=vectors.ConfigureIndex, message_has=("tags team set as declared",),
+         action=pinecone.provisioner.ConfigureIndex, message_has=("tags team set as declared",),
          patch={"tags": (("team", "risk"),), "deletion_protection": None}),
     Case("declared-tag-removed", declared(tags={"team": "risk", "env": "prod"}), existing(), State.DRIFTED,
-         action=vectors.ConfigureIndex, patch={"tags": (("env", "prod"),)}),
+         action=pinecone.provisioner.ConfigureIndex, patch={"tags": (("env", "prod"),)}),
     Case("undeclared-tag-left-alone", declared(), existing(tags={"team": "risk", "cost": "x1", **MANAGED}),
          State.READY),
     Case("tag-removed-from-spec-left-alone", declared(tags={}), existing(), State.READY),
@@ -148,9 +150,9 @@ def test_plan_one_index(case: Case) -> None:
     desired = stores_spec.Pinecone.model_validate(
         {"apiKeySecretRef": {"name": "pinecone", "key": "apiKey"}, "indexes": [case.want.model_dump(by_alias=True)]}
     )
-    observed = vectors.ObservedVectors({} if case.have is None else {case.have.name: case.have})
+    observed = pinecone.provisioner.ObservedVectors({} if case.have is None else {case.have.name: case.have})
 
-    plan = vectors.plan_vectors(desired, observed)
+    plan = pinecone.provisioner.plan_vectors(desired, observed)
 
     assert plan.system == "pinecone"
     (obj,) = plan.objects
@@ -167,14 +169,14 @@ def test_plan_one_index(case: Case) -> None:
         (action,) = plan.actions
         assert type(action) is case.action
         assert (action.system, action.target) == ("pinecone", case.want.name)
-        assert action.drift is (case.action is vectors.ConfigureIndex)
+        assert action.drift is (case.action is pinecone.provisioner.ConfigureIndex)
         for name, value in case.patch.items():
             assert getattr(action, name) == value, name
     text = obj.message + " " + " ".join(action.describe() for action in plan.actions)
     for expected in case.message_has:
         assert expected in text
     assert plan.converged is (case.state is State.READY and not plan.actions)
-    assert vectors.plan_vectors(desired, observed) == plan  # pure: same input, same plan
+    assert pinecone.provisioner.plan_vectors(desired, observed) == plan  # pure: same input, same plan
 
 
 def test_undeclared_indexes_are_ignored_and_order_follows_the_spec() -> None:
@@ -187,24 +189,24 @@ def test_undeclared_indexes_are_ignored_and_order_follows_the_spec() -> None:
             ],
         }
     )
-    observed = vectors.ObservedVectors(
+    observed = pinecone.provisioner.ObservedVectors(
         {
             "a-index": existing(name="a-index", deletion_protection=False),
             "someone-elses": existing(name="someone-elses", dimension=3),
         }
     )
-    plan = vectors.plan_vectors(desired, observed)
+    plan = pinecone.provisioner.plan_vectors(desired, observed)
     assert [(o.name, o.state) for o in plan.objects] == [("b-index", State.MISSING), ("a-index", State.DRIFTED)]
     assert [(type(a), a.target) for a in plan.actions] == [
-        (vectors.CreateIndex, "b-index"),
-        (vectors.ConfigureIndex, "a-index"),
+        (pinecone.provisioner.CreateIndex, "b-index"),
+        (pinecone.provisioner.ConfigureIndex, "a-index"),
     ]
     assert plan.blockers == ()
 
 
 def test_an_empty_section_plans_nothing() -> None:
     desired = stores_spec.Pinecone.model_validate({"apiKeySecretRef": {"name": "pinecone", "key": "apiKey"}})
-    plan = vectors.plan_vectors(desired, vectors.ObservedVectors({"x": existing(name="x")}))
+    plan = pinecone.provisioner.plan_vectors(desired, pinecone.provisioner.ObservedVectors({"x": existing(name="x")}))
     assert plan == base.Plan("pinecone")
     assert plan.converged
 
@@ -221,13 +223,13 @@ def test_an_empty_section_plans_nothing() -> None:
     ],
 )
 def test_index_url_keeps_a_scheme_and_adds_https_to_a_bare_host(host: str, url: str) -> None:
-    assert vectors_client.index_url(host) == url
+    assert pinecone.client.index_url(host) == url
 
 
 def test_index_path_rechecks_the_name() -> None:
-    assert vectors_client.index_path("payscope-rag") == "/indexes/payscope-rag"
+    assert pinecone.client.index_path("payscope-rag") == "/indexes/payscope-rag"
     with pytest.raises(errors.SpecInvalid):
-        vectors_client.index_path("../admin")
+        pinecone.client.index_path("../admin")
 
 
 def _answer(retry_after: str | None) -> httpx.Response:
@@ -236,19 +238,19 @@ def _answer(retry_after: str | None) -> httpx.Response:
 
 
 def test_retry_after_reads_seconds_and_http_dates() -> None:
-    assert vectors_client.retry_after(_answer(None)) is None
-    assert vectors_client.retry_after(_answer("2")) == 2.0
-    assert vectors_client.retry_after(_answer("0.25")) == 0.25
-    assert vectors_client.retry_after(_answer("-3")) == 0.0
-    assert vectors_client.retry_after(_answer("soon")) is None
+    assert pinecone.client.retry_after(_answer(None)) is None
+    assert pinecone.client.retry_after(_answer("2")) == 2.0
+    assert pinecone.client.retry_after(_answer("0.25")) == 0.25
+    assert pinecone.client.retry_after(_answer("-3")) == 0.0
+    assert pinecone.client.retry_after(_answer("soon")) is None
     later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
-    waited = vectors_client.retry_after(_answer(later))
+    waited = pinecone.client.retry_after(_answer(later))
     assert waited is not None
     assert 25 <= waited <= 30
 
 
 def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
-    policy = vectors_client.RetryPolicy(base_delay=0.5, max_delay=4.0)
+    policy = pinecone.client.RetryPolicy(base_delay=0.5, max_delay=4.0)
     for attempt, ceiling in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (9, 4.0)]:
         waits = {policy.backoff(attempt) for _ in range(50)}
         assert all(ceiling / 2 <= wait <= ceiling for wait in waits)
@@ -262,7 +264,7 @@ def test_actions_describe_without_secrets() -> None:
             "indexes": [pod_declared().model_dump(by_alias=True)],
         }
     )
-    (action,) = vectors.plan_vectors(desired, vectors.ObservedVectors({})).actions
+    (action,) = pinecone.provisioner.plan_vectors(desired, pinecone.provisioner.ObservedVectors({})).actions
     assert action.describe() == (
         "pinecone: create PineconeIndex payscope-rag (pod us-east-1-aws p1.x2 x1 shards x2 replicas,"
         " dimension 1536, cosine, deletion protection on)"

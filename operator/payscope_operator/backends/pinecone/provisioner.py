@@ -45,7 +45,8 @@ import httpx
 
 from payscope_operator import errors
 from payscope_operator.api import conditions, fields, status, stores_spec
-from payscope_operator.backends import base, vectors_client
+from payscope_operator.backends import base
+from payscope_operator.backends.pinecone import client
 
 SYSTEM = "pinecone"
 KIND = "PineconeIndex"
@@ -289,8 +290,8 @@ def _protection(enabled: bool) -> str:
     return "enabled" if enabled else "disabled"
 
 
-def _create_body(index: stores_spec.PineconeIndex) -> vectors_client.CreateIndexWire:
-    spec: vectors_client.SpecWire = {}
+def _create_body(index: stores_spec.PineconeIndex) -> client.CreateIndexWire:
+    spec: client.SpecWire = {}
     if index.serverless is not None:
         spec["serverless"] = {"cloud": index.serverless.cloud.value, "region": index.serverless.region}
     elif index.pod is not None:
@@ -313,13 +314,13 @@ def _create_body(index: stores_spec.PineconeIndex) -> vectors_client.CreateIndex
     }
 
 
-def _configure_body(action: ConfigureIndex) -> vectors_client.ConfigureIndexWire:
-    body: vectors_client.ConfigureIndexWire = {}
+def _configure_body(action: ConfigureIndex) -> client.ConfigureIndexWire:
+    body: client.ConfigureIndexWire = {}
     if action.deletion_protection is not None:
         body["deletion_protection"] = _protection(action.deletion_protection)
     if action.tags:
         body["tags"] = dict(action.tags)
-    pod: vectors_client.PodConfigureWire = {}
+    pod: client.PodConfigureWire = {}
     if action.replicas is not None:
         pod["replicas"] = action.replicas
     if action.pod_type is not None:
@@ -329,7 +330,7 @@ def _configure_body(action: ConfigureIndex) -> vectors_client.ConfigureIndexWire
     return body
 
 
-def _observed(wire: vectors_client.IndexWire) -> ObservedIndex:
+def _observed(wire: client.IndexWire) -> ObservedIndex:
     spec = wire["spec"]
     serverless = spec.get("serverless")
     pod = spec.get("pod")
@@ -355,7 +356,7 @@ def _observed(wire: vectors_client.IndexWire) -> ObservedIndex:
 class VectorProvisioner:
     """Provisions ``spec.pinecone.indexes``.
 
-    ``http`` comes from :func:`vectors_client.connect` (one per resource, kept and
+    ``http`` comes from :func:`client.connect` (one per resource, kept and
     closed by the caller); ``retry``, ``timeout`` and ``ready_wait`` bound how long
     one pass may take.
     """
@@ -367,13 +368,13 @@ class VectorProvisioner:
         desired: stores_spec.Pinecone,
         http: httpx.AsyncClient,
         *,
-        retry: vectors_client.RetryPolicy | None = None,
-        timeout: httpx.Timeout = vectors_client.DEFAULT_TIMEOUT,
+        retry: client.RetryPolicy | None = None,
+        timeout: httpx.Timeout = client.DEFAULT_TIMEOUT,
         ready_wait: float = 2.0,
         poll_interval: float = 0.25,
     ) -> None:
         self._desired = desired
-        self._client = vectors_client.Client(http, retry=retry or vectors_client.RetryPolicy(), timeout=timeout)
+        self._client = client.Client(http, retry=retry or client.RetryPolicy(), timeout=timeout)
         self._ready_wait = ready_wait
         self._poll_interval = poll_interval
 
@@ -385,7 +386,7 @@ class VectorProvisioner:
     async def observe(self) -> ObservedVectors:
         """Every index of the project (one ``GET /indexes``)."""
         response = await self._client.send("GET", "/indexes")
-        listing = self._client.decode(vectors_client.INDEX_LIST, response, "GET /indexes")
+        listing = self._client.decode(client.INDEX_LIST, response, "GET /indexes")
         return ObservedVectors({wire["name"]: _observed(wire) for wire in listing["indexes"]})
 
     def plan(self, observed: ObservedVectors) -> base.Plan:
@@ -396,7 +397,7 @@ class VectorProvisioner:
         if isinstance(action, CreateIndex):
             await self._create(action.index)
         elif isinstance(action, ConfigureIndex):
-            path = vectors_client.index_path(action.target)
+            path = client.index_path(action.target)
             response = await self._client.send("PATCH", path, json=_configure_body(action), expect=(404,))
             if response.status_code == 404:
                 _log.info("Pinecone index %s disappeared before it could be configured", action.target)
@@ -421,7 +422,7 @@ class VectorProvisioner:
             elif have.deletion_protection:
                 kept.append(f"{want.name}: deletion protection is enabled")
             else:
-                path = vectors_client.index_path(want.name)
+                path = client.index_path(want.name)
                 response = await self._client.send("DELETE", path, expect=(403, 404))
                 if response.status_code == 403:
                     kept.append(f"{want.name}: Pinecone refused the deletion ({self._client.error_text(response)})")
@@ -431,15 +432,15 @@ class VectorProvisioner:
 
     async def describe_index_stats(self, host: str) -> IndexStats:
         """Vector counts per namespace of the index served at ``host`` (``ObservedIndex.host``); read-only."""
-        url = f"{vectors_client.index_url(host)}/describe_index_stats"
+        url = f"{client.index_url(host)}/describe_index_stats"
         response = await self._client.send("POST", url, json={}, change=False)
-        stats = self._client.decode(vectors_client.STATS, response, "describe_index_stats")
+        stats = self._client.decode(client.STATS, response, "describe_index_stats")
         namespaces = {ns: summary["vectorCount"] for ns, summary in (stats.get("namespaces") or {}).items()}
         total = stats.get("totalVectorCount")
         return IndexStats(namespaces, stats.get("dimension"), sum(namespaces.values()) if total is None else total)
 
     async def _create(self, index: stores_spec.PineconeIndex) -> None:
-        path = vectors_client.index_path(index.name)
+        path = client.index_path(index.name)
         response = await self._client.send("POST", "/indexes", json=_create_body(index), expect=(404, 409))
         if response.status_code == 404:  # unknown cloud, region or environment
             raise errors.SpecUnsatisfiable(
@@ -454,6 +455,6 @@ class VectorProvisioner:
             await asyncio.sleep(self._poll_interval)
             described = await self._client.send("GET", path, expect=(404,))
             if described.status_code != 404:
-                model = self._client.decode(vectors_client.INDEX, described, f"GET {path}")
+                model = self._client.decode(client.INDEX, described, f"GET {path}")
                 if model["status"]["ready"]:
                     return
