@@ -99,7 +99,7 @@ def pod(name: str, *, replicas: int = 1, **extra: object) -> dict[str, object]:
     return {"name": name, "dimension": 8, "metric": "dotproduct", "pod": layout, **extra}
 
 
-async def run_pass(provisioner: pinecone.provisioner.VectorProvisioner) -> base.Plan:
+async def run_pass(provisioner: pinecone.provisioner.PineconeProvisioner) -> base.Plan:
     """One reconcile pass under managementPolicy Full: observe, plan, apply every action."""
     plan = provisioner.plan(await provisioner.observe())
     for action in plan.actions:
@@ -107,7 +107,7 @@ async def run_pass(provisioner: pinecone.provisioner.VectorProvisioner) -> base.
     return plan
 
 
-async def settle(provisioner: pinecone.provisioner.VectorProvisioner) -> base.Plan:
+async def settle(provisioner: pinecone.provisioner.PineconeProvisioner) -> base.Plan:
     """Observe until nothing is Pending (indexes initialise or scale for a moment), at most 10 s."""
     deadline = time.monotonic() + 10.0
     while True:
@@ -144,13 +144,13 @@ async def test_creates_from_nothing_and_an_unchanged_pass_sends_no_change(
         serverless(rag, metric="euclidean", deletionProtection=True, tags={"team": "risk"}),
         pod(pods, tags={"env": "test"}),
     )
-    first = pinecone.provisioner.VectorProvisioner(desired, http, ready_wait=5.0)
+    first = pinecone.provisioner.PineconeProvisioner(desired, http, ready_wait=5.0)
 
     plan = await run_pass(first)
 
     assert [(type(a), a.target) for a in plan.actions] == [
-        (pinecone.provisioner.CreateIndex, rag),
-        (pinecone.provisioner.CreateIndex, pods),
+        (pinecone.model.CreateIndex, rag),
+        (pinecone.model.CreateIndex, pods),
     ]
     assert [obj.state for obj in plan.objects] == [State.MISSING, State.MISSING]
     assert first.changes_sent == 2
@@ -171,7 +171,7 @@ async def test_creates_from_nothing_and_an_unchanged_pass_sends_no_change(
     }
 
     # The second pass, by a fresh provisioner as after an operator restart.
-    again = pinecone.provisioner.VectorProvisioner(desired, http)
+    again = pinecone.provisioner.PineconeProvisioner(desired, http)
     settled = await settle(again)
     assert settled.converged, settled
     before = admin.requests()
@@ -187,7 +187,7 @@ async def test_creates_from_nothing_and_an_unchanged_pass_sends_no_change(
 
 async def test_a_new_index_is_pending_until_ready(http: httpx.AsyncClient, names: Callable[[str], str]) -> None:
     name = names("slow")
-    provisioner = pinecone.provisioner.VectorProvisioner(section(serverless(name)), http, ready_wait=0)
+    provisioner = pinecone.provisioner.PineconeProvisioner(section(serverless(name)), http, ready_wait=0)
     await run_pass(provisioner)
 
     (obj,) = provisioner.plan(await provisioner.observe()).objects
@@ -206,7 +206,7 @@ async def test_out_of_band_edits_are_drift_and_restored(
         serverless(rag, deletionProtection=True, tags={"team": "risk", "tier": "gold"}),
         pod(pods, replicas=2),
     )
-    provisioner = pinecone.provisioner.VectorProvisioner(desired, http, ready_wait=5.0)
+    provisioner = pinecone.provisioner.PineconeProvisioner(desired, http, ready_wait=5.0)
     await run_pass(provisioner)
     assert (await settle(provisioner)).converged
 
@@ -223,7 +223,7 @@ async def test_out_of_band_edits_are_drift_and_restored(
     after = admin.requests()
 
     assert [(obj.name, obj.state) for obj in plan.objects] == [(rag, State.DRIFTED), (pods, State.DRIFTED)]
-    assert all(action.drift and isinstance(action, pinecone.provisioner.ConfigureIndex) for action in plan.actions)
+    assert all(action.drift and isinstance(action, pinecone.model.ConfigureIndex) for action in plan.actions)
     assert [action.describe() for action in plan.actions] == [
         f"pinecone: update PineconeIndex {rag} (deletion protection off -> on; tags team, tier set as declared)",
         f"pinecone: update PineconeIndex {pods} (replicas 1 -> 2)",
@@ -243,7 +243,7 @@ async def test_an_index_found_in_place_is_adopted_without_the_managed_tag(
     with _raw(pinecone_url, api_key) as raw:
         body = {"name": name, "dimension": 16, "spec": {"serverless": {"cloud": "aws", "region": "us-east-1"}}}
         raw.post("/indexes", json=body).raise_for_status()
-    provisioner = pinecone.provisioner.VectorProvisioner(section(serverless(name, tags={"team": "risk"})), http)
+    provisioner = pinecone.provisioner.PineconeProvisioner(section(serverless(name, tags={"team": "risk"})), http)
 
     await run_pass(provisioner)
 
@@ -261,8 +261,8 @@ async def test_a_different_dimension_is_index_spec_immutable_and_nothing_is_sent
     api_key: str,
 ) -> None:  # fmt: skip
     name = names("dim")
-    await run_pass(pinecone.provisioner.VectorProvisioner(section(serverless(name)), http, ready_wait=0))
-    changed = pinecone.provisioner.VectorProvisioner(
+    await run_pass(pinecone.provisioner.PineconeProvisioner(section(serverless(name)), http, ready_wait=0))
+    changed = pinecone.provisioner.PineconeProvisioner(
         section(serverless(name, dimension=32, tags={"team": "risk"})), http
     )
 
@@ -282,7 +282,7 @@ async def test_a_different_dimension_is_index_spec_immutable_and_nothing_is_sent
 
 async def test_an_unknown_region_is_spec_unsatisfiable(http: httpx.AsyncClient, names: Callable[[str], str]) -> None:
     name = names("far")
-    provisioner = pinecone.provisioner.VectorProvisioner(
+    provisioner = pinecone.provisioner.PineconeProvisioner(
         section(serverless(name, serverless={"cloud": "aws", "region": "mars-1"})), http
     )
     (action,) = provisioner.plan(await provisioner.observe()).actions
@@ -301,7 +301,7 @@ async def test_teardown_deletes_only_managed_unprotected_declared_indexes(
 ) -> None:
     ours, protected, theirs, undeclared = names("ours"), names("prot"), names("theirs"), names("undecl")
     await run_pass(
-        pinecone.provisioner.VectorProvisioner(
+        pinecone.provisioner.PineconeProvisioner(
             section(serverless(ours), serverless(protected, deletionProtection=True), serverless(undeclared)),
             http,
             ready_wait=0,
@@ -312,7 +312,7 @@ async def test_teardown_deletes_only_managed_unprotected_declared_indexes(
         raw.post("/indexes", json=body).raise_for_status()
     declared = section(serverless(ours), serverless(protected, deletionProtection=True), serverless(theirs))
 
-    result = await pinecone.provisioner.VectorProvisioner(declared, http).teardown()
+    result = await pinecone.provisioner.PineconeProvisioner(declared, http).teardown()
 
     assert result.removed == (ours,)
     assert result.kept == (
@@ -324,7 +324,7 @@ async def test_teardown_deletes_only_managed_unprotected_declared_indexes(
     assert ours not in present
     assert {protected, theirs, undeclared} <= present
     assert describe(pinecone_url, api_key, protected)["deletion_protection"] == "enabled"  # never turned off
-    assert await pinecone.provisioner.VectorProvisioner(
+    assert await pinecone.provisioner.PineconeProvisioner(
         section(serverless(ours)), http
     ).teardown() == base.TeardownResult("pinecone")  # a second teardown finds nothing to do
 
@@ -336,14 +336,14 @@ async def test_describe_index_stats_reads_namespace_counts(
     http: httpx.AsyncClient, admin: pinecone_emulator.Admin, names: Callable[[str], str]
 ) -> None:
     name = names("stats")
-    provisioner = pinecone.provisioner.VectorProvisioner(section(serverless(name)), http, ready_wait=5.0)
+    provisioner = pinecone.provisioner.PineconeProvisioner(section(serverless(name)), http, ready_wait=5.0)
     await run_pass(provisioner)
     admin.set_namespaces(name, {"bank-a": 10, "bank-b": 4, "": 0})
     host = (await provisioner.observe()).indexes[name].host
 
     stats = await provisioner.describe_index_stats(host)
 
-    assert stats == pinecone.provisioner.IndexStats({"bank-a": 10, "bank-b": 4, "": 0}, 16, 14)
+    assert stats == pinecone.model.IndexStats({"bank-a": 10, "bank-b": 4, "": 0}, 16, 14)
     assert provisioner.changes_sent == 1  # the create; the stats call is read-only
 
 
@@ -353,7 +353,7 @@ async def test_describe_index_stats_reads_namespace_counts(
 async def test_rate_limiting_is_retried_after_retry_after(
     http: httpx.AsyncClient, admin: pinecone_emulator.Admin
 ) -> None:
-    provisioner = pinecone.provisioner.VectorProvisioner(
+    provisioner = pinecone.provisioner.PineconeProvisioner(
         section(), http, retry=pinecone.client.RetryPolicy(base_delay=0.01)
     )
     admin.rate_limit_next(2, retry_after=0.4, methods=["GET"])
@@ -369,7 +369,7 @@ async def test_rate_limiting_is_retried_after_retry_after(
 async def test_persistent_faults_give_dependency_unavailable_then_recover(
     http: httpx.AsyncClient, admin: pinecone_emulator.Admin
 ) -> None:
-    provisioner = pinecone.provisioner.VectorProvisioner(section(), http, retry=FAST)
+    provisioner = pinecone.provisioner.PineconeProvisioner(section(), http, retry=FAST)
     admin.fail_next(50, status=503, methods=["GET"])
     before = admin.requests()
 
@@ -387,7 +387,7 @@ async def test_persistent_faults_give_dependency_unavailable_then_recover(
 async def test_a_retry_after_beyond_the_budget_gives_up_at_once(
     http: httpx.AsyncClient, admin: pinecone_emulator.Admin
 ) -> None:
-    provisioner = pinecone.provisioner.VectorProvisioner(section(), http, retry=FAST)
+    provisioner = pinecone.provisioner.PineconeProvisioner(section(), http, retry=FAST)
     admin.rate_limit_next(1, retry_after=60, methods=["GET"])
     started = time.monotonic()
     with pytest.raises(errors.DependencyUnavailable) as unavailable:
@@ -399,7 +399,7 @@ async def test_a_retry_after_beyond_the_budget_gives_up_at_once(
 async def test_a_wrong_api_key_is_permission_denied(pinecone_url: str) -> None:
     async with pinecone.client.connect(pinecone_url, "pcsk_wrong_key_0123456789") as wrong:
         with pytest.raises(errors.PermissionDenied) as denied:
-            await pinecone.provisioner.VectorProvisioner(section(), wrong).observe()
+            await pinecone.provisioner.PineconeProvisioner(section(), wrong).observe()
     assert denied.value.reason == "PermissionDenied"
     assert denied.value.message == "Pinecone GET /indexes: HTTP 401 UNAUTHENTICATED: Invalid API Key"
 
@@ -410,7 +410,7 @@ def _closed_port() -> int:
 
 async def test_an_unreachable_server_is_dependency_unavailable(names: Callable[[str], str]) -> None:
     async with pinecone.client.connect(f"http://127.0.0.1:{_closed_port()}", "pcsk_any") as nowhere:
-        provisioner = pinecone.provisioner.VectorProvisioner(section(serverless(names("gone"))), nowhere, retry=FAST)
+        provisioner = pinecone.provisioner.PineconeProvisioner(section(serverless(names("gone"))), nowhere, retry=FAST)
         with pytest.raises(errors.DependencyUnavailable) as unavailable:
             await provisioner.observe()
     assert unavailable.value.reason == "DependencyUnavailable"
@@ -437,7 +437,7 @@ async def test_a_server_stopped_between_passes_fails_transiently_and_recovers(tm
     pid = _spawn_emulator(port, key, state)
     try:
         async with pinecone.client.connect(f"http://127.0.0.1:{port}", key) as client:
-            provisioner = pinecone.provisioner.VectorProvisioner(desired, client, retry=FAST, ready_wait=5.0)
+            provisioner = pinecone.provisioner.PineconeProvisioner(desired, client, retry=FAST, ready_wait=5.0)
             await run_pass(provisioner)
             process.stop(pid)
 
@@ -459,7 +459,7 @@ async def test_the_api_key_appears_in_no_exception_or_log_record(
 ) -> None:  # fmt: skip
     caplog.set_level(logging.DEBUG)  # every logger, httpx and httpcore included
     failures: list[BaseException] = []
-    provisioner = pinecone.provisioner.VectorProvisioner(section(serverless(names("leak"))), http, retry=FAST)
+    provisioner = pinecone.provisioner.PineconeProvisioner(section(serverless(names("leak"))), http, retry=FAST)
 
     admin.fail_next(50, status=503)
     with pytest.raises(errors.DependencyUnavailable) as unavailable:
@@ -473,16 +473,16 @@ async def test_the_api_key_appears_in_no_exception_or_log_record(
     admin.clear_faults()
     async with pinecone.client.connect(f"http://127.0.0.1:{_closed_port()}", api_key) as nowhere:
         with pytest.raises(errors.DependencyUnavailable) as unreachable:
-            await run_pass(pinecone.provisioner.VectorProvisioner(section(), nowhere, retry=FAST))
+            await run_pass(pinecone.provisioner.PineconeProvisioner(section(), nowhere, retry=FAST))
     failures.append(unreachable.value)
-    hasty = pinecone.provisioner.VectorProvisioner(section(), http, retry=FAST, timeout=httpx.Timeout(0.000001))
+    hasty = pinecone.provisioner.PineconeProvisioner(section(), http, retry=FAST, timeout=httpx.Timeout(0.000001))
     with pytest.raises(errors.DependencyUnavailable) as timed_out:
         await run_pass(hasty)
     assert timed_out.value.reason == "DependencyTimeout"
     failures.append(timed_out.value)
     bad = section(serverless(names("bad"), serverless={"cloud": "aws", "region": "mars-1"}))
     with pytest.raises(errors.SpecUnsatisfiable) as refused:
-        await run_pass(pinecone.provisioner.VectorProvisioner(bad, http, retry=FAST))
+        await run_pass(pinecone.provisioner.PineconeProvisioner(bad, http, retry=FAST))
     failures.append(refused.value)
 
     assert caplog.records, "the failing passes logged their retries"

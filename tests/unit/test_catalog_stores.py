@@ -16,7 +16,8 @@ import pytest
 
 from payscope_operator.api import spec, status
 from payscope_operator.backends import base, neo4j, objects_plan
-from payscope_operator.backends.pinecone import provisioner as pinecone_provisioner
+from payscope_operator.backends.pinecone import model as pinecone_model
+from payscope_operator.backends.pinecone import plan as pinecone_plan
 from payscope_operator.reconcile.catalog import stores as catalog_stores
 
 S = status.CheckStatus
@@ -93,7 +94,7 @@ def graph(
 
 # Pinecone ---------------------------------------------------------------------------------------
 
-READY_INDEX = pinecone_provisioner.ObservedIndex(
+READY_INDEX = pinecone_model.ObservedIndex(
     name=INDEX,
     dimension=1536,
     metric="cosine",
@@ -111,21 +112,19 @@ TENANT_NAMESPACES = {"bank-a": 10, "bank-b": 5}
 
 
 def pinecone(
-    index: pinecone_provisioner.ObservedIndex | None = READY_INDEX,
+    index: pinecone_model.ObservedIndex | None = READY_INDEX,
     namespaces: dict[str, int] | None = None,
     *,
     stats_errors: dict[str, str] | None = None,
 ) -> catalog_stores.VectorEvidence:
     assert SPEC.pinecone is not None
-    observed = pinecone_provisioner.ObservedVectors({index.name: index} if index is not None else {})
+    observed = pinecone_model.ObservedVectors({index.name: index} if index is not None else {})
     counts = TENANT_NAMESPACES if namespaces is None else namespaces
     stats = (
-        {}
-        if index is None or stats_errors
-        else {INDEX: pinecone_provisioner.IndexStats(counts, 1536, sum(counts.values()))}
+        {} if index is None or stats_errors else {INDEX: pinecone_model.IndexStats(counts, 1536, sum(counts.values()))}
     )
     return catalog_stores.VectorEvidence(
-        "https://api.pinecone.io", pinecone_provisioner.plan_vectors(SPEC.pinecone, observed), stats, stats_errors or {}
+        "https://api.pinecone.io", pinecone_plan.plan_pinecone(SPEC.pinecone, observed), stats, stats_errors or {}
     )
 
 
@@ -462,7 +461,7 @@ def test_one_index_failing_its_stats_does_not_hide_another_index_in_the_default_
     evidence = catalog_stores.VectorEvidence(
         "https://api.pinecone.io",
         base.Plan("pinecone"),
-        {"payscope-docs": pinecone_provisioner.IndexStats({"": 9}, 1536, 9)},
+        {"payscope-docs": pinecone_model.IndexStats({"": 9}, 1536, 9)},
         {INDEX: "ServiceUnavailable"},
     )
     finding = CHECKS["B.pinecone.namespaces"].evaluate(evidence, desired)

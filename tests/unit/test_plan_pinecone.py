@@ -1,4 +1,4 @@
-"""Table tests of ``pinecone.provisioner.plan_vectors`` (pure) and the pure helpers of ``vectors_client``.
+"""Table tests of ``plan.plan_pinecone`` (pure).
 
 Each case declares one index, describes what Pinecone reports (or nothing), and
 states the object state, its reason, and the action the plan must hold. No server.
@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 
-import httpx
 import pytest
 
-from payscope_operator import errors
 from payscope_operator.api import conditions, status, stores_spec
 from payscope_operator.backends import base, pinecone
 
@@ -42,9 +38,9 @@ def pod_declared(**pod: object) -> stores_spec.PineconeIndex:
     return declared(serverless=None, pod=layout)
 
 
-def existing(**overrides: object) -> pinecone.provisioner.ObservedIndex:
+def existing(**overrides: object) -> pinecone.model.ObservedIndex:
     """What Pinecone reports for an index matching ``declared()``, created by the operator."""
-    base_index = pinecone.provisioner.ObservedIndex(
+    base_index = pinecone.model.ObservedIndex(
         name="payscope-rag",
         dimension=1536,
         metric="cosine",
@@ -61,8 +57,8 @@ def existing(**overrides: object) -> pinecone.provisioner.ObservedIndex:
     return dataclasses.replace(base_index, **overrides)  # type: ignore[arg-type]
 
 
-def pod_existing(**pod: object) -> pinecone.provisioner.ObservedIndex:
-    layout = pinecone.provisioner.PodLayout(environment="us-east-1-aws", pod_type="p1.x2", replicas=2, shards=1)
+def pod_existing(**pod: object) -> pinecone.model.ObservedIndex:
+    layout = pinecone.model.PodLayout(environment="us-east-1-aws", pod_type="p1.x2", replicas=2, shards=1)
     return existing(cloud=None, region=None, pod=dataclasses.replace(layout, **pod))  # type: ignore[arg-type]
 
 
@@ -70,7 +66,7 @@ def pod_existing(**pod: object) -> pinecone.provisioner.ObservedIndex:
 class Case:
     id: str
     want: stores_spec.PineconeIndex
-    have: pinecone.provisioner.ObservedIndex | None
+    have: pinecone.model.ObservedIndex | None
     state: status.ProvisionState
     reason: str = ""
     action: type[base.Action] | None = None
@@ -79,7 +75,7 @@ class Case:
 
 
 CASES = [
-    Case("missing-is-created", declared(), None, State.MISSING, action=pinecone.provisioner.CreateIndex,
+    Case("missing-is-created", declared(), None, State.MISSING, action=pinecone.model.CreateIndex,
          message_has=("create PineconeIndex payscope-rag", "serverless aws/us-east-1", "dimension 1536")),
     Case("matching-is-ready", declared(), existing(), State.READY),
     Case("initializing-is-pending", declared(), existing(ready=False, state="Initializing"), State.PENDING,
@@ -116,21 +112,21 @@ CASES = [
     Case("immutable-wins-over-drift", declared(), existing(dimension=8, tags={}), State.FAILED,
          reason=Reason.INDEX_SPEC_IMMUTABLE),
     Case("replicas-drift", pod_declared(), pod_existing(replicas=1), State.DRIFTED,
-         action=pinecone.provisioner.ConfigureIndex, message_has=("replicas 1 -> 2",),
+         action=pinecone.model.ConfigureIndex, message_has=("replicas 1 -> 2",),
          patch={"replicas": 2, "pod_type": None, "tags": ()}),
     Case("pod-grows", pod_declared(podType="p1.x4"), pod_existing(), State.DRIFTED,
-         action=pinecone.provisioner.ConfigureIndex, message_has=("pod_type p1.x2 -> p1.x4",),
+         action=pinecone.model.ConfigureIndex, message_has=("pod_type p1.x2 -> p1.x4",),
          patch={"pod_type": "p1.x4", "replicas": None}),
     Case("protection-turned-off-out-of-band", declared(), existing(deletion_protection=False), State.DRIFTED,
-         action=pinecone.provisioner.ConfigureIndex, message_has=("deletion protection off -> on",),
+         action=pinecone.model.ConfigureIndex, message_has=("deletion protection off -> on",),
          patch={"deletion_protection": True, "tags": ()}),
     Case("protection-follows-spec-off", declared(deletionProtection=False), existing(), State.DRIFTED,
-         action=pinecone.provisioner.ConfigureIndex, patch={"deletion_protection": False}),
+         action=pinecone.model.ConfigureIndex, patch={"deletion_protection": False}),
     Case("declared-tag-edited", declared(), existing(tags={"team": "ops", **MANAGED}), State.DRIFTED,
-         action=pinecone.provisioner.ConfigureIndex, message_has=("tags team set as declared",),
+         action=pinecone.model.ConfigureIndex, message_has=("tags team set as declared",),
          patch={"tags": (("team", "risk"),), "deletion_protection": None}),
     Case("declared-tag-removed", declared(tags={"team": "risk", "env": "prod"}), existing(), State.DRIFTED,
-         action=pinecone.provisioner.ConfigureIndex, patch={"tags": (("env", "prod"),)}),
+         action=pinecone.model.ConfigureIndex, patch={"tags": (("env", "prod"),)}),
     Case("undeclared-tag-left-alone", declared(), existing(tags={"team": "risk", "cost": "x1", **MANAGED}),
          State.READY),
     Case("tag-removed-from-spec-left-alone", declared(tags={}), existing(), State.READY),
@@ -150,9 +146,9 @@ def test_plan_one_index(case: Case) -> None:
     desired = stores_spec.Pinecone.model_validate(
         {"apiKeySecretRef": {"name": "pinecone", "key": "apiKey"}, "indexes": [case.want.model_dump(by_alias=True)]}
     )
-    observed = pinecone.provisioner.ObservedVectors({} if case.have is None else {case.have.name: case.have})
+    observed = pinecone.model.ObservedVectors({} if case.have is None else {case.have.name: case.have})
 
-    plan = pinecone.provisioner.plan_vectors(desired, observed)
+    plan = pinecone.plan.plan_pinecone(desired, observed)
 
     assert plan.system == "pinecone"
     (obj,) = plan.objects
@@ -169,14 +165,14 @@ def test_plan_one_index(case: Case) -> None:
         (action,) = plan.actions
         assert type(action) is case.action
         assert (action.system, action.target) == ("pinecone", case.want.name)
-        assert action.drift is (case.action is pinecone.provisioner.ConfigureIndex)
+        assert action.drift is (case.action is pinecone.model.ConfigureIndex)
         for name, value in case.patch.items():
             assert getattr(action, name) == value, name
     text = obj.message + " " + " ".join(action.describe() for action in plan.actions)
     for expected in case.message_has:
         assert expected in text
     assert plan.converged is (case.state is State.READY and not plan.actions)
-    assert pinecone.provisioner.plan_vectors(desired, observed) == plan  # pure: same input, same plan
+    assert pinecone.plan.plan_pinecone(desired, observed) == plan  # pure: same input, same plan
 
 
 def test_undeclared_indexes_are_ignored_and_order_follows_the_spec() -> None:
@@ -189,72 +185,26 @@ def test_undeclared_indexes_are_ignored_and_order_follows_the_spec() -> None:
             ],
         }
     )
-    observed = pinecone.provisioner.ObservedVectors(
+    observed = pinecone.model.ObservedVectors(
         {
             "a-index": existing(name="a-index", deletion_protection=False),
             "someone-elses": existing(name="someone-elses", dimension=3),
         }
     )
-    plan = pinecone.provisioner.plan_vectors(desired, observed)
+    plan = pinecone.plan.plan_pinecone(desired, observed)
     assert [(o.name, o.state) for o in plan.objects] == [("b-index", State.MISSING), ("a-index", State.DRIFTED)]
     assert [(type(a), a.target) for a in plan.actions] == [
-        (pinecone.provisioner.CreateIndex, "b-index"),
-        (pinecone.provisioner.ConfigureIndex, "a-index"),
+        (pinecone.model.CreateIndex, "b-index"),
+        (pinecone.model.ConfigureIndex, "a-index"),
     ]
     assert plan.blockers == ()
 
 
 def test_an_empty_section_plans_nothing() -> None:
     desired = stores_spec.Pinecone.model_validate({"apiKeySecretRef": {"name": "pinecone", "key": "apiKey"}})
-    plan = pinecone.provisioner.plan_vectors(desired, pinecone.provisioner.ObservedVectors({"x": existing(name="x")}))
+    plan = pinecone.plan.plan_pinecone(desired, pinecone.model.ObservedVectors({"x": existing(name="x")}))
     assert plan == base.Plan("pinecone")
     assert plan.converged
-
-
-# ---- vectors_client helpers ------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("host", "url"),
-    [
-        ("rag-abc.svc.pinecone.io", "https://rag-abc.svc.pinecone.io"),
-        ("http://127.0.0.1:5000/_data/rag-1", "http://127.0.0.1:5000/_data/rag-1"),
-        ("https://rag-abc.svc.pinecone.io/", "https://rag-abc.svc.pinecone.io"),
-    ],
-)
-def test_index_url_keeps_a_scheme_and_adds_https_to_a_bare_host(host: str, url: str) -> None:
-    assert pinecone.client.index_url(host) == url
-
-
-def test_index_path_rechecks_the_name() -> None:
-    assert pinecone.client.index_path("payscope-rag") == "/indexes/payscope-rag"
-    with pytest.raises(errors.SpecInvalid):
-        pinecone.client.index_path("../admin")
-
-
-def _answer(retry_after: str | None) -> httpx.Response:
-    headers = {} if retry_after is None else {"Retry-After": retry_after}
-    return httpx.Response(429, headers=headers)
-
-
-def test_retry_after_reads_seconds_and_http_dates() -> None:
-    assert pinecone.client.retry_after(_answer(None)) is None
-    assert pinecone.client.retry_after(_answer("2")) == 2.0
-    assert pinecone.client.retry_after(_answer("0.25")) == 0.25
-    assert pinecone.client.retry_after(_answer("-3")) == 0.0
-    assert pinecone.client.retry_after(_answer("soon")) is None
-    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
-    waited = pinecone.client.retry_after(_answer(later))
-    assert waited is not None
-    assert 25 <= waited <= 30
-
-
-def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
-    policy = pinecone.client.RetryPolicy(base_delay=0.5, max_delay=4.0)
-    for attempt, ceiling in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (9, 4.0)]:
-        waits = {policy.backoff(attempt) for _ in range(50)}
-        assert all(ceiling / 2 <= wait <= ceiling for wait in waits)
-        assert len(waits) > 1  # jittered
 
 
 def test_actions_describe_without_secrets() -> None:
@@ -264,7 +214,7 @@ def test_actions_describe_without_secrets() -> None:
             "indexes": [pod_declared().model_dump(by_alias=True)],
         }
     )
-    (action,) = pinecone.provisioner.plan_vectors(desired, pinecone.provisioner.ObservedVectors({})).actions
+    (action,) = pinecone.plan.plan_pinecone(desired, pinecone.model.ObservedVectors({})).actions
     assert action.describe() == (
         "pinecone: create PineconeIndex payscope-rag (pod us-east-1-aws p1.x2 x1 shards x2 replicas,"
         " dimension 1536, cosine, deletion protection on)"

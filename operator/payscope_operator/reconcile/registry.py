@@ -56,7 +56,7 @@ async def _pinecone(run: session.PassSession) -> AsyncIterator[Provisioners]:
         yield ()
         return
     http = await clients.pinecone(run)
-    yield (pinecone.provisioner.VectorProvisioner(section, http),)
+    yield (pinecone.provisioner.PineconeProvisioner(section, http),)
 
 
 @contextlib.asynccontextmanager

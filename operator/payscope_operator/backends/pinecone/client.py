@@ -1,6 +1,6 @@
-"""The Pinecone HTTP client of ``vectors``: wire shapes, retries, error mapping, redaction.
+"""How the operator talks to Pinecone: wire shapes, retries, error mapping, redaction.
 
-Why this module exists: ``vectors`` decides what to change in Pinecone; this module
+Why this module exists: ``plan`` decides what to change in Pinecone; this module
 knows how to talk to it (control-plane API 2025-10 and the data plane's
 ``describe_index_stats``) and how to fail. One request (:meth:`Client.send`):
 

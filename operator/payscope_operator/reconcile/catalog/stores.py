@@ -113,16 +113,16 @@ def _declared_labels(section: stores_spec.Neo4j) -> list[str]:
 class VectorEvidence:
     controller: str
     plan: base.Plan
-    stats: dict[str, pinecone.provisioner.IndexStats]
+    stats: dict[str, pinecone.model.IndexStats]
     stats_errors: dict[str, str]
 
 
 async def _gather_vectors(run: session.PassSession) -> VectorEvidence:
     section = run.spec.pinecone
     assert section is not None
-    provisioner = pinecone.provisioner.VectorProvisioner(section, await clients.pinecone(run))
+    provisioner = pinecone.provisioner.PineconeProvisioner(section, await clients.pinecone(run))
     observed = await provisioner.observe()
-    stats: dict[str, pinecone.provisioner.IndexStats] = {}
+    stats: dict[str, pinecone.model.IndexStats] = {}
     failed: dict[str, str] = {}
     for index in section.indexes:
         found = observed.indexes.get(index.name)
