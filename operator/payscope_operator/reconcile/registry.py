@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from payscope_operator.api import status
-from payscope_operator.backends import base, neo4j, objects, pinecone, postgres, timescale
+from payscope_operator.backends import base, neo4j, pinecone, postgres, s3, timescale
 from payscope_operator.reconcile import clients, provision, session
 
 Provisioners = Sequence[base.Provisioner[Any]]
@@ -66,7 +66,7 @@ async def _s3(run: session.PassSession) -> AsyncIterator[Provisioners]:
         yield ()
         return
     client = await clients.s3(run)
-    yield (objects.ObjectsProvisioner(section, client),)
+    yield (s3.provisioner.ObjectsProvisioner(section, client),)
 
 
 PROVISIONERS: tuple[provision.Factory, ...] = (

@@ -37,7 +37,8 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from payscope_operator import errors
 from payscope_operator.api import conditions, fields, stores_spec
-from payscope_operator.backends import base, objects_plan
+from payscope_operator.backends import base
+from payscope_operator.backends.s3 import plan as objects_plan  # renamed in the next commit
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

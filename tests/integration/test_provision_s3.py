@@ -31,7 +31,7 @@ from botocore.exceptions import ClientError
 
 from payscope_operator import errors
 from payscope_operator.api import conditions, status, stores_spec
-from payscope_operator.backends import base, objects, objects_plan
+from payscope_operator.backends import base, s3
 from tests.testenv import process
 from tests.testenv import s3 as testenv_s3
 
@@ -92,30 +92,30 @@ class S3:
             config=Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 2}),
         )
 
-    def provisioner(self, storage: stores_spec.ObjectStorage) -> tuple[objects.ObjectsProvisioner, Requests]:
-        client = objects.make_client(storage, self.access_key, self.secret_key)
+    def provisioner(self, storage: stores_spec.ObjectStorage) -> tuple[s3.provisioner.ObjectsProvisioner, Requests]:
+        client = s3.provisioner.make_client(storage, self.access_key, self.secret_key)
         requests = Requests()
         client.meta.events.register("before-send.s3.*", requests)
-        return objects.ObjectsProvisioner(storage, client), requests
+        return s3.provisioner.ObjectsProvisioner(storage, client), requests
 
 
 @pytest.fixture
-def s3(testenv: dict[str, str]) -> S3:
+def s3_server(testenv: dict[str, str]) -> S3:
     return S3(testenv["PAYSCOPE_S3_ENDPOINT"], testenv["PAYSCOPE_S3_ACCESS_KEY"], testenv["PAYSCOPE_S3_SECRET_KEY"])
 
 
 @pytest.fixture
-def cleanup(s3: S3) -> Iterator[list[str]]:
+def cleanup(s3_server: S3) -> Iterator[list[str]]:
     """Bucket names to remove after the test (SeaweedFS deletes a bucket with its objects)."""
     names: list[str] = []
     yield names
-    raw = s3.raw_client()
+    raw = s3_server.raw_client()
     for name in names:
         with contextlib.suppress(ClientError):
             raw.delete_bucket(Bucket=name)
 
 
-async def reconcile(provisioner: objects.ObjectsProvisioner) -> base.Plan:
+async def reconcile(provisioner: s3.provisioner.ObjectsProvisioner) -> base.Plan:
     """One pass as the reconcile loop runs it: observe, plan, apply every action."""
     plan = provisioner.plan(await provisioner.observe())
     for action in plan.actions:
@@ -140,9 +140,9 @@ def lifecycle_ids(raw: S3Client, bucket: str) -> list[str]:
     return [rule["ID"] for rule in raw.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]]
 
 
-async def test_create_from_nothing_sets_every_property(s3: S3, bucket_name: str, cleanup: list[str]) -> None:
+async def test_create_from_nothing_sets_every_property(s3_server: S3, bucket_name: str, cleanup: list[str]) -> None:
     cleanup.append(bucket_name)
-    provisioner, requests = s3.provisioner(s3.storage({"name": bucket_name, **FULL}))
+    provisioner, requests = s3_server.provisioner(s3_server.storage({"name": bucket_name, **FULL}))
 
     first = await reconcile(provisioner)
 
@@ -151,11 +151,11 @@ async def test_create_from_nothing_sets_every_property(s3: S3, bucket_name: str,
     ]  # fmt: skip
     assert "CreateBucket" in requests.changes
     assert "PutBucketTagging" in requests.changes
-    raw = s3.raw_client()
+    raw = s3_server.raw_client()
     assert raw.get_bucket_versioning(Bucket=bucket_name)["Status"] == "Enabled"
     sse = raw.get_bucket_encryption(Bucket=bucket_name)["ServerSideEncryptionConfiguration"]["Rules"][0]
     assert sse["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
-    assert policy_sids(raw, bucket_name) == [objects_plan.DENY_ANONYMOUS_SID]  # http: no SecureTransport deny
+    assert policy_sids(raw, bucket_name) == [s3.plan.DENY_ANONYMOUS_SID]  # http: no SecureTransport deny
     assert sorted(lifecycle_ids(raw, bucket_name)) == [
         "payscope-abort-incomplete-multipart-upload",
         "payscope-noncurrent-version-expiration",
@@ -166,8 +166,8 @@ async def test_create_from_nothing_sets_every_property(s3: S3, bucket_name: str,
     # SeaweedFS refuses anonymous requests by default as well: this proves the bucket is
     # closed and the owner not locked out, not that our statement does the refusing (see
     # test_a_foreign_public_statement_is_kept_and_the_audit_sees_it).
-    assert await anonymous_get(f"{s3.endpoint}/{bucket_name}/statement.csv") == 403
-    assert await anonymous_get(f"{s3.endpoint}/{bucket_name}") == 403  # anonymous list
+    assert await anonymous_get(f"{s3_server.endpoint}/{bucket_name}/statement.csv") == 403
+    assert await anonymous_get(f"{s3_server.endpoint}/{bucket_name}") == 403  # anonymous list
     assert raw.get_object(Bucket=bucket_name, Key="statement.csv")["Body"].read() == b"bank_a,42"  # owner still in
 
     second = provisioner.plan(await provisioner.observe())
@@ -184,10 +184,10 @@ async def test_create_from_nothing_sets_every_property(s3: S3, bucket_name: str,
 
 
 async def test_public_access_block_not_implemented_is_reported_not_failed(
-    s3: S3, bucket_name: str, cleanup: list[str]
+    s3_server: S3, bucket_name: str, cleanup: list[str]
 ) -> None:
     cleanup.append(bucket_name)
-    provisioner, requests = s3.provisioner(s3.storage({"name": bucket_name, "blockPublicAccess": True}))
+    provisioner, requests = s3_server.provisioner(s3_server.storage({"name": bucket_name, "blockPublicAccess": True}))
     await reconcile(provisioner)  # SeaweedFS answers PutPublicAccessBlock with 501: no crash
     assert "PutPublicAccessBlock" in requests.changes
 
@@ -195,10 +195,10 @@ async def test_public_access_block_not_implemented_is_reported_not_failed(
 
     assert plan.actions == ()
     assert plan.blockers == ()
-    note = next(o for o in plan.objects if o.kind == objects_plan.Feature.PUBLIC_ACCESS_BLOCK)
-    assert (note.state, note.reason) == (status.ProvisionState.READY, objects_plan.NOT_IMPLEMENTED_BY_ENDPOINT)
+    note = next(o for o in plan.objects if o.kind == s3.plan.Feature.PUBLIC_ACCESS_BLOCK)
+    assert (note.state, note.reason) == (status.ProvisionState.READY, s3.plan.NOT_IMPLEMENTED_BY_ENDPOINT)
     (facts,) = await provisioner.audit()
-    assert facts.public_access_block is objects_plan.BlockState.NOT_IMPLEMENTED
+    assert facts.public_access_block is s3.plan.BlockState.NOT_IMPLEMENTED
 
 
 @pytest.mark.parametrize(
@@ -211,10 +211,10 @@ async def test_public_access_block_not_implemented_is_reported_not_failed(
     ids=["full", "kms-suspended-public"],
 )  # fmt: skip
 async def test_an_unchanged_second_pass_sends_no_change(
-    s3: S3, bucket_name: str, cleanup: list[str], spec: dict[str, Any]
+    s3_server: S3, bucket_name: str, cleanup: list[str], spec: dict[str, Any]
 ) -> None:
     cleanup.append(bucket_name)
-    provisioner, requests = s3.provisioner(s3.storage({"name": bucket_name, **spec}))
+    provisioner, requests = s3_server.provisioner(s3_server.storage({"name": bucket_name, **spec}))
     await reconcile(provisioner)
     assert {"CreateBucket", "PutBucketEncryption", "PutBucketLifecycleConfiguration"} <= set(requests.changes)
 
@@ -226,11 +226,11 @@ async def test_an_unchanged_second_pass_sends_no_change(
     assert len(requests.sent) >= 8  # it did read: HeadBucket, ACL, tags, versioning, ... (the counter works)
 
 
-async def test_out_of_band_drift_is_found_and_corrected(s3: S3, bucket_name: str, cleanup: list[str]) -> None:
+async def test_out_of_band_drift_is_found_and_corrected(s3_server: S3, bucket_name: str, cleanup: list[str]) -> None:
     cleanup.append(bucket_name)
-    provisioner, requests = s3.provisioner(s3.storage({"name": bucket_name, **FULL}))
+    provisioner, requests = s3_server.provisioner(s3_server.storage({"name": bucket_name, **FULL}))
     await reconcile(provisioner)
-    raw = s3.raw_client()
+    raw = s3_server.raw_client()
     foreign_statement = {
         "Sid": "AnalyticsRead", "Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam::123456789012:user/analytics"]},
         "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket_name}/*",
@@ -257,7 +257,7 @@ async def test_out_of_band_drift_is_found_and_corrected(s3: S3, bucket_name: str
     ]  # fmt: skip
     assert raw.get_bucket_versioning(Bucket=bucket_name)["Status"] == "Enabled"
     assert "ServerSideEncryptionConfiguration" in raw.get_bucket_encryption(Bucket=bucket_name)
-    assert policy_sids(raw, bucket_name) == ["AnalyticsRead", objects_plan.DENY_ANONYMOUS_SID]  # foreign kept
+    assert policy_sids(raw, bucket_name) == ["AnalyticsRead", s3.plan.DENY_ANONYMOUS_SID]  # foreign kept
     assert lifecycle_ids(raw, bucket_name)[0] == "tmp-cleanup"  # foreign rule kept, ours back
     assert sorted(lifecycle_ids(raw, bucket_name)[1:]) == [
         "payscope-abort-incomplete-multipart-upload",
@@ -278,12 +278,12 @@ async def test_out_of_band_drift_is_found_and_corrected(s3: S3, bucket_name: str
 
 
 async def test_a_foreign_public_statement_is_kept_and_the_audit_sees_it(
-    s3: S3, bucket_name: str, cleanup: list[str]
+    s3_server: S3, bucket_name: str, cleanup: list[str]
 ) -> None:
     cleanup.append(bucket_name)
-    provisioner, requests = s3.provisioner(s3.storage({"name": bucket_name, "blockPublicAccess": True}))
+    provisioner, requests = s3_server.provisioner(s3_server.storage({"name": bucket_name, "blockPublicAccess": True}))
     await reconcile(provisioner)
-    raw = s3.raw_client()
+    raw = s3_server.raw_client()
     raw.put_object(Bucket=bucket_name, Key="public.txt", Body=b"hello")
     ours = json.loads(raw.get_bucket_policy(Bucket=bucket_name)["Policy"])["Statement"]
     public = {"Sid": "PublicRead", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
@@ -301,29 +301,29 @@ async def test_a_foreign_public_statement_is_kept_and_the_audit_sees_it(
     assert (facts.denies_anonymous, facts.allows_anonymous) == (True, True)
     # Why the audit needs allows_anonymous: SeaweedFS sets no aws:PrincipalType for anonymous
     # requests, so our Deny does not match them there and the foreign Allow wins.
-    assert await anonymous_get(f"{s3.endpoint}/{bucket_name}/public.txt") == 200
+    assert await anonymous_get(f"{s3_server.endpoint}/{bucket_name}/public.txt") == 200
 
 
-async def test_creation_is_region_aware(s3: S3, bucket_name: str, cleanup: list[str]) -> None:
+async def test_creation_is_region_aware(s3_server: S3, bucket_name: str, cleanup: list[str]) -> None:
     cleanup.append(bucket_name)
-    provisioner, requests = s3.provisioner(s3.storage({"name": bucket_name}, region="eu-west-1"))
+    provisioner, requests = s3_server.provisioner(s3_server.storage({"name": bucket_name}, region="eu-west-1"))
     await reconcile(provisioner)
     assert b"<LocationConstraint>eu-west-1</LocationConstraint>" in requests.bodies["CreateBucket"]
-    s3.raw_client().head_bucket(Bucket=bucket_name)
+    s3_server.raw_client().head_bucket(Bucket=bucket_name)
 
 
 async def test_a_bucket_we_already_own_is_adopted_but_not_marked_as_created(
-    s3: S3, bucket_name: str, cleanup: list[str]
+    s3_server: S3, bucket_name: str, cleanup: list[str]
 ) -> None:
     cleanup.append(bucket_name)
-    provisioner, _ = s3.provisioner(s3.storage({"name": bucket_name, "versioning": True}))
+    provisioner, _ = s3_server.provisioner(s3_server.storage({"name": bucket_name, "versioning": True}))
     plan = provisioner.plan(await provisioner.observe())  # missing now ...
-    s3.raw_client().create_bucket(Bucket=bucket_name)  # ... created by someone else of ours meanwhile
+    s3_server.raw_client().create_bucket(Bucket=bucket_name)  # ... created by someone else of ours meanwhile
     for action in plan.actions:
         await provisioner.apply(action)  # BucketAlreadyOwnedByYou is success
-    assert s3.raw_client().get_bucket_versioning(Bucket=bucket_name)["Status"] == "Enabled"
+    assert s3_server.raw_client().get_bucket_versioning(Bucket=bucket_name)["Status"] == "Enabled"
     with pytest.raises(ClientError, match="NoSuchTagSet"):
-        s3.raw_client().get_bucket_tagging(Bucket=bucket_name)
+        s3_server.raw_client().get_bucket_tagging(Bucket=bucket_name)
     assert (await provisioner.teardown()).kept == (f"{bucket_name}: not created by the operator (no managed-by tag)",)
 
 
@@ -364,11 +364,11 @@ class Forwarder:
 
 
 async def test_an_unreachable_endpoint_is_transient_and_a_clean_pass_follows(
-    s3: S3, bucket_name: str, cleanup: list[str]
+    s3_server: S3, bucket_name: str, cleanup: list[str]
 ) -> None:
     cleanup.append(bucket_name)
     port = process.free_port()  # nothing listens here yet
-    closed = S3(f"http://{process.HOST}:{port}", s3.access_key, s3.secret_key)
+    closed = S3(f"http://{process.HOST}:{port}", s3_server.access_key, s3_server.secret_key)
     provisioner, _ = closed.provisioner(closed.storage({"name": bucket_name, **FULL}))
 
     started = time.monotonic()
@@ -377,10 +377,10 @@ async def test_an_unreachable_endpoint_is_transient_and_a_clean_pass_follows(
     assert time.monotonic() - started < 10
     assert caught.value.reason == conditions.Reason.DEPENDENCY_UNAVAILABLE
     assert str(port) in caught.value.message
-    assert s3.secret_key not in caught.value.message
-    assert s3.access_key not in caught.value.message
+    assert s3_server.secret_key not in caught.value.message
+    assert s3_server.access_key not in caught.value.message
 
-    forwarder = Forwarder(port, s3.endpoint)
+    forwarder = Forwarder(port, s3_server.endpoint)
     await forwarder.start()
     try:
         plan = provisioner.plan(await provisioner.observe())
@@ -398,20 +398,20 @@ async def test_an_unreachable_endpoint_is_transient_and_a_clean_pass_follows(
 
 
 async def test_teardown_deletes_only_empty_buckets_the_operator_created(
-    s3: S3, bucket_name: str, cleanup: list[str]
+    s3_server: S3, bucket_name: str, cleanup: list[str]
 ) -> None:
     empty, holding, versions_only, foreign, never = (f"{bucket_name}-{n}" for n in ("e", "h", "v", "f", "n"))
     cleanup.extend([empty, holding, versions_only, foreign])
-    raw = s3.raw_client()
+    raw = s3_server.raw_client()
     raw.create_bucket(Bucket=foreign)  # exists, declared, but not created by the operator
     declared = [{"name": name, "versioning": True} for name in (empty, holding, versions_only, foreign, never)]
-    provisioner, _ = s3.provisioner(s3.storage(*declared[:4]))
+    provisioner, _ = s3_server.provisioner(s3_server.storage(*declared[:4]))
     await reconcile(provisioner)
     raw.put_object(Bucket=holding, Key="ledger.csv", Body=b"data")
     raw.put_object(Bucket=versions_only, Key="old.csv", Body=b"data")
     raw.delete_object(Bucket=versions_only, Key="old.csv")  # a delete marker hides a version that is still data
 
-    provisioner, requests = s3.provisioner(s3.storage(*declared))
+    provisioner, requests = s3_server.provisioner(s3_server.storage(*declared))
     result = await provisioner.teardown()
 
     assert result.removed == (empty,)
@@ -490,15 +490,15 @@ async def test_a_bucket_owned_by_another_account_is_failed_and_never_touched(
     assert facts.owned_by_another_account
 
     # Had the plan still tried to create it, SeaweedFS's BucketAlreadyExists says the same.
-    create = objects_plan.CreateBucket(
-        system=objects_plan.SYSTEM, verb=base.Verb.CREATE, kind="Bucket", target=bucket_name, region="us-east-1"
+    create = s3.plan.CreateBucket(
+        system=s3.plan.SYSTEM, verb=base.Verb.CREATE, kind="Bucket", target=bucket_name, region="us-east-1"
     )
     with pytest.raises(errors.SpecUnsatisfiable) as caught:
         await bob.apply(create)
     assert caught.value.reason == reason
 
     teardown = await bob.teardown()  # tagged managed-by, but not bob's: kept
-    assert teardown == base.TeardownResult(objects_plan.SYSTEM, (), (f"{bucket_name}: owned by another account",))
+    assert teardown == base.TeardownResult(s3.plan.SYSTEM, (), (f"{bucket_name}: owned by another account",))
     assert requests.changes == ["CreateBucket"]  # the refused create above, nothing else
     two_accounts.alice.raw_client().head_bucket(Bucket=bucket_name)
 

@@ -15,11 +15,11 @@ from botocore.exceptions import ClientError
 
 from payscope_operator import errors
 from payscope_operator.api import conditions, status, stores_spec
-from payscope_operator.backends import base, objects, objects_plan
+from payscope_operator.backends import base, s3
 
 B = "payscope-ingest"
-Ownership = objects_plan.Ownership
-Feature = objects_plan.Feature
+Ownership = s3.plan.Ownership
+Feature = s3.plan.Feature
 
 
 def storage(endpoint: str | None = "http://minio:9000", **bucket: Any) -> stores_spec.ObjectStorage:
@@ -34,15 +34,15 @@ FULL: dict[str, Any] = {
 }
 
 
-def ours(*, tls: bool = False, anonymous: bool = True) -> tuple[objects_plan.Statement, ...]:
-    return objects_plan.desired_statements(B, deny_anonymous=anonymous, deny_insecure_transport=tls)
+def ours(*, tls: bool = False, anonymous: bool = True) -> tuple[s3.plan.Statement, ...]:
+    return s3.plan.desired_statements(B, deny_anonymous=anonymous, deny_insecure_transport=tls)
 
 
-def rules(**lifecycle: int) -> tuple[objects_plan.Rule, ...]:
-    return objects_plan.desired_rules(stores_spec.Lifecycle.model_validate(lifecycle))
+def rules(**lifecycle: int) -> tuple[s3.plan.Rule, ...]:
+    return s3.plan.desired_rules(stores_spec.Lifecycle.model_validate(lifecycle))
 
 
-def converged(**changes: Any) -> objects_plan.ObservedBucket:
+def converged(**changes: Any) -> s3.plan.ObservedBucket:
     """The observed state of a bucket that matches FULL on an http endpoint, with ``changes``."""
     fields: dict[str, Any] = {
         "ownership": Ownership.OURS,
@@ -53,11 +53,11 @@ def converged(**changes: Any) -> objects_plan.ObservedBucket:
         "public_access_block": (True, True, True, True),
         "lifecycle": rules(noncurrentVersionExpirationDays=30, abortIncompleteMultipartUploadDays=7),
     } | changes
-    return objects_plan.ObservedBucket(B, **fields)
+    return s3.plan.ObservedBucket(B, **fields)
 
 
-def plan(desired: stores_spec.ObjectStorage, seen: objects_plan.ObservedBucket | None, **kw: Any) -> base.Plan:
-    return objects_plan.plan_objects(desired, objects_plan.ObservedStorage((seen,) if seen else ()), **kw)
+def plan(desired: stores_spec.ObjectStorage, seen: s3.plan.ObservedBucket | None, **kw: Any) -> base.Plan:
+    return s3.plan.plan_objects(desired, s3.plan.ObservedStorage((seen,) if seen else ()), **kw)
 
 
 FOREIGN_STATEMENT = {
@@ -82,10 +82,10 @@ def test_a_missing_bucket_is_created_then_configured_in_order_without_drift() ->
     ]
     assert not any(action.drift for action in result.actions)
     assert result.objects == (base.ObjectState("Bucket", B, status.ProvisionState.MISSING),)
-    policy = next(a for a in result.actions if isinstance(a, objects_plan.SetPolicy))
+    policy = next(a for a in result.actions if isinstance(a, s3.plan.SetPolicy))
     assert policy.document is not None
     sids = [statement["Sid"] for statement in json.loads(policy.document)["Statement"]]
-    assert sids == [objects_plan.DENY_ANONYMOUS_SID]  # http endpoint: no insecure-transport deny
+    assert sids == [s3.plan.DENY_ANONYMOUS_SID]  # http endpoint: no insecure-transport deny
 
 
 def test_an_unchanged_bucket_plans_nothing_and_is_ready() -> None:
@@ -98,13 +98,13 @@ def test_an_unchanged_bucket_plans_nothing_and_is_ready() -> None:
 @pytest.mark.parametrize(
     ("changes", "action_type", "detail"),
     [
-        ({"versioning": "Suspended"}, objects_plan.SetVersioning, "versioning Enabled"),
-        ({"encryption": None}, objects_plan.SetEncryption, "default encryption AES256"),
-        ({"encryption": ("aws:kms", None)}, objects_plan.SetEncryption, "default encryption AES256"),
-        ({"public_access_block": None}, objects_plan.SetPublicAccessBlock, "all four blocks on"),
-        ({"public_access_block": (True, False, True, True)}, objects_plan.SetPublicAccessBlock, "all four blocks on"),
-        ({"policy": None}, objects_plan.SetPolicy, f"statements {objects_plan.DENY_ANONYMOUS_SID}"),
-        ({"lifecycle": ()}, objects_plan.SetLifecycle, "rules payscope-noncurrent-version-expiration,"),
+        ({"versioning": "Suspended"}, s3.plan.SetVersioning, "versioning Enabled"),
+        ({"encryption": None}, s3.plan.SetEncryption, "default encryption AES256"),
+        ({"encryption": ("aws:kms", None)}, s3.plan.SetEncryption, "default encryption AES256"),
+        ({"public_access_block": None}, s3.plan.SetPublicAccessBlock, "all four blocks on"),
+        ({"public_access_block": (True, False, True, True)}, s3.plan.SetPublicAccessBlock, "all four blocks on"),
+        ({"policy": None}, s3.plan.SetPolicy, f"statements {s3.plan.DENY_ANONYMOUS_SID}"),
+        ({"lifecycle": ()}, s3.plan.SetLifecycle, "rules payscope-noncurrent-version-expiration,"),
     ],
 )
 def test_out_of_band_changes_are_corrected_as_drift(changes: dict[str, Any], action_type: type, detail: str) -> None:
@@ -133,7 +133,7 @@ def test_out_of_band_changes_are_corrected_as_drift(changes: dict[str, Any], act
 )
 def test_versioning(spec_versioning: bool | None, observed: str | None, expected: str | None) -> None:
     result = plan(storage(**(FULL | {"versioning": spec_versioning})), converged(versioning=observed))
-    assert [a.status for a in result.actions if isinstance(a, objects_plan.SetVersioning)] == (
+    assert [a.status for a in result.actions if isinstance(a, s3.plan.SetVersioning)] == (
         [expected] if expected else []
     )
 
@@ -150,12 +150,12 @@ def test_versioning(spec_versioning: bool | None, observed: str | None, expected
 )
 def test_encryption(spec: dict[str, Any], observed: Any, expected: tuple[str, str | None] | None) -> None:
     result = plan(storage(**(FULL | spec)), converged(encryption=observed))
-    found = [(a.algorithm, a.kms_key_id) for a in result.actions if isinstance(a, objects_plan.SetEncryption)]
+    found = [(a.algorithm, a.kms_key_id) for a in result.actions if isinstance(a, s3.plan.SetEncryption)]
     assert found == ([expected] if expected else [])
 
 
 def test_a_bucket_owned_by_another_account_is_failed_with_a_permanent_blocker() -> None:
-    result = plan(storage(**FULL), objects_plan.ObservedBucket(B, Ownership.OTHER_ACCOUNT))
+    result = plan(storage(**FULL), s3.plan.ObservedBucket(B, Ownership.OTHER_ACCOUNT))
     reason = conditions.Reason.BUCKET_OWNED_BY_ANOTHER_ACCOUNT
     assert result.actions == ()
     assert [(o.kind, o.name, o.state, o.reason) for o in result.objects] == [
@@ -172,7 +172,7 @@ def test_a_feature_the_endpoint_lacks_is_reported_not_planned_and_not_failed() -
     assert result.actions == ()
     note = next(o for o in result.objects if o.kind == Feature.PUBLIC_ACCESS_BLOCK)
     assert note.state is status.ProvisionState.READY
-    assert note.reason == objects_plan.NOT_IMPLEMENTED_BY_ENDPOINT
+    assert note.reason == s3.plan.NOT_IMPLEMENTED_BY_ENDPOINT
     assert "501" in note.message
     assert result.converged
     # Not asked for, not reported.
@@ -182,23 +182,23 @@ def test_a_feature_the_endpoint_lacks_is_reported_not_planned_and_not_failed() -
 @pytest.mark.parametrize(
     ("endpoint", "ask", "sids", "blocked"),
     [
-        ("http://minio:9000", None, [objects_plan.DENY_ANONYMOUS_SID], False),
+        ("http://minio:9000", None, [s3.plan.DENY_ANONYMOUS_SID], False),
         (
             "https://s3.example.com",
             None,
-            [objects_plan.DENY_ANONYMOUS_SID, objects_plan.DENY_INSECURE_TRANSPORT_SID],
+            [s3.plan.DENY_ANONYMOUS_SID, s3.plan.DENY_INSECURE_TRANSPORT_SID],
             False,
         ),
-        (None, None, [objects_plan.DENY_ANONYMOUS_SID, objects_plan.DENY_INSECURE_TRANSPORT_SID], False),
-        ("https://s3.example.com", False, [objects_plan.DENY_ANONYMOUS_SID], False),
-        ("http://minio:9000", True, [objects_plan.DENY_ANONYMOUS_SID], True),  # would lock the operator out
+        (None, None, [s3.plan.DENY_ANONYMOUS_SID, s3.plan.DENY_INSECURE_TRANSPORT_SID], False),
+        ("https://s3.example.com", False, [s3.plan.DENY_ANONYMOUS_SID], False),
+        ("http://minio:9000", True, [s3.plan.DENY_ANONYMOUS_SID], True),  # would lock the operator out
     ],
 )
 def test_insecure_transport_is_denied_only_where_it_cannot_lock_the_owner_out(
     endpoint: str | None, ask: bool | None, sids: list[str], blocked: bool
 ) -> None:
     result = plan(storage(endpoint, **FULL), None, deny_insecure_transport=ask)
-    policy = next(a for a in result.actions if isinstance(a, objects_plan.SetPolicy))
+    policy = next(a for a in result.actions if isinstance(a, s3.plan.SetPolicy))
     assert policy.document is not None
     assert [s["Sid"] for s in json.loads(policy.document)["Statement"]] == sids
     assert [(b.reason, b.permanent) for b in result.blockers] == (
@@ -207,23 +207,23 @@ def test_insecure_transport_is_denied_only_where_it_cannot_lock_the_owner_out(
 
 
 def test_foreign_policy_statements_are_kept_when_ours_are_restored() -> None:
-    foreign = objects_plan.statement_of(FOREIGN_STATEMENT)
+    foreign = s3.plan.statement_of(FOREIGN_STATEMENT)
     result = plan(storage(**FULL), converged(policy=(foreign,), policy_id="corp-policy"))
     (action,) = result.actions
-    assert isinstance(action, objects_plan.SetPolicy)
+    assert isinstance(action, s3.plan.SetPolicy)
     assert action.document is not None
     document = json.loads(action.document)
     assert document["Id"] == "corp-policy"
     assert document["Version"] == "2012-10-17"
-    assert [s["Sid"] for s in document["Statement"]] == ["AnalyticsRead", objects_plan.DENY_ANONYMOUS_SID]
-    assert objects_plan.statement_of(document["Statement"][0]) == foreign
+    assert [s["Sid"] for s in document["Statement"]] == ["AnalyticsRead", s3.plan.DENY_ANONYMOUS_SID]
+    assert s3.plan.statement_of(document["Statement"][0]) == foreign
 
 
 def test_policy_comparison_ignores_list_order_and_one_item_lists() -> None:
     (statement,) = ours()
     raw = json.loads(statement.body)
     reordered = raw | {"Resource": list(reversed(raw["Resource"])), "Action": [raw["Action"]]}
-    result = plan(storage(**FULL), converged(policy=(objects_plan.statement_of(reordered),)))
+    result = plan(storage(**FULL), converged(policy=(s3.plan.statement_of(reordered),)))
     assert result.actions == ()
 
 
@@ -231,9 +231,9 @@ def test_policy_comparison_ignores_list_order_and_one_item_lists() -> None:
     ("spec_block", "observed_policy", "expected_sids"),
     [
         (False, ours(), None),  # public bucket asked for: our deny goes, and with it the empty policy
-        (False, (*ours(), objects_plan.statement_of(FOREIGN_STATEMENT)), ["AnalyticsRead"]),
+        (False, (*ours(), s3.plan.statement_of(FOREIGN_STATEMENT)), ["AnalyticsRead"]),
         (None, ours(), "unchanged"),  # absent: still deny anonymous (secure default)
-        (True, None, [objects_plan.DENY_ANONYMOUS_SID]),
+        (True, None, [s3.plan.DENY_ANONYMOUS_SID]),
     ],
 )
 def test_block_public_access_governs_our_anonymous_deny(
@@ -241,7 +241,7 @@ def test_block_public_access_governs_our_anonymous_deny(
 ) -> None:
     seen = converged(policy=observed_policy, public_access_block=(spec_block,) * 4 if spec_block else None)
     result = plan(storage(**(FULL | {"blockPublicAccess": spec_block})), seen)
-    policies = [a for a in result.actions if isinstance(a, objects_plan.SetPolicy)]
+    policies = [a for a in result.actions if isinstance(a, s3.plan.SetPolicy)]
     if expected_sids == "unchanged":
         assert policies == []
     elif expected_sids is None:
@@ -288,9 +288,9 @@ def test_block_public_access_governs_our_anonymous_deny(
     ],
 )  # fmt: skip
 def test_lifecycle_rules_replace_only_ours(spec_lifecycle: Any, observed: Any, expected_ids: Any) -> None:
-    seen = converged(lifecycle=tuple(objects_plan.rule_of(rule) for rule in observed))
+    seen = converged(lifecycle=tuple(s3.plan.rule_of(rule) for rule in observed))
     result = plan(storage(**(FULL | {"lifecycle": spec_lifecycle})), seen)
-    lifecycles = [a for a in result.actions if isinstance(a, objects_plan.SetLifecycle)]
+    lifecycles = [a for a in result.actions if isinstance(a, s3.plan.SetLifecycle)]
     if expected_ids is None:
         assert lifecycles == []
         return
@@ -302,8 +302,8 @@ def test_lifecycle_rules_replace_only_ours(spec_lifecycle: Any, observed: Any, e
 
 
 def test_buckets_not_in_the_spec_are_never_planned() -> None:
-    other = objects_plan.ObservedBucket("someone-elses", Ownership.OURS)
-    result = objects_plan.plan_objects(storage(**FULL), objects_plan.ObservedStorage((converged(), other)))
+    other = s3.plan.ObservedBucket("someone-elses", Ownership.OURS)
+    result = s3.plan.plan_objects(storage(**FULL), s3.plan.ObservedStorage((converged(), other)))
     assert result.actions == ()
     assert [o.name for o in result.objects] == [B]
 
@@ -316,10 +316,10 @@ def test_buckets_not_in_the_spec_are_never_planned() -> None:
     ],
 )
 def test_create_bucket_is_region_aware(region: str, expected: dict[str, Any]) -> None:
-    assert objects_plan.create_bucket_params(B, region) == expected
+    assert s3.plan.create_bucket_params(B, region) == expected
     desired = stores_spec.ObjectStorage.model_validate({"region": region, "buckets": [{"name": B}]})
     (create, *_) = plan(desired, None).actions
-    assert isinstance(create, objects_plan.CreateBucket)
+    assert isinstance(create, s3.plan.CreateBucket)
     assert create.region == region
 
 
@@ -357,7 +357,7 @@ def test_s3_error_answers_map_to_the_operators_errors(
 ) -> None:
     secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
     error = client_error(code, http_status, operation, message=SEAWEEDFS_ALREADY_EXISTS + secret)
-    translated = objects.translate_error(error, operation=operation, bucket=B, endpoint="http://127.0.0.1:9000")
+    translated = s3.provisioner.translate_error(error, operation=operation, bucket=B, endpoint="http://127.0.0.1:9000")
     assert type(translated) is error_type
     assert translated.reason == reason
     assert B in translated.message
@@ -366,12 +366,12 @@ def test_s3_error_answers_map_to_the_operators_errors(
 
 def test_the_audit_facts_of_a_provisioned_bucket() -> None:
     seen = converged(
-        policy=(*ours(), objects_plan.statement_of(FOREIGN_STATEMENT)),
+        policy=(*ours(), s3.plan.statement_of(FOREIGN_STATEMENT)),
         public_access_block=None,
         unsupported=frozenset({Feature.PUBLIC_ACCESS_BLOCK}),
     )
-    facts = objects_plan.facts_of(seen)
-    assert facts == objects_plan.BucketFacts(
+    facts = s3.plan.facts_of(seen)
+    assert facts == s3.plan.BucketFacts(
         name=B,
         exists=True,
         owned_by_another_account=False,
@@ -381,7 +381,7 @@ def test_the_audit_facts_of_a_provisioned_bucket() -> None:
         denies_anonymous=True,
         allows_anonymous=False,
         denies_insecure_transport=False,
-        public_access_block=objects_plan.BlockState.NOT_IMPLEMENTED,
+        public_access_block=s3.plan.BlockState.NOT_IMPLEMENTED,
         lifecycle_rule_ids=("payscope-noncurrent-version-expiration", "payscope-abort-incomplete-multipart-upload"),
         noncurrent_version_expiration=True,
         abort_incomplete_multipart_upload=True,
@@ -409,14 +409,14 @@ def test_the_audit_facts_of_a_provisioned_bucket() -> None:
     ],
 )  # fmt: skip
 def test_the_audit_reads_anonymous_access_from_any_statement(statement: Any, allows: bool, denies: bool) -> None:
-    seen = objects_plan.ObservedBucket(B, Ownership.OURS, policy=(objects_plan.statement_of(statement),))
-    facts = objects_plan.facts_of(seen)
+    seen = s3.plan.ObservedBucket(B, Ownership.OURS, policy=(s3.plan.statement_of(statement),))
+    facts = s3.plan.facts_of(seen)
     assert (facts.allows_anonymous, facts.denies_anonymous) == (allows, denies)
-    assert facts.public_access_block is objects_plan.BlockState.OFF
+    assert facts.public_access_block is s3.plan.BlockState.OFF
 
 
 def test_a_missing_bucket_has_facts_that_say_so() -> None:
-    facts = objects_plan.facts_of(objects_plan.ObservedBucket(B, Ownership.MISSING))
+    facts = s3.plan.facts_of(s3.plan.ObservedBucket(B, Ownership.MISSING))
     assert not facts.exists
     assert facts.versioning is None
     assert not facts.denies_anonymous
