@@ -92,11 +92,11 @@ class S3:
             config=Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 2}),
         )
 
-    def provisioner(self, storage: stores_spec.ObjectStorage) -> tuple[s3.provisioner.ObjectsProvisioner, Requests]:
-        client = s3.provisioner.make_client(storage, self.access_key, self.secret_key)
+    def provisioner(self, storage: stores_spec.ObjectStorage) -> tuple[s3.provisioner.S3Provisioner, Requests]:
+        client = s3.client.make_client(storage, self.access_key, self.secret_key)
         requests = Requests()
         client.meta.events.register("before-send.s3.*", requests)
-        return s3.provisioner.ObjectsProvisioner(storage, client), requests
+        return s3.provisioner.S3Provisioner(storage, client), requests
 
 
 @pytest.fixture
@@ -115,7 +115,7 @@ def cleanup(s3_server: S3) -> Iterator[list[str]]:
             raw.delete_bucket(Bucket=name)
 
 
-async def reconcile(provisioner: s3.provisioner.ObjectsProvisioner) -> base.Plan:
+async def reconcile(provisioner: s3.provisioner.S3Provisioner) -> base.Plan:
     """One pass as the reconcile loop runs it: observe, plan, apply every action."""
     plan = provisioner.plan(await provisioner.observe())
     for action in plan.actions:
@@ -155,7 +155,7 @@ async def test_create_from_nothing_sets_every_property(s3_server: S3, bucket_nam
     assert raw.get_bucket_versioning(Bucket=bucket_name)["Status"] == "Enabled"
     sse = raw.get_bucket_encryption(Bucket=bucket_name)["ServerSideEncryptionConfiguration"]["Rules"][0]
     assert sse["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
-    assert policy_sids(raw, bucket_name) == [s3.plan.DENY_ANONYMOUS_SID]  # http: no SecureTransport deny
+    assert policy_sids(raw, bucket_name) == [s3.model.DENY_ANONYMOUS_SID]  # http: no SecureTransport deny
     assert sorted(lifecycle_ids(raw, bucket_name)) == [
         "payscope-abort-incomplete-multipart-upload",
         "payscope-noncurrent-version-expiration",
@@ -195,10 +195,10 @@ async def test_public_access_block_not_implemented_is_reported_not_failed(
 
     assert plan.actions == ()
     assert plan.blockers == ()
-    note = next(o for o in plan.objects if o.kind == s3.plan.Feature.PUBLIC_ACCESS_BLOCK)
-    assert (note.state, note.reason) == (status.ProvisionState.READY, s3.plan.NOT_IMPLEMENTED_BY_ENDPOINT)
+    note = next(o for o in plan.objects if o.kind == s3.model.Feature.PUBLIC_ACCESS_BLOCK)
+    assert (note.state, note.reason) == (status.ProvisionState.READY, s3.model.NOT_IMPLEMENTED_BY_ENDPOINT)
     (facts,) = await provisioner.audit()
-    assert facts.public_access_block is s3.plan.BlockState.NOT_IMPLEMENTED
+    assert facts.public_access_block is s3.evidence.BlockState.NOT_IMPLEMENTED
 
 
 @pytest.mark.parametrize(
@@ -257,7 +257,7 @@ async def test_out_of_band_drift_is_found_and_corrected(s3_server: S3, bucket_na
     ]  # fmt: skip
     assert raw.get_bucket_versioning(Bucket=bucket_name)["Status"] == "Enabled"
     assert "ServerSideEncryptionConfiguration" in raw.get_bucket_encryption(Bucket=bucket_name)
-    assert policy_sids(raw, bucket_name) == ["AnalyticsRead", s3.plan.DENY_ANONYMOUS_SID]  # foreign kept
+    assert policy_sids(raw, bucket_name) == ["AnalyticsRead", s3.model.DENY_ANONYMOUS_SID]  # foreign kept
     assert lifecycle_ids(raw, bucket_name)[0] == "tmp-cleanup"  # foreign rule kept, ours back
     assert sorted(lifecycle_ids(raw, bucket_name)[1:]) == [
         "payscope-abort-incomplete-multipart-upload",
@@ -490,15 +490,15 @@ async def test_a_bucket_owned_by_another_account_is_failed_and_never_touched(
     assert facts.owned_by_another_account
 
     # Had the plan still tried to create it, SeaweedFS's BucketAlreadyExists says the same.
-    create = s3.plan.CreateBucket(
-        system=s3.plan.SYSTEM, verb=base.Verb.CREATE, kind="Bucket", target=bucket_name, region="us-east-1"
+    create = s3.model.CreateBucket(
+        system=s3.model.SYSTEM, verb=base.Verb.CREATE, kind="Bucket", target=bucket_name, region="us-east-1"
     )
     with pytest.raises(errors.SpecUnsatisfiable) as caught:
         await bob.apply(create)
     assert caught.value.reason == reason
 
     teardown = await bob.teardown()  # tagged managed-by, but not bob's: kept
-    assert teardown == base.TeardownResult(s3.plan.SYSTEM, (), (f"{bucket_name}: owned by another account",))
+    assert teardown == base.TeardownResult(s3.model.SYSTEM, (), (f"{bucket_name}: owned by another account",))
     assert requests.changes == ["CreateBucket"]  # the refused create above, nothing else
     two_accounts.alice.raw_client().head_bucket(Bucket=bucket_name)
 

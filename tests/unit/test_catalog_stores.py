@@ -139,7 +139,7 @@ OUR_RULES = (
     "payscope-expiration",
     "payscope-abort-incomplete-multipart-upload",
 )
-FACTS = s3.plan.BucketFacts(
+FACTS = s3.evidence.BucketFacts(
     name=BUCKET,
     exists=True,
     owned_by_another_account=False,
@@ -149,7 +149,7 @@ FACTS = s3.plan.BucketFacts(
     denies_anonymous=True,
     allows_anonymous=False,
     denies_insecure_transport=False,
-    public_access_block=s3.plan.BlockState.ON,
+    public_access_block=s3.evidence.BlockState.ON,
     lifecycle_rule_ids=OUR_RULES,
     noncurrent_version_expiration=True,
     abort_incomplete_multipart_upload=True,
@@ -363,21 +363,21 @@ NO_DENY = {"denies_anonymous": False}
         ),
         pytest.param(
             "B.s3.public_access",
-            bucket(403, public_access_block=s3.plan.BlockState.NOT_IMPLEMENTED, **NO_DENY),
+            bucket(403, public_access_block=s3.evidence.BlockState.NOT_IMPLEMENTED, **NO_DENY),
             S.WARN,
             "anonymous requests are refused by the endpoint, but no policy or PublicAccessBlock says so",
             id="refused-without-deny-or-block",
         ),
         pytest.param(
             "B.s3.public_access",
-            bucket(None, public_access_block=s3.plan.BlockState.PARTIAL, **NO_DENY),
+            bucket(None, public_access_block=s3.evidence.BlockState.PARTIAL, **NO_DENY),
             S.FAIL,
             "neither a deny-anonymous policy nor PublicAccessBlock is in effect",
             id="no-deny-no-block-no-probe",
         ),
         pytest.param(
             "B.s3.public_access",
-            bucket(404, public_access_block=s3.plan.BlockState.OFF, **NO_DENY),
+            bucket(404, public_access_block=s3.evidence.BlockState.OFF, **NO_DENY),
             S.FAIL,
             "neither a deny-anonymous policy nor PublicAccessBlock is in effect",
             id="no-deny-no-block-not-refused",
@@ -433,23 +433,23 @@ def test_facts_of_the_operators_own_policy_and_rules_pass_every_bucket_check() -
     declared = SPEC.object_storage.buckets[0]
     assert declared.lifecycle is not None
     rules = s3.plan.desired_rules(declared.lifecycle)
-    observed = s3.plan.ObservedBucket(
+    observed = s3.model.ObservedBucket(
         name=BUCKET,
-        ownership=s3.plan.Ownership.OURS,
+        ownership=s3.model.Ownership.OURS,
         managed=True,
         versioning="Enabled",
         encryption=("AES256", None),
         policy=s3.plan.desired_statements(BUCKET, deny_anonymous=True, deny_insecure_transport=False),
         lifecycle=rules,
-        unsupported=frozenset({s3.plan.Feature.PUBLIC_ACCESS_BLOCK}),
+        unsupported=frozenset({s3.model.Feature.PUBLIC_ACCESS_BLOCK}),
     )
-    evidence = catalog_stores.BucketEvidence("http://minio:9000", {BUCKET: s3.plan.facts_of(observed)}, {})
+    evidence = catalog_stores.BucketEvidence("http://minio:9000", {BUCKET: s3.evidence.facts_of(observed)}, {})
     for check in CHECKS.values():
         if check.source is catalog_stores.BUCKETS:
             assert check.evaluate(evidence, SPEC).status == S.PASS, check.id
     # The expiration rule dropped out of band while the others stay: the lifecycle check must see it.
     kept = tuple(rule for rule in rules if rule.id != "payscope-expiration")
-    drifted = s3.plan.facts_of(dataclasses.replace(observed, lifecycle=kept))
+    drifted = s3.evidence.facts_of(dataclasses.replace(observed, lifecycle=kept))
     finding = CHECKS["B.s3.lifecycle"].evaluate(catalog_stores.BucketEvidence("x", {BUCKET: drifted}, {}), SPEC)
     assert finding.status == S.FAIL
     assert finding.message == f"Fix lifecycle rules: {BUCKET}: missing expiration"

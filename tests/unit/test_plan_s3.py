@@ -1,8 +1,7 @@
 """The S3 plan is a pure function of spec and observed state: tables of both, actions out.
 
-Also table-tested here, because they are pure: the CreateBucket arguments per region,
-the mapping of S3 error answers to the operator's errors (ClientErrors built in the
-shape botocore parses from SeaweedFS and AWS answers), and the audit facts.
+Also table-tested here, because they are pure: the normalised policy and lifecycle
+documents, and the CreateBucket arguments per region.
 """
 
 from __future__ import annotations
@@ -11,15 +10,13 @@ import json
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
-from payscope_operator import errors
 from payscope_operator.api import conditions, status, stores_spec
 from payscope_operator.backends import base, s3
 
 B = "payscope-ingest"
-Ownership = s3.plan.Ownership
-Feature = s3.plan.Feature
+Ownership = s3.model.Ownership
+Feature = s3.model.Feature
 
 
 def storage(endpoint: str | None = "http://minio:9000", **bucket: Any) -> stores_spec.ObjectStorage:
@@ -34,15 +31,15 @@ FULL: dict[str, Any] = {
 }
 
 
-def ours(*, tls: bool = False, anonymous: bool = True) -> tuple[s3.plan.Statement, ...]:
+def ours(*, tls: bool = False, anonymous: bool = True) -> tuple[s3.model.Statement, ...]:
     return s3.plan.desired_statements(B, deny_anonymous=anonymous, deny_insecure_transport=tls)
 
 
-def rules(**lifecycle: int) -> tuple[s3.plan.Rule, ...]:
+def rules(**lifecycle: int) -> tuple[s3.model.Rule, ...]:
     return s3.plan.desired_rules(stores_spec.Lifecycle.model_validate(lifecycle))
 
 
-def converged(**changes: Any) -> s3.plan.ObservedBucket:
+def converged(**changes: Any) -> s3.model.ObservedBucket:
     """The observed state of a bucket that matches FULL on an http endpoint, with ``changes``."""
     fields: dict[str, Any] = {
         "ownership": Ownership.OURS,
@@ -53,11 +50,11 @@ def converged(**changes: Any) -> s3.plan.ObservedBucket:
         "public_access_block": (True, True, True, True),
         "lifecycle": rules(noncurrentVersionExpirationDays=30, abortIncompleteMultipartUploadDays=7),
     } | changes
-    return s3.plan.ObservedBucket(B, **fields)
+    return s3.model.ObservedBucket(B, **fields)
 
 
-def plan(desired: stores_spec.ObjectStorage, seen: s3.plan.ObservedBucket | None, **kw: Any) -> base.Plan:
-    return s3.plan.plan_objects(desired, s3.plan.ObservedStorage((seen,) if seen else ()), **kw)
+def plan(desired: stores_spec.ObjectStorage, seen: s3.model.ObservedBucket | None, **kw: Any) -> base.Plan:
+    return s3.plan.plan_s3(desired, s3.model.ObservedStorage((seen,) if seen else ()), **kw)
 
 
 FOREIGN_STATEMENT = {
@@ -82,10 +79,10 @@ def test_a_missing_bucket_is_created_then_configured_in_order_without_drift() ->
     ]
     assert not any(action.drift for action in result.actions)
     assert result.objects == (base.ObjectState("Bucket", B, status.ProvisionState.MISSING),)
-    policy = next(a for a in result.actions if isinstance(a, s3.plan.SetPolicy))
+    policy = next(a for a in result.actions if isinstance(a, s3.model.SetPolicy))
     assert policy.document is not None
     sids = [statement["Sid"] for statement in json.loads(policy.document)["Statement"]]
-    assert sids == [s3.plan.DENY_ANONYMOUS_SID]  # http endpoint: no insecure-transport deny
+    assert sids == [s3.model.DENY_ANONYMOUS_SID]  # http endpoint: no insecure-transport deny
 
 
 def test_an_unchanged_bucket_plans_nothing_and_is_ready() -> None:
@@ -98,13 +95,13 @@ def test_an_unchanged_bucket_plans_nothing_and_is_ready() -> None:
 @pytest.mark.parametrize(
     ("changes", "action_type", "detail"),
     [
-        ({"versioning": "Suspended"}, s3.plan.SetVersioning, "versioning Enabled"),
-        ({"encryption": None}, s3.plan.SetEncryption, "default encryption AES256"),
-        ({"encryption": ("aws:kms", None)}, s3.plan.SetEncryption, "default encryption AES256"),
-        ({"public_access_block": None}, s3.plan.SetPublicAccessBlock, "all four blocks on"),
-        ({"public_access_block": (True, False, True, True)}, s3.plan.SetPublicAccessBlock, "all four blocks on"),
-        ({"policy": None}, s3.plan.SetPolicy, f"statements {s3.plan.DENY_ANONYMOUS_SID}"),
-        ({"lifecycle": ()}, s3.plan.SetLifecycle, "rules payscope-noncurrent-version-expiration,"),
+        ({"versioning": "Suspended"}, s3.model.SetVersioning, "versioning Enabled"),
+        ({"encryption": None}, s3.model.SetEncryption, "default encryption AES256"),
+        ({"encryption": ("aws:kms", None)}, s3.model.SetEncryption, "default encryption AES256"),
+        ({"public_access_block": None}, s3.model.SetPublicAccessBlock, "all four blocks on"),
+        ({"public_access_block": (True, False, True, True)}, s3.model.SetPublicAccessBlock, "all four blocks on"),
+        ({"policy": None}, s3.model.SetPolicy, f"statements {s3.model.DENY_ANONYMOUS_SID}"),
+        ({"lifecycle": ()}, s3.model.SetLifecycle, "rules payscope-noncurrent-version-expiration,"),
     ],
 )
 def test_out_of_band_changes_are_corrected_as_drift(changes: dict[str, Any], action_type: type, detail: str) -> None:
@@ -133,7 +130,7 @@ def test_out_of_band_changes_are_corrected_as_drift(changes: dict[str, Any], act
 )
 def test_versioning(spec_versioning: bool | None, observed: str | None, expected: str | None) -> None:
     result = plan(storage(**(FULL | {"versioning": spec_versioning})), converged(versioning=observed))
-    assert [a.status for a in result.actions if isinstance(a, s3.plan.SetVersioning)] == (
+    assert [a.status for a in result.actions if isinstance(a, s3.model.SetVersioning)] == (
         [expected] if expected else []
     )
 
@@ -150,12 +147,12 @@ def test_versioning(spec_versioning: bool | None, observed: str | None, expected
 )
 def test_encryption(spec: dict[str, Any], observed: Any, expected: tuple[str, str | None] | None) -> None:
     result = plan(storage(**(FULL | spec)), converged(encryption=observed))
-    found = [(a.algorithm, a.kms_key_id) for a in result.actions if isinstance(a, s3.plan.SetEncryption)]
+    found = [(a.algorithm, a.kms_key_id) for a in result.actions if isinstance(a, s3.model.SetEncryption)]
     assert found == ([expected] if expected else [])
 
 
 def test_a_bucket_owned_by_another_account_is_failed_with_a_permanent_blocker() -> None:
-    result = plan(storage(**FULL), s3.plan.ObservedBucket(B, Ownership.OTHER_ACCOUNT))
+    result = plan(storage(**FULL), s3.model.ObservedBucket(B, Ownership.OTHER_ACCOUNT))
     reason = conditions.Reason.BUCKET_OWNED_BY_ANOTHER_ACCOUNT
     assert result.actions == ()
     assert [(o.kind, o.name, o.state, o.reason) for o in result.objects] == [
@@ -172,7 +169,7 @@ def test_a_feature_the_endpoint_lacks_is_reported_not_planned_and_not_failed() -
     assert result.actions == ()
     note = next(o for o in result.objects if o.kind == Feature.PUBLIC_ACCESS_BLOCK)
     assert note.state is status.ProvisionState.READY
-    assert note.reason == s3.plan.NOT_IMPLEMENTED_BY_ENDPOINT
+    assert note.reason == s3.model.NOT_IMPLEMENTED_BY_ENDPOINT
     assert "501" in note.message
     assert result.converged
     # Not asked for, not reported.
@@ -182,23 +179,23 @@ def test_a_feature_the_endpoint_lacks_is_reported_not_planned_and_not_failed() -
 @pytest.mark.parametrize(
     ("endpoint", "ask", "sids", "blocked"),
     [
-        ("http://minio:9000", None, [s3.plan.DENY_ANONYMOUS_SID], False),
+        ("http://minio:9000", None, [s3.model.DENY_ANONYMOUS_SID], False),
         (
             "https://s3.example.com",
             None,
-            [s3.plan.DENY_ANONYMOUS_SID, s3.plan.DENY_INSECURE_TRANSPORT_SID],
+            [s3.model.DENY_ANONYMOUS_SID, s3.model.DENY_INSECURE_TRANSPORT_SID],
             False,
         ),
-        (None, None, [s3.plan.DENY_ANONYMOUS_SID, s3.plan.DENY_INSECURE_TRANSPORT_SID], False),
-        ("https://s3.example.com", False, [s3.plan.DENY_ANONYMOUS_SID], False),
-        ("http://minio:9000", True, [s3.plan.DENY_ANONYMOUS_SID], True),  # would lock the operator out
+        (None, None, [s3.model.DENY_ANONYMOUS_SID, s3.model.DENY_INSECURE_TRANSPORT_SID], False),
+        ("https://s3.example.com", False, [s3.model.DENY_ANONYMOUS_SID], False),
+        ("http://minio:9000", True, [s3.model.DENY_ANONYMOUS_SID], True),  # would lock the operator out
     ],
 )
 def test_insecure_transport_is_denied_only_where_it_cannot_lock_the_owner_out(
     endpoint: str | None, ask: bool | None, sids: list[str], blocked: bool
 ) -> None:
     result = plan(storage(endpoint, **FULL), None, deny_insecure_transport=ask)
-    policy = next(a for a in result.actions if isinstance(a, s3.plan.SetPolicy))
+    policy = next(a for a in result.actions if isinstance(a, s3.model.SetPolicy))
     assert policy.document is not None
     assert [s["Sid"] for s in json.loads(policy.document)["Statement"]] == sids
     assert [(b.reason, b.permanent) for b in result.blockers] == (
@@ -207,23 +204,23 @@ def test_insecure_transport_is_denied_only_where_it_cannot_lock_the_owner_out(
 
 
 def test_foreign_policy_statements_are_kept_when_ours_are_restored() -> None:
-    foreign = s3.plan.statement_of(FOREIGN_STATEMENT)
+    foreign = s3.model.statement_of(FOREIGN_STATEMENT)
     result = plan(storage(**FULL), converged(policy=(foreign,), policy_id="corp-policy"))
     (action,) = result.actions
-    assert isinstance(action, s3.plan.SetPolicy)
+    assert isinstance(action, s3.model.SetPolicy)
     assert action.document is not None
     document = json.loads(action.document)
     assert document["Id"] == "corp-policy"
     assert document["Version"] == "2012-10-17"
-    assert [s["Sid"] for s in document["Statement"]] == ["AnalyticsRead", s3.plan.DENY_ANONYMOUS_SID]
-    assert s3.plan.statement_of(document["Statement"][0]) == foreign
+    assert [s["Sid"] for s in document["Statement"]] == ["AnalyticsRead", s3.model.DENY_ANONYMOUS_SID]
+    assert s3.model.statement_of(document["Statement"][0]) == foreign
 
 
 def test_policy_comparison_ignores_list_order_and_one_item_lists() -> None:
     (statement,) = ours()
     raw = json.loads(statement.body)
     reordered = raw | {"Resource": list(reversed(raw["Resource"])), "Action": [raw["Action"]]}
-    result = plan(storage(**FULL), converged(policy=(s3.plan.statement_of(reordered),)))
+    result = plan(storage(**FULL), converged(policy=(s3.model.statement_of(reordered),)))
     assert result.actions == ()
 
 
@@ -231,9 +228,9 @@ def test_policy_comparison_ignores_list_order_and_one_item_lists() -> None:
     ("spec_block", "observed_policy", "expected_sids"),
     [
         (False, ours(), None),  # public bucket asked for: our deny goes, and with it the empty policy
-        (False, (*ours(), s3.plan.statement_of(FOREIGN_STATEMENT)), ["AnalyticsRead"]),
+        (False, (*ours(), s3.model.statement_of(FOREIGN_STATEMENT)), ["AnalyticsRead"]),
         (None, ours(), "unchanged"),  # absent: still deny anonymous (secure default)
-        (True, None, [s3.plan.DENY_ANONYMOUS_SID]),
+        (True, None, [s3.model.DENY_ANONYMOUS_SID]),
     ],
 )
 def test_block_public_access_governs_our_anonymous_deny(
@@ -241,7 +238,7 @@ def test_block_public_access_governs_our_anonymous_deny(
 ) -> None:
     seen = converged(policy=observed_policy, public_access_block=(spec_block,) * 4 if spec_block else None)
     result = plan(storage(**(FULL | {"blockPublicAccess": spec_block})), seen)
-    policies = [a for a in result.actions if isinstance(a, s3.plan.SetPolicy)]
+    policies = [a for a in result.actions if isinstance(a, s3.model.SetPolicy)]
     if expected_sids == "unchanged":
         assert policies == []
     elif expected_sids is None:
@@ -288,9 +285,9 @@ def test_block_public_access_governs_our_anonymous_deny(
     ],
 )  # fmt: skip
 def test_lifecycle_rules_replace_only_ours(spec_lifecycle: Any, observed: Any, expected_ids: Any) -> None:
-    seen = converged(lifecycle=tuple(s3.plan.rule_of(rule) for rule in observed))
+    seen = converged(lifecycle=tuple(s3.model.rule_of(rule) for rule in observed))
     result = plan(storage(**(FULL | {"lifecycle": spec_lifecycle})), seen)
-    lifecycles = [a for a in result.actions if isinstance(a, s3.plan.SetLifecycle)]
+    lifecycles = [a for a in result.actions if isinstance(a, s3.model.SetLifecycle)]
     if expected_ids is None:
         assert lifecycles == []
         return
@@ -302,8 +299,8 @@ def test_lifecycle_rules_replace_only_ours(spec_lifecycle: Any, observed: Any, e
 
 
 def test_buckets_not_in_the_spec_are_never_planned() -> None:
-    other = s3.plan.ObservedBucket("someone-elses", Ownership.OURS)
-    result = s3.plan.plan_objects(storage(**FULL), s3.plan.ObservedStorage((converged(), other)))
+    other = s3.model.ObservedBucket("someone-elses", Ownership.OURS)
+    result = s3.plan.plan_s3(storage(**FULL), s3.model.ObservedStorage((converged(), other)))
     assert result.actions == ()
     assert [o.name for o in result.objects] == [B]
 
@@ -316,107 +313,8 @@ def test_buckets_not_in_the_spec_are_never_planned() -> None:
     ],
 )
 def test_create_bucket_is_region_aware(region: str, expected: dict[str, Any]) -> None:
-    assert s3.plan.create_bucket_params(B, region) == expected
+    assert s3.client.create_bucket_params(B, region) == expected
     desired = stores_spec.ObjectStorage.model_validate({"region": region, "buckets": [{"name": B}]})
     (create, *_) = plan(desired, None).actions
-    assert isinstance(create, s3.plan.CreateBucket)
+    assert isinstance(create, s3.model.CreateBucket)
     assert create.region == region
-
-
-def client_error(code: str, http_status: int, operation: str, message: str = "") -> ClientError:
-    """A ClientError shaped as botocore parses an S3 error answer (see SeaweedFS's below)."""
-    response: Any = {
-        "Error": {"Code": code, "Message": message, "BucketName": B, "Resource": f"/{B}"},
-        "ResponseMetadata": {"HTTPStatusCode": http_status, "HTTPHeaders": {}, "RetryAttempts": 0},
-    }
-    return ClientError(response, operation)
-
-
-SEAWEEDFS_ALREADY_EXISTS = (
-    "The requested bucket name is not available. The bucket name can not be an existing collection, and the "
-    "bucket namespace is shared by all users of the system. Please select a different name and try again."
-)
-
-
-@pytest.mark.parametrize(
-    ("code", "http_status", "operation", "error_type", "reason"),
-    [
-        ("BucketAlreadyExists", 409, "CreateBucket", errors.SpecUnsatisfiable, "BucketOwnedByAnotherAccount"),
-        ("AccessDenied", 403, "PutBucketPolicy", errors.PermissionDenied, "PermissionDenied"),
-        ("InvalidAccessKeyId", 403, "ListBuckets", errors.PermissionDenied, "PermissionDenied"),
-        ("SignatureDoesNotMatch", 403, "ListBuckets", errors.PermissionDenied, "PermissionDenied"),
-        ("SlowDown", 503, "PutBucketVersioning", errors.DependencyUnavailable, "DependencyUnavailable"),
-        ("InternalError", 500, "GetBucketPolicy", errors.DependencyUnavailable, "DependencyUnavailable"),
-        ("502", 502, "HeadBucket", errors.DependencyUnavailable, "DependencyUnavailable"),
-        ("MalformedXML", 400, "PutBucketLifecycleConfiguration", errors.SpecUnsatisfiable, "ProvisioningFailed"),
-        ("InvalidBucketName", 400, "CreateBucket", errors.SpecUnsatisfiable, "ProvisioningFailed"),
-    ],
-)
-def test_s3_error_answers_map_to_the_operators_errors(
-    code: str, http_status: int, operation: str, error_type: type[errors.PayScopeError], reason: str
-) -> None:
-    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-    error = client_error(code, http_status, operation, message=SEAWEEDFS_ALREADY_EXISTS + secret)
-    translated = s3.provisioner.translate_error(error, operation=operation, bucket=B, endpoint="http://127.0.0.1:9000")
-    assert type(translated) is error_type
-    assert translated.reason == reason
-    assert B in translated.message
-    assert secret not in translated.message  # server text is never echoed
-
-
-def test_the_audit_facts_of_a_provisioned_bucket() -> None:
-    seen = converged(
-        policy=(*ours(), s3.plan.statement_of(FOREIGN_STATEMENT)),
-        public_access_block=None,
-        unsupported=frozenset({Feature.PUBLIC_ACCESS_BLOCK}),
-    )
-    facts = s3.plan.facts_of(seen)
-    assert facts == s3.plan.BucketFacts(
-        name=B,
-        exists=True,
-        owned_by_another_account=False,
-        managed=True,
-        versioning="Enabled",
-        encryption="AES256",
-        denies_anonymous=True,
-        allows_anonymous=False,
-        denies_insecure_transport=False,
-        public_access_block=s3.plan.BlockState.NOT_IMPLEMENTED,
-        lifecycle_rule_ids=("payscope-noncurrent-version-expiration", "payscope-abort-incomplete-multipart-upload"),
-        noncurrent_version_expiration=True,
-        abort_incomplete_multipart_upload=True,
-        not_implemented=("PublicAccessBlock",),
-    )
-
-
-@pytest.mark.parametrize(
-    ("statement", "allows", "denies"),
-    [
-        ({"Sid": "Pub", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "*"}, True, False),
-        ({"Sid": "Pub", "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "s3:*", "Resource": "*"}, True, False),
-        (
-            {"Sid": "Vpc", "Effect": "Allow", "Principal": "*", "Action": "s3:*", "Resource": "*",
-             "Condition": {"StringEquals": {"aws:SourceVpce": "vpce-1"}}},
-            False,
-            False,
-        ),
-        (
-            {"Sid": "NoAnon", "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "*",
-             "Condition": {"StringEquals": {"aws:principaltype": "Anonymous"}}},
-            False,
-            True,
-        ),
-    ],
-)  # fmt: skip
-def test_the_audit_reads_anonymous_access_from_any_statement(statement: Any, allows: bool, denies: bool) -> None:
-    seen = s3.plan.ObservedBucket(B, Ownership.OURS, policy=(s3.plan.statement_of(statement),))
-    facts = s3.plan.facts_of(seen)
-    assert (facts.allows_anonymous, facts.denies_anonymous) == (allows, denies)
-    assert facts.public_access_block is s3.plan.BlockState.OFF
-
-
-def test_a_missing_bucket_has_facts_that_say_so() -> None:
-    facts = s3.plan.facts_of(s3.plan.ObservedBucket(B, Ownership.MISSING))
-    assert not facts.exists
-    assert facts.versioning is None
-    assert not facts.denies_anonymous

@@ -21,7 +21,7 @@ from payscope_operator import errors
 from payscope_operator.backends.neo4j import client as neo4j_client
 from payscope_operator.backends.pinecone import client as pinecone_client
 from payscope_operator.backends.postgres import client as postgres_client
-from payscope_operator.backends.s3 import provisioner as s3_provisioner
+from payscope_operator.backends.s3 import client as s3_client
 from payscope_operator.reconcile import session
 
 
@@ -93,7 +93,7 @@ async def s3(run: session.PassSession) -> Any:
     secret = reveal(run, ref.name, ref.secret_access_key_key) if ref else None
 
     def build() -> tuple[Any, session.Closer]:
-        client = s3_provisioner.make_client(section, access, secret)
+        client = s3_client.make_client(section, access, secret)
 
         async def close() -> None:
             client.close()

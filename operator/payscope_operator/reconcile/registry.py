@@ -66,7 +66,7 @@ async def _s3(run: session.PassSession) -> AsyncIterator[Provisioners]:
         yield ()
         return
     client = await clients.s3(run)
-    yield (s3.provisioner.ObjectsProvisioner(section, client),)
+    yield (s3.provisioner.S3Provisioner(section, client),)
 
 
 PROVISIONERS: tuple[provision.Factory, ...] = (

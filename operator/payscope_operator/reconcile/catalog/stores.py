@@ -188,14 +188,14 @@ def _namespaces(evidence: VectorEvidence, desired: spec.PayScopeSpec) -> Finding
 @dataclass(frozen=True)
 class BucketEvidence:
     endpoint: str
-    facts: dict[str, s3.plan.BucketFacts]
+    facts: dict[str, s3.evidence.BucketFacts]
     anonymous_status: dict[str, int]  # HTTP status of an unauthenticated listing, per bucket
 
 
 async def _gather_buckets(run: session.PassSession) -> BucketEvidence:
     section = run.spec.object_storage
     assert section is not None
-    provisioner = s3.provisioner.ObjectsProvisioner(section, await clients.s3(run))
+    provisioner = s3.provisioner.S3Provisioner(section, await clients.s3(run))
     facts = {f.name: f for f in await provisioner.audit()}
     anonymous: dict[str, int] = {}
     if section.endpoint is not None:
@@ -219,7 +219,7 @@ def _buckets_reachable(evidence: BucketEvidence, desired: spec.PayScopeSpec) -> 
     return Finding.passed("The S3 endpoint answered.", evidence=evidence.endpoint)
 
 
-BucketTest = Callable[[stores_spec.Bucket, s3.plan.BucketFacts, BucketEvidence], str | None]
+BucketTest = Callable[[stores_spec.Bucket, s3.evidence.BucketFacts, BucketEvidence], str | None]
 
 
 def _per_bucket(
@@ -249,11 +249,11 @@ def _per_bucket(
     return evaluate
 
 
-def _exists(bucket: stores_spec.Bucket, facts: s3.plan.BucketFacts, evidence: BucketEvidence) -> str | None:
+def _exists(bucket: stores_spec.Bucket, facts: s3.evidence.BucketFacts, evidence: BucketEvidence) -> str | None:
     return "owned by another account" if facts.owned_by_another_account else None
 
 
-def _versioning(bucket: stores_spec.Bucket, facts: s3.plan.BucketFacts, evidence: BucketEvidence) -> str | None:
+def _versioning(bucket: stores_spec.Bucket, facts: s3.evidence.BucketFacts, evidence: BucketEvidence) -> str | None:
     want = "Enabled" if bucket.versioning else "Suspended"
     if bucket.versioning and facts.versioning != "Enabled":
         return f"versioning is {facts.versioning or 'never enabled'}, want {want}"
@@ -262,25 +262,25 @@ def _versioning(bucket: stores_spec.Bucket, facts: s3.plan.BucketFacts, evidence
     return None
 
 
-def _encryption(bucket: stores_spec.Bucket, facts: s3.plan.BucketFacts, evidence: BucketEvidence) -> str | None:
+def _encryption(bucket: stores_spec.Bucket, facts: s3.evidence.BucketFacts, evidence: BucketEvidence) -> str | None:
     want = bucket.encryption.value if bucket.encryption is not None else None
     return None if facts.encryption == want else f"default encryption is {facts.encryption or 'none'}, want {want}"
 
 
-def _public(bucket: stores_spec.Bucket, facts: s3.plan.BucketFacts, evidence: BucketEvidence) -> str | None:
+def _public(bucket: stores_spec.Bucket, facts: s3.evidence.BucketFacts, evidence: BucketEvidence) -> str | None:
     code = evidence.anonymous_status.get(bucket.name)
     if code is not None and code < 400:
         return f"an anonymous listing was answered {code}"
     if facts.allows_anonymous:
         return "the bucket policy allows anonymous principals"
-    if facts.denies_anonymous or facts.public_access_block == s3.plan.BlockState.ON:
+    if facts.denies_anonymous or facts.public_access_block == s3.evidence.BlockState.ON:
         return None
     if code in (401, 403):
         return "warn: anonymous requests are refused by the endpoint, but no policy or PublicAccessBlock says so"
     return "neither a deny-anonymous policy nor PublicAccessBlock is in effect"
 
 
-def _lifecycle(bucket: stores_spec.Bucket, facts: s3.plan.BucketFacts, evidence: BucketEvidence) -> str | None:
+def _lifecycle(bucket: stores_spec.Bucket, facts: s3.evidence.BucketFacts, evidence: BucketEvidence) -> str | None:
     rules = bucket.lifecycle
     assert rules is not None
     missing = []
@@ -288,7 +288,7 @@ def _lifecycle(bucket: stores_spec.Bucket, facts: s3.plan.BucketFacts, evidence:
         missing.append("noncurrent-version expiration")
     if rules.abort_incomplete_multipart_upload_days is not None and not facts.abort_incomplete_multipart_upload:
         missing.append("abort of incomplete multipart uploads")
-    if rules.expiration_days is not None and f"{s3.plan.RULE_ID_PREFIX}expiration" not in facts.lifecycle_rule_ids:
+    if rules.expiration_days is not None and f"{s3.model.RULE_ID_PREFIX}expiration" not in facts.lifecycle_rule_ids:
         missing.append("expiration")
     return "missing " + ", ".join(missing) if missing else None
 
