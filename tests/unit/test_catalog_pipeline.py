@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from payscope_operator.api import spec, status
-from payscope_operator.backends import broker, payscope
+from payscope_operator.backends import payscope, redis
 from payscope_operator.reconcile import checks
 from payscope_operator.reconcile.catalog import pipeline, sources
 
@@ -48,8 +48,8 @@ def _pipeline(**changes: Any) -> sources.AdminEvidence:
     return _admin(payscope.Reply("GET /admin/pipeline", 200, body={**HEALTHY, **changes}))
 
 
-def _facts(depth: broker.QueueDepth | None) -> broker.BrokerFacts:
-    return broker.BrokerFacts("127.0.0.1:6379/0", "7.2.4", depth)
+def _facts(depth: redis.evidence.QueueDepth | None) -> redis.evidence.BrokerFacts:
+    return redis.evidence.BrokerFacts("127.0.0.1:6379/0", "7.2.4", depth)
 
 
 def _run(check_id: str, evidence: object, desired: spec.PayScopeSpec = SPEC) -> checks.Finding:
@@ -60,11 +60,16 @@ def _run(check_id: str, evidence: object, desired: spec.PayScopeSpec = SPEC) -> 
     ("check_id", "evidence", "expected", "fragment"),
     [
         ("C.broker.reachable", _facts(None), S.PASS, "Redis 7.2.4"),
-        ("C.dlq.depth", _facts(broker.QueueDepth("dlq", "list", 0)), S.PASS, "holds 0"),
-        ("C.dlq.depth", _facts(broker.QueueDepth("dlq", "none", 0)), S.PASS, "holds 0"),
-        ("C.dlq.depth", _facts(broker.QueueDepth("dlq", "list", 3)), S.FAIL, "holds 3 failed tasks"),
-        ("C.dlq.depth", _facts(broker.QueueDepth("dlq", "stream", 1)), S.FAIL, "maxDeadLetters is 0"),
-        ("C.dlq.depth", _facts(broker.QueueDepth("dlq", "hash", None)), S.FAIL, "holds a Redis hash, not a queue"),
+        ("C.dlq.depth", _facts(redis.evidence.QueueDepth("dlq", "list", 0)), S.PASS, "holds 0"),
+        ("C.dlq.depth", _facts(redis.evidence.QueueDepth("dlq", "none", 0)), S.PASS, "holds 0"),
+        ("C.dlq.depth", _facts(redis.evidence.QueueDepth("dlq", "list", 3)), S.FAIL, "holds 3 failed tasks"),
+        ("C.dlq.depth", _facts(redis.evidence.QueueDepth("dlq", "stream", 1)), S.FAIL, "maxDeadLetters is 0"),
+        (
+            "C.dlq.depth",
+            _facts(redis.evidence.QueueDepth("dlq", "hash", None)),
+            S.FAIL,
+            "holds a Redis hash, not a queue",
+        ),
         ("C.dlq.depth", _facts(None), S.UNKNOWN, "deadLetterQueue is not set"),
         ("C.worker.retries", _pipeline(), S.PASS, "up to 5 times"),
         ("C.worker.retries", _pipeline(max_retries=0), S.FAIL, "retries no failed task"),
@@ -98,13 +103,13 @@ def test_evaluate(check_id: str, evidence: object, expected: status.CheckStatus,
 
 def test_depth_limit_comes_from_the_spec() -> None:
     lenient = SPEC.model_copy(update={"redis": SPEC.redis.model_copy(update={"max_dead_letters": 5})})  # type: ignore[union-attr]
-    assert _run("C.dlq.depth", _facts(broker.QueueDepth("dlq", "zset", 5)), lenient).status == S.PASS
-    assert _run("C.dlq.depth", _facts(broker.QueueDepth("dlq", "zset", 6)), lenient).status == S.FAIL
+    assert _run("C.dlq.depth", _facts(redis.evidence.QueueDepth("dlq", "zset", 5)), lenient).status == S.PASS
+    assert _run("C.dlq.depth", _facts(redis.evidence.QueueDepth("dlq", "zset", 6)), lenient).status == S.FAIL
 
 
 def test_evidence_names_the_command_and_the_endpoint() -> None:
     assert (
-        _run("C.dlq.depth", _facts(broker.QueueDepth("dlq", "list", 2))).evidence
+        _run("C.dlq.depth", _facts(redis.evidence.QueueDepth("dlq", "list", 2))).evidence
         == "redis 127.0.0.1:6379/0: LLEN dlq = 2"
     )
     assert (
@@ -131,8 +136,8 @@ def test_unreadable_document_is_unknown_for_every_pipeline_check(reply: payscope
 
 
 def test_address_never_shows_the_password() -> None:
-    assert broker.address_of("redis://:hunter2@redis.payscope:6380/3") == "redis.payscope:6380/3"
-    assert broker.address_of("rediss://user:hunter2@redis") == "redis:6379/0"
+    assert redis.client.address_of("redis://:hunter2@redis.payscope:6380/3") == "redis.payscope:6380/3"
+    assert redis.client.address_of("rediss://user:hunter2@redis") == "redis:6379/0"
 
 
 def test_every_check_covers_section_c_or_explains_why_not() -> None:

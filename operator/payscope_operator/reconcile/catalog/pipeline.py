@@ -17,7 +17,9 @@ from __future__ import annotations
 from typing import Any
 
 from payscope_operator.api import fields, spec, status
-from payscope_operator.backends import broker, payscope
+from payscope_operator.backends import payscope
+from payscope_operator.backends.redis import client as redis_client
+from payscope_operator.backends.redis import evidence as redis_evidence
 from payscope_operator.reconcile import checks, session
 from payscope_operator.reconcile.catalog import sources
 
@@ -35,18 +37,18 @@ MAX_TASK_TIME_LIMIT_S = 3600.0
 PIPELINE = "GET /admin/pipeline"
 
 
-async def _gather_broker(run: session.PassSession) -> broker.BrokerFacts:
+async def _gather_broker(run: session.PassSession) -> redis_evidence.BrokerFacts:
     redis = run.spec.redis
     assert redis is not None  # the source is configured only when spec.redis is set
     url = sources.reveal(run, redis.connection.secret_ref, "spec.redis.connection.secretRef")
     timeout = fields.parse_duration(run.spec.audit.probe_timeout).total_seconds()
-    client: broker.Client = await run.clients.get(
-        "redis.broker", hash((url, timeout)), lambda: broker.build_client(url, timeout)
+    client: redis_client.Client = await run.clients.get(
+        "redis.broker", hash((url, timeout)), lambda: redis_client.build_client(url, timeout)
     )
-    return await broker.observe(client, broker.address_of(url), redis.dead_letter_queue)
+    return await redis_evidence.observe(client, redis_client.address_of(url), redis.dead_letter_queue)
 
 
-REDIS = checks.Source[broker.BrokerFacts](
+REDIS = checks.Source[redis_evidence.BrokerFacts](
     name="redis.broker",
     gather=_gather_broker,
     configured=lambda s: s.redis is not None,
@@ -54,12 +56,12 @@ REDIS = checks.Source[broker.BrokerFacts](
 )
 
 
-def _broker_reachable(facts: broker.BrokerFacts, desired: spec.PayScopeSpec) -> Finding:
+def _broker_reachable(facts: redis_evidence.BrokerFacts, desired: spec.PayScopeSpec) -> Finding:
     version = facts.version or "of unknown version"
     return Finding.passed(f"Redis {version} at {facts.address} answers PING.", evidence=f"redis {facts.address}: PING")
 
 
-def _dlq_depth(facts: broker.BrokerFacts, desired: spec.PayScopeSpec) -> Finding:
+def _dlq_depth(facts: redis_evidence.BrokerFacts, desired: spec.PayScopeSpec) -> Finding:
     queue, limit = facts.dead_letters, desired.redis.max_dead_letters if desired.redis else 0
     if queue is None:
         return Finding.unknown("No dead-letter queue was read: spec.redis.deadLetterQueue is not set.")
@@ -69,7 +71,7 @@ def _dlq_depth(facts: broker.BrokerFacts, desired: spec.PayScopeSpec) -> Finding
             "PayScope parks failed tasks in.",
             evidence=f"redis {facts.address}: TYPE {queue.key} = {queue.type}",
         )
-    command = broker.QUEUE_LENGTH_COMMANDS.get(queue.type)
+    command = redis_evidence.QUEUE_LENGTH_COMMANDS.get(queue.type)
     counted = f"{command} {queue.key} = {queue.depth}" if command else f"TYPE {queue.key} = none (no key: empty)"
     where = f"redis {facts.address}: {counted}"
     if queue.depth > limit:

@@ -14,19 +14,13 @@ carry a password) into an exception: failures name the host and port only.
 
 from __future__ import annotations
 
-import urllib.parse
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 import redis.exceptions
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from payscope_operator import errors
-
-Closer = Callable[[], Awaitable[None]]
-Client = aioredis.Redis
 
 QUEUE_LENGTH_COMMANDS: Mapping[str, str] = {"list": "LLEN", "zset": "ZCARD", "stream": "XLEN", "set": "SCARD"}
 """How the depth of a queue is counted, by the Redis type of its key."""
@@ -52,30 +46,6 @@ class BrokerFacts:
     address: str
     version: str | None
     dead_letters: QueueDepth | None
-
-
-def address_of(url: str) -> str:
-    """``host:port/db`` of a redis:// URL, for messages: never the user or the password."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        host, port = parts.hostname or "localhost", parts.port or 6379
-    except ValueError:
-        return "an unparseable Redis URL"
-    db = parts.path.lstrip("/") or "0"
-    return f"{host}:{port}/{db}"
-
-
-def build_client(url: str, timeout: float) -> tuple[aioredis.Redis, Closer]:
-    """A client with explicit socket timeouts and no transparent retries."""
-    client: aioredis.Redis = aioredis.Redis.from_url(
-        url,
-        socket_connect_timeout=timeout,
-        socket_timeout=timeout,
-        retry_on_timeout=False,
-        retry=Retry(NoBackoff(), 0),
-        decode_responses=False,
-    )
-    return client, client.aclose
 
 
 def _text(value: object) -> str:
