@@ -16,7 +16,7 @@ import copy
 from typing import Any
 
 from payscope_operator.api import spec
-from payscope_operator.backends import payscope
+from payscope_operator.backends import payscope_api
 from payscope_operator.reconcile.catalog import sources
 
 SPEC = spec.PayScopeSpec.model_validate(
@@ -30,7 +30,7 @@ SPEC = spec.PayScopeSpec.model_validate(
 )
 AGENT = {"agent": "x-agent", "temperature": 0.1, "max_tokens": 1024, "timeout_s": 20.0, "structured_output": True}
 AGENTS: dict[str, Any] = {
-    "intents": {intent: {**AGENT, "agent": f"{intent.lower()}-agent"} for intent in payscope.INTENTS},
+    "intents": {intent: {**AGENT, "agent": f"{intent.lower()}-agent"} for intent in payscope_api.model.INTENTS},
     "fallback_intent": "DESCRIBE",
     "confidence_threshold": 0.6,
 }
@@ -40,9 +40,11 @@ DROP = object()
 POINTS = [{"date": "2026-01-02", "value": 10.0, "lower": 9.0, "upper": 11.0}]
 
 
-def reply(endpoint: str, status: int | None, body: dict[str, Any] | None = None, **extra: Any) -> payscope.Reply:
+def reply(
+    endpoint: str, status: int | None, body: dict[str, Any] | None = None, **extra: Any
+) -> payscope_api.client.Reply:
     content_type = "application/json" if body is not None else extra.pop("content_type", "text/plain")
-    return payscope.Reply(endpoint, status, content_type=content_type, body=body, **extra)
+    return payscope_api.client.Reply(endpoint, status, content_type=content_type, body=body, **extra)
 
 
 def answer_body(intent: str = "ANOMALY", /, *, bank: str = "bank-a", **changes: Any) -> dict[str, Any]:
@@ -66,21 +68,21 @@ def answer_body(intent: str = "ANOMALY", /, *, bank: str = "bank-a", **changes: 
 
 def answer(
     status: int | None = 200, body: dict[str, Any] | None = None, *, trace: str | None = "t-1", **extra: Any
-) -> payscope.Answer:
-    return payscope.parse_answer(reply("POST /chat/query", status, body, trace_header=trace, **extra))
+) -> payscope_api.model.Answer:
+    return payscope_api.model.parse_answer(reply("POST /chat/query", status, body, trace_header=trace, **extra))
 
 
 def chat(
-    overrides: dict[str, payscope.Answer] | None = None,
+    overrides: dict[str, payscope_api.model.Answer] | None = None,
     *,
-    repeat: payscope.Answer | None = None,
-    repeat_forecast: payscope.Answer | None = None,
-    classified: payscope.Answer | None = None,
-    unclassified: payscope.Answer | None = None,
-    invalid: payscope.Answer | None = None,
-    other: payscope.Answer | None = None,
+    repeat: payscope_api.model.Answer | None = None,
+    repeat_forecast: payscope_api.model.Answer | None = None,
+    classified: payscope_api.model.Answer | None = None,
+    unclassified: payscope_api.model.Answer | None = None,
+    invalid: payscope_api.model.Answer | None = None,
+    other: payscope_api.model.Answer | None = None,
 ) -> sources.ChatEvidence:
-    intents = {i: answer(body=answer_body(i)) for i in payscope.INTENTS}
+    intents = {i: answer(body=answer_body(i)) for i in payscope_api.model.INTENTS}
     intents.update(overrides or {})
     return sources.ChatEvidence(
         bank="bank-a",
@@ -96,17 +98,25 @@ def chat(
 
 
 def admin(
-    agents: dict[str, Any] | payscope.Reply | None = None,
-    pipeline: dict[str, Any] | payscope.Reply | None = None,
-    runtime: dict[str, Any] | payscope.Reply | None = None,
+    agents: dict[str, Any] | payscope_api.client.Reply | None = None,
+    pipeline: dict[str, Any] | payscope_api.client.Reply | None = None,
+    runtime: dict[str, Any] | payscope_api.client.Reply | None = None,
 ) -> sources.AdminEvidence:
-    def as_reply(path: str, value: dict[str, Any] | payscope.Reply | None, default: dict[str, Any]) -> payscope.Reply:
-        return value if isinstance(value, payscope.Reply) else reply(f"GET {path}", 200, value or default)
+    def as_reply(
+        path: str, value: dict[str, Any] | payscope_api.client.Reply | None, default: dict[str, Any]
+    ) -> payscope_api.client.Reply:
+        return value if isinstance(value, payscope_api.client.Reply) else reply(f"GET {path}", 200, value or default)
 
     return sources.AdminEvidence(
-        agents=payscope.read_document(as_reply("/admin/agents", agents, AGENTS), payscope.parse_agents),
-        pipeline=payscope.read_document(as_reply("/admin/pipeline", pipeline, {}), payscope.parse_pipeline),
-        runtime=payscope.read_document(as_reply("/admin/runtime", runtime, RUNTIME), payscope.parse_runtime),
+        agents=payscope_api.model.read_document(
+            as_reply("/admin/agents", agents, AGENTS), payscope_api.model.parse_agents
+        ),
+        pipeline=payscope_api.model.read_document(
+            as_reply("/admin/pipeline", pipeline, {}), payscope_api.model.parse_pipeline
+        ),
+        runtime=payscope_api.model.read_document(
+            as_reply("/admin/runtime", runtime, RUNTIME), payscope_api.model.parse_runtime
+        ),
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from payscope_operator.api import status
-from payscope_operator.backends import payscope
+from payscope_operator.backends import payscope_api
 from payscope_operator.reconcile import checks
 from payscope_operator.reconcile.catalog import agents
 from tests.unit import catalog_evidence as ev
@@ -25,7 +25,7 @@ def _run(check_id: str, evidence: object) -> checks.Finding:
     return CHECKS[check_id].evaluate(evidence, ev.SPEC)
 
 
-def _forecast(points: object, **extra: Any) -> payscope.Answer:
+def _forecast(points: object, **extra: Any) -> payscope_api.model.Answer:
     body = ev.answer_body("FORECAST", data={"points": points})
     return ev.answer(body=body, **extra)
 

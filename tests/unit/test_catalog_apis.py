@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from payscope_operator.api import status
-from payscope_operator.backends import payscope
+from payscope_operator.backends import payscope_api
 from payscope_operator.reconcile import checks
 from payscope_operator.reconcile.catalog import apis, sources
 from tests.unit import catalog_evidence as ev
@@ -21,8 +21,8 @@ def _run(check_id: str, evidence: object) -> checks.Finding:
     return CHECKS[check_id].evaluate(evidence, ev.SPEC)
 
 
-def _all(answer: payscope.Answer) -> dict[str, payscope.Answer]:
-    return dict.fromkeys(payscope.INTENTS, answer)
+def _all(answer: payscope_api.model.Answer) -> dict[str, payscope_api.model.Answer]:
+    return dict.fromkeys(payscope_api.model.INTENTS, answer)
 
 
 def _one(which: str, /, **changes: Any) -> sources.ChatEvidence:
@@ -31,7 +31,7 @@ def _one(which: str, /, **changes: Any) -> sources.ChatEvidence:
 
 def _admin_calls(**statuses: int | None) -> sources.AccessEvidence:
     replies = {}
-    for path in payscope.ADMIN_PATHS:
+    for path in payscope_api.client.ADMIN_PATHS:
         code = statuses.get(path.rsplit("/", 1)[1], 200)
         body = {"ok": True} if code == 200 else None
         failure = "no answer within 5s" if code is None else None
@@ -124,7 +124,7 @@ def test_evaluate(check_id: str, evidence: object, expected: status.CheckStatus,
 
 
 def test_one_check_per_contract_intent() -> None:
-    assert {f"E.intents.{i.lower()}" for i in payscope.INTENTS} <= set(CHECKS)
+    assert {f"E.intents.{i.lower()}" for i in payscope_api.model.INTENTS} <= set(CHECKS)
     assert "D/Forecasting/No runtime crashes" in CHECKS["E.intents.forecast"].covers
 
 

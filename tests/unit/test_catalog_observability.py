@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from payscope_operator.api import status
-from payscope_operator.backends import payscope
+from payscope_operator.backends import payscope_api
 from payscope_operator.reconcile import checks
 from payscope_operator.reconcile.catalog import observability, sources
 from tests.unit import catalog_evidence as ev
@@ -51,14 +51,16 @@ def _status(
     text = _exposition(FAMILIES) if metrics is None else metrics
     failure = "no answer within 5s"
     return sources.StatusEvidence(
-        healthz=payscope.parse_health(
+        healthz=payscope_api.model.parse_health(
             ev.reply("GET /healthz", healthz[0], healthz[1], failure=failure if healthz[0] is None else None)
         ),
-        readyz=payscope.parse_health(ev.reply("GET /readyz", readyz[0], readyz[1])),
-        metrics=payscope.parse_metrics(
-            payscope.Reply("GET /metrics", metrics_status, content_type=content_type, text=text)
+        readyz=payscope_api.model.parse_health(ev.reply("GET /readyz", readyz[0], readyz[1])),
+        metrics=payscope_api.model.parse_metrics(
+            payscope_api.client.Reply("GET /metrics", metrics_status, content_type=content_type, text=text)
         ),
-        metrics_again=payscope.parse_metrics(payscope.Reply("GET /metrics", 200, content_type=content_type, text=again))
+        metrics_again=payscope_api.model.parse_metrics(
+            payscope_api.client.Reply("GET /metrics", 200, content_type=content_type, text=again)
+        )
         if again is not None
         else None,
     )

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from payscope_operator.api import spec, status
-from payscope_operator.backends import payscope, redis
+from payscope_operator.backends import payscope_api, redis
 from payscope_operator.reconcile import checks
 from payscope_operator.reconcile.catalog import pipeline, sources
 
@@ -35,17 +35,17 @@ HEALTHY: dict[str, Any] = {
 }
 
 
-def _admin(pipeline_reply: payscope.Reply) -> sources.AdminEvidence:
-    empty = payscope.Reply("GET /admin/agents", 200, body={})
+def _admin(pipeline_reply: payscope_api.client.Reply) -> sources.AdminEvidence:
+    empty = payscope_api.client.Reply("GET /admin/agents", 200, body={})
     return sources.AdminEvidence(
-        agents=payscope.read_document(empty, payscope.parse_agents),
-        pipeline=payscope.read_document(pipeline_reply, payscope.parse_pipeline),
-        runtime=payscope.read_document(empty, payscope.parse_runtime),
+        agents=payscope_api.model.read_document(empty, payscope_api.model.parse_agents),
+        pipeline=payscope_api.model.read_document(pipeline_reply, payscope_api.model.parse_pipeline),
+        runtime=payscope_api.model.read_document(empty, payscope_api.model.parse_runtime),
     )
 
 
 def _pipeline(**changes: Any) -> sources.AdminEvidence:
-    return _admin(payscope.Reply("GET /admin/pipeline", 200, body={**HEALTHY, **changes}))
+    return _admin(payscope_api.client.Reply("GET /admin/pipeline", 200, body={**HEALTHY, **changes}))
 
 
 def _facts(depth: redis.evidence.QueueDepth | None) -> redis.evidence.BrokerFacts:
@@ -120,14 +120,16 @@ def test_evidence_names_the_command_and_the_endpoint() -> None:
 @pytest.mark.parametrize(
     ("reply", "fragment"),
     [
-        (payscope.Reply("GET /admin/pipeline", None, failure="no answer within 5s"), "no answer within 5s"),
-        (payscope.Reply("GET /admin/pipeline", 401), "spec.api.auth"),
-        (payscope.Reply("GET /admin/pipeline", 404), "does not serve it"),
-        (payscope.Reply("GET /admin/pipeline", 200, content_type="text/html"), "without a JSON object"),
-        (payscope.Reply("GET /admin/pipeline", 503), "answered 503"),
+        (payscope_api.client.Reply("GET /admin/pipeline", None, failure="no answer within 5s"), "no answer within 5s"),
+        (payscope_api.client.Reply("GET /admin/pipeline", 401), "spec.api.auth"),
+        (payscope_api.client.Reply("GET /admin/pipeline", 404), "does not serve it"),
+        (payscope_api.client.Reply("GET /admin/pipeline", 200, content_type="text/html"), "without a JSON object"),
+        (payscope_api.client.Reply("GET /admin/pipeline", 503), "answered 503"),
     ],
 )
-def test_unreadable_document_is_unknown_for_every_pipeline_check(reply: payscope.Reply, fragment: str) -> None:
+def test_unreadable_document_is_unknown_for_every_pipeline_check(
+    reply: payscope_api.client.Reply, fragment: str
+) -> None:
     for check in pipeline.CHECKS:
         if check.source is sources.ADMIN:
             finding = check.evaluate(_admin(reply), SPEC)

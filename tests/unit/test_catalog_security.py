@@ -21,7 +21,7 @@ from pydantic import SecretStr
 
 from payscope_operator import errors
 from payscope_operator.api import spec, status
-from payscope_operator.backends import payscope
+from payscope_operator.backends import payscope_api
 from payscope_operator.reconcile import checks, secrets, session, tokens
 from payscope_operator.reconcile.catalog import security, sources
 from tests.unit import catalog_evidence as ev
@@ -47,16 +47,18 @@ EXPECTED = {
     sources.BANK_MISMATCH: 403,
     sources.BANK_MISSING: 403,
     sources.NO_BANK_CLAIM: 401,
-    **{sources.admin_key("admin", p): 200 for p in payscope.ADMIN_PATHS},
-    **{sources.admin_key("analyst", p): 403 for p in payscope.ADMIN_PATHS},
-    **{sources.admin_key("anonymous", p): 401 for p in payscope.ADMIN_PATHS},
+    **{sources.admin_key("admin", p): 200 for p in payscope_api.client.ADMIN_PATHS},
+    **{sources.admin_key("analyst", p): 403 for p in payscope_api.client.ADMIN_PATHS},
+    **{sources.admin_key("anonymous", p): 401 for p in payscope_api.client.ADMIN_PATHS},
 }
 
 
 def _access(**changes: int | None) -> sources.AccessEvidence:
     codes = {**EXPECTED, **{k.replace("__", ":/admin/"): v for k, v in changes.items()}}
     replies = {
-        key: payscope.Reply("POST /chat/query", code, failure=None if code is not None else "no answer within 30s")
+        key: payscope_api.client.Reply(
+            "POST /chat/query", code, failure=None if code is not None else "no answer within 30s"
+        )
         for key, code in codes.items()
     }
     return sources.AccessEvidence("bank-a", replies)
@@ -113,7 +115,7 @@ FOREIGN = [{"kind": "pinecone", "ref": "payscope-rag/bank-z", "bank_id": "bank-z
         ),
         (
             "G.isolation.sources",
-            ev.chat(dict.fromkeys(payscope.INTENTS, ev.answer(200, None)), other=ev.answer(500)),
+            ev.chat(dict.fromkeys(payscope_api.model.INTENTS, ev.answer(200, None)), other=ev.answer(500)),
             S.UNKNOWN,
             "No answer cited",
         ),

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from payscope_operator.api import spec, status
-from payscope_operator.backends import payscope
+from payscope_operator.backends import payscope_api
 from payscope_operator.reconcile import checks
 from payscope_operator.reconcile.catalog import sources
 
@@ -35,10 +35,10 @@ MAX_AGENT_TIMEOUT_S = 300.0
 """An agent may run at most this long before PayScope gives up on it."""
 
 AGENTS = "GET /admin/agents"
-Problem = Callable[[payscope.AgentSettings], str | None]
+Problem = Callable[[payscope_api.model.AgentSettings], str | None]
 
 
-def _agents(evaluate: checks.Evaluate[payscope.Agents]) -> checks.Evaluate[sources.AdminEvidence]:
+def _agents(evaluate: checks.Evaluate[payscope_api.model.Agents]) -> checks.Evaluate[sources.AdminEvidence]:
     def on_admin(evidence: sources.AdminEvidence, desired: spec.PayScopeSpec) -> Finding:
         facts = sources.facts_of(evidence.agents)
         return facts if isinstance(facts, Finding) else evaluate(facts, desired)
@@ -46,9 +46,9 @@ def _agents(evaluate: checks.Evaluate[payscope.Agents]) -> checks.Evaluate[sourc
     return on_admin
 
 
-def _coverage(agents: payscope.Agents, desired: spec.PayScopeSpec) -> Finding:
-    served = [i for i in payscope.INTENTS if (a := agents.intents.get(i)) is not None and a.agent]
-    missing = [i for i in payscope.INTENTS if i not in served]
+def _coverage(agents: payscope_api.model.Agents, desired: spec.PayScopeSpec) -> Finding:
+    served = [i for i in payscope_api.model.INTENTS if (a := agents.intents.get(i)) is not None and a.agent]
+    missing = [i for i in payscope_api.model.INTENTS if i not in served]
     where = f"{AGENTS} → 200: agents for {', '.join(served) or 'no intent'}"
     if missing:
         return Finding.failed(
@@ -59,10 +59,12 @@ def _coverage(agents: payscope.Agents, desired: spec.PayScopeSpec) -> Finding:
     return Finding.passed(f"Each of the {len(served)} intents has an agent.", evidence=where)
 
 
-def _per_agent(problem: Problem, what: str, warning: Problem | None = None) -> checks.Evaluate[payscope.Agents]:
+def _per_agent(
+    problem: Problem, what: str, warning: Problem | None = None
+) -> checks.Evaluate[payscope_api.model.Agents]:
     """Fail on any agent with a ``problem``; Warn on any with a ``warning``; else Pass."""
 
-    def evaluate(agents: payscope.Agents, desired: spec.PayScopeSpec) -> Finding:
+    def evaluate(agents: payscope_api.model.Agents, desired: spec.PayScopeSpec) -> Finding:
         if not agents.intents:
             return Finding.unknown(f"{AGENTS} declares no agent; see D.agents.coverage.")
         where = f"{AGENTS} → 200: {len(agents.intents)} agents"
@@ -78,14 +80,14 @@ def _per_agent(problem: Problem, what: str, warning: Problem | None = None) -> c
     return evaluate
 
 
-def _temperature(a: payscope.AgentSettings) -> str | None:
+def _temperature(a: payscope_api.model.AgentSettings) -> str | None:
     t = a.temperature
     if t is None or not 0.0 <= t <= MAX_TEMPERATURE:
         return f"temperature {t} is not in [0, {MAX_TEMPERATURE}]"
     return None
 
 
-def _warm(a: payscope.AgentSettings) -> str | None:
+def _warm(a: payscope_api.model.AgentSettings) -> str | None:
     t = a.temperature
     return (
         f"temperature {t:g} > {RECOMMENDED_MAX_TEMPERATURE}"
@@ -94,12 +96,12 @@ def _warm(a: payscope.AgentSettings) -> str | None:
     )
 
 
-def _token_limit(a: payscope.AgentSettings) -> str | None:
+def _token_limit(a: payscope_api.model.AgentSettings) -> str | None:
     n = a.max_tokens
     return None if n is not None and 0 < n <= MAX_TOKENS else f"max_tokens {n} is not in (0, {MAX_TOKENS}]"
 
 
-def _timeout(a: payscope.AgentSettings) -> str | None:
+def _timeout(a: payscope_api.model.AgentSettings) -> str | None:
     s = a.timeout_s
     return (
         None
@@ -108,17 +110,17 @@ def _timeout(a: payscope.AgentSettings) -> str | None:
     )
 
 
-def _structured(a: payscope.AgentSettings) -> str | None:
+def _structured(a: payscope_api.model.AgentSettings) -> str | None:
     return None if a.structured_output is True else f"structured_output is {a.structured_output}, not true"
 
 
-def _fallback(agents: payscope.Agents, desired: spec.PayScopeSpec) -> Finding:
+def _fallback(agents: payscope_api.model.Agents, desired: spec.PayScopeSpec) -> Finding:
     fallback = agents.fallback_intent
     where = f"{AGENTS} → 200: fallback_intent={fallback!r}"
-    if fallback not in payscope.INTENTS:
+    if fallback not in payscope_api.model.INTENTS:
         return Finding.failed(
             f"No valid fallback intent is declared (fallback_intent={fallback!r}): queries no intent fits have "
-            f"nowhere to go; declare one of {', '.join(payscope.INTENTS)}.",
+            f"nowhere to go; declare one of {', '.join(payscope_api.model.INTENTS)}.",
             evidence=where,
         )
     agent = agents.intents.get(fallback)
@@ -194,7 +196,7 @@ def _declared(
     title: str,
     passes_when: str,
     severity: Severity,
-    evaluate: checks.Evaluate[payscope.Agents],
+    evaluate: checks.Evaluate[payscope_api.model.Agents],
     *covers: str,
 ) -> checks.Check[sources.AdminEvidence]:
     return checks.Check(check_id, title, passes_when, severity, sources.ADMIN, _agents(evaluate), covers)
@@ -204,7 +206,7 @@ CHECKS: tuple[checks.Check[Any], ...] = (
     _declared(
         "D.agents.coverage",
         "Which intents have an agent in GET /admin/agents.",
-        f"Each of {', '.join(payscope.INTENTS)} has a named agent.",
+        f"Each of {', '.join(payscope_api.model.INTENTS)} has a named agent.",
         Severity.HIGH,
         _coverage,
         "D/Agent Coverage/All intents have agents",

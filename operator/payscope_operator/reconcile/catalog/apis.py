@@ -20,14 +20,14 @@ from collections.abc import Callable
 from typing import Any
 
 from payscope_operator.api import spec, status
-from payscope_operator.backends import payscope
+from payscope_operator.backends import payscope_api
 from payscope_operator.reconcile import checks
 from payscope_operator.reconcile.catalog import sources
 
 Severity = status.Severity
 Finding = checks.Finding
 ChatEvidence = sources.ChatEvidence
-CHAT = f"POST {payscope.CHAT_PATH}"
+CHAT = f"POST {payscope_api.client.CHAT_PATH}"
 ALL_INTENTS = "E/Intent Classification/All intents supported (DESCRIBE, COMPARE, ANOMALY, FORECAST, WHAT_IF)"
 
 
@@ -138,7 +138,7 @@ def _threshold(evidence: sources.AdminEvidence, desired: spec.PayScopeSpec) -> F
     return Finding.passed(f"Classifications below {value:g} go to the fallback intent.", evidence=where)
 
 
-def _responses(problem: Callable[[payscope.Answer], str | None], what: str) -> checks.Evaluate[ChatEvidence]:
+def _responses(problem: Callable[[payscope_api.model.Answer], str | None], what: str) -> checks.Evaluate[ChatEvidence]:
     """Pass when every intent answered 200 passes ``problem`` (None = fine); Unknown when none was answered."""
 
     def evaluate(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
@@ -154,10 +154,10 @@ def _responses(problem: Callable[[payscope.Answer], str | None], what: str) -> c
     return evaluate
 
 
-def _shape(a: payscope.Answer) -> str | None:
+def _shape(a: payscope_api.model.Answer) -> str | None:
     if not a.structured:
         return f"body is {a.reply.content_type or 'untyped'}, not a JSON object"
-    if a.intent not in payscope.INTENTS:
+    if a.intent not in payscope_api.model.INTENTS:
         return f"intent {a.intent!r} is not a contract intent"
     if not a.answer:
         return "no answer text"
@@ -166,20 +166,20 @@ def _shape(a: payscope.Answer) -> str | None:
     return None
 
 
-def _confidence(a: payscope.Answer) -> str | None:
+def _confidence(a: payscope_api.model.Answer) -> str | None:
     c = a.confidence
     return None if c is not None and math.isfinite(c) and 0.0 <= c <= 1.0 else f"confidence {c} is not in [0, 1]"
 
 
-def _explanation(a: payscope.Answer) -> str | None:
+def _explanation(a: payscope_api.model.Answer) -> str | None:
     return None if a.explanation and a.explanation.strip() else "no explanation"
 
 
-def _trace(a: payscope.Answer) -> str | None:
+def _trace(a: payscope_api.model.Answer) -> str | None:
     if not a.trace_id:
         return "no trace_id"
     if a.reply.trace_header != a.trace_id:
-        return f"the {payscope.TRACE_HEADER} header differs from trace_id"
+        return f"the {payscope_api.client.TRACE_HEADER} header differs from trace_id"
     return None
 
 
@@ -219,7 +219,7 @@ def _errors_structured(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Fi
 
 
 def _admin(evidence: sources.AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
-    replies = [evidence.replies[sources.admin_key("admin", p)] for p in payscope.ADMIN_PATHS]
+    replies = [evidence.replies[sources.admin_key("admin", p)] for p in payscope_api.client.ADMIN_PATHS]
     where = "; ".join(r.describe() for r in replies)
     silent = [r for r in replies if r.status is None]
     if silent:
@@ -250,7 +250,7 @@ def _response_check(
     what: str,
     passes_when: str,
     severity: Severity,
-    problem: Callable[[payscope.Answer], str | None],
+    problem: Callable[[payscope_api.model.Answer], str | None],
     cover: str,
 ) -> checks.Check[ChatEvidence]:
     return checks.Check(
@@ -274,7 +274,7 @@ CHECKS: tuple[checks.Check[Any], ...] = (
         evaluate=_chat_query,
         covers=("E/Endpoints/POST /chat/query exists",),
     ),
-    *(_intent_check(intent) for intent in payscope.INTENTS),
+    *(_intent_check(intent) for intent in payscope_api.model.INTENTS),
     checks.Check(
         id="E.intents.fallback",
         title=f"{CHAT} without an intent, for a query no intent fits.",
@@ -329,7 +329,7 @@ CHECKS: tuple[checks.Check[Any], ...] = (
     _response_check(
         "E.responses.traceability",
         "trace id",
-        f"Every answer has a trace_id, echoed in the {payscope.TRACE_HEADER} header.",
+        f"Every answer has a trace_id, echoed in the {payscope_api.client.TRACE_HEADER} header.",
         Severity.MEDIUM,
         _trace,
         "E/Responses/Traceability",
@@ -354,7 +354,7 @@ CHECKS: tuple[checks.Check[Any], ...] = (
     ),
     checks.Check(
         id="E.endpoints.admin",
-        title=f"{', '.join(payscope.ADMIN_PATHS)} called with an admin token.",
+        title=f"{', '.join(payscope_api.client.ADMIN_PATHS)} called with an admin token.",
         passes_when="Each answers 200 with a JSON object.",
         severity=Severity.MEDIUM,
         source=sources.ACCESS,

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from payscope_operator.api import spec, status
-from payscope_operator.backends import payscope
+from payscope_operator.backends import payscope_api
 from payscope_operator.reconcile import checks
 from payscope_operator.reconcile.catalog import sources
 
@@ -165,7 +165,7 @@ def _ingestion(evidence: sources.AdminEvidence, desired: spec.PayScopeSpec) -> F
     return Finding.passed("The ingestion service reports itself healthy.", evidence=where)
 
 
-def _runtime(evidence: sources.AdminEvidence) -> payscope.Runtime | Finding:
+def _runtime(evidence: sources.AdminEvidence) -> payscope_api.model.Runtime | Finding:
     return sources.facts_of(evidence.runtime)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from payscope_operator.api import fields, spec, status
-from payscope_operator.backends import payscope
+from payscope_operator.backends import payscope_api
 from payscope_operator.backends.redis import client as redis_client
 from payscope_operator.backends.redis import evidence as redis_evidence
 from payscope_operator.reconcile import checks, session
@@ -83,7 +83,7 @@ def _dlq_depth(facts: redis_evidence.BrokerFacts, desired: spec.PayScopeSpec) ->
     return Finding.passed(f"The dead-letter queue {queue.key} holds {queue.depth} (limit {limit}).", evidence=where)
 
 
-def _pipeline(evaluate: checks.Evaluate[payscope.Pipeline]) -> checks.Evaluate[AdminEvidence]:
+def _pipeline(evaluate: checks.Evaluate[payscope_api.model.Pipeline]) -> checks.Evaluate[AdminEvidence]:
     """Evaluate the /admin/pipeline document, or say why it could not be read."""
 
     def on_admin(evidence: AdminEvidence, desired: spec.PayScopeSpec) -> Finding:
@@ -93,7 +93,7 @@ def _pipeline(evaluate: checks.Evaluate[payscope.Pipeline]) -> checks.Evaluate[A
     return on_admin
 
 
-def _retries(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
+def _retries(p: payscope_api.model.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     where = f"{PIPELINE} → 200: max_retries={p.max_retries}"
     if p.max_retries is None or p.max_retries < 1:
         return Finding.failed(
@@ -110,7 +110,7 @@ def _retries(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     return Finding.passed(f"Failed tasks are retried up to {p.max_retries:g} times.", evidence=where)
 
 
-def _backoff(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
+def _backoff(p: payscope_api.model.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     where = f"{PIPELINE} → 200: retry_backoff={p.retry_backoff}, retry_backoff_max_s={p.retry_backoff_max_s}"
     if p.retry_backoff is not True:
         return Finding.failed(
@@ -128,7 +128,7 @@ def _backoff(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     return Finding.passed(f"Retries back off exponentially, capped at {cap:g}s.", evidence=where)
 
 
-def _time_limits(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
+def _time_limits(p: payscope_api.model.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     soft, hard = p.task_soft_time_limit_s, p.task_time_limit_s
     where = f"{PIPELINE} → 200: task_soft_time_limit_s={soft}, task_time_limit_s={hard}"
     if soft is None or hard is None or not 0 < soft < hard:
@@ -145,7 +145,7 @@ def _time_limits(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     return Finding.passed(f"Tasks get a soft limit of {soft:g}s and a hard limit of {hard:g}s.", evidence=where)
 
 
-def _acks_late(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
+def _acks_late(p: payscope_api.model.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     where = f"{PIPELINE} → 200: acks_late={p.acks_late}"
     if p.acks_late is not True:
         return Finding.failed(
@@ -156,7 +156,7 @@ def _acks_late(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     return Finding.passed("Tasks are acknowledged only once done.", evidence=where)
 
 
-def _dead_letter_queue(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
+def _dead_letter_queue(p: payscope_api.model.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     where = f"{PIPELINE} → 200: dead_letter_queue={p.dead_letter_queue!r}"
     if not p.dead_letter_queue:
         return Finding.failed(
@@ -174,7 +174,7 @@ def _dead_letter_queue(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Find
     return Finding.passed(f"Failed tasks are parked in {p.dead_letter_queue!r}.", evidence=where)
 
 
-def _file_validation(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
+def _file_validation(p: payscope_api.model.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     where = f"{PIPELINE} → 200: ingestion.validates_files={p.validates_files}"
     if p.validates_files is not True:
         return Finding.failed(
@@ -190,7 +190,7 @@ def _admin_check(
     title: str,
     passes_when: str,
     severity: Severity,
-    evaluate: checks.Evaluate[payscope.Pipeline],
+    evaluate: checks.Evaluate[payscope_api.model.Pipeline],
     covers: tuple[str, ...],
 ) -> checks.Check[AdminEvidence]:
     return checks.Check(check_id, title, passes_when, severity, sources.ADMIN, _pipeline(evaluate), covers)

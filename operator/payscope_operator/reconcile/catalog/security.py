@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from payscope_operator.api import spec, status
-from payscope_operator.backends import payscope
+from payscope_operator.backends import payscope_api
 from payscope_operator.reconcile import checks
 from payscope_operator.reconcile.catalog import sources
 
@@ -51,12 +51,12 @@ LABELS: Mapping[str, str] = {
     sources.NO_BANK_CLAIM: "a token without bank_id",
     sources.ROLES_AS_STRING: "a token whose roles is a string",
     **{sources.claim_key(c): f"a token without {c}" for c in sources.REQUIRED_CLAIMS},
-    **{sources.admin_key("anonymous", p): f"no token on {p}" for p in payscope.ADMIN_PATHS},
-    **{sources.admin_key("analyst", p): f"an analyst token on {p}" for p in payscope.ADMIN_PATHS},
+    **{sources.admin_key("anonymous", p): f"no token on {p}" for p in payscope_api.client.ADMIN_PATHS},
+    **{sources.admin_key("analyst", p): f"an analyst token on {p}" for p in payscope_api.client.ADMIN_PATHS},
 }
 
 
-def _label(key: str, reply: payscope.Reply) -> str:
+def _label(key: str, reply: payscope_api.client.Reply) -> str:
     return f"{LABELS[key]} ({reply.describe()})"
 
 
@@ -150,7 +150,11 @@ def _jwt_check(
 CHECKS: tuple[checks.Check[Any], ...] = (
     _jwt_check(
         "G.jwt.missing",
-        (sources.MISSING, sources.MALFORMED, *(sources.admin_key("anonymous", p) for p in payscope.ADMIN_PATHS)),
+        (
+            sources.MISSING,
+            sources.MALFORMED,
+            *(sources.admin_key("anonymous", p) for p in payscope_api.client.ADMIN_PATHS),
+        ),
         "require a Bearer token on every endpoint but health and metrics.",
         Severity.CRITICAL,
         _CORRECT,
@@ -275,12 +279,12 @@ CHECKS: tuple[checks.Check[Any], ...] = (
     ),
     checks.Check(
         id="G.rbac.admin_endpoints",
-        title=f"{', '.join(payscope.ADMIN_PATHS)} called with a valid analyst token.",
+        title=f"{', '.join(payscope_api.client.ADMIN_PATHS)} called with a valid analyst token.",
         passes_when="Each is refused with 403 (another 4xx: Warn).",
         severity=Severity.CRITICAL,
         source=sources.ACCESS,
         evaluate=_refused(
-            tuple(sources.admin_key("analyst", p) for p in payscope.ADMIN_PATHS),
+            tuple(sources.admin_key("analyst", p) for p in payscope_api.client.ADMIN_PATHS),
             403,
             "serve the admin endpoints to the admin role only.",
         ),

@@ -34,7 +34,7 @@ from typing import TypeVar
 
 from payscope_operator import errors
 from payscope_operator.api import fields, spec
-from payscope_operator.backends import payscope
+from payscope_operator.backends import payscope_api
 from payscope_operator.reconcile import checks, session, tokens
 
 MARGIN_S = 2.0
@@ -119,7 +119,7 @@ def query_timeout(desired: spec.PayScopeSpec) -> float:
     return _seconds(_api(desired).timeouts.query)
 
 
-def explain(reply: payscope.Reply) -> str:
+def explain(reply: payscope_api.client.Reply) -> str:
     """Why a reply cannot be used as evidence, for an Unknown finding an on-call engineer can act on."""
     if reply.status is None:
         return f"{reply.endpoint}: {reply.failure}"
@@ -140,7 +140,7 @@ def explain(reply: payscope.Reply) -> str:
     return f"{reply.endpoint} answered {reply.status}"
 
 
-def facts_of(document: payscope.Document[T]) -> T | checks.Finding:
+def facts_of(document: payscope_api.model.Document[T]) -> T | checks.Finding:
     """A document's facts, or the Unknown finding saying why they could not be read."""
     if document.facts is None:
         return checks.Finding.unknown(explain(document.reply))
@@ -155,14 +155,18 @@ def reveal(run: session.PassSession, ref: fields.SecretKeyRef, field: str) -> st
         raise errors.SecretNotFound(f"Secret {ref.name!r} key {ref.key!r} ({field}) is not available") from None
 
 
-async def _client(run: session.PassSession) -> payscope.Client:
+async def _client(run: session.PassSession) -> payscope_api.client.Client:
     url = _api(run.spec).url
-    client: payscope.Client = await run.clients.get("payscope.api", hash(url), lambda: payscope.build_client(url))
+    client: payscope_api.client.Client = await run.clients.get(
+        "payscope.api", hash(url), lambda: payscope_api.client.build_client(url)
+    )
     return client
 
 
-async def _send(run: session.PassSession, requests: Mapping[str, payscope.Request]) -> dict[str, payscope.Reply]:
-    replies = await payscope.send_all(await _client(run), requests)
+async def _send(
+    run: session.PassSession, requests: Mapping[str, payscope_api.client.Request]
+) -> dict[str, payscope_api.client.Reply]:
+    replies = await payscope_api.client.send_all(await _client(run), requests)
     if replies and all(r.status is None for r in replies.values()):
         first = next(iter(replies.values()))
         raise errors.DependencyUnavailable(f"PayScope's API at {_api(run.spec).url} is not answering: {first.failure}")
@@ -174,23 +178,28 @@ async def _send(run: session.PassSession, requests: Mapping[str, payscope.Reques
 
 @dataclass(frozen=True)
 class StatusEvidence:
-    healthz: payscope.Health
-    readyz: payscope.Health
-    metrics: payscope.Metrics
-    metrics_again: payscope.Metrics | None = None  # a second scrape, once the first was answered
+    healthz: payscope_api.model.Health
+    readyz: payscope_api.model.Health
+    metrics: payscope_api.model.Metrics
+    metrics_again: payscope_api.model.Metrics | None = None  # a second scrape, once the first was answered
 
 
 async def _gather_status(run: session.PassSession) -> StatusEvidence:
     timeout = request_timeout(run.spec)
-    replies = await _send(run, {p: payscope.Request("GET", p, timeout) for p in ("/healthz", "/readyz", "/metrics")})
-    metrics = payscope.parse_metrics(replies["/metrics"])
+    replies = await _send(
+        run, {p: payscope_api.client.Request("GET", p, timeout) for p in ("/healthz", "/readyz", "/metrics")}
+    )
+    metrics = payscope_api.model.parse_metrics(replies["/metrics"])
     again = None
     if metrics.reply.status == 200:
-        again = payscope.parse_metrics(
-            await payscope.send(await _client(run), payscope.Request("GET", "/metrics", timeout))
+        again = payscope_api.model.parse_metrics(
+            await payscope_api.client.send(await _client(run), payscope_api.client.Request("GET", "/metrics", timeout))
         )
     return StatusEvidence(
-        payscope.parse_health(replies["/healthz"]), payscope.parse_health(replies["/readyz"]), metrics, again
+        payscope_api.model.parse_health(replies["/healthz"]),
+        payscope_api.model.parse_health(replies["/readyz"]),
+        metrics,
+        again,
     )
 
 
@@ -207,19 +216,21 @@ STATUS = checks.Source[StatusEvidence](
 
 @dataclass(frozen=True)
 class AdminEvidence:
-    agents: payscope.Document[payscope.Agents]
-    pipeline: payscope.Document[payscope.Pipeline]
-    runtime: payscope.Document[payscope.Runtime]
+    agents: payscope_api.model.Document[payscope_api.model.Agents]
+    pipeline: payscope_api.model.Document[payscope_api.model.Pipeline]
+    runtime: payscope_api.model.Document[payscope_api.model.Runtime]
 
 
 async def _gather_admin(run: session.PassSession) -> AdminEvidence:
     minter, timeout = tokens.from_session(run), request_timeout(run.spec)
     token = minter.mint(bank_id=tenants(run.spec)[0], roles=ADMIN_ROLES)
-    replies = await _send(run, {p: payscope.Request("GET", p, timeout, token) for p in payscope.ADMIN_PATHS})
+    replies = await _send(
+        run, {p: payscope_api.client.Request("GET", p, timeout, token) for p in payscope_api.client.ADMIN_PATHS}
+    )
     return AdminEvidence(
-        payscope.read_document(replies["/admin/agents"], payscope.parse_agents),
-        payscope.read_document(replies["/admin/pipeline"], payscope.parse_pipeline),
-        payscope.read_document(replies["/admin/runtime"], payscope.parse_runtime),
+        payscope_api.model.read_document(replies["/admin/agents"], payscope_api.model.parse_agents),
+        payscope_api.model.read_document(replies["/admin/pipeline"], payscope_api.model.parse_pipeline),
+        payscope_api.model.read_document(replies["/admin/runtime"], payscope_api.model.parse_runtime),
     )
 
 
@@ -237,15 +248,15 @@ ADMIN = checks.Source[AdminEvidence](
 @dataclass(frozen=True)
 class ChatEvidence:
     bank: str
-    intents: Mapping[str, payscope.Answer]
-    repeat: payscope.Answer  # the WHAT_IF query, asked a second time
-    repeat_forecast: payscope.Answer  # the FORECAST query, asked a second time
-    classified: payscope.Answer  # CLASSIFIABLE's query, sent without intent
-    unclassified: payscope.Answer
-    invalid_body: payscope.Answer
-    other_tenant: payscope.Answer | None  # the DESCRIBE query as the second probe tenant
+    intents: Mapping[str, payscope_api.model.Answer]
+    repeat: payscope_api.model.Answer  # the WHAT_IF query, asked a second time
+    repeat_forecast: payscope_api.model.Answer  # the FORECAST query, asked a second time
+    classified: payscope_api.model.Answer  # CLASSIFIABLE's query, sent without intent
+    unclassified: payscope_api.model.Answer
+    invalid_body: payscope_api.model.Answer
+    other_tenant: payscope_api.model.Answer | None  # the DESCRIBE query as the second probe tenant
 
-    def answered(self) -> list[tuple[str, payscope.Answer]]:
+    def answered(self) -> list[tuple[str, payscope_api.model.Answer]]:
         """The intent probes that were answered 200, in intent order."""
         return [(i, a) for i, a in self.intents.items() if a.reply.status == 200]
 
@@ -259,10 +270,10 @@ async def _gather_chat(run: session.PassSession) -> ChatEvidence:
     bank, other = tenants(run.spec)
     token = minter.mint(bank_id=bank, roles=ANALYST_ROLES)
 
-    def chat(body: bytes, as_bank: str = bank, bearer: str = token) -> payscope.Request:
-        return payscope.Request("POST", payscope.CHAT_PATH, timeout, bearer, as_bank, body)
+    def chat(body: bytes, as_bank: str = bank, bearer: str = token) -> payscope_api.client.Request:
+        return payscope_api.client.Request("POST", payscope_api.client.CHAT_PATH, timeout, bearer, as_bank, body)
 
-    requests = {intent: chat(_query(intent, PROBE_QUERIES[intent])) for intent in payscope.INTENTS}
+    requests = {intent: chat(_query(intent, PROBE_QUERIES[intent])) for intent in payscope_api.model.INTENTS}
     requests["repeat"] = chat(_query("WHAT_IF", PROBE_QUERIES["WHAT_IF"]))
     requests["repeat_forecast"] = chat(_query("FORECAST", PROBE_QUERIES["FORECAST"]))
     requests["classified"] = chat(_query(None, CLASSIFIABLE[1]))
@@ -271,10 +282,10 @@ async def _gather_chat(run: session.PassSession) -> ChatEvidence:
     if other is not None:
         other_token = minter.mint(bank_id=other, roles=ANALYST_ROLES)
         requests["other"] = chat(_query("DESCRIBE", PROBE_QUERIES["DESCRIBE"]), other, other_token)
-    answers = {name: payscope.parse_answer(reply) for name, reply in (await _send(run, requests)).items()}
+    answers = {name: payscope_api.model.parse_answer(reply) for name, reply in (await _send(run, requests)).items()}
     return ChatEvidence(
         bank=bank,
-        intents={intent: answers[intent] for intent in payscope.INTENTS},
+        intents={intent: answers[intent] for intent in payscope_api.model.INTENTS},
         repeat=answers["repeat"],
         repeat_forecast=answers["repeat_forecast"],
         classified=answers["classified"],
@@ -300,7 +311,7 @@ CHAT = checks.Source[ChatEvidence](
 @dataclass(frozen=True)
 class AccessEvidence:
     bank: str
-    replies: Mapping[str, payscope.Reply]
+    replies: Mapping[str, payscope_api.client.Reply]
 
 
 async def _gather_access(run: session.PassSession) -> AccessEvidence:
@@ -308,8 +319,10 @@ async def _gather_access(run: session.PassSession) -> AccessEvidence:
     bank, other = tenants(run.spec)
     b, r = bank, ANALYST_ROLES
 
-    def chat(token: str | None, as_bank: str | None = bank) -> payscope.Request:
-        return payscope.Request("POST", payscope.CHAT_PATH, chat_timeout, token, as_bank, INVALID_BODY)
+    def chat(token: str | None, as_bank: str | None = bank) -> payscope_api.client.Request:
+        return payscope_api.client.Request(
+            "POST", payscope_api.client.CHAT_PATH, chat_timeout, token, as_bank, INVALID_BODY
+        )
 
     requests = {
         BASELINE: chat(minter.mint(bank_id=b, roles=r)),
@@ -337,8 +350,8 @@ async def _gather_access(run: session.PassSession) -> AccessEvidence:
         "anonymous": None,
     }
     for caller, token in callers.items():
-        for path in payscope.ADMIN_PATHS:
-            requests[admin_key(caller, path)] = payscope.Request("GET", path, admin_timeout, token)
+        for path in payscope_api.client.ADMIN_PATHS:
+            requests[admin_key(caller, path)] = payscope_api.client.Request("GET", path, admin_timeout, token)
     return AccessEvidence(bank, await _send(run, requests))
 
 

@@ -1,168 +1,49 @@
-"""PayScope's HTTP API as the audit sees it: requests out, typed replies in.
+"""Typed facts of PayScope's HTTP answers: health, metrics, admin documents, chat answers.
 
-Why this module exists: dimensions C, D, E, F and G observe PayScope through
-contract version 1 of its HTTP API (health, readiness, ``/metrics``, the admin
-documents, ``POST /chat/query``). This module sends those requests, each with
-its own explicit timeout, concurrently, and turns each answer into frozen facts
-(status code, parsed JSON, Prometheus families) that the catalog's pure checks
-evaluate. A request that gets no HTTP answer is not an exception here: it is a
-:class:`Reply` with ``failure`` set, so one hanging route spoils only the
-checks that read it.
+Why this module exists: the audit's checks are pure functions of what PayScope said;
+this module turns each :class:`client.Reply` into frozen facts (parsed JSON fields of
+the contract's types, Prometheus families), so a check reads ``answer.confidence``
+rather than digging in a body. A field that is absent or not of the contract's type
+reads as None, never as a default that could pass a check.
 
-What it must not do: mint, keep or log tokens (callers pass a bearer token in a
-:class:`Request`, which hides it from ``repr``; no reply, failure text or
-exception ever carries it), retry or follow redirects, judge what it saw (the
-catalog does), or import ``reconcile``.
+What it must not do: send requests (``client`` does), judge what it parsed (the audit
+does), or keep a token or a raw body beyond the reply it came with.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Generic, Literal, TypeVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
-import httpx
 from prometheus_client.parser import text_string_to_metric_families
+
+from payscope_operator.backends.payscope_api import client
 
 INTENTS: tuple[str, ...] = ("DESCRIBE", "COMPARE", "ANOMALY", "FORECAST", "WHAT_IF")
 """The chat intents of contract version 1."""
-BANK_HEADER = "X-Bank-Id"
-TRACE_HEADER = "X-Trace-Id"
-CHAT_PATH = "/chat/query"
-ADMIN_PATHS: tuple[str, ...] = ("/admin/agents", "/admin/pipeline", "/admin/runtime")
-USER_AGENT = "payscope-operator-audit"
-MAX_CONNECTIONS = 100
 
-Json = Mapping[str, object]
-Client = httpx.AsyncClient
-Closer = Callable[[], Awaitable[None]]
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Request:
-    """One probe request; ``token`` (a bearer JWT) never shows in ``repr``."""
-
-    method: Literal["GET", "POST"]
-    path: str
-    timeout: float
-    token: str | None = field(default=None, repr=False)
-    bank_id: str | None = None
-    body: bytes | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"{self.method} {self.path}"
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What came back: an HTTP status, or why there was none (``failure``)."""
-
-    endpoint: str
-    status: int | None
-    failure: str | None = None
-    content_type: str = ""
-    body: Json | None = None  # the body, when it is a JSON object served as JSON
-    finite: bool = True  # the JSON held no NaN or Infinity
-    trace_header: str | None = None
-    text: str = field(default="", repr=False)
-
-    def describe(self) -> str:
-        """``POST /chat/query → 200`` or ``GET /metrics: no answer within 5s``: for evidence."""
-        return f"{self.endpoint}: {self.failure}" if self.status is None else f"{self.endpoint} → {self.status}"
-
-
-def build_client(base_url: str) -> tuple[httpx.AsyncClient, Closer]:
-    """A long-lived client for one PayScope API; every request still passes its own timeout."""
-    client = httpx.AsyncClient(
-        base_url=base_url,
-        follow_redirects=False,
-        timeout=httpx.Timeout(10.0),
-        headers={"User-Agent": USER_AGENT},
-        # Room for a whole pass's requests at once: a hanging route must not make the others queue.
-        limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=16),
-    )
-    return client, client.aclose
-
-
-def _decode(text: str) -> tuple[Json | None, bool]:
-    """The JSON object in ``text`` (None if it is not one) and whether it held only finite numbers."""
-    non_finite: list[str] = []
-
-    def constant(name: str) -> float:
-        non_finite.append(name)
-        return float(name)
-
-    try:
-        decoded: object = json.loads(text, parse_constant=constant)
-    except ValueError:
-        return None, True
-    return (decoded if isinstance(decoded, dict) else None), not non_finite
-
-
-async def send(client: httpx.AsyncClient, request: Request) -> Reply:
-    """Send one request under its own timeout; a transport failure becomes ``Reply.failure``."""
-    headers = {"Accept": "application/json"}
-    if request.token is not None:
-        headers["Authorization"] = f"Bearer {request.token}"
-    if request.bank_id is not None:
-        headers[BANK_HEADER] = request.bank_id
-    if request.body is not None:
-        headers["Content-Type"] = "application/json"
-    try:
-        response = await client.request(
-            request.method,
-            request.path,
-            content=request.body,
-            headers=headers,
-            timeout=httpx.Timeout(request.timeout),
-        )
-    except httpx.TimeoutException:
-        return Reply(request.endpoint, None, failure=f"no answer within {request.timeout:g}s")
-    except httpx.HTTPError as exc:  # refused, reset, DNS: the type says which, the text may quote the URL
-        return Reply(request.endpoint, None, failure=f"no answer ({type(exc).__name__})")
-    content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
-    is_json = content_type == "application/json" or content_type.endswith("+json")
-    body, finite = _decode(response.text) if is_json else (None, True)
-    return Reply(
-        endpoint=request.endpoint,
-        status=response.status_code,
-        content_type=content_type,
-        body=body,
-        finite=finite,
-        trace_header=response.headers.get(TRACE_HEADER),
-        text=response.text,
-    )
-
-
-async def send_all(client: httpx.AsyncClient, requests: Mapping[str, Request]) -> dict[str, Reply]:
-    """Send every request concurrently; replies keyed like the requests."""
-    names = list(requests)
-    replies = await asyncio.gather(*(send(client, requests[name]) for name in names))
-    return dict(zip(names, replies, strict=True))
-
-
-# ---- typed views of the bodies --------------------------------------------------------------------
-def _number(body: Json, key: str) -> float | None:
+def _number(body: client.Json, key: str) -> float | None:
     value = body.get(key)
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _text(body: Json, key: str) -> str | None:
+def _text(body: client.Json, key: str) -> str | None:
     value = body.get(key)
     return value if isinstance(value, str) else None
 
 
-def _flag(body: Json, key: str) -> bool | None:
+def _flag(body: client.Json, key: str) -> bool | None:
     value = body.get(key)
     return value if isinstance(value, bool) else None
 
 
-def _object(body: Json, key: str) -> Json:
+def _object(body: client.Json, key: str) -> client.Json:
     value = body.get(key)
     return value if isinstance(value, dict) else {}
 
@@ -171,11 +52,11 @@ def _object(body: Json, key: str) -> Json:
 class Document(Generic[T]):
     """An admin document: the reply, and its facts when it answered 200 with a JSON object."""
 
-    reply: Reply
+    reply: client.Reply
     facts: T | None
 
 
-def read_document(reply: Reply, parse: Callable[[Json], T]) -> Document[T]:
+def read_document(reply: client.Reply, parse: Callable[[client.Json], T]) -> Document[T]:
     """Parse the body of a 200 JSON answer; keep any other reply as the reason there are no facts."""
     facts = parse(reply.body) if reply.status == 200 and reply.body is not None else None
     return Document(reply, facts)
@@ -185,12 +66,12 @@ def read_document(reply: Reply, parse: Callable[[Json], T]) -> Document[T]:
 class Health:
     """``/healthz`` or ``/readyz``: the HTTP status, ``status`` and, for readiness, ``checks``."""
 
-    reply: Reply
+    reply: client.Reply
     state: str | None
     checks: Mapping[str, str]
 
 
-def parse_health(reply: Reply) -> Health:
+def parse_health(reply: client.Reply) -> Health:
     body = reply.body or {}
     checks = {str(k): str(v) for k, v in _object(body, "checks").items()}
     return Health(reply, _text(body, "status"), checks)
@@ -210,12 +91,12 @@ class Family:
 class Metrics:
     """``/metrics`` parsed: families by the name of their ``# TYPE`` line, or why it did not parse."""
 
-    reply: Reply
+    reply: client.Reply
     families: Mapping[str, Family]
     problem: str | None = None
 
 
-def parse_metrics(reply: Reply) -> Metrics:
+def parse_metrics(reply: client.Reply) -> Metrics:
     if reply.status != 200:
         return Metrics(reply, {})
     try:
@@ -251,7 +132,7 @@ class Agents:
     confidence_threshold: float | None
 
 
-def parse_agents(body: Json) -> Agents:
+def parse_agents(body: client.Json) -> Agents:
     intents = {
         str(intent): AgentSettings(
             agent=_text(agent, "agent"),
@@ -283,7 +164,7 @@ class Pipeline:
     ingestion_status: str | None
 
 
-def parse_pipeline(body: Json) -> Pipeline:
+def parse_pipeline(body: client.Json) -> Pipeline:
     health = _object(body, "health")
     worker, ingestion = _object(health, "worker"), _object(health, "ingestion")
     return Pipeline(
@@ -310,7 +191,7 @@ class Runtime:
     key_ids: tuple[str, ...] | None
 
 
-def parse_runtime(body: Json) -> Runtime:
+def parse_runtime(body: client.Json) -> Runtime:
     logging_, auth = _object(body, "logging"), _object(body, "auth")
     raw = auth.get("key_ids")
     key_ids = tuple(k for k in raw if isinstance(k, str)) if isinstance(raw, list) else None
@@ -348,7 +229,7 @@ class ErrorBody:
 class Answer:
     """A ``POST /chat/query`` reply, with the contract's fields when its body is a JSON object."""
 
-    reply: Reply
+    reply: client.Reply
     intent: str | None = None
     confidence: float | None = None
     fallback: bool | None = None
@@ -366,19 +247,19 @@ class Answer:
         return self.reply.body is not None
 
 
-def _objects(value: object) -> list[Json] | None:
+def _objects(value: object) -> list[client.Json] | None:
     """A JSON array as objects (a non-object entry becomes empty), or None when it is not an array."""
     return [item if isinstance(item, dict) else {} for item in value] if isinstance(value, list) else None
 
 
-def _sources(body: Json) -> tuple[Cited, ...] | None:
+def _sources(body: client.Json) -> tuple[Cited, ...] | None:
     items = _objects(body.get("sources"))
     return (
         None if items is None else tuple(Cited(_text(i, "kind"), _text(i, "ref"), _text(i, "bank_id")) for i in items)
     )
 
 
-def _forecast(body: Json) -> tuple[Point, ...] | None:
+def _forecast(body: client.Json) -> tuple[Point, ...] | None:
     items = _objects(_object(body, "data").get("points"))
     return (
         None
@@ -387,7 +268,7 @@ def _forecast(body: Json) -> tuple[Point, ...] | None:
     )
 
 
-def parse_answer(reply: Reply) -> Answer:
+def parse_answer(reply: client.Reply) -> Answer:
     body = reply.body
     if body is None:
         return Answer(reply)
