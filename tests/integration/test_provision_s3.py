@@ -10,7 +10,7 @@ BucketOwnedByAnotherAccount needs two identities: the shared test environment ha
 so that test starts its own ``weed mini`` with two admin identities from an ``-s3.config``
 file; SeaweedFS records the creator of a bucket and answers the other identity's
 CreateBucket with a real BucketAlreadyExists (the error mapping is also table-tested
-in tests/unit/test_plan_objects.py).
+in tests/unit/test_client_s3.py).
 """
 
 from __future__ import annotations

@@ -258,7 +258,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
-def test_plan_graph(case: Case) -> None:
+def test_plan_neo4j(case: Case) -> None:
     plan = neo4j.plan.plan_neo4j(case.spec, case.observed)
     assert plan.system == "neo4j"
     assert [(a.verb.value, a.target, a.drift) for a in plan.actions] == case.actions

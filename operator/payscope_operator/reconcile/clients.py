@@ -6,7 +6,9 @@ Secret values they were built from change. Postgres is different: a pass opens
 a connection when it needs one and closes it at once, under the pass's
 Postgres lock, because TimescaleDB on PGlite serves one connection at a time.
 A missing Secret surfaces as ``errors.SecretNotFound`` naming it, never as a
-bare KeyError, so a check that cannot run says why.
+bare KeyError, so a check that cannot run says why. (This module's functions are
+named after the systems, ``clients.neo4j(run)``, so it imports each backend's
+``client`` module as ``<system>_client``.)
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ Unknown); when none of a source's requests is answered the whole source fails
 with one message. Evidence keeps status codes and parsed bodies, never a token.
 
 What it must not do: judge the evidence (the dimension modules do), talk HTTP
-itself (``backends.payscope`` does), or mint tokens by hand (``tokens`` does).
+itself (``backends.payscope_api`` does), or mint tokens by hand (``tokens`` does).
 """
 
 from __future__ import annotations
