@@ -18,13 +18,9 @@ RULES = s3.plan.desired_rules(
         {"noncurrentVersionExpirationDays": 30, "abortIncompleteMultipartUploadDays": 7}
     )
 )
-FOREIGN_STATEMENT = {
-    "Sid": "AnalyticsRead",
-    "Effect": "Allow",
-    "Principal": {"AWS": ["arn:aws:iam::123456789012:role/analytics"]},
-    "Action": ["s3:GetObject"],
-    "Resource": f"arn:aws:s3:::{B}/*",
-}
+ANALYTICS = {"AWS": ["arn:aws:iam::123456789012:role/analytics"]}
+FOREIGN_STATEMENT = {"Sid": "AnalyticsRead", "Effect": "Allow", "Principal": ANALYTICS, "Action": ["s3:GetObject"],
+                     "Resource": f"arn:aws:s3:::{B}/*"}  # fmt: skip
 
 
 def test_the_audit_facts_of_a_provisioned_bucket() -> None:
