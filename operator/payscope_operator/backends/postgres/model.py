@@ -6,7 +6,7 @@ hand. ``Observed`` is what one read of the catalogs says about the declared tabl
 the app role; the actions carry exactly the parameters their DDL needs.
 
 What it must not do: hold logic beyond naming a table, read a server, or import
-``plan``, ``provisioner`` or a driver.
+``plan``, ``provisioner`` or a driver itself (import-linter holds it to that).
 """
 
 from __future__ import annotations

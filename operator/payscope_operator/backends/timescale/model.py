@@ -6,7 +6,7 @@ is what two reads of the catalogs say about the extension and the declared table
 actions carry exactly the parameters their TimescaleDB API calls need.
 
 What it must not do: hold logic beyond naming a table, read a server, or import
-``plan``, ``provisioner`` or a driver.
+``plan``, ``provisioner`` or a driver itself (import-linter holds it to that).
 """
 
 from __future__ import annotations
