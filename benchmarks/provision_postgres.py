@@ -33,9 +33,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from payscope_operator.api import relational, spec
-from payscope_operator.backends import _sql, base, timeseries
-from payscope_operator.backends import relational as rls
+from payscope_operator.api import postgres_spec, spec
+from payscope_operator.backends import base
+from payscope_operator.backends.postgres import client as postgres_client
+from payscope_operator.backends.postgres import model as postgres_model
+from payscope_operator.backends.postgres import provisioner as postgres_provisioner
+from payscope_operator.backends.timescale import provisioner as timescale_provisioner
 
 
 def default_dsn() -> str:
@@ -45,7 +48,7 @@ def default_dsn() -> str:
     return str(json.loads(env.read_text())["PAYSCOPE_TIMESCALE_DSN"])
 
 
-def declared(schema: str, count: int) -> relational.Postgres:
+def declared(schema: str, count: int) -> postgres_spec.Postgres:
     tables = [
         {
             "schema": schema,
@@ -56,26 +59,28 @@ def declared(schema: str, count: int) -> relational.Postgres:
         }
         for index in range(count)
     ]
-    return relational.Postgres.model_validate(
+    return postgres_spec.Postgres.model_validate(
         {"connection": {"secretRef": {"name": "pg", "key": "dsn"}}, "tables": tables}
     )
 
 
-async def run_pass(conn: psycopg.AsyncConnection[Any], postgres: relational.Postgres) -> tuple[_sql.StatementLog, int]:
+async def run_pass(
+    conn: psycopg.AsyncConnection[Any], postgres: postgres_spec.Postgres
+) -> tuple[postgres_client.StatementLog, int]:
     """One pass of the Postgres part of the pipeline; returns its statement log and unresolved blockers."""
-    log = _sql.StatementLog()
-    security = rls.RelationalProvisioner(conn, rls.Desired(postgres, spec.Tenancy()), log=log)
+    log = postgres_client.StatementLog()
+    security = postgres_provisioner.PostgresProvisioner(conn, postgres_model.Desired(postgres, spec.Tenancy()), log=log)
     plans: list[base.Plan] = [security.plan(await security.observe())]
     for action in plans[0].actions:
         await security.apply(action)
-    hypertables = timeseries.TimeseriesProvisioner(conn, postgres, log=log)
+    hypertables = timescale_provisioner.TimescaleProvisioner(conn, postgres, log=log)
     plans.append(hypertables.plan(await hypertables.observe()))
     for action in plans[1].actions:
         await hypertables.apply(action)
     return log, sum(len(plan.blockers) for plan in plans)
 
 
-def show(title: str, log: _sql.StatementLog, quiet: bool) -> None:
+def show(title: str, log: postgres_client.StatementLog, quiet: bool) -> None:
     counts = {kind: len(log.of_kind(kind)) for kind in ("change", "read", "session")}
     print(
         f"== {title}: {counts['change']} changes, {counts['read']} catalog reads, {counts['session']} session settings"
@@ -93,7 +98,7 @@ async def main() -> None:
     args = parser.parse_args()
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     postgres = declared(schema, args.tables)
-    conn = await _sql.connect(args.dsn or default_dsn())
+    conn = await postgres_client.connect(args.dsn or default_dsn())
     async with conn:
         await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         try:

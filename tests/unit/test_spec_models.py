@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from payscope_operator.api import fields, relational, spec, status, stores
+from payscope_operator.api import fields, postgres_spec, spec, status, stores_spec
 from tests.cases import invalid_specs, valid_specs
 
 
@@ -69,10 +69,12 @@ def test_design_example_reads_as_documented() -> None:
     assert table.hypertable is not None
     assert table.hypertable.compression is not None
     assert fields.parse_duration(table.hypertable.compression.after) == timedelta(days=30)
-    assert parsed.postgres.audit_log == relational.AuditLog(table="audit_log", schema_name="public", order_column="id")
+    assert parsed.postgres.audit_log == postgres_spec.AuditLog(
+        table="audit_log", schema_name="public", order_column="id"
+    )
     credentials = parsed.neo4j.connection.secret_ref
     assert (credentials.username_key, credentials.password_key) == ("username", "password")
-    assert parsed.object_storage.credentials_secret_ref == stores.S3CredentialsRef(name="s3")
+    assert parsed.object_storage.credentials_secret_ref == stores_spec.S3CredentialsRef(name="s3")
     assert parsed.audit.waivers[0].expires == date(2027, 1, 31)
     assert parsed.audit.interval == "60s"
 

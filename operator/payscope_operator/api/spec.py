@@ -5,8 +5,8 @@ PayScopeDeployment may say; the CRD (``crd.build_crd``) is generated from it and
 handlers validate ``body["spec"]`` with ``PayScopeSpec.model_validate``. Field names
 on the wire are the ones in DESIGN.md ("The resource"); add fields freely, rename none.
 Every section is optional: an absent section is neither provisioned nor audited, and
-its checks report NotConfigured. The store sections live in ``relational`` and
-``stores``; this module holds the top level, tenancy, workloads, the API and the audit.
+its checks report NotConfigured. The store sections live in ``postgres_spec`` and
+``stores_spec``; this module holds the top level, tenancy, workloads, the API and the audit.
 
 What it must not do: read Secrets, talk to the cluster or any store, or hold the
 defaults of runtime behaviour that are not part of the resource.
@@ -19,7 +19,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from payscope_operator.api import fields, relational, stores
+from payscope_operator.api import fields, postgres_spec, stores_spec
 
 
 class ManagementPolicy(StrEnum):
@@ -135,7 +135,7 @@ class Audit(fields.SpecModel):
     )
 
 
-def _tables(spec: PayScopeSpec) -> tuple[relational.PostgresTable, ...]:
+def _tables(spec: PayScopeSpec) -> tuple[postgres_spec.PostgresTable, ...]:
     return spec.postgres.tables if spec.postgres is not None else ()
 
 
@@ -185,11 +185,11 @@ class PayScopeSpec(fields.SpecModel):
         description="Retain (no finalizer) or Delete: remove provisioned external objects with the resource.",
     )
     tenancy: Tenancy | None = Field(None, description="Tenant separation; needed by RLS and tenant indexes.")
-    postgres: relational.Postgres | None = Field(None, description="Postgres/TimescaleDB.")
-    neo4j: stores.Neo4j | None = Field(None, description="Neo4j graph.")
-    pinecone: stores.Pinecone | None = Field(None, description="Pinecone vector indexes.")
-    object_storage: stores.ObjectStorage | None = Field(None, description="S3-compatible object storage.")
-    redis: stores.Redis | None = Field(None, description="Redis broker and dead-letter queue.")
+    postgres: postgres_spec.Postgres | None = Field(None, description="Postgres/TimescaleDB.")
+    neo4j: stores_spec.Neo4j | None = Field(None, description="Neo4j graph.")
+    pinecone: stores_spec.Pinecone | None = Field(None, description="Pinecone vector indexes.")
+    object_storage: stores_spec.ObjectStorage | None = Field(None, description="S3-compatible object storage.")
+    redis: stores_spec.Redis | None = Field(None, description="Redis broker and dead-letter queue.")
     workloads: Workloads | None = Field(None, description="PayScope's Deployments.")
     api: Api | None = Field(None, description="PayScope's HTTP API.")
     audit: Audit = Field(Audit(), description="Audit schedule, probe timeout, waivers.")

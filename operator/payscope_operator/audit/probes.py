@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from payscope_operator.audit import tokens
-from payscope_operator.backends import payscope
+from payscope_operator.backends.payscope_api import client as api_client
 
 INVALID_BODY = b'{"intent": "DESCRIBE"}'
 """A body without ``query``: PayScope must refuse it with 422 and its JSON error body."""
@@ -51,19 +51,19 @@ class Probe:
     expect: int
     """The status contract version 1 requires (401 or 403 for a refusal, 200 for an admin's call)."""
     token: Mint
-    path: str = payscope.CHAT_PATH
+    path: str = api_client.CHAT_PATH
     """``POST /chat/query`` with :data:`INVALID_BODY`, or ``GET`` of this admin path."""
     bank: Bank = Bank.OWN
     needs_second_tenant: bool = False
     """Sent only when ``spec.audit.probeTenants`` names a second tenant."""
 
-    def request(self, minter: tokens.Minter, tenants: tuple[str, str | None], timeouts: Timeouts) -> payscope.Request:
+    def request(self, minter: tokens.Minter, tenants: tuple[str, str | None], timeouts: Timeouts) -> api_client.Request:
         own, other = tenants
         token = self.token(minter, own)
         header = {Bank.OWN: own, Bank.OTHER: other, Bank.NONE: None}[self.bank]
-        if self.path == payscope.CHAT_PATH:
-            return payscope.Request("POST", self.path, timeouts.chat, token, header, INVALID_BODY)
-        return payscope.Request("GET", self.path, timeouts.admin, token, header)
+        if self.path == api_client.CHAT_PATH:
+            return api_client.Request("POST", self.path, timeouts.chat, token, header, INVALID_BODY)
+        return api_client.Request("GET", self.path, timeouts.admin, token, header)
 
 
 @dataclass(frozen=True)
@@ -140,14 +140,14 @@ BANK_MISSING = Probe(
 )
 NO_BANK_CLAIM = Probe("no_bank_claim", "a token without bank_id", 401, _without("bank_id"), needs_second_tenant=True)
 ADMIN_AS_ADMIN: tuple[Probe, ...] = tuple(
-    Probe(f"admin:{p}", f"an admin token on {p}", 200, _admin, path=p, bank=Bank.NONE) for p in payscope.ADMIN_PATHS
+    Probe(f"admin:{p}", f"an admin token on {p}", 200, _admin, path=p, bank=Bank.NONE) for p in api_client.ADMIN_PATHS
 )
 ADMIN_AS_ANALYST: tuple[Probe, ...] = tuple(
     Probe(f"analyst:{p}", f"an analyst token on {p}", 403, _analyst(tokens.Minter.mint), path=p, bank=Bank.NONE)
-    for p in payscope.ADMIN_PATHS
+    for p in api_client.ADMIN_PATHS
 )
 ADMIN_ANONYMOUS: tuple[Probe, ...] = tuple(
-    Probe(f"anonymous:{p}", f"no token on {p}", 401, _none, path=p, bank=Bank.NONE) for p in payscope.ADMIN_PATHS
+    Probe(f"anonymous:{p}", f"no token on {p}", 401, _none, path=p, bank=Bank.NONE) for p in api_client.ADMIN_PATHS
 )
 
 ALL: tuple[Probe, ...] = (

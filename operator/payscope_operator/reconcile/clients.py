@@ -8,7 +8,9 @@ Postgres lock, because TimescaleDB on PGlite serves one connection at a time.
 A missing Secret surfaces as ``errors.SecretNotFound`` naming it, never as a
 bare KeyError, so a check that cannot run says why. :class:`Stores` is the same
 clients seen from one pass, in the shape the audit's sources ask for
-(``audit.context.Stores``).
+(``audit.context.Stores``). This module's functions are
+named after the systems (``clients.neo4j(run)``), so it imports each backend's
+``client`` module as ``<system>_client``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ import httpx
 
 from payscope_operator import errors
 from payscope_operator.api import spec
-from payscope_operator.backends import connections, objects, vectors_client
+from payscope_operator.backends.neo4j import client as neo4j_client
+from payscope_operator.backends.pinecone import client as pinecone_client
+from payscope_operator.backends.postgres import client as postgres_client
+from payscope_operator.backends.s3 import client as s3_client
 from payscope_operator.reconcile import secrets
 
 Closer = Callable[[], Awaitable[None]]
@@ -72,7 +77,7 @@ async def postgres(run: Pass, dsn: str | None = None) -> AsyncIterator[Any]:
     """A Postgres connection for the duration of the block, one at a time per pass."""
     target = dsn if dsn is not None else postgres_dsn(run)
     async with run.postgres_lock:
-        conn = await connections.open_postgres(target)
+        conn = await postgres_client.open_postgres(target)
         try:
             yield conn
         finally:
@@ -88,7 +93,7 @@ async def neo4j(run: Pass) -> Any:
     uri = section.connection.uri
 
     def build() -> tuple[Any, Closer]:
-        driver = connections.neo4j_driver(uri, user, password)
+        driver = neo4j_client.driver(uri, user, password)
         return driver, driver.close
 
     return await run.clients.get("neo4j", hash((uri, user, password)), build)
@@ -103,7 +108,7 @@ async def pinecone(run: Pass) -> httpx.AsyncClient:
     url = section.controller_url
 
     def build() -> tuple[Any, Closer]:
-        client = vectors_client.connect(url, key)
+        client = pinecone_client.connect(url, key)
         return client, client.aclose
 
     client: httpx.AsyncClient = await run.clients.get("pinecone", hash((url, key)), build)
@@ -119,7 +124,7 @@ async def s3(run: Pass) -> Any:
     secret = reveal(run, ref.name, ref.secret_access_key_key) if ref else None
 
     def build() -> tuple[Any, Closer]:
-        client = objects.make_client(section, access, secret)
+        client = s3_client.make_client(section, access, secret)
 
         async def close() -> None:
             client.close()

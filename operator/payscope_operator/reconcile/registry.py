@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from payscope_operator.api import status
-from payscope_operator.backends import base, graph, objects, relational, timeseries, vectors
+from payscope_operator.backends import base, neo4j, pinecone, postgres, s3, timescale
 from payscope_operator.reconcile import clients, provision, session
 
 Provisioners = Sequence[base.Provisioner[Any]]
@@ -27,10 +27,10 @@ async def _postgres(run: session.PassSession) -> AsyncIterator[Provisioners]:
         return
     async with clients.postgres(run) as conn:
         found: list[base.Provisioner[Any]] = [
-            relational.RelationalProvisioner(conn, relational.Desired(section, run.spec.tenancy))
+            postgres.provisioner.PostgresProvisioner(conn, postgres.model.Desired(section, run.spec.tenancy))
         ]
         if any(t.hypertable is not None for t in section.tables):
-            found.append(timeseries.TimeseriesProvisioner(conn, section))
+            found.append(timescale.provisioner.TimescaleProvisioner(conn, section))
         yield found
 
 
@@ -46,7 +46,7 @@ async def _neo4j(run: session.PassSession) -> AsyncIterator[Provisioners]:
         yield ()
         return
     driver = await clients.neo4j(run)
-    yield (graph.GraphProvisioner(driver, section, known=_known_graph_objects(run)),)
+    yield (neo4j.provisioner.Neo4jProvisioner(driver, section, known=_known_graph_objects(run)),)
 
 
 @contextlib.asynccontextmanager
@@ -56,7 +56,7 @@ async def _pinecone(run: session.PassSession) -> AsyncIterator[Provisioners]:
         yield ()
         return
     http = await clients.pinecone(run)
-    yield (vectors.VectorProvisioner(section, http),)
+    yield (pinecone.provisioner.PineconeProvisioner(section, http),)
 
 
 @contextlib.asynccontextmanager
@@ -66,7 +66,7 @@ async def _s3(run: session.PassSession) -> AsyncIterator[Provisioners]:
         yield ()
         return
     client = await clients.s3(run)
-    yield (objects.ObjectsProvisioner(section, client),)
+    yield (s3.provisioner.S3Provisioner(section, client),)
 
 
 PROVISIONERS: tuple[provision.Factory, ...] = (

@@ -20,7 +20,8 @@ from typing import Any
 from payscope_operator.api import spec, status
 from payscope_operator.audit import catalog, registry, runner
 from payscope_operator.audit.sources import payscope_api
-from payscope_operator.backends import payscope
+from payscope_operator.backends.payscope_api import client as api_client
+from payscope_operator.backends.payscope_api import model as api_model
 
 SPEC = spec.PayScopeSpec.model_validate(
     {
@@ -33,7 +34,7 @@ SPEC = spec.PayScopeSpec.model_validate(
 )
 AGENT = {"agent": "x-agent", "temperature": 0.1, "max_tokens": 1024, "timeout_s": 20.0, "structured_output": True}
 AGENTS: dict[str, Any] = {
-    "intents": {intent: {**AGENT, "agent": f"{intent.lower()}-agent"} for intent in payscope.INTENTS},
+    "intents": {intent: {**AGENT, "agent": f"{intent.lower()}-agent"} for intent in api_model.INTENTS},
     "fallback_intent": "DESCRIBE",
     "confidence_threshold": 0.6,
 }
@@ -43,9 +44,9 @@ DROP = object()
 POINTS = [{"date": "2026-01-02", "value": 10.0, "lower": 9.0, "upper": 11.0}]
 
 
-def reply(endpoint: str, status: int | None, body: dict[str, Any] | None = None, **extra: Any) -> payscope.Reply:
+def reply(endpoint: str, status: int | None, body: dict[str, Any] | None = None, **extra: Any) -> api_client.Reply:
     content_type = "application/json" if body is not None else extra.pop("content_type", "text/plain")
-    return payscope.Reply(endpoint, status, content_type=content_type, body=body, **extra)
+    return api_client.Reply(endpoint, status, content_type=content_type, body=body, **extra)
 
 
 def answer_body(intent: str = "ANOMALY", /, *, bank: str = "bank-a", **changes: Any) -> dict[str, Any]:
@@ -69,21 +70,21 @@ def answer_body(intent: str = "ANOMALY", /, *, bank: str = "bank-a", **changes: 
 
 def answer(
     status: int | None = 200, body: dict[str, Any] | None = None, *, trace: str | None = "t-1", **extra: Any
-) -> payscope.Answer:
-    return payscope.parse_answer(reply("POST /chat/query", status, body, trace_header=trace, **extra))
+) -> api_model.Answer:
+    return api_model.parse_answer(reply("POST /chat/query", status, body, trace_header=trace, **extra))
 
 
 def chat(
-    overrides: dict[str, payscope.Answer] | None = None,
+    overrides: dict[str, api_model.Answer] | None = None,
     *,
-    repeat: payscope.Answer | None = None,
-    repeat_forecast: payscope.Answer | None = None,
-    classified: payscope.Answer | None = None,
-    unclassified: payscope.Answer | None = None,
-    invalid: payscope.Answer | None = None,
-    other: payscope.Answer | None = None,
+    repeat: api_model.Answer | None = None,
+    repeat_forecast: api_model.Answer | None = None,
+    classified: api_model.Answer | None = None,
+    unclassified: api_model.Answer | None = None,
+    invalid: api_model.Answer | None = None,
+    other: api_model.Answer | None = None,
 ) -> payscope_api.ChatEvidence:
-    intents = {i: answer(body=answer_body(i)) for i in payscope.INTENTS}
+    intents = {i: answer(body=answer_body(i)) for i in api_model.INTENTS}
     intents.update(overrides or {})
     return payscope_api.ChatEvidence(
         bank="bank-a",
@@ -99,17 +100,19 @@ def chat(
 
 
 def admin(
-    agents: dict[str, Any] | payscope.Reply | None = None,
-    pipeline: dict[str, Any] | payscope.Reply | None = None,
-    runtime: dict[str, Any] | payscope.Reply | None = None,
+    agents: dict[str, Any] | api_client.Reply | None = None,
+    pipeline: dict[str, Any] | api_client.Reply | None = None,
+    runtime: dict[str, Any] | api_client.Reply | None = None,
 ) -> payscope_api.AdminEvidence:
-    def as_reply(path: str, value: dict[str, Any] | payscope.Reply | None, default: dict[str, Any]) -> payscope.Reply:
-        return value if isinstance(value, payscope.Reply) else reply(f"GET {path}", 200, value or default)
+    def as_reply(
+        path: str, value: dict[str, Any] | api_client.Reply | None, default: dict[str, Any]
+    ) -> api_client.Reply:
+        return value if isinstance(value, api_client.Reply) else reply(f"GET {path}", 200, value or default)
 
     return payscope_api.AdminEvidence(
-        agents=payscope.read_document(as_reply("/admin/agents", agents, AGENTS), payscope.parse_agents),
-        pipeline=payscope.read_document(as_reply("/admin/pipeline", pipeline, {}), payscope.parse_pipeline),
-        runtime=payscope.read_document(as_reply("/admin/runtime", runtime, RUNTIME), payscope.parse_runtime),
+        agents=api_model.read_document(as_reply("/admin/agents", agents, AGENTS), api_model.parse_agents),
+        pipeline=api_model.read_document(as_reply("/admin/pipeline", pipeline, {}), api_model.parse_pipeline),
+        runtime=api_model.read_document(as_reply("/admin/runtime", runtime, RUNTIME), api_model.parse_runtime),
     )
 
 

@@ -11,7 +11,7 @@ from payscope_operator.api import status
 from payscope_operator.audit import registry
 from payscope_operator.audit.checks import agents
 from payscope_operator.audit.sources import payscope_api
-from payscope_operator.backends import payscope
+from payscope_operator.backends.payscope_api import model as api_model
 from tests.unit.audit import evidence as ev
 
 S = status.CheckStatus
@@ -26,7 +26,7 @@ def _run(check_id: str, evidence: object) -> registry.Finding:
     return CHECKS[check_id].judge(evidence, ev.SPEC)
 
 
-def _forecast(points: object, **extra: Any) -> payscope.Answer:
+def _forecast(points: object, **extra: Any) -> api_model.Answer:
     body = ev.answer_body("FORECAST", data={"points": points})
     return ev.answer(body=body, **extra)
 

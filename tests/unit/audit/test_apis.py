@@ -10,7 +10,7 @@ from payscope_operator.api import status
 from payscope_operator.audit import probes, registry
 from payscope_operator.audit.checks import apis
 from payscope_operator.audit.sources import payscope_api
-from payscope_operator.backends import payscope
+from payscope_operator.backends.payscope_api import model as api_model
 from tests.unit.audit import evidence as ev
 
 S = status.CheckStatus
@@ -22,8 +22,8 @@ def _run(check_id: str, evidence: object) -> registry.Finding:
     return CHECKS[check_id].judge(evidence, ev.SPEC)
 
 
-def _all(answer: payscope.Answer) -> dict[str, payscope.Answer]:
-    return dict.fromkeys(payscope.INTENTS, answer)
+def _all(answer: api_model.Answer) -> dict[str, api_model.Answer]:
+    return dict.fromkeys(api_model.INTENTS, answer)
 
 
 def _one(which: str, /, **changes: Any) -> payscope_api.ChatEvidence:
@@ -134,7 +134,7 @@ def test_evaluate(check_id: str, evidence: object, expected: status.CheckStatus,
     ids=["all-500", "all-silent"],
 )
 def test_answers_are_judged_only_once_the_chat_endpoint_answered(
-    check_id: str, answers: dict[str, payscope.Answer], fragment: str
+    check_id: str, answers: dict[str, api_model.Answer], fragment: str
 ) -> None:
     result = ev.audit({payscope_api.CHAT: ev.chat(answers)})[check_id]
     assert (result.status, result.reason) == (S.UNKNOWN, status.CheckReason.BLOCKED_BY)
@@ -143,7 +143,7 @@ def test_answers_are_judged_only_once_the_chat_endpoint_answered(
 
 
 def test_one_check_per_contract_intent() -> None:
-    assert {f"E.intents.{i.lower()}" for i in payscope.INTENTS} <= set(CHECKS)
+    assert {f"E.intents.{i.lower()}" for i in api_model.INTENTS} <= set(CHECKS)
     assert "D/Forecasting/No runtime crashes" in CHECKS["E.intents.forecast"].covers
 
 

@@ -10,7 +10,8 @@ from payscope_operator.api import status
 from payscope_operator.audit import registry
 from payscope_operator.audit.checks import observability
 from payscope_operator.audit.sources import payscope_api
-from payscope_operator.backends import payscope
+from payscope_operator.backends.payscope_api import client as api_client
+from payscope_operator.backends.payscope_api import model as api_model
 from tests.unit.audit import evidence as ev
 
 S = status.CheckStatus
@@ -52,14 +53,16 @@ def _status(
     text = _exposition(FAMILIES) if metrics is None else metrics
     failure = "no answer within 5s"
     return payscope_api.StatusEvidence(
-        healthz=payscope.parse_health(
+        healthz=api_model.parse_health(
             ev.reply("GET /healthz", healthz[0], healthz[1], failure=failure if healthz[0] is None else None)
         ),
-        readyz=payscope.parse_health(ev.reply("GET /readyz", readyz[0], readyz[1])),
-        metrics=payscope.parse_metrics(
-            payscope.Reply("GET /metrics", metrics_status, content_type=content_type, text=text)
+        readyz=api_model.parse_health(ev.reply("GET /readyz", readyz[0], readyz[1])),
+        metrics=api_model.parse_metrics(
+            api_client.Reply("GET /metrics", metrics_status, content_type=content_type, text=text)
         ),
-        metrics_again=payscope.parse_metrics(payscope.Reply("GET /metrics", 200, content_type=content_type, text=again))
+        metrics_again=api_model.parse_metrics(
+            api_client.Reply("GET /metrics", 200, content_type=content_type, text=again)
+        )
         if again is not None
         else None,
     )

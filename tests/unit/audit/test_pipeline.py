@@ -10,7 +10,10 @@ from payscope_operator.api import spec, status
 from payscope_operator.audit import registry
 from payscope_operator.audit.checks import pipeline
 from payscope_operator.audit.sources import payscope_api
-from payscope_operator.backends import broker, payscope
+from payscope_operator.backends.payscope_api import client as api_client
+from payscope_operator.backends.payscope_api import model as api_model
+from payscope_operator.backends.redis import client as redis_client
+from payscope_operator.backends.redis import evidence as redis_evidence
 
 S = status.CheckStatus
 CHECKS = {c.id: c for c in pipeline.CHECKS}
@@ -36,21 +39,21 @@ HEALTHY: dict[str, Any] = {
 }
 
 
-def _admin(pipeline_reply: payscope.Reply) -> payscope_api.AdminEvidence:
-    empty = payscope.Reply("GET /admin/agents", 200, body={})
+def _admin(pipeline_reply: api_client.Reply) -> payscope_api.AdminEvidence:
+    empty = api_client.Reply("GET /admin/agents", 200, body={})
     return payscope_api.AdminEvidence(
-        agents=payscope.read_document(empty, payscope.parse_agents),
-        pipeline=payscope.read_document(pipeline_reply, payscope.parse_pipeline),
-        runtime=payscope.read_document(empty, payscope.parse_runtime),
+        agents=api_model.read_document(empty, api_model.parse_agents),
+        pipeline=api_model.read_document(pipeline_reply, api_model.parse_pipeline),
+        runtime=api_model.read_document(empty, api_model.parse_runtime),
     )
 
 
 def _pipeline(**changes: Any) -> payscope_api.AdminEvidence:
-    return _admin(payscope.Reply("GET /admin/pipeline", 200, body={**HEALTHY, **changes}))
+    return _admin(api_client.Reply("GET /admin/pipeline", 200, body={**HEALTHY, **changes}))
 
 
-def _facts(depth: broker.QueueDepth | None) -> broker.BrokerFacts:
-    return broker.BrokerFacts("127.0.0.1:6379/0", "7.2.4", depth)
+def _facts(depth: redis_evidence.QueueDepth | None) -> redis_evidence.BrokerFacts:
+    return redis_evidence.BrokerFacts("127.0.0.1:6379/0", "7.2.4", depth)
 
 
 def _run(check_id: str, evidence: object, desired: spec.PayScopeSpec = SPEC) -> registry.Finding:
@@ -61,11 +64,16 @@ def _run(check_id: str, evidence: object, desired: spec.PayScopeSpec = SPEC) -> 
     ("check_id", "evidence", "expected", "fragment"),
     [
         ("C.broker.reachable", _facts(None), S.PASS, "Redis 7.2.4"),
-        ("C.dlq.depth", _facts(broker.QueueDepth("dlq", "list", 0)), S.PASS, "holds 0"),
-        ("C.dlq.depth", _facts(broker.QueueDepth("dlq", "none", 0)), S.PASS, "holds 0"),
-        ("C.dlq.depth", _facts(broker.QueueDepth("dlq", "list", 3)), S.FAIL, "holds 3 failed tasks"),
-        ("C.dlq.depth", _facts(broker.QueueDepth("dlq", "stream", 1)), S.FAIL, "maxDeadLetters is 0"),
-        ("C.dlq.depth", _facts(broker.QueueDepth("dlq", "hash", None)), S.FAIL, "holds a Redis hash, not a queue"),
+        ("C.dlq.depth", _facts(redis_evidence.QueueDepth("dlq", "list", 0)), S.PASS, "holds 0"),
+        ("C.dlq.depth", _facts(redis_evidence.QueueDepth("dlq", "none", 0)), S.PASS, "holds 0"),
+        ("C.dlq.depth", _facts(redis_evidence.QueueDepth("dlq", "list", 3)), S.FAIL, "holds 3 failed tasks"),
+        ("C.dlq.depth", _facts(redis_evidence.QueueDepth("dlq", "stream", 1)), S.FAIL, "maxDeadLetters is 0"),
+        (
+            "C.dlq.depth",
+            _facts(redis_evidence.QueueDepth("dlq", "hash", None)),
+            S.FAIL,
+            "holds a Redis hash, not a queue",
+        ),
         ("C.dlq.depth", _facts(None), S.UNKNOWN, "deadLetterQueue is not set"),
         ("C.worker.retries", _pipeline(), S.PASS, "up to 5 times"),
         ("C.worker.retries", _pipeline(max_retries=0), S.FAIL, "retries no failed task"),
@@ -99,13 +107,13 @@ def test_evaluate(check_id: str, evidence: object, expected: status.CheckStatus,
 
 def test_depth_limit_comes_from_the_spec() -> None:
     lenient = SPEC.model_copy(update={"redis": SPEC.redis.model_copy(update={"max_dead_letters": 5})})  # type: ignore[union-attr]
-    assert _run("C.dlq.depth", _facts(broker.QueueDepth("dlq", "zset", 5)), lenient).status == S.PASS
-    assert _run("C.dlq.depth", _facts(broker.QueueDepth("dlq", "zset", 6)), lenient).status == S.FAIL
+    assert _run("C.dlq.depth", _facts(redis_evidence.QueueDepth("dlq", "zset", 5)), lenient).status == S.PASS
+    assert _run("C.dlq.depth", _facts(redis_evidence.QueueDepth("dlq", "zset", 6)), lenient).status == S.FAIL
 
 
 def test_evidence_names_the_command_and_the_endpoint() -> None:
     assert (
-        _run("C.dlq.depth", _facts(broker.QueueDepth("dlq", "list", 2))).evidence
+        _run("C.dlq.depth", _facts(redis_evidence.QueueDepth("dlq", "list", 2))).evidence
         == "redis 127.0.0.1:6379/0: LLEN dlq = 2"
     )
     assert (
@@ -116,14 +124,14 @@ def test_evidence_names_the_command_and_the_endpoint() -> None:
 @pytest.mark.parametrize(
     ("reply", "fragment"),
     [
-        (payscope.Reply("GET /admin/pipeline", None, failure="no answer within 5s"), "no answer within 5s"),
-        (payscope.Reply("GET /admin/pipeline", 401), "spec.api.auth"),
-        (payscope.Reply("GET /admin/pipeline", 404), "does not serve it"),
-        (payscope.Reply("GET /admin/pipeline", 200, content_type="text/html"), "without a JSON object"),
-        (payscope.Reply("GET /admin/pipeline", 503), "answered 503"),
+        (api_client.Reply("GET /admin/pipeline", None, failure="no answer within 5s"), "no answer within 5s"),
+        (api_client.Reply("GET /admin/pipeline", 401), "spec.api.auth"),
+        (api_client.Reply("GET /admin/pipeline", 404), "does not serve it"),
+        (api_client.Reply("GET /admin/pipeline", 200, content_type="text/html"), "without a JSON object"),
+        (api_client.Reply("GET /admin/pipeline", 503), "answered 503"),
     ],
 )
-def test_unreadable_document_is_unknown_for_every_pipeline_check(reply: payscope.Reply, fragment: str) -> None:
+def test_unreadable_document_is_unknown_for_every_pipeline_check(reply: api_client.Reply, fragment: str) -> None:
     for check in pipeline.CHECKS:
         if check.source is payscope_api.ADMIN:
             finding = check.judge(_admin(reply), SPEC)
@@ -132,8 +140,8 @@ def test_unreadable_document_is_unknown_for_every_pipeline_check(reply: payscope
 
 
 def test_address_never_shows_the_password() -> None:
-    assert broker.address_of("redis://:hunter2@redis.payscope:6380/3") == "redis.payscope:6380/3"
-    assert broker.address_of("rediss://user:hunter2@redis") == "redis:6379/0"
+    assert redis_client.address_of("redis://:hunter2@redis.payscope:6380/3") == "redis.payscope:6380/3"
+    assert redis_client.address_of("rediss://user:hunter2@redis") == "redis:6379/0"
 
 
 def test_every_check_covers_section_c_or_explains_why_not() -> None:

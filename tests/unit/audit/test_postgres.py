@@ -18,7 +18,8 @@ import pytest
 from payscope_operator.api import spec, status
 from payscope_operator.audit import catalog, runner
 from payscope_operator.audit.sources import postgres
-from payscope_operator.backends import relational_audit, timeseries
+from payscope_operator.backends.postgres import evidence as pg_evidence
+from payscope_operator.backends.timescale import model as ts_model
 
 S = status.CheckStatus
 CHECKS = {c.id: c for c in catalog.CATALOG if c.source in (postgres.CATALOG, postgres.ISOLATION)}
@@ -51,7 +52,7 @@ assert SPEC.postgres is not None
 TABLE = SPEC.postgres.tables[0]
 KEY = (TABLE.schema_name, TABLE.name)
 POLICY = "(bank_id = current_setting('app.current_bank_id'::text))"
-TABLE_FACTS = relational_audit.TableFacts(
+TABLE_FACTS = pg_evidence.TableFacts(
     schema="public",
     name="transactions",
     exists=True,
@@ -65,17 +66,17 @@ TABLE_FACTS = relational_audit.TableFacts(
     columns=("id", "bank_id", "file_sha256", "created_at"),
 )
 DAY = 86400.0
-HYPERTABLE = timeseries.ObservedHypertable(
+HYPERTABLE = ts_model.ObservedHypertable(
     time_column="created_at",
     chunk_seconds=7 * DAY,
     compression_enabled=True,
     segment_by=("bank_id",),
     order_by=(),
-    retention=timeseries.ObservedJob(1000, 400 * DAY),
-    compression=timeseries.ObservedJob(1001, 30 * DAY),
+    retention=ts_model.ObservedJob(1000, 400 * DAY),
+    compression=ts_model.ObservedJob(1001, 30 * DAY),
 )
-OBSERVED_TABLE = timeseries.ObservedTable(
-    ref=timeseries.table_ref(TABLE),
+OBSERVED_TABLE = ts_model.ObservedTable(
+    ref=ts_model.table_ref(TABLE),
     manageable=True,
     row_security=True,
     time_type="timestamp with time zone",
@@ -83,13 +84,13 @@ OBSERVED_TABLE = timeseries.ObservedTable(
     blocking=(),
     hypertable=HYPERTABLE,
 )
-TIMESCALE = timeseries.Observed(timeseries.ExtensionState(True, "2.23.0"), (OBSERVED_TABLE,))
-AUDIT_LOG = relational_audit.AuditLogFacts(
+TIMESCALE = ts_model.Observed(ts_model.ExtensionState(True, "2.23.0"), (OBSERVED_TABLE,))
+AUDIT_LOG = pg_evidence.AuditLogFacts(
     exists=True, rows_checked=120, operations=(("chat.query", 40), ("ingest.file", 80)), traced_queries=40
 )
 HEALTHY = postgres.PostgresEvidence(
     host=HOST,
-    catalog=relational_audit.Catalog({KEY: TABLE_FACTS}, relational_audit.RoleFacts(ROLE, True), queries=6),
+    catalog=pg_evidence.Catalog({KEY: TABLE_FACTS}, pg_evidence.RoleFacts(ROLE, True), queries=6),
     migrations=("0042",),
     timescale=TIMESCALE,
     audit_log=AUDIT_LOG,
@@ -107,10 +108,10 @@ def table(**changes: Any) -> postgres.PostgresEvidence:
 
 
 def pg_catalog(
-    tables: dict[tuple[str, str], relational_audit.TableFacts] | None = None,
-    role: relational_audit.RoleFacts | None = None,
+    tables: dict[tuple[str, str], pg_evidence.TableFacts] | None = None,
+    role: pg_evidence.RoleFacts | None = None,
 ) -> postgres.PostgresEvidence:
-    found = relational_audit.Catalog(
+    found = pg_evidence.Catalog(
         HEALTHY.catalog.tables if tables is None else tables, role or HEALTHY.catalog.role, queries=6
     )
     return pg(catalog=found)
@@ -119,7 +120,7 @@ def pg_catalog(
 def hypertable(**changes: Any) -> postgres.PostgresEvidence:
     """HEALTHY with the observed hypertable of public.transactions changed."""
     seen = dataclasses.replace(OBSERVED_TABLE, hypertable=dataclasses.replace(HYPERTABLE, **changes))
-    return pg(timescale=timeseries.Observed(TIMESCALE.extension, (seen,)))
+    return pg(timescale=ts_model.Observed(TIMESCALE.extension, (seen,)))
 
 
 def log(**changes: Any) -> postgres.PostgresEvidence:
@@ -136,15 +137,15 @@ REFUSED = 'refused: new row violates row-level security policy for table "transa
 
 def probe(visible: int = 0, write: str = REFUSED) -> postgres.IsolationEvidence:
     return postgres.IsolationEvidence(
-        (relational_audit.IsolationFacts("public.transactions", visible, write, ROLE, ("bank-a", "bank-b")),)
+        (pg_evidence.IsolationFacts("public.transactions", visible, write, ROLE, ("bank-a", "bank-b")),)
     )
 
 
-NO_EXTENSION = pg(timescale=timeseries.Observed(timeseries.ExtensionState(False, None), (OBSERVED_TABLE,)))
-NOT_INSTALLED = pg(timescale=timeseries.Observed(timeseries.ExtensionState(True, None), (OBSERVED_TABLE,)))
-TABLE_NOT_OBSERVED = pg(timescale=timeseries.Observed(TIMESCALE.extension, ()))
+NO_EXTENSION = pg(timescale=ts_model.Observed(ts_model.ExtensionState(False, None), (OBSERVED_TABLE,)))
+NOT_INSTALLED = pg(timescale=ts_model.Observed(ts_model.ExtensionState(True, None), (OBSERVED_TABLE,)))
+TABLE_NOT_OBSERVED = pg(timescale=ts_model.Observed(TIMESCALE.extension, ()))
 PLAIN_TABLE = pg(
-    timescale=timeseries.Observed(TIMESCALE.extension, (dataclasses.replace(OBSERVED_TABLE, hypertable=None),))
+    timescale=ts_model.Observed(TIMESCALE.extension, (dataclasses.replace(OBSERVED_TABLE, hypertable=None),))
 )
 TABLE_MISSING = table(exists=False)
 TABLE_UNREAD = pg_catalog({})
@@ -270,21 +271,21 @@ TABLE_UNREAD = pg_catalog({})
         pytest.param("B.postgres.app_role", HEALTHY, S.PASS, "payscope_app is bound by RLS", id="app-role-ok"),
         pytest.param(
             "B.postgres.app_role",
-            pg_catalog(role=relational_audit.RoleFacts(ROLE, False)),
+            pg_catalog(role=pg_evidence.RoleFacts(ROLE, False)),
             S.FAIL,
             "App role payscope_app does not exist",
             id="app-role-missing",
         ),
         pytest.param(
             "B.postgres.app_role",
-            pg_catalog(role=relational_audit.RoleFacts(ROLE, True, superuser=True)),
+            pg_catalog(role=pg_evidence.RoleFacts(ROLE, True, superuser=True)),
             S.FAIL,
             "payscope_app is superuser: RLS does not bind it",
             id="app-role-superuser",
         ),
         pytest.param(
             "B.postgres.app_role",
-            pg_catalog(role=relational_audit.RoleFacts(ROLE, True, bypass_rls=True)),
+            pg_catalog(role=pg_evidence.RoleFacts(ROLE, True, bypass_rls=True)),
             S.FAIL,
             "payscope_app has BYPASSRLS: RLS does not bind it",
             id="app-role-bypassrls",
@@ -350,14 +351,14 @@ TABLE_UNREAD = pg_catalog({})
         pytest.param("B.timescale.retention", HEALTHY, S.PASS, "retention as declared", id="retention-ok"),
         pytest.param(
             "B.timescale.retention",
-            hypertable(retention=timeseries.ObservedJob(1000, 30 * DAY)),
+            hypertable(retention=ts_model.ObservedJob(1000, 30 * DAY)),
             S.FAIL,
             "retention policy interval differs from 400d",
             id="retention-interval-differs",
         ),
         pytest.param(
             "B.timescale.retention",
-            hypertable(retention=timeseries.ObservedJob(1000, None)),
+            hypertable(retention=ts_model.ObservedJob(1000, None)),
             S.FAIL,
             "retention policy interval differs from 400d",
             id="retention-not-an-interval",
@@ -396,7 +397,7 @@ TABLE_UNREAD = pg_catalog({})
         ),
         pytest.param(
             "B.timescale.compression",
-            hypertable(compression=timeseries.ObservedJob(1001, 7 * DAY)),
+            hypertable(compression=ts_model.ObservedJob(1001, 7 * DAY)),
             S.FAIL,
             "compression policy interval differs from 30d",
             id="compression-policy-interval-differs",
@@ -411,7 +412,7 @@ TABLE_UNREAD = pg_catalog({})
         ),
         pytest.param(
             "G.audit_log.hash_chain",
-            pg(audit_log=relational_audit.AuditLogFacts(exists=False)),
+            pg(audit_log=pg_evidence.AuditLogFacts(exists=False)),
             S.FAIL,
             "Audit log table public.audit_log does not exist",
             id="chain-table-missing",
@@ -442,7 +443,7 @@ TABLE_UNREAD = pg_catalog({})
         ),
         pytest.param(
             "G.audit_log.immutable",
-            pg(audit_log=relational_audit.AuditLogFacts(exists=False)),
+            pg(audit_log=pg_evidence.AuditLogFacts(exists=False)),
             S.FAIL,
             "public.audit_log does not exist",
             id="immutable-table-missing",
@@ -466,7 +467,7 @@ TABLE_UNREAD = pg_catalog({})
         ),
         pytest.param(
             "G.audit_log.query_logging",
-            pg(audit_log=relational_audit.AuditLogFacts(exists=False)),
+            pg(audit_log=pg_evidence.AuditLogFacts(exists=False)),
             S.FAIL,
             "public.audit_log does not exist",
             id="query-logging-table-missing",

@@ -1,6 +1,6 @@
 """The access probe records: each one builds the request it describes, and a pass sends the right ones.
 
-Pure: the records are turned into ``payscope.Request`` objects with a real
+Pure: the records are turned into ``api_client.Request`` objects with a real
 ``tokens.Minter`` and their tokens decoded with PyJWT; nothing is sent.
 """
 
@@ -12,7 +12,7 @@ import jwt
 import pytest
 
 from payscope_operator.audit import probes, tokens
-from payscope_operator.backends import payscope
+from payscope_operator.backends.payscope_api import client as api_client
 
 MINTER = tokens.Minter("HS256", "k" * 64, "payscope", "payscope-api")
 TENANTS = ("bank-a", "bank-b")
@@ -30,7 +30,7 @@ def test_each_record_builds_the_request_it_describes(probe: probes.Probe) -> Non
     request = probe.request(MINTER, TENANTS, TIMEOUTS)
     header = {probes.Bank.OWN: "bank-a", probes.Bank.OTHER: "bank-b", probes.Bank.NONE: None}[probe.bank]
     assert (request.path, request.bank_id) == (probe.path, header)
-    if probe.path == payscope.CHAT_PATH:
+    if probe.path == api_client.CHAT_PATH:
         assert (request.method, request.body, request.timeout) == ("POST", probes.INVALID_BODY, 30.0)
     else:
         assert (request.method, request.body, request.timeout) == ("GET", None, 5.0)

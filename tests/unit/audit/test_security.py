@@ -24,7 +24,8 @@ from payscope_operator.api import spec, status
 from payscope_operator.audit import probes, registry, tokens
 from payscope_operator.audit.checks import security
 from payscope_operator.audit.sources import payscope_api
-from payscope_operator.backends import payscope
+from payscope_operator.backends.payscope_api import client as api_client
+from payscope_operator.backends.payscope_api import model as api_model
 from payscope_operator.reconcile import secrets, session
 from tests.unit.audit import evidence as ev
 
@@ -67,7 +68,7 @@ def _access(**changes: int | None) -> payscope_api.AccessEvidence:
         **{k.replace("__", ":/admin/"): v for k, v in changes.items()},
     }
     replies = {
-        key: payscope.Reply("POST /chat/query", code, failure=None if code is not None else "no answer within 30s")
+        key: api_client.Reply("POST /chat/query", code, failure=None if code is not None else "no answer within 30s")
         for key, code in codes.items()
     }
     return payscope_api.AccessEvidence("bank-a", replies)
@@ -124,7 +125,7 @@ FOREIGN = [{"kind": "pinecone", "ref": "payscope-rag/bank-z", "bank_id": "bank-z
         ),
         (
             "G.isolation.sources",
-            ev.chat(dict.fromkeys(payscope.INTENTS, ev.answer(200, None)), other=ev.answer(500)),
+            ev.chat(dict.fromkeys(api_model.INTENTS, ev.answer(200, None)), other=ev.answer(500)),
             S.UNKNOWN,
             "No answer was a JSON object citing a list of sources",
         ),

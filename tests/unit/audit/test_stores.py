@@ -17,7 +17,14 @@ import pytest
 from payscope_operator.api import spec, status
 from payscope_operator.audit import catalog
 from payscope_operator.audit.sources import neo4j, pinecone, s3
-from payscope_operator.backends import base, graph_plan, objects_plan, vectors
+from payscope_operator.backends import base
+from payscope_operator.backends.neo4j import model as neo4j_model
+from payscope_operator.backends.neo4j import plan as neo4j_plan
+from payscope_operator.backends.pinecone import model as pinecone_model
+from payscope_operator.backends.pinecone import plan as pinecone_plan
+from payscope_operator.backends.s3 import evidence as s3_evidence
+from payscope_operator.backends.s3 import model as s3_model
+from payscope_operator.backends.s3 import plan as s3_plan
 
 S = status.CheckStatus
 CHECKS = {c.id: c for c in catalog.CATALOG if c.source in (neo4j.SCHEMA, pinecone.INDEXES, s3.BUCKETS)}
@@ -74,26 +81,26 @@ def with_section(name: str, **changes: Any) -> spec.PayScopeSpec:
 
 TX_NAME = "payscope_transaction_id_unique"
 ACC_NAME = "payscope_account_bank_id_range"
-SERVER = graph_plan.ServerInfo("5.26.30", "community")
-TX_CONSTRAINT = graph_plan.ObservedConstraint(1, TX_NAME, "UNIQUENESS", "NODE", ("Transaction",), ("id",), TX_NAME)
-TX_INDEX = graph_plan.ObservedIndex(2, TX_NAME, "ONLINE", "RANGE", "NODE", ("Transaction",), ("id",), TX_NAME)
-ACC_INDEX = graph_plan.ObservedIndex(3, ACC_NAME, "ONLINE", "RANGE", "NODE", ("Account",), ("bank_id",))
+SERVER = neo4j_model.ServerInfo("5.26.30", "community")
+TX_CONSTRAINT = neo4j_model.ObservedConstraint(1, TX_NAME, "UNIQUENESS", "NODE", ("Transaction",), ("id",), TX_NAME)
+TX_INDEX = neo4j_model.ObservedIndex(2, TX_NAME, "ONLINE", "RANGE", "NODE", ("Transaction",), ("id",), TX_NAME)
+ACC_INDEX = neo4j_model.ObservedIndex(3, ACC_NAME, "ONLINE", "RANGE", "NODE", ("Account",), ("bank_id",))
 
 
 def graph(
-    constraints: tuple[graph_plan.ObservedConstraint, ...] = (TX_CONSTRAINT,),
-    indexes: tuple[graph_plan.ObservedIndex, ...] = (TX_INDEX, ACC_INDEX),
+    constraints: tuple[neo4j_model.ObservedConstraint, ...] = (TX_CONSTRAINT,),
+    indexes: tuple[neo4j_model.ObservedIndex, ...] = (TX_INDEX, ACC_INDEX),
     untenanted: dict[str, int] | None = None,
 ) -> neo4j.GraphEvidence:
     assert SPEC.neo4j is not None
-    plan = graph_plan.plan_graph(SPEC.neo4j, graph_plan.GraphState(SERVER, constraints, indexes))
+    plan = neo4j_plan.plan_neo4j(SPEC.neo4j, neo4j_model.GraphState(SERVER, constraints, indexes))
     counts = {"Account": 0, "Transaction": 0} if untenanted is None else untenanted
     return neo4j.GraphEvidence(URI, plan, SERVER.version, SERVER.edition, counts)
 
 
 # Pinecone ---------------------------------------------------------------------------------------
 
-READY_INDEX = vectors.ObservedIndex(
+READY_INDEX = pinecone_model.ObservedIndex(
     name=INDEX,
     dimension=1536,
     metric="cosine",
@@ -111,17 +118,19 @@ TENANT_NAMESPACES = {"bank-a": 10, "bank-b": 5}
 
 
 def vector_evidence(
-    index: vectors.ObservedIndex | None = READY_INDEX,
+    index: pinecone_model.ObservedIndex | None = READY_INDEX,
     namespaces: dict[str, int] | None = None,
     *,
     stats_errors: dict[str, str] | None = None,
 ) -> pinecone.VectorEvidence:
     assert SPEC.pinecone is not None
-    observed = vectors.ObservedVectors({index.name: index} if index is not None else {})
+    observed = pinecone_model.ObservedVectors({index.name: index} if index is not None else {})
     counts = TENANT_NAMESPACES if namespaces is None else namespaces
-    stats = {} if index is None or stats_errors else {INDEX: vectors.IndexStats(counts, 1536, sum(counts.values()))}
+    stats = (
+        {} if index is None or stats_errors else {INDEX: pinecone_model.IndexStats(counts, 1536, sum(counts.values()))}
+    )
     return pinecone.VectorEvidence(
-        "https://api.pinecone.io", vectors.plan_vectors(SPEC.pinecone, observed), stats, stats_errors or {}
+        "https://api.pinecone.io", pinecone_plan.plan_pinecone(SPEC.pinecone, observed), stats, stats_errors or {}
     )
 
 
@@ -136,7 +145,7 @@ OUR_RULES = (
     "payscope-expiration",
     "payscope-abort-incomplete-multipart-upload",
 )
-FACTS = objects_plan.BucketFacts(
+FACTS = s3_evidence.BucketFacts(
     name=BUCKET,
     exists=True,
     owned_by_another_account=False,
@@ -146,7 +155,7 @@ FACTS = objects_plan.BucketFacts(
     denies_anonymous=True,
     allows_anonymous=False,
     denies_insecure_transport=False,
-    public_access_block=objects_plan.BlockState.ON,
+    public_access_block=s3_evidence.BlockState.ON,
     lifecycle_rule_ids=OUR_RULES,
     noncurrent_version_expiration=True,
     abort_incomplete_multipart_upload=True,
@@ -364,21 +373,21 @@ NO_DENY = {"denies_anonymous": False}
         ),
         pytest.param(
             "B.s3.public_access",
-            bucket(403, public_access_block=objects_plan.BlockState.NOT_IMPLEMENTED, **NO_DENY),
+            bucket(403, public_access_block=s3_evidence.BlockState.NOT_IMPLEMENTED, **NO_DENY),
             S.WARN,
             "anonymous requests are refused by the endpoint, but no policy or PublicAccessBlock says so",
             id="refused-without-deny-or-block",
         ),
         pytest.param(
             "B.s3.public_access",
-            bucket(None, public_access_block=objects_plan.BlockState.PARTIAL, **NO_DENY),
+            bucket(None, public_access_block=s3_evidence.BlockState.PARTIAL, **NO_DENY),
             S.FAIL,
             "neither a deny-anonymous policy nor PublicAccessBlock is in effect",
             id="no-deny-no-block-no-probe",
         ),
         pytest.param(
             "B.s3.public_access",
-            bucket(404, public_access_block=objects_plan.BlockState.OFF, **NO_DENY),
+            bucket(404, public_access_block=s3_evidence.BlockState.OFF, **NO_DENY),
             S.FAIL,
             "neither a deny-anonymous policy nor PublicAccessBlock is in effect",
             id="no-deny-no-block-not-refused",
@@ -433,24 +442,24 @@ def test_facts_of_the_operators_own_policy_and_rules_pass_every_bucket_check() -
     assert SPEC.object_storage is not None
     declared = SPEC.object_storage.buckets[0]
     assert declared.lifecycle is not None
-    rules = objects_plan.desired_rules(declared.lifecycle)
-    observed = objects_plan.ObservedBucket(
+    rules = s3_plan.desired_rules(declared.lifecycle)
+    observed = s3_model.ObservedBucket(
         name=BUCKET,
-        ownership=objects_plan.Ownership.OURS,
+        ownership=s3_model.Ownership.OURS,
         managed=True,
         versioning="Enabled",
         encryption=("AES256", None),
-        policy=objects_plan.desired_statements(BUCKET, deny_anonymous=True, deny_insecure_transport=False),
+        policy=s3_plan.desired_statements(BUCKET, deny_anonymous=True, deny_insecure_transport=False),
         lifecycle=rules,
-        unsupported=frozenset({objects_plan.Feature.PUBLIC_ACCESS_BLOCK}),
+        unsupported=frozenset({s3_model.Feature.PUBLIC_ACCESS_BLOCK}),
     )
-    evidence = s3.BucketEvidence("http://minio:9000", {BUCKET: objects_plan.facts_of(observed)}, {})
+    evidence = s3.BucketEvidence("http://minio:9000", {BUCKET: s3_evidence.facts_of(observed)}, {})
     for check in CHECKS.values():
         if check.source is s3.BUCKETS:
             assert check.judge(evidence, SPEC).status == S.PASS, check.id
     # The expiration rule dropped out of band while the others stay: the lifecycle check must see it.
     kept = tuple(rule for rule in rules if rule.id != "payscope-expiration")
-    drifted = objects_plan.facts_of(dataclasses.replace(observed, lifecycle=kept))
+    drifted = s3_evidence.facts_of(dataclasses.replace(observed, lifecycle=kept))
     finding = CHECKS["B.s3.lifecycle"].judge(s3.BucketEvidence("x", {BUCKET: drifted}, {}), SPEC)
     assert finding.status == S.FAIL
     assert finding.message == f"Fix lifecycle rules: {BUCKET}: missing expiration"
@@ -462,7 +471,7 @@ def test_one_index_failing_its_stats_does_not_hide_another_index_in_the_default_
     evidence = pinecone.VectorEvidence(
         "https://api.pinecone.io",
         base.Plan("pinecone"),
-        {"payscope-docs": vectors.IndexStats({"": 9}, 1536, 9)},
+        {"payscope-docs": pinecone_model.IndexStats({"": 9}, 1536, 9)},
         {INDEX: "ServiceUnavailable"},
     )
     finding = CHECKS["B.pinecone.namespaces"].judge(evidence, desired)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from payscope_operator.api import spec, status
 from payscope_operator.audit import registry
 from payscope_operator.audit.sources import payscope_api
-from payscope_operator.backends import payscope
+from payscope_operator.backends.payscope_api import model as api_model
 
 Severity = status.Severity
 Grade = registry.Grade
@@ -37,7 +37,7 @@ MAX_AGENT_TIMEOUT_S = 300.0
 """An agent may run at most this long before PayScope gives up on it."""
 
 AGENTS = "GET /admin/agents"
-Problem = Callable[[payscope.AgentSettings], str | None]
+Problem = Callable[[api_model.AgentSettings], str | None]
 
 
 @CHECKS.check(
@@ -46,12 +46,12 @@ Problem = Callable[[payscope.AgentSettings], str | None]
     severity=Severity.HIGH,
     grade=Grade.REPORTED,
     title="Which intents have an agent in GET /admin/agents.",
-    passes_when=f"Each of {', '.join(payscope.INTENTS)} has a named agent.",
+    passes_when=f"Each of {', '.join(api_model.INTENTS)} has a named agent.",
     covers=("D/Agent Coverage/All intents have agents", "D/Agent Coverage/Agent orchestration complete"),
 )
-def coverage(agents: payscope.Agents, desired: spec.PayScopeSpec) -> Finding:
-    served = [i for i in payscope.INTENTS if (a := agents.intents.get(i)) is not None and a.agent]
-    missing = [i for i in payscope.INTENTS if i not in served]
+def coverage(agents: api_model.Agents, desired: spec.PayScopeSpec) -> Finding:
+    served = [i for i in api_model.INTENTS if (a := agents.intents.get(i)) is not None and a.agent]
+    missing = [i for i in api_model.INTENTS if i not in served]
     where = f"{AGENTS} → 200: agents for {', '.join(served) or 'no intent'}"
     if missing:
         return Finding.failed(
@@ -62,7 +62,7 @@ def coverage(agents: payscope.Agents, desired: spec.PayScopeSpec) -> Finding:
     return Finding.passed(f"Each of the {len(served)} intents has an agent.", evidence=where)
 
 
-def _per_agent(agents: payscope.Agents, problem: Problem, what: str, warning: Problem | None = None) -> Finding:
+def _per_agent(agents: api_model.Agents, problem: Problem, what: str, warning: Problem | None = None) -> Finding:
     """Fail on any agent with a ``problem``; Warn on any with a ``warning``; else Pass."""
     if not agents.intents:
         return Finding.unknown(f"{AGENTS} declares no agent, so there is no {what} to judge.")
@@ -77,14 +77,14 @@ def _per_agent(agents: payscope.Agents, problem: Problem, what: str, warning: Pr
     return Finding.passed(f"Every agent's {what} is within bounds.", evidence=where)
 
 
-def _temperature(a: payscope.AgentSettings) -> str | None:
+def _temperature(a: api_model.AgentSettings) -> str | None:
     t = a.temperature
     if t is None or not 0.0 <= t <= MAX_TEMPERATURE:
         return f"temperature {t} is not in [0, {MAX_TEMPERATURE}]"
     return None
 
 
-def _warm(a: payscope.AgentSettings) -> str | None:
+def _warm(a: api_model.AgentSettings) -> str | None:
     t = a.temperature
     return (
         f"temperature {t:g} > {RECOMMENDED_MAX_TEMPERATURE}"
@@ -102,11 +102,11 @@ def _warm(a: payscope.AgentSettings) -> str | None:
     passes_when=f"0 <= temperature <= {MAX_TEMPERATURE} (above {RECOMMENDED_MAX_TEMPERATURE}: Warn).",
     covers=("D/Prompt Safety/Temperature settings",),
 )
-def temperature(agents: payscope.Agents, desired: spec.PayScopeSpec) -> Finding:
+def temperature(agents: api_model.Agents, desired: spec.PayScopeSpec) -> Finding:
     return _per_agent(agents, _temperature, "temperature", _warm)
 
 
-def _token_limit(a: payscope.AgentSettings) -> str | None:
+def _token_limit(a: api_model.AgentSettings) -> str | None:
     n = a.max_tokens
     return None if n is not None and 0 < n <= MAX_TOKENS else f"max_tokens {n} is not in (0, {MAX_TOKENS}]"
 
@@ -120,11 +120,11 @@ def _token_limit(a: payscope.AgentSettings) -> str | None:
     passes_when=f"0 < max_tokens <= {MAX_TOKENS}.",
     covers=("D/Prompt Safety/Token limits", "D/GNN/Simulation/Bounded execution"),
 )
-def token_limits(agents: payscope.Agents, desired: spec.PayScopeSpec) -> Finding:
+def token_limits(agents: api_model.Agents, desired: spec.PayScopeSpec) -> Finding:
     return _per_agent(agents, _token_limit, "token limit")
 
 
-def _timeout(a: payscope.AgentSettings) -> str | None:
+def _timeout(a: api_model.AgentSettings) -> str | None:
     s = a.timeout_s
     ok = s is not None and 0 < s <= MAX_AGENT_TIMEOUT_S
     return None if ok else f"timeout_s {s} is not in (0, {MAX_AGENT_TIMEOUT_S:g}]"
@@ -143,11 +143,11 @@ def _timeout(a: payscope.AgentSettings) -> str | None:
         "D/GNN/Simulation/Timeout protection",
     ),
 )
-def timeouts(agents: payscope.Agents, desired: spec.PayScopeSpec) -> Finding:
+def timeouts(agents: api_model.Agents, desired: spec.PayScopeSpec) -> Finding:
     return _per_agent(agents, _timeout, "timeout")
 
 
-def _structured(a: payscope.AgentSettings) -> str | None:
+def _structured(a: api_model.AgentSettings) -> str | None:
     return None if a.structured_output is True else f"structured_output is {a.structured_output}, not true"
 
 
@@ -160,7 +160,7 @@ def _structured(a: payscope.AgentSettings) -> str | None:
     passes_when="structured_output is true for every agent.",
     covers=("D/Prompt Safety/Structured outputs enforced",),
 )
-def structured_output(agents: payscope.Agents, desired: spec.PayScopeSpec) -> Finding:
+def structured_output(agents: api_model.Agents, desired: spec.PayScopeSpec) -> Finding:
     return _per_agent(agents, _structured, "output mode")
 
 
@@ -173,13 +173,13 @@ def structured_output(agents: payscope.Agents, desired: spec.PayScopeSpec) -> Fi
     passes_when="fallback_intent is a contract intent that has an agent.",
     covers=("E/Intent Classification/Fallback logic",),
 )
-def fallback(agents: payscope.Agents, desired: spec.PayScopeSpec) -> Finding:
+def fallback(agents: api_model.Agents, desired: spec.PayScopeSpec) -> Finding:
     chosen = agents.fallback_intent
     where = f"{AGENTS} → 200: fallback_intent={chosen!r}"
-    if chosen not in payscope.INTENTS:
+    if chosen not in api_model.INTENTS:
         return Finding.failed(
             f"No valid fallback intent is declared (fallback_intent={chosen!r}): queries no intent fits have "
-            f"nowhere to go; declare one of {', '.join(payscope.INTENTS)}.",
+            f"nowhere to go; declare one of {', '.join(api_model.INTENTS)}.",
             evidence=where,
         )
     agent = agents.intents.get(chosen)
@@ -233,7 +233,7 @@ def forecast_finite(evidence: payscope_api.ChatEvidence, desired: spec.PayScopeS
     return Finding.passed(f"All {len(points)} FORECAST points are finite and within their bounds.", evidence=where)
 
 
-def _same_twice(first: payscope.Answer, second: payscope.Answer, intent: str, fix: str, *, warn: bool) -> Finding:
+def _same_twice(first: api_model.Answer, second: api_model.Answer, intent: str, fix: str, *, warn: bool) -> Finding:
     """Pass when the intent's query, asked twice in one pass, got identical answers and data."""
     where = f"{first.reply.describe()} (twice)"
     if second.reply.status != 200 or not second.structured:

@@ -19,14 +19,15 @@ from collections.abc import Callable
 from payscope_operator.api import spec, status
 from payscope_operator.audit import probes, registry
 from payscope_operator.audit.sources import payscope_api
-from payscope_operator.backends import payscope
+from payscope_operator.backends.payscope_api import client as api_client
+from payscope_operator.backends.payscope_api import model as api_model
 
 Severity = status.Severity
 Grade = registry.Grade
 Finding = registry.Finding
 ChatEvidence = payscope_api.ChatEvidence
 CHECKS = registry.Registry()
-CHAT = f"POST {payscope.CHAT_PATH}"
+CHAT = f"POST {api_client.CHAT_PATH}"
 ALL_INTENTS = "E/Intent Classification/All intents supported (DESCRIBE, COMPARE, ANOMALY, FORECAST, WHAT_IF)"
 INTENT_COVERS = (ALL_INTENTS, "D/Agent Coverage/Agent orchestration complete")
 ANSWERED = "E.endpoints.chat_query"  # what judging answers depends on: at least one intent was answered 200
@@ -220,7 +221,7 @@ def intent_classification(evidence: ChatEvidence, desired: spec.PayScopeSpec) ->
     passes_when="0 < confidence_threshold < 1.",
     covers=("E/Intent Classification/Confidence thresholds",),
 )
-def confidence_threshold(agents: payscope.Agents, desired: spec.PayScopeSpec) -> Finding:
+def confidence_threshold(agents: api_model.Agents, desired: spec.PayScopeSpec) -> Finding:
     value = agents.confidence_threshold
     where = f"GET /admin/agents → 200: confidence_threshold={value}"
     if value is None or not 0.0 < value < 1.0:
@@ -232,7 +233,7 @@ def confidence_threshold(agents: payscope.Agents, desired: spec.PayScopeSpec) ->
     return Finding.passed(f"Classifications below {value:g} go to the fallback intent.", evidence=where)
 
 
-def _answers(evidence: ChatEvidence, problem: Callable[[payscope.Answer], str | None], what: str) -> Finding:
+def _answers(evidence: ChatEvidence, problem: Callable[[api_model.Answer], str | None], what: str) -> Finding:
     """Pass when every intent answered 200 passes ``problem`` (None = fine); Unknown when none was answered."""
     answered = evidence.answered()
     if not answered:
@@ -244,10 +245,10 @@ def _answers(evidence: ChatEvidence, problem: Callable[[payscope.Answer], str | 
     return Finding.passed(f"All {len(answered)} answers carry {what}.", evidence=where)
 
 
-def _shape(a: payscope.Answer) -> str | None:
+def _shape(a: api_model.Answer) -> str | None:
     if not a.structured:
         return f"body is {a.reply.content_type or 'untyped'}, not a JSON object"
-    if a.intent not in payscope.INTENTS:
+    if a.intent not in api_model.INTENTS:
         return f"intent {a.intent!r} is not a contract intent"
     if not a.answer:
         return "no answer text"
@@ -270,7 +271,7 @@ def responses_structured(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> 
     return _answers(evidence, _shape, "structured format")
 
 
-def _confidence(a: payscope.Answer) -> str | None:
+def _confidence(a: api_model.Answer) -> str | None:
     c = a.confidence
     return None if c is not None and math.isfinite(c) and 0.0 <= c <= 1.0 else f"confidence {c} is not in [0, 1]"
 
@@ -289,7 +290,7 @@ def responses_confidence(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> 
     return _answers(evidence, _confidence, "confidence score")
 
 
-def _explanation(a: payscope.Answer) -> str | None:
+def _explanation(a: api_model.Answer) -> str | None:
     return None if a.explanation and a.explanation.strip() else "no explanation"
 
 
@@ -307,11 +308,11 @@ def responses_explainability(evidence: ChatEvidence, desired: spec.PayScopeSpec)
     return _answers(evidence, _explanation, "explanation")
 
 
-def _trace(a: payscope.Answer) -> str | None:
+def _trace(a: api_model.Answer) -> str | None:
     if not a.trace_id:
         return "no trace_id"
     if a.reply.trace_header != a.trace_id:
-        return f"the {payscope.TRACE_HEADER} header differs from trace_id"
+        return f"the {api_client.TRACE_HEADER} header differs from trace_id"
     return None
 
 
@@ -321,7 +322,7 @@ def _trace(a: payscope.Answer) -> str | None:
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
     title="The trace id of every intent's answer.",
-    passes_when=f"Every answer has a trace_id, echoed in the {payscope.TRACE_HEADER} header.",
+    passes_when=f"Every answer has a trace_id, echoed in the {api_client.TRACE_HEADER} header.",
     covers=("E/Responses/Traceability",),
     depends_on=(ANSWERED,),
 )
@@ -385,7 +386,7 @@ def errors_structured(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Fin
     source=payscope_api.ACCESS,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
-    title=f"{', '.join(payscope.ADMIN_PATHS)} called with an admin token.",
+    title=f"{', '.join(api_client.ADMIN_PATHS)} called with an admin token.",
     passes_when="Each answers 200 with a JSON object.",
     covers=("E/Endpoints/Admin endpoints",),
 )

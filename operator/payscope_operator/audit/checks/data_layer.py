@@ -16,11 +16,12 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from payscope_operator.api import fields, relational, spec, status
+from payscope_operator.api import fields, postgres_spec, spec, status
 from payscope_operator.audit import registry
 from payscope_operator.audit.checks import per_object
 from payscope_operator.audit.sources import postgres
-from payscope_operator.backends import relational_audit, timeseries
+from payscope_operator.backends.postgres import evidence as pg_evidence
+from payscope_operator.backends.timescale import model as ts_model
 
 Severity = status.Severity
 Grade = registry.Grade
@@ -31,11 +32,11 @@ CHECKS = registry.Registry()
 # Postgres ---------------------------------------------------------------------------------------
 
 
-def forces_rls(t: relational.PostgresTable) -> bool:
+def forces_rls(t: postgres_spec.PostgresTable) -> bool:
     return postgres.declares_rls(t) and t.row_level_security is not None and t.row_level_security.force
 
 
-def _any_table(test: Callable[[relational.PostgresTable], bool]) -> Callable[[spec.PayScopeSpec], bool]:
+def _any_table(test: Callable[[postgres_spec.PostgresTable], bool]) -> Callable[[spec.PayScopeSpec], bool]:
     return lambda s: any(test(t) for t in postgres.tables(s))
 
 
@@ -88,7 +89,7 @@ def migrations(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Findin
     applies=_any_table(postgres.declares_rls),
 )
 def rls_enabled(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Finding:
-    def test(t: relational.PostgresTable, f: relational_audit.TableFacts) -> str | None:
+    def test(t: postgres_spec.PostgresTable, f: pg_evidence.TableFacts) -> str | None:
         return None if f.rls_enabled else "ROW LEVEL SECURITY is disabled"
 
     return per_object.tables(evidence, desired, postgres.declares_rls, test, "RLS enabled")
@@ -105,7 +106,7 @@ def rls_enabled(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Findi
     applies=_any_table(forces_rls),
 )
 def rls_forced(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Finding:
-    def test(t: relational.PostgresTable, f: relational_audit.TableFacts) -> str | None:
+    def test(t: postgres_spec.PostgresTable, f: pg_evidence.TableFacts) -> str | None:
         return None if f.rls_forced else "RLS is not FORCEd (the owner bypasses it)"
 
     return per_object.tables(evidence, desired, forces_rls, test, "RLS forced")
@@ -130,7 +131,7 @@ def policy_session_variable(evidence: PostgresEvidence, desired: spec.PayScopeSp
         # The variable's own name (app.current_bank_id) may contain the key: look for the column elsewhere.
         return variable in expr and column.search(expr.replace(variable, "")) is not None
 
-    def test(t: relational.PostgresTable, f: relational_audit.TableFacts) -> str | None:
+    def test(t: postgres_spec.PostgresTable, f: pg_evidence.TableFacts) -> str | None:
         if any(compares(using) and compares(check) for _, using, check in f.policies):
             return None
         return f"no policy compares {tenancy.tenant_key} with {tenancy.session_variable} in USING and WITH CHECK"
@@ -151,7 +152,7 @@ def policy_session_variable(evidence: PostgresEvidence, desired: spec.PayScopeSp
 def tenant_indexes(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Finding:
     key = desired.tenancy.tenant_key if desired.tenancy else "bank_id"
 
-    def test(t: relational.PostgresTable, f: relational_audit.TableFacts) -> str | None:
+    def test(t: postgres_spec.PostgresTable, f: pg_evidence.TableFacts) -> str | None:
         return None if f.tenant_indexed else f"no valid index leads with {key}"
 
     return per_object.tables(evidence, desired, lambda t: t.tenant_index, test, "tenant indexes")
@@ -168,7 +169,7 @@ def tenant_indexes(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Fi
     applies=_any_table(lambda t: t.expect_foreign_keys),
 )
 def foreign_keys(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Finding:
-    def test(t: relational.PostgresTable, f: relational_audit.TableFacts) -> str | None:
+    def test(t: postgres_spec.PostgresTable, f: pg_evidence.TableFacts) -> str | None:
         return None if f.foreign_keys else "no FOREIGN KEY constraint"
 
     return per_object.tables(evidence, desired, lambda t: t.expect_foreign_keys, test, "foreign keys")
@@ -202,7 +203,7 @@ def app_role(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Finding:
 # TimescaleDB ------------------------------------------------------------------------------------
 
 
-def _hyper(desired: spec.PayScopeSpec, aspect: str) -> list[relational.PostgresTable]:
+def _hyper(desired: spec.PayScopeSpec, aspect: str) -> list[postgres_spec.PostgresTable]:
     """The hypertables declaring ``aspect``: all of them, or those with a retention or compression."""
     return [
         t
@@ -211,7 +212,7 @@ def _hyper(desired: spec.PayScopeSpec, aspect: str) -> list[relational.PostgresT
     ]
 
 
-def _policy_problem(table: relational.PostgresTable, kind: str, job: Any, want: str) -> list[str]:
+def _policy_problem(table: postgres_spec.PostgresTable, kind: str, job: Any, want: str) -> list[str]:
     seconds = fields.parse_duration(want).total_seconds()
     if job is None:
         return [f"{per_object.table_name(table)}: no {kind} policy (want {want})"]
@@ -220,7 +221,7 @@ def _policy_problem(table: relational.PostgresTable, kind: str, job: Any, want: 
     return []
 
 
-def _problems(table: relational.PostgresTable, got: timeseries.ObservedHypertable, aspect: str) -> list[str]:
+def _problems(table: postgres_spec.PostgresTable, got: ts_model.ObservedHypertable, aspect: str) -> list[str]:
     want, name = table.hypertable, per_object.table_name(table)
     assert want is not None
     problems: list[str] = []
@@ -246,7 +247,7 @@ def _timescale(evidence: PostgresEvidence, desired: spec.PayScopeSpec, aspect: s
     problems: list[str] = []
     selected = _hyper(desired, aspect)
     for table in selected:
-        seen = observed.table(timeseries.table_ref(table))
+        seen = observed.table(ts_model.table_ref(table))
         if seen is None or seen.hypertable is None:
             problems.append(f"{per_object.table_name(table)}: not a hypertable")
         else:

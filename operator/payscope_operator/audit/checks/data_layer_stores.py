@@ -14,17 +14,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from payscope_operator.api import spec, status, stores
+from payscope_operator.api import spec, status, stores_spec
 from payscope_operator.audit import registry
 from payscope_operator.audit.sources import neo4j, pinecone, s3
-from payscope_operator.backends import base, objects_plan
+from payscope_operator.backends import base
+from payscope_operator.backends.s3 import evidence as s3_evidence
+from payscope_operator.backends.s3 import model as s3_model
 
 Severity = status.Severity
 Grade = registry.Grade
 Finding = registry.Finding
 CHECKS = registry.Registry()
 Ready = status.ProvisionState.READY
-BucketTest = Callable[[stores.Bucket, objects_plan.BucketFacts, s3.BucketEvidence], str | None]
+BucketTest = Callable[[stores_spec.Bucket, s3_evidence.BucketFacts, s3.BucketEvidence], str | None]
 
 
 def _objects(plan: base.Plan, kind: str | None, what: str, where: str) -> Finding:
@@ -169,7 +171,7 @@ def namespaces(evidence: pinecone.VectorEvidence, desired: spec.PayScopeSpec) ->
 def _buckets(
     evidence: s3.BucketEvidence,
     desired: spec.PayScopeSpec,
-    wanted: Callable[[stores.Bucket], bool],
+    wanted: Callable[[stores_spec.Bucket], bool],
     test: BucketTest,
     what: str,
 ) -> Finding:
@@ -195,11 +197,11 @@ def _buckets(
     return Finding.passed(f"{what} as declared on {len(selected)} bucket(s).", evidence=where)
 
 
-def _declares(test: Callable[[stores.Bucket], bool]) -> Callable[[spec.PayScopeSpec], bool]:
+def _declares(test: Callable[[stores_spec.Bucket], bool]) -> Callable[[spec.PayScopeSpec], bool]:
     return lambda s: s.object_storage is not None and any(test(b) for b in s.object_storage.buckets)
 
 
-def _exists(bucket: stores.Bucket, facts: objects_plan.BucketFacts, evidence: s3.BucketEvidence) -> str | None:
+def _exists(bucket: stores_spec.Bucket, facts: s3_evidence.BucketFacts, evidence: s3.BucketEvidence) -> str | None:
     return "owned by another account" if facts.owned_by_another_account else None
 
 
@@ -217,7 +219,7 @@ def buckets(evidence: s3.BucketEvidence, desired: spec.PayScopeSpec) -> Finding:
     return _buckets(evidence, desired, lambda b: True, _exists, "buckets")
 
 
-def _versioning(bucket: stores.Bucket, facts: objects_plan.BucketFacts, evidence: s3.BucketEvidence) -> str | None:
+def _versioning(bucket: stores_spec.Bucket, facts: s3_evidence.BucketFacts, evidence: s3.BucketEvidence) -> str | None:
     want = "Enabled" if bucket.versioning else "Suspended"
     if bucket.versioning and facts.versioning != "Enabled":
         return f"versioning is {facts.versioning or 'never enabled'}, want {want}"
@@ -240,7 +242,7 @@ def versioning(evidence: s3.BucketEvidence, desired: spec.PayScopeSpec) -> Findi
     return _buckets(evidence, desired, lambda b: b.versioning is not None, _versioning, "versioning")
 
 
-def _encryption(bucket: stores.Bucket, facts: objects_plan.BucketFacts, evidence: s3.BucketEvidence) -> str | None:
+def _encryption(bucket: stores_spec.Bucket, facts: s3_evidence.BucketFacts, evidence: s3.BucketEvidence) -> str | None:
     want = bucket.encryption.value if bucket.encryption is not None else None
     return None if facts.encryption == want else f"default encryption is {facts.encryption or 'none'}, want {want}"
 
@@ -258,13 +260,13 @@ def encryption(evidence: s3.BucketEvidence, desired: spec.PayScopeSpec) -> Findi
     return _buckets(evidence, desired, lambda b: b.encryption is not None, _encryption, "default encryption")
 
 
-def _public(bucket: stores.Bucket, facts: objects_plan.BucketFacts, evidence: s3.BucketEvidence) -> str | None:
+def _public(bucket: stores_spec.Bucket, facts: s3_evidence.BucketFacts, evidence: s3.BucketEvidence) -> str | None:
     code = evidence.anonymous_status.get(bucket.name)
     if code is not None and code < 400:
         return f"an anonymous listing was answered {code}"
     if facts.allows_anonymous:
         return "the bucket policy allows anonymous principals"
-    if facts.denies_anonymous or facts.public_access_block == objects_plan.BlockState.ON:
+    if facts.denies_anonymous or facts.public_access_block == s3_evidence.BlockState.ON:
         return None
     if code in (401, 403):
         return "warn: anonymous requests are refused by the endpoint, but no policy or PublicAccessBlock says so"
@@ -285,7 +287,7 @@ def public_access(evidence: s3.BucketEvidence, desired: spec.PayScopeSpec) -> Fi
     return _buckets(evidence, desired, lambda b: b.block_public_access is not False, _public, "public access")
 
 
-def _lifecycle(bucket: stores.Bucket, facts: objects_plan.BucketFacts, evidence: s3.BucketEvidence) -> str | None:
+def _lifecycle(bucket: stores_spec.Bucket, facts: s3_evidence.BucketFacts, evidence: s3.BucketEvidence) -> str | None:
     rules = bucket.lifecycle
     assert rules is not None
     missing = []
@@ -293,7 +295,7 @@ def _lifecycle(bucket: stores.Bucket, facts: objects_plan.BucketFacts, evidence:
         missing.append("noncurrent-version expiration")
     if rules.abort_incomplete_multipart_upload_days is not None and not facts.abort_incomplete_multipart_upload:
         missing.append("abort of incomplete multipart uploads")
-    if rules.expiration_days is not None and f"{objects_plan.RULE_ID_PREFIX}expiration" not in facts.lifecycle_rule_ids:
+    if rules.expiration_days is not None and f"{s3_model.RULE_ID_PREFIX}expiration" not in facts.lifecycle_rule_ids:
         missing.append("expiration")
     return "missing " + ", ".join(missing) if missing else None
 

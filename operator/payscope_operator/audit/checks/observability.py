@@ -22,7 +22,7 @@ from payscope_operator.api import spec, status
 from payscope_operator.audit import registry
 from payscope_operator.audit.checks import per_object
 from payscope_operator.audit.sources import kubernetes, payscope_api
-from payscope_operator.backends import payscope
+from payscope_operator.backends.payscope_api import model as api_model
 from payscope_operator.kube import workloads
 
 Severity = status.Severity
@@ -191,7 +191,7 @@ def recommended_metrics(evidence: StatusEvidence, desired: spec.PayScopeSpec) ->
     return Finding.passed("Every recommended metric family is exposed.", evidence=where)
 
 
-def _health(health: payscope.Health, what: str) -> Finding:
+def _health(health: api_model.Health, what: str) -> Finding:
     reply = health.reply
     where = f"{reply.describe()}: status={health.state!r}"
     if reply.status is None:
@@ -248,7 +248,7 @@ def health_dependencies(evidence: StatusEvidence, desired: spec.PayScopeSpec) ->
     passes_when="status ok with at least one worker online.",
     covers=("F/Health Checks/Worker health check",),
 )
-def health_worker(facts: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
+def health_worker(facts: api_model.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     where = f"GET /admin/pipeline → 200: health.worker={facts.worker_status!r}, online={facts.workers_online}"
     if facts.worker_status != "ok" or not facts.workers_online:
         return Finding.failed(
@@ -268,7 +268,7 @@ def health_worker(facts: payscope.Pipeline, desired: spec.PayScopeSpec) -> Findi
     passes_when="status ok.",
     covers=("F/Health Checks/Ingestion health check",),
 )
-def health_ingestion(facts: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
+def health_ingestion(facts: api_model.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     where = f"GET /admin/pipeline → 200: health.ingestion={facts.ingestion_status!r}"
     if facts.ingestion_status != "ok":
         return Finding.failed(
@@ -287,7 +287,7 @@ def health_ingestion(facts: payscope.Pipeline, desired: spec.PayScopeSpec) -> Fi
     passes_when="json (one JSON object per line).",
     covers=("F/Logging/Structured logging",),
 )
-def log_format(runtime: payscope.Runtime, desired: spec.PayScopeSpec) -> Finding:
+def log_format(runtime: api_model.Runtime, desired: spec.PayScopeSpec) -> Finding:
     where = f"GET /admin/runtime → 200: logging.format={runtime.log_format!r}"
     if runtime.log_format != "json":
         return Finding.failed(
@@ -307,7 +307,7 @@ def log_format(runtime: payscope.Runtime, desired: spec.PayScopeSpec) -> Finding
     passes_when=f"One of {', '.join(PRODUCTION_LOG_LEVELS)} (DEBUG or TRACE: Warn).",
     covers=("F/Logging/Log levels appropriate",),
 )
-def log_level(runtime: payscope.Runtime, desired: spec.PayScopeSpec) -> Finding:
+def log_level(runtime: api_model.Runtime, desired: spec.PayScopeSpec) -> Finding:
     level = (runtime.log_level or "").upper()
     where = f"GET /admin/runtime → 200: logging.level={runtime.log_level!r}"
     if level in PRODUCTION_LOG_LEVELS:

@@ -14,25 +14,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from payscope_operator.api import relational, spec
+from payscope_operator.api import postgres_spec, spec
 from payscope_operator.audit import registry
 from payscope_operator.audit.sources import kubernetes, postgres
-from payscope_operator.backends import relational_audit
+from payscope_operator.backends.postgres import evidence as pg_evidence
 from payscope_operator.kube import workloads
 
 Finding = registry.Finding
 MAX_SHOWN = 6
-TableTest = Callable[[relational.PostgresTable, relational_audit.TableFacts], str | None]
+TableTest = Callable[[postgres_spec.PostgresTable, pg_evidence.TableFacts], str | None]
 
 
-def table_name(table: relational.PostgresTable) -> str:
+def table_name(table: postgres_spec.PostgresTable) -> str:
     return f"{table.schema_name}.{table.name}"
 
 
 def tables(
     evidence: postgres.PostgresEvidence,
     desired: spec.PayScopeSpec,
-    wanted: Callable[[relational.PostgresTable], bool],
+    wanted: Callable[[postgres_spec.PostgresTable], bool],
     test: TableTest,
     what: str,
 ) -> Finding:

@@ -15,11 +15,13 @@ function. The bounds below are the documented policy.
 
 from __future__ import annotations
 
-from payscope_operator.api import relational, spec, status
+from payscope_operator.api import postgres_spec, spec, status
 from payscope_operator.audit import registry
 from payscope_operator.audit.checks import per_object
 from payscope_operator.audit.sources import payscope_api, postgres, redis
-from payscope_operator.backends import broker, payscope, relational_audit
+from payscope_operator.backends.payscope_api import model as api_model
+from payscope_operator.backends.postgres import evidence as pg_evidence
+from payscope_operator.backends.redis import evidence as redis_evidence
 
 Severity = status.Severity
 Grade = registry.Grade
@@ -46,7 +48,7 @@ _DLQ = "C/Processing/Dead letter queue"
     title="PayScope's Redis broker (spec.redis.connection) answers PING within the probe timeout.",
     passes_when="PING succeeds; an unreachable broker is Unknown with the reason.",
 )
-def broker_reachable(facts: broker.BrokerFacts, desired: spec.PayScopeSpec) -> Finding:
+def broker_reachable(facts: redis_evidence.BrokerFacts, desired: spec.PayScopeSpec) -> Finding:
     version = facts.version or "of unknown version"
     return Finding.passed(f"Redis {version} at {facts.address} answers PING.", evidence=f"redis {facts.address}: PING")
 
@@ -61,7 +63,7 @@ def broker_reachable(facts: broker.BrokerFacts, desired: spec.PayScopeSpec) -> F
     covers=(_DLQ, _ERRORS),
     applies=lambda s: s.redis is not None and s.redis.dead_letter_queue is not None,
 )
-def dlq_depth(facts: broker.BrokerFacts, desired: spec.PayScopeSpec) -> Finding:
+def dlq_depth(facts: redis_evidence.BrokerFacts, desired: spec.PayScopeSpec) -> Finding:
     queue, limit = facts.dead_letters, desired.redis.max_dead_letters if desired.redis else 0
     if queue is None:
         return Finding.unknown("No dead-letter queue was read: spec.redis.deadLetterQueue is not set.")
@@ -71,7 +73,7 @@ def dlq_depth(facts: broker.BrokerFacts, desired: spec.PayScopeSpec) -> Finding:
             "PayScope parks failed tasks in.",
             evidence=f"redis {facts.address}: TYPE {queue.key} = {queue.type}",
         )
-    command = broker.QUEUE_LENGTH_COMMANDS.get(queue.type)
+    command = redis_evidence.QUEUE_LENGTH_COMMANDS.get(queue.type)
     counted = f"{command} {queue.key} = {queue.depth}" if command else f"TYPE {queue.key} = none (no key: empty)"
     where = f"redis {facts.address}: {counted}"
     if queue.depth > limit:
@@ -92,7 +94,7 @@ def dlq_depth(facts: broker.BrokerFacts, desired: spec.PayScopeSpec) -> Finding:
     passes_when=f"1 <= max_retries <= {MAX_RETRIES} (above: Warn).",
     covers=("C/Processing/Celery task retries", "C/Processing/Max retries configured"),
 )
-def retries(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
+def retries(p: api_model.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     where = f"{PIPELINE} → 200: max_retries={p.max_retries}"
     if p.max_retries is None or p.max_retries < 1:
         return Finding.failed(
@@ -118,7 +120,7 @@ def retries(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     passes_when=f"retry_backoff is true and 0 < retry_backoff_max_s <= {MAX_BACKOFF_CAP_S:g}.",
     covers=("C/Processing/Exponential backoff",),
 )
-def backoff(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
+def backoff(p: api_model.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     where = f"{PIPELINE} → 200: retry_backoff={p.retry_backoff}, retry_backoff_max_s={p.retry_backoff_max_s}"
     if p.retry_backoff is not True:
         return Finding.failed(
@@ -145,7 +147,7 @@ def backoff(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     passes_when=f"0 < soft < hard; hard <= {MAX_TASK_TIME_LIMIT_S:g}s (above: Warn).",
     covers=("C/Processing/Task timeouts",),
 )
-def time_limits(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
+def time_limits(p: api_model.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     soft, hard = p.task_soft_time_limit_s, p.task_time_limit_s
     where = f"{PIPELINE} → 200: task_soft_time_limit_s={soft}, task_time_limit_s={hard}"
     if soft is None or hard is None or not 0 < soft < hard:
@@ -171,7 +173,7 @@ def time_limits(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     passes_when="acks_late is true.",
     covers=(_ERRORS,),
 )
-def acks_late(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
+def acks_late(p: api_model.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     where = f"{PIPELINE} → 200: acks_late={p.acks_late}"
     if p.acks_late is not True:
         return Finding.failed(
@@ -191,7 +193,7 @@ def acks_late(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     passes_when="A queue is named; it is the key spec.redis.deadLetterQueue watches (otherwise Warn).",
     covers=(_DLQ, _ERRORS),
 )
-def dead_letter_queue(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
+def dead_letter_queue(p: api_model.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     where = f"{PIPELINE} → 200: dead_letter_queue={p.dead_letter_queue!r}"
     if not p.dead_letter_queue:
         return Finding.failed(
@@ -218,7 +220,7 @@ def dead_letter_queue(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Findi
     passes_when="ingestion.validates_files is true.",
     covers=("C/Ingestion/File validation",),
 )
-def file_validation(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding:
+def file_validation(p: api_model.Pipeline, desired: spec.PayScopeSpec) -> Finding:
     where = f"{PIPELINE} → 200: ingestion.validates_files={p.validates_files}"
     if p.validates_files is not True:
         return Finding.failed(
@@ -240,7 +242,7 @@ def file_validation(p: payscope.Pipeline, desired: spec.PayScopeSpec) -> Finding
     applies=lambda s: any(t.idempotency_key for t in postgres.tables(s)),
 )
 def idempotency_key(evidence: postgres.PostgresEvidence, desired: spec.PayScopeSpec) -> Finding:
-    def test(t: relational.PostgresTable, f: relational_audit.TableFacts) -> str | None:
+    def test(t: postgres_spec.PostgresTable, f: pg_evidence.TableFacts) -> str | None:
         if tuple(sorted(t.idempotency_key)) in f.unique_keys:
             return None
         return f"no UNIQUE constraint or index on exactly ({', '.join(t.idempotency_key)})"

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from payscope_operator.audit import probes, registry
 from payscope_operator.audit.sources import payscope_api
-from payscope_operator.backends import payscope
+from payscope_operator.backends.payscope_api import client as api_client
 
 Finding = registry.Finding
 REFUSALS = frozenset({400, 401, 403})
@@ -24,7 +24,7 @@ REFUSALS = frozenset({400, 401, 403})
 REFUSED_401 = "The valid call gets through and each probe is refused with 401 (another 4xx: Warn)."
 
 
-def _label(probe: probes.Probe, reply: payscope.Reply) -> str:
+def _label(probe: probes.Probe, reply: api_client.Reply) -> str:
     return f"{probe.label} ({reply.describe()})"
 
 

@@ -23,7 +23,7 @@ from payscope_operator.api import spec, status
 from payscope_operator.audit import probes, registry
 from payscope_operator.audit.checks import refusals
 from payscope_operator.audit.sources import payscope_api, postgres
-from payscope_operator.backends import payscope
+from payscope_operator.backends.payscope_api import client as api_client
 
 Severity = status.Severity
 Grade = registry.Grade
@@ -280,7 +280,7 @@ def chat_role(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
     source=payscope_api.ACCESS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
-    title=f"{', '.join(payscope.ADMIN_PATHS)} called with a valid analyst token.",
+    title=f"{', '.join(api_client.ADMIN_PATHS)} called with a valid analyst token.",
     passes_when="Each is refused with 403 (another 4xx: Warn).",
     covers=("G/RBAC/Role enforcement", "G/RBAC/Permission validation"),
 )

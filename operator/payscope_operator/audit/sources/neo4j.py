@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from payscope_operator.api import stores
+from payscope_operator.api import stores_spec
 from payscope_operator.audit import context, registry
-from payscope_operator.backends import base, graph
+from payscope_operator.backends import base
+from payscope_operator.backends.neo4j import provisioner as neo4j_provisioner
 
 MAX_TENANT_LABELS = 20
 
@@ -30,14 +31,14 @@ class GraphEvidence:
     untenanted: dict[str, int]  # label -> nodes without the tenant key
 
 
-def declared_labels(section: stores.Neo4j) -> list[str]:
+def declared_labels(section: stores_spec.Neo4j) -> list[str]:
     return sorted({c.label for c in section.constraints} | {i.label for i in section.indexes})[:MAX_TENANT_LABELS]
 
 
 async def _gather(run: context.Session) -> GraphEvidence:
     section = run.spec.neo4j
     assert section is not None  # the source is configured only when spec.neo4j is set
-    provisioner = graph.GraphProvisioner(await run.stores.neo4j(), section, known=run.provisioned_neo4j)
+    provisioner = neo4j_provisioner.Neo4jProvisioner(await run.stores.neo4j(), section, known=run.provisioned_neo4j)
     state = await provisioner.observe()
     untenanted: dict[str, int] = {}
     if run.spec.tenancy is not None:

@@ -34,7 +34,8 @@ from typing import TypeVar
 from payscope_operator import errors
 from payscope_operator.api import fields, spec
 from payscope_operator.audit import context, probes, registry, tokens
-from payscope_operator.backends import payscope
+from payscope_operator.backends.payscope_api import client as api_client
+from payscope_operator.backends.payscope_api import model as api_model
 
 MARGIN_S = 2.0
 """A source's timeout exceeds its slowest request's by this much, so requests time out first."""
@@ -78,7 +79,7 @@ def query_timeout(desired: spec.PayScopeSpec) -> float:
     return fields.parse_duration(_api(desired).timeouts.query).total_seconds()
 
 
-def explain(reply: payscope.Reply) -> str:
+def explain(reply: api_client.Reply) -> str:
     """Why a reply cannot be used as evidence, for an Unknown finding an on-call engineer can act on."""
     if reply.status is None:
         return f"{reply.endpoint}: {reply.failure}"
@@ -99,21 +100,21 @@ def explain(reply: payscope.Reply) -> str:
     return f"{reply.endpoint} answered {reply.status}"
 
 
-def facts_of(document: payscope.Document[T]) -> T | registry.Finding:
+def facts_of(document: api_model.Document[T]) -> T | registry.Finding:
     """A document's facts, or the Unknown finding saying why they could not be read."""
     if document.facts is None:
         return registry.Finding.unknown(explain(document.reply))
     return document.facts
 
 
-async def _client(run: context.Session) -> payscope.Client:
+async def _client(run: context.Session) -> api_client.Client:
     url = _api(run.spec).url
-    client: payscope.Client = await run.clients.get("payscope.api", hash(url), lambda: payscope.build_client(url))
+    client: api_client.Client = await run.clients.get("payscope.api", hash(url), lambda: api_client.build_client(url))
     return client
 
 
-async def _send(run: context.Session, requests: Mapping[str, payscope.Request]) -> dict[str, payscope.Reply]:
-    replies = await payscope.send_all(await _client(run), requests)
+async def _send(run: context.Session, requests: Mapping[str, api_client.Request]) -> dict[str, api_client.Reply]:
+    replies = await api_client.send_all(await _client(run), requests)
     if replies and all(r.status is None for r in replies.values()):
         first = next(iter(replies.values()))
         raise errors.DependencyUnavailable(f"PayScope's API at {_api(run.spec).url} is not answering: {first.failure}")
@@ -125,23 +126,23 @@ async def _send(run: context.Session, requests: Mapping[str, payscope.Request]) 
 
 @dataclass(frozen=True)
 class StatusEvidence:
-    healthz: payscope.Health
-    readyz: payscope.Health
-    metrics: payscope.Metrics
-    metrics_again: payscope.Metrics | None = None  # a second scrape, once the first was answered
+    healthz: api_model.Health
+    readyz: api_model.Health
+    metrics: api_model.Metrics
+    metrics_again: api_model.Metrics | None = None  # a second scrape, once the first was answered
 
 
 async def _gather_status(run: context.Session) -> StatusEvidence:
     timeout = request_timeout(run.spec)
-    replies = await _send(run, {p: payscope.Request("GET", p, timeout) for p in ("/healthz", "/readyz", "/metrics")})
-    metrics = payscope.parse_metrics(replies["/metrics"])
+    replies = await _send(run, {p: api_client.Request("GET", p, timeout) for p in ("/healthz", "/readyz", "/metrics")})
+    metrics = api_model.parse_metrics(replies["/metrics"])
     again = None
     if metrics.reply.status == 200:
-        again = payscope.parse_metrics(
-            await payscope.send(await _client(run), payscope.Request("GET", "/metrics", timeout))
+        again = api_model.parse_metrics(
+            await api_client.send(await _client(run), api_client.Request("GET", "/metrics", timeout))
         )
     return StatusEvidence(
-        payscope.parse_health(replies["/healthz"]), payscope.parse_health(replies["/readyz"]), metrics, again
+        api_model.parse_health(replies["/healthz"]), api_model.parse_health(replies["/readyz"]), metrics, again
     )
 
 
@@ -158,19 +159,19 @@ STATUS = registry.Source[StatusEvidence](
 
 @dataclass(frozen=True)
 class AdminEvidence:
-    agents: payscope.Document[payscope.Agents]
-    pipeline: payscope.Document[payscope.Pipeline]
-    runtime: payscope.Document[payscope.Runtime]
+    agents: api_model.Document[api_model.Agents]
+    pipeline: api_model.Document[api_model.Pipeline]
+    runtime: api_model.Document[api_model.Runtime]
 
 
 async def _gather_admin(run: context.Session) -> AdminEvidence:
     minter, timeout = tokens.from_session(run), request_timeout(run.spec)
     token = minter.mint(bank_id=tenants(run.spec)[0], roles=tokens.ADMIN_ROLES)
-    replies = await _send(run, {p: payscope.Request("GET", p, timeout, token) for p in payscope.ADMIN_PATHS})
+    replies = await _send(run, {p: api_client.Request("GET", p, timeout, token) for p in api_client.ADMIN_PATHS})
     return AdminEvidence(
-        payscope.read_document(replies["/admin/agents"], payscope.parse_agents),
-        payscope.read_document(replies["/admin/pipeline"], payscope.parse_pipeline),
-        payscope.read_document(replies["/admin/runtime"], payscope.parse_runtime),
+        api_model.read_document(replies["/admin/agents"], api_model.parse_agents),
+        api_model.read_document(replies["/admin/pipeline"], api_model.parse_pipeline),
+        api_model.read_document(replies["/admin/runtime"], api_model.parse_runtime),
     )
 
 
@@ -181,11 +182,11 @@ ADMIN = registry.Source[AdminEvidence](
     absent="spec.api.auth is not set: the audit cannot mint the admin token PayScope's admin endpoints need.",
     timeout=lambda s: request_timeout(s) + MARGIN_S,
 )
-AGENTS: registry.Part[payscope.Agents] = ADMIN.part(lambda e: facts_of(e.agents))
+AGENTS: registry.Part[api_model.Agents] = ADMIN.part(lambda e: facts_of(e.agents))
 """``GET /admin/agents``: PayScope's statement of its agents' settings."""
-PIPELINE: registry.Part[payscope.Pipeline] = ADMIN.part(lambda e: facts_of(e.pipeline))
+PIPELINE: registry.Part[api_model.Pipeline] = ADMIN.part(lambda e: facts_of(e.pipeline))
 """``GET /admin/pipeline``: PayScope's statement of its Celery settings and component health."""
-RUNTIME: registry.Part[payscope.Runtime] = ADMIN.part(lambda e: facts_of(e.runtime))
+RUNTIME: registry.Part[api_model.Runtime] = ADMIN.part(lambda e: facts_of(e.runtime))
 """``GET /admin/runtime``: PayScope's statement of its log settings."""
 
 # ---- payscope.chat --------------------------------------------------------------------------------
@@ -194,15 +195,15 @@ RUNTIME: registry.Part[payscope.Runtime] = ADMIN.part(lambda e: facts_of(e.runti
 @dataclass(frozen=True)
 class ChatEvidence:
     bank: str
-    intents: Mapping[str, payscope.Answer]
-    repeat: payscope.Answer  # the WHAT_IF query, asked a second time
-    repeat_forecast: payscope.Answer  # the FORECAST query, asked a second time
-    classified: payscope.Answer  # CLASSIFIABLE's query, sent without intent
-    unclassified: payscope.Answer
-    invalid_body: payscope.Answer
-    other_tenant: payscope.Answer | None  # the DESCRIBE query as the second probe tenant
+    intents: Mapping[str, api_model.Answer]
+    repeat: api_model.Answer  # the WHAT_IF query, asked a second time
+    repeat_forecast: api_model.Answer  # the FORECAST query, asked a second time
+    classified: api_model.Answer  # CLASSIFIABLE's query, sent without intent
+    unclassified: api_model.Answer
+    invalid_body: api_model.Answer
+    other_tenant: api_model.Answer | None  # the DESCRIBE query as the second probe tenant
 
-    def answered(self) -> list[tuple[str, payscope.Answer]]:
+    def answered(self) -> list[tuple[str, api_model.Answer]]:
         """The intent probes that were answered 200, in intent order."""
         return [(i, a) for i, a in self.intents.items() if a.reply.status == 200]
 
@@ -216,10 +217,10 @@ async def _gather_chat(run: context.Session) -> ChatEvidence:
     bank, other = tenants(run.spec)
     token = minter.mint(bank_id=bank, roles=tokens.ANALYST_ROLES)
 
-    def chat(body: bytes, as_bank: str = bank, bearer: str = token) -> payscope.Request:
-        return payscope.Request("POST", payscope.CHAT_PATH, timeout, bearer, as_bank, body)
+    def chat(body: bytes, as_bank: str = bank, bearer: str = token) -> api_client.Request:
+        return api_client.Request("POST", api_client.CHAT_PATH, timeout, bearer, as_bank, body)
 
-    requests = {intent: chat(_query(intent, PROBE_QUERIES[intent])) for intent in payscope.INTENTS}
+    requests = {intent: chat(_query(intent, PROBE_QUERIES[intent])) for intent in api_model.INTENTS}
     requests["repeat"] = chat(_query("WHAT_IF", PROBE_QUERIES["WHAT_IF"]))
     requests["repeat_forecast"] = chat(_query("FORECAST", PROBE_QUERIES["FORECAST"]))
     requests["classified"] = chat(_query(None, CLASSIFIABLE[1]))
@@ -228,10 +229,10 @@ async def _gather_chat(run: context.Session) -> ChatEvidence:
     if other is not None:
         other_token = minter.mint(bank_id=other, roles=tokens.ANALYST_ROLES)
         requests["other"] = chat(_query("DESCRIBE", PROBE_QUERIES["DESCRIBE"]), other, other_token)
-    answers = {name: payscope.parse_answer(reply) for name, reply in (await _send(run, requests)).items()}
+    answers = {name: api_model.parse_answer(reply) for name, reply in (await _send(run, requests)).items()}
     return ChatEvidence(
         bank=bank,
-        intents={intent: answers[intent] for intent in payscope.INTENTS},
+        intents={intent: answers[intent] for intent in api_model.INTENTS},
         repeat=answers["repeat"],
         repeat_forecast=answers["repeat_forecast"],
         classified=answers["classified"],
@@ -257,9 +258,9 @@ CHAT = registry.Source[ChatEvidence](
 @dataclass(frozen=True)
 class AccessEvidence:
     bank: str
-    replies: Mapping[str, payscope.Reply]  # by probes.Probe.key
+    replies: Mapping[str, api_client.Reply]  # by probes.Probe.key
 
-    def reply(self, probe: probes.Probe) -> payscope.Reply:
+    def reply(self, probe: probes.Probe) -> api_client.Reply:
         return self.replies[probe.key]
 
 

@@ -14,23 +14,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from payscope_operator.audit import context, registry
-from payscope_operator.backends import base, vectors
+from payscope_operator.backends import base
+from payscope_operator.backends.pinecone import model as pinecone_model
+from payscope_operator.backends.pinecone import provisioner as pinecone_provisioner
 
 
 @dataclass(frozen=True)
 class VectorEvidence:
     controller: str
     plan: base.Plan
-    stats: dict[str, vectors.IndexStats]
+    stats: dict[str, pinecone_model.IndexStats]
     stats_errors: dict[str, str]
 
 
 async def _gather(run: context.Session) -> VectorEvidence:
     section = run.spec.pinecone
     assert section is not None  # the source is configured only when spec.pinecone is set
-    provisioner = vectors.VectorProvisioner(section, await run.stores.pinecone())
+    provisioner = pinecone_provisioner.PineconeProvisioner(section, await run.stores.pinecone())
     observed = await provisioner.observe()
-    stats: dict[str, vectors.IndexStats] = {}
+    stats: dict[str, pinecone_model.IndexStats] = {}
     failed: dict[str, str] = {}
     for index in section.indexes:
         found = observed.indexes.get(index.name)

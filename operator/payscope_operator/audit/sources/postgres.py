@@ -15,9 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from payscope_operator.api import fields, relational, spec
+from payscope_operator.api import fields, postgres_spec, spec
 from payscope_operator.audit import context, registry
-from payscope_operator.backends import connections, relational_audit, timeseries
+from payscope_operator.backends.postgres import client as pg_client
+from payscope_operator.backends.postgres import evidence as pg_evidence
+from payscope_operator.backends.timescale import model as ts_model
+from payscope_operator.backends.timescale import provisioner as ts_provisioner
 
 MAX_ISOLATION_WRITE_PROBES = 3
 
@@ -25,31 +28,31 @@ MAX_ISOLATION_WRITE_PROBES = 3
 @dataclass(frozen=True)
 class PostgresEvidence:
     host: str
-    catalog: relational_audit.Catalog
+    catalog: pg_evidence.Catalog
     migrations: tuple[str, ...] | None
-    timescale: timeseries.Observed | None
-    audit_log: relational_audit.AuditLogFacts
+    timescale: ts_model.Observed | None
+    audit_log: pg_evidence.AuditLogFacts
 
 
 @dataclass(frozen=True)
 class IsolationEvidence:
-    probes: tuple[relational_audit.IsolationFacts, ...]
+    probes: tuple[pg_evidence.IsolationFacts, ...]
 
 
-def section(desired: spec.PayScopeSpec) -> relational.Postgres:
+def section(desired: spec.PayScopeSpec) -> postgres_spec.Postgres:
     assert desired.postgres is not None  # the sources are configured only when spec.postgres is set
     return desired.postgres
 
 
-def tables(desired: spec.PayScopeSpec) -> tuple[relational.PostgresTable, ...]:
+def tables(desired: spec.PayScopeSpec) -> tuple[postgres_spec.PostgresTable, ...]:
     return desired.postgres.tables if desired.postgres is not None else ()
 
 
-def key(table: relational.PostgresTable) -> tuple[str, str]:
+def key(table: postgres_spec.PostgresTable) -> tuple[str, str]:
     return (table.schema_name, table.name)
 
 
-def declares_rls(table: relational.PostgresTable) -> bool:
+def declares_rls(table: postgres_spec.PostgresTable) -> bool:
     return table.row_level_security is not None and table.row_level_security.enabled
 
 
@@ -62,21 +65,21 @@ async def _gather_catalog(run: context.Session) -> PostgresEvidence:
     tenant_key = run.spec.tenancy.tenant_key if run.spec.tenancy else None
     dsn = run.stores.postgres_dsn()
     async with run.stores.postgres(dsn) as conn:
-        catalog = await relational_audit.read_catalog(
+        catalog = await pg_evidence.read_catalog(
             conn, [key(t) for t in declared.tables], tenant_key=tenant_key, app_role=declared.app_role
         )
         migrations = None
         if declared.migrations is not None:
             m = declared.migrations
-            migrations = await relational_audit.read_migration_versions(conn, m.schema_name, m.table, m.column)
+            migrations = await pg_evidence.read_migration_versions(conn, m.schema_name, m.table, m.column)
         hyper = None
         if any(t.hypertable is not None for t in declared.tables):
-            hyper = await timeseries.TimeseriesProvisioner(conn, declared).observe()
+            hyper = await ts_provisioner.TimescaleProvisioner(conn, declared).observe()
         log = declared.audit_log
-        audit_log = await relational_audit.read_audit_log(
+        audit_log = await pg_evidence.read_audit_log(
             conn, log.schema_name, log.table, log.order_column, declared.app_role
         )
-    return PostgresEvidence(connections.postgres_host(dsn), catalog, migrations, hyper, audit_log)
+    return PostgresEvidence(pg_client.host(dsn), catalog, migrations, hyper, audit_log)
 
 
 CATALOG = registry.Source[PostgresEvidence](
@@ -110,7 +113,7 @@ async def _gather_isolation(run: context.Session) -> IsolationEvidence:
     async with run.stores.postgres(dsn) as conn:
         for table in [t for t in declared.tables if declares_rls(t)][:MAX_ISOLATION_WRITE_PROBES]:
             probes.append(
-                await relational_audit.probe_isolation(
+                await pg_evidence.probe_isolation(
                     conn,
                     schema=table.schema_name,
                     table=table.name,

@@ -10,24 +10,27 @@ What it must not do: read, pop or write a queued message, or judge the evidence.
 
 from __future__ import annotations
 
+import redis.asyncio as aioredis
+
 from payscope_operator.api import fields
 from payscope_operator.audit import context, registry
-from payscope_operator.backends import broker
+from payscope_operator.backends.redis import client as redis_client
+from payscope_operator.backends.redis import evidence as redis_evidence
 
 
-async def _gather(run: context.Session) -> broker.BrokerFacts:
+async def _gather(run: context.Session) -> redis_evidence.BrokerFacts:
     redis = run.spec.redis
     assert redis is not None  # the source is configured only when spec.redis is set
     ref = redis.connection.secret_ref
     url = context.reveal(run, ref.name, ref.key, "spec.redis.connection.secretRef")
     timeout = fields.parse_duration(run.spec.audit.probe_timeout).total_seconds()
-    client: broker.Client = await run.clients.get(
-        "redis.broker", hash((url, timeout)), lambda: broker.build_client(url, timeout)
+    client: aioredis.Redis = await run.clients.get(
+        "redis.broker", hash((url, timeout)), lambda: redis_client.build_client(url, timeout)
     )
-    return await broker.observe(client, broker.address_of(url), redis.dead_letter_queue)
+    return await redis_evidence.observe(client, redis_client.address_of(url), redis.dead_letter_queue)
 
 
-BROKER = registry.Source[broker.BrokerFacts](
+BROKER = registry.Source[redis_evidence.BrokerFacts](
     name="redis.broker",
     gather=_gather,
     configured=lambda s: s.redis is not None,

@@ -17,20 +17,21 @@ import httpx
 
 from payscope_operator.api import fields
 from payscope_operator.audit import context, registry
-from payscope_operator.backends import objects, objects_plan
+from payscope_operator.backends.s3 import evidence as s3_evidence
+from payscope_operator.backends.s3 import provisioner as s3_provisioner
 
 
 @dataclass(frozen=True)
 class BucketEvidence:
     endpoint: str
-    facts: dict[str, objects_plan.BucketFacts]
+    facts: dict[str, s3_evidence.BucketFacts]
     anonymous_status: dict[str, int]  # HTTP status of an unauthenticated listing, per bucket
 
 
 async def _gather(run: context.Session) -> BucketEvidence:
     section = run.spec.object_storage
     assert section is not None  # the source is configured only when spec.objectStorage is set
-    provisioner = objects.ObjectsProvisioner(section, await run.stores.s3())
+    provisioner = s3_provisioner.S3Provisioner(section, await run.stores.s3())
     facts = {f.name: f for f in await provisioner.audit()}
     anonymous: dict[str, int] = {}
     if section.endpoint is not None:

@@ -1,0 +1,164 @@
+"""Neo4j constraints and indexes: observe, apply and tear down over Bolt.
+
+Why this module exists: PayScope's graph relies on uniqueness constraints and on
+range and text indexes over node labels. This provisioner makes the schema of one
+Neo4j database match ``spec.neo4j``: it detects the server's version and edition
+(``dbms.components()``), reads ``SHOW CONSTRAINTS`` and ``SHOW INDEXES``, counts the
+duplicates that would block a missing uniqueness constraint, has the pure
+:func:`plan.plan_neo4j` plan the difference, and applies it one statement at a time
+through ``client``.
+
+Existing duplicates block a uniqueness constraint (``ConstraintViolatedByData``), found
+by a read query before any create, and by the server's refusal after.
+
+What it must not do: create or close the driver (the caller owns it); drop anything
+whose name does not start with ``payscope_`` or that the spec does not declare;
+touch nodes or relationships; put a server message, a data value or a credential
+into an exception (server messages quote the offending values); import reconcile,
+main, kube or kopf.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import neo4j
+import neo4j.exceptions
+
+from payscope_operator import errors
+from payscope_operator.api import conditions, fields, stores_spec
+from payscope_operator.backends import base
+from payscope_operator.backends.neo4j import client, cypher, model, plan
+
+_Reason = conditions.Reason
+_EQUIVALENT_CODES = frozenset(
+    {"Neo.ClientError.Schema.EquivalentSchemaRuleAlreadyExists", "Neo.ClientError.Schema.ConstraintAlreadyExists"}
+)
+
+
+class Neo4jProvisioner:
+    """Neo4j schema of one resource. The driver is the caller's: created once, closed by it.
+
+    ``schema_changes`` counts the schema-changing statements sent (for the idempotency
+    proof and the metrics); ``known`` seeds the managed names seen in earlier passes.
+    """
+
+    system = model.SYSTEM
+
+    def __init__(
+        self,
+        driver: neo4j.AsyncDriver,
+        desired: stores_spec.Neo4j,
+        *,
+        timeout: float = client.DEFAULT_TIMEOUT,
+        known: Iterable[str] = (),
+    ) -> None:
+        if not re.fullmatch(fields.NEO4J_DATABASE_PATTERN, desired.database):
+            raise errors.SpecInvalid(f"neo4j.database {desired.database!r} is not a valid database name")
+        self._client = client.Client(driver, desired.database, timeout=timeout)
+        self._desired = desired
+        self._known = set(known)
+        self.schema_changes = 0
+
+    async def count_untenanted(self, labels: Iterable[str], tenant_key: str) -> dict[str, int]:
+        """Nodes of each label lacking ``tenant_key`` (read-only; one statement for all labels)."""
+        wanted = sorted(set(labels))
+        if not wanted:
+            return {}
+        records = await self._client.read(cypher.cypher_untenanted(wanted, tenant_key))
+        return {str(r["label"]): int(r["c"]) for r in records}
+
+    async def _change(self, text: str) -> bool:
+        """Send one schema-changing statement; True when the server added an object."""
+        self.schema_changes += 1
+        _, counters = await self._client.run(text)
+        return counters.constraints_added + counters.indexes_added > 0
+
+    async def read_server(self) -> model.ServerInfo:
+        """Version and edition of the kernel; Neo4j 4 and older are refused (other schema syntax)."""
+        server = cypher.server_of(await self._client.read(cypher.COMPONENTS))
+        if server is None:
+            raise errors.DependencyUnavailable("Neo4j did not report its kernel version")
+        major = server.version.split(".")[0]
+        if not major.isdigit() or int(major) < 5:
+            raise errors.SpecUnsatisfiable(f"Neo4j {server.version} is not supported: 5 or later is required")
+        return server
+
+    async def read_schema(self, server: model.ServerInfo) -> model.GraphState:
+        constraints = tuple(cypher.constraint_of(r) for r in await self._client.read(cypher.SHOW_CONSTRAINTS))
+        indexes = tuple(cypher.index_of(r) for r in await self._client.read(cypher.SHOW_INDEXES))
+        return model.GraphState(server, constraints, indexes)
+
+    async def observe(self) -> model.GraphState:
+        """Server, schema, duplicates blocking missing uniqueness constraints, and drift memory."""
+        state = await self.read_schema(await self.read_server())
+        violations = set()
+        for obj in model.desired_objects(self._desired):
+            present = plan.find_present(obj, state)
+            if present is not None and present.name == obj.name:
+                self._known.add(obj.name)
+            checkable = obj.kind is model.Kind.CONSTRAINT and obj.type in model.OWNS_RANGE_INDEX and obj.valid
+            if present is None and checkable and (state.server.enterprise or obj.type not in model.ENTERPRISE_ONLY):
+                try:
+                    records = await self._client.read(cypher.cypher_duplicates(obj))
+                except errors.DependencyUnavailable as exc:
+                    if exc.reason != _Reason.DEPENDENCY_TIMEOUT:
+                        raise
+                    continue  # a label too large to scan in time: the server's refusal on create tells instead
+                if records and int(records[0]["groups"]) > 0:
+                    violations.add(obj.name)
+        return model.GraphState(
+            state.server, state.constraints, state.indexes, frozenset(violations), frozenset(self._known)
+        )
+
+    def plan(self, observed: model.GraphState) -> base.Plan:
+        return plan.plan_neo4j(self._desired, observed)
+
+    async def apply(self, action: base.Action) -> None:
+        """Carry out one planned action; object-level refusals raise ``errors.SpecUnsatisfiable``."""
+        if isinstance(action, model.DropSchema):
+            try:
+                await self._change(cypher.cypher_drop(action.target, constraint=action.constraint))
+            except neo4j.exceptions.Neo4jError as exc:
+                message = f"Neo4j refused to drop {action.kind} {action.target} ({exc.code})"
+                raise errors.SpecUnsatisfiable(message, reason=_Reason.PROVISIONING_FAILED) from None
+            self._known.discard(action.target)
+        elif isinstance(action, model.CreateSchema):
+            if await self._create(action.object):
+                self._known.add(action.object.name)
+        else:
+            raise TypeError(f"not a graph action: {action.describe()}")
+
+    async def _create(self, obj: model.SchemaObject) -> bool:
+        try:
+            return await self._change(cypher.cypher_create(obj))
+        except neo4j.exceptions.Neo4jError as exc:
+            if exc.code in _EQUIVALENT_CODES:
+                return False  # an equivalent rule exists under another name: present, nothing to do
+            if exc.code == "Neo.DatabaseError.Schema.ConstraintCreationFailed":
+                if "Enterprise" in (exc.message or ""):
+                    reason, message = _Reason.UNSUPPORTED_ON_EDITION, f"a {obj.describe()} needs Neo4j Enterprise"
+                else:
+                    reason, message = _Reason.CONSTRAINT_VIOLATED_BY_DATA, plan.violation_message(obj)
+                raise errors.SpecUnsatisfiable(f"{obj.name}: {message}", reason=reason) from None
+            raise errors.SpecUnsatisfiable(
+                f"{obj.name}: Neo4j refused the {obj.describe()} ({exc.code})", reason=_Reason.PROVISIONING_FAILED
+            ) from None
+
+    async def teardown(self) -> base.TeardownResult:
+        """Drop the declared objects that carry our name; keep equivalents under other names."""
+        state = await self.read_schema(await self.read_server())
+        removed: list[str] = []
+        kept: list[str] = []
+        for obj in model.desired_objects(self._desired):
+            occupant = plan.find_occupant(obj.name, state)
+            if occupant is not None:
+                await self._change(
+                    cypher.cypher_drop(obj.name, constraint=isinstance(occupant, model.ObservedConstraint))
+                )
+                self._known.discard(obj.name)
+                removed.append(obj.name)
+            elif (present := plan.find_present(obj, state)) is not None:
+                kept.append(f"{present.name}: not created by the operator")
+        return base.TeardownResult(model.SYSTEM, tuple(removed), tuple(kept))
