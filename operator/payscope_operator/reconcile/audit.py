@@ -19,7 +19,7 @@ from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from payscope_operator import errors
+from payscope_operator import errors, logs
 from payscope_operator.api import fields, spec, status
 from payscope_operator.reconcile import checks
 
@@ -86,6 +86,7 @@ async def _gather(
 ) -> Gathered:
     started = time.monotonic()
     async with limit:
+        logs.bind_task(system=source.name)  # each source is gathered in a task of its own
         try:
             evidence = await asyncio.wait_for(source.gather(session), timeout)
         except TimeoutError:
@@ -106,7 +107,8 @@ def _evaluate(check: checks.Check[Any], gathered: Gathered | None, desired: spec
             return checks.Finding.failed(gathered.error)
         return checks.Finding.unknown(gathered.error)
     try:
-        return check.evaluate(gathered.evidence, desired)
+        with logs.bind(check=check.id):
+            return check.evaluate(gathered.evidence, desired)
     except Exception as exc:  # noqa: BLE001 - a malformed answer is Unknown, not a crash
         return checks.Finding.unknown(f"could not evaluate the evidence: {_describe(exc)}")
 
