@@ -127,7 +127,9 @@ def _podman(*args: str) -> str:
     return done.stdout
 
 
-def start(tag: str, deployment: Mapping[str, Any], kubeconfig: Path, port: int, env: Mapping[str, str]) -> Container:
+def start(
+    image_id: str, deployment: Mapping[str, Any], kubeconfig: Path, port: int, env: Mapping[str, str]
+) -> Container:
     """Start the image detached on the host network, under the chart's security context."""
     name = f"payscope-e2e-{uuid.uuid4().hex[:8]}"
     overrides = {"POD_ID": name, "PAYSCOPE_METRICS_PORT": str(port), "PAYSCOPE_METRICS_HOST": "127.0.0.1", **env}
@@ -141,7 +143,7 @@ def start(tag: str, deployment: Mapping[str, Any], kubeconfig: Path, port: int, 
         *(f"--env={k}={v}" for k, v in overrides.items()),
         f"--env=KUBECONFIG={KUBECONFIG_IN_CONTAINER}",
         f"--volume={kubeconfig}:{KUBECONFIG_IN_CONTAINER}:ro",
-        tag,
+        image_id,
         f"--kubeconfig={KUBECONFIG_IN_CONTAINER}",
     ]
     _podman(*argv)

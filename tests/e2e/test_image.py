@@ -35,14 +35,14 @@ CONDITIONS = {"Ready", "Reconciling", "Stalled", "Provisioned", *(f"{d}Ready" fo
 
 
 @pytest.fixture(scope="module")
-def image_tag() -> str:
+def image_id() -> str:
     problem = container.runtime_problem()
     if problem:
         pytest.skip(problem)
     return image.build()
 
 
-def test_version_in_the_image_is_the_packages(image_tag: str) -> None:
+def test_version_in_the_image_is_the_packages(image_id: str) -> None:
     done = subprocess.run(
         [
             image.podman(),
@@ -51,7 +51,7 @@ def test_version_in_the_image_is_the_packages(image_tag: str) -> None:
             *image.podman_args(),
             "--network=none",
             "--entrypoint=payscope-operator",
-            image_tag,
+            image_id,
             "--version",
         ],
         capture_output=True,
@@ -65,7 +65,7 @@ def test_version_in_the_image_is_the_packages(image_tag: str) -> None:
 
 @pytest.fixture
 def in_container(
-    image_tag: str,
+    image_id: str,
     operator_identity: tuple[str, Path, str],
     kube_api: k8s.ApiClient,
     testenv: dict[str, str],
@@ -77,7 +77,7 @@ def in_container(
     inst = installation.build(kube_api, namespace, testenv, tmp_path)
     deployment = container.chart_deployment(operator_ns, "operator.logFormat=json")
     running = container.start(
-        image_tag,
+        image_id,
         deployment,
         container.portable_kubeconfig(kubeconfig, tmp_path / "kubeconfig"),
         process.free_port(),

@@ -24,6 +24,8 @@ are higher than an unprivileged container manager may set).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -32,8 +34,10 @@ import shutil
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.testenv import cache, errors
@@ -176,40 +180,58 @@ def version() -> str:
     return str(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"])
 
 
+@contextlib.contextmanager
+def _locked() -> Iterator[None]:
+    """One build at a time on this machine (worktrees and CI share the cache and podman's storage)."""
+    with open(folder() / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def build() -> str:
-    """Build the repository's Dockerfile offline; return the image tag."""
+    """Build the repository's Dockerfile offline; tag it ``IMAGE_REPOSITORY:<version>``, return its image id.
+
+    Callers run the id, not the tag: another checkout may retag the version meanwhile.
+    """
     tag = f"{IMAGE_REPOSITORY}:{version()}"
-    base_tag = base()
-    wheels = wheelhouse(base_tag)
-    argv = [
-        podman(),
-        "build",
-        *podman_args(),
-        "--pull=never",
-        "--network=none",
-        "--layers",
-        f"--volume={wheels}:/wheelhouse:ro",
-        f"--build-arg=PYTHON_IMAGE={base_tag}",
-        "--build-arg=PIP_OPTIONS=--no-index --find-links=/wheelhouse",
-        f"--build-arg=VERSION={version()}",
-        "--tag",
-        tag,
-        "--file",
-        str(REPO / "Dockerfile"),
-        str(REPO),
-    ]
-    cache.run(argv, log=folder() / "build.log")
-    return tag
+    with _locked():
+        base_tag = base()
+        wheels = wheelhouse(base_tag)
+        with tempfile.TemporaryDirectory() as scratch:
+            iidfile = Path(scratch) / "iid"
+            argv = [
+                podman(),
+                "build",
+                *podman_args(),
+                "--pull=never",
+                "--network=none",
+                "--layers",
+                f"--iidfile={iidfile}",
+                f"--volume={wheels}:/wheelhouse:ro",
+                f"--build-arg=PYTHON_IMAGE={base_tag}",
+                "--build-arg=PIP_OPTIONS=--no-index --find-links=/wheelhouse",
+                f"--build-arg=VERSION={version()}",
+                "--tag",
+                tag,
+                "--file",
+                str(REPO / "Dockerfile"),
+                str(REPO),
+            ]
+            cache.run(argv, log=folder() / "build.log")
+            return iidfile.read_text().strip().removeprefix("sha256:")
 
 
 def main() -> int:
     started = time.monotonic()
     try:
-        tag = build()
+        image_id = build()
     except errors.TestEnvError as exc:
         print(exc, file=sys.stderr)
         return 1
-    print(f"built {tag} in {time.monotonic() - started:.1f}s")
+    print(f"built {IMAGE_REPOSITORY}:{version()} ({image_id[:12]}) in {time.monotonic() - started:.1f}s")
     return 0
 
 
