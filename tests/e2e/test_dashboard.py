@@ -154,6 +154,7 @@ def scraped(
         return found
     finally:
         running.stop()
+        cluster.delete_psd(kube_api, namespace, inst.name)
         inst.stop()
 
 

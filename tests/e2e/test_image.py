@@ -88,6 +88,7 @@ def in_container(
     finally:
         (tmp_path / "container.log").write_text(running.logs())
         running.stop()
+        cluster.delete_psd(kube_api, namespace, inst.name)
         inst.stop()
 
 

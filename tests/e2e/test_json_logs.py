@@ -46,6 +46,7 @@ def test_every_line_is_json_with_the_pass_context_and_no_secret(
         cluster.wait_for(lambda: _ready(kube_api, inst), what="Ready True", timeout=60, interval=0.5)
     finally:
         running.stop()
+        cluster.delete_psd(kube_api, namespace, inst.name)
         inst.stop()
 
     text = log.read_text()
