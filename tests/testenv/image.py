@@ -221,7 +221,11 @@ def build() -> str:
                 str(REPO),
             ]
             cache.run(argv, log=folder() / "build.log")
-            return iidfile.read_text().strip().removeprefix("sha256:")
+            image_id = iidfile.read_text().strip().removeprefix("sha256:")
+        # Every code change leaves the previous build's layers untagged; keep a day of them (the
+        # layer cache of recent builds), so that repeated CI runs on one machine do not fill its disk.
+        cache.run([podman(), "image", "prune", "--force", "--filter=until=24h"], log=folder() / "build.log")
+        return image_id
 
 
 def main() -> int:
