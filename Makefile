@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv test lint unit testenv-up testenv-down crd demo clean
+.PHONY: venv system-packages test lint unit testenv-up testenv-down crd demo image clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,6 +13,11 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 venv: $(VENV)/.installed
+
+# Debian packages the tests and the demo need: installed when missing (as root), else
+# the one apt-get command to run is printed. .ci/run runs the same script.
+system-packages:
+	@bash .ci/system-packages
 
 lint: venv
 	$(VENV)/bin/ruff check operator tests benchmarks
@@ -25,10 +30,10 @@ unit: venv
 
 # Lint, then every test against the real servers (started if not running,
 # stopped again afterwards if this run started them).
-test: lint
+test: system-packages lint
 	$(PY) -m pytest
 
-testenv-up: venv
+testenv-up: system-packages venv
 	$(PY) -m tests.testenv up
 
 testenv-down: venv
@@ -38,8 +43,12 @@ crd: venv
 	$(VENV)/bin/payscope-operator crd > crds/payscope.io_payscopedeployments.yaml
 	cp crds/payscope.io_payscopedeployments.yaml charts/payscope-operator/crds/
 
-demo: venv
+demo: system-packages venv
 	$(PY) -m tests.demo
+
+# The Dockerfile built offline with podman (base bootstrapped by mmdebstrap; see README).
+image: system-packages venv
+	$(PY) -m tests.testenv.image
 
 clean:
 	rm -rf $(VENV) .testenv .mypy_cache .ruff_cache .pytest_cache

@@ -17,7 +17,7 @@ import secrets
 import sys
 from collections.abc import Sequence
 
-from payscope_operator import __version__
+from payscope_operator import __version__, logs
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -36,7 +36,9 @@ def _run(args: argparse.Namespace) -> int:
         kubeconfig=args.kubeconfig,
         watch_check_interval=float(os.environ.get("PAYSCOPE_WATCH_CHECK_INTERVAL", "60")),
     )
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.log_format not in logs.FORMATS:  # from PAYSCOPE_LOG_FORMAT: argparse checks only flags
+        raise SystemExit(f"payscope-operator run: log format must be one of {', '.join(logs.FORMATS)}")
+    logs.configure(args.log_level, args.log_format)
     if args.log_level.lower() != "debug":
         # kopf says "Handler 'on_event' succeeded" for every watch event; our own logs say what matters.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
@@ -54,6 +56,7 @@ def _crd(_: argparse.Namespace) -> int:
 def _standalone(args: argparse.Namespace) -> int:
     from payscope_operator import standalone
 
+    logs.configure("warning", "text")  # stderr; resolved secret values are masked here too
     return standalone.main(args)
 
 
@@ -84,6 +87,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--concurrency", type=int, default=int(os.environ.get("PAYSCOPE_CONCURRENCY", "4")))
     run.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: in-cluster, then $KUBECONFIG)")
     run.add_argument("--log-level", default=os.environ.get("PAYSCOPE_LOG_LEVEL", "info"))
+    run.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        default=os.environ.get("PAYSCOPE_LOG_FORMAT", "text"),
+        help="text (default) or json: one object per line (env PAYSCOPE_LOG_FORMAT)",
+    )
     run.set_defaults(func=_run)
 
     crd = sub.add_parser("crd", help="print the CRD generated from the API models")

@@ -25,7 +25,7 @@ from typing import Any
 
 import kopf
 
-from payscope_operator import errors, telemetry
+from payscope_operator import errors, logs, telemetry
 from payscope_operator.kube import gateway
 from payscope_operator.reconcile import pipeline, registry, scheduler
 
@@ -140,6 +140,7 @@ async def _check_watch(state: Memo, health: telemetry.Health) -> None:
             continue
         seen = {uid: entry.resource.resource_version for uid, entry in state.scheduler.entries.items()}
         health.compare(server, seen)
+        state.metrics.watch_stale.set(len(health.stale))
         if health.stale:
             logger.warning("the watch lags behind the API server for %d resource(s)", len(health.stale))
 
@@ -180,8 +181,10 @@ async def on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     state = _memo(memo)
     if state.scheduler is None:
         raise kopf.TemporaryError("operator still starting", delay=5)
+    resource = resource_of(body)
     try:
-        await pipeline.teardown(state.scheduler.deps, resource_of(body), now=datetime.datetime.now(datetime.UTC))
+        with logs.bind(namespace=resource.namespace, name=resource.name, pass_id=logs.new_pass_id()):
+            await pipeline.teardown(state.scheduler.deps, resource, now=datetime.datetime.now(datetime.UTC))
     except errors.TransientError as exc:
         raise kopf.TemporaryError(exc.message, delay=exc.delay) from None
 

@@ -11,6 +11,7 @@ global one, so tests can run several operators in one process.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -84,6 +85,23 @@ class Metrics:
         self.last_event = Gauge(
             "payscope_watch_last_event_timestamp_seconds", "Unix time the last watch event arrived.", registry=r
         )
+        self.watch_stale = Gauge(
+            "payscope_watch_stale_resources",
+            "Resources whose version on the API server the watch has not delivered (two checks in a row).",
+            registry=r,
+        )
+        self.changes = Counter(
+            "payscope_provisioning_changes_total",
+            "Changes applied to external systems (create, update, replace, drop).",
+            ["namespace", "name", "system", "verb"],
+            registry=r,
+        )
+        self.drift = Counter(
+            "payscope_drift_corrections_total",
+            "Applied changes that corrected an out-of-band change to an object the operator manages.",
+            ["namespace", "name", "system"],
+            registry=r,
+        )
         self._series: dict[tuple[str, str], list[tuple[Gauge, tuple[str, ...]]]] = {}
 
     # pipeline.Observer
@@ -99,6 +117,15 @@ class Metrics:
     def transitions(self, resource: object, changed: int) -> None:
         if changed:
             self.transitions_total.labels(getattr(resource, "namespace"), getattr(resource, "name")).inc(changed)  # noqa: B009
+
+    def provisioned(self, resource: object, applied: Sequence[object]) -> None:
+        """Count the changes a pass applied (``backends.base.Action``: system, verb, drift)."""
+        ns, name = getattr(resource, "namespace"), getattr(resource, "name")  # noqa: B009
+        for action in applied:
+            system = str(getattr(action, "system"))  # noqa: B009 - duck-typed: telemetry does not import backends
+            self.changes.labels(ns, name, system, str(getattr(action, "verb"))).inc()  # noqa: B009
+            if getattr(action, "drift", False):
+                self.drift.labels(ns, name, system).inc()
 
     def error(self, resource: object, stage: str) -> None:
         self.errors.labels(getattr(resource, "namespace"), getattr(resource, "name"), stage).inc()  # noqa: B009

@@ -289,3 +289,12 @@ def set_deployment_available(api: k8s.ApiClient, namespace: str, name: str, avai
         }
     }
     k8s.AppsV1Api(api).patch_namespaced_deployment_status(name, namespace, status)
+
+
+def delete_psd(api: k8s.ApiClient, namespace: str, name: str) -> None:
+    """Delete a test's resource, so that cluster-wide operators of later tests never audit it (gone is fine)."""
+    try:
+        k8s.CustomObjectsApi(api).delete_namespaced_custom_object(crd.GROUP, crd.VERSION, namespace, crd.PLURAL, name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise

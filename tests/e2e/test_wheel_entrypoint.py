@@ -2,7 +2,8 @@
 
 The Dockerfile builds the wheel and installs it into a clean Python 3.11; its
 entrypoint is ``payscope-operator run``. This test does the same steps on the
-host (no engine exists here): build the wheel, install it alone into a new
+host, so they are proven even where no container can run (``test_image`` runs the
+image itself where podman can): build the wheel, install it alone into a new
 virtual environment, and run that environment's ``payscope-operator run`` as the
 chart's ServiceAccount against the test control plane.
 """

@@ -9,6 +9,7 @@ minimal Prometheus Operator CRDs (ServiceMonitor, PrometheusRule) and kopf's pee
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -201,6 +202,32 @@ def test_prometheus_rule_alerts_on_the_operators_metrics(testenv: dict[str, str]
     assert monitor["spec"]["endpoints"][0]["honorLabels"] is True
 
 
+def test_grafana_dashboard_configmap_only_on_request(testenv: dict[str, str], namespace: str) -> None:
+    default = docs_of(helm_template(namespace))
+    assert not [d for d in default if d["kind"] == "ConfigMap"]
+    rendered = docs_of(helm_template(namespace, "-f", str(CHART / "ci/monitoring-values.yaml")))
+    (configmap,) = [d for d in rendered if d["kind"] == "ConfigMap"]
+    assert configmap["metadata"]["namespace"] == namespace
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert configmap["metadata"]["annotations"] == {"grafana_folder": "PayScope"}
+    # The chart ships the repository's file as it is: one source of truth.
+    shipped = configmap["data"]["payscope.json"]
+    assert json.loads(shipped) == json.loads((CHART / "dashboards/payscope.json").read_text(encoding="utf-8"))
+    elsewhere = docs_of(
+        helm_template(
+            namespace, "--set", "grafanaDashboard.enabled=true", "--set", "grafanaDashboard.namespace=grafana"
+        )
+    )
+    assert [d["metadata"]["namespace"] for d in elsewhere if d["kind"] == "ConfigMap"] == ["grafana"]
+
+
+def test_log_format_reaches_the_operator_environment(testenv: dict[str, str], namespace: str) -> None:
+    for args, expected in (((), "text"), (("--set", "operator.logFormat=json"), "json")):
+        (deployment,) = [d for d in docs_of(helm_template(namespace, *args)) if d["kind"] == "Deployment"]
+        env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["PAYSCOPE_LOG_FORMAT"] == expected
+
+
 @pytest.mark.parametrize(
     ("values", "error"),
     [
@@ -212,6 +239,8 @@ def test_prometheus_rule_alerts_on_the_operators_metrics(testenv: dict[str, str]
         ({"runAsUser": 0}, "at '/runAsUser'"),
         ({"operator": {"logLevel": "verbose"}}, "at '/operator/logLevel'"),
         ({"prometheusRule": {"notReadyFor": "ten minutes"}}, "at '/prometheusRule/notReadyFor'"),
+        ({"operator": {"logFormat": "logfmt"}}, "at '/operator/logFormat'"),
+        ({"grafanaDashboard": {"enabled": "yes"}}, "at '/grafanaDashboard/enabled'"),
     ],
     ids=[
         "replicas-string",
@@ -222,6 +251,8 @@ def test_prometheus_rule_alerts_on_the_operators_metrics(testenv: dict[str, str]
         "root-user",
         "log-level",
         "duration",
+        "log-format",
+        "dashboard-flag",
     ],
 )
 def test_bad_values_fail_with_the_schema_error(

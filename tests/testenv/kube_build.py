@@ -45,7 +45,7 @@ def _replace_lines(release_gomod: str) -> list[str]:
     return sorted(set(re.findall(r"^\s*(k8s\.io/[\w.\-/]+)\s+=>\s+\./staging/", release_gomod, re.M)))
 
 
-def _go_build(
+def go_build(
     component: str,
     version: str,
     *,
@@ -109,7 +109,7 @@ def build_kubernetes() -> Path:
             ("gitMinor", _minor(KUBERNETES_VERSION)),
         )
     )
-    return _go_build(
+    return go_build(
         "kubernetes",
         KUBERNETES_VERSION,
         prepare=_prepare_kubernetes,
@@ -121,7 +121,7 @@ def build_kubernetes() -> Path:
 
 def build_etcd() -> Path:
     """Return the folder holding ``bin/etcd``, building it if needed."""
-    return _go_build(
+    return go_build(
         "etcd",
         ETCD_VERSION,
         prepare=_requirer(f"go.etcd.io/etcd/server/v3@{ETCD_VERSION}"),
@@ -144,7 +144,7 @@ def build_helm() -> Path:
             f"-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor={minor}",
         ]
     )
-    return _go_build(
+    return go_build(
         "helm",
         HELM_VERSION,
         prepare=_requirer(f"helm.sh/helm/v3@{HELM_VERSION}"),

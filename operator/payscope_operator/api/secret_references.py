@@ -22,6 +22,7 @@ class Reference:
     field: str
     secret: str
     key: str
+    masked: bool = True  # False only for a user name: masking "neo4j" would garble every line naming the system
 
 
 def references(desired: spec.PayScopeSpec) -> tuple[Reference, ...]:
@@ -35,7 +36,7 @@ def references(desired: spec.PayScopeSpec) -> tuple[Reference, ...]:
             refs.append(Reference("spec.postgres.appConnection.secretRef", app.name, app.key))
     if desired.neo4j is not None:
         creds = desired.neo4j.connection.secret_ref
-        refs.append(Reference("spec.neo4j.connection.secretRef", creds.name, creds.username_key))
+        refs.append(Reference("spec.neo4j.connection.secretRef", creds.name, creds.username_key, masked=False))
         refs.append(Reference("spec.neo4j.connection.secretRef", creds.name, creds.password_key))
     if desired.pinecone is not None:
         key = desired.pinecone.api_key_secret_ref

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from payscope_operator import errors
+from payscope_operator import errors, logs
 from payscope_operator.api import fields, spec, status
 from payscope_operator.audit import context, registry
 
@@ -107,6 +107,7 @@ async def _gather(
 ) -> Gathered:
     started = time.monotonic()
     async with limit:
+        logs.bind_task(system=source.name)  # each source is gathered in a task of its own
         try:
             evidence = await asyncio.wait_for(source.gather(session), timeout)
         except TimeoutError:
@@ -143,7 +144,8 @@ def _judge(
     if blocked is not None:
         return blocked
     try:
-        finding = check.judge(gathered.evidence, desired)
+        with logs.bind(check=check.id):
+            finding = check.judge(gathered.evidence, desired)
     except Exception as exc:  # noqa: BLE001 - a malformed answer is Unknown, not a crash
         message = f"could not evaluate the evidence: {_describe(exc)}"
         return Judged(registry.Finding.unknown(message), Reason.UNEXPECTED_ERROR)

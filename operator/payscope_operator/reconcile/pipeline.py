@@ -85,6 +85,8 @@ class Observer(Protocol):
 
     def transitions(self, resource: Resource, changed: int) -> None: ...
 
+    def provisioned(self, resource: Resource, applied: Sequence[base.Action]) -> None: ...
+
     def error(self, resource: Resource, stage: str) -> None: ...
 
 
@@ -234,6 +236,7 @@ async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.dat
     outcome = provision.Outcome()
     if stall is None:
         outcome = await provision.run(deps.provisioners, run, apply=managed)
+        deps.observer.provisioned(resource, outcome.applied)
         for action in outcome.applied:
             if action.drift:
                 await deps.cluster.post_event(

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from payscope_operator import errors
+from payscope_operator import errors, logs
 from payscope_operator.api import conditions as api_conditions
 from payscope_operator.api import status
 from payscope_operator.backends import base
@@ -137,7 +137,8 @@ async def run(factories: Sequence[Factory], run_session: session.PassSession, *,
                 for provisioner in provisioners:
                     system = provisioner.system
                     try:
-                        await _one(provisioner, apply=apply, outcome=outcome)
+                        with logs.bind(system=system):
+                            await _one(provisioner, apply=apply, outcome=outcome)
                     except errors.PayScopeError as exc:
                         outcome.failures.append(_failure(system, exc))
         except errors.PayScopeError as exc:

@@ -24,6 +24,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from payscope_operator import logs
 from payscope_operator.api import fields
 from payscope_operator.reconcile import pipeline
 from payscope_operator.reconcile import status as status_builder
@@ -89,6 +90,8 @@ class Scheduler:
 
     async def _pass(self, entry: Entry, limit: asyncio.Semaphore) -> None:
         resource = entry.resource
+        # Every line of this pass carries the resource and a pass id (the task has its own context).
+        logs.bind_task(namespace=resource.namespace, name=resource.name, pass_id=logs.new_pass_id())
         try:
             async with limit:
                 await pipeline.mark_reconciling(self.deps, resource, now=datetime.datetime.now(datetime.UTC))

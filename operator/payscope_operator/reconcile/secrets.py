@@ -6,7 +6,8 @@ missing Secret or key is ``errors.SecretNotFound`` naming the Secret, the key
 and the field, which stalls the resource until someone creates it; the
 resource then recovers on the next pass by itself. Values never leave this
 module unwrapped except through ``Secrets.reveal``, called right where a
-client is built.
+client is built; each value is registered with ``logs`` as it is read, so no
+log line, whoever writes it, can show it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 from pydantic import SecretStr
 
-from payscope_operator import errors
+from payscope_operator import errors, logs
 from payscope_operator.api import secret_references, spec
 
 ReadSecret = Callable[[str, str], Awaitable[dict[str, SecretStr] | None]]
@@ -59,6 +60,8 @@ async def resolve(namespace: str, desired: spec.PayScopeSpec, read: ReadSecret) 
             missing.append(Missing(ref, secret_exists=data is not None))
             continue
         values[(ref.secret, ref.key)] = data[ref.key]
+        if ref.masked:
+            logs.register_secret(data[ref.key].get_secret_value())  # masked in every log line from now on
     return Secrets(values), tuple(missing)
 
 
