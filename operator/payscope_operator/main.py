@@ -27,7 +27,7 @@ import kopf
 
 from payscope_operator import errors, telemetry
 from payscope_operator.kube import gateway
-from payscope_operator.reconcile import pipeline, registry, scheduler
+from payscope_operator.reconcile import reconciler, registry, scheduler
 
 logger = logging.getLogger(__name__)
 GROUP, VERSION, PLURAL = gateway.GROUP, gateway.VERSION, gateway.PLURAL
@@ -72,9 +72,9 @@ def _memo(memo: Any) -> Memo:
     return found
 
 
-def resource_of(body: kopf.Body) -> pipeline.Resource:
+def resource_of(body: kopf.Body) -> reconciler.Resource:
     meta = body.get("metadata", {})
-    return pipeline.Resource(
+    return reconciler.Resource(
         namespace=meta.get("namespace", ""),
         name=meta.get("name", ""),
         uid=meta.get("uid", ""),
@@ -113,7 +113,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     if state.config.peering is not None:
         settings.peering.name = state.config.peering
     state.cluster = gateway.Gateway(gateway.load_api_client(state.config.kubeconfig))
-    deps = pipeline.Dependencies(cluster=state.cluster, observer=state.metrics, provisioners=registry.PROVISIONERS)
+    deps = reconciler.Dependencies(cluster=state.cluster, observer=state.metrics, provisioners=registry.PROVISIONERS)
     state.scheduler = scheduler.Scheduler(deps, concurrency=state.config.concurrency)
     sched = state.scheduler
     health = telemetry.Health()
@@ -181,7 +181,7 @@ async def on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     if state.scheduler is None:
         raise kopf.TemporaryError("operator still starting", delay=5)
     try:
-        await pipeline.teardown(state.scheduler.deps, resource_of(body), now=datetime.datetime.now(datetime.UTC))
+        await reconciler.teardown(state.scheduler.deps, resource_of(body), now=datetime.datetime.now(datetime.UTC))
     except errors.TransientError as exc:
         raise kopf.TemporaryError(exc.message, delay=exc.delay) from None
 

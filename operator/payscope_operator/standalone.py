@@ -3,7 +3,7 @@
 The resource file is read locally, Secrets come from environment variables
 (``--secrets-from-env``: ``PAYSCOPE_SECRET_<NAME>_<KEY>``, upper-cased, other
 characters as ``_``) or from a file of Secret manifests (``--secrets-file``),
-and the pipeline runs in ObserveOnly mode against an in-memory stand-in for
+and the reconciler runs in ObserveOnly mode against an in-memory stand-in for
 the cluster: nothing is ever changed. With no cluster there are no
 Deployments to inspect, so those checks report NotConfigured.
 
@@ -34,7 +34,7 @@ from pydantic import SecretStr
 from payscope_operator import telemetry
 from payscope_operator.api import status
 from payscope_operator.kube import gateway, workloads
-from payscope_operator.reconcile import pipeline, registry
+from payscope_operator.reconcile import reconciler, registry
 
 
 def env_name(secret: str, key: str) -> str:
@@ -44,7 +44,7 @@ def env_name(secret: str, key: str) -> str:
 
 @dataclass
 class LocalCluster:
-    """The cluster as the pipeline sees it, in memory: Secrets given, writes kept."""
+    """The cluster as the reconciler sees it, in memory: Secrets given, writes kept."""
 
     secrets: dict[str, dict[str, SecretStr]] = field(default_factory=dict)
     status: dict[str, Any] | None = None
@@ -113,10 +113,10 @@ async def evaluate(spec: dict[str, Any], cluster: LocalCluster, *, namespace: st
     """Run one ObserveOnly pass with the local stand-in; return the status it computed."""
     spec = {**spec, "managementPolicy": "ObserveOnly", "deletionPolicy": "Retain"}
     spec.pop("workloads", None)
-    resource = pipeline.Resource(namespace, name, "standalone", 1, None, {}, spec, None)
-    deps = pipeline.Dependencies(cluster=cluster, observer=telemetry.Metrics(), provisioners=registry.PROVISIONERS)
+    resource = reconciler.Resource(namespace, name, "standalone", 1, None, {}, spec, None)
+    deps = reconciler.Dependencies(cluster=cluster, observer=telemetry.Metrics(), provisioners=registry.PROVISIONERS)
     try:
-        result = await pipeline.reconcile(deps, resource, now=datetime.datetime.now(datetime.UTC))
+        result = await reconciler.reconcile(deps, resource, now=datetime.datetime.now(datetime.UTC))
     finally:
         for cache in deps.clients.values():
             await cache.close()

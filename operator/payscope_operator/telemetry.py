@@ -86,7 +86,7 @@ class Metrics:
         )
         self._series: dict[tuple[str, str], list[tuple[Gauge, tuple[str, ...]]]] = {}
 
-    # pipeline.Observer
+    # reconciler.Observer
     def pass_finished(
         self, resource: object, result: status.PayScopeStatus, seconds: float, audit_seconds: float
     ) -> None:

@@ -67,7 +67,7 @@ def _map(exc: ApiException, what: str) -> errors.PayScopeError:
 
 
 class Gateway:
-    """Kubernetes reads and writes the reconcile pipeline needs, all asynchronous."""
+    """Kubernetes reads and writes a reconcile pass needs, all asynchronous."""
 
     def __init__(self, api: k8s.ApiClient) -> None:
         self._api = api

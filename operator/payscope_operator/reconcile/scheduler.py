@@ -1,7 +1,7 @@
 """When each resource is reconciled: at once on a new generation, then every audit interval.
 
 kopf delivers every watch event of every PayScopeDeployment to ``observe``;
-the scheduler keeps the latest snapshot of each and runs ``pipeline.reconcile``
+the scheduler keeps the latest snapshot of each and runs ``reconciler.reconcile``
 when one is due: immediately when it is new, its generation changed or its
 pause annotation flipped, and otherwise ``spec.audit.interval`` after its last
 pass. Passes over different resources run concurrently up to a bound; one
@@ -25,8 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from payscope_operator.api import fields
-from payscope_operator.reconcile import pipeline
-from payscope_operator.reconcile import status as status_builder
+from payscope_operator.reconcile import reconciler, report
 
 logger = logging.getLogger(__name__)
 DEFAULT_INTERVAL = 60.0
@@ -35,7 +34,7 @@ RETRY_AFTER_CRASH = 10.0
 
 @dataclass
 class Entry:
-    resource: pipeline.Resource
+    resource: reconciler.Resource
     due: float = 0.0
     handled_generation: int | None = None
     handled_paused: bool | None = None
@@ -47,7 +46,7 @@ class Entry:
 class Scheduler:
     """The per-resource schedule; ``run`` until ``stop`` is set."""
 
-    deps: pipeline.Dependencies
+    deps: reconciler.Dependencies
     concurrency: int = 4
     entries: dict[str, Entry] = field(default_factory=dict)
     last_event: float = field(default_factory=time.monotonic)
@@ -55,13 +54,13 @@ class Scheduler:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
-    def observe(self, resource: pipeline.Resource, *, deleted: bool = False, deleting: bool = False) -> None:
+    def observe(self, resource: reconciler.Resource, *, deleted: bool = False, deleting: bool = False) -> None:
         """A watch event: remember the latest snapshot; make it due at once if it changed."""
         self.last_event = time.monotonic()
         if deleted:
             entry = self.entries.pop(resource.uid, None)
             if entry is not None:
-                self._spawn(pipeline.forget(self.deps, resource.uid))
+                self._spawn(reconciler.forget(self.deps, resource.uid))
             return
         entry = self.entries.get(resource.uid)
         if entry is None:
@@ -75,7 +74,7 @@ class Scheduler:
     def due_now(self, now: float) -> list[Entry]:
         return [e for e in self.entries.values() if not e.running and not e.deleting and e.due <= now]
 
-    def _interval(self, resource: pipeline.Resource) -> float:
+    def _interval(self, resource: reconciler.Resource) -> float:
         raw = (resource.spec.get("audit") or {}).get("interval") if isinstance(resource.spec, dict) else None
         try:
             return fields.parse_duration(raw).total_seconds() if isinstance(raw, str) else DEFAULT_INTERVAL
@@ -91,10 +90,10 @@ class Scheduler:
         resource = entry.resource
         try:
             async with limit:
-                await pipeline.mark_reconciling(self.deps, resource, now=datetime.datetime.now(datetime.UTC))
-                result = await pipeline.reconcile(self.deps, resource)
+                await reconciler.mark_reconciling(self.deps, resource, now=datetime.datetime.now(datetime.UTC))
+                result = await reconciler.reconcile(self.deps, resource)
             # Remember what we wrote, so the next pass compares with it even before the watch echoes it.
-            entry.resource = replace(entry.resource, status=status_builder.to_wire(result.status))
+            entry.resource = replace(entry.resource, status=report.to_wire(result.status))
             entry.handled_generation = resource.generation
             entry.handled_paused = resource.paused
             entry.due = time.monotonic() + self._interval(resource)

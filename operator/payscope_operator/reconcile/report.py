@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from payscope_operator.api import conditions as api_conditions
 from payscope_operator.api import status
 from payscope_operator.backends import base
-from payscope_operator.reconcile import conditions
+from payscope_operator.reconcile import readiness
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def _provisioned(plans: Sequence[base.Plan]) -> status.Provisioned | None:
 
 
 def build(
-    facts: conditions.Facts,
+    facts: readiness.Facts,
     *,
     previous: status.PayScopeStatus | None,
     checks: Sequence[status.CheckResult],
@@ -77,9 +77,9 @@ def build(
 ) -> status.PayScopeStatus:
     """The full status for this pass (``previous`` keeps lastTransitionTime and lastAuditTime)."""
     now = now.replace(microsecond=0)
-    conds = conditions.build_conditions(facts, previous.conditions if previous else (), now)
+    conds = readiness.build_conditions(facts, previous.conditions if previous else (), now)
     summaries = {
-        dimension.value: conditions.summarise(facts.checks, dimension) for dimension in api_conditions.Dimension
+        dimension.value: readiness.summarise(facts.checks, dimension) for dimension in api_conditions.Dimension
     }
     candidate = status.PayScopeStatus(
         observed_generation=facts.generation,

@@ -24,8 +24,7 @@ from payscope_operator.api import conditions as api_conditions
 from payscope_operator.api import spec, status
 from payscope_operator.backends import base
 from payscope_operator.kube import gateway, workloads
-from payscope_operator.reconcile import audit, catalog, checks, conditions, provision, registry, secrets, session
-from payscope_operator.reconcile import status as status_builder
+from payscope_operator.reconcile import audit, catalog, checks, provision, readiness, registry, report, secrets, session
 
 logger = logging.getLogger(__name__)
 Reason = api_conditions.Reason
@@ -89,7 +88,7 @@ class Observer(Protocol):
 
 @dataclass
 class Dependencies:
-    """What the pipeline is wired with."""
+    """What the reconciler is wired with."""
 
     cluster: Cluster
     observer: Observer
@@ -139,19 +138,19 @@ def validate(resource: Resource, known_checks: frozenset[str]) -> spec.PayScopeS
 async def _report(
     deps: Dependencies,
     resource: Resource,
-    facts: conditions.Facts,
+    facts: readiness.Facts,
     *,
     checks_out: Sequence[status.CheckResult] = (),
     plans: Sequence[base.Plan] = (),
     preview: Sequence[str] = (),
     now: datetime.datetime,
 ) -> tuple[status.PayScopeStatus, bool]:
-    previous = status_builder.parse(resource.status)
-    built = status_builder.build(facts, previous=previous, checks=checks_out, plans=plans, preview=preview, now=now)
-    if not status_builder.needs_write(resource.status, built):
+    previous = report.parse(resource.status)
+    built = report.build(facts, previous=previous, checks=checks_out, plans=plans, preview=preview, now=now)
+    if not report.needs_write(resource.status, built):
         return built, False
-    await deps.cluster.replace_status(resource.ref, status_builder.to_wire(built))
-    changed = conditions.transitions(previous.conditions if previous else (), built.conditions)
+    await deps.cluster.replace_status(resource.ref, report.to_wire(built))
+    changed = readiness.transitions(previous.conditions if previous else (), built.conditions)
     for _, new in changed:
         logger.info("%s/%s: %s=%s (%s)", resource.namespace, resource.name, new.type, new.status, new.reason)
     for old, new in changed:
@@ -181,10 +180,10 @@ def _is_warning(condition: status.Condition) -> bool:
 
 async def mark_reconciling(deps: Dependencies, resource: Resource, *, now: datetime.datetime) -> None:
     """On a new generation, say so at once: Ready False (Reconciling) for kstatus and kubectl wait."""
-    previous = status_builder.parse(resource.status)
+    previous = report.parse(resource.status)
     if previous is not None and previous.observed_generation == resource.generation:
         return
-    facts = conditions.Facts(
+    facts = readiness.Facts(
         generation=resource.generation,
         checks=previous.checks if previous else (),
         reconciling=f"Reconciling generation {resource.generation}.",
@@ -201,20 +200,20 @@ async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.dat
     try:
         desired = validate(resource, known)
     except errors.SpecInvalid as exc:
-        facts = conditions.Facts(
-            resource.generation, stall=conditions.Stall(exc.reason, exc.message), paused=resource.paused
+        facts = readiness.Facts(
+            resource.generation, stall=readiness.Stall(exc.reason, exc.message), paused=resource.paused
         )
         built, written = await _report(deps, resource, facts, now=now)
         return Result(built, written, stalled=True)
 
-    stall: conditions.Stall | None = None
+    stall: readiness.Stall | None = None
     resolved: secrets.Secrets = secrets.Secrets({})
     missing: tuple[secrets.Missing, ...] = ()
     try:
         resolved, missing = await secrets.resolve(resource.namespace, desired, deps.cluster.read_secret)
         secrets.require(missing)
     except errors.PermanentError as exc:
-        stall = conditions.Stall(exc.reason, exc.message)
+        stall = readiness.Stall(exc.reason, exc.message)
     except errors.TransientError as exc:
         deps.observer.error(resource, "secrets")
         logger.warning("%s/%s: cannot read Secrets: %s", resource.namespace, resource.name, exc.message)
@@ -226,7 +225,7 @@ async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.dat
         missing=missing,
         cluster=deps.cluster,
         clients=deps.clients_of(resource),
-        provisioned_neo4j=registry.provisioned_names(status_builder.parse(resource.status), "neo4j"),
+        provisioned_neo4j=registry.provisioned_names(report.parse(resource.status), "neo4j"),
     )
 
     managed = desired.management_policy == ManagementPolicy.FULL and not resource.paused
@@ -241,9 +240,9 @@ async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.dat
         stall = outcome.stall()
 
     audit_started = time.monotonic()
-    report = await audit.run(deps.catalog, run, today=now.date(), memory=deps.memory_of(resource))
+    audited = await audit.run(deps.catalog, run, today=now.date(), memory=deps.memory_of(resource))
     audit_seconds = time.monotonic() - audit_started
-    for waiver in report.expired_waivers:
+    for waiver in audited.expired_waivers:
         await deps.cluster.post_event(
             resource.ref,
             kind="Warning",
@@ -252,9 +251,9 @@ async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.dat
             action="Audit",
         )
 
-    facts = conditions.Facts(
+    facts = readiness.Facts(
         generation=resource.generation,
-        checks=report.results,
+        checks=audited.results,
         provisioning=outcome.summary(managed=managed) if stall is None or outcome.plans else None,
         stall=stall,
         reconciling=outcome.pending() if stall is None else None,
@@ -264,7 +263,7 @@ async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.dat
         deps,
         resource,
         facts,
-        checks_out=report.bounded(),
+        checks_out=audited.bounded(),
         plans=outcome.plans,
         preview=[a.describe() for a in outcome.preview],
         now=now,
