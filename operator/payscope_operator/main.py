@@ -138,7 +138,7 @@ async def _check_watch(state: Memo, health: telemetry.Health) -> None:
         except errors.PayScopeError as exc:
             logger.warning("cannot list PayScopeDeployments to check the watch: %s", exc.message)
             continue
-        seen = {uid: entry.resource.resource_version for uid, entry in state.scheduler.entries.items()}
+        seen = {uid: entry.seen_version for uid, entry in state.scheduler.entries.items()}
         health.compare(server, seen)
         if health.stale:
             logger.warning("the watch lags behind the API server for %d resource(s)", len(health.stale))

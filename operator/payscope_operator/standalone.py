@@ -31,10 +31,10 @@ from xml.etree import ElementTree as ET
 import yaml
 from pydantic import SecretStr
 
-from payscope_operator import telemetry
+from payscope_operator import errors, telemetry
 from payscope_operator.api import status
 from payscope_operator.kube import gateway, workloads
-from payscope_operator.reconcile import reconciler, registry
+from payscope_operator.reconcile import reconciler, registry, report
 
 
 def env_name(secret: str, key: str) -> str:
@@ -44,11 +44,16 @@ def env_name(secret: str, key: str) -> str:
 
 @dataclass
 class LocalCluster:
-    """The cluster as the reconciler sees it, in memory: Secrets given, writes kept."""
+    """The cluster as the reconciler sees it, in memory: Secrets given, writes kept.
+
+    The status is kept as the API server keeps it: merge patches applied, each
+    write a new resourceVersion, and a write at another version refused (409).
+    """
 
     secrets: dict[str, dict[str, SecretStr]] = field(default_factory=dict)
     status: dict[str, Any] | None = None
     events: list[tuple[str, str, str]] = field(default_factory=list)
+    version: int = 0
 
     async def read_secret(self, namespace: str, name: str) -> dict[str, SecretStr] | None:
         return self.secrets.get(name)
@@ -56,8 +61,17 @@ class LocalCluster:
     async def read_deployment(self, namespace: str, name: str) -> workloads.DeploymentFacts | None:
         return None  # never asked: workloads are removed from the spec
 
-    async def replace_status(self, ref: gateway.ObjectRef, body: Mapping[str, Any]) -> None:
-        self.status = dict(body)
+    async def read_status(self, ref: gateway.ObjectRef) -> gateway.StoredStatus | None:
+        return gateway.StoredStatus(str(self.version), self.status)
+
+    async def patch_status(
+        self, ref: gateway.ObjectRef, changes: Mapping[str, Any], *, resource_version: str | None
+    ) -> str | None:
+        if resource_version is not None and resource_version != str(self.version):
+            raise errors.Conflict(f"{ref.name} is at version {self.version}, not {resource_version}")
+        self.status = report.apply_merge_patch(self.status, changes)
+        self.version += 1
+        return str(self.version)
 
     async def post_event(
         self, ref: gateway.ObjectRef, *, kind: Literal["Normal", "Warning"], reason: str, message: str, action: str = ""

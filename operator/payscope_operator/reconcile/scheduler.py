@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
 import time
 from collections.abc import Coroutine
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from payscope_operator.api import fields
-from payscope_operator.reconcile import reconciler, report
+from payscope_operator.reconcile import reconciler
 
 logger = logging.getLogger(__name__)
 DEFAULT_INTERVAL = 60.0
@@ -35,6 +34,9 @@ RETRY_AFTER_CRASH = 10.0
 @dataclass
 class Entry:
     resource: reconciler.Resource
+    """The snapshot the next pass starts from: the watch's latest, or what our own write produced."""
+    seen_version: str | None = None
+    """The resourceVersion the watch last delivered (liveness compares it with the API server's)."""
     due: float = 0.0
     handled_generation: int | None = None
     handled_paused: bool | None = None
@@ -66,6 +68,7 @@ class Scheduler:
         if entry is None:
             entry = self.entries[resource.uid] = Entry(resource)
         entry.resource = resource
+        entry.seen_version = resource.resource_version
         entry.deleting = deleting
         if entry.handled_generation != resource.generation or entry.handled_paused != resource.paused:
             entry.due = 0.0
@@ -90,10 +93,11 @@ class Scheduler:
         resource = entry.resource
         try:
             async with limit:
-                await reconciler.mark_reconciling(self.deps, resource, now=datetime.datetime.now(datetime.UTC))
                 result = await reconciler.reconcile(self.deps, resource)
-            # Remember what we wrote, so the next pass compares with it even before the watch echoes it.
-            entry.resource = replace(entry.resource, status=report.to_wire(result.status))
+            if entry.resource is resource and result.resource_version is not None:
+                # Nothing newer came from the watch: the next pass starts from what the server now holds,
+                # even before the watch echoes our write (a newer snapshot, if any, is the better base).
+                entry.resource = replace(resource, status=result.stored, resource_version=result.resource_version)
             entry.handled_generation = resource.generation
             entry.handled_paused = resource.paused
             entry.due = time.monotonic() + self._interval(resource)
