@@ -49,7 +49,8 @@ class Config:
     concurrency: int = 4
     kubeconfig: str | None = None
     watch_timeout: int = 300
-    watch_check_interval: float = 60.0
+    watch_check_interval: float = 60.0  # how often the watch is compared with the API server
+    watch_stale_after: float = 120.0  # /healthz fails once the watch has missed changes for longer than this
 
 
 @dataclass
@@ -116,7 +117,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     deps = reconciler.Dependencies(cluster=state.cluster, observer=state.metrics, provisioners=registry.PROVISIONERS)
     state.scheduler = scheduler.Scheduler(deps, concurrency=state.config.concurrency)
     sched = state.scheduler
-    health = telemetry.Health()
+    health = telemetry.Health(max_stale=state.config.watch_stale_after)
     state.runner = await telemetry.serve(
         telemetry.make_app(state.metrics, health), state.config.metrics_host, state.config.metrics_port
     )
@@ -125,7 +126,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 
 async def _check_watch(state: Memo, health: telemetry.Health) -> None:
-    """Every minute, compare what the API server holds with what the watch delivered (a read, never a write)."""
+    """Every ``watch_check_interval``, compare what the API server holds with what the watch delivered (a read)."""
     assert state.cluster is not None
     assert state.scheduler is not None
     while not state.stop.is_set():
