@@ -160,6 +160,7 @@ class AuditEvent:
     namespace: str
     name: str
     stage: str
+    code: int = 0  # the HTTP status the API server answered
 
 
 def audit_events(user: str) -> Iterator[AuditEvent]:
@@ -183,6 +184,7 @@ def audit_events(user: str) -> Iterator[AuditEvent]:
             namespace=ref.get("namespace", ""),
             name=ref.get("name", ""),
             stage=entry["stage"],
+            code=int(entry.get("responseStatus", {}).get("code") or 0),
         )
 
 
