@@ -137,10 +137,12 @@ def start_operator(
     namespaces: tuple[str, ...] = (),
     extra_env: Mapping[str, str] | None = None,
     command: tuple[str, ...] | None = None,
+    extra_args: tuple[str, ...] = (),
 ) -> OperatorProcess:
     port = process.free_port()
     argv = list(command or (str(Path(sys.executable).parent / "payscope-operator"), "run"))
     argv += ["--kubeconfig", str(kubeconfig), "--metrics-host", "127.0.0.1", "--metrics-port", str(port)]
+    argv += extra_args
     if namespaces:
         argv += ["--namespaces", ",".join(namespaces)]
     # Check the watch against the API server every 2 s (60 s in production) so tests exercise it.
