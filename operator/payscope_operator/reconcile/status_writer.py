@@ -143,9 +143,8 @@ class StatusWriter:
                         return await self._finish(base, built, written=False, failure="the resource is gone")
                     self._adopt(fresh.resource_version, fresh.status, report.parse(fresh.status))
                     stale = False
-                if report.superseded(self.previous, draft):
-                    assert self.previous is not None
-                    return await self._finish(base, self.previous, written=False)
+                if self.previous is not None and report.superseded(self.previous, draft):
+                    return await self._finish(base, self.previous, written=False)  # a newer pass's status is there
                 built = report.build(draft, previous=self.previous, now=now)
                 patch = report.changes(self.stored, self.previous, built)
                 if patch is None:  # the server holds it already (perhaps from an attempt that timed out)
