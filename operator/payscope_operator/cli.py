@@ -56,6 +56,14 @@ def _seconds(value: str) -> float:
     return seconds
 
 
+def _period(value: str) -> float:
+    """A positive number of seconds: how often something repeats (0 would spin)."""
+    seconds = _seconds(value)
+    if seconds == 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return seconds
+
+
 def _crd(_: argparse.Namespace) -> int:
     from payscope_operator.api import crd
 
@@ -97,7 +105,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: in-cluster, then $KUBECONFIG)")
     run.add_argument(
         "--watch-check-interval",
-        type=_seconds,
+        type=_period,
         default=os.environ.get("PAYSCOPE_WATCH_CHECK_INTERVAL", "60"),
         metavar="SECONDS",
         help="how often the watch is compared with the API server (default 60; env PAYSCOPE_WATCH_CHECK_INTERVAL)",

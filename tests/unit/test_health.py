@@ -59,11 +59,19 @@ def test_the_staleness_threshold_comes_from_the_flag_or_the_environment(monkeypa
     assert (args.watch_stale_after, args.watch_check_interval) == (45.0, 5.0)
 
 
-@pytest.mark.parametrize("value", ["-1", "soon", "nan"])
-def test_a_threshold_that_is_not_a_duration_is_refused(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--watch-stale-after", "-1"),
+        ("--watch-stale-after", "soon"),
+        ("--watch-stale-after", "nan"),
+        ("--watch-check-interval", "0"),
+    ],
+)
+def test_a_setting_that_is_not_a_duration_is_refused(flag: str, value: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        cli.parser().parse_args(["run", "--watch-stale-after", value])
-    assert "--watch-stale-after" in capsys.readouterr().err
+        cli.parser().parse_args(["run", flag, value])
+    assert flag in capsys.readouterr().err
 
 
 def test_the_threshold_decides_when_a_missed_change_fails_liveness() -> None:
