@@ -39,7 +39,7 @@ from pydantic import SecretStr
 from payscope_operator import telemetry
 from payscope_operator.api import spec as api_spec
 from payscope_operator.audit import catalog, runner
-from payscope_operator.reconcile import pipeline, registry, secrets, session
+from payscope_operator.reconcile import reconciler, registry, secrets, session
 from payscope_operator.standalone import LocalCluster
 from tests.payscope_api import auditlog
 
@@ -108,9 +108,9 @@ async def _measure(admin_dsn: str, tables: int, runs: int) -> tuple[float, int, 
     dsn, database, role = _build(admin_dsn, tables)
     desired = _spec(role, tables)
     cluster = LocalCluster(secrets={"pg": {"dsn": SecretStr(dsn)}})
-    deps = pipeline.Dependencies(cluster=cluster, observer=telemetry.Metrics(), provisioners=registry.PROVISIONERS)
-    resource = pipeline.Resource("bench", "bench", "bench-uid", 1, None, {}, desired, None)
-    await pipeline.reconcile(deps, resource)  # provision once (Full)
+    deps = reconciler.Dependencies(cluster=cluster, observer=telemetry.Metrics(), provisioners=registry.PROVISIONERS)
+    resource = reconciler.Resource("bench", "bench", "bench-uid", 1, None, {}, desired, None)
+    await reconciler.reconcile(deps, resource)  # provision once (Full)
     model = api_spec.PayScopeSpec.model_validate(desired)
     resolved, missing = await secrets.resolve("bench", model, cluster.read_secret)
     seconds, statements = [], []

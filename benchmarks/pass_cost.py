@@ -39,8 +39,7 @@ from pathlib import Path
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from payscope_operator.reconcile import pipeline, provision, registry, secrets, session
-from payscope_operator.reconcile import status as status_builder
+from payscope_operator.reconcile import provision, reconciler, registry, report, secrets, session
 from tests import metered_pass
 from tests.testenv import meter
 
@@ -48,9 +47,9 @@ from tests.testenv import meter
 async def _provisioning(
     driver: metered_pass.Driver, counter: meter.Meter, setup: metered_pass.Setup, name: str
 ) -> dict[str, meter.Reading]:
-    """Provisioning of one pass alone, wired as ``pipeline.reconcile`` wires it (Secrets read beforehand)."""
+    """Provisioning of one pass alone, wired as ``reconciler.reconcile`` wires it (Secrets read beforehand)."""
     resource = driver.resource(setup.namespace, name)
-    desired = pipeline.validate(resource, frozenset(c.id for c in driver.deps.catalog))
+    desired = reconciler.validate(resource, frozenset(c.id for c in driver.deps.catalog))
     resolved, missing = await secrets.resolve(resource.namespace, desired, driver.deps.cluster.read_secret)
     run = session.PassSession(
         spec=desired,
@@ -60,7 +59,7 @@ async def _provisioning(
         missing=missing,
         cluster=driver.deps.cluster,
         clients=driver.deps.clients_of(resource),
-        provisioned_neo4j=registry.provisioned_names(status_builder.parse(resource.status), "neo4j"),
+        provisioned_neo4j=registry.provisioned_names(report.parse(resource.status), "neo4j"),
     )
     before = counter.snapshot()
     outcome = await provision.run(driver.deps.provisioners, run, apply=True)

@@ -11,7 +11,7 @@ is driven and what a measured pass is.
   ``spec.postgres`` points at TimescaleDB (PGlite) with ``tables`` hypertables
   (retention, compression, RLS, tenant index), because one resource has one
   Postgres connection. Both PayScopeDeployments exist on the API server.
-- ``Driver`` runs ``pipeline.reconcile`` with the production wiring (the
+- ``Driver`` runs ``reconciler.reconcile`` with the production wiring (the
   provisioner registry, the whole catalog, the Kubernetes gateway) as the
   metered API user, re-reading the resource between passes as the watch would
   deliver it, and keeping clients between passes as the scheduler does.
@@ -43,7 +43,7 @@ from psycopg import sql
 
 from payscope_operator import main, telemetry
 from payscope_operator.kube import gateway
-from payscope_operator.reconcile import pipeline, registry
+from payscope_operator.reconcile import reconciler, registry
 from tests import installation
 from tests.e2e import cluster
 from tests.payscope_api import auditlog
@@ -170,7 +170,7 @@ def build(api: k8s.ApiClient, namespace: str, env: dict[str, str], workdir: Path
 class Pass:
     """One measured pass: what it computed, what each system received, how long it took."""
 
-    result: pipeline.Result
+    result: reconciler.Result
     counts: dict[str, meter.Reading]
     seconds: float
 
@@ -181,23 +181,23 @@ class Driver:
 
     admin: k8s.ApiClient
     env: dict[str, str]
-    deps: pipeline.Dependencies = field(init=False)
+    deps: reconciler.Dependencies = field(init=False)
     metered: k8s.ApiClient = field(init=False)
 
     def __post_init__(self) -> None:
         self.metered = gateway.load_api_client(self.env["PAYSCOPE_KUBE_METERED_KUBECONFIG"])
-        self.deps = pipeline.Dependencies(
+        self.deps = reconciler.Dependencies(
             cluster=gateway.Gateway(self.metered), observer=telemetry.Metrics(), provisioners=registry.PROVISIONERS
         )
 
-    def resource(self, namespace: str, name: str) -> pipeline.Resource:
+    def resource(self, namespace: str, name: str) -> reconciler.Resource:
         """The resource as the API server holds it now (read as admin: not part of any pass)."""
         return main.resource_of(cast(kopf.Body, cluster.psd(self.admin, namespace, name)))  # as the watch delivers it
 
-    async def reconcile(self, namespace: str, name: str) -> pipeline.Result:
-        return await pipeline.reconcile(self.deps, self.resource(namespace, name))
+    async def reconcile(self, namespace: str, name: str) -> reconciler.Result:
+        return await reconciler.reconcile(self.deps, self.resource(namespace, name))
 
-    async def converge(self, namespace: str, name: str) -> pipeline.Result:
+    async def converge(self, namespace: str, name: str) -> reconciler.Result:
         """Pass until one writes no status (nothing changed); fail after ``CONVERGE_PASSES``."""
         for _ in range(CONVERGE_PASSES):
             result = await self.reconcile(namespace, name)
@@ -212,7 +212,7 @@ class Driver:
             self.deps.memory.pop(resource.uid, None)
         before = counter.snapshot()
         started = time.perf_counter()
-        result = await pipeline.reconcile(self.deps, resource, now=datetime.datetime.now(datetime.UTC))
+        result = await reconciler.reconcile(self.deps, resource, now=datetime.datetime.now(datetime.UTC))
         seconds = time.perf_counter() - started
         return Pass(result, setup.normalise(counter.delta(before)), seconds)
 

@@ -34,7 +34,8 @@ def _run(args: argparse.Namespace) -> int:
         priority=args.priority if args.priority is not None else secrets.randbelow(2**31 - 1) + 1,
         concurrency=args.concurrency,
         kubeconfig=args.kubeconfig,
-        watch_check_interval=float(os.environ.get("PAYSCOPE_WATCH_CHECK_INTERVAL", "60")),
+        watch_check_interval=args.watch_check_interval,
+        watch_stale_after=args.watch_stale_after,
     )
     if args.log_format not in logs.FORMATS:  # from PAYSCOPE_LOG_FORMAT: argparse checks only flags
         raise SystemExit(f"payscope-operator run: log format must be one of {', '.join(logs.FORMATS)}")
@@ -44,6 +45,25 @@ def _run(args: argparse.Namespace) -> int:
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     asyncio.run(main.run(config))
     return 0
+
+
+def _seconds(value: str) -> float:
+    """A non-negative number of seconds (argparse applies it to defaults from the environment too)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not seconds >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds: {value!r}")
+    return seconds
+
+
+def _period(value: str) -> float:
+    """A positive number of seconds: how often something repeats (0 would spin)."""
+    seconds = _seconds(value)
+    if seconds == 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return seconds
 
 
 def _crd(_: argparse.Namespace) -> int:
@@ -86,6 +106,21 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--concurrency", type=int, default=int(os.environ.get("PAYSCOPE_CONCURRENCY", "4")))
     run.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: in-cluster, then $KUBECONFIG)")
+    run.add_argument(
+        "--watch-check-interval",
+        type=_period,
+        default=os.environ.get("PAYSCOPE_WATCH_CHECK_INTERVAL", "60"),
+        metavar="SECONDS",
+        help="how often the watch is compared with the API server (default 60; env PAYSCOPE_WATCH_CHECK_INTERVAL)",
+    )
+    run.add_argument(
+        "--watch-stale-after",
+        type=_seconds,
+        default=os.environ.get("PAYSCOPE_WATCH_STALE_AFTER", "120"),
+        metavar="SECONDS",
+        help="/healthz fails once the watch has missed changes for longer than this "
+        "(default 120; env PAYSCOPE_WATCH_STALE_AFTER)",
+    )
     run.add_argument("--log-level", default=os.environ.get("PAYSCOPE_LOG_LEVEL", "info"))
     run.add_argument(
         "--log-format",

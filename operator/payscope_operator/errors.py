@@ -4,7 +4,9 @@
 
     PayScopeError
     ├── TransientError          retry after ``delay`` seconds; checks turn Unknown
-    │   └── DependencyUnavailable   a server is unreachable, timed out or rate-limited
+    │   ├── DependencyUnavailable   a server is unreachable, timed out or rate-limited
+    │   │   └── RateLimited             HTTP 429; ``delay`` is the server's Retry-After
+    │   └── Conflict                the object changed since it was read (HTTP 409): re-read, then retry
     └── PermanentError          retrying cannot help; the resource is Stalled
         ├── SpecInvalid             the spec fails validation (names the field)
         ├── SecretNotFound          a referenced Secret or key is missing
@@ -44,6 +46,16 @@ class TransientError(PayScopeError):
 
 class DependencyUnavailable(TransientError):
     """A server is unreachable, timed out, or asked us to slow down."""
+
+
+class RateLimited(DependencyUnavailable):
+    """The server asked us to slow down (HTTP 429); ``delay`` is the wait it asked for."""
+
+
+class Conflict(TransientError):
+    """A write's resourceVersion precondition failed: the object changed since it was read."""
+
+    reason = "Conflict"
 
 
 class PermanentError(PayScopeError):

@@ -27,7 +27,7 @@ import kopf
 
 from payscope_operator import errors, logs, telemetry
 from payscope_operator.kube import gateway
-from payscope_operator.reconcile import pipeline, registry, scheduler
+from payscope_operator.reconcile import reconciler, registry, scheduler
 
 logger = logging.getLogger(__name__)
 GROUP, VERSION, PLURAL = gateway.GROUP, gateway.VERSION, gateway.PLURAL
@@ -49,7 +49,8 @@ class Config:
     concurrency: int = 4
     kubeconfig: str | None = None
     watch_timeout: int = 300
-    watch_check_interval: float = 60.0
+    watch_check_interval: float = 60.0  # how often the watch is compared with the API server
+    watch_stale_after: float = 120.0  # /healthz fails once the watch has missed changes for longer than this
 
 
 @dataclass
@@ -72,9 +73,9 @@ def _memo(memo: Any) -> Memo:
     return found
 
 
-def resource_of(body: kopf.Body) -> pipeline.Resource:
+def resource_of(body: kopf.Body) -> reconciler.Resource:
     meta = body.get("metadata", {})
-    return pipeline.Resource(
+    return reconciler.Resource(
         namespace=meta.get("namespace", ""),
         name=meta.get("name", ""),
         uid=meta.get("uid", ""),
@@ -113,10 +114,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     if state.config.peering is not None:
         settings.peering.name = state.config.peering
     state.cluster = gateway.Gateway(gateway.load_api_client(state.config.kubeconfig))
-    deps = pipeline.Dependencies(cluster=state.cluster, observer=state.metrics, provisioners=registry.PROVISIONERS)
+    deps = reconciler.Dependencies(cluster=state.cluster, observer=state.metrics, provisioners=registry.PROVISIONERS)
     state.scheduler = scheduler.Scheduler(deps, concurrency=state.config.concurrency)
     sched = state.scheduler
-    health = telemetry.Health()
+    health = telemetry.Health(max_stale=state.config.watch_stale_after)
     state.runner = await telemetry.serve(
         telemetry.make_app(state.metrics, health), state.config.metrics_host, state.config.metrics_port
     )
@@ -125,7 +126,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 
 async def _check_watch(state: Memo, health: telemetry.Health) -> None:
-    """Every minute, compare what the API server holds with what the watch delivered (a read, never a write)."""
+    """Every ``watch_check_interval``, compare what the API server holds with what the watch delivered (a read)."""
     assert state.cluster is not None
     assert state.scheduler is not None
     while not state.stop.is_set():
@@ -138,7 +139,7 @@ async def _check_watch(state: Memo, health: telemetry.Health) -> None:
         except errors.PayScopeError as exc:
             logger.warning("cannot list PayScopeDeployments to check the watch: %s", exc.message)
             continue
-        seen = {uid: entry.resource.resource_version for uid, entry in state.scheduler.entries.items()}
+        seen = {uid: entry.seen_version for uid, entry in state.scheduler.entries.items()}
         health.compare(server, seen)
         state.metrics.watch_stale.set(len(health.stale))
         if health.stale:
@@ -184,7 +185,7 @@ async def on_delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     resource = resource_of(body)
     try:
         with logs.bind(namespace=resource.namespace, name=resource.name, pass_id=logs.new_pass_id()):
-            await pipeline.teardown(state.scheduler.deps, resource, now=datetime.datetime.now(datetime.UTC))
+            await reconciler.teardown(state.scheduler.deps, resource, now=datetime.datetime.now(datetime.UTC))
     except errors.TransientError as exc:
         raise kopf.TemporaryError(exc.message, delay=exc.delay) from None
 

@@ -3,7 +3,7 @@
 The resource file is read locally, Secrets come from environment variables
 (``--secrets-from-env``: ``PAYSCOPE_SECRET_<NAME>_<KEY>``, upper-cased, other
 characters as ``_``) or from a file of Secret manifests (``--secrets-file``),
-and the pipeline runs in ObserveOnly mode against an in-memory stand-in for
+and the reconciler runs in ObserveOnly mode against an in-memory stand-in for
 the cluster: nothing is ever changed. With no cluster there are no
 Deployments to inspect, so those checks report NotConfigured.
 
@@ -31,10 +31,10 @@ from xml.etree import ElementTree as ET
 import yaml
 from pydantic import SecretStr
 
-from payscope_operator import telemetry
+from payscope_operator import errors, telemetry
 from payscope_operator.api import status
 from payscope_operator.kube import gateway, workloads
-from payscope_operator.reconcile import pipeline, registry
+from payscope_operator.reconcile import reconciler, registry, report
 
 
 def env_name(secret: str, key: str) -> str:
@@ -44,11 +44,16 @@ def env_name(secret: str, key: str) -> str:
 
 @dataclass
 class LocalCluster:
-    """The cluster as the pipeline sees it, in memory: Secrets given, writes kept."""
+    """The cluster as the reconciler sees it, in memory: Secrets given, writes kept.
+
+    The status is kept as the API server keeps it: merge patches applied, each
+    write a new resourceVersion, and a write at another version refused (409).
+    """
 
     secrets: dict[str, dict[str, SecretStr]] = field(default_factory=dict)
     status: dict[str, Any] | None = None
     events: list[tuple[str, str, str]] = field(default_factory=list)
+    version: int = 0
 
     async def read_secret(self, namespace: str, name: str) -> dict[str, SecretStr] | None:
         return self.secrets.get(name)
@@ -56,8 +61,17 @@ class LocalCluster:
     async def read_deployment(self, namespace: str, name: str) -> workloads.DeploymentFacts | None:
         return None  # never asked: workloads are removed from the spec
 
-    async def replace_status(self, ref: gateway.ObjectRef, body: Mapping[str, Any]) -> None:
-        self.status = dict(body)
+    async def read_status(self, ref: gateway.ObjectRef) -> gateway.StoredStatus | None:
+        return gateway.StoredStatus(str(self.version), self.status)
+
+    async def patch_status(
+        self, ref: gateway.ObjectRef, changes: Mapping[str, Any], *, resource_version: str | None
+    ) -> str | None:
+        if resource_version is not None and resource_version != str(self.version):
+            raise errors.Conflict(f"{ref.name} is at version {self.version}, not {resource_version}")
+        self.status = report.apply_merge_patch(self.status, changes)
+        self.version += 1
+        return str(self.version)
 
     async def post_event(
         self, ref: gateway.ObjectRef, *, kind: Literal["Normal", "Warning"], reason: str, message: str, action: str = ""
@@ -113,10 +127,10 @@ async def evaluate(spec: dict[str, Any], cluster: LocalCluster, *, namespace: st
     """Run one ObserveOnly pass with the local stand-in; return the status it computed."""
     spec = {**spec, "managementPolicy": "ObserveOnly", "deletionPolicy": "Retain"}
     spec.pop("workloads", None)
-    resource = pipeline.Resource(namespace, name, "standalone", 1, None, {}, spec, None)
-    deps = pipeline.Dependencies(cluster=cluster, observer=telemetry.Metrics(), provisioners=registry.PROVISIONERS)
+    resource = reconciler.Resource(namespace, name, "standalone", 1, None, {}, spec, None)
+    deps = reconciler.Dependencies(cluster=cluster, observer=telemetry.Metrics(), provisioners=registry.PROVISIONERS)
     try:
-        result = await pipeline.reconcile(deps, resource, now=datetime.datetime.now(datetime.UTC))
+        result = await reconciler.reconcile(deps, resource, now=datetime.datetime.now(datetime.UTC))
     finally:
         for cache in deps.clients.values():
             await cache.close()

@@ -1,8 +1,9 @@
 """Prometheus metrics and the operator's own health endpoints.
 
 One small aiohttp server on the operator's metrics port serves ``/metrics``,
-``/healthz`` (liveness: fails when the event loop is stuck or when resources
-are known but no watch event has arrived for too long) and ``/readyz``. Metric
+``/healthz`` (liveness: fails when the event loop is stuck, or when the watch
+has missed changes the API server holds for longer than ``--watch-stale-after``)
+and ``/readyz``. Metric
 labels carry namespace, name, condition, dimension and check id: never a value
 read from a Secret. The registry is per instance, not prometheus_client's
 global one, so tests can run several operators in one process.
@@ -104,7 +105,7 @@ class Metrics:
         )
         self._series: dict[tuple[str, str], list[tuple[Gauge, tuple[str, ...]]]] = {}
 
-    # pipeline.Observer
+    # reconciler.Observer
     def pass_finished(
         self, resource: object, result: status.PayScopeStatus, seconds: float, audit_seconds: float
     ) -> None:
@@ -162,10 +163,11 @@ class Health:
 
     A quiet watch is normal (kopf resumes watching from the last resourceVersion and
     an unchanged resource sends nothing), so silence alone proves nothing. Instead,
-    ``compare`` is fed, every minute, the resourceVersions the API server lists; when
-    some resource's version on the server differs from what the watch delivered on two
-    comparisons in a row, the watch is stale, and after ``max_stale`` seconds of that
-    ``/healthz`` fails so the kubelet restarts the operator.
+    ``compare`` is fed, every ``--watch-check-interval`` (a minute by default), the
+    resourceVersions the API server lists; when some resource's version on the server
+    differs from what the watch delivered on two comparisons in a row, the watch is
+    stale, and after ``max_stale`` seconds of that (``--watch-stale-after``, two
+    minutes by default) ``/healthz`` fails so the kubelet restarts the operator.
     """
 
     max_stale: float = 120.0

@@ -137,10 +137,12 @@ def start_operator(
     namespaces: tuple[str, ...] = (),
     extra_env: Mapping[str, str] | None = None,
     command: tuple[str, ...] | None = None,
+    extra_args: tuple[str, ...] = (),
 ) -> OperatorProcess:
     port = process.free_port()
     argv = list(command or (str(Path(sys.executable).parent / "payscope-operator"), "run"))
     argv += ["--kubeconfig", str(kubeconfig), "--metrics-host", "127.0.0.1", "--metrics-port", str(port)]
+    argv += extra_args
     if namespaces:
         argv += ["--namespaces", ",".join(namespaces)]
     # Check the watch against the API server every 2 s (60 s in production) so tests exercise it.
@@ -160,6 +162,7 @@ class AuditEvent:
     namespace: str
     name: str
     stage: str
+    code: int = 0  # the HTTP status the API server answered
 
 
 def audit_events(user: str) -> Iterator[AuditEvent]:
@@ -183,6 +186,7 @@ def audit_events(user: str) -> Iterator[AuditEvent]:
             namespace=ref.get("namespace", ""),
             name=ref.get("name", ""),
             stage=entry["stage"],
+            code=int(entry.get("responseStatus", {}).get("code") or 0),
         )
 
 

@@ -316,8 +316,13 @@ def test_no_secret_value_reaches_status_or_events(kube_api: k8s.ApiClient, inst:
 def test_no_secret_value_reaches_the_operator_log_or_metrics(
     operator: RunningOperator, inst: installation.Installation
 ) -> None:
+    # Metrics are set after a pass's status write: wait until an audit's results are in them.
+    metrics = cluster.wait_for(
+        lambda: (text := operator.process.metrics()) and 'check="G.jwt.expired"' in text and text,
+        what="the audit's results in the metrics",
+        timeout=WITHIN,
+    )
     log = Path(operator.process.log).read_text()
-    metrics = operator.process.metrics()
     for secret in (inst.jwt_secret, inst.env["PAYSCOPE_NEO4J_PASSWORD"], inst.env["PAYSCOPE_PINECONE_API_KEY"]):
         assert secret not in log
         assert secret not in metrics

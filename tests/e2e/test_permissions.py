@@ -11,7 +11,7 @@ from tests.e2e import cluster
 
 RULES_WITHOUT_SECRETS = [
     k8s.V1PolicyRule(api_groups=["payscope.io"], resources=["payscopedeployments"], verbs=["list", "watch", "patch"]),
-    k8s.V1PolicyRule(api_groups=["payscope.io"], resources=["payscopedeployments/status"], verbs=["patch"]),
+    k8s.V1PolicyRule(api_groups=["payscope.io"], resources=["payscopedeployments/status"], verbs=["get", "patch"]),
     k8s.V1PolicyRule(api_groups=["apps"], resources=["deployments"], verbs=["get"]),
     k8s.V1PolicyRule(api_groups=[""], resources=["events"], verbs=["create"]),
 ]

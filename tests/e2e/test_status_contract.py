@@ -93,14 +93,27 @@ def test_failing_workload_turns_infrastructure_false_and_back(
         what="Ready True again",
         timeout=10,
     )
-    reasons = _event_reasons(kube_api, namespace)
-    assert "ChecksFailing" in reasons
-    assert "AllChecksPassed" in reasons
+    # Events follow the status write that caused them: wait for them, not for the status.
+    cluster.wait_for(
+        lambda: (
+            _transition_events(kube_api, namespace, "flip", "Ready")
+            >= {("Warning", "ChecksFailing"), ("Normal", "AllChecksPassed")}
+        ),
+        what="the Ready transitions' Events",
+        timeout=10,
+    )
 
 
-def _event_reasons(api: k8s.ApiClient, namespace: str) -> set[str]:
+def _transition_events(api: k8s.ApiClient, namespace: str, name: str, ctype: str) -> set[tuple[str, str]]:
+    """(type, reason) of the Events announcing ``ctype``'s transitions on PayScopeDeployment ``name``."""
     events = k8s.CoreV1Api(api).list_namespaced_event(namespace).items
-    return {e.reason for e in events if e.involved_object.kind == "PayScopeDeployment"}
+    return {
+        (e.type, e.reason)
+        for e in events
+        if e.involved_object.kind == "PayScopeDeployment"
+        and e.involved_object.name == name
+        and (e.message or "").startswith(f"{ctype} is ")
+    }
 
 
 def test_missing_secret_stalls_then_recovers_without_restart(
@@ -140,23 +153,30 @@ def test_unchanged_installation_makes_zero_writes(
     cluster.create_deployment(kube_api, namespace, "payscope-api")
     cluster.create_psd(kube_api, namespace, "quiet", _workload_spec(interval="1s"))
     cluster.wait_for(lambda: _settled(kube_api, namespace, "quiet"), what="settled", timeout=15)
-    time.sleep(1.5)  # let the pass that settled it finish its Events
+    # A pass posts its Events after its status write and counts itself after both: once one more
+    # pass has finished, the pass that settled the status has posted everything it will.
+    settled_at = _passes(operator, namespace, "quiet")
+    cluster.wait_for(
+        lambda: _passes(operator, namespace, "quiet") > settled_at, what="a pass after settling", timeout=10
+    )
     before = cluster.writes(operator.username, namespace)
-    passes_before = _passes(operator)
-    time.sleep(3.5)  # three audit cycles at 1s, plus slack
+    passes_before = _passes(operator, namespace, "quiet")
+    cluster.wait_for(
+        lambda: _passes(operator, namespace, "quiet") >= passes_before + 3, what="three audit cycles", timeout=15
+    )
     after = cluster.writes(operator.username, namespace)
-    assert _passes(operator) - passes_before >= 3, "the audit ran at least three times"
     assert after == before, [f"{e.verb} {e.resource}/{e.subresource}" for e in after[len(before) :]]
     status_writes = [e for e in before if e.subresource == "status"]
     assert 1 <= len(status_writes) <= 3, status_writes  # one write per change
 
 
-def _passes(operator: RunningOperator) -> float:
-    total = 0.0
+def _passes(operator: RunningOperator, namespace: str, name: str) -> float:
+    """Finished passes over one resource, from the operator's own metrics."""
+    labels = (f'name="{name}"', f'namespace="{namespace}"')
     for line in operator.process.metrics().splitlines():
-        if line.startswith("payscope_reconcile_duration_seconds_count"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+        if line.startswith("payscope_reconcile_duration_seconds_count{") and all(x in line for x in labels):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def test_paused_annotation_reports_paused(operator: RunningOperator, kube_api: k8s.ApiClient, namespace: str) -> None:

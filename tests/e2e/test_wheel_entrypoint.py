@@ -69,7 +69,15 @@ def test_installed_wheel_runs_the_operator(
             return conds.get("Ready", {}).get("status") == "True"
 
         cluster.wait_for(ready, what="Ready from the wheel's operator", timeout=20)
-        assert "payscope_reconcile_duration_seconds" in running.metrics()
+        # The pass counts itself after its status write: wait for the sample, not for the status.
+        cluster.wait_for(
+            lambda: any(
+                line.startswith("payscope_reconcile_duration_seconds_count{") and 'name="from-wheel"' in line
+                for line in running.metrics().splitlines()
+            ),
+            what="the pass in the wheel's operator's metrics",
+            timeout=10,
+        )
     finally:
         running.stop()
     # The wheel's own interpreter ran it, not the development environment.

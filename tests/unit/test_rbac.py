@@ -10,6 +10,7 @@ test pins them to one table, ``EXPECTED``, each entry justified by the code that
   peering, it lists/watches the peering objects and patches its own entry
   (_core/engines/peering.py). Discovery (/api, /apis) is a non-resource URL.
 - kube.gateway: read_namespaced_secret, read_namespaced_deployment,
+  get_namespaced_custom_object_status (the re-read after a 409),
   patch_namespaced_custom_object_status, create_namespaced_event. A new Kubernetes call in
   the gateway fails ``test_gateway_calls_are_all_granted`` until it is mapped and granted.
 
@@ -39,7 +40,7 @@ Rule = tuple[str, str, frozenset[str]]  # (apiGroup, resource, resourceNames)
 
 EXPECTED: dict[Rule, set[str]] = {
     ("payscope.io", "payscopedeployments", frozenset()): {"list", "watch", "patch"},
-    ("payscope.io", "payscopedeployments/status", frozenset()): {"patch"},
+    ("payscope.io", "payscopedeployments/status", frozenset()): {"get", "patch"},
     ("", "secrets", frozenset()): {"get"},
     ("apps", "deployments", frozenset()): {"get"},
     ("", "events", frozenset()): {"create"},
@@ -58,6 +59,7 @@ def peering_rules(resource: str) -> dict[Rule, set[str]]:
 CLIENT_CALLS: dict[str, tuple[str, str, str]] = {
     "read_namespaced_secret": ("", "secrets", "get"),
     "read_namespaced_deployment": ("apps", "deployments", "get"),
+    "get_namespaced_custom_object_status": ("payscope.io", "payscopedeployments/status", "get"),
     "patch_namespaced_custom_object_status": ("payscope.io", "payscopedeployments/status", "patch"),
     "create_namespaced_event": ("", "events", "create"),
     "list_cluster_custom_object": ("payscope.io", "payscopedeployments", "list"),

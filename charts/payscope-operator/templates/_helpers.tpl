@@ -64,10 +64,11 @@ operator's code sends; see the comments and tests/unit/test_rbac.py.
 - apiGroups: ["payscope.io"]
   resources: ["payscopedeployments"]
   verbs: ["list", "watch", "patch"]
-# kube.gateway.replace_status: one JSON patch of the whole status subresource.
+# kube.gateway.patch_status: a merge patch of the status subresource guarded by resourceVersion;
+# kube.gateway.read_status: after a 409, re-read the status that the write conflicted with.
 - apiGroups: ["payscope.io"]
   resources: ["payscopedeployments/status"]
-  verbs: ["patch"]
+  verbs: ["get", "patch"]
 # kube.gateway.read_secret: referenced Secrets, read by name (never listed or watched).
 - apiGroups: [""]
   resources: ["secrets"]

@@ -2,9 +2,16 @@
 
 The official client is synchronous; every call runs in a worker thread with an
 explicit request timeout, so the event loop never blocks. Errors map onto the
-operator's tree: 404 is "absent" (``None``), 403 is ``PermissionDenied``,
-everything else transient. Secret values are returned wrapped in
-``pydantic.SecretStr`` so that no repr, log line or exception shows them.
+operator's tree: 404 is "absent" (``None``), 403 is ``PermissionDenied``, 409 is
+``Conflict`` (a resourceVersion precondition failed), everything else (429, 5xx,
+timeouts, refused connections) is ``DependencyUnavailable``. Secret values are
+returned wrapped in ``pydantic.SecretStr`` so that no repr, log line or
+exception shows them.
+
+The status is written as a JSON merge patch of the status subresource that
+carries ``metadata.resourceVersion``: the API server applies it only if the
+object still has that version and answers 409 otherwise (the optimistic lock
+of controller-runtime's ``MergeFromWithOptimisticLock``).
 
 What it must not do: decide anything. Callers decide what to read and write.
 """
@@ -24,6 +31,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
 from pydantic import SecretStr
+from urllib3.exceptions import HTTPError as TransportError
 
 from payscope_operator import errors
 from payscope_operator.kube import workloads
@@ -47,6 +55,14 @@ class ObjectRef:
     resource_version: str | None = None
 
 
+@dataclass(frozen=True)
+class StoredStatus:
+    """A PayScopeDeployment's status as the API server holds it, at one resourceVersion."""
+
+    resource_version: str
+    status: Mapping[str, Any] | None
+
+
 def load_api_client(kubeconfig: str | None = None) -> k8s.ApiClient:
     """In-cluster credentials when running in a Pod, else the kubeconfig."""
     if kubeconfig is None:
@@ -58,19 +74,33 @@ def load_api_client(kubeconfig: str | None = None) -> k8s.ApiClient:
     return k8s_config.new_client_from_config(config_file=kubeconfig)
 
 
+def _retry_after(exc: ApiException) -> float | None:
+    value = (exc.headers or {}).get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: ignore it, the caller's backoff applies
+
+
 def _map(exc: ApiException, what: str) -> errors.PayScopeError:
     if exc.status == 403:
         return errors.PermissionDenied(f"the operator may not {what} (HTTP 403)")
     if exc.status == 401:
         return errors.PermissionDenied(f"the operator's credentials were refused to {what} (HTTP 401)")
-    return errors.DependencyUnavailable(f"Kubernetes API failed to {what} (HTTP {exc.status})")
+    if exc.status == 409:
+        return errors.Conflict(f"could not {what}: the object changed since it was read (HTTP 409)", delay=0.0)
+    message = f"Kubernetes API failed to {what} (HTTP {exc.status})"
+    if exc.status == 429:
+        return errors.RateLimited(message, delay=_retry_after(exc) or 1.0)
+    return errors.DependencyUnavailable(message)
 
 
 class Gateway:
-    """Kubernetes reads and writes the reconcile pipeline needs, all asynchronous."""
+    """Kubernetes reads and writes a reconcile pass needs, all asynchronous."""
 
-    def __init__(self, api: k8s.ApiClient) -> None:
+    def __init__(self, api: k8s.ApiClient, *, timeout: float = REQUEST_TIMEOUT) -> None:
         self._api = api
+        self.timeout = timeout
         self._core = k8s.CoreV1Api(api)
         self._apps = k8s.AppsV1Api(api)
         self._custom = k8s.CustomObjectsApi(api)
@@ -87,13 +117,13 @@ class Gateway:
             if exc.status == 404:
                 return None
             raise _map(exc, what) from None
-        except OSError as exc:
+        except (OSError, TransportError) as exc:  # refused, reset, timed out (urllib3 raises its own types)
             raise errors.DependencyUnavailable(f"Kubernetes API unreachable: {type(exc).__name__}") from None
 
     async def read_secret(self, namespace: str, name: str) -> dict[str, SecretStr] | None:
         """The Secret's decoded data, or None when it does not exist."""
         secret = await self._call(
-            lambda: self._core.read_namespaced_secret(name, namespace, _request_timeout=REQUEST_TIMEOUT),
+            lambda: self._core.read_namespaced_secret(name, namespace, _request_timeout=self.timeout),
             f"read Secret {namespace}/{name}",
         )
         if secret is None:
@@ -107,14 +137,38 @@ class Gateway:
     async def read_deployment(self, namespace: str, name: str) -> workloads.DeploymentFacts | None:
         """What the audit needs of a Deployment, or None when it does not exist."""
         deployment = await self._call(
-            lambda: self._apps.read_namespaced_deployment(name, namespace, _request_timeout=REQUEST_TIMEOUT),
+            lambda: self._apps.read_namespaced_deployment(name, namespace, _request_timeout=self.timeout),
             f"read Deployment {namespace}/{name}",
         )
         return None if deployment is None else workloads.facts_of(deployment)
 
-    async def replace_status(self, ref: ObjectRef, body: Mapping[str, Any]) -> None:
-        """Write the whole status through the status subresource (one JSON patch); a deleted resource is skipped."""
-        patch = [{"op": "add", "path": "/status", "value": body}]
+    async def read_status(self, ref: ObjectRef) -> StoredStatus | None:
+        """The resource's current status and resourceVersion (after a 409), or None when it is gone."""
+        found = await self._call(
+            lambda: self._custom.get_namespaced_custom_object_status(
+                GROUP, VERSION, ref.namespace, PLURAL, ref.name, _request_timeout=self.timeout
+            ),
+            f"read the status of {ref.namespace}/{ref.name}",
+        )
+        if found is None:
+            return None
+        meta = found.get("metadata", {})
+        if ref.uid and meta.get("uid") != ref.uid:
+            return None  # deleted and created again under the same name: not the resource we reconciled
+        return StoredStatus(str(meta.get("resourceVersion", "")), found.get("status"))
+
+    async def patch_status(
+        self, ref: ObjectRef, changes: Mapping[str, Any], *, resource_version: str | None
+    ) -> str | None:
+        """One JSON merge patch of the status subresource, applied only at ``resource_version``.
+
+        Returns the resourceVersion the write produced, or None when the resource
+        is gone. Raises ``errors.Conflict`` when the object changed since that
+        version (HTTP 409), ``errors.DependencyUnavailable`` on 429, 5xx or a timeout.
+        """
+        body: dict[str, Any] = {"status": dict(changes)}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
         written = await self._call(
             lambda: self._custom.patch_namespaced_custom_object_status(
                 GROUP,
@@ -122,14 +176,16 @@ class Gateway:
                 ref.namespace,
                 PLURAL,
                 ref.name,
-                patch,
-                _request_timeout=REQUEST_TIMEOUT,
-                _content_type="application/json-patch+json",
+                body,
+                _request_timeout=self.timeout,
+                _content_type="application/merge-patch+json",
             ),
             f"write the status of {ref.namespace}/{ref.name}",
         )
-        if written is not None:
-            self.writes += 1
+        if written is None:
+            return None
+        self.writes += 1
+        return str(written.get("metadata", {}).get("resourceVersion", ""))
 
     async def list_versions(self, namespaces: tuple[str, ...] = ()) -> dict[str, str]:
         """uid -> resourceVersion of every PayScopeDeployment (in ``namespaces``, or everywhere)."""
@@ -137,10 +193,10 @@ class Gateway:
         def listed(namespace: str | None) -> Callable[[], Any]:
             if namespace is None:
                 return lambda: self._custom.list_cluster_custom_object(
-                    GROUP, VERSION, PLURAL, _request_timeout=REQUEST_TIMEOUT
+                    GROUP, VERSION, PLURAL, _request_timeout=self.timeout
                 )
             return lambda: self._custom.list_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, _request_timeout=REQUEST_TIMEOUT
+                GROUP, VERSION, namespace, PLURAL, _request_timeout=self.timeout
             )
 
         versions: dict[str, str] = {}
@@ -186,10 +242,10 @@ class Gateway:
         )
 
         def call() -> Any:
-            return self._core.create_namespaced_event(ref.namespace, event, _request_timeout=REQUEST_TIMEOUT)
+            return self._core.create_namespaced_event(ref.namespace, event, _request_timeout=self.timeout)
 
         try:
             await asyncio.to_thread(call)
             self.writes += 1
-        except (ApiException, OSError) as exc:
+        except (ApiException, OSError, TransportError) as exc:
             logger.warning("could not post Event %s on %s/%s: %s", reason, ref.namespace, ref.name, type(exc).__name__)

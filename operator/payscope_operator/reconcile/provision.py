@@ -21,7 +21,7 @@ from payscope_operator import errors, logs
 from payscope_operator.api import conditions as api_conditions
 from payscope_operator.api import status
 from payscope_operator.backends import base
-from payscope_operator.reconcile import conditions, session
+from payscope_operator.reconcile import readiness, session
 
 logger = logging.getLogger(__name__)
 Reason = api_conditions.Reason
@@ -59,15 +59,15 @@ class Outcome:
     failures: list[SystemFailure] = field(default_factory=list)
     teardown: list[base.TeardownResult] = field(default_factory=list)
 
-    def stall(self) -> conditions.Stall | None:
+    def stall(self) -> readiness.Stall | None:
         """A permanent blocker or failure stalls the resource, naming the object."""
         for failure in self.failures:
             if failure.permanent:
-                return conditions.Stall(failure.reason, f"{failure.system}: {failure.message}")
+                return readiness.Stall(failure.reason, f"{failure.system}: {failure.message}")
         for plan in self.plans:
             for blocker in plan.blockers:
                 if blocker.permanent:
-                    return conditions.Stall(blocker.reason, f"{plan.system}: {blocker.message}")
+                    return readiness.Stall(blocker.reason, f"{plan.system}: {blocker.message}")
         return None
 
     def pending(self) -> str | None:
@@ -80,36 +80,36 @@ class Outcome:
         ]
         return f"Waiting for {', '.join(names[:5])} to become ready." if names else None
 
-    def summary(self, *, managed: bool) -> conditions.Provisioning:
+    def summary(self, *, managed: bool) -> readiness.Provisioning:
         """The Provisioned condition's status, reason and message."""
         transient = [f for f in self.failures if not f.permanent]
         if transient:
             first = transient[0]
-            return conditions.Provisioning(CS.UNKNOWN, first.reason, f"{first.system}: {first.message}")
+            return readiness.Provisioning(CS.UNKNOWN, first.reason, f"{first.system}: {first.message}")
         if not self.plans:
-            return conditions.Provisioning(
+            return readiness.Provisioning(
                 CS.TRUE, Reason.NOTHING_TO_PROVISION, "The spec declares no external objects."
             )
         blockers = [(p.system, b) for p in self.plans for b in p.blockers]
         if blockers:
             system, blocker = blockers[0]
             more = f" ({len(blockers) - 1} more)" if len(blockers) > 1 else ""
-            return conditions.Provisioning(CS.FALSE, blocker.reason, f"{system}: {blocker.message}{more}")
+            return readiness.Provisioning(CS.FALSE, blocker.reason, f"{system}: {blocker.message}{more}")
         if self.preview:
             reason = Reason.OBSERVE_ONLY if not managed else Reason.DRIFT_DETECTED
-            return conditions.Provisioning(
+            return readiness.Provisioning(
                 CS.FALSE, reason, f"{len(self.preview)} change(s) not applied; status.plan lists them."
             )
         pending = self.pending()
         if pending:
-            return conditions.Provisioning(CS.FALSE, Reason.PROVISIONING_PENDING, pending)
+            return readiness.Provisioning(CS.FALSE, Reason.PROVISIONING_PENDING, pending)
         unconverged = [p.system for p in self.plans if p.actions]
         if unconverged:
-            return conditions.Provisioning(
+            return readiness.Provisioning(
                 CS.FALSE, Reason.PROVISIONING_FAILED, "Changes applied but not yet verified: " + ", ".join(unconverged)
             )
         count = sum(len(p.objects) for p in self.plans)
-        return conditions.Provisioning(CS.TRUE, Reason.PROVISIONED, f"All {count} declared objects exist and match.")
+        return readiness.Provisioning(CS.TRUE, Reason.PROVISIONED, f"All {count} declared objects exist and match.")
 
 
 async def _one(provisioner: base.Provisioner[Any], *, apply: bool, outcome: Outcome) -> None:

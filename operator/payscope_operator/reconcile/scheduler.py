@@ -1,7 +1,7 @@
 """When each resource is reconciled: at once on a new generation, then every audit interval.
 
 kopf delivers every watch event of every PayScopeDeployment to ``observe``;
-the scheduler keeps the latest snapshot of each and runs ``pipeline.reconcile``
+the scheduler keeps the latest snapshot of each and runs ``reconciler.reconcile``
 when one is due: immediately when it is new, its generation changed or its
 pause annotation flipped, and otherwise ``spec.audit.interval`` after its last
 pass. Passes over different resources run concurrently up to a bound; one
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
 import time
 from collections.abc import Coroutine
@@ -26,8 +25,7 @@ from typing import Any
 
 from payscope_operator import logs
 from payscope_operator.api import fields
-from payscope_operator.reconcile import pipeline
-from payscope_operator.reconcile import status as status_builder
+from payscope_operator.reconcile import reconciler
 
 logger = logging.getLogger(__name__)
 DEFAULT_INTERVAL = 60.0
@@ -36,7 +34,10 @@ RETRY_AFTER_CRASH = 10.0
 
 @dataclass
 class Entry:
-    resource: pipeline.Resource
+    resource: reconciler.Resource
+    """The snapshot the next pass starts from: the watch's latest, or what our own write produced."""
+    seen_version: str | None = None
+    """The resourceVersion the watch last delivered (liveness compares it with the API server's)."""
     due: float = 0.0
     handled_generation: int | None = None
     handled_paused: bool | None = None
@@ -48,7 +49,7 @@ class Entry:
 class Scheduler:
     """The per-resource schedule; ``run`` until ``stop`` is set."""
 
-    deps: pipeline.Dependencies
+    deps: reconciler.Dependencies
     concurrency: int = 4
     entries: dict[str, Entry] = field(default_factory=dict)
     last_event: float = field(default_factory=time.monotonic)
@@ -56,18 +57,19 @@ class Scheduler:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
-    def observe(self, resource: pipeline.Resource, *, deleted: bool = False, deleting: bool = False) -> None:
+    def observe(self, resource: reconciler.Resource, *, deleted: bool = False, deleting: bool = False) -> None:
         """A watch event: remember the latest snapshot; make it due at once if it changed."""
         self.last_event = time.monotonic()
         if deleted:
             entry = self.entries.pop(resource.uid, None)
             if entry is not None:
-                self._spawn(pipeline.forget(self.deps, resource.uid))
+                self._spawn(reconciler.forget(self.deps, resource.uid))
             return
         entry = self.entries.get(resource.uid)
         if entry is None:
             entry = self.entries[resource.uid] = Entry(resource)
         entry.resource = resource
+        entry.seen_version = resource.resource_version
         entry.deleting = deleting
         if entry.handled_generation != resource.generation or entry.handled_paused != resource.paused:
             entry.due = 0.0
@@ -76,7 +78,7 @@ class Scheduler:
     def due_now(self, now: float) -> list[Entry]:
         return [e for e in self.entries.values() if not e.running and not e.deleting and e.due <= now]
 
-    def _interval(self, resource: pipeline.Resource) -> float:
+    def _interval(self, resource: reconciler.Resource) -> float:
         raw = (resource.spec.get("audit") or {}).get("interval") if isinstance(resource.spec, dict) else None
         try:
             return fields.parse_duration(raw).total_seconds() if isinstance(raw, str) else DEFAULT_INTERVAL
@@ -94,10 +96,11 @@ class Scheduler:
         logs.bind_task(namespace=resource.namespace, name=resource.name, pass_id=logs.new_pass_id())
         try:
             async with limit:
-                await pipeline.mark_reconciling(self.deps, resource, now=datetime.datetime.now(datetime.UTC))
-                result = await pipeline.reconcile(self.deps, resource)
-            # Remember what we wrote, so the next pass compares with it even before the watch echoes it.
-            entry.resource = replace(entry.resource, status=status_builder.to_wire(result.status))
+                result = await reconciler.reconcile(self.deps, resource)
+            if entry.resource is resource and result.resource_version is not None:
+                # Nothing newer came from the watch: the next pass starts from what the server now holds,
+                # even before the watch echoes our write (a newer snapshot, if any, is the better base).
+                entry.resource = replace(resource, status=result.stored, resource_version=result.resource_version)
             entry.handled_generation = resource.generation
             entry.handled_paused = resource.paused
             entry.due = time.monotonic() + self._interval(resource)

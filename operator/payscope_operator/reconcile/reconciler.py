@@ -1,11 +1,14 @@
 """One reconcile pass over one resource: validate, resolve, plan, provision, audit, report.
 
-``reconcile`` is the only entry point the kopf layer calls. It never raises
-for a problem of the resource: an invalid spec, a missing Secret or a
-permission problem becomes ``Stalled`` with a reason naming the field or the
-object, a dependency that is down turns its checks Unknown. It writes the
-status only when it differs from what the API server holds (one request), and
-posts an Event for every condition transition. Knows nothing of kopf.
+``reconcile`` is the entry point the scheduler calls. On a new generation it
+first says so (Ready False, Reconciling). It never raises for a problem of the
+resource: an invalid spec, a missing Secret or a permission problem becomes
+``Stalled`` with a reason naming the field or the object, a dependency that is
+down turns its checks Unknown. Everything it reports goes through one
+``status_writer.StatusWriter`` per pass: the stored status is parsed once, the
+status is written only when it differs from what the API server holds, a
+failed write is retried alone (never the probes), and Events follow the write.
+Knows nothing of kopf.
 """
 
 from __future__ import annotations
@@ -15,21 +18,26 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from payscope_operator import errors
-from payscope_operator.api import conditions as api_conditions
 from payscope_operator.api import spec, status
 from payscope_operator.audit import catalog, runner
 from payscope_operator.backends import base
 from payscope_operator.kube import gateway, workloads
-from payscope_operator.reconcile import conditions, provision, registry, secrets, session
-from payscope_operator.reconcile import status as status_builder
+from payscope_operator.reconcile import (
+    provision,
+    readiness,
+    registry,
+    report,
+    secrets,
+    session,
+    status_writer,
+)
 
 logger = logging.getLogger(__name__)
-Reason = api_conditions.Reason
 ManagementPolicy = spec.ManagementPolicy
 PAUSED_ANNOTATION = "payscope.io/paused"
 
@@ -56,24 +64,12 @@ class Resource:
         return gateway.ObjectRef(self.namespace, self.name, self.uid, self.resource_version)
 
 
-class Cluster(Protocol):
-    """What a pass needs from Kubernetes (``kube.gateway.Gateway``)."""
+class Cluster(status_writer.Target, Protocol):
+    """What a pass needs from Kubernetes (``kube.gateway.Gateway``): the writer's calls and two reads."""
 
     async def read_secret(self, namespace: str, name: str) -> Any: ...
 
     async def read_deployment(self, namespace: str, name: str) -> workloads.DeploymentFacts | None: ...
-
-    async def replace_status(self, ref: gateway.ObjectRef, body: Mapping[str, Any]) -> None: ...
-
-    async def post_event(
-        self,
-        ref: gateway.ObjectRef,
-        *,
-        kind: Literal["Normal", "Warning"],
-        reason: str,
-        message: str,
-        action: str = ...,
-    ) -> None: ...
 
 
 class Observer(Protocol):
@@ -92,7 +88,7 @@ class Observer(Protocol):
 
 @dataclass
 class Dependencies:
-    """What the pipeline is wired with."""
+    """What the reconciler is wired with."""
 
     cluster: Cluster
     observer: Observer
@@ -100,6 +96,7 @@ class Dependencies:
     catalog: runner.Catalog = catalog.CATALOG
     clients: dict[str, session.ClientCache] = field(default_factory=dict)
     memory: dict[str, runner.Memory] = field(default_factory=dict)
+    backoff: status_writer.Backoff = field(default_factory=status_writer.Backoff)
 
     def clients_of(self, resource: Resource) -> session.ClientCache:
         return self.clients.setdefault(resource.uid, session.ClientCache())
@@ -108,14 +105,23 @@ class Dependencies:
         """Gatherings kept between passes (see ``Source.reuse_for`` in ``audit.registry``)."""
         return self.memory.setdefault(resource.uid, {})
 
+    def writer_for(self, resource: Resource) -> status_writer.StatusWriter:
+        """The status writer of one pass over ``resource`` (it parses the stored status, once)."""
+        return status_writer.StatusWriter(self.cluster, resource.ref, resource.status, backoff=self.backoff)
+
 
 @dataclass(frozen=True)
 class Result:
-    """What a pass produced: the status it computed and whether it wrote it."""
+    """What a pass produced: the status it computed, whether it wrote it, and what the server now holds."""
 
     status: status.PayScopeStatus
     written: bool
     stalled: bool
+    resource_version: str | None = None
+    """The resourceVersion after the pass's writes (what ``stored`` is the status of)."""
+    stored: Mapping[str, Any] | None = None
+    """The status as the API server holds it after the pass, when known."""
+    write_failure: str | None = None
 
 
 def _field_of(error: Mapping[str, Any]) -> str:
@@ -139,85 +145,72 @@ def validate(resource: Resource, known_checks: frozenset[str]) -> spec.PayScopeS
     return desired
 
 
-async def _report(
+async def _publish(
     deps: Dependencies,
     resource: Resource,
-    facts: conditions.Facts,
-    *,
-    checks_out: Sequence[status.CheckResult] = (),
-    plans: Sequence[base.Plan] = (),
-    preview: Sequence[str] = (),
+    writer: status_writer.StatusWriter,
+    draft: report.Draft,
     now: datetime.datetime,
-) -> tuple[status.PayScopeStatus, bool]:
-    previous = status_builder.parse(resource.status)
-    built = status_builder.build(facts, previous=previous, checks=checks_out, plans=plans, preview=preview, now=now)
-    if not status_builder.needs_write(resource.status, built):
-        return built, False
-    await deps.cluster.replace_status(resource.ref, status_builder.to_wire(built))
-    changed = conditions.transitions(previous.conditions if previous else (), built.conditions)
-    for _, new in changed:
-        logger.info("%s/%s: %s=%s (%s)", resource.namespace, resource.name, new.type, new.status, new.reason)
-    for old, new in changed:
-        warning = _is_warning(new)
-        if old is None and not warning:
-            continue  # a resource's first status: only what needs attention becomes an Event
-        was = f"{old.status}/{old.reason}" if old else "unset"
-        await deps.cluster.post_event(
-            resource.ref,
-            kind="Warning" if warning else "Normal",
-            reason=new.reason,
-            message=f"{new.type} is {new.status} (was {was}): {new.message}",
-        )
-    deps.observer.transitions(resource, len(changed))
-    return built, True
+) -> status_writer.Published:
+    published = await writer.publish(draft, now=now)
+    deps.observer.transitions(resource, published.transitions)
+    if published.failure is not None:
+        deps.observer.error(resource, "status")
+    return published
 
 
-def _is_warning(condition: status.Condition) -> bool:
-    """Stalled=True, or a condition False, except Reconciling's False (good news) and work in progress."""
-    ctype, cstatus = condition.type, condition.status
-    if ctype == api_conditions.ConditionType.STALLED:
-        return cstatus == status.ConditionStatus.TRUE
-    if condition.reason in (Reason.RECONCILING, Reason.PROVISIONING_PENDING):
-        return False
-    return cstatus == status.ConditionStatus.FALSE and ctype != api_conditions.ConditionType.RECONCILING
+def _result(writer: status_writer.StatusWriter, published: status_writer.Published, *, stalled: bool) -> Result:
+    return Result(
+        published.status,
+        published.written,
+        stalled,
+        resource_version=writer.resource_version,
+        stored=writer.stored,
+        write_failure=published.failure,
+    )
 
 
-async def mark_reconciling(deps: Dependencies, resource: Resource, *, now: datetime.datetime) -> None:
+async def _announce(
+    deps: Dependencies, resource: Resource, writer: status_writer.StatusWriter, now: datetime.datetime
+) -> None:
     """On a new generation, say so at once: Ready False (Reconciling) for kstatus and kubectl wait."""
-    previous = status_builder.parse(resource.status)
+    previous = writer.previous
     if previous is not None and previous.observed_generation == resource.generation:
         return
-    facts = conditions.Facts(
+    kept = previous.checks if previous else ()
+    facts = readiness.Facts(
         generation=resource.generation,
-        checks=previous.checks if previous else (),
+        checks=kept,
         reconciling=f"Reconciling generation {resource.generation}.",
         paused=resource.paused,
     )
-    await _report(deps, resource, facts, checks_out=previous.checks if previous else (), now=now)
+    await _publish(deps, resource, writer, report.Draft(facts, checks=kept), now)
 
 
 async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.datetime | None = None) -> Result:
     """Run one full pass and report it; never raises for problems of the resource."""
     started = time.monotonic()
     now = now or datetime.datetime.now(datetime.UTC)
+    writer = deps.writer_for(resource)
+    known_neo4j = registry.provisioned_names(writer.previous, "neo4j")  # before the announcement replaces it
+    await _announce(deps, resource, writer, now)
     known = frozenset(c.id for c in deps.catalog)
     try:
         desired = validate(resource, known)
     except errors.SpecInvalid as exc:
-        facts = conditions.Facts(
-            resource.generation, stall=conditions.Stall(exc.reason, exc.message), paused=resource.paused
+        facts = readiness.Facts(
+            resource.generation, stall=readiness.Stall(exc.reason, exc.message), paused=resource.paused
         )
-        built, written = await _report(deps, resource, facts, now=now)
-        return Result(built, written, stalled=True)
+        return _result(writer, await _publish(deps, resource, writer, report.Draft(facts), now), stalled=True)
 
-    stall: conditions.Stall | None = None
+    stall: readiness.Stall | None = None
     resolved: secrets.Secrets = secrets.Secrets({})
     missing: tuple[secrets.Missing, ...] = ()
     try:
         resolved, missing = await secrets.resolve(resource.namespace, desired, deps.cluster.read_secret)
         secrets.require(missing)
     except errors.PermanentError as exc:
-        stall = conditions.Stall(exc.reason, exc.message)
+        stall = readiness.Stall(exc.reason, exc.message)
     except errors.TransientError as exc:
         deps.observer.error(resource, "secrets")
         logger.warning("%s/%s: cannot read Secrets: %s", resource.namespace, resource.name, exc.message)
@@ -229,7 +222,7 @@ async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.dat
         missing=missing,
         cluster=deps.cluster,
         clients=deps.clients_of(resource),
-        provisioned_neo4j=registry.provisioned_names(status_builder.parse(resource.status), "neo4j"),
+        provisioned_neo4j=known_neo4j,
     )
 
     managed = desired.management_policy == ManagementPolicy.FULL and not resource.paused
@@ -239,42 +232,34 @@ async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.dat
         deps.observer.provisioned(resource, outcome.applied)
         for action in outcome.applied:
             if action.drift:
-                await deps.cluster.post_event(
-                    resource.ref, kind="Normal", reason="DriftCorrected", message=action.describe(), action="Provision"
-                )
+                writer.note("Normal", "DriftCorrected", action.describe(), action="Provision")
         stall = outcome.stall()
 
     audit_started = time.monotonic()
-    report = await runner.run(deps.catalog, run, today=now.date(), memory=deps.memory_of(resource))
+    audited = await runner.run(deps.catalog, run, today=now.date(), memory=deps.memory_of(resource))
     audit_seconds = time.monotonic() - audit_started
-    for waiver in report.expired_waivers:
-        await deps.cluster.post_event(
-            resource.ref,
-            kind="Warning",
-            reason="WaiverExpired",
-            message=f"Waiver for {waiver.check} expired on {waiver.expires}; the check counts again.",
+    for waiver in audited.expired_waivers:
+        writer.note(
+            "Warning",
+            "WaiverExpired",
+            f"Waiver for {waiver.check} expired on {waiver.expires}; the check counts again.",
             action="Audit",
         )
 
-    facts = conditions.Facts(
+    facts = readiness.Facts(
         generation=resource.generation,
-        checks=report.results,
+        checks=audited.results,
         provisioning=outcome.summary(managed=managed) if stall is None or outcome.plans else None,
         stall=stall,
         reconciling=outcome.pending() if stall is None else None,
         paused=resource.paused,
     )
-    built, written = await _report(
-        deps,
-        resource,
-        facts,
-        checks_out=report.bounded(),
-        plans=outcome.plans,
-        preview=[a.describe() for a in outcome.preview],
-        now=now,
+    draft = report.Draft(
+        facts, checks=audited.bounded(), plans=outcome.plans, preview=[a.describe() for a in outcome.preview]
     )
-    deps.observer.pass_finished(resource, built, time.monotonic() - started, audit_seconds)
-    return Result(built, written, stalled=stall is not None)
+    published = await _publish(deps, resource, writer, draft, now)
+    deps.observer.pass_finished(resource, published.status, time.monotonic() - started, audit_seconds)
+    return _result(writer, published, stalled=stall is not None)
 
 
 async def forget(deps: Dependencies, uid: str) -> None:
@@ -292,17 +277,13 @@ async def teardown(deps: Dependencies, resource: Resource, *, now: datetime.date
     deletion is retried; anything permanent is reported as a Warning Event and
     the finalizer is released, so a deletion never blocks forever.
     """
+    events = deps.writer_for(resource)  # no status is written while deleting: only its Events
     try:
         desired = validate(resource, frozenset(c.id for c in deps.catalog))
         resolved, missing = await secrets.resolve(resource.namespace, desired, deps.cluster.read_secret)
     except errors.PermanentError as exc:
-        await deps.cluster.post_event(
-            resource.ref,
-            kind="Warning",
-            reason=exc.reason,
-            message=f"Provisioned objects kept: {exc.message}",
-            action="Delete",
-        )
+        events.note("Warning", exc.reason, f"Provisioned objects kept: {exc.message}", action="Delete")
+        await events.flush()
         return provision.Outcome()
     run = session.PassSession(
         desired, resource.namespace, resource.name, resolved, missing, deps.cluster, deps.clients_of(resource)
@@ -310,27 +291,17 @@ async def teardown(deps: Dependencies, resource: Resource, *, now: datetime.date
     outcome = await provision.teardown(deps.provisioners, run)
     for result in outcome.teardown:
         for kept in result.kept:
-            await deps.cluster.post_event(
-                resource.ref, kind="Warning", reason="ObjectKept", message=f"{result.system}: {kept}", action="Delete"
-            )
+            events.note("Warning", "ObjectKept", f"{result.system}: {kept}", action="Delete")
         if result.removed:
-            await deps.cluster.post_event(
-                resource.ref,
-                kind="Normal",
-                reason="ObjectsRemoved",
-                message=f"{result.system}: removed {', '.join(result.removed)}",
-                action="Delete",
+            events.note(
+                "Normal", "ObjectsRemoved", f"{result.system}: removed {', '.join(result.removed)}", action="Delete"
             )
     transient = [f for f in outcome.failures if not f.permanent]
     if transient:
+        await events.flush()
         raise errors.DependencyUnavailable(f"{transient[0].system}: {transient[0].message}")
     for failure in outcome.failures:
-        await deps.cluster.post_event(
-            resource.ref,
-            kind="Warning",
-            reason=failure.reason,
-            message=f"{failure.system}: {failure.message}",
-            action="Delete",
-        )
+        events.note("Warning", failure.reason, f"{failure.system}: {failure.message}", action="Delete")
+    await events.flush()
     await forget(deps, resource.uid)
     return outcome

@@ -9,7 +9,7 @@ import pytest
 
 from payscope_operator.api import conditions as api_conditions
 from payscope_operator.api import status
-from payscope_operator.reconcile import conditions
+from payscope_operator.reconcile import readiness
 
 T0 = datetime.datetime(2026, 11, 1, 12, 0, tzinfo=datetime.UTC)
 T1 = T0 + datetime.timedelta(minutes=5)
@@ -36,7 +36,7 @@ PASS, FAIL, WARN, UNKNOWN, NC, WAIVED = (
     status.CheckStatus.NOT_CONFIGURED,
     status.CheckStatus.WAIVED,
 )
-OK_PROVISIONING = conditions.Provisioning(CS.TRUE, R.PROVISIONED, "ok")
+OK_PROVISIONING = readiness.Provisioning(CS.TRUE, R.PROVISIONED, "ok")
 ALL_PASS = tuple(result(f"{d.letter}.x.ok", PASS) for d in D)
 
 
@@ -48,7 +48,7 @@ CASES = [
     # (id, facts, expected {type: (status, reason)})
     (
         "all pass",
-        conditions.Facts(3, ALL_PASS, OK_PROVISIONING),
+        readiness.Facts(3, ALL_PASS, OK_PROVISIONING),
         {
             "Ready": (CS.TRUE, R.ALL_CHECKS_PASSED),
             "Reconciling": (CS.FALSE, R.RECONCILE_SUCCEEDED),
@@ -59,7 +59,7 @@ CASES = [
     ),
     (
         "one failing check fails its dimension and Ready",
-        conditions.Facts(3, (*ALL_PASS, result("B.postgres.rls", FAIL)), OK_PROVISIONING),
+        readiness.Facts(3, (*ALL_PASS, result("B.postgres.rls", FAIL)), OK_PROVISIONING),
         {
             "Ready": (CS.FALSE, R.CHECKS_FAILING),
             "DataLayerReady": (CS.FALSE, R.CHECKS_FAILING),
@@ -68,27 +68,27 @@ CASES = [
     ),
     (
         "unknown makes the dimension and Ready Unknown",
-        conditions.Facts(3, (*ALL_PASS, result("C.broker.reachable", UNKNOWN)), OK_PROVISIONING),
+        readiness.Facts(3, (*ALL_PASS, result("C.broker.reachable", UNKNOWN)), OK_PROVISIONING),
         {"Ready": (CS.UNKNOWN, R.CHECKS_UNKNOWN), "PipelineReady": (CS.UNKNOWN, R.CHECKS_UNKNOWN)},
     ),
     (
         "fail beats unknown",
-        conditions.Facts(3, (*ALL_PASS, result("C.a.b", UNKNOWN), result("G.a.b", FAIL)), OK_PROVISIONING),
+        readiness.Facts(3, (*ALL_PASS, result("C.a.b", UNKNOWN), result("G.a.b", FAIL)), OK_PROVISIONING),
         {"Ready": (CS.FALSE, R.CHECKS_FAILING), "PipelineReady": (CS.UNKNOWN, R.CHECKS_UNKNOWN)},
     ),
     (
         "warn keeps True with its own reason",
-        conditions.Facts(3, (*ALL_PASS, result("F.metrics.x", WARN)), OK_PROVISIONING),
+        readiness.Facts(3, (*ALL_PASS, result("F.metrics.x", WARN)), OK_PROVISIONING),
         {"Ready": (CS.TRUE, R.ALL_CHECKS_PASSED), "ObservabilityReady": (CS.TRUE, R.CHECKS_WARNING)},
     ),
     (
         "waived failure does not fail the dimension",
-        conditions.Facts(3, (*ALL_PASS, result("F.metrics.agents", WAIVED)), OK_PROVISIONING),
+        readiness.Facts(3, (*ALL_PASS, result("F.metrics.agents", WAIVED)), OK_PROVISIONING),
         {"Ready": (CS.TRUE, R.ALL_CHECKS_PASSED), "ObservabilityReady": (CS.TRUE, R.WAIVED)},
     ),
     (
         "not configured dimension is Unknown/NotConfigured and Ready ignores it",
-        conditions.Facts(3, (result("A.x.ok", PASS), result("B.x.nc", NC)), OK_PROVISIONING),
+        readiness.Facts(3, (result("A.x.ok", PASS), result("B.x.nc", NC)), OK_PROVISIONING),
         {
             "Ready": (CS.TRUE, R.ALL_CHECKS_PASSED),
             "DataLayerReady": (CS.UNKNOWN, R.NOT_CONFIGURED),
@@ -97,16 +97,16 @@ CASES = [
     ),
     (
         "nothing configured is never a pass",
-        conditions.Facts(3, (result("A.x.nc", NC),), OK_PROVISIONING),
+        readiness.Facts(3, (result("A.x.nc", NC),), OK_PROVISIONING),
         {"Ready": (CS.UNKNOWN, R.NOT_CONFIGURED), "InfrastructureReady": (CS.UNKNOWN, R.NOT_CONFIGURED)},
     ),
     (
         "stalled: Ready False with the stall's reason, Reconciling False",
-        conditions.Facts(
+        readiness.Facts(
             3,
             ALL_PASS,
             None,
-            stall=conditions.Stall(R.SECRET_NOT_FOUND, "Secret 'pg' not found"),
+            stall=readiness.Stall(R.SECRET_NOT_FOUND, "Secret 'pg' not found"),
             reconciling="working",
         ),
         {
@@ -118,7 +118,7 @@ CASES = [
     ),
     (
         "reconciling: Ready False (Reconciling)",
-        conditions.Facts(3, ALL_PASS, OK_PROVISIONING, reconciling="Waiting for index"),
+        readiness.Facts(3, ALL_PASS, OK_PROVISIONING, reconciling="Waiting for index"),
         {
             "Ready": (CS.FALSE, R.RECONCILING),
             "Reconciling": (CS.TRUE, R.RECONCILING),
@@ -127,20 +127,20 @@ CASES = [
     ),
     (
         "paused wins over everything",
-        conditions.Facts(3, ALL_PASS, OK_PROVISIONING, stall=conditions.Stall(R.PERMISSION_DENIED, "x"), paused=True),
+        readiness.Facts(3, ALL_PASS, OK_PROVISIONING, stall=readiness.Stall(R.PERMISSION_DENIED, "x"), paused=True),
         {"Ready": (CS.FALSE, R.PAUSED), "Stalled": (CS.TRUE, R.PERMISSION_DENIED)},
     ),
     (
         "provisioning not done fails Ready with its reason",
-        conditions.Facts(3, ALL_PASS, conditions.Provisioning(CS.FALSE, R.TABLE_NOT_FOUND, "public.tx missing")),
+        readiness.Facts(3, ALL_PASS, readiness.Provisioning(CS.FALSE, R.TABLE_NOT_FOUND, "public.tx missing")),
         {"Ready": (CS.FALSE, R.TABLE_NOT_FOUND), "Provisioned": (CS.FALSE, R.TABLE_NOT_FOUND)},
     ),
 ]
 
 
 @pytest.mark.parametrize(("case_id", "facts", "expected"), CASES, ids=[c[0] for c in CASES])
-def test_conditions_table(case_id: str, facts: conditions.Facts, expected: dict[str, tuple[CS, str]]) -> None:
-    conds = by_type(conditions.build_conditions(facts, (), T0))
+def test_conditions_table(case_id: str, facts: readiness.Facts, expected: dict[str, tuple[CS, str]]) -> None:
+    conds = by_type(readiness.build_conditions(facts, (), T0))
     assert set(conds) == {t.value for t in api_conditions.ConditionType}
     for ctype, (want_status, want_reason) in expected.items():
         assert (conds[ctype].status, conds[ctype].reason) == (want_status, want_reason), ctype
@@ -150,31 +150,31 @@ def test_conditions_table(case_id: str, facts: conditions.Facts, expected: dict[
 
 
 def test_transition_time_kept_unless_status_flips() -> None:
-    facts = conditions.Facts(1, ALL_PASS, OK_PROVISIONING)
-    first = conditions.build_conditions(facts, (), T0)
-    same = conditions.build_conditions(replace(facts, generation=2), first, T1)
+    facts = readiness.Facts(1, ALL_PASS, OK_PROVISIONING)
+    first = readiness.build_conditions(facts, (), T0)
+    same = readiness.build_conditions(replace(facts, generation=2), first, T1)
     assert all(c.last_transition_time == T0 for c in same)
-    failing = conditions.build_conditions(replace(facts, checks=(*ALL_PASS, result("B.a.b", FAIL))), first, T1)
+    failing = readiness.build_conditions(replace(facts, checks=(*ALL_PASS, result("B.a.b", FAIL))), first, T1)
     moved = {c.type for c in failing if c.last_transition_time == T1}
     assert moved == {"Ready", "DataLayerReady"}
 
 
 def test_reason_change_without_flip_keeps_time_but_is_a_transition() -> None:
-    warn = conditions.Facts(1, (*ALL_PASS, result("F.a.b", WARN)), OK_PROVISIONING)
-    before = conditions.build_conditions(warn, (), T0)
-    after = conditions.build_conditions(conditions.Facts(1, ALL_PASS, OK_PROVISIONING), before, T1)
+    warn = readiness.Facts(1, (*ALL_PASS, result("F.a.b", WARN)), OK_PROVISIONING)
+    before = readiness.build_conditions(warn, (), T0)
+    after = readiness.build_conditions(readiness.Facts(1, ALL_PASS, OK_PROVISIONING), before, T1)
     obs = by_type(after)["ObservabilityReady"]
     assert obs.last_transition_time == T0
     assert obs.reason == R.ALL_CHECKS_PASSED
-    changed = [new.type for _, new in conditions.transitions(before, after)]
+    changed = [new.type for _, new in readiness.transitions(before, after)]
     assert changed == ["ObservabilityReady"]
 
 
 def test_identical_facts_produce_identical_conditions() -> None:
-    facts = conditions.Facts(4, (*ALL_PASS, result("C.a.b", FAIL, "depth 3 > 0")), OK_PROVISIONING)
-    first = conditions.build_conditions(facts, (), T0)
-    assert conditions.build_conditions(facts, first, T1) == first
-    assert conditions.transitions(first, first) == []
+    facts = readiness.Facts(4, (*ALL_PASS, result("C.a.b", FAIL, "depth 3 > 0")), OK_PROVISIONING)
+    first = readiness.build_conditions(facts, (), T0)
+    assert readiness.build_conditions(facts, first, T1) == first
+    assert readiness.transitions(first, first) == []
 
 
 @pytest.mark.parametrize(
@@ -190,7 +190,7 @@ def test_identical_facts_produce_identical_conditions() -> None:
 )
 def test_dimension_score(states: tuple[status.CheckStatus, ...], score: int) -> None:
     results = [result(f"B.x.c{i}", s) for i, s in enumerate(states)]
-    summary = conditions.summarise(results, D.DATA_LAYER)
+    summary = readiness.summarise(results, D.DATA_LAYER)
     assert summary.score == score
     assert (
         summary.passed + summary.failed + summary.warned + summary.unknown + summary.not_configured + summary.waived

@@ -1,6 +1,6 @@
 """The pass never raises for problems of the resource: they become Stalled with a reason naming the field.
 
-These run the real pipeline against the standalone CLI's in-memory cluster (the
+These run the real reconciler against the standalone CLI's in-memory cluster (the
 same code path ``payscope-operator audit`` uses), with sections that need no
 server, so they are fast and exact.
 """
@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from payscope_operator import telemetry
-from payscope_operator.reconcile import pipeline
+from payscope_operator.reconcile import reconciler
 from payscope_operator.standalone import LocalCluster
 
 NOW = datetime.datetime(2026, 11, 28, 12, 0, tzinfo=datetime.UTC)
@@ -22,9 +22,9 @@ NOW = datetime.datetime(2026, 11, 28, 12, 0, tzinfo=datetime.UTC)
 
 def _run(spec: dict[str, Any], cluster: LocalCluster | None = None, **meta: Any) -> tuple[Any, LocalCluster]:
     cluster = cluster or LocalCluster()
-    deps = pipeline.Dependencies(cluster=cluster, observer=telemetry.Metrics())
-    resource = pipeline.Resource("ns", "psd", "uid-1", 3, None, meta.get("annotations", {}), spec, meta.get("status"))
-    result = asyncio.run(pipeline.reconcile(deps, resource, now=NOW))
+    deps = reconciler.Dependencies(cluster=cluster, observer=telemetry.Metrics())
+    resource = reconciler.Resource("ns", "psd", "uid-1", 3, None, meta.get("annotations", {}), spec, meta.get("status"))
+    result = asyncio.run(reconciler.reconcile(deps, resource, now=NOW))
     return result, cluster
 
 
