@@ -39,7 +39,7 @@ from pydantic import SecretStr
 from payscope_operator import telemetry
 from payscope_operator.api import spec as api_spec
 from payscope_operator.audit import catalog, runner
-from payscope_operator.reconcile import reconciler, registry, secrets, session
+from payscope_operator.reconcile import reconciler, secrets, session, systems
 from payscope_operator.standalone import LocalCluster
 from tests.payscope_api import auditlog
 
@@ -108,7 +108,7 @@ async def _measure(admin_dsn: str, tables: int, runs: int) -> tuple[float, int, 
     dsn, database, role = _build(admin_dsn, tables)
     desired = _spec(role, tables)
     cluster = LocalCluster(secrets={"pg": {"dsn": SecretStr(dsn)}})
-    deps = reconciler.Dependencies(cluster=cluster, observer=telemetry.Metrics(), provisioners=registry.PROVISIONERS)
+    deps = reconciler.Dependencies(cluster=cluster, observer=telemetry.Metrics(), provisioners=systems.PROVISIONERS)
     resource = reconciler.Resource("bench", "bench", "bench-uid", 1, None, {}, desired, None)
     await reconciler.reconcile(deps, resource)  # provision once (Full)
     model = api_spec.PayScopeSpec.model_validate(desired)

@@ -39,7 +39,7 @@ from pathlib import Path
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from payscope_operator.reconcile import provision, reconciler, registry, report, secrets, session
+from payscope_operator.reconcile import provision, reconciler, report, secrets, session, systems
 from tests import metered_pass
 from tests.testenv import meter
 
@@ -59,7 +59,7 @@ async def _provisioning(
         missing=missing,
         cluster=driver.deps.cluster,
         clients=driver.deps.clients_of(resource),
-        provisioned_neo4j=registry.provisioned_names(report.parse(resource.status), "neo4j"),
+        provisioned_neo4j=systems.provisioned_names(report.parse(resource.status), "neo4j"),
     )
     before = counter.snapshot()
     outcome = await provision.run(driver.deps.provisioners, run, apply=True)

@@ -43,7 +43,7 @@ from psycopg import sql
 
 from payscope_operator import main, telemetry
 from payscope_operator.kube import gateway
-from payscope_operator.reconcile import reconciler, registry
+from payscope_operator.reconcile import reconciler, systems
 from tests import installation
 from tests.e2e import cluster
 from tests.payscope_api import auditlog
@@ -187,7 +187,7 @@ class Driver:
     def __post_init__(self) -> None:
         self.metered = gateway.load_api_client(self.env["PAYSCOPE_KUBE_METERED_KUBECONFIG"])
         self.deps = reconciler.Dependencies(
-            cluster=gateway.Gateway(self.metered), observer=telemetry.Metrics(), provisioners=registry.PROVISIONERS
+            cluster=gateway.Gateway(self.metered), observer=telemetry.Metrics(), provisioners=systems.PROVISIONERS
         )
 
     def resource(self, namespace: str, name: str) -> reconciler.Resource:

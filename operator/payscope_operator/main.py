@@ -27,7 +27,7 @@ import kopf
 
 from payscope_operator import errors, logs, telemetry
 from payscope_operator.kube import gateway
-from payscope_operator.reconcile import reconciler, registry, scheduler
+from payscope_operator.reconcile import reconciler, scheduler, systems
 
 logger = logging.getLogger(__name__)
 GROUP, VERSION, PLURAL = gateway.GROUP, gateway.VERSION, gateway.PLURAL
@@ -114,7 +114,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     if state.config.peering is not None:
         settings.peering.name = state.config.peering
     state.cluster = gateway.Gateway(gateway.load_api_client(state.config.kubeconfig))
-    deps = reconciler.Dependencies(cluster=state.cluster, observer=state.metrics, provisioners=registry.PROVISIONERS)
+    deps = reconciler.Dependencies(cluster=state.cluster, observer=state.metrics, provisioners=systems.PROVISIONERS)
     state.scheduler = scheduler.Scheduler(deps, concurrency=state.config.concurrency)
     sched = state.scheduler
     health = telemetry.Health(max_stale=state.config.watch_stale_after)

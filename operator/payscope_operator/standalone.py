@@ -34,7 +34,7 @@ from pydantic import SecretStr
 from payscope_operator import errors, telemetry
 from payscope_operator.api import status
 from payscope_operator.kube import gateway, workloads
-from payscope_operator.reconcile import reconciler, registry, report
+from payscope_operator.reconcile import reconciler, report, systems
 
 
 def env_name(secret: str, key: str) -> str:
@@ -128,7 +128,7 @@ async def evaluate(spec: dict[str, Any], cluster: LocalCluster, *, namespace: st
     spec = {**spec, "managementPolicy": "ObserveOnly", "deletionPolicy": "Retain"}
     spec.pop("workloads", None)
     resource = reconciler.Resource(namespace, name, "standalone", 1, None, {}, spec, None)
-    deps = reconciler.Dependencies(cluster=cluster, observer=telemetry.Metrics(), provisioners=registry.PROVISIONERS)
+    deps = reconciler.Dependencies(cluster=cluster, observer=telemetry.Metrics(), provisioners=systems.PROVISIONERS)
     try:
         result = await reconciler.reconcile(deps, resource, now=datetime.datetime.now(datetime.UTC))
     finally:

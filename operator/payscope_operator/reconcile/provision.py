@@ -6,7 +6,7 @@ observe and plan again to verify, so ``status.provisioned`` shows the state
 after the changes. Under ``ObserveOnly`` or while paused nothing is applied
 and the planned actions become ``status.plan``, a preview platform teams can
 review. One system being down never stops the others. This module calls the
-provisioners' Protocol only; which provisioners exist is ``registry``'s job.
+provisioners' Protocol only; which provisioners exist is ``systems``'s job.
 """
 
 from __future__ import annotations

@@ -30,11 +30,11 @@ from payscope_operator.kube import gateway, workloads
 from payscope_operator.reconcile import (
     provision,
     readiness,
-    registry,
     report,
     secrets,
     session,
     status_writer,
+    systems,
 )
 
 logger = logging.getLogger(__name__)
@@ -192,7 +192,7 @@ async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.dat
     started = time.monotonic()
     now = now or datetime.datetime.now(datetime.UTC)
     writer = deps.writer_for(resource)
-    known_neo4j = registry.provisioned_names(writer.previous, "neo4j")  # before the announcement replaces it
+    known_neo4j = systems.provisioned_names(writer.previous, "neo4j")  # before the announcement replaces it
     await _announce(deps, resource, writer, now)
     known = frozenset(c.id for c in deps.catalog)
     try:
