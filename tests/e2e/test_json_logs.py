@@ -62,7 +62,7 @@ def test_every_line_is_json_with_the_pass_context_and_no_secret(
         assert line["level"] in ("debug", "info", "warning", "error", "critical"), line
     passes = [line for line in lines if "pass_id" in line]
     assert {(line["namespace"], line["name"]) for line in passes} == {(namespace, inst.name)}
-    transitions = [line for line in passes if line["logger"].endswith(".pipeline") and "Ready=" in line["message"]]
+    transitions = [line for line in passes if line["logger"].endswith(".status_writer") and "Ready=" in line["message"]]
     assert transitions, "condition transitions are logged within a pass"
     systems = {line["system"] for line in lines if "system" in line}
     assert "pinecone" in systems, systems  # the Pinecone client's HTTP lines, written while provisioning it
