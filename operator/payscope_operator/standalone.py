@@ -8,8 +8,11 @@ the cluster: nothing is ever changed. With no cluster there are no
 Deployments to inspect, so those checks report NotConfigured.
 
 ``audit`` prints the results (table, json or JUnit XML) and exits 1 when a
-non-waived check fails, 2 when the file itself is invalid; ``plan`` prints the
-provisioning actions Full management would take.
+non-waived check fails, 2 when the file itself is invalid, and 3 when nothing
+failed but a dimension was not audited at all and no waiver accepts that, or
+nothing was audited (``Ready`` reason ``DimensionsNotConfigured`` or
+``NotConfigured``): an audit that looked at nothing must not gate a release as a pass. ``plan`` prints the provisioning actions
+Full management would take.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import yaml
 from pydantic import SecretStr
 
 from payscope_operator import errors, telemetry
-from payscope_operator.api import status
+from payscope_operator.api import conditions, status
 from payscope_operator.kube import gateway, workloads
 from payscope_operator.reconcile import reconciler, report, systems
 
@@ -197,4 +200,13 @@ def main(args: argparse.Namespace) -> int:
     if stalled is not None and stalled.reason == "SpecInvalid":
         print(f"invalid resource: {stalled.message}", file=sys.stderr)
         return 2
-    return 1 if any(c.status == status.CheckStatus.FAIL for c in result.checks) else 0
+    if any(c.status == status.CheckStatus.FAIL for c in result.checks):
+        return 1
+    ready = next((c for c in result.conditions if c.type == conditions.ConditionType.READY), None)
+    if ready is not None and ready.reason in (
+        conditions.Reason.DIMENSIONS_NOT_CONFIGURED,
+        conditions.Reason.NOT_CONFIGURED,
+    ):
+        print(f"incomplete audit: {ready.message}", file=sys.stderr)
+        return 3
+    return 0

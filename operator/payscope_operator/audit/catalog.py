@@ -8,7 +8,8 @@ of the checklist is neither covered by a check nor explained in
 :data:`NOT_OBSERVABLE`.
 
 What it must not do: declare checks itself, or change an id (dashboards, waivers
-and alerts use them).
+and alerts use them). A check that has to go is retired (:data:`RETIRED`), its id
+never reused.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ NOT_OBSERVABLE: tuple[registry.NotObservable, ...] = (
     *observability.NOT_OBSERVABLE,
     *security.NOT_OBSERVABLE,
 )
+
+RETIRED: dict[str, str] = {**infrastructure.RETIRED}
+"""Ids of checks removed from the catalog, and why; never reused, and a waiver naming one is accepted and inert."""
 
 
 def ids() -> frozenset[str]:

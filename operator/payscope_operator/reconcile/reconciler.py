@@ -140,7 +140,9 @@ def validate(resource: Resource, known_checks: frozenset[str]) -> spec.PayScopeS
         more = f" ({exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise errors.SpecInvalid(f"{_field_of(first)}: {first['msg']}{more}") from None
     for index, waiver in enumerate(desired.audit.waivers):
-        if waiver.check not in known_checks:
+        if waiver.prefix is not None and not any(waiver.covers(known) for known in known_checks):
+            raise errors.SpecInvalid(f"spec.audit.waivers[{index}].check: no check id starts with {waiver.prefix!r}")
+        if waiver.prefix is None and waiver.check not in known_checks and waiver.check not in catalog.RETIRED:
             raise errors.SpecInvalid(f"spec.audit.waivers[{index}].check: unknown check id {waiver.check!r}")
     return desired
 
@@ -242,7 +244,7 @@ async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.dat
         writer.note(
             "Warning",
             "WaiverExpired",
-            f"Waiver for {waiver.check} expired on {waiver.expires}; the check counts again.",
+            f"Waiver for {waiver.check} expired on {waiver.expires}; what it waived counts again.",
             action="Audit",
         )
 
@@ -253,6 +255,7 @@ async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.dat
         stall=stall,
         reconciling=outcome.pending() if stall is None else None,
         paused=resource.paused,
+        waived_dimensions=audited.waived_dimensions,
     )
     draft = report.Draft(
         facts, checks=audited.bounded(), plans=outcome.plans, preview=[a.describe() for a in outcome.preview]

@@ -24,7 +24,7 @@ from payscope_operator.reconcile import secrets
 
 S = status.CheckStatus
 CHECKS = {c.id: c for c in catalog.CATALOG if c.source in (kubernetes.WORKLOADS, kubernetes.SECRETS)}
-WORKLOAD_CHECKS = ("A.workloads.probes", "A.workloads.resources", "A.workloads.restart_policy")
+WORKLOAD_CHECKS = ("A.workloads.probes", "A.workloads.resources")
 SHUTDOWN_CHECKS = ("F.shutdown.grace_period", "F.shutdown.pre_stop")
 NAMES = {"api": "payscope-api", "worker": "payscope-worker", "ingestion": "payscope-ingestion"}
 SPEC = spec.PayScopeSpec.model_validate(
@@ -174,8 +174,6 @@ def test_a_container_missing_something_fails_its_check_only(
 @pytest.mark.parametrize(
     ("check_id", "facts", "expected", "words"),
     [
-        ("A.workloads.restart_policy", {"restart_policy": "OnFailure"}, S.FAIL, "restartPolicy is OnFailure"),
-        ("A.workloads.restart_policy", {"restart_policy": "Never"}, S.FAIL, "restartPolicy is Never"),
         (
             "F.shutdown.grace_period",
             {"termination_grace_period_seconds": 3},
@@ -191,7 +189,7 @@ def test_a_container_missing_something_fails_its_check_only(
         ("F.shutdown.grace_period", {"termination_grace_period_seconds": 10}, S.PASS, "termination grace period"),
         ("F.shutdown.grace_period", {"termination_grace_period_seconds": None}, S.PASS, "termination grace period"),
     ],
-    ids=["on-failure", "never", "grace-3s", "grace-0s", "grace-at-minimum", "grace-unset"],
+    ids=["grace-3s", "grace-0s", "grace-at-minimum", "grace-unset"],
 )
 def test_per_deployment_checks(check_id: str, facts: dict[str, Any], expected: status.CheckStatus, words: str) -> None:
     got, message = evaluate(check_id, evidence(ingestion=deployment(NAMES["ingestion"], **facts)))

@@ -24,6 +24,13 @@ Grade = registry.Grade
 Finding = registry.Finding
 CHECKS = registry.Registry()
 _ALL_SERVICES = "A/Docker Compose/All services defined (postgres, redis, minio, neo4j, api, worker, ingestion)"
+_RESTARTS = "A/Docker Compose/Restart policies"
+RETIRED = {
+    "A.workloads.restart_policy": "A Deployment's pod template accepts only restartPolicy Always (the API server"
+    " refuses any other value), so the check could never fail. A declared Deployment that exists restarts its"
+    " containers (A.workloads.*_available); a hung one is restarted by its liveness probe (A.workloads.probes).",
+}
+"""Ids of checks removed from the catalog, and why: never reused; waivers naming them are accepted and inert."""
 
 
 @CHECKS.check(
@@ -75,7 +82,7 @@ def _title(role: str) -> str:
     grade=Grade.OBSERVED,
     title=_title("api"),
     passes_when="availableReplicas >= spec.replicas > 0.",
-    covers=(_ALL_SERVICES, "F/Health Checks/API health check"),
+    covers=(_ALL_SERVICES, _RESTARTS, "F/Health Checks/API health check"),
     applies=lambda s: "api" in kubernetes.declared(s),
 )
 def api_available(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeSpec) -> Finding:
@@ -89,7 +96,7 @@ def api_available(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeS
     grade=Grade.OBSERVED,
     title=_title("worker"),
     passes_when="availableReplicas >= spec.replicas > 0.",
-    covers=(_ALL_SERVICES, "F/Health Checks/Worker health check"),
+    covers=(_ALL_SERVICES, _RESTARTS, "F/Health Checks/Worker health check"),
     applies=lambda s: "worker" in kubernetes.declared(s),
 )
 def worker_available(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeSpec) -> Finding:
@@ -103,7 +110,7 @@ def worker_available(evidence: kubernetes.WorkloadEvidence, desired: spec.PaySco
     grade=Grade.OBSERVED,
     title=_title("ingestion"),
     passes_when="availableReplicas >= spec.replicas > 0.",
-    covers=(_ALL_SERVICES, "F/Health Checks/Ingestion health check"),
+    covers=(_ALL_SERVICES, _RESTARTS, "F/Health Checks/Ingestion health check"),
     applies=lambda s: "ingestion" in kubernetes.declared(s),
 )
 def ingestion_available(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeSpec) -> Finding:
@@ -125,8 +132,8 @@ def _probes(c: workloads.ContainerFacts) -> str | None:
     covers=(
         "A/Docker Compose/Health checks configured",
         "F/Health Checks/Liveness/readiness probes",
-        "A/Startup & Dependencies/Graceful startup behavior",
-        "A/Docker Compose/Dependency ordering (depends_on)",
+        registry.Cover("A/Startup & Dependencies/Graceful startup behavior", Grade.INFERRED),
+        registry.Cover("A/Docker Compose/Dependency ordering (depends_on)", Grade.INFERRED),
     ),
 )
 def probes(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeSpec) -> Finding:
@@ -150,23 +157,6 @@ def _resources(c: workloads.ContainerFacts) -> str | None:
 )
 def resources(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeSpec) -> Finding:
     return per_object.containers(evidence, _resources, "resource requests and a memory limit")
-
-
-def _restart_policy(d: workloads.DeploymentFacts) -> str | None:
-    return None if d.restart_policy == "Always" else f"restartPolicy is {d.restart_policy}"
-
-
-@CHECKS.check(
-    "A.workloads.restart_policy",
-    source=kubernetes.WORKLOADS,
-    severity=Severity.MEDIUM,
-    grade=Grade.OBSERVED,
-    title="The declared Deployments restart their containers (restartPolicy Always).",
-    passes_when="The pod template's restartPolicy is Always.",
-    covers=("A/Docker Compose/Restart policies",),
-)
-def restart_policy(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeSpec) -> Finding:
-    return per_object.deployments(evidence, _restart_policy, "the restart policy")
 
 
 # Every store answers within its timeout: a source error fails these checks (fails_when_unreachable).
