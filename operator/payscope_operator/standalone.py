@@ -36,7 +36,7 @@ from pydantic import SecretStr
 
 from payscope_operator import errors, telemetry
 from payscope_operator.api import conditions, status
-from payscope_operator.kube import gateway, workloads
+from payscope_operator.kube import gateway, policies, workloads
 from payscope_operator.reconcile import reconciler, report, systems
 
 
@@ -63,6 +63,12 @@ class LocalCluster:
 
     async def read_deployment(self, namespace: str, name: str) -> workloads.DeploymentFacts | None:
         return None  # never asked: workloads are removed from the spec
+
+    async def list_disruption_budgets(self, namespace: str) -> tuple[policies.DisruptionBudgetFacts, ...]:
+        return ()  # never asked, as above
+
+    async def list_network_policies(self, namespace: str) -> tuple[policies.NetworkPolicyFacts, ...]:
+        return ()
 
     async def read_status(self, ref: gateway.ObjectRef) -> gateway.StoredStatus | None:
         return gateway.StoredStatus(str(self.version), self.status)

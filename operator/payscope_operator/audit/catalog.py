@@ -26,6 +26,7 @@ from payscope_operator.audit.checks import (
     observability,
     pipeline,
     security,
+    workload_security,
 )
 
 CATALOG: tuple[registry.Check[Any], ...] = registry.assemble(
@@ -37,6 +38,7 @@ CATALOG: tuple[registry.Check[Any], ...] = registry.assemble(
     apis.CHECKS,
     observability.CHECKS,
     security.CHECKS,
+    workload_security.CHECKS,
 )
 NOT_OBSERVABLE: tuple[registry.NotObservable, ...] = (
     *infrastructure.NOT_OBSERVABLE,

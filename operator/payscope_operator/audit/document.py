@@ -174,9 +174,7 @@ def _coverage_table(checklist: str) -> list[str]:
         "|---|---|---|",
     ]
     for item, by in coverage(items).items():
-        shown = ", ".join(
-            f"`{b}` ({by_id[b].grade_for(item).value})" if b in by_id else "not observable" for b in by
-        )
+        shown = ", ".join(f"`{b}` ({by_id[b].grade_for(item).value})" if b in by_id else "not observable" for b in by)
         grade = strongest[item]
         lines.append(f"| {_escape(item)} | {grade.value if grade else '-'} | {shown or '**not covered**'} |")
     lines.append("")

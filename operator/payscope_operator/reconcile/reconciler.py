@@ -26,7 +26,7 @@ from payscope_operator import errors
 from payscope_operator.api import spec, status
 from payscope_operator.audit import catalog, runner
 from payscope_operator.backends import base
-from payscope_operator.kube import gateway, workloads
+from payscope_operator.kube import gateway, policies, workloads
 from payscope_operator.reconcile import (
     provision,
     readiness,
@@ -65,11 +65,15 @@ class Resource:
 
 
 class Cluster(status_writer.Target, Protocol):
-    """What a pass needs from Kubernetes (``kube.gateway.Gateway``): the writer's calls and two reads."""
+    """What a pass needs from Kubernetes (``kube.gateway.Gateway``): the writer's calls and the audit's reads."""
 
     async def read_secret(self, namespace: str, name: str) -> Any: ...
 
     async def read_deployment(self, namespace: str, name: str) -> workloads.DeploymentFacts | None: ...
+
+    async def list_disruption_budgets(self, namespace: str) -> tuple[policies.DisruptionBudgetFacts, ...]: ...
+
+    async def list_network_policies(self, namespace: str) -> tuple[policies.NetworkPolicyFacts, ...]: ...
 
 
 class Observer(Protocol):

@@ -1,12 +1,15 @@
 """Dimension A, infrastructure: Secrets, PayScope's Deployments, and every store answering in time.
 
 Evidence comes from the Kubernetes API (the referenced Secrets, resolved once per
-pass, and the Deployments named in ``spec.workloads``) and from each store's own
-source: a store that does not answer within its timeout fails its
-``A.dependencies.*`` check instead of turning it Unknown.
+pass, the Deployments named in ``spec.workloads`` and the namespace's
+PodDisruptionBudgets) and from each store's own source: a store that does not
+answer within its timeout fails its ``A.dependencies.*`` check instead of turning
+it Unknown. The api must also survive a node's loss and a drain: two replicas at
+least, kept apart, under one disruption budget.
 
-What it must not do: judge the stores' contents (dimension B does) or the
-Deployments' shutdown settings (dimension F does), or do I/O.
+What it must not do: judge the stores' contents (dimension B does), the
+Deployments' shutdown settings (dimension F does) or their pod security
+(dimension G, ``workload_security``), or do I/O.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from payscope_operator.api import secret_references, spec, status
 from payscope_operator.audit import context, registry
 from payscope_operator.audit.checks import per_object
 from payscope_operator.audit.sources import kubernetes, neo4j, pinecone, postgres, s3
-from payscope_operator.kube import workloads
+from payscope_operator.kube import policies, workloads
 
 Severity = status.Severity
 Grade = registry.Grade
@@ -157,6 +160,122 @@ def _resources(c: workloads.ContainerFacts) -> str | None:
 )
 def resources(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeSpec) -> Finding:
     return per_object.containers(evidence, _resources, "resource requests and a memory limit")
+
+
+# The api survives a node's loss and a drain: replicas, spread over nodes, a disruption budget. -----
+
+_NODE_KEYS = ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
+
+
+def _api(deployments: dict[str, workloads.DeploymentFacts | None]) -> workloads.DeploymentFacts | Finding:
+    facts = deployments.get("api")
+    if facts is None:
+        return Finding.unknown("The api Deployment does not exist, so there is nothing to judge.")
+    return facts
+
+
+@CHECKS.check(
+    "A.workloads.api_replicas",
+    source=kubernetes.WORKLOADS,
+    severity=Severity.HIGH,
+    grade=Grade.OBSERVED,
+    title="The api Deployment asks for at least two replicas.",
+    passes_when="spec.replicas >= 2, so one pod's restart, eviction or node loss leaves the API serving.",
+    applies=lambda s: "api" in kubernetes.declared(s),
+)
+def api_replicas(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeSpec) -> Finding:
+    api = _api(evidence.deployments)
+    if isinstance(api, Finding):
+        return api
+    where = f"deployment/{api.name}: spec.replicas {api.replicas}"
+    if api.replicas < 2:
+        return Finding.failed(
+            f"Deployment {api.name} runs {api.replicas} replica(s): run at least 2, so a restart or a drain does not"
+            " take the API down.",
+            where,
+        )
+    return Finding.passed(f"Deployment {api.name} runs {api.replicas} replicas.", where)
+
+
+@CHECKS.check(
+    "A.workloads.api_spread",
+    source=kubernetes.WORKLOADS,
+    severity=Severity.MEDIUM,
+    grade=Grade.OBSERVED,
+    title="The api's pods are kept apart: pod anti-affinity or a topology spread over nodes or zones.",
+    passes_when="A podAntiAffinity term (required or preferred) or a topologySpreadConstraint on"
+    " kubernetes.io/hostname or topology.kubernetes.io/zone whose selector matches the api's own pod labels.",
+    applies=lambda s: "api" in kubernetes.declared(s),
+)
+def api_spread(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeSpec) -> Finding:
+    api = _api(evidence.deployments)
+    if isinstance(api, Finding):
+        return api
+    labels = api.pod_labels
+    spreading = [
+        t for t in api.spread if t.topology_key in _NODE_KEYS and t.selector is not None and t.selector.matches(labels)
+    ]
+    where = f"deployment/{api.name} pod template (labels {', '.join(f'{k}={v}' for k, v in api.labels) or 'none'})"
+    if spreading:
+        shown = "; ".join(f"{t.kind} on {t.topology_key}" for t in spreading)
+        return Finding.passed(f"The api's replicas are spread: {shown}.", where)
+    ignored = [f"{t.kind} on {t.topology_key} selecting {t.selector}" for t in api.spread]
+    why = f" (these do not select its own pods over nodes: {'; '.join(ignored)})" if ignored else ""
+    return Finding.failed(
+        f"Nothing keeps the api's replicas off one node{why}: add a topologySpreadConstraint or a"
+        " podAntiAffinity on kubernetes.io/hostname selecting the api's pod labels.",
+        where,
+    )
+
+
+def _budget_problem(budget: policies.DisruptionBudgetFacts, replicas: int) -> tuple[str, bool] | None:
+    """What is wrong with a budget for ``replicas`` pods, and whether it is only a warning; None: it protects."""
+    allowed = budget.allowed_disruptions(replicas)
+    if allowed is None:
+        return f"{budget.name} sets neither minAvailable nor maxUnavailable", False
+    if allowed >= replicas:
+        return f"{budget.name} lets all {replicas} pods go at once", False
+    if allowed <= 0:
+        return f"{budget.name} lets no pod go: node drains wait on it forever", True
+    return None
+
+
+@CHECKS.check(
+    "A.workloads.api_pdb",
+    source=kubernetes.BUDGETS,
+    severity=Severity.MEDIUM,
+    grade=Grade.OBSERVED,
+    title="Exactly one PodDisruptionBudget selects the api's pods and keeps some of them through a drain.",
+    passes_when="One PodDisruptionBudget in the namespace selects the api's pod labels and allows between 1 and"
+    " replicas-1 disruptions (none at all: Warn, drains hang).",
+    applies=lambda s: "api" in kubernetes.declared(s),
+)
+def api_pdb(evidence: kubernetes.BudgetEvidence, desired: spec.PayScopeSpec) -> Finding:
+    api = _api(evidence.deployments)
+    if isinstance(api, Finding):
+        return api
+    covering = [b for b in evidence.budgets if b.selects(api.pod_labels)]
+    where = f"{len(evidence.budgets)} PodDisruptionBudget(s) matched against deployment/{api.name}'s pod labels"
+    if not covering:
+        return Finding.failed(
+            f"No PodDisruptionBudget selects the api's pods: a node drain may evict all {api.replicas} at once."
+            " Add one with minAvailable: 1 (or maxUnavailable: 1) selecting the api's pod labels.",
+            where,
+        )
+    if len(covering) > 1:
+        names = ", ".join(b.name for b in covering)
+        return Finding.failed(
+            f"{len(covering)} PodDisruptionBudgets select the api's pods ({names}): the eviction API refuses to"
+            " evict a pod with more than one, so drains hang. Keep one.",
+            where,
+        )
+    problem = _budget_problem(covering[0], api.replicas)
+    if problem is None:
+        return Finding.passed(
+            f"PodDisruptionBudget {covering[0].name} keeps part of the api up through a drain.", where
+        )
+    text, warning = problem
+    return (Finding.warned if warning else Finding.failed)(f"PodDisruptionBudget {text}.", where)
 
 
 # Every store answers within its timeout: a source error fails these checks (fails_when_unreachable).
