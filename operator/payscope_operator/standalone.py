@@ -11,8 +11,8 @@ Deployments to inspect, so those checks report NotConfigured.
 non-waived check fails, 2 when the file itself is invalid, and 3 when nothing
 failed but a dimension was not audited at all and no waiver accepts that, or
 nothing was audited (``Ready`` reason ``DimensionsNotConfigured`` or
-``NotConfigured``): an audit that looked at nothing must not gate a release as a pass. ``plan`` prints the provisioning actions
-Full management would take.
+``NotConfigured``): an audit that looked at nothing must not gate a release as
+a pass. ``plan`` prints the provisioning actions Full management would take.
 """
 
 from __future__ import annotations
