@@ -412,6 +412,13 @@ TABLE_UNREAD = pg_catalog({})
         ),
         pytest.param(
             "G.audit_log.hash_chain",
+            pg(audit_log=pg_evidence.AuditLogFacts(exists=True)),
+            S.UNKNOWN,
+            "The audit log is empty: there is no chain to verify.",
+            id="chain-empty",
+        ),
+        pytest.param(
+            "G.audit_log.hash_chain",
             pg(audit_log=pg_evidence.AuditLogFacts(exists=False)),
             S.FAIL,
             "Audit log table public.audit_log does not exist",

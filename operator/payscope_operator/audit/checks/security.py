@@ -306,7 +306,8 @@ def _log_table(evidence: postgres.PostgresEvidence, desired: spec.PayScopeSpec) 
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
     title="The audit log's hash chain verifies.",
-    passes_when="Each of the newest rows' prev_hash equals the previous row's hash and each hash matches its content.",
+    passes_when="Each of the newest rows' prev_hash equals the previous row's hash and each hash matches its content"
+    " (an empty log: Unknown).",
     covers=(
         "G/Audit Logging/Fallback hash log (if Fabric disabled)",
         "G/Audit Logging/Operation logging",
@@ -322,6 +323,8 @@ def hash_chain(evidence: postgres.PostgresEvidence, desired: spec.PayScopeSpec) 
         return Finding.failed(
             f"The audit log's hash chain is broken at {facts.first_break}: investigate tampering.", where
         )
+    if not facts.rows_checked:
+        return Finding.unknown("The audit log is empty: there is no chain to verify.", where)
     return Finding.passed(f"The hash chain verifies over the newest {facts.rows_checked} row(s).", where)
 
 
