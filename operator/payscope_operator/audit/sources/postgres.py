@@ -7,14 +7,24 @@ connection with a fixed number of queries, whatever the number of tables;
 ``postgres.isolation`` acts as the app role for one tenant, inside a transaction
 that is always rolled back, on at most :data:`MAX_ISOLATION_WRITE_PROBES` tables.
 
+A query of the catalog source that fails while the server answers turns only
+the checks that read that piece Unknown (:data:`TABLES`, :data:`MIGRATIONS`,
+:data:`TIMESCALE`, :data:`AUDIT_LOG`); only a server that does not answer fails
+``A.dependencies.postgres``.
+
 What it must not do: judge the evidence (``checks`` do), change data, or paste a
 name into SQL (``backends.relational_audit`` builds every statement).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
+import psycopg
+
+from payscope_operator import errors
 from payscope_operator.api import fields, postgres_spec, spec
 from payscope_operator.audit import context, registry
 from payscope_operator.backends.postgres import client as pg_client
@@ -23,6 +33,7 @@ from payscope_operator.backends.timescale import model as ts_model
 from payscope_operator.backends.timescale import provisioner as ts_provisioner
 
 MAX_ISOLATION_WRITE_PROBES = 3
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,9 @@ class PostgresEvidence:
     migrations: tuple[str, ...] | None
     timescale: ts_model.Observed | None
     audit_log: pg_evidence.AuditLogFacts
+    unreadable: dict[str, str] = field(default_factory=dict)
+    """Pieces (``catalog``, ``migrations``, ``timescale``, ``audit_log``) whose queries failed, and why; their
+    fields then hold empty stand-ins that no check reads: each check selects its piece through a part below."""
 
 
 @dataclass(frozen=True)
@@ -60,26 +74,50 @@ def _timeout(desired: spec.PayScopeSpec) -> float:
     return 3 * fields.parse_duration(desired.audit.probe_timeout).total_seconds()
 
 
+async def _piece(conn: Any, unreadable: dict[str, str], piece: str, read: Awaitable[T], empty: T) -> T:
+    """One piece of the evidence; a query that fails is noted and the next piece is read (the connection
+    autocommits). A lost connection is no failed query: it fails the whole source (the store is unreachable)."""
+    try:
+        return await read
+    except (psycopg.Error, errors.PayScopeError) as exc:
+        if conn.broken or conn.closed:
+            raise
+        unreadable[piece] = exc.message if isinstance(exc, errors.PayScopeError) else type(exc).__name__
+        return empty
+
+
 async def _gather_catalog(run: context.Session) -> PostgresEvidence:
     declared = section(run.spec)
     tenant_key = run.spec.tenancy.tenant_key if run.spec.tenancy else None
     dsn = run.stores.postgres_dsn()
+    unreadable: dict[str, str] = {}
     async with run.stores.postgres(dsn) as conn:
-        catalog = await pg_evidence.read_catalog(
-            conn, [key(t) for t in declared.tables], tenant_key=tenant_key, app_role=declared.app_role
+        tables = [key(t) for t in declared.tables]
+        catalog = await _piece(
+            conn,
+            unreadable,
+            "catalog",
+            pg_evidence.read_catalog(conn, tables, tenant_key=tenant_key, app_role=declared.app_role),
+            pg_evidence.Catalog({}, None, 0),
         )
         migrations = None
         if declared.migrations is not None:
             m = declared.migrations
-            migrations = await pg_evidence.read_migration_versions(conn, m.schema_name, m.table, m.column)
+            read = pg_evidence.read_migration_versions(conn, m.schema_name, m.table, m.column)
+            migrations = await _piece(conn, unreadable, "migrations", read, None)
         hyper = None
         if any(t.hypertable is not None for t in declared.tables):
-            hyper = await ts_provisioner.TimescaleProvisioner(conn, declared).observe()
+            observe = ts_provisioner.TimescaleProvisioner(conn, declared).observe()
+            hyper = await _piece(conn, unreadable, "timescale", observe, None)
         log = declared.audit_log
-        audit_log = await pg_evidence.read_audit_log(
-            conn, log.schema_name, log.table, log.order_column, declared.app_role
+        audit_log = await _piece(
+            conn,
+            unreadable,
+            "audit_log",
+            pg_evidence.read_audit_log(conn, log.schema_name, log.table, log.order_column, declared.app_role),
+            pg_evidence.AuditLogFacts(exists=False),
         )
-    return PostgresEvidence(pg_client.host(dsn), catalog, migrations, hyper, audit_log)
+    return PostgresEvidence(pg_client.host(dsn), catalog, migrations, hyper, audit_log, unreadable)
 
 
 CATALOG = registry.Source[PostgresEvidence](
@@ -89,6 +127,31 @@ CATALOG = registry.Source[PostgresEvidence](
     absent="spec.postgres is absent.",
     timeout=_timeout,
 )
+
+
+_PIECES = {
+    "catalog": "the catalogs of the declared tables could not be read",
+    "migrations": "the migration table could not be read",
+    "timescale": "TimescaleDB's information views could not be read",
+    "audit_log": "the audit log could not be read",
+}
+
+
+def _needs(piece: str) -> registry.Part[PostgresEvidence]:
+    def select(evidence: PostgresEvidence) -> PostgresEvidence | registry.Finding:
+        why = evidence.unreadable.get(piece)
+        if why is not None:
+            return registry.Finding.unknown(f"Postgres at {evidence.host} answered, but {_PIECES[piece]}: {why}")
+        return evidence
+
+    return CATALOG.part(select)
+
+
+TABLES = _needs("catalog")
+"""The catalog evidence for checks of the declared tables and the app role; Unknown when those queries failed."""
+MIGRATIONS = _needs("migrations")
+TIMESCALE = _needs("timescale")
+AUDIT_LOG = _needs("audit_log")
 
 
 def _isolation_configured(s: spec.PayScopeSpec) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,34 @@ CHAIN_TAIL = 10000
 Conn = psycopg.AsyncConnection[Any]
 
 
+COMMANDS = {"*": "ALL", "r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE"}
+"""pg_policy.polcmd, as CREATE POLICY ... FOR writes it."""
+
+
+@dataclass(frozen=True)
+class PolicyFacts:
+    """One row-level-security policy as pg_policy holds it (expressions deparsed by pg_get_expr)."""
+
+    name: str
+    command: str = "ALL"  # ALL, SELECT, INSERT, UPDATE or DELETE
+    permissive: bool = True  # permissive policies are ORed, restrictive ones ANDed with them
+    roles: tuple[str, ...] = ("PUBLIC",)
+    applies_to_app_role: bool = True  # PUBLIC, or a role the app role has the privileges of (or no app role known)
+    using: str = ""
+    with_check: str = ""
+
+    def covers(self, command: str) -> bool:
+        return self.command in ("ALL", command)
+
+    def check_expression(self) -> str:
+        """What new rows must satisfy: WITH CHECK, or USING where a FOR ALL/UPDATE policy has none (Postgres' rule)."""
+        return self.with_check or (self.using if self.command in ("ALL", "UPDATE") else "")
+
+    def describe(self) -> str:
+        kind = "permissive" if self.permissive else "restrictive"
+        return f"{self.name} ({self.command}, {kind}, {', '.join(self.roles)})"
+
+
 @dataclass(frozen=True)
 class TableFacts:
     schema: str
@@ -37,7 +65,8 @@ class TableFacts:
     rls_enabled: bool = False
     rls_forced: bool = False
     owner: str = ""
-    policies: tuple[tuple[str, str, str], ...] = ()  # (name, USING, WITH CHECK), deparsed
+    app_role_is_owner: bool = False  # the app role is the owner or a member of it (can SET ROLE to it)
+    policies: tuple[PolicyFacts, ...] = ()
     tenant_indexed: bool = False
     foreign_keys: int = 0
     unique_keys: tuple[tuple[str, ...], ...] = ()  # column sets of valid unique indexes/constraints
@@ -50,6 +79,7 @@ class RoleFacts:
     exists: bool
     superuser: bool = False
     bypass_rls: bool = False
+    privileged_memberships: tuple[tuple[str, str], ...] = ()  # (role, "superuser"|"BYPASSRLS") it is a member of
 
 
 @dataclass(frozen=True)
@@ -61,10 +91,45 @@ class Catalog:
     queries: int
 
 
-async def _rows(conn: Conn, query: str | sql.SQL | sql.Composed, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+async def _rows(
+    conn: Conn, query: str | sql.SQL | sql.Composed, params: Sequence[Any] | Mapping[str, Any] = ()
+) -> list[tuple[Any, ...]]:
     async with conn.cursor() as cur:
         await cur.execute(query, params)
         return list(await cur.fetchall())
+
+
+TABLES = """
+WITH wanted AS (SELECT * FROM unnest(%(schemas)s::text[], %(tables)s::text[]) AS w(nspname, relname))
+SELECT w.nspname, w.relname, c.oid, c.relrowsecurity, c.relforcerowsecurity, pg_get_userbyid(c.relowner),
+       CASE WHEN app.oid IS NULL OR c.oid IS NULL THEN false ELSE pg_has_role(app.oid, c.relowner, 'MEMBER') END
+FROM wanted w
+LEFT JOIN pg_roles app ON app.rolname = %(role)s
+LEFT JOIN pg_namespace n ON n.nspname = w.nspname
+LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.relname AND c.relkind IN ('r', 'p')
+"""
+"""The declared tables: existence, RLS flags, owner, and whether the app role is (a member of) the owner."""
+
+POLICIES = """
+SELECT p.polrelid, p.polname, p.polcmd::text, p.polpermissive,
+       array(SELECT CASE WHEN r = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(r)::text END FROM unnest(p.polroles) r),
+       app.oid IS NULL OR 0 = ANY(p.polroles)
+           OR EXISTS (SELECT 1 FROM unnest(p.polroles) r WHERE r <> 0 AND pg_has_role(app.oid, r, 'USAGE')),
+       coalesce(pg_get_expr(p.polqual, p.polrelid), ''), coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '')
+FROM pg_policy p LEFT JOIN pg_roles app ON app.rolname = %(role)s
+WHERE p.polrelid = ANY(%(oids)s)
+"""
+"""Every policy of the declared tables: command, permissive or restrictive, roles, whether it reaches the app role
+(a policy applies to the roles whose privileges the current role has: USAGE), and its deparsed expressions."""
+
+ROLE = """
+SELECT r.rolsuper, r.rolbypassrls,
+       array(SELECT ARRAY[m.rolname::text, CASE WHEN m.rolsuper THEN 'superuser' ELSE 'BYPASSRLS' END]
+             FROM pg_roles m WHERE m.oid <> r.oid AND (m.rolsuper OR m.rolbypassrls)
+               AND pg_has_role(r.oid, m.oid, 'MEMBER') ORDER BY m.rolname)
+FROM pg_roles r WHERE r.rolname = %s
+"""
+"""The app role's own attributes, and the superuser or BYPASSRLS roles it may SET ROLE to (membership)."""
 
 
 async def read_catalog(
@@ -73,21 +138,9 @@ async def read_catalog(
     """Existence, RLS, policies, tenant indexes, foreign keys and unique keys of ``tables``: 5 queries."""
     schemas = [t[0] for t in tables]
     names = [t[1] for t in tables]
-    base = """
-        WITH wanted AS (SELECT * FROM unnest(%s::text[], %s::text[]) AS w(nspname, relname))
-        SELECT w.nspname, w.relname, c.oid, c.relrowsecurity, c.relforcerowsecurity, pg_get_userbyid(c.relowner)
-        FROM wanted w
-        LEFT JOIN pg_namespace n ON n.nspname = w.nspname
-        LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.relname AND c.relkind IN ('r', 'p')
-    """
-    found = await _rows(conn, base, (schemas, names))
+    found = await _rows(conn, TABLES, {"schemas": schemas, "tables": names, "role": app_role})
     oids = [row[2] for row in found if row[2] is not None]
-    policies = await _rows(
-        conn,
-        "SELECT polrelid, polname, coalesce(pg_get_expr(polqual, polrelid), ''),"
-        " coalesce(pg_get_expr(polwithcheck, polrelid), '') FROM pg_policy WHERE polrelid = ANY(%s)",
-        (oids,),
-    )
+    policies = await _rows(conn, POLICIES, {"role": app_role, "oids": oids})
     indexes = await _rows(
         conn,
         """SELECT i.indrelid, i.indisunique, i.indisvalid,
@@ -110,19 +163,24 @@ async def read_catalog(
     queries = 5
     role: RoleFacts | None = None
     if app_role is not None:
-        got = await _rows(conn, "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = %s", (app_role,))
+        got = await _rows(conn, ROLE, (app_role,))
         queries += 1
-        role = RoleFacts(app_role, bool(got), *(bool(v) for v in got[0])) if got else RoleFacts(app_role, False)
-    by_oid_policies: dict[int, list[tuple[str, str, str]]] = {}
-    for relid, name, using, check in policies:
-        by_oid_policies.setdefault(relid, []).append((name, using, check))
+        role = RoleFacts(app_role, False)
+        if got:
+            superuser, bypass, memberships = got[0]
+            role = RoleFacts(app_role, True, bool(superuser), bool(bypass), tuple(tuple(m) for m in memberships))
+    by_oid_policies: dict[int, list[PolicyFacts]] = {}
+    for relid, name, command, permissive, roles, applies, using, check in policies:
+        by_oid_policies.setdefault(relid, []).append(
+            PolicyFacts(name, COMMANDS.get(command, command), permissive, tuple(roles), applies, using, check)
+        )
     by_oid_indexes: dict[int, list[tuple[bool, bool, list[str]]]] = {}
     for relid, unique, valid, cols in indexes:
         by_oid_indexes.setdefault(relid, []).append((unique, valid, list(cols)))
     fk_count = {relid: int(count) for relid, count in fks}
     column_names = {relid: tuple(cols) for relid, cols in columns}
     facts: dict[tuple[str, str], TableFacts] = {}
-    for schema, name, oid, enabled, forced, owner in found:
+    for schema, name, oid, enabled, forced, owner, is_owner in found:
         if oid is None:
             facts[(schema, name)] = TableFacts(schema, name, exists=False)
             continue
@@ -134,7 +192,8 @@ async def read_catalog(
             rls_enabled=bool(enabled),
             rls_forced=bool(forced),
             owner=owner,
-            policies=tuple(sorted(by_oid_policies.get(oid, []))),
+            app_role_is_owner=bool(is_owner),
+            policies=tuple(sorted(by_oid_policies.get(oid, []), key=lambda p: p.name)),
             tenant_indexed=tenant_key is not None and any(v and cols[:1] == [tenant_key] for _, v, cols in idx),
             foreign_keys=fk_count.get(oid, 0),
             unique_keys=tuple(sorted(tuple(sorted(cols)) for u, v, cols in idx if u and v)),
