@@ -147,8 +147,11 @@ async def evaluate(spec: dict[str, Any], cluster: LocalCluster, *, namespace: st
 
 
 def _table(result: status.PayScopeStatus) -> str:
-    rows = [f"{'CHECK':<34} {'STATUS':<14} {'SEVERITY':<9} MESSAGE"]
-    rows += [f"{c.id:<34} {c.status.value:<14} {c.severity.value:<9} {c.message}" for c in result.checks]
+    rows = [f"{'CHECK':<34} {'STATUS':<14} {'SEVERITY':<9} {'GRADE':<9} MESSAGE"]
+    rows += [
+        f"{c.id:<34} {c.status.value:<14} {c.severity.value:<9} {c.grade.value if c.grade else '-':<9} {c.message}"
+        for c in result.checks
+    ]
     rows.append("")
     rows += [f"{c.type:<20} {c.status.value:<8} {c.reason}: {c.message}" for c in result.conditions]
     return "\n".join(rows) + "\n"

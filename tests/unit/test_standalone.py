@@ -61,3 +61,12 @@ def test_an_invalid_file_is_still_2(tmp_path: Path, capsys: pytest.CaptureFixtur
         tmp_path, {"audit": {"waivers": [{"check": "D.x.*", "reason": "r", "expires": "2099-01-01"}]}}, capsys
     )
     assert code == 2
+
+
+def test_the_table_shows_each_checks_grade(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "psd.yaml"
+    path.write_text(yaml.safe_dump({"redis": {"connection": {"secretRef": {"name": "r", "key": "url"}}}}))
+    args = argparse.Namespace(command="audit", filename=str(path), secrets_from_env=False, secrets_file=None)
+    standalone.main(args)
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[:4] == ["CHECK", "STATUS", "SEVERITY", "GRADE"]
