@@ -355,6 +355,7 @@ def test_standalone_audit_gates_a_release(
     _faults(inst, enable=("accept_expired_token",))
     try:
         bad = _cli("audit", *args, "--output", "junit")
+        report = _cli("audit", *args, "--output", "markdown")
     finally:
         _faults(inst, disable=("accept_expired_token",))
     assert bad.returncode == 1, bad.stdout + bad.stderr
@@ -364,6 +365,10 @@ def test_standalone_audit_gates_a_release(
     assert suite.get("failures") == "1"
     for secret in installation.secret_values(inst)["jwt"].values():
         assert secret not in bad.stdout + bad.stderr
+        assert secret not in report.stdout
+    assert report.returncode == 1, report.stderr
+    assert "- [ ] Expiry checking — Failing\n  - `G.jwt.expired` **Fail** · Critical · Observed" in report.stdout
+    assert "- [x] Signature verification — Passed" in report.stdout
 
 
 def test_standalone_plan_lists_what_full_would_do_and_changes_nothing(

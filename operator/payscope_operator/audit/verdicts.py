@@ -148,10 +148,12 @@ class Summary:
 
     @property
     def overall(self) -> str:
-        """READY, NOT READY or NOT YET AUDITED, with the Ready condition's reason."""
+        """READY, NOT READY, READINESS UNKNOWN or NOT YET AUDITED, with the Ready condition's reason."""
         if self.ready is None:
             return "NOT YET AUDITED"
-        word = "READY" if self.ready.status == status.ConditionStatus.TRUE else "NOT READY"
+        word = {status.ConditionStatus.TRUE: "READY", status.ConditionStatus.FALSE: "NOT READY"}.get(
+            self.ready.status, "READINESS UNKNOWN"
+        )
         return f"{word} ({self.ready.reason})"
 
 
@@ -217,8 +219,10 @@ def _evidence(
 
 
 def _status_line(item: checklist.Item, summary: Summary) -> Verdict:
-    ready = summary.ready is not None and summary.ready.status == status.ConditionStatus.TRUE
-    state = ItemState.PASSED if ready else (ItemState.UNKNOWN if summary.ready is None else ItemState.FAILING)
+    found = summary.ready.status if summary.ready is not None else status.ConditionStatus.UNKNOWN
+    state = {status.ConditionStatus.TRUE: ItemState.PASSED, status.ConditionStatus.FALSE: ItemState.FAILING}.get(
+        found, ItemState.UNKNOWN
+    )
     line = checklist.Item(f"**Status:** {summary.overall}", item.key)
     return Verdict(line, state, (), (), is_status_line=True)
 
