@@ -33,7 +33,6 @@ import yaml
 from pydantic import SecretStr
 
 from payscope_operator import errors, telemetry
-from payscope_operator.api import spec as api_spec
 from payscope_operator.api import status
 from payscope_operator.audit import report_markdown, verdicts
 from payscope_operator.kube import gateway, workloads
@@ -168,22 +167,11 @@ def _junit(result: status.PayScopeStatus) -> str:
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def waivers_of(spec: Mapping[str, Any]) -> tuple[api_spec.Waiver, ...]:
-    """The spec's waivers that parse (the report shows them even when the rest of the spec is invalid)."""
-    audit = spec.get("audit")
-    raw = audit.get("waivers") if isinstance(audit, Mapping) else None
-    found = []
-    for item in raw if isinstance(raw, list) else []:
-        try:
-            found.append(api_spec.Waiver.model_validate(item))
-        except ValueError:
-            continue
-    return tuple(found)
-
-
 def markdown_report(namespace: str, name: str, spec: Mapping[str, Any], result: status.PayScopeStatus) -> str:
     """The readiness report of this standalone audit (``--output markdown``)."""
-    subject = verdicts.Subject(namespace, name, result, waivers_of(spec), generation=result.observed_generation)
+    subject = verdicts.Subject(
+        namespace, name, result, verdicts.waivers_of(spec), generation=result.observed_generation
+    )
     return report_markdown.render(verdicts.build(subject, now=datetime.datetime.now(datetime.UTC)))
 
 

@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import datetime
 import fnmatch
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+from pydantic import ValidationError
 
 from payscope_operator.api import conditions, spec, status
 from payscope_operator.audit import catalog, checklist, registry
@@ -172,6 +174,19 @@ class Report:
 
     def count(self, state: ItemState) -> int:
         return sum(1 for v in self.verdicts() if v.state == state)
+
+
+def waivers_of(desired: Mapping[str, Any]) -> tuple[spec.Waiver, ...]:
+    """The waivers of a raw spec that parse (a report shows them even when the rest of the spec is invalid)."""
+    audit = desired.get("audit")
+    raw = audit.get("waivers") if isinstance(audit, Mapping) else None
+    found = []
+    for item in raw if isinstance(raw, list) else []:
+        try:
+            found.append(spec.Waiver.model_validate(item))
+        except ValidationError:
+            continue
+    return tuple(found)
 
 
 def waiver_covers(waiver_check: str, check_id: str) -> bool:
