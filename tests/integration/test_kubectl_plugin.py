@@ -135,6 +135,12 @@ def test_status_across_namespaces_adds_the_namespace_column(installations: str) 
     assert [re.split(r"\s{2,}", line)[1] for line in mine] == ["failing", "healthy"]
 
 
+def test_all_namespaces_takes_no_namespace_or_name() -> None:
+    done = kubectl("payscope", "status", "-A", "-n", "default")
+    assert done.returncode == 2
+    assert "-A lists every namespace" in done.stderr
+
+
 def test_status_of_one_resource_lists_its_failing_and_unknown_checks_by_dimension(installations: str) -> None:
     out = _ok("status", "failing", "-n", installations)
     assert "Pipeline: PipelineReady Unknown (ChecksUnknown)" in out

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from payscope_operator import __version__, errors
+from payscope_operator.api import status
 from payscope_operator.audit import report_html, report_markdown, verdicts
 from payscope_operator.kube import resources
 from payscope_operator.kubectl import edits, explain, status_view, terminal
@@ -51,6 +52,8 @@ def _get(cluster: resources.Resources, namespace: str, name: str) -> Json:
 
 
 def _status(args: argparse.Namespace, out: TextIO) -> int:
+    if args.all_namespaces and (args.namespace or args.name):
+        raise UsageError("-A lists every namespace: give it neither -n nor a NAME")
     cluster, namespace = _connect(args)
     try:
         if args.name:
@@ -140,7 +143,7 @@ def _plan(args: argparse.Namespace, out: TextIO) -> int:
         (system, o)
         for system in ("postgres", "neo4j", "pinecone", "object_storage")
         for o in (getattr(provisioned, system) if provisioned else ())
-        if o.state.value != "Ready"
+        if o.state != status.ProvisionState.READY
     ]
     if pending:
         lines.append("objects not Ready:")
