@@ -143,7 +143,12 @@ def parser() -> argparse.ArgumentParser:
         source.add_argument("--secrets-from-env", action="store_true", help="read SECRET_<NAME>_<KEY> variables")
         source.add_argument("--secrets-file", help="a YAML file of Secret manifests")
         if name == "audit":
-            cmd.add_argument("--output", choices=("table", "json", "junit"), default="table")
+            cmd.add_argument(
+                "--output",
+                choices=("table", "json", "junit", "markdown"),
+                default="table",
+                help="markdown: the readiness report in the checklist's shape (what kubectl payscope report prints)",
+            )
         cmd.set_defaults(func=_standalone)
     return top
 
