@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv system-packages test lint unit testenv-up testenv-down crd demo image clean
+.PHONY: venv system-packages test lint unit testenv-up testenv-down crd demo image krew clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ demo: system-packages venv
 # The Dockerfile built offline with podman (base bootstrapped by mmdebstrap; see README).
 image: system-packages venv
 	$(PY) -m tests.testenv.image
+
+# The krew archive of `kubectl payscope` (plugins/krew/payscope.yaml names its sha256).
+krew: venv
+	$(PY) -m tests.krew dist
 
 clean:
 	rm -rf $(VENV) .testenv .mypy_cache .ruff_cache .pytest_cache

@@ -134,7 +134,11 @@ def parser() -> argparse.ArgumentParser:
     crd.set_defaults(func=_crd)
 
     for name, help_text in (
-        ("audit", "audit a PayScopeDeployment file without a cluster; exit 1 when a non-waived check fails"),
+        (
+            "audit",
+            "audit a PayScopeDeployment file without a cluster; exit 1 when a non-waived check fails, 3 when a"
+            " dimension was not audited and not waived",
+        ),
         ("plan", "print the provisioning actions Full management would take, changing nothing"),
     ):
         cmd = sub.add_parser(name, help=help_text)
@@ -143,7 +147,12 @@ def parser() -> argparse.ArgumentParser:
         source.add_argument("--secrets-from-env", action="store_true", help="read SECRET_<NAME>_<KEY> variables")
         source.add_argument("--secrets-file", help="a YAML file of Secret manifests")
         if name == "audit":
-            cmd.add_argument("--output", choices=("table", "json", "junit"), default="table")
+            cmd.add_argument(
+                "--output",
+                choices=("table", "json", "junit", "markdown"),
+                default="table",
+                help="markdown: the readiness report in the checklist's shape (what kubectl payscope report prints)",
+            )
         cmd.set_defaults(func=_standalone)
     return top
 

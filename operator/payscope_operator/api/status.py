@@ -205,6 +205,11 @@ class CheckResult(fields.SpecModel):
     )
     message: Message = Field("", description="What was found, without secret values.")
     evidence: Message | None = Field(None, description="What the finding rests on (query, endpoint, object).")
+    since: Timestamp | None = Field(
+        None,
+        description="When the check entered its current status; kept across passes while the status holds, like a"
+        " condition's lastTransitionTime (absent in statuses written before it existed).",
+    )
 
 
 class ProvisionedObject(fields.SpecModel):

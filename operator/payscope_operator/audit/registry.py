@@ -11,8 +11,8 @@ checkbox no probe can observe is a :class:`NotObservable` entry with the reason.
 
 There is one way to declare a check, modelled on kopf's handler registration: a
 decorator on its pure evaluate function, carrying everything else about it (id,
-severity, evidence grade, what it probes, what Pass means, the checklist items it
-covers, when it applies, the checks it depends on)::
+severity, evidence grade, what it probes, what Pass means, how to fix a failure, the
+checklist items it covers, when it applies, the checks it depends on)::
 
     CHECKS = registry.Registry()
 
@@ -23,6 +23,7 @@ covers, when it applies, the checks it depends on)::
         grade=Grade.OBSERVED,
         title="What it probes.",
         passes_when="What Pass means.",
+        fix="What to change when it fails (``kubectl payscope explain`` shows it).",
         covers=("G/JWT/Expiry checking",),  # checklist items, <letter>/<subsection>/<checkbox>
         # an item the check speaks to only by proxy: registry.Cover("A/.../Graceful startup behavior", Grade.INFERRED)
         depends_on=("E.endpoints.chat_query",),  # judged only once these passed or warned
@@ -153,6 +154,7 @@ class Check(Generic[E]):
     source: Source[Any]
     evaluate: Evaluate[E]
     covers: tuple[str, ...] = ()  # checklist items, "A/Docker Compose/Health checks configured"
+    fix: str = ""  # how to make it pass, one or two sentences (kubectl payscope explain)
     applies: Callable[[spec.PayScopeSpec], bool] | None = None  # finer than the source's section
     depends_on: tuple[str, ...] = ()  # checks that must pass (or warn) before this one can be judged
     fails_when_unreachable: bool = False  # reachability checks: a source error is a Fail, not Unknown
@@ -201,6 +203,7 @@ class Registry:
         grade: status.EvidenceGrade,
         title: str,
         passes_when: str,
+        fix: str = "",
         covers: Sequence[str | Cover] = (),
         applies: Callable[[spec.PayScopeSpec], bool] | None = None,
         depends_on: Sequence[str] = (),
@@ -220,6 +223,7 @@ class Registry:
                     source=root,
                     evaluate=evaluate,
                     covers=tuple(c.item if isinstance(c, Cover) else c for c in covers),
+                    fix=fix,
                     applies=applies,
                     depends_on=tuple(depends_on),
                     fails_when_unreachable=fails_when_unreachable,

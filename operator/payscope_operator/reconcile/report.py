@@ -1,8 +1,9 @@
 """The status document of a pass, and what must be sent to make the API server hold it: pure.
 
 ``build`` combines the conditions (``readiness``), the per-dimension summaries,
-the bounded check list, the provisioned objects and the ObserveOnly plan into
-one ``PayScopeStatus``. ``changes`` decides whether the API server must be
+the bounded check list (each result stamped with ``since``, the time it
+entered its current status), the provisioned objects and the ObserveOnly plan
+into one ``PayScopeStatus``. ``changes`` decides whether the API server must be
 written at all and, when it must, returns the JSON merge patch (RFC 7386) that
 turns the stored status into the new one: only the fields that differ, with
 ``null`` for the ones to remove. ``notices`` turns condition transitions into
@@ -103,7 +104,7 @@ def build(draft: Draft, *, previous: status.PayScopeStatus | None, now: datetime
         observed_generation=facts.generation,
         conditions=conds,
         dimensions=status.Dimensions.model_validate(summaries),
-        checks=tuple(draft.checks[: status.MAX_CHECKS]),
+        checks=since(draft.checks[: status.MAX_CHECKS], previous.checks if previous else (), now),
         provisioned=_provisioned(draft.plans),
         plan=tuple(p[: status.MAX_MESSAGE_LENGTH] for p in draft.preview[:MAX_PLAN]),
         last_audit_time=previous.last_audit_time if previous else None,
@@ -111,6 +112,23 @@ def build(draft: Draft, *, previous: status.PayScopeStatus | None, now: datetime
     if previous is None or _comparable(candidate) != _comparable(previous):
         candidate = candidate.model_copy(update={"last_audit_time": now})
     return candidate
+
+
+def since(
+    checks: Sequence[status.CheckResult], before: Sequence[status.CheckResult], now: datetime.datetime
+) -> tuple[status.CheckResult, ...]:
+    """Each result with ``since``: kept from ``before`` while the check's status holds, else ``now``.
+
+    As a condition's lastTransitionTime, it moves only when the status flips, so an
+    unchanged pass computes the same checks and writes nothing.
+    """
+    held = {c.id: c for c in before}
+    stamped = []
+    for check in checks:
+        prior = held.get(check.id)
+        kept = prior.since if prior is not None and prior.status == check.status else None
+        stamped.append(check.model_copy(update={"since": kept or now}))
+    return tuple(stamped)
 
 
 def _comparable(value: status.PayScopeStatus) -> Json:

@@ -83,3 +83,11 @@ def test_the_coverage_table_gives_each_checkbox_its_strongest_evidence() -> None
     rendered = document.render_markdown(text)
     assert "| checklist item | strongest evidence | covered by |" in rendered
     assert "`A.workloads.probes` (Inferred)" in rendered
+
+
+def test_every_check_says_how_to_fix_it() -> None:
+    """``kubectl payscope explain`` shows the hint declared beside the check: one or two short sentences."""
+    missing = [c.id for c in CATALOG if not c.fix.strip()]
+    assert not missing, f"checks without a fix hint (add fix= to their @CHECKS.check): {missing}"
+    long = [c.id for c in CATALOG if len(c.fix) > 300]
+    assert not long, f"fix hints longer than 300 characters: {long}"

@@ -35,6 +35,8 @@ ANSWERED = "E.endpoints.chat_query"  # what judging answers depends on: at least
 
 @CHECKS.check(
     "E.endpoints.chat_query",
+    fix="Make POST /chat/query answer an authenticated tenant query with 200; check the api logs and"
+    " spec.api.url/auth.",
     source=payscope_api.CHAT,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -84,6 +86,7 @@ def _intent(evidence: ChatEvidence, intent: str) -> Finding:
 
 @CHECKS.check(
     "E.intents.describe",
+    fix="Route intent DESCRIBE to its own agent instead of the fallback.",
     source=payscope_api.CHAT,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -97,6 +100,7 @@ def intent_describe(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Findi
 
 @CHECKS.check(
     "E.intents.compare",
+    fix="Route intent COMPARE to its own agent instead of the fallback.",
     source=payscope_api.CHAT,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -110,6 +114,7 @@ def intent_compare(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Findin
 
 @CHECKS.check(
     "E.intents.anomaly",
+    fix="Route intent ANOMALY to its own agent instead of the fallback.",
     source=payscope_api.CHAT,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -123,6 +128,7 @@ def intent_anomaly(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Findin
 
 @CHECKS.check(
     "E.intents.forecast",
+    fix="Route intent FORECAST to its own agent instead of the fallback.",
     source=payscope_api.CHAT,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -136,6 +142,7 @@ def intent_forecast(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Findi
 
 @CHECKS.check(
     "E.intents.what_if",
+    fix="Route intent WHAT_IF to its own agent instead of the fallback.",
     source=payscope_api.CHAT,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -149,6 +156,7 @@ def intent_what_if(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Findin
 
 @CHECKS.check(
     "E.intents.fallback",
+    fix="Answer a query no intent fits through the fallback intent, with fallback true.",
     source=payscope_api.CHAT,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -181,6 +189,7 @@ def intent_fallback(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Findi
 
 @CHECKS.check(
     "E.intents.classification",
+    fix="Fix intent classification so a plain forecasting question is answered as FORECAST, not through the fallback.",
     source=payscope_api.CHAT,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -214,6 +223,7 @@ def intent_classification(evidence: ChatEvidence, desired: spec.PayScopeSpec) ->
 
 @CHECKS.check(
     "E.intents.confidence_threshold",
+    fix="Set confidence_threshold strictly between 0 and 1 in PayScope's agent configuration.",
     source=payscope_api.AGENTS,
     severity=Severity.MEDIUM,
     grade=Grade.REPORTED,
@@ -259,6 +269,7 @@ def _shape(a: api_model.Answer) -> str | None:
 
 @CHECKS.check(
     "E.responses.structured",
+    fix="Answer every intent with a JSON object holding intent, answer and a well-formed sources list.",
     source=payscope_api.CHAT,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -278,6 +289,7 @@ def _confidence(a: api_model.Answer) -> str | None:
 
 @CHECKS.check(
     "E.responses.confidence",
+    fix="Report a confidence between 0 and 1 in every answer.",
     source=payscope_api.CHAT,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -296,6 +308,7 @@ def _explanation(a: api_model.Answer) -> str | None:
 
 @CHECKS.check(
     "E.responses.explainability",
+    fix="Return a non-empty explanation with every answer.",
     source=payscope_api.CHAT,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -318,6 +331,7 @@ def _trace(a: api_model.Answer) -> str | None:
 
 @CHECKS.check(
     "E.responses.traceability",
+    fix="Return a trace_id with every answer and echo it in the X-Trace-Id header.",
     source=payscope_api.CHAT,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -332,6 +346,7 @@ def responses_traceability(evidence: ChatEvidence, desired: spec.PayScopeSpec) -
 
 @CHECKS.check(
     "E.endpoints.validation",
+    fix="Validate request bodies and answer 422 for a body without a query.",
     source=payscope_api.CHAT,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -357,6 +372,7 @@ def validation(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
 
 @CHECKS.check(
     "E.endpoints.errors_structured",
+    fix='Answer errors as JSON {"error": {"code", "message"}}.',
     source=payscope_api.CHAT,
     severity=Severity.LOW,
     grade=Grade.OBSERVED,
@@ -383,6 +399,7 @@ def errors_structured(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Fin
 
 @CHECKS.check(
     "E.endpoints.admin",
+    fix="Serve /admin/agents, /admin/pipeline and /admin/runtime to admin tokens with 200 and a JSON object.",
     source=payscope_api.ACCESS,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,

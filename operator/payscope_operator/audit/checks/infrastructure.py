@@ -38,6 +38,8 @@ RETIRED = {
 
 @CHECKS.check(
     "A.secrets.present",
+    fix="Create each missing Secret key in the resource's namespace (kubectl create secret generic NAME"
+    " --from-literal=KEY=...), or correct the secretRef in the spec.",
     source=kubernetes.SECRETS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -80,6 +82,8 @@ def _title(role: str) -> str:
 
 @CHECKS.check(
     "A.workloads.api_available",
+    fix="Check the api Deployment's rollout (kubectl rollout status deployment/NAME) and its pods' events;"
+    " scale it above zero.",
     source=kubernetes.WORKLOADS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -94,6 +98,8 @@ def api_available(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeS
 
 @CHECKS.check(
     "A.workloads.worker_available",
+    fix="Check the worker Deployment's rollout (kubectl rollout status deployment/NAME) and its pods' events;"
+    " scale it above zero.",
     source=kubernetes.WORKLOADS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -108,6 +114,8 @@ def worker_available(evidence: kubernetes.WorkloadEvidence, desired: spec.PaySco
 
 @CHECKS.check(
     "A.workloads.ingestion_available",
+    fix="Check the ingestion Deployment's rollout (kubectl rollout status deployment/NAME) and its pods'"
+    " events; scale it above zero.",
     source=kubernetes.WORKLOADS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -127,6 +135,7 @@ def _probes(c: workloads.ContainerFacts) -> str | None:
 
 @CHECKS.check(
     "A.workloads.probes",
+    fix="Add a livenessProbe (GET /healthz) and a readinessProbe (GET /readyz) to every container of the Deployment.",
     source=kubernetes.WORKLOADS,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -151,6 +160,7 @@ def _resources(c: workloads.ContainerFacts) -> str | None:
 
 @CHECKS.check(
     "A.workloads.resources",
+    fix="Set resources.requests.cpu, resources.requests.memory and resources.limits.memory on every container.",
     source=kubernetes.WORKLOADS,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -176,6 +186,7 @@ def _api(deployments: dict[str, workloads.DeploymentFacts | None]) -> workloads.
 
 @CHECKS.check(
     "A.workloads.api_replicas",
+    fix="Set the api Deployment's spec.replicas to 2 or more (or let an autoscaler keep at least 2).",
     source=kubernetes.WORKLOADS,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -199,6 +210,8 @@ def api_replicas(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeSp
 
 @CHECKS.check(
     "A.workloads.api_spread",
+    fix="Add a topologySpreadConstraint (maxSkew 1, topologyKey kubernetes.io/hostname) or a podAntiAffinity"
+    " term selecting the api's own pod labels.",
     source=kubernetes.WORKLOADS,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -242,6 +255,8 @@ def _budget_problem(budget: policies.DisruptionBudgetFacts, replicas: int) -> tu
 
 @CHECKS.check(
     "A.workloads.api_pdb",
+    fix="Create one PodDisruptionBudget selecting the api's pod labels with minAvailable: 1 (or maxUnavailable:"
+    " 1), and delete any other that selects them.",
     source=kubernetes.BUDGETS,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -283,6 +298,8 @@ def api_pdb(evidence: kubernetes.BudgetEvidence, desired: spec.PayScopeSpec) -> 
 
 @CHECKS.check(
     "A.dependencies.postgres",
+    fix="Make Postgres reachable from the operator: check spec.postgres.connection, the DSN Secret, network"
+    " policy and PAYSCOPE_ALLOWED_EGRESS.",
     source=postgres.CATALOG,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -297,6 +314,8 @@ def postgres_reachable(evidence: postgres.PostgresEvidence, desired: spec.PaySco
 
 @CHECKS.check(
     "A.dependencies.neo4j",
+    fix="Make Neo4j reachable from the operator: check spec.neo4j.connection.uri, the credentials Secret and"
+    " the egress policy.",
     source=neo4j.SCHEMA,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -311,6 +330,8 @@ def neo4j_reachable(evidence: neo4j.GraphEvidence, desired: spec.PayScopeSpec) -
 
 @CHECKS.check(
     "A.dependencies.pinecone",
+    fix="Make Pinecone's control plane reachable: check spec.pinecone.controllerUrl, the API key Secret and"
+    " the egress policy.",
     source=pinecone.INDEXES,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -324,6 +345,8 @@ def pinecone_reachable(evidence: pinecone.VectorEvidence, desired: spec.PayScope
 
 @CHECKS.check(
     "A.dependencies.s3",
+    fix="Make the S3 endpoint reachable: check spec.objectStorage.endpoint, the credentials Secret and the"
+    " egress policy.",
     source=s3.BUCKETS,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,

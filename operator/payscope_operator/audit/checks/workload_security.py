@@ -69,7 +69,7 @@ def _pods(evidence: Evidence, test: PodTest, fix: str, holds: str) -> Finding:
 
 
 def _check(
-    check_id: str, severity: Severity, title: str, passes_when: str, *covers: str | registry.Cover
+    check_id: str, severity: Severity, title: str, passes_when: str, *covers: str | registry.Cover, fix: str
 ) -> Callable[[registry.Evaluate[Evidence]], registry.Evaluate[Evidence]]:
     return CHECKS.check(
         check_id,
@@ -78,6 +78,7 @@ def _check(
         grade=Grade.OBSERVED,
         title=title,
         passes_when=passes_when,
+        fix=fix,
         covers=covers,
     )
 
@@ -99,6 +100,8 @@ def _root(d: workloads.DeploymentFacts, c: workloads.ContainerFacts) -> str | No
     Severity.HIGH,
     "Every container runs as a non-root user (its securityContext, or the pod's).",
     "runAsNonRoot is true or runAsUser is above 0, and runAsUser is not 0.",
+    fix="Set runAsNonRoot: true and a non-zero runAsUser in the pod's securityContext, and build the image with"
+    " a non-root USER.",
 )
 def run_as_non_root(evidence: Evidence, desired: spec.PayScopeSpec) -> Finding:
     return _containers(evidence, _root, "Run as a non-root user (runAsNonRoot: true, runAsUser > 0)", "No root user")
@@ -109,6 +112,7 @@ def run_as_non_root(evidence: Evidence, desired: spec.PayScopeSpec) -> Finding:
     Severity.CRITICAL,
     "No container is privileged.",
     "securityContext.privileged is not true.",
+    fix="Remove privileged: true from the container's securityContext.",
 )
 def privileged(evidence: Evidence, desired: spec.PayScopeSpec) -> Finding:
     def test(d: workloads.DeploymentFacts, c: workloads.ContainerFacts) -> str | None:
@@ -122,6 +126,7 @@ def privileged(evidence: Evidence, desired: spec.PayScopeSpec) -> Finding:
     Severity.HIGH,
     "No container may gain more privileges than its process started with.",
     "securityContext.allowPrivilegeEscalation is false (unset means true).",
+    fix="Set allowPrivilegeEscalation: false in every container's securityContext.",
 )
 def privilege_escalation(evidence: Evidence, desired: spec.PayScopeSpec) -> Finding:
     def test(d: workloads.DeploymentFacts, c: workloads.ContainerFacts) -> str | None:
@@ -136,6 +141,8 @@ def privilege_escalation(evidence: Evidence, desired: spec.PayScopeSpec) -> Find
     Severity.HIGH,
     "Every container drops all Linux capabilities and adds back at most NET_BIND_SERVICE.",
     "securityContext.capabilities.drop contains ALL and add holds nothing but NET_BIND_SERVICE.",
+    fix="Set capabilities: {drop: [ALL]} in every container's securityContext; add back only NET_BIND_SERVICE"
+    " if needed.",
 )
 def capabilities(evidence: Evidence, desired: spec.PayScopeSpec) -> Finding:
     def test(d: workloads.DeploymentFacts, c: workloads.ContainerFacts) -> str | None:
@@ -156,6 +163,7 @@ def capabilities(evidence: Evidence, desired: spec.PayScopeSpec) -> Finding:
     Severity.MEDIUM,
     "Every container's root filesystem is read-only.",
     "securityContext.readOnlyRootFilesystem is true (writable paths come from volumes).",
+    fix="Set readOnlyRootFilesystem: true and mount an emptyDir where the process writes (/tmp).",
 )
 def read_only_root_fs(evidence: Evidence, desired: spec.PayScopeSpec) -> Finding:
     def test(d: workloads.DeploymentFacts, c: workloads.ContainerFacts) -> str | None:
@@ -170,6 +178,7 @@ def read_only_root_fs(evidence: Evidence, desired: spec.PayScopeSpec) -> Finding
     Severity.MEDIUM,
     "Every container runs under a seccomp profile (its own, or the pod's).",
     "seccompProfile.type is RuntimeDefault or Localhost.",
+    fix="Set seccompProfile: {type: RuntimeDefault} in the pod's securityContext.",
 )
 def seccomp(evidence: Evidence, desired: spec.PayScopeSpec) -> Finding:
     def test(d: workloads.DeploymentFacts, c: workloads.ContainerFacts) -> str | None:
@@ -192,6 +201,7 @@ def seccomp(evidence: Evidence, desired: spec.PayScopeSpec) -> Finding:
     Severity.CRITICAL,
     "No pod shares the node's network, process or IPC namespace.",
     "hostNetwork, hostPID and hostIPC are not true.",
+    fix="Remove hostNetwork, hostPID and hostIPC from the pod template.",
 )
 def host_namespaces(evidence: Evidence, desired: spec.PayScopeSpec) -> Finding:
     def test(d: workloads.DeploymentFacts) -> str | None:
@@ -206,6 +216,7 @@ def host_namespaces(evidence: Evidence, desired: spec.PayScopeSpec) -> Finding:
     Severity.HIGH,
     "No pod mounts a directory of its node (hostPath volume).",
     "The pod template has no hostPath volume.",
+    fix="Replace hostPath volumes with emptyDir, a ConfigMap or Secret, or a PersistentVolumeClaim.",
 )
 def host_path(evidence: Evidence, desired: spec.PayScopeSpec) -> Finding:
     def test(d: workloads.DeploymentFacts) -> str | None:
@@ -219,6 +230,7 @@ def host_path(evidence: Evidence, desired: spec.PayScopeSpec) -> Finding:
     Severity.MEDIUM,
     "No container binds a port of its node (hostPort).",
     "No container port sets hostPort.",
+    fix="Remove hostPort from the container ports and expose the pods through a Service.",
 )
 def host_ports(evidence: Evidence, desired: spec.PayScopeSpec) -> Finding:
     def test(d: workloads.DeploymentFacts, c: workloads.ContainerFacts) -> str | None:
@@ -247,6 +259,7 @@ def image_problem(image: str) -> str | None:
     Severity.HIGH,
     "Every container's image is pinned: a digest, or at least a tag other than latest.",
     "No image is untagged or :latest (a digest is preferred: a tag can be moved; the message counts tag-only images).",
+    fix="Reference every image by digest (image@sha256:...) or at least by a version tag; never :latest or no tag.",
 )
 def image_pinned(evidence: Evidence, desired: spec.PayScopeSpec) -> Finding:
     fix = "Pin every image (a digest, or a version tag)"
@@ -282,6 +295,7 @@ def _literal_secrets(d: workloads.DeploymentFacts, c: workloads.ContainerFacts) 
     "Such variables come from valueFrom.secretKeyRef (or a mounted Secret), never from value. Values are judged by"
     " shape only and never shown.",
     "A/Environment Variables/Secrets handling (JWT keys, API keys)",
+    fix="Move the value into a Secret and reference it with valueFrom.secretKeyRef (or mount the Secret as a file).",
 )
 def env_secrets(evidence: Evidence, desired: spec.PayScopeSpec) -> Finding:
     fix = "Move these into a Secret and use valueFrom.secretKeyRef"
@@ -296,6 +310,7 @@ def env_secrets(evidence: Evidence, desired: spec.PayScopeSpec) -> Finding:
     title="No pod mounts a Kubernetes API token it does not need.",
     passes_when="automountServiceAccountToken is false on the pod template (otherwise Warn: waive it where PayScope"
     " calls the Kubernetes API).",
+    fix="Set automountServiceAccountToken: false on the pod template, unless PayScope calls the Kubernetes API.",
 )
 def service_account_token(evidence: Evidence, desired: spec.PayScopeSpec) -> Finding:
     existing = _existing(evidence)
@@ -320,6 +335,8 @@ def service_account_token(evidence: Evidence, desired: spec.PayScopeSpec) -> Fin
     title="A NetworkPolicy restricting ingress selects each declared Deployment's pods.",
     passes_when="For every Deployment, a NetworkPolicy with policyType Ingress whose podSelector matches its pod"
     " labels (only ones that admit every peer on every port: Warn).",
+    fix="Add a NetworkPolicy with policyTypes [Ingress] whose podSelector matches the Deployment's pod labels and"
+    " admits only the callers PayScope needs.",
     covers=(registry.Cover("G/Bank Isolation/No data leakage paths", Grade.INFERRED),),
 )
 def network_policy(evidence: kubernetes.NetworkEvidence, desired: spec.PayScopeSpec) -> Finding:
