@@ -16,6 +16,7 @@ personal data) or a credential.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import neo4j
 import neo4j.exceptions
@@ -39,11 +40,35 @@ _TRANSPORT_ERRORS = (
 )
 
 
-def driver(uri: str, user: str, password: str) -> neo4j.AsyncDriver:
-    """A driver with short connection timeouts and no transparent retries (we retry per pass)."""
+Check = Callable[[str, int], Awaitable[Sequence[str]]]
+"""``(host, port) -> addresses`` allowed for it; raises to refuse the connection (the egress policy)."""
+
+
+def _resolver(uri: str, check: Check) -> Callable[[neo4j.Address], Awaitable[Iterable[neo4j.Address]]]:
+    """The driver's custom resolver: every address it connects to, routing table entries too, is checked.
+
+    Plain Bolt connects to the checked addresses; over TLS the name stays (the certificate
+    names it) and every address it resolves to has been checked.
+    """
+    tls = uri.split("://", 1)[0].endswith(("+s", "+ssc"))
+
+    async def resolve(address: neo4j.Address) -> Iterable[neo4j.Address]:
+        host, port = str(address[0]), int(address[1])
+        allowed = await check(host, port)
+        return [address] if tls else [neo4j.Address((found, port)) for found in allowed]
+
+    return resolve
+
+
+def driver(uri: str, user: str, password: str, *, check: Check) -> neo4j.AsyncDriver:
+    """A driver with short connection timeouts and no transparent retries (we retry per pass).
+
+    ``check`` is applied to every address the driver connects to (see :func:`_resolver`).
+    """
     return neo4j.AsyncGraphDatabase.driver(
         uri,
         auth=(user, password),
+        resolver=_resolver(uri, check),
         connection_timeout=CONNECT_TIMEOUT,
         connection_acquisition_timeout=CONNECT_TIMEOUT * 2,
         max_transaction_retry_time=0,
