@@ -66,7 +66,7 @@ async def _s3(run: session.PassSession) -> AsyncIterator[Provisioners]:
         yield ()
         return
     client = await clients.s3(run)
-    yield (s3.provisioner.S3Provisioner(section, client),)
+    yield (s3.provisioner.S3Provisioner(section, client, owner=run.owner),)
 
 
 PROVISIONERS: tuple[provision.Factory, ...] = (
