@@ -139,4 +139,4 @@ def parse_comment(text: str | None, *, legacy: bool) -> Mark:
     if not words or words[0] != "payscope-operator":
         return Mark()
     fields = dict(word.partition("=")[::2] for word in words[1:])
-    return Mark(fields.get("owner-uid") or None, fields.get("owner") or None, legacy=legacy)
+    return Mark(fields.get("owner-uid") or None, fields.get("owner") or None)

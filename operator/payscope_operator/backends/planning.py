@@ -71,19 +71,20 @@ class PlanBuilder:
             self.objects.append(base.ObjectState(kind, name, status.ProvisionState.FAILED, reason, message))
         self.block(reason, message if blocker is None else blocker, permanent=permanent)
 
-    def foreign(self, kind: str, name: str, verdict: ownership.Verdict, would: Iterable[base.Action] = ()) -> None:
+    def foreign(self, kind: str, name: str, verdict: ownership.Verdict, differences: Iterable[str] = ()) -> None:
         """The object exists and is not this resource's: state Foreign, saying what Full would have changed.
 
-        Nothing is planned for it. When another resource owns it, a permanent blocker
-        (``OwnedByAnotherResource``) names that resource.
+        ``differences`` name what differs from the spec (an action's detail). Nothing is
+        planned for the object. When another resource owns it, a permanent blocker
+        (``OwnedByAnotherResource``) names that resource (once per verdict naming an ``owner``).
         """
-        differences = [action.detail or f"{action.verb} {action.kind}" for action in would]
+        differences = list(differences)
         message = verdict.message + (f"; differs from the spec: {'; '.join(differences)}" if differences else "")
         reason = verdict.standing.value if verdict.standing is ownership.Standing.OWNED_ELSEWHERE else ""
         self.objects.append(
             base.ObjectState(kind, name, status.ProvisionState.FOREIGN, reason, message, matches=not differences)
         )
-        if verdict.standing is ownership.Standing.OWNED_ELSEWHERE:
+        if verdict.standing is ownership.Standing.OWNED_ELSEWHERE and verdict.owner:
             self.block(
                 conditions.Reason.OWNED_BY_ANOTHER_RESOURCE,
                 f"{kind} {name} is owned by PayScopeDeployment {verdict.owner}",

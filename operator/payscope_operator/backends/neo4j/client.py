@@ -16,7 +16,8 @@ personal data) or a credential.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import neo4j
 import neo4j.exceptions
@@ -84,7 +85,9 @@ class Client:
         self._database = database
         self._timeout = timeout
 
-    async def run(self, text: str) -> tuple[list[neo4j.Record], neo4j.SummaryCounters]:
+    async def run(
+        self, text: str, parameters: Mapping[str, Any] | None = None
+    ) -> tuple[list[neo4j.Record], neo4j.SummaryCounters]:
         """One auto-commit statement (no driver retry) under both timeouts.
 
         Transport faults and timeouts become ``errors.DependencyUnavailable``, refused
@@ -100,7 +103,7 @@ class Client:
                     notifications_min_severity=neo4j.NotificationMinimumSeverity.OFF,
                 ) as session,
             ):
-                result = await session.run(neo4j.Query(text, timeout=self._timeout))
+                result = await session.run(neo4j.Query(text, timeout=self._timeout), dict(parameters or {}))
                 records = [record async for record in result]
                 return records, (await result.consume()).counters
         except TimeoutError:
@@ -116,10 +119,10 @@ class Client:
                 raise self._timed_out() from None
             raise
 
-    async def read(self, text: str) -> list[neo4j.Record]:
+    async def read(self, text: str, parameters: Mapping[str, Any] | None = None) -> list[neo4j.Record]:
         """A read: any server refusal is a dependency fault (it names the code, never the message)."""
         try:
-            records, _ = await self.run(text)
+            records, _ = await self.run(text, parameters)
             return records
         except neo4j.exceptions.Neo4jError as exc:
             raise errors.DependencyUnavailable(f"Neo4j failed a schema read ({exc.code})") from None

@@ -104,7 +104,7 @@ def plan_s3(
             continue
         verdict = ownership.judge(owner, seen.mark, adopt=bucket.adopt)
         if not verdict.manage:
-            out.foreign("Bucket", bucket.name, verdict, actions)
+            out.foreign("Bucket", bucket.name, verdict, [action.detail for action in actions])
             continue
         if verdict.mark and model.Feature.TAGGING not in seen.unsupported:
             out.act(
