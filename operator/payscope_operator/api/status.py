@@ -238,6 +238,9 @@ class PayScopeStatus(fields.SpecModel):
     )
     provisioned: Provisioned | None = Field(None, description="External objects the operator provisions.")
     plan: tuple[Message, ...] = Field(
-        (), max_length=200, description="Actions Full management would take (ObserveOnly and Paused previews)."
+        (),
+        max_length=200,
+        description="Actions Full management would take (ObserveOnly and Paused previews), and the declared"
+        " objects left as found because this resource does not own them (Foreign).",
     )
     last_audit_time: Timestamp | None = Field(None, description="When the last audit cycle completed.")

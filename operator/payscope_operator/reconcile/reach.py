@@ -39,9 +39,10 @@ POSTGRES_AMBIENT_KEYS = frozenset(
     {"passfile", "service", "servicefile", "sslcert", "sslkey", "sslpassword", "krbsrvname", "gsslib", "gssdelegation"}
 )
 """libpq options that make the driver use the operator's files, services or Kerberos tickets."""
-POSTGRES_NO_AMBIENT = {"passfile": "/dev/null", "sslcertmode": "disable", "gssencmode": "disable"}
+POSTGRES_NO_AMBIENT = {"passfile": "/proc/self/no-passfile", "sslcertmode": "disable", "gssencmode": "disable"}
 """Set on every Postgres connection unless ambient credentials are allowed (PGPASSWORD, ~/.pgpass,
-~/.postgresql/postgresql.crt and a Kerberos cache are then never consulted)."""
+~/.postgresql/postgresql.crt and a Kerberos cache are then never consulted). The passfile is a path
+that cannot exist (nothing can be created under /proc/self), which libpq skips in silence."""
 REDIS_QUERY_KEYS = frozenset({"db", "protocol", "client_name", "ssl_cert_reqs", "ssl_check_hostname"})
 """The only query parameters a Redis URL may carry: others could redirect the connection (host,
 path, connection_class) or load the operator's files (ssl_keyfile, ssl_certfile, ssl_ca_certs)."""

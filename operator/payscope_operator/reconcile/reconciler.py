@@ -275,9 +275,8 @@ async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.dat
         reconciling=outcome.pending() if stall is None else None,
         paused=resource.paused,
     )
-    draft = report.Draft(
-        facts, checks=audited.bounded(), plans=outcome.plans, preview=[a.describe() for a in outcome.preview]
-    )
+    preview = [a.describe() for a in outcome.preview] + outcome.foreign()
+    draft = report.Draft(facts, checks=audited.bounded(), plans=outcome.plans, preview=preview)
     published = await _publish(deps, resource, writer, draft, now)
     deps.observer.pass_finished(resource, published.status, time.monotonic() - started, audit_seconds)
     return _result(writer, published, stalled=stall is not None)

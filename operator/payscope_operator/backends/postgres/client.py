@@ -86,6 +86,10 @@ async def open_postgres(
         text = str(exc).lower()
         if "password authentication failed" in text or "no pg_hba.conf entry" in text:
             raise errors.PermissionDenied(f"Postgres at {where} refused the credentials") from None
+        if "no password supplied" in text:
+            raise errors.PermissionDenied(
+                f"Postgres at {where} asks for a password and the connection string gives none"
+            ) from None
         raise errors.DependencyUnavailable(f"Postgres at {where} is unreachable ({type(exc).__name__})") from None
 
 
