@@ -222,3 +222,28 @@ def test_foreign_objects_that_differ_are_drift_and_matching_ones_are_provisioned
     matching = outcome(matches=True).summary(managed=True)
     assert (matching.reason, matching.status) == ("Provisioned", status.ConditionStatus.TRUE)
     assert "1 of them Foreign" in matching.message
+
+
+# ---- the flags ---------------------------------------------------------------------------------
+
+
+def test_the_run_flags_default_to_no_lending_and_a_one_mib_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    from payscope_operator import cli
+
+    for name in ("PAYSCOPE_ALLOWED_EGRESS", "PAYSCOPE_ALLOW_AMBIENT_CREDENTIALS", "PAYSCOPE_MAX_RESPONSE_BYTES"):
+        monkeypatch.delenv(name, raising=False)
+    args = cli.parser().parse_args(["run"])
+    assert (args.allowed_egress, args.allow_ambient_credentials, args.max_response_bytes) == ("", False, 1 << 20)
+    monkeypatch.setenv("PAYSCOPE_ALLOW_AMBIENT_CREDENTIALS", "true")
+    monkeypatch.setenv("PAYSCOPE_ALLOWED_EGRESS", "10.0.0.0/8")
+    args = cli.parser().parse_args(["run", "--max-response-bytes", "2048"])
+    assert (args.allowed_egress, args.allow_ambient_credentials, args.max_response_bytes) == ("10.0.0.0/8", True, 2048)
+    with pytest.raises(SystemExit):
+        cli.parser().parse_args(["run", "--max-response-bytes", "0"])
+
+
+def test_an_unreadable_allowlist_stops_the_operator_before_it_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from payscope_operator import cli
+
+    with pytest.raises(SystemExit, match="PAYSCOPE_ALLOWED_EGRESS: 'http://x'"):
+        cli.main(["run", "--allowed-egress", "http://x"])
