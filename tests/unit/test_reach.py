@@ -166,6 +166,16 @@ def test_judge(mark: ownership.Mark, adopt: bool, standing: ownership.Standing) 
         assert (mark.resource or mark.uid or "") in verdict.owner
 
 
+def test_without_a_uid_the_standalone_audit_knows_its_objects_by_name() -> None:
+    standalone = ownership.Owner("", "payscope", "prod")
+    assert ownership.judge(standalone, ownership.Mark("uid-1", "payscope/prod"), adopt=False).standing is (
+        ownership.Standing.OURS
+    )
+    assert ownership.judge(standalone, ownership.Mark("uid-2", "team/other"), adopt=False).standing is (
+        ownership.Standing.OWNED_ELSEWHERE
+    )
+
+
 def test_comments_round_trip_and_a_strangers_comment_is_no_mark() -> None:
     assert ownership.parse_comment(ownership.comment_of(OWNER), legacy=True) == ownership.Mark.of(OWNER)
     assert ownership.parse_comment(None, legacy=True) == ownership.Mark(legacy=True)

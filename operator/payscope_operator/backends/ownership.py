@@ -34,7 +34,11 @@ ADOPT_HINT = "set adopt: true on its spec entry to take it over"
 
 @dataclass(frozen=True)
 class Owner:
-    """The PayScopeDeployment a provisioner works for."""
+    """The PayScopeDeployment a provisioner works for.
+
+    An empty ``uid`` (the standalone ``audit``/``plan`` commands, which read a file and not
+    the cluster) recognises its objects by namespace/name alone; it never writes a mark.
+    """
 
     uid: str
     namespace: str
@@ -88,7 +92,7 @@ class Verdict:
 
 def judge(owner: Owner, mark: Mark, *, adopt: bool) -> Verdict:
     """Ours, to migrate, foreign, or another resource's: see the module docstring for the rule."""
-    if mark.uid is not None and mark.uid == owner.uid:
+    if mark.uid is not None and (mark.uid == owner.uid or (not owner.uid and mark.resource == owner.resource)):
         return Verdict(Standing.OURS)
     if mark.uid is not None:
         other = mark.resource or f"uid {mark.uid}"
