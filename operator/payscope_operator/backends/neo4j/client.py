@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import neo4j
 import neo4j.exceptions
@@ -41,6 +41,9 @@ _TRANSPORT_ERRORS = (
 )
 
 
+T = TypeVar("T")
+Reader = Callable[[str, Mapping[str, Any] | None], Awaitable[list[neo4j.Record]]]
+"""``read(text, parameters)`` inside :meth:`Client.read_together`'s transaction."""
 Check = Callable[[str, int], Awaitable[Sequence[str]]]
 """``(host, port) -> addresses`` allowed for it; raises to refuse the connection (the egress policy)."""
 
@@ -118,6 +121,48 @@ class Client:
             if (exc.code or "").startswith("Neo.ClientError.Transaction.TransactionTimedOut"):
                 raise self._timed_out() from None
             raise
+
+    async def read_together(self, work: Callable[[Reader], Awaitable[T]]) -> T:
+        """Run ``work``'s reads in ONE read transaction (one server transaction, not one per statement).
+
+        ``work`` gets a ``read(text, parameters)`` function and may decide each statement from
+        the records of the last. Failures map as in :meth:`run`; a server refusal of a read is a
+        dependency fault naming the code only.
+        """
+        try:
+            async with (
+                asyncio.timeout(self._timeout + _CLIENT_GRACE),
+                self._driver.session(
+                    database=self._database,
+                    default_access_mode=neo4j.READ_ACCESS,
+                    notifications_min_severity=neo4j.NotificationMinimumSeverity.OFF,
+                ) as session,
+            ):
+                tx = await session.begin_transaction(timeout=self._timeout)
+                try:
+
+                    async def read(text: str, parameters: Mapping[str, Any] | None = None) -> list[neo4j.Record]:
+                        result = await tx.run(text, dict(parameters or {}))
+                        return [record async for record in result]
+
+                    value = await work(read)
+                    await tx.commit()
+                    return value
+                finally:
+                    if not tx.closed():
+                        await tx.close()
+        except TimeoutError:
+            raise self._timed_out() from None
+        except _TRANSPORT_ERRORS as exc:
+            raise errors.DependencyUnavailable(f"Neo4j is unreachable ({type(exc).__name__})") from None
+        except (neo4j.exceptions.AuthError, neo4j.exceptions.Forbidden) as exc:
+            raise errors.PermissionDenied(f"Neo4j refused the operator's credentials ({exc.code})") from None
+        except neo4j.exceptions.Neo4jError as exc:
+            if exc.code == "Neo.ClientError.Database.DatabaseNotFound":
+                raise errors.SpecUnsatisfiable(f"Neo4j database {self._database} does not exist") from None
+            if (exc.code or "").startswith("Neo.ClientError.Transaction.TransactionTimedOut"):
+                raise self._timed_out() from None
+            raise errors.DependencyUnavailable(f"Neo4j failed a schema read ({exc.code})") from None
 
     async def read(self, text: str, parameters: Mapping[str, Any] | None = None) -> list[neo4j.Record]:
         """A read: any server refusal is a dependency fault (it names the code, never the message)."""

@@ -83,24 +83,28 @@ class Neo4jProvisioner:
         _, counters = await self._client.run(text)
         return counters.constraints_added + counters.indexes_added > 0
 
-    async def read_server(self) -> model.ServerInfo:
-        """Version and edition of the kernel; Neo4j 4 and older are refused (other schema syntax)."""
-        server = cypher.server_of(await self._client.read(cypher.COMPONENTS))
-        if server is None:
-            raise errors.DependencyUnavailable("Neo4j did not report its kernel version")
-        major = server.version.split(".")[0]
-        if not major.isdigit() or int(major) < 5:
-            raise errors.SpecUnsatisfiable(f"Neo4j {server.version} is not supported: 5 or later is required")
-        return server
+    async def read_state(self) -> model.GraphState:
+        """Server, schema, and the ownership markers of every object that matters to the declared ones.
 
-    async def read_schema(self, server: model.ServerInfo) -> model.GraphState:
-        """The schema, and the ownership markers of every object that matters to the declared ones."""
-        constraints = tuple(cypher.constraint_of(r) for r in await self._client.read(cypher.SHOW_CONSTRAINTS))
-        indexes = tuple(cypher.index_of(r) for r in await self._client.read(cypher.SHOW_INDEXES))
-        state = model.GraphState(server, constraints, indexes)
-        names = sorted(self._relevant(state))
-        marks = cypher.marks_of(await self._client.read(cypher.READ_MARKS, {"names": names})) if names else {}
-        return dataclasses.replace(state, marks=marks)
+        One read transaction: ``dbms.components()``, ``SHOW CONSTRAINTS``, ``SHOW INDEXES`` and
+        the marker nodes. Neo4j 4 and older are refused (other schema syntax).
+        """
+
+        async def read(run: client.Reader) -> model.GraphState:
+            server = cypher.server_of(await run(cypher.COMPONENTS, None))
+            if server is None:
+                raise errors.DependencyUnavailable("Neo4j did not report its kernel version")
+            major = server.version.split(".")[0]
+            if not major.isdigit() or int(major) < 5:
+                raise errors.SpecUnsatisfiable(f"Neo4j {server.version} is not supported: 5 or later is required")
+            constraints = tuple(cypher.constraint_of(r) for r in await run(cypher.SHOW_CONSTRAINTS, None))
+            indexes = tuple(cypher.index_of(r) for r in await run(cypher.SHOW_INDEXES, None))
+            state = model.GraphState(server, constraints, indexes)
+            names = sorted(self._relevant(state))
+            marks = cypher.marks_of(await run(cypher.READ_MARKS, {"names": names})) if names else {}
+            return dataclasses.replace(state, marks=marks)
+
+        return await self._client.read_together(read)
 
     def _relevant(self, state: model.GraphState) -> set[str]:
         """Names whose owner the plan may ask about: declared names, and what stands in for them."""
@@ -119,7 +123,7 @@ class Neo4jProvisioner:
 
     async def observe(self) -> model.GraphState:
         """Server, schema, duplicates blocking missing uniqueness constraints, and drift memory."""
-        state = await self.read_schema(await self.read_server())
+        state = await self.read_state()
         violations = set()
         for obj in model.desired_objects(self._desired):
             present = plan.find_present(obj, state)
@@ -176,7 +180,7 @@ class Neo4jProvisioner:
 
     async def teardown(self) -> base.TeardownResult:
         """Drop the declared objects under our name that this resource owns; keep every other one."""
-        state = await self.read_schema(await self.read_server())
+        state = await self.read_state()
         removed: list[str] = []
         kept: list[str] = []
         owner = self._owner
