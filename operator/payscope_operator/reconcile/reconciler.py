@@ -2,9 +2,13 @@
 
 ``reconcile`` is the entry point the scheduler calls. On a new generation it
 first says so (Ready False, Reconciling). It never raises for a problem of the
-resource: an invalid spec, a missing Secret or a permission problem becomes
-``Stalled`` with a reason naming the field or the object, a dependency that is
-down turns its checks Unknown. Everything it reports goes through one
+resource: an invalid spec, a missing Secret, a permission problem, an endpoint
+outside the operator's egress policy or a section that would need the operator's
+own credentials becomes ``Stalled`` with a reason naming the field or the object
+(``EgressDenied``, ``CredentialsRequired`` and ``OwnedByAnotherResource`` included),
+a dependency that is down turns its checks Unknown. Every client of the pass acts
+for the resource's uid and within the operator's reach (``Dependencies.egress``,
+``Dependencies.ambient_credentials``). Everything it reports goes through one
 ``status_writer.StatusWriter`` per pass: the stored status is parsed once, the
 status is written only when it differs from what the API server holds, a
 failed write is retried alone (never the probes), and Events follow the write.
