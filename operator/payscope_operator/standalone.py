@@ -139,7 +139,8 @@ async def evaluate(spec: dict[str, Any], cluster: LocalCluster, *, namespace: st
     """Run one ObserveOnly pass with the local stand-in; return the status it computed."""
     spec = {**spec, "managementPolicy": "ObserveOnly", "deletionPolicy": "Retain"}
     spec.pop("workloads", None)
-    resource = reconciler.Resource(namespace, name, "standalone", 1, None, {}, spec, None)
+    # No uid: the objects this resource owns are recognised by the namespace/name they record.
+    resource = reconciler.Resource(namespace, name, "", 1, None, {}, spec, None)
     deps = reconciler.Dependencies(cluster=cluster, observer=telemetry.Metrics(), provisioners=systems.PROVISIONERS)
     try:
         result = await reconciler.reconcile(deps, resource, now=datetime.datetime.now(datetime.UTC))

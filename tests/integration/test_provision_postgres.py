@@ -22,10 +22,11 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from payscope_operator import errors
 from payscope_operator.api import postgres_spec, spec, status
-from payscope_operator.backends import base, postgres
+from payscope_operator.backends import base, ownership, postgres
 
 pytestmark = pytest.mark.integration
 
+OWNER = ownership.Owner("1e1e1e1e-0000-4000-8000-000000000123", "payscope", "prod")
 READY = status.ProvisionState.READY
 APP_PASSWORD = "app-pass-1"
 BANK_A, BANK_B = "bank-a", "bank-b"
@@ -57,7 +58,7 @@ def spec_of(*names: str, app_role: str | None, force: bool = True) -> postgres.m
     section = postgres_spec.Postgres.model_validate(
         {"connection": {"secretRef": {"name": "pg", "key": "dsn"}}, "appRole": app_role, "tables": tables}
     )
-    return postgres.model.Desired(section, spec.Tenancy())
+    return postgres.model.Desired(section, spec.Tenancy(), OWNER)
 
 
 @pytest.fixture
@@ -147,8 +148,8 @@ async def test_first_pass_isolates_banks_for_text_uuid_and_integer_keys(
     plan = await run_pass(provisioner)
     assert len(plan.actions) == 9
     assert not plan.blockers
-    assert provisioner.log.change_count == 12  # 3 x (policy + enable + force + index)
-    assert sorted(set(ddl)) == ["ALTER TABLE", "CREATE INDEX", "CREATE POLICY"]
+    assert provisioner.log.change_count == 18  # 3 x (policy + its owner comment + enable + force + index + comment)
+    assert sorted(set(ddl)) == ["ALTER TABLE", "COMMENT", "CREATE INDEX", "CREATE POLICY"]
     converged = provisioner.plan(await provisioner.observe())
     assert converged.converged
     assert {obj.state for obj in converged.objects} == {READY}
@@ -201,7 +202,7 @@ async def test_out_of_band_drift_is_reported_then_corrected(
 
     fixer = postgres.provisioner.PostgresProvisioner(conn, desired)
     await run_pass(fixer)
-    assert fixer.log.change_count == 7
+    assert fixer.log.change_count == 11  # 7 changes, and an owner comment with each policy and index created
     assert postgres.provisioner.PostgresProvisioner(conn, desired).plan(await fixer.observe()).converged
     assert_isolated(pg_dsn, app_role)
 

@@ -24,10 +24,11 @@ from psycopg.conninfo import make_conninfo
 
 from payscope_operator import errors
 from payscope_operator.api import postgres_spec, spec, status
-from payscope_operator.backends import base, postgres, timescale
+from payscope_operator.backends import base, ownership, postgres, timescale
 
 pytestmark = pytest.mark.integration
 
+OWNER = ownership.Owner("1e1e1e1e-0000-4000-8000-000000000123", "payscope", "prod")
 READY = status.ProvisionState.READY
 FAILED = status.ProvisionState.FAILED
 COMPRESSED = {"after": "30d", "segmentBy": ["bank_id"], "orderBy": ["created_at DESC"]}
@@ -110,7 +111,8 @@ async def run_pass(
     apply: bool = True,
 ) -> tuple[base.Plan, base.Plan]:
     """The pipeline's order on one connection: row-level security, then TimescaleDB."""
-    security = postgres.provisioner.PostgresProvisioner(conn, postgres.model.Desired(desired, spec.Tenancy()), log=log)
+    rls = postgres.model.Desired(desired, spec.Tenancy(), OWNER)
+    security = postgres.provisioner.PostgresProvisioner(conn, rls, log=log)
     security_plan = security.plan(await security.observe())
     for action in security_plan.actions if apply else ():
         await security.apply(action)
@@ -140,7 +142,7 @@ async def test_create_from_nothing_then_an_unchanged_pass_sends_nothing(
     _, plan = await run_pass(conn, desired, first)
     # The probe is live (TimescaleDB handles DDL on hypertables itself and fires no event
     # trigger for it, so it sees the statements sent while tables are still plain).
-    assert sorted(set(ddl)) == ["ALTER TABLE", "CREATE INDEX", "CREATE POLICY"]
+    assert sorted(set(ddl)) == ["ALTER TABLE", "COMMENT", "CREATE INDEX", "CREATE POLICY"]
     ddl.clear()
     assert [a.describe().split(" (")[0] for a in plan.actions] == [
         f"timescaledb: create Hypertable {schema}.metrics",
@@ -150,7 +152,7 @@ async def test_create_from_nothing_then_an_unchanged_pass_sends_nothing(
         f"timescaledb: create Hypertable {schema}.tx",
         f"timescaledb: create RetentionPolicy {schema}.tx",
     ]
-    assert first.change_count == 10  # + RLS of tx: policy, enable, force, index
+    assert first.change_count == 12  # + RLS of tx: policy, enable, force, index, and the owner comments of both
     assert await one(conn, f"SELECT count(*) FROM {schema}.metrics") == 60  # existing rows migrated
     assert await one(conn, f"SELECT count(*) FROM show_chunks('{schema}.metrics')") >= 8
     settings = await one(

@@ -20,6 +20,7 @@ import httpx
 
 from payscope_operator import errors
 from payscope_operator.api import secret_references, spec
+from payscope_operator.backends import ownership
 from payscope_operator.kube import policies, workloads
 
 Closer = Callable[[], Awaitable[None]]
@@ -83,6 +84,18 @@ class Stores(Protocol):
 
     async def s3(self) -> Any: ...
 
+    async def redis(self, timeout: float) -> Any:
+        """The broker client of ``spec.redis`` (its URL checked against the egress policy)."""
+        ...
+
+    async def payscope_api(self) -> httpx.AsyncClient:
+        """The client of ``spec.api.url``: egress-checked, bodies read with the size cap."""
+        ...
+
+    def anonymous_http(self, field: str, timeout: float) -> httpx.AsyncClient:
+        """A client without credentials under the same policy and cap; the caller closes it."""
+        ...
+
 
 class Session(Protocol):
     """What every evidence source of one pass reads."""
@@ -107,6 +120,11 @@ class Session(Protocol):
 
     @property
     def stores(self) -> Stores: ...
+
+    @property
+    def owner(self) -> ownership.Owner:
+        """The resource the pass works for, as provisioners judge what it owns."""
+        ...
 
     @property
     def provisioned_neo4j(self) -> tuple[str, ...]:

@@ -50,6 +50,7 @@ from payscope_operator.api import conditions, fields, spec, status
 E = TypeVar("E")
 V = TypeVar("V")
 Grade = status.EvidenceGrade
+CheckReason = status.CheckReason
 
 
 STRENGTH = (Grade.OBSERVED, Grade.INFERRED, Grade.REPORTED)
@@ -87,6 +88,7 @@ class Finding:
     status: status.CheckStatus
     message: str
     evidence: str | None = None
+    reason: CheckReason | None = None  # overrides the reason the status implies (ResponseTooLarge...)
 
     @classmethod
     def passed(cls, message: str, evidence: str | None = None) -> Finding:
@@ -101,8 +103,8 @@ class Finding:
         return cls(status.CheckStatus.WARN, message, evidence)
 
     @classmethod
-    def unknown(cls, message: str, evidence: str | None = None) -> Finding:
-        return cls(status.CheckStatus.UNKNOWN, message, evidence)
+    def unknown(cls, message: str, evidence: str | None = None, *, reason: CheckReason | None = None) -> Finding:
+        return cls(status.CheckStatus.UNKNOWN, message, evidence, reason)
 
     @classmethod
     def not_configured(cls, message: str) -> Finding:

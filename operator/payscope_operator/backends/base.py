@@ -3,9 +3,11 @@
 A provisioner makes one external system match one section of the spec. It
 reads the actual state (``observe``), hands it with the desired section to a
 pure planning function that returns an ordered :class:`Plan`, and applies the
-plan's actions one by one. It only ever drops or deletes objects it created,
-recognised by a deterministic ``payscope_`` name or tag. This module holds the
-shared result types and the Protocol; it talks to no server.
+plan's actions one by one. It only ever changes, drops or deletes objects its
+resource owns: created by it (its uid recorded on the object, ``ownership``),
+migrated from an earlier operator version, or adopted (``adopt: true``); any other
+object that exists is ``Foreign``, observed and audited only. This module holds
+the shared result types and the Protocol; it talks to no server.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class ObjectState:
     """A managed object and its state, as listed in ``status.provisioned.<system>``.
 
     ``Failed`` objects carry the reason they cannot be provisioned (TableNotFound...).
+    ``Foreign`` objects (not this resource's) say in ``matches`` whether they already are
+    as declared, which is what the audit judges.
     """
 
     kind: str
@@ -62,6 +66,13 @@ class ObjectState:
     state: status.ProvisionState
     reason: str = ""
     message: str = ""
+    matches: bool = False
+
+    @property
+    def as_declared(self) -> bool:
+        """Present and as the spec declares it, whoever owns it."""
+        state = status.ProvisionState
+        return self.state is state.READY or (self.state is state.FOREIGN and self.matches)
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,15 @@ class Outcome:
         ]
         return f"Waiting for {', '.join(names[:5])} to become ready." if names else None
 
+    def foreign(self) -> list[str]:
+        """One ``status.plan`` line per object left as found because this resource does not own it."""
+        return [
+            f"{p.system}: leave {o.kind} {o.name} as found (Foreign: {o.message})"
+            for p in self.plans
+            for o in p.objects
+            if o.state == status.ProvisionState.FOREIGN
+        ]
+
     def summary(self, *, managed: bool) -> readiness.Provisioning:
         """The Provisioned condition's status, reason and message."""
         transient = [f for f in self.failures if not f.permanent]
@@ -108,8 +117,16 @@ class Outcome:
             return readiness.Provisioning(
                 CS.FALSE, Reason.PROVISIONING_FAILED, "Changes applied but not yet verified: " + ", ".join(unconverged)
             )
+        foreign = [(p.system, o) for p in self.plans for o in p.objects if o.state == status.ProvisionState.FOREIGN]
+        differing = [f"{system} {o.kind} {o.name}" for system, o in foreign if not o.matches]
+        if differing:
+            message = f"{', '.join(differing[:5])}: not created by this resource and not as declared; left as found"
+            return readiness.Provisioning(CS.FALSE, Reason.DRIFT_DETECTED, message + " (adopt: true takes one over).")
         count = sum(len(p.objects) for p in self.plans)
-        return readiness.Provisioning(CS.TRUE, Reason.PROVISIONED, f"All {count} declared objects exist and match.")
+        kept = f" ({len(foreign)} of them Foreign: not created by this resource, left as found)" if foreign else ""
+        return readiness.Provisioning(
+            CS.TRUE, Reason.PROVISIONED, f"All {count} declared objects exist and match{kept}."
+        )
 
 
 async def _one(provisioner: base.Provisioner[Any], *, apply: bool, outcome: Outcome) -> None:

@@ -27,7 +27,7 @@ async def _postgres(run: session.PassSession) -> AsyncIterator[Provisioners]:
         return
     async with clients.postgres(run) as conn:
         found: list[base.Provisioner[Any]] = [
-            postgres.provisioner.PostgresProvisioner(conn, postgres.model.Desired(section, run.spec.tenancy))
+            postgres.provisioner.PostgresProvisioner(conn, postgres.model.Desired(section, run.spec.tenancy, run.owner))
         ]
         if any(t.hypertable is not None for t in section.tables):
             found.append(timescale.provisioner.TimescaleProvisioner(conn, section))
@@ -46,7 +46,7 @@ async def _neo4j(run: session.PassSession) -> AsyncIterator[Provisioners]:
         yield ()
         return
     driver = await clients.neo4j(run)
-    yield (neo4j.provisioner.Neo4jProvisioner(driver, section, known=_known_graph_objects(run)),)
+    yield (neo4j.provisioner.Neo4jProvisioner(driver, section, owner=run.owner, known=_known_graph_objects(run)),)
 
 
 @contextlib.asynccontextmanager
@@ -56,7 +56,7 @@ async def _pinecone(run: session.PassSession) -> AsyncIterator[Provisioners]:
         yield ()
         return
     http = await clients.pinecone(run)
-    yield (pinecone.provisioner.PineconeProvisioner(section, http),)
+    yield (pinecone.provisioner.PineconeProvisioner(section, http, owner=run.owner),)
 
 
 @contextlib.asynccontextmanager
@@ -66,7 +66,7 @@ async def _s3(run: session.PassSession) -> AsyncIterator[Provisioners]:
         yield ()
         return
     client = await clients.s3(run)
-    yield (s3.provisioner.S3Provisioner(section, client),)
+    yield (s3.provisioner.S3Provisioner(section, client, owner=run.owner),)
 
 
 PROVISIONERS: tuple[provision.Factory, ...] = (

@@ -17,7 +17,7 @@ import pytest
 from payscope_operator.api import spec, status
 from payscope_operator.audit import catalog
 from payscope_operator.audit.sources import neo4j, pinecone, s3
-from payscope_operator.backends import base
+from payscope_operator.backends import base, ownership
 from payscope_operator.backends.neo4j import model as neo4j_model
 from payscope_operator.backends.neo4j import plan as neo4j_plan
 from payscope_operator.backends.pinecone import model as pinecone_model
@@ -93,13 +93,18 @@ def graph(
     untenanted: dict[str, int] | None = None,
 ) -> neo4j.GraphEvidence:
     assert SPEC.neo4j is not None
-    plan = neo4j_plan.plan_neo4j(SPEC.neo4j, neo4j_model.GraphState(SERVER, constraints, indexes))
+    names = [c.name for c in constraints] + [i.name for i in indexes]
+    marks = {name: ownership.Mark.of(OWNER) for name in names}
+    plan = neo4j_plan.plan_neo4j(
+        SPEC.neo4j, neo4j_model.GraphState(SERVER, constraints, indexes, marks=marks), owner=OWNER
+    )
     counts = {"Account": 0, "Transaction": 0} if untenanted is None else untenanted
     return neo4j.GraphEvidence(URI, plan, SERVER.version, SERVER.edition, counts)
 
 
 # Pinecone ---------------------------------------------------------------------------------------
 
+OWNER = ownership.Owner("6f6f6f6f-0000-4000-8000-00000000eeee", "payscope", "prod")
 READY_INDEX = pinecone_model.ObservedIndex(
     name=INDEX,
     dimension=1536,
@@ -109,7 +114,7 @@ READY_INDEX = pinecone_model.ObservedIndex(
     region="us-east-1",
     pod=None,
     deletion_protection=True,
-    tags={base.MANAGED_TAG_KEY: base.MANAGED_TAG_VALUE},
+    tags=pinecone_model.owner_tags(OWNER),
     ready=True,
     state="Ready",
     host="payscope-rag-abc123.svc.pinecone.io",
@@ -130,7 +135,10 @@ def vector_evidence(
         {} if index is None or stats_errors else {INDEX: pinecone_model.IndexStats(counts, 1536, sum(counts.values()))}
     )
     return pinecone.VectorEvidence(
-        "https://api.pinecone.io", pinecone_plan.plan_pinecone(SPEC.pinecone, observed), stats, stats_errors or {}
+        "https://api.pinecone.io",
+        pinecone_plan.plan_pinecone(SPEC.pinecone, observed, owner=OWNER),
+        stats,
+        stats_errors or {},
     )
 
 

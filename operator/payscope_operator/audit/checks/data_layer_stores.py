@@ -25,16 +25,16 @@ Severity = status.Severity
 Grade = registry.Grade
 Finding = registry.Finding
 CHECKS = registry.Registry()
-Ready = status.ProvisionState.READY
 BucketTest = Callable[[stores_spec.Bucket, s3_evidence.BucketFacts, s3.BucketEvidence], str | None]
 
 
 def _objects(plan: base.Plan, kind: str | None, what: str, where: str) -> Finding:
-    """Pass when every object of ``kind`` in the plan (every object, for None) is Ready."""
+    """Pass when every object of ``kind`` in the plan (every object, for None) is as declared (Ready, or Foreign
+    and matching: the audit judges the object, whoever owns it)."""
     states = [o for o in plan.objects if kind is None or o.kind.lower() == kind.lower()]
     if not states:
         return Finding.not_configured(f"No {what} is declared.")
-    bad = [o for o in states if o.state != Ready]
+    bad = [o for o in states if not o.as_declared]
     if bad:
         shown = "; ".join(
             f"{o.name}: {o.state.value}{' (' + (o.message or o.reason) + ')' if o.message or o.reason else ''}"

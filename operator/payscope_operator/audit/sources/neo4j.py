@@ -38,7 +38,9 @@ def declared_labels(section: stores_spec.Neo4j) -> list[str]:
 async def _gather(run: context.Session) -> GraphEvidence:
     section = run.spec.neo4j
     assert section is not None  # the source is configured only when spec.neo4j is set
-    provisioner = neo4j_provisioner.Neo4jProvisioner(await run.stores.neo4j(), section, known=run.provisioned_neo4j)
+    provisioner = neo4j_provisioner.Neo4jProvisioner(
+        await run.stores.neo4j(), section, owner=run.owner, known=run.provisioned_neo4j
+    )
     state = await provisioner.observe()
     untenanted: dict[str, int] = {}
     if run.spec.tenancy is not None:

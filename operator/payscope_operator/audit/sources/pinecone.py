@@ -30,7 +30,7 @@ class VectorEvidence:
 async def _gather(run: context.Session) -> VectorEvidence:
     section = run.spec.pinecone
     assert section is not None  # the source is configured only when spec.pinecone is set
-    provisioner = pinecone_provisioner.PineconeProvisioner(section, await run.stores.pinecone())
+    provisioner = pinecone_provisioner.PineconeProvisioner(section, await run.stores.pinecone(), owner=run.owner)
     observed = await provisioner.observe()
     stats: dict[str, pinecone_model.IndexStats] = {}
     failed: dict[str, str] = {}

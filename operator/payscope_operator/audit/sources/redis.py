@@ -24,9 +24,7 @@ async def _gather(run: context.Session) -> redis_evidence.BrokerFacts:
     ref = redis.connection.secret_ref
     url = context.reveal(run, ref.name, ref.key, "spec.redis.connection.secretRef")
     timeout = fields.parse_duration(run.spec.audit.probe_timeout).total_seconds()
-    client: aioredis.Redis = await run.clients.get(
-        "redis.broker", hash((url, timeout)), lambda: redis_client.build_client(url, timeout)
-    )
+    client: aioredis.Redis = await run.stores.redis(timeout)  # checked against the egress policy
     return await redis_evidence.observe(client, redis_client.address_of(url), redis.dead_letter_queue)
 
 

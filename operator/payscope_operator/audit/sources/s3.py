@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
-
 from payscope_operator.api import fields
 from payscope_operator.audit import context, registry
 from payscope_operator.backends.s3 import evidence as s3_evidence
@@ -31,12 +29,12 @@ class BucketEvidence:
 async def _gather(run: context.Session) -> BucketEvidence:
     section = run.spec.object_storage
     assert section is not None  # the source is configured only when spec.objectStorage is set
-    provisioner = s3_provisioner.S3Provisioner(section, await run.stores.s3())
+    provisioner = s3_provisioner.S3Provisioner(section, await run.stores.s3(), owner=run.owner)
     facts = {f.name: f for f in await provisioner.audit()}
     anonymous: dict[str, int] = {}
     if section.endpoint is not None:
         timeout = fields.parse_duration(run.spec.audit.probe_timeout).total_seconds()
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
+        async with run.stores.anonymous_http("spec.objectStorage.endpoint", timeout) as http:
             for name, found in facts.items():
                 if found.exists:
                     anonymous[name] = (await http.get(f"{section.endpoint.rstrip('/')}/{name}")).status_code

@@ -42,11 +42,14 @@ def make_client(
     *,
     connect_timeout: float = 5.0,
     read_timeout: float = 15.0,
+    before_send: Callable[..., None] | None = None,
 ) -> S3Client:
     """A boto3 S3 client for one resource and credentials (None: the ambient AWS chain).
 
     Create it once per resource and credentials and reuse it: clients are thread-safe,
-    sessions are not, so each client gets a session of its own.
+    sessions are not, so each client gets a session of its own. ``before_send`` is
+    registered as botocore's ``before-send`` hook: it sees every request before it is
+    sent and may refuse it by raising (the egress policy does).
     """
     config = Config(
         region_name=storage.region,
@@ -59,7 +62,10 @@ def make_client(
         response_checksum_validation="when_required",
     )
     session = boto3.session.Session(aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key)
-    return session.client("s3", endpoint_url=storage.endpoint, config=config)
+    client = session.client("s3", endpoint_url=storage.endpoint, config=config)
+    if before_send is not None:
+        client.meta.events.register("before-send.s3", before_send)
+    return client
 
 
 def error_code(error: ClientError) -> str:
