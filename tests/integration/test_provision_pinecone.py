@@ -329,7 +329,7 @@ async def test_teardown_deletes_only_managed_unprotected_declared_indexes(
     ).teardown() == base.TeardownResult("pinecone")  # a second teardown finds nothing to do
 
 
-# ---- audit helper ----------------------------------------------------------------------------
+# ---- audit evidence ----------------------------------------------------------------------------
 
 
 async def test_describe_index_stats_reads_namespace_counts(
@@ -341,10 +341,12 @@ async def test_describe_index_stats_reads_namespace_counts(
     admin.set_namespaces(name, {"bank-a": 10, "bank-b": 4, "": 0})
     host = (await provisioner.observe()).indexes[name].host
 
-    stats = await provisioner.describe_index_stats(host)
+    admin.reset_requests()
+    stats = await pinecone.evidence.describe_index_stats(http, host)
 
     assert stats == pinecone.model.IndexStats({"bank-a": 10, "bank-b": 4, "": 0}, 16, 14)
-    assert provisioner.changes_sent == 1  # the create; the stats call is read-only
+    (sent,) = admin.requests()  # one request, nothing else
+    assert sent.endswith("/describe_index_stats")
 
 
 # ---- faults ----------------------------------------------------------------------------------

@@ -34,7 +34,6 @@ from payscope_operator.reconcile import (
     secrets,
     session,
     status_writer,
-    systems,
 )
 
 logger = logging.getLogger(__name__)
@@ -192,7 +191,7 @@ async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.dat
     started = time.monotonic()
     now = now or datetime.datetime.now(datetime.UTC)
     writer = deps.writer_for(resource)
-    known_neo4j = systems.provisioned_names(writer.previous, "neo4j")  # before the announcement replaces it
+    previous = writer.previous  # before the announcement replaces it: the objects it lists as provisioned
     await _announce(deps, resource, writer, now)
     known = frozenset(c.id for c in deps.catalog)
     try:
@@ -222,8 +221,8 @@ async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.dat
         missing=missing,
         cluster=deps.cluster,
         clients=deps.clients_of(resource),
-        provisioned_neo4j=known_neo4j,
     )
+    run.observations = provision.ledger(deps.provisioners, run, previous)  # provisioning and the audit share it
 
     managed = desired.management_policy == ManagementPolicy.FULL and not resource.paused
     outcome = provision.Outcome()
@@ -236,7 +235,10 @@ async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.dat
         stall = outcome.stall()
 
     audit_started = time.monotonic()
-    audited = await runner.run(deps.catalog, run, today=now.date(), memory=deps.memory_of(resource))
+    try:
+        audited = await runner.run(deps.catalog, run, today=now.date(), memory=deps.memory_of(resource))
+    finally:
+        await run.observations.close()
     audit_seconds = time.monotonic() - audit_started
     for waiver in audited.expired_waivers:
         writer.note(

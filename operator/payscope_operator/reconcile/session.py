@@ -1,6 +1,8 @@
 """One pass over one resource: the validated spec, its Secrets, and where to reach things.
 
-Sources and provisioners read everything they need from a :class:`PassSession`.
+Sources and provisioners read everything they need from a :class:`PassSession`,
+and the audit's sources read what provisioning observed from its ``observations``
+ledger (``observations.Ledger``: each system read once per pass).
 Long-lived clients (Neo4j driver, HTTP clients, S3 and Redis clients) are kept
 per resource in ``clients`` and survive passes; they are rebuilt when the
 Secrets they were built from change, and closed when the resource goes away
@@ -17,6 +19,7 @@ from typing import Any, Protocol
 from payscope_operator.api import spec
 from payscope_operator.kube import workloads
 from payscope_operator.reconcile import clients as store_clients
+from payscope_operator.reconcile import observations as pass_observations
 from payscope_operator.reconcile import secrets as secret_refs
 
 
@@ -63,8 +66,8 @@ class PassSession:
     missing: tuple[secret_refs.Missing, ...]
     cluster: Cluster
     clients: ClientCache
-    provisioned_neo4j: tuple[str, ...] = ()
-    """Neo4j objects the last status lists as Ready: a restarted operator still sees their loss as drift."""
+    observations: pass_observations.Ledger = field(default_factory=pass_observations.Ledger)
+    """What this pass observed of each provisioned system (``provision.ledger`` binds the factories)."""
     postgres_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Postgres work of a pass is serialised: TimescaleDB on PGlite serves one connection at a time."""
 

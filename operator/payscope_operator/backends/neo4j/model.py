@@ -139,15 +139,13 @@ class GraphState:
     """The schema of one database, plus what the plan needs to know about its data.
 
     ``violations`` holds the names of declared, missing uniqueness constraints whose
-    label already has nodes sharing the property values; ``known`` the managed names
-    this provisioner has seen in place or created (one now missing was dropped).
+    label already has nodes sharing the property values.
     """
 
     server: ServerInfo
     constraints: tuple[ObservedConstraint, ...] = ()
     indexes: tuple[ObservedIndex, ...] = ()
     violations: frozenset[str] = frozenset()
-    known: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,7 +3,7 @@
 Why this module exists: PayScope's RAG agents need Pinecone indexes of a known
 dimension, metric and placement. This provisioner lists the project's indexes, has the
 pure :func:`plan.plan_pinecone` decide, and creates or patches the declared ones; the
-audit reads ``observe`` and :meth:`PineconeProvisioner.describe_index_stats`.
+audit shares the observation (and reads index statistics through ``evidence``).
 ``client`` does the HTTP (timeouts, retries, error mapping, redaction); this module
 maps the wire shapes to ``model`` and back.
 
@@ -177,17 +177,6 @@ class PineconeProvisioner:
                 elif response.status_code != 404:
                     removed.append(want.name)
         return base.TeardownResult(model.SYSTEM, tuple(removed), tuple(kept))
-
-    async def describe_index_stats(self, host: str) -> model.IndexStats:
-        """Vector counts per namespace of the index served at ``host`` (``model.ObservedIndex.host``); read-only."""
-        url = f"{client.index_url(host)}/describe_index_stats"
-        response = await self._client.send("POST", url, json={}, change=False)
-        stats = self._client.decode(client.STATS, response, "describe_index_stats")
-        namespaces = {ns: summary["vectorCount"] for ns, summary in (stats.get("namespaces") or {}).items()}
-        total = stats.get("totalVectorCount")
-        return model.IndexStats(
-            namespaces, stats.get("dimension"), sum(namespaces.values()) if total is None else total
-        )
 
     async def _create(self, index: stores_spec.PineconeIndex) -> None:
         path = client.index_path(index.name)
