@@ -23,8 +23,6 @@ from payscope_operator.api import postgres_spec, spec
 from payscope_operator.backends import postgres
 from tests.payscope_api import auditlog
 
-pytestmark = pytest.mark.integration
-
 TENANTS = ("bank-a", "bank-b")
 SCHEMA = """
 CREATE TABLE guarded (id serial PRIMARY KEY, bank_id text NOT NULL, ref text NOT NULL, UNIQUE (bank_id, ref));

@@ -29,8 +29,6 @@ from tests import metered_pass
 from tests.conftest import unique
 from tests.testenv import meter
 
-pytestmark = pytest.mark.integration
-
 SIZES = (1, 20)
 SYSTEMS = ("postgres", "timescale", "neo4j", "redis", "s3", "pinecone", "payscope_api", "kubernetes")
 

@@ -25,8 +25,6 @@ from payscope_operator.backends.neo4j import model as neo4j_model
 from payscope_operator.backends.neo4j import provisioner as neo4j_provisioner
 from payscope_operator.reconcile import managed
 
-pytestmark = pytest.mark.integration
-
 DATABASE = "neo4j"
 READY = status.ProvisionState.READY
 

@@ -26,8 +26,6 @@ from payscope_operator.api import conditions, status, stores_spec
 from payscope_operator.backends import base, pinecone
 from tests.testenv import pinecone_emulator, process
 
-pytestmark = pytest.mark.integration
-
 State = status.ProvisionState
 FAST = pinecone.client.RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, budget=5.0)
 CHANGE_METHODS = ("POST", "PATCH", "DELETE")
