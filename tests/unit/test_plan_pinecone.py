@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
 from payscope_operator.api import conditions, status, stores_spec
 from payscope_operator.backends import base, pinecone
+from tests.unit import observed
 
 MANAGED = {base.MANAGED_TAG_KEY: base.MANAGED_TAG_VALUE}
 State = status.ProvisionState
@@ -40,21 +42,11 @@ def pod_declared(**pod: object) -> stores_spec.PineconeIndex:
 
 def existing(**overrides: object) -> pinecone.model.ObservedIndex:
     """What Pinecone reports for an index matching ``declared()``, created by the operator."""
-    base_index = pinecone.model.ObservedIndex(
-        name="payscope-rag",
-        dimension=1536,
-        metric="cosine",
-        vector_type="dense",
-        cloud="aws",
-        region="us-east-1",
-        pod=None,
-        deletion_protection=True,
-        tags={"team": "risk", **MANAGED},
-        ready=True,
-        state="Ready",
-        host="payscope-rag-abc123.svc.aped-4627-b74a.pinecone.io",
-    )
-    return dataclasses.replace(base_index, **overrides)  # type: ignore[arg-type]
+    changed: dict[str, Any] = {
+        "tags": {"team": "risk", **MANAGED},
+        "host": "payscope-rag-abc123.svc.aped-4627-b74a.pinecone.io",
+    }
+    return observed.pinecone_index(**{**changed, **overrides})
 
 
 def pod_existing(**pod: object) -> pinecone.model.ObservedIndex:
