@@ -17,8 +17,6 @@ import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-import httpx
-
 from payscope_operator import errors
 from payscope_operator.api import secret_references, spec
 from payscope_operator.backends import base
@@ -78,7 +76,7 @@ class Stores(Protocol):
 
     async def neo4j(self) -> Any: ...
 
-    async def pinecone(self) -> httpx.AsyncClient: ...
+    async def pinecone(self) -> Any: ...
 
     async def s3(self) -> Any: ...
 

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
-
 from payscope_operator.api import fields
 from payscope_operator.audit import context, registry
+from payscope_operator.backends.s3 import client as s3_client
 from payscope_operator.backends.s3 import evidence as s3_evidence
 from payscope_operator.backends.s3 import model as s3_model
 
@@ -37,10 +36,8 @@ async def _gather(run: context.Session) -> BucketEvidence:
     anonymous: dict[str, int] = {}
     if section.endpoint is not None:
         timeout = fields.parse_duration(run.spec.audit.probe_timeout).total_seconds()
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
-            for name, found in facts.items():
-                if found.exists:
-                    anonymous[name] = (await http.get(f"{section.endpoint.rstrip('/')}/{name}")).status_code
+        existing = [name for name, found in facts.items() if found.exists]
+        anonymous = await s3_client.anonymous_status(section.endpoint, existing, timeout)
     return BucketEvidence(section.endpoint or "AWS S3", facts, anonymous)
 
 

@@ -8,6 +8,9 @@ whose messages name the operation, bucket and endpoint, never a credential; a 50
 NotImplemented answer is its own exception, because it means a missing feature of the
 endpoint, not a failure.
 
+:func:`anonymous_status` lists a bucket without any credential, as the public would, for
+the audit.
+
 What it must not do: decide what to change, keep state between calls, or put a
 credential into a message.
 """
@@ -20,6 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
+import httpx
 from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
 from botocore.exceptions import ConnectionError as BotoConnectionError
@@ -33,6 +37,12 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 _DENIED = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled", "403"})
 _TRANSIENT = frozenset({"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling"})
+
+
+async def anonymous_status(endpoint: str, buckets: list[str], timeout: float) -> dict[str, int]:
+    """The HTTP status of an unauthenticated listing of each bucket (no credential, no redirect followed)."""
+    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
+        return {name: (await http.get(f"{endpoint.rstrip('/')}/{name}")).status_code for name in buckets}
 
 
 def make_client(
