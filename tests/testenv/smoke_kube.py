@@ -16,7 +16,7 @@ import subprocess
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
-from tests.testenv.check import Context, raises, wait_until
+from tests.testenv import check
 
 GROUP = "smoke.payscope.io"
 
@@ -53,7 +53,7 @@ CRD = {
 }
 
 
-def _widgets(ctx: Context) -> tuple[k8s.ApiClient, str]:
+def _widgets(ctx: check.Context) -> tuple[k8s.ApiClient, str]:
     """An admin client, a namespace of the check's own, and the Widget CRD established."""
     api = ctx.kube()
     ext = k8s.ApiextensionsV1Api(api)
@@ -67,27 +67,27 @@ def _widgets(ctx: Context) -> tuple[k8s.ApiClient, str]:
         conditions = ext.read_custom_resource_definition(f"widgets.{GROUP}").status.conditions or []
         return any(c.type == "Established" and c.status == "True" for c in conditions)
 
-    wait_until(established, what="the Widget CRD established", timeout=30)
+    check.wait_until(established, what="the Widget CRD established", timeout=30)
     return api, ctx.namespace(api)
 
 
-def readyz_answers_ok(ctx: Context) -> None:
+def readyz_answers_ok(ctx: check.Context) -> None:
     out = subprocess.run(["kubectl", "get", "--raw", "/readyz"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
 
 
-def structural_schema_rejects_an_invalid_resource_naming_the_field(ctx: Context) -> None:
+def structural_schema_rejects_an_invalid_resource_naming_the_field(ctx: check.Context) -> None:
     api, namespace = _widgets(ctx)
     custom = k8s.CustomObjectsApi(api)
     body = {"apiVersion": f"{GROUP}/v1", "kind": "Widget", "metadata": {"name": "bad"}, "spec": {"size": 0}}
-    refused = raises(
+    refused = check.raises(
         ApiException, lambda: custom.create_namespaced_custom_object(GROUP, "v1", namespace, "widgets", body)
     )
     assert refused.status == 422, refused.status
     assert "spec.size" in refused.body
 
 
-def status_subresource_ignores_spec_changes(ctx: Context) -> None:
+def status_subresource_ignores_spec_changes(ctx: check.Context) -> None:
     api, namespace = _widgets(ctx)
     custom = k8s.CustomObjectsApi(api)
     body = {"apiVersion": f"{GROUP}/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 1}}
@@ -115,18 +115,18 @@ def _as_token(kube_api: k8s.ApiClient, token: str) -> k8s.ApiClient:
     return k8s.ApiClient(config)
 
 
-def token_request_authenticates_and_rbac_denies_without_binding(ctx: Context) -> None:
+def token_request_authenticates_and_rbac_denies_without_binding(ctx: check.Context) -> None:
     kube_api = ctx.kube()
     namespace = ctx.namespace(kube_api)
     token = _service_account_token(kube_api, namespace, "nobody")
     with _as_token(kube_api, token) as as_sa:
         review = k8s.AuthenticationV1Api(as_sa).create_self_subject_review(k8s.V1SelfSubjectReview())
         assert review.status.user_info.username == f"system:serviceaccount:{namespace}:nobody"
-        denied = raises(ApiException, lambda: k8s.CoreV1Api(as_sa).list_namespaced_secret(namespace))
+        denied = check.raises(ApiException, lambda: k8s.CoreV1Api(as_sa).list_namespaced_secret(namespace))
         assert denied.status == 403, denied.status
 
 
-def rolebinding_grants_exactly_its_verbs(ctx: Context) -> None:
+def rolebinding_grants_exactly_its_verbs(ctx: check.Context) -> None:
     kube_api = ctx.kube()
     namespace = ctx.namespace(kube_api)
     token = _service_account_token(kube_api, namespace, "reader")
@@ -150,11 +150,11 @@ def rolebinding_grants_exactly_its_verbs(ctx: Context) -> None:
         core = k8s.CoreV1Api(as_sa)
         assert core.list_namespaced_config_map(namespace).items is not None
         config_map = k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name="x"))
-        denied = raises(ApiException, lambda: core.create_namespaced_config_map(namespace, config_map))
+        denied = check.raises(ApiException, lambda: core.create_namespaced_config_map(namespace, config_map))
         assert denied.status == 403, denied.status
 
 
-def helm_answers(ctx: Context) -> None:
+def helm_answers(ctx: check.Context) -> None:
     out = subprocess.run(["helm", "version", "--short"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("v3.")
 

@@ -21,11 +21,10 @@ from neo4j.exceptions import AuthError, ConstraintError
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from tests.testenv import environment, s3, sockets
-from tests.testenv.check import Context, raises
+from tests.testenv import check, environment, s3, sockets
 
 
-def forced_rls_shows_a_role_only_its_bank(ctx: Context) -> None:
+def forced_rls_shows_a_role_only_its_bank(ctx: check.Context) -> None:
     admin_dsn, database, role = ctx.env["PAYSCOPE_PG_DSN"], ctx.unique("smoke_"), ctx.unique("smoke_app_")
     with psycopg.connect(admin_dsn, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
@@ -53,13 +52,13 @@ def forced_rls_shows_a_role_only_its_bank(ctx: Context) -> None:
         app.execute("SELECT set_config('app.current_bank_id', 'bank-a', false)")
         rows = app.execute("SELECT bank_id, amount FROM tx ORDER BY amount").fetchall()
         assert rows == [("bank-a", 1), ("bank-a", 2)], rows
-        raises(
+        check.raises(
             psycopg.errors.InsufficientPrivilege,
             lambda: app.execute("INSERT INTO tx (bank_id, amount) VALUES ('bank-b', 9)"),
         )
 
 
-def redis_list_length_round_trips(ctx: Context) -> None:
+def redis_list_length_round_trips(ctx: check.Context) -> None:
     client = redis.Redis.from_url(ctx.env["PAYSCOPE_REDIS_URL"], socket_timeout=5)
     ctx.later(client.close)
     key = ctx.unique("smoke:") + ":dlq"
@@ -68,7 +67,7 @@ def redis_list_length_round_trips(ctx: Context) -> None:
     assert client.llen(key) == 3
 
 
-def _bucket(ctx: Context) -> str:
+def _bucket(ctx: check.Context) -> str:
     """A bucket of the check's own, deleted with every object version afterwards."""
     client, name = s3.client(ctx.env), ctx.unique("payscope-smoke-")
     client.create_bucket(Bucket=name)
@@ -83,7 +82,7 @@ def _bucket(ctx: Context) -> str:
     return name
 
 
-def s3_bucket_policy_refuses_an_anonymous_get(ctx: Context) -> None:
+def s3_bucket_policy_refuses_an_anonymous_get(ctx: check.Context) -> None:
     client, bucket = s3.client(ctx.env), _bucket(ctx)
     client.put_object(Bucket=bucket, Key="k", Body=b"secret")
     policy = {
@@ -105,7 +104,7 @@ def s3_bucket_policy_refuses_an_anonymous_get(ctx: Context) -> None:
     assert client.get_object(Bucket=bucket, Key="k")["Body"].read() == b"secret"
 
 
-def s3_versioning_keeps_two_versions(ctx: Context) -> None:
+def s3_versioning_keeps_two_versions(ctx: check.Context) -> None:
     client, bucket = s3.client(ctx.env), _bucket(ctx)
     client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     client.put_object(Bucket=bucket, Key="k", Body=b"one")
@@ -114,14 +113,14 @@ def s3_versioning_keeps_two_versions(ctx: Context) -> None:
     assert client.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
 
 
-def _neo4j(ctx: Context, user: str | None = None, password: str | None = None) -> neo4j.Driver:
+def _neo4j(ctx: check.Context, user: str | None = None, password: str | None = None) -> neo4j.Driver:
     auth = (user or ctx.env["PAYSCOPE_NEO4J_USER"], password or ctx.env["PAYSCOPE_NEO4J_PASSWORD"])
     driver = neo4j.GraphDatabase.driver(ctx.env["PAYSCOPE_NEO4J_URI"], auth=auth, connection_timeout=5)
     ctx.later(driver.close)
     return driver
 
 
-def neo4j_uniqueness_constraint_is_listed_and_refuses_a_duplicate(ctx: Context) -> None:
+def neo4j_uniqueness_constraint_is_listed_and_refuses_a_duplicate(ctx: check.Context) -> None:
     driver = _neo4j(ctx)
     label = "T" + ctx.unique("") + "Account"
     name = f"{label.lower()}_iban_unique"
@@ -140,16 +139,16 @@ def neo4j_uniqueness_constraint_is_listed_and_refuses_a_duplicate(ctx: Context) 
     }
     assert [record.data() for record in records] == [expected], records
     driver.execute_query(f"CREATE (:{label} {{iban: 'DE001'}})")
-    raises(ConstraintError, lambda: driver.execute_query(f"CREATE (:{label} {{iban: 'DE001'}})"))
+    check.raises(ConstraintError, lambda: driver.execute_query(f"CREATE (:{label} {{iban: 'DE001'}})"))
     records, _, _ = driver.execute_query(f"MATCH (n:{label}) RETURN count(n) AS nodes")
     assert records[0]["nodes"] == 1
 
 
-def neo4j_refuses_unknown_credentials(ctx: Context) -> None:
-    raises(AuthError, _neo4j(ctx, "nobody", "not-the-password").verify_connectivity)
+def neo4j_refuses_unknown_credentials(ctx: check.Context) -> None:
+    check.raises(AuthError, _neo4j(ctx, "nobody", "not-the-password").verify_connectivity)
 
 
-def every_server_listens_on_loopback_only(ctx: Context) -> None:
+def every_server_listens_on_loopback_only(ctx: check.Context) -> None:
     state = environment.load()
     assert state is not None
     listening: dict[str, list[str]] = {}

@@ -21,8 +21,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from tests.testenv import environment, sockets
-from tests.testenv.check import Context, raises
+from tests.testenv import check, environment, sockets
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ class Hypertable:
         return sql.Literal(f"{self.schema}.m")  # the schema name is t_ and hex digits
 
 
-def _hypertable(ctx: Context) -> tuple[str, Hypertable]:
+def _hypertable(ctx: check.Context) -> tuple[str, Hypertable]:
     """The DSN, and a fresh hypertable ``m`` partitioned by day in a schema of the check's own."""
     dsn = ctx.env["PAYSCOPE_TIMESCALE_DSN"]
     made = Hypertable(schema=ctx.unique("t_"))
@@ -88,14 +87,14 @@ def _insert_days(conn: Conn, hyper: Hypertable, days: int) -> None:
     )
 
 
-def timescaledb_is_available_to_create(ctx: Context) -> None:
+def timescaledb_is_available_to_create(ctx: check.Context) -> None:
     with psycopg.connect(ctx.env["PAYSCOPE_TIMESCALE_DSN"], autocommit=True) as conn:
         row = conn.execute("SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
     assert row is not None
     assert row[0].startswith("2.23")
 
 
-def retention_policy_is_a_job_that_runs_only_when_called(ctx: Context) -> None:
+def retention_policy_is_a_job_that_runs_only_when_called(ctx: check.Context) -> None:
     dsn, hypertable = _hypertable(ctx)
     with psycopg.connect(dsn, autocommit=True) as conn:
         _insert_days(conn, hypertable, 60)
@@ -111,7 +110,7 @@ def retention_policy_is_a_job_that_runs_only_when_called(ctx: Context) -> None:
         assert _row_count(conn, hypertable) == 31  # chunks older than 30 days dropped
 
 
-def compression_settings_and_policy(ctx: Context) -> None:
+def compression_settings_and_policy(ctx: check.Context) -> None:
     dsn, hypertable = _hypertable(ctx)
     with psycopg.connect(dsn, autocommit=True) as conn:
         _insert_days(conn, hypertable, 20)
@@ -150,7 +149,7 @@ def compression_settings_and_policy(ctx: Context) -> None:
         assert _jobs(conn, hypertable) == {}
 
 
-def a_client_that_vanishes_mid_transaction_leaves_nothing_behind(ctx: Context) -> None:
+def a_client_that_vanishes_mid_transaction_leaves_nothing_behind(ctx: check.Context) -> None:
     dsn, hypertable = _hypertable(ctx)
     leaver = psycopg.connect(dsn)
     leaver.execute(sql.SQL("INSERT INTO {} VALUES (now(), 'bank-a', 1)").format(hypertable.table))
@@ -161,7 +160,7 @@ def a_client_that_vanishes_mid_transaction_leaves_nothing_behind(ctx: Context) -
     raw = socket.socket(fileno=leaver.fileno())
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     raw.close()
-    raises(psycopg.OperationalError, lambda: leaver.execute("SELECT 1"))
+    check.raises(psycopg.OperationalError, lambda: leaver.execute("SELECT 1"))
     leaver.close()
 
     with psycopg.connect(dsn, connect_timeout=10) as conn:
@@ -172,7 +171,7 @@ def a_client_that_vanishes_mid_transaction_leaves_nothing_behind(ctx: Context) -
             conn.execute("SELECT %s::int", (1,))
 
 
-def a_second_client_waits_until_the_first_leaves(ctx: Context) -> None:
+def a_second_client_waits_until_the_first_leaves(ctx: check.Context) -> None:
     dsn = ctx.env["PAYSCOPE_TIMESCALE_DSN"]
     served_after: list[float] = []
 
@@ -193,18 +192,18 @@ def a_second_client_waits_until_the_first_leaves(ctx: Context) -> None:
     assert served_after[0] >= 1.5
 
 
-def a_client_that_gave_up_while_queued_does_not_block_the_next(ctx: Context) -> None:
+def a_client_that_gave_up_while_queued_does_not_block_the_next(ctx: check.Context) -> None:
     dsn = ctx.env["PAYSCOPE_TIMESCALE_DSN"]
     with psycopg.connect(dsn) as first:
         first.execute("SELECT 1")
         # psycopg keeps this attempt's socket open until garbage collection: the
         # server gets a client that never answers, and drops it after 5 s.
-        raises(psycopg.OperationalError, lambda: psycopg.connect(dsn, connect_timeout=1))
+        check.raises(psycopg.OperationalError, lambda: psycopg.connect(dsn, connect_timeout=1))
     with psycopg.connect(dsn, connect_timeout=15) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
-def the_server_and_its_meter_listen_on_loopback_only(ctx: Context) -> None:
+def the_server_and_its_meter_listen_on_loopback_only(ctx: check.Context) -> None:
     timescale_server = environment.running("timescale")
     meter = timescale_server.env["PAYSCOPE_TIMESCALE_METER_URL"].removeprefix("http://")
     assert sorted(sockets.listening(timescale_server.pids[0])) == sorted([timescale_server.address, meter])
