@@ -26,7 +26,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
@@ -81,16 +81,6 @@ def raises(kind: type[E], call: Callable[[], object], match: str | None = None) 
             raise AssertionError(f"{kind.__name__} raised, but {str(exc)!r} does not match {match!r}") from exc
         return exc
     raise AssertionError(f"expected {kind.__name__}, nothing was raised")
-
-
-def wait_until(predicate: Callable[[], object], *, what: str, timeout: float, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def run(selected: Sequence[Check], env: dict[str, str]) -> int:

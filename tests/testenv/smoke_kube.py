@@ -16,7 +16,7 @@ import subprocess
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
-from tests.testenv import check
+from tests.testenv import check, process
 
 GROUP = "smoke.payscope.io"
 
@@ -67,7 +67,7 @@ def _widgets(ctx: check.Context) -> tuple[k8s.ApiClient, str]:
         conditions = ext.read_custom_resource_definition(f"widgets.{GROUP}").status.conditions or []
         return any(c.type == "Established" and c.status == "True" for c in conditions)
 
-    check.wait_until(established, what="the Widget CRD established", timeout=30)
+    process.wait_until(established, what="the Widget CRD established", timeout=30)
     return api, ctx.namespace(api)
 
 
