@@ -37,7 +37,8 @@ MARKED_DIRECTORIES = {"integration": pytest.mark.integration, "e2e": pytest.mark
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark each test by its directory (``integration``, ``e2e``), or as integration when it needs the servers."""
     for item in items:
-        top = item.path.relative_to(TESTS).parts[0] if item.path.is_relative_to(TESTS) else ""
+        path = item.path.resolve()
+        top = path.relative_to(TESTS).parts[0] if path.is_relative_to(TESTS) else ""
         marker = MARKED_DIRECTORIES.get(top)
         if marker is None and "testenv" in getattr(item, "fixturenames", ()):
             marker = pytest.mark.integration
