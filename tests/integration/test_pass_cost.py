@@ -40,7 +40,7 @@ SYSTEMS = ("postgres", "timescale", "neo4j", "redis", "s3", "pinecone", "payscop
 BUDGET = {
     "postgres": 11,  # (2) + table facts 1, migrations 1, audit log 2, isolation probe 5 for every RLS table
     "timescale": 9,  # (5) simple Query and Execute messages; + table facts, migrations, audit log
-    "neo4j": 4,  # (3) transactions: one per auto-commit Cypher statement; + untenanted nodes
+    "neo4j": 2,  # (1) transactions: server, schema and ownership markers in one; + untenanted nodes
     "redis": 3,  # (0) PING, INFO server, TYPE of the dead-letter queue
     "s3": 9,  # (8) + one anonymous listing per bucket
     "pinecone": 2,  # (1) + describe_index_stats per index
