@@ -51,6 +51,7 @@ def inst(
     try:
         yield built
     finally:
+        cluster.remove_resources(kube_api, namespace)  # before its API stops: later operators never see it
         built.stop()
 
 

@@ -29,7 +29,7 @@ from pydantic import SecretStr
 
 from payscope_operator.api import spec, status
 from payscope_operator.audit import catalog, runner
-from payscope_operator.reconcile import secrets, session
+from payscope_operator.reconcile import provision, secrets, session, systems
 from tests.conftest import unique
 from tests.payscope_api import auditlog
 
@@ -101,6 +101,7 @@ async def _audit(db: Db, desired: spec.PayScopeSpec | None = None) -> dict[str, 
         cluster=_NoCluster(),
         clients=session.ClientCache(),
     )
+    run.observations = provision.ledger(systems.PROVISIONERS, run)  # the audit reads what Postgres observed
     try:
         report = await runner.run(catalog.CATALOG, run, today=TODAY)
     finally:

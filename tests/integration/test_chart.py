@@ -33,8 +33,6 @@ PEERING_CRDS = CHART / "charts/kopf-peering-crds/crds/kopf.dev_peerings.yaml"
 SAMPLES = ROOT / "manifests/samples"
 HELM_ONLY_LABELS = ("helm.sh/chart", "app.kubernetes.io/managed-by")
 
-pytestmark = pytest.mark.integration
-
 
 def run(cmd: Sequence[str], stdin: str | None = None, *, ok: bool = True) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(list(cmd), input=stdin, capture_output=True, text=True, timeout=120)

@@ -33,8 +33,6 @@ from tests import browser
 from tests.conftest import unique
 from tests.e2e import cluster
 
-pytestmark = pytest.mark.integration
-
 CS = status.CheckStatus
 BIN = Path(sys.executable).parent
 WAIVER = {"check": "C.dlq.depth", "reason": "replaying after the 2.3 outage", "expires": "2099-01-31"}

@@ -19,7 +19,6 @@ import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import neo4j
 import psycopg
 import pytest
@@ -27,11 +26,10 @@ import pytest
 from payscope_operator.api import status
 from payscope_operator.backends import ownership
 from tests.integration import local_pass
+from tests.testenv import s3 as testenv_s3
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-pytestmark = pytest.mark.integration
 
 FIRST = "11111111-0000-4000-8000-000000000001"
 SECOND = "22222222-0000-4000-8000-000000000002"
@@ -40,13 +38,7 @@ FOREIGN = status.ProvisionState.FOREIGN
 
 @pytest.fixture
 def s3_raw(testenv: dict[str, str]) -> S3Client:
-    return boto3.client(
-        "s3",
-        endpoint_url=testenv["PAYSCOPE_S3_ENDPOINT"],
-        aws_access_key_id=testenv["PAYSCOPE_S3_ACCESS_KEY"],
-        aws_secret_access_key=testenv["PAYSCOPE_S3_SECRET_KEY"],
-        region_name="us-east-1",
-    )
+    return testenv_s3.client(testenv)
 
 
 @pytest.fixture

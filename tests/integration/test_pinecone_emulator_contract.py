@@ -33,8 +33,6 @@ from pinecone import (
 
 from tests.testenv import pinecone_emulator, process
 
-pytestmark = pytest.mark.integration
-
 READY_AFTER = 0.3
 
 

@@ -24,8 +24,7 @@ from payscope_operator.api import conditions, status, stores_spec
 from payscope_operator.backends import base, ownership
 from payscope_operator.backends.neo4j import model as neo4j_model
 from payscope_operator.backends.neo4j import provisioner as neo4j_provisioner
-
-pytestmark = pytest.mark.integration
+from payscope_operator.reconcile import managed
 
 DATABASE = "neo4j"
 READY = status.ProvisionState.READY
@@ -98,9 +97,9 @@ def full_spec(p: str) -> stores_spec.Neo4j:
     )
 
 
-async def run_pass(provisioner: neo4j_provisioner.Neo4jProvisioner) -> base.Plan:
-    """One reconcile pass: observe, plan, apply every action; returns the plan it applied."""
-    plan = provisioner.plan(await provisioner.observe())
+async def run_pass(provisioner: neo4j_provisioner.Neo4jProvisioner, known: managed.Known | None = None) -> base.Plan:
+    """One reconcile pass: observe, plan (marked with what the last status ``known`` listed), apply every action."""
+    plan = (known or managed.Known()).mark(provisioner.plan(await provisioner.observe()))
     for action in plan.actions:
         await provisioner.apply(action)
     return plan
@@ -176,17 +175,26 @@ async def test_unchanged_second_pass_sends_no_schema_change(driver: neo4j.AsyncD
 async def test_out_of_band_drop_is_found_and_restored(driver: neo4j.AsyncDriver, prefix: str) -> None:
     provisioner = Provisioner(driver, full_spec(prefix), timeout=10.0)
     await run_pass(provisioner)
+    written = status.PayScopeStatus(  # what the last pass wrote: every object Ready
+        provisioned=status.Provisioned(
+            neo4j=tuple(
+                status.ProvisionedObject(kind=o.kind, name=o.name, state=o.state)
+                for o in (await settled(provisioner)).objects
+            )
+        )
+    )
     name = f"payscope_{prefix.lower()}transaction_id_unique"
     old_id = (await schema(driver, prefix))[f"constraints:{name}"][0]
     await cypher(driver, f"DROP CONSTRAINT {name}")
 
-    plan = await run_pass(provisioner)
+    restarted = Provisioner(driver, full_spec(prefix), timeout=10.0)  # e.g. a new pass
+    plan = await run_pass(restarted, managed.Known.from_status(written))
     assert [(a.verb, a.target, a.drift) for a in plan.actions] == [("create", name, True)]
     assert "dropped out of band" in plan.actions[0].describe()
     found = await schema(driver, prefix)
     assert found[f"constraints:{name}"][1:] == ("UNIQUENESS", ["id"])
     assert found[f"constraints:{name}"][0] != old_id
-    assert (await settled(provisioner)).converged
+    assert (await settled(restarted)).converged
 
 
 async def test_our_name_redefined_out_of_band_is_replaced(driver: neo4j.AsyncDriver, prefix: str) -> None:

@@ -27,8 +27,6 @@ from payscope_operator.api import conditions, status, stores_spec
 from payscope_operator.backends import base, ownership, pinecone
 from tests.testenv import pinecone_emulator, process
 
-pytestmark = pytest.mark.integration
-
 State = status.ProvisionState
 FAST = pinecone.client.RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, budget=5.0)
 CHANGE_METHODS = ("POST", "PATCH", "DELETE")
@@ -386,7 +384,7 @@ async def test_teardown_deletes_only_owned_unprotected_empty_declared_indexes(
     )  # a second teardown finds nothing to do
 
 
-# ---- audit helper ----------------------------------------------------------------------------
+# ---- audit evidence ----------------------------------------------------------------------------
 
 
 async def test_describe_index_stats_reads_namespace_counts(
@@ -398,10 +396,12 @@ async def test_describe_index_stats_reads_namespace_counts(
     admin.set_namespaces(name, {"bank-a": 10, "bank-b": 4, "": 0})
     host = (await provisioner.observe()).indexes[name].host
 
-    stats = await provisioner.describe_index_stats(host)
+    admin.reset_requests()
+    stats = await pinecone.evidence.describe_index_stats(http, host)
 
     assert stats == pinecone.model.IndexStats({"bank-a": 10, "bank-b": 4, "": 0}, 16, 14)
-    assert provisioner.changes_sent == 1  # the create; the stats call is read-only
+    (sent,) = admin.requests()  # one request, nothing else
+    assert sent.endswith("/describe_index_stats")
 
 
 # ---- faults ----------------------------------------------------------------------------------

@@ -23,8 +23,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from payscope_operator import errors
 from payscope_operator.api import postgres_spec, spec, status
 from payscope_operator.backends import base, ownership, postgres
-
-pytestmark = pytest.mark.integration
+from tests.integration import ddl_probe
 
 OWNER = ownership.Owner("1e1e1e1e-0000-4000-8000-000000000123", "payscope", "prod")
 READY = status.ProvisionState.READY
@@ -38,10 +37,7 @@ CREATE TABLE ledger (id serial PRIMARY KEY, bank_id integer NOT NULL, amount int
 INSERT INTO tx (bank_id, amount) VALUES ('bank-a', 1), ('bank-a', 2), ('bank-b', 3);
 INSERT INTO accounts (bank_id, name) VALUES ('00000000-0000-0000-0000-000000000001', 'a'),
                                             ('00000000-0000-0000-0000-000000000002', 'b');
-INSERT INTO ledger (bank_id, amount) VALUES (1, 10), (2, 20), (2, 30);
-CREATE FUNCTION ddl_probe() RETURNS event_trigger LANGUAGE plpgsql AS $$
-BEGIN RAISE NOTICE 'ddl_probe:%', tg_tag; END $$;
-CREATE EVENT TRIGGER ddl_probe ON ddl_command_start EXECUTE FUNCTION ddl_probe();
+INSERT INTO ledger (bank_id, amount) VALUES (1, 10), (2, 20), (2, 30)
 """
 FINGERPRINT = """
 SELECT 'class ' || relname || ' ' || oid || ' ' || xmin FROM pg_class
@@ -67,7 +63,9 @@ def app_role(pg_dsn: str) -> Iterator[str]:
     name = "app_" + str(conninfo_to_dict(pg_dsn)["dbname"]).removeprefix("t_")
     with psycopg.connect(pg_dsn, autocommit=True) as admin:
         for statement in TABLES.split(";\n"):
-            admin.execute(statement)
+            admin.execute(statement.encode())  # test-authored statements
+        for probe in ddl_probe.install("public", "ddl_probe"):
+            admin.execute(probe)
         admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name),
                                                                            sql.Literal(APP_PASSWORD)))  # fmt: skip
         admin.execute(sql.SQL("GRANT SELECT, INSERT ON tx, accounts, ledger TO {}").format(sql.Identifier(name)))
@@ -94,21 +92,9 @@ async def run_pass(provisioner: postgres.provisioner.PostgresProvisioner, *, app
 
 
 @pytest.fixture
-def ddl(conn: psycopg.AsyncConnection[Any]) -> list[str]:
-    """Tags of the DDL commands the server ran for ``conn``, as its event trigger reported them.
-
-    The trigger only RAISEs a NOTICE: a write would take a transaction id and make
-    ``DROP INDEX CONCURRENTLY`` refuse to run ("must be first action in transaction").
-    """
-    seen: list[str] = []
-
-    def collect(notice: psycopg.errors.Diagnostic) -> None:
-        text = notice.message_primary or ""
-        if text.startswith("ddl_probe:"):
-            seen.append(text.removeprefix("ddl_probe:"))
-
-    conn.add_notice_handler(collect)
-    return seen
+async def ddl(conn: psycopg.AsyncConnection[Any], app_role: str) -> list[str]:
+    """Tags of the DDL commands the server ran for ``conn``, as its event trigger reported them."""
+    return await ddl_probe.listen(conn, "ddl_probe")
 
 
 def fingerprint(dsn: str) -> list[str]:

@@ -38,8 +38,6 @@ from tests.testenv import s3 as testenv_s3
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-pytestmark = pytest.mark.integration
-
 FULL: dict[str, Any] = {
     "versioning": True,
     "encryption": "AES256",

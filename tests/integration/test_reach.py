@@ -32,8 +32,6 @@ from botocore.exceptions import ClientError
 from payscope_operator.api import status
 from tests.integration import local_pass
 
-pytestmark = pytest.mark.integration
-
 DENIED_HOST = "127.0.0.2"  # loopback, but not opened by the test environment's allowlist (127.0.0.1/32)
 METADATA = "169.254.169.254"
 Unknown = status.CheckStatus.UNKNOWN

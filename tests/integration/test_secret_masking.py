@@ -31,8 +31,6 @@ from payscope_operator.kube import gateway
 from payscope_operator.reconcile import reconciler, systems
 from tests.e2e import cluster
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(scope="module")
 def crd(kube_api: k8s.ApiClient) -> None:

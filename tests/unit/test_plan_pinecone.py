@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
 from payscope_operator.api import conditions, status, stores_spec
 from payscope_operator.backends import base, ownership, pinecone
+from tests.unit import observed
 
-OWNER = ownership.Owner("2b2b2b2b-0000-4000-8000-00000000cccc", "payscope", "prod")
+OWNER = observed.OWNER
 OTHER = ownership.Owner("4d4d4d4d-0000-4000-8000-00000000dddd", "team-b", "psd")
 MANAGED = pinecone.model.owner_tags(OWNER)
 LEGACY = {base.MANAGED_TAG_KEY: base.MANAGED_TAG_VALUE}
@@ -43,21 +45,11 @@ def pod_declared(**pod: object) -> stores_spec.PineconeIndex:
 
 def existing(**overrides: object) -> pinecone.model.ObservedIndex:
     """What Pinecone reports for an index matching ``declared()``, created by the operator."""
-    base_index = pinecone.model.ObservedIndex(
-        name="payscope-rag",
-        dimension=1536,
-        metric="cosine",
-        vector_type="dense",
-        cloud="aws",
-        region="us-east-1",
-        pod=None,
-        deletion_protection=True,
-        tags={"team": "risk", **MANAGED},
-        ready=True,
-        state="Ready",
-        host="payscope-rag-abc123.svc.aped-4627-b74a.pinecone.io",
-    )
-    return dataclasses.replace(base_index, **overrides)  # type: ignore[arg-type]
+    changed: dict[str, Any] = {
+        "tags": {"team": "risk", **MANAGED},
+        "host": "payscope-rag-abc123.svc.aped-4627-b74a.pinecone.io",
+    }
+    return observed.pinecone_index(**{**changed, **overrides})
 
 
 def pod_existing(**pod: object) -> pinecone.model.ObservedIndex:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
+from payscope_operator import errors
 from payscope_operator.api import status
 
 MANAGED_PREFIX = "payscope_"
@@ -117,6 +118,28 @@ class TeardownResult:
 
 
 ObservedT = TypeVar("ObservedT")
+
+
+@dataclass(frozen=True)
+class Observation(Generic[ObservedT]):
+    """One system as one pass saw it: what ``observe`` read, and the plan against the spec.
+
+    Provisioning and the audit share it, so a pass reads each system once. After
+    applied changes it is the verifying re-observation. ``refusal`` is set when
+    planning refused the spec (``plan`` raised, e.g. an app role RLS cannot bind):
+    the observed state is still good evidence, the plan is not.
+    """
+
+    system: str
+    observed: ObservedT
+    plan: Plan | None = None
+    refusal: errors.PayScopeError | None = None
+
+    def planned(self) -> Plan:
+        """The plan, or the error planning raised."""
+        if self.plan is None:
+            raise self.refusal or errors.PayScopeError(f"{self.system}: no plan was made")
+        return self.plan
 
 
 class Provisioner(Protocol[ObservedT]):

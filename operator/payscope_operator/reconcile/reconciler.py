@@ -40,7 +40,6 @@ from payscope_operator.reconcile import (
     secrets,
     session,
     status_writer,
-    systems,
 )
 
 logger = logging.getLogger(__name__)
@@ -229,7 +228,7 @@ async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.dat
     started = time.monotonic()
     now = now or datetime.datetime.now(datetime.UTC)
     writer = deps.writer_for(resource)
-    known_neo4j = systems.provisioned_names(writer.previous, "neo4j")  # before the announcement replaces it
+    previous = writer.previous  # before the announcement replaces it: the objects it lists as provisioned
     await _announce(deps, resource, writer, now)
     known = frozenset(c.id for c in deps.catalog)
     try:
@@ -252,7 +251,7 @@ async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.dat
         deps.observer.error(resource, "secrets")
         logger.warning("%s/%s: cannot read Secrets: %s", resource.namespace, resource.name, exc.message)
     run = deps.pass_session(resource, desired, resolved, missing)
-    run.provisioned_neo4j = known_neo4j
+    run.observations = provision.ledger(deps.provisioners, run, previous)  # provisioning and the audit share it
 
     managed = desired.management_policy == ManagementPolicy.FULL and not resource.paused
     outcome = provision.Outcome()
@@ -265,7 +264,10 @@ async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.dat
         stall = outcome.stall()
 
     audit_started = time.monotonic()
-    audited = await runner.run(deps.catalog, run, today=now.date(), memory=deps.memory_of(resource))
+    try:
+        audited = await runner.run(deps.catalog, run, today=now.date(), memory=deps.memory_of(resource))
+    finally:
+        await run.observations.close()
     audit_seconds = time.monotonic() - audit_started
     if stall is None and (reached := reach.stalled_by(audited.results)) is not None:
         stall = readiness.Stall(*reached)  # an endpoint denied or credentials lent: the resource must change

@@ -28,17 +28,10 @@ from pydantic import ValidationError
 
 from payscope_operator.api import conditions, status
 from payscope_operator.backends import base
-from payscope_operator.reconcile import readiness
+from payscope_operator.reconcile import managed, readiness
 
 logger = logging.getLogger(__name__)
 
-_SYSTEM_FIELD = {
-    "postgres": "postgres",
-    "timescaledb": "postgres",
-    "neo4j": "neo4j",
-    "pinecone": "pinecone",
-    "objectStorage": "object_storage",
-}
 MAX_PLAN = 200
 Json = dict[str, Any]
 
@@ -79,7 +72,7 @@ def _provisioned(plans: Sequence[base.Plan]) -> status.Provisioned | None:
         return None
     grouped: dict[str, list[status.ProvisionedObject]] = {}
     for plan in plans:
-        target = grouped.setdefault(_SYSTEM_FIELD.get(plan.system, plan.system), [])
+        target = grouped.setdefault(managed.STATUS_FIELD.get(plan.system, plan.system), [])
         for obj in plan.objects:
             message = obj.message or obj.reason or None
             target.append(

@@ -3,7 +3,9 @@
 Sources and provisioners read everything they need from a :class:`PassSession`,
 including who they act for (``owner``: the resource's uid, recorded on every object it
 creates) and how far they may reach (the operator's egress policy, and whether it lends
-its own cloud identity to sections without credentials).
+its own cloud identity to sections without credentials); the audit's sources read what
+provisioning observed from its ``observations`` ledger (``observations.Ledger``: each
+system read once per pass).
 Long-lived clients (Neo4j driver, HTTP clients, S3 and Redis clients) are kept
 per resource in ``clients`` and survive passes; they are rebuilt when the
 Secrets they were built from change, and closed when the resource goes away
@@ -22,6 +24,7 @@ from payscope_operator.backends import ownership
 from payscope_operator.egress import policy
 from payscope_operator.kube import policies, workloads
 from payscope_operator.reconcile import clients as store_clients
+from payscope_operator.reconcile import observations as pass_observations
 from payscope_operator.reconcile import secrets as secret_refs
 
 
@@ -72,8 +75,8 @@ class PassSession:
     missing: tuple[secret_refs.Missing, ...]
     cluster: Cluster
     clients: ClientCache
-    provisioned_neo4j: tuple[str, ...] = ()
-    """Neo4j objects the last status lists as Ready: a restarted operator still sees their loss as drift."""
+    observations: pass_observations.Ledger = field(default_factory=pass_observations.Ledger)
+    """What this pass observed of each provisioned system (``provision.ledger`` binds the factories)."""
     postgres_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Postgres work of a pass is serialised: TimescaleDB on PGlite serves one connection at a time."""
     uid: str = ""

@@ -25,6 +25,7 @@ from payscope_operator.backends.pinecone import plan as pinecone_plan
 from payscope_operator.backends.s3 import evidence as s3_evidence
 from payscope_operator.backends.s3 import model as s3_model
 from payscope_operator.backends.s3 import plan as s3_plan
+from tests.unit import observed
 
 S = status.CheckStatus
 CHECKS = {c.id: c for c in catalog.CATALOG if c.source in (neo4j.SCHEMA, pinecone.INDEXES, s3.BUCKETS)}
@@ -104,21 +105,8 @@ def graph(
 
 # Pinecone ---------------------------------------------------------------------------------------
 
-OWNER = ownership.Owner("6f6f6f6f-0000-4000-8000-00000000eeee", "payscope", "prod")
-READY_INDEX = pinecone_model.ObservedIndex(
-    name=INDEX,
-    dimension=1536,
-    metric="cosine",
-    vector_type="dense",
-    cloud="aws",
-    region="us-east-1",
-    pod=None,
-    deletion_protection=True,
-    tags=pinecone_model.owner_tags(OWNER),
-    ready=True,
-    state="Ready",
-    host="payscope-rag-abc123.svc.pinecone.io",
-)
+OWNER = observed.OWNER
+READY_INDEX = observed.pinecone_index(name=INDEX)
 TENANT_NAMESPACES = {"bank-a": 10, "bank-b": 5}
 
 
@@ -148,27 +136,8 @@ def index_state(**changes: Any) -> pinecone.VectorEvidence:
 
 # Object storage ---------------------------------------------------------------------------------
 
-OUR_RULES = (
-    "payscope-noncurrent-version-expiration",
-    "payscope-expiration",
-    "payscope-abort-incomplete-multipart-upload",
-)
-FACTS = s3_evidence.BucketFacts(
-    name=BUCKET,
-    exists=True,
-    owned_by_another_account=False,
-    managed=True,
-    versioning="Enabled",
-    encryption="AES256",
-    denies_anonymous=True,
-    allows_anonymous=False,
-    denies_insecure_transport=False,
-    public_access_block=s3_evidence.BlockState.ON,
-    lifecycle_rule_ids=OUR_RULES,
-    noncurrent_version_expiration=True,
-    abort_incomplete_multipart_upload=True,
-    not_implemented=(),
-)
+OUR_RULES = observed.OUR_RULES
+FACTS = observed.bucket_facts(name=BUCKET)
 
 
 def bucket(anonymous: int | None = 403, **changes: Any) -> s3.BucketEvidence:

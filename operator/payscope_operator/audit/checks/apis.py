@@ -1,14 +1,13 @@
 """Dimension E: PayScope's chat and admin endpoints, probed as a tenant analyst and as an admin.
 
-Why this module exists: PayScope's API promises that ``POST /chat/query`` answers
-each of the five intents with a structured, explainable, traceable answer with a
-confidence score, sends queries no intent fits to a fallback, refuses invalid
-requests cleanly, and serves admins the admin endpoints. Evidence: the chat probes
-(``payscope.chat``), ``/admin/agents`` and the admin calls of the access probes.
-Answers are judged only once the chat endpoint answered at all (``depends_on``).
+Why this module exists: PayScope's API promises that ``POST /chat/query`` answers each of the five
+intents with a structured, explainable, traceable answer with a confidence score, sends queries no
+intent fits to a fallback, refuses invalid requests cleanly, and serves admins the admin endpoints.
+Evidence: the chat probes (``payscope.chat``), ``/admin/agents`` and the admin calls of the access
+probes. Answers are judged only once the chat endpoint answered at all (``depends_on``).
 
-What it must not do: send requests (sources do), judge answer content beyond
-the contract's shape (no model quality), or do I/O in an evaluate function.
+What it must not do: send requests (sources do), judge answer content beyond the contract's shape
+(no model quality), or do I/O in an evaluate function.
 """
 
 from __future__ import annotations
@@ -47,10 +46,7 @@ ANSWERED = "E.endpoints.chat_query"  # what judging answers depends on: at least
 def chat_query(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
     replies = [a.reply for a in evidence.intents.values()]
     answered = [i for i, a in evidence.intents.items() if a.reply.status == 200]
-    where = "; ".join(
-        f"{i} → {r.status if r.status is not None else r.failure}"
-        for i, r in zip(evidence.intents, replies, strict=True)
-    )
+    where = "; ".join(f"{i} → {r.status or r.failure}" for i, r in zip(evidence.intents, replies, strict=True))
     if answered:
         return Finding.passed(f"{CHAT} answers ({len(answered)} of {len(replies)} intents).", evidence=where)
     if all(r.status is None for r in replies):

@@ -2,10 +2,15 @@
 
 Why this module exists: dimensions A, B, C and G judge what the Postgres catalogs
 say about the declared tables, the app role, the migration table, TimescaleDB's
-information views and the audit log. ``postgres.catalog`` reads all of it over one
-connection with a fixed number of queries, whatever the number of tables;
-``postgres.isolation`` acts as the app role for one tenant, inside a transaction
-that is always rolled back, on at most :data:`MAX_ISOLATION_WRITE_PROBES` tables.
+information views and the audit log. The tables' existence, row-level security and
+owner, the app role and TimescaleDB's state are what the pass's provisioning observed
+(``context.Observations``: one read per pass, shared); ``postgres.catalog`` adds over
+one connection what no plan needs (policies, indexes, foreign keys, columns, migration
+versions, the audit log), a fixed number of queries whatever the number of tables;
+``postgres.isolation`` acts as the app role for one tenant on every declared RLS table
+that exists, in one statement set inside a transaction that is always rolled back.
+A Postgres whose observation failed in this pass is not tried again: both sources
+report that error.
 
 A query of the catalog source that fails while the server answers turns only
 the checks that read that piece Unknown (:data:`TABLES`, :data:`MIGRATIONS`,
@@ -13,7 +18,7 @@ the checks that read that piece Unknown (:data:`TABLES`, :data:`MIGRATIONS`,
 ``A.dependencies.postgres``.
 
 What it must not do: judge the evidence (``checks`` do), change data, or paste a
-name into SQL (``backends.relational_audit`` builds every statement).
+name into SQL (``backends.postgres.evidence`` builds every statement).
 """
 
 from __future__ import annotations
@@ -22,17 +27,14 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import psycopg
-
 from payscope_operator import errors
 from payscope_operator.api import fields, postgres_spec, spec
 from payscope_operator.audit import context, registry
 from payscope_operator.backends.postgres import client as pg_client
 from payscope_operator.backends.postgres import evidence as pg_evidence
+from payscope_operator.backends.postgres import model as pg_model
 from payscope_operator.backends.timescale import model as ts_model
-from payscope_operator.backends.timescale import provisioner as ts_provisioner
 
-MAX_ISOLATION_WRITE_PROBES = 3
 T = TypeVar("T")
 
 
@@ -75,48 +77,38 @@ def _timeout(desired: spec.PayScopeSpec) -> float:
 
 
 async def _piece(conn: Any, unreadable: dict[str, str], piece: str, read: Awaitable[T], empty: T) -> T:
-    """One piece of the evidence; a query that fails is noted and the next piece is read (the connection
-    autocommits). A lost connection is no failed query: it fails the whole source (the store is unreachable)."""
-    try:
-        return await read
-    except (psycopg.Error, errors.PayScopeError) as exc:
-        if conn.broken or conn.closed:
-            raise
-        unreadable[piece] = exc.message if isinstance(exc, errors.PayScopeError) else type(exc).__name__
+    """One piece of the evidence; a query that fails is noted and the next piece is read. A lost
+    connection is no failed query: it fails the whole source (the store is unreachable)."""
+    got = await pg_evidence.read_or_note(conn, read)
+    if isinstance(got, pg_evidence.Unreadable):
+        unreadable[piece] = got.why
         return empty
+    return got
 
 
 async def _gather_catalog(run: context.Session) -> PostgresEvidence:
     declared = section(run.spec)
     tenant_key = run.spec.tenancy.tenant_key if run.spec.tenancy else None
-    dsn = run.stores.postgres_dsn()
     unreadable: dict[str, str] = {}
+    observed, hyper = None, None
+    if declared.tables:
+        observed = await context.observed(run, pg_model.SYSTEM, pg_model.Observed)  # unreachable: the source fails
+    if any(t.hypertable is not None for t in declared.tables):
+        seen = context.observed(run, ts_model.SYSTEM, ts_model.Observed)
+        hyper = await _piece(None, unreadable, "timescale", seen, None)
+    dsn = run.stores.postgres_dsn()
     async with run.stores.postgres(dsn) as conn:
         tables = [key(t) for t in declared.tables]
-        catalog = await _piece(
-            conn,
-            unreadable,
-            "catalog",
-            pg_evidence.read_catalog(conn, tables, tenant_key=tenant_key, app_role=declared.app_role),
-            pg_evidence.Catalog({}, None, 0),
-        )
+        read = pg_evidence.read_catalog(conn, tables, observed, tenant_key=tenant_key, app_role=declared.app_role)
+        catalog = await _piece(conn, unreadable, "catalog", read, pg_evidence.Catalog({}, None, 0))
         migrations = None
         if declared.migrations is not None:
             m = declared.migrations
-            read = pg_evidence.read_migration_versions(conn, m.schema_name, m.table, m.column)
-            migrations = await _piece(conn, unreadable, "migrations", read, None)
-        hyper = None
-        if any(t.hypertable is not None for t in declared.tables):
-            observe = ts_provisioner.TimescaleProvisioner(conn, declared).observe()
-            hyper = await _piece(conn, unreadable, "timescale", observe, None)
+            versions = pg_evidence.read_migration_versions(conn, m.schema_name, m.table, m.column)
+            migrations = await _piece(conn, unreadable, "migrations", versions, None)
         log = declared.audit_log
-        audit_log = await _piece(
-            conn,
-            unreadable,
-            "audit_log",
-            pg_evidence.read_audit_log(conn, log.schema_name, log.table, log.order_column, declared.app_role),
-            pg_evidence.AuditLogFacts(exists=False),
-        )
+        chain = pg_evidence.read_audit_log(conn, log.schema_name, log.table, log.order_column, declared.app_role)
+        audit_log = await _piece(conn, unreadable, "audit_log", chain, pg_evidence.AuditLogFacts(exists=False))
     return PostgresEvidence(pg_client.host(dsn), catalog, migrations, hyper, audit_log, unreadable)
 
 
@@ -168,25 +160,25 @@ async def _gather_isolation(run: context.Session) -> IsolationEvidence:
     tenancy, tenants = run.spec.tenancy, run.spec.audit.probe_tenants
     assert tenancy is not None
     assert tenants is not None
+    observed = await context.observed(run, pg_model.SYSTEM, pg_model.Observed)  # which tables exist
+    existing = {(t.ref.schema, t.ref.name) for t in observed.tables}
+    probed = [key(t) for t in declared.tables if declares_rls(t) and key(t) in existing]
+    if not probed:
+        raise errors.DependencyUnavailable("none of the tables that declare rowLevelSecurity exists yet")
     dsn, role = run.stores.postgres_dsn(), declared.app_role
     if declared.app_connection is not None:
         ref = declared.app_connection.secret_ref
         dsn, role = run.stores.reveal(ref.name, ref.key), None  # connect as the app role itself
-    probes = []
     async with run.stores.postgres(dsn) as conn:
-        for table in [t for t in declared.tables if declares_rls(t)][:MAX_ISOLATION_WRITE_PROBES]:
-            probes.append(
-                await pg_evidence.probe_isolation(
-                    conn,
-                    schema=table.schema_name,
-                    table=table.name,
-                    tenant_key=tenancy.tenant_key,
-                    session_variable=tenancy.session_variable,
-                    app_role=role,
-                    tenants=(tenants[0], tenants[1]),
-                )
-            )
-    return IsolationEvidence(tuple(probes))
+        probes = await pg_evidence.probe_isolation(
+            conn,
+            tables=probed,
+            tenant_key=tenancy.tenant_key,
+            session_variable=tenancy.session_variable,
+            app_role=role,
+            tenants=(tenants[0], tenants[1]),
+        )
+    return IsolationEvidence(probes)
 
 
 ISOLATION = registry.Source[IsolationEvidence](

@@ -150,16 +150,14 @@ class GraphState:
     """The schema of one database, plus what the plan needs to know about its data.
 
     ``violations`` holds the names of declared, missing uniqueness constraints whose
-    label already has nodes sharing the property values; ``known`` the managed names
-    this provisioner has seen in place or created (one now missing was dropped);
-    ``marks`` what the marker nodes record, by object name.
+    label already has nodes sharing the property values; ``marks`` what the marker
+    nodes record, by object name.
     """
 
     server: ServerInfo
     constraints: tuple[ObservedConstraint, ...] = ()
     indexes: tuple[ObservedIndex, ...] = ()
     violations: frozenset[str] = frozenset()
-    known: frozenset[str] = frozenset()
     marks: Mapping[str, ownership.Mark] = field(default_factory=dict)
 
     def mark_of(self, name: str) -> ownership.Mark:

@@ -11,8 +11,8 @@ Rules it follows:
   or when any object, whatever its name, has it (Neo4j refuses an equivalent schema
   rule twice, so no duplicate is ever made).
 - An object under our name with another definition is drift: it is dropped and
-  recreated. A declared object that the provisioner saw or created and that has
-  gone is drift too (``GraphState.known``); otherwise it is simply missing.
+  recreated. A declared object that is missing is planned as missing; when the last
+  status listed it Ready, ``reconcile.managed`` marks its recreation as drift.
 - Exists and NodeKey constraints need Enterprise: on Community they are Failed with
   ``UnsupportedOnEdition`` and a permanent blocker, never skipped in silence.
   Existing duplicates block a uniqueness constraint (``ConstraintViolatedByData``).
@@ -145,8 +145,6 @@ def _covering_create(obj: model.SchemaObject, out: planning.PlanBuilder) -> str 
 def _plan_missing(
     obj: model.SchemaObject, state: model.GraphState, out: planning.PlanBuilder, owner: ownership.Owner
 ) -> None:
-    drift = obj.name in state.known
-    why = "dropped out of band" if drift else ""
     covering = _covering_create(obj, out) if obj.type == stores_spec.IndexType.RANGE else None
     if covering is not None:
         out.state(obj.kind, obj.name, _State.MISSING, f"comes with {covering}")
@@ -165,7 +163,7 @@ def _plan_missing(
                 return
         for index in blocking:
             _drop(out, index, f"its constraint {obj.name} brings its own index", drift=False)
-    _create(out, obj, _State.MISSING, drift=drift, why=why)
+    _create(out, obj, _State.MISSING, drift=False)
 
 
 def violation_message(obj: model.SchemaObject) -> str:

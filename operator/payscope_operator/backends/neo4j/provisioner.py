@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable
 
 import neo4j
 import neo4j.exceptions
@@ -47,7 +46,8 @@ class Neo4jProvisioner:
     """Neo4j schema of one resource. The driver is the caller's: created once, closed by it.
 
     ``schema_changes`` counts the schema-changing statements sent (for the idempotency
-    proof and the metrics); ``known`` seeds the managed names seen in earlier passes.
+    proof and the metrics). Whether a missing object existed before is not its concern:
+    ``reconcile.managed`` marks the recreation of an object the last status listed Ready.
     """
 
     system = model.SYSTEM
@@ -59,23 +59,13 @@ class Neo4jProvisioner:
         *,
         owner: ownership.Owner,
         timeout: float = client.DEFAULT_TIMEOUT,
-        known: Iterable[str] = (),
     ) -> None:
         if not re.fullmatch(fields.NEO4J_DATABASE_PATTERN, desired.database):
             raise errors.SpecInvalid(f"neo4j.database {desired.database!r} is not a valid database name")
         self._client = client.Client(driver, desired.database, timeout=timeout)
         self._desired = desired
         self._owner = owner
-        self._known = set(known)
         self.schema_changes = 0
-
-    async def count_untenanted(self, labels: Iterable[str], tenant_key: str) -> dict[str, int]:
-        """Nodes of each label lacking ``tenant_key`` (read-only; one statement for all labels)."""
-        wanted = sorted(set(labels))
-        if not wanted:
-            return {}
-        records = await self._client.read(cypher.cypher_untenanted(wanted, tenant_key))
-        return {str(r["label"]): int(r["c"]) for r in records}
 
     async def _change(self, text: str) -> bool:
         """Send one schema-changing statement; True when the server added an object."""
@@ -122,13 +112,11 @@ class Neo4jProvisioner:
         await self._client.run(cypher.WRITE_MARK, {"name": name, "uid": owner.uid, "resource": owner.resource})
 
     async def observe(self) -> model.GraphState:
-        """Server, schema, duplicates blocking missing uniqueness constraints, and drift memory."""
+        """Server, schema, ownership markers, and the duplicates blocking missing uniqueness constraints."""
         state = await self.read_state()
         violations = set()
         for obj in model.desired_objects(self._desired):
             present = plan.find_present(obj, state)
-            if present is not None and present.name == obj.name:
-                self._known.add(obj.name)
             checkable = obj.kind is model.Kind.CONSTRAINT and obj.type in model.OWNS_RANGE_INDEX and obj.valid
             if present is None and checkable and (state.server.enterprise or obj.type not in model.ENTERPRISE_ONLY):
                 try:
@@ -139,7 +127,7 @@ class Neo4jProvisioner:
                     continue  # a label too large to scan in time: the server's refusal on create tells instead
                 if records and int(records[0]["groups"]) > 0:
                     violations.add(obj.name)
-        return dataclasses.replace(state, violations=frozenset(violations), known=frozenset(self._known))
+        return dataclasses.replace(state, violations=frozenset(violations))
 
     def plan(self, observed: model.GraphState) -> base.Plan:
         return plan.plan_neo4j(self._desired, observed, owner=self._owner)
@@ -152,10 +140,8 @@ class Neo4jProvisioner:
             except neo4j.exceptions.Neo4jError as exc:
                 message = f"Neo4j refused to drop {action.kind} {action.target} ({exc.code})"
                 raise errors.SpecUnsatisfiable(message, reason=_Reason.PROVISIONING_FAILED) from None
-            self._known.discard(action.target)
         elif isinstance(action, model.CreateSchema):
             if await self._create(action.object):  # added by this statement: ours, so say so beside it
-                self._known.add(action.object.name)
                 await self._write_mark(action.object.name)
         elif isinstance(action, model.MarkSchema):
             await self._write_mark(action.target)
@@ -191,7 +177,6 @@ class Neo4jProvisioner:
                     cypher.cypher_drop(obj.name, constraint=isinstance(occupant, model.ObservedConstraint))
                 )
                 await self._client.run(cypher.DELETE_MARK, {"name": obj.name, "uid": owner.uid})
-                self._known.discard(obj.name)
                 removed.append(obj.name)
             elif occupant is not None:
                 kept.append(

@@ -3,7 +3,7 @@
 Why this module exists: PayScope's RAG agents need Pinecone indexes of a known
 dimension, metric and placement. This provisioner lists the project's indexes, has the
 pure :func:`plan.plan_pinecone` decide, and creates or patches the declared ones; the
-audit reads ``observe`` and :meth:`PineconeProvisioner.describe_index_stats`.
+audit shares the observation (and reads index statistics through ``evidence``).
 ``client`` does the HTTP (timeouts, retries, error mapping, redaction); this module
 maps the wire shapes to ``model`` and back.
 
@@ -14,8 +14,8 @@ maps the wire shapes to ``model`` and back.
   not create) nor restored: removing them by hand disowns the index, which is then
   Foreign and teardown keeps it.
 - Teardown never turns ``deletion_protection`` off (a protected index is kept), and never
-  deletes an index holding vectors (``describe_index_stats`` total above 0) or one whose
-  count cannot be read: ``deletionPolicy: Delete`` removes empty indexes, never data.
+  deletes an index holding vectors (``evidence.describe_index_stats`` total above 0) or one
+  whose count cannot be read: ``deletionPolicy: Delete`` removes empty indexes, never data.
 - A new index is awaited for at most ``ready_wait`` seconds; one still initialising is
   Pending, and the next pass sees it Ready.
 
@@ -37,7 +37,7 @@ import httpx
 from payscope_operator import errors
 from payscope_operator.api import conditions, stores_spec
 from payscope_operator.backends import base, ownership
-from payscope_operator.backends.pinecone import client, model, plan
+from payscope_operator.backends.pinecone import client, evidence, model, plan
 
 _log = logging.getLogger(__name__)
 
@@ -129,7 +129,8 @@ class PineconeProvisioner:
     ) -> None:
         self._desired = desired
         self._owner = owner
-        self._client = client.Client(http, retry=retry or client.RetryPolicy(), timeout=timeout)
+        self._http, self._retry, self._timeout = http, retry or client.RetryPolicy(), timeout
+        self._client = client.Client(http, retry=self._retry, timeout=timeout)
         self._ready_wait = ready_wait
         self._poll_interval = poll_interval
 
@@ -193,21 +194,13 @@ class PineconeProvisioner:
         if not index.host:
             return None
         try:
-            return (await self.describe_index_stats(index.host)).total_vector_count
+            stats = await evidence.describe_index_stats(
+                self._http, index.host, retry=self._retry, timeout=self._timeout
+            )
         except errors.PayScopeError as exc:
             _log.warning("Pinecone index %s: cannot count its vectors, keeping it: %s", index.name, exc.message)
             return None
-
-    async def describe_index_stats(self, host: str) -> model.IndexStats:
-        """Vector counts per namespace of the index served at ``host`` (``model.ObservedIndex.host``); read-only."""
-        url = f"{client.index_url(host)}/describe_index_stats"
-        response = await self._client.send("POST", url, json={}, change=False)
-        stats = self._client.decode(client.STATS, response, "describe_index_stats")
-        namespaces = {ns: summary["vectorCount"] for ns, summary in (stats.get("namespaces") or {}).items()}
-        total = stats.get("totalVectorCount")
-        return model.IndexStats(
-            namespaces, stats.get("dimension"), sum(namespaces.values()) if total is None else total
-        )
+        return stats.total_vector_count
 
     async def _create(self, index: stores_spec.PineconeIndex) -> None:
         path = client.index_path(index.name)

@@ -289,7 +289,8 @@ class SessionOwner(Generic[DesiredT]):
     """What a Postgres-family provisioner holds: its desired section and a :class:`Session`.
 
     The connection is the caller's (opened and closed by it); ``log.change_count``
-    counts the changes a pass sent (zero for an unchanged system).
+    counts the changes a pass sent (zero for an unchanged system). Provisioners of one
+    connection may share one ``session``, so its timeouts are set once.
     """
 
     def __init__(
@@ -299,7 +300,8 @@ class SessionOwner(Generic[DesiredT]):
         *,
         timeouts: Timeouts | None = None,
         log: StatementLog | None = None,
+        session: Session | None = None,
     ) -> None:
         self.desired = desired
-        self.session = Session(conn, timeouts or Timeouts(), log)
+        self.session = session if session is not None else Session(conn, timeouts or Timeouts(), log)
         self.log = self.session.log

@@ -57,7 +57,8 @@ def check_app_role(desired: model.Desired, observed: model.Observed) -> None:
     elif role.bypassrls:
         problem = "has BYPASSRLS, so row-level security never applies to it"
     else:
-        owned = [str(table.ref) for table in observed.tables if table.app_role_owns]
+        managed_refs = {model.TableRef(t.schema_name, t.name) for t in desired.postgres.tables if any(managed(t))}
+        owned = [str(table.ref) for table in observed.tables if table.app_role_owns and table.ref in managed_refs]
         if owned:
             problem = f"owns (or inherits the owner of) {', '.join(owned)}; owners bypass or can disable RLS"
     if problem:

@@ -3,9 +3,10 @@
 Why this module exists: it carries out what ``plan`` decides, on a caller-owned
 autocommit connection: :meth:`PostgresProvisioner.observe` reads the catalogs with one
 query for all declared tables (two when a declared table is a TimescaleDB hypertable),
-whatever their number; :meth:`~PostgresProvisioner.apply` runs each action's statements
-(policy and RLS changes in one transaction, index builds CONCURRENTLY where the server
-allows); :meth:`~PostgresProvisioner.teardown` drops what the operator created.
+whatever their number, and the audit judges the same observation;
+:meth:`~PostgresProvisioner.apply` runs each action's statements (policy and RLS changes
+in one transaction, index builds CONCURRENTLY where the server allows);
+:meth:`~PostgresProvisioner.teardown` drops what the operator created.
 
 Ownership: every policy and index it creates gets a ``COMMENT`` naming its resource, in
 the same transaction where the server allows (``CONCURRENTLY`` builds are commented right
@@ -36,7 +37,8 @@ class PostgresProvisioner(client.SessionOwner[model.Desired]):
         return [table for table in self.desired.postgres.tables if any(plan.managed(table))]
 
     async def observe(self) -> model.Observed:
-        tables = self._tables()
+        """Every declared table (those it does not manage too: the audit judges them from this) and the app role."""
+        tables = self.desired.postgres.tables
         role = self.desired.postgres.app_role
         if not tables:
             return model.Observed()

@@ -8,18 +8,23 @@ whose messages name the operation, bucket and endpoint, never a credential; a 50
 NotImplemented answer is its own exception, because it means a missing feature of the
 endpoint, not a failure.
 
-What it must not do: decide what to change, keep state between calls, or put a
-credential into a message.
+:func:`anonymous_status` lists a bucket without any credential, as the public would, for
+the audit, through the caller's credential-less HTTP client (``reconcile.clients`` builds
+it under the operator's egress policy and response cap).
+
+What it must not do: decide what to change, keep state between calls, build an HTTP
+client, or put a credential into a message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
+import httpx
 from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
 from botocore.exceptions import ConnectionError as BotoConnectionError
@@ -33,6 +38,12 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 _DENIED = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled", "403"})
 _TRANSIENT = frozenset({"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling"})
+
+
+async def anonymous_status(http: httpx.AsyncClient, endpoint: str, buckets: Sequence[str]) -> dict[str, int]:
+    """The HTTP status of an unauthenticated listing of each bucket, through ``http`` (a client without
+    credentials that follows no redirect; the caller builds and closes it)."""
+    return {name: (await http.get(f"{endpoint.rstrip('/')}/{name}")).status_code for name in buckets}
 
 
 def make_client(
