@@ -178,7 +178,11 @@ def parser() -> argparse.ArgumentParser:
     crd.set_defaults(func=_crd)
 
     for name, help_text in (
-        ("audit", "audit a PayScopeDeployment file without a cluster; exit 1 when a non-waived check fails"),
+        (
+            "audit",
+            "audit a PayScopeDeployment file without a cluster; exit 1 when a non-waived check fails, 3 when a"
+            " dimension was not audited and not waived",
+        ),
         ("plan", "print the provisioning actions Full management would take, changing nothing"),
     ):
         cmd = sub.add_parser(name, help=help_text)

@@ -9,8 +9,12 @@ Deployments to inspect, so those checks report NotConfigured.
 
 ``audit`` prints the results (table, json, JUnit XML, or the readiness report
 in the checklist's shape as Markdown, the same document ``kubectl payscope
-report`` prints) and exits 1 when a non-waived check fails, 2 when the file itself is invalid; ``plan`` prints the
-provisioning actions Full management would take.
+report`` prints) and exits 1 when a non-waived check fails, 2 when the file
+itself is invalid, and 3 when nothing failed but a dimension was not audited at
+all and no waiver accepts that, or nothing was audited (``Ready`` reason
+``DimensionsNotConfigured`` or ``NotConfigured``): an audit that looked at
+nothing must not gate a release as a pass. ``plan`` prints the provisioning
+actions Full management would take.
 """
 
 from __future__ import annotations
@@ -33,9 +37,9 @@ import yaml
 from pydantic import SecretStr
 
 from payscope_operator import errors, telemetry
-from payscope_operator.api import status
+from payscope_operator.api import conditions, status
 from payscope_operator.audit import report_markdown, verdicts
-from payscope_operator.kube import gateway, workloads
+from payscope_operator.kube import gateway, policies, workloads
 from payscope_operator.reconcile import reconciler, report, systems
 
 
@@ -62,6 +66,12 @@ class LocalCluster:
 
     async def read_deployment(self, namespace: str, name: str) -> workloads.DeploymentFacts | None:
         return None  # never asked: workloads are removed from the spec
+
+    async def list_disruption_budgets(self, namespace: str) -> tuple[policies.DisruptionBudgetFacts, ...]:
+        return ()  # never asked, as above
+
+    async def list_network_policies(self, namespace: str) -> tuple[policies.NetworkPolicyFacts, ...]:
+        return ()
 
     async def read_status(self, ref: gateway.ObjectRef) -> gateway.StoredStatus | None:
         return gateway.StoredStatus(str(self.version), self.status)
@@ -141,8 +151,11 @@ async def evaluate(spec: dict[str, Any], cluster: LocalCluster, *, namespace: st
 
 
 def _table(result: status.PayScopeStatus) -> str:
-    rows = [f"{'CHECK':<34} {'STATUS':<14} {'SEVERITY':<9} MESSAGE"]
-    rows += [f"{c.id:<34} {c.status.value:<14} {c.severity.value:<9} {c.message}" for c in result.checks]
+    rows = [f"{'CHECK':<34} {'STATUS':<14} {'SEVERITY':<9} {'GRADE':<9} MESSAGE"]
+    rows += [
+        f"{c.id:<34} {c.status.value:<14} {c.severity.value:<9} {c.grade.value if c.grade else '-':<9} {c.message}"
+        for c in result.checks
+    ]
     rows.append("")
     rows += [f"{c.type:<20} {c.status.value:<8} {c.reason}: {c.message}" for c in result.conditions]
     return "\n".join(rows) + "\n"
@@ -210,4 +223,13 @@ def main(args: argparse.Namespace) -> int:
     if stalled is not None and stalled.reason == "SpecInvalid":
         print(f"invalid resource: {stalled.message}", file=sys.stderr)
         return 2
-    return 1 if any(c.status == status.CheckStatus.FAIL for c in result.checks) else 0
+    if any(c.status == status.CheckStatus.FAIL for c in result.checks):
+        return 1
+    ready = next((c for c in result.conditions if c.type == conditions.ConditionType.READY), None)
+    if ready is not None and ready.reason in (
+        conditions.Reason.DIMENSIONS_NOT_CONFIGURED,
+        conditions.Reason.NOT_CONFIGURED,
+    ):
+        print(f"incomplete audit: {ready.message}", file=sys.stderr)
+        return 3
+    return 0

@@ -95,6 +95,9 @@ INVALID_SPECS: list[tuple[str, dict[str, Any], str]] = [
     _case("duration-zero", "audit.interval", "0s"),
     _case("duration-no-unit", "audit.interval", "60"),
     _case("waiver-bad-check-id", "audit.waivers[0].check", "F.metrics"),
+    _case("waiver-bare-star", "audit.waivers[0].check", "*"),
+    _case("waiver-star-inside", "audit.waivers[0].check", "F.*.agents"),
+    _case("waiver-star-after-check", "audit.waivers[0].check", "F.metrics.agents.*"),
     _case("waiver-bad-date", "audit.waivers[0].expires", "31/01/2027"),
     # Numbers and types.
     _case("pinecone-dimension-zero", f"{_INDEX}.dimension", 0),

@@ -245,6 +245,18 @@ def create_secret(api: k8s.ApiClient, namespace: str, name: str, data: Mapping[s
     )
 
 
+DIGEST = "sha256:" + "0" * 64
+
+
+def not_audited(*letters: str) -> list[dict[str, str]]:
+    """Waivers accepting that whole dimensions are not audited (else Ready stays False: DimensionsNotConfigured)."""
+    return [{"check": f"{letter}.*", "reason": "not part of this test", "expires": "2099-12-31"} for letter in letters]
+
+
+WORKLOADS_ONLY = not_audited("B", "C", "D", "E")
+"""What a spec with only spec.workloads leaves unaudited: the data layer, the pipeline, agents and APIs."""
+
+
 def create_deployment(
     api: k8s.ApiClient,
     namespace: str,
@@ -255,12 +267,20 @@ def create_deployment(
     pre_stop: bool = True,
     available: bool = True,
     replicas: int = 2,
+    guarded: bool = True,
 ) -> None:
-    """A PayScope-like Deployment; its status is written by hand (there is no controller-manager)."""
+    """A PayScope-like Deployment that passes every workload check; its status is written by hand.
+
+    Hardened as the pod-security checks want it (non-root, no privilege escalation,
+    all capabilities dropped, read-only root, RuntimeDefault seccomp, no API token,
+    a pinned image, its Secret through secretKeyRef), spread over nodes, and, with
+    ``guarded``, covered by its own PodDisruptionBudget and NetworkPolicy.
+    There is no controller-manager in the test control plane, so no pod ever runs.
+    """
     probe = k8s.V1Probe(http_get=k8s.V1HTTPGetAction(path="/healthz", port=8000)) if probes else None
     container = k8s.V1Container(
         name="app",
-        image="registry.invalid/payscope:1.0",
+        image=f"registry.invalid/payscope@{DIGEST}",
         liveness_probe=probe,
         readiness_probe=probe,
         resources=k8s.V1ResourceRequirements(requests={"cpu": "100m", "memory": "256Mi"}, limits={"memory": "512Mi"})
@@ -269,6 +289,18 @@ def create_deployment(
         lifecycle=k8s.V1Lifecycle(pre_stop=k8s.V1LifecycleHandler(_exec=k8s.V1ExecAction(command=["sleep", "5"])))
         if pre_stop
         else None,
+        security_context=k8s.V1SecurityContext(
+            allow_privilege_escalation=False,
+            read_only_root_filesystem=True,
+            capabilities=k8s.V1Capabilities(drop=["ALL"]),
+        ),
+        env=[
+            k8s.V1EnvVar(name="PORT", value="8000"),
+            k8s.V1EnvVar(
+                name="DB_PASSWORD",
+                value_from=k8s.V1EnvVarSource(secret_key_ref=k8s.V1SecretKeySelector(name="pg", key="password")),
+            ),
+        ],
     )
     labels = {"app": name}
     body = k8s.V1Deployment(
@@ -278,19 +310,68 @@ def create_deployment(
             selector=k8s.V1LabelSelector(match_labels=labels),
             template=k8s.V1PodTemplateSpec(
                 metadata=k8s.V1ObjectMeta(labels=labels),
-                spec=k8s.V1PodSpec(containers=[container], termination_grace_period_seconds=30),
+                spec=k8s.V1PodSpec(
+                    containers=[container],
+                    termination_grace_period_seconds=30,
+                    automount_service_account_token=False,
+                    security_context=k8s.V1PodSecurityContext(
+                        run_as_non_root=True,
+                        run_as_user=10001,
+                        seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
+                    ),
+                    topology_spread_constraints=[
+                        k8s.V1TopologySpreadConstraint(
+                            max_skew=1,
+                            topology_key="kubernetes.io/hostname",
+                            when_unsatisfiable="ScheduleAnyway",
+                            label_selector=k8s.V1LabelSelector(match_labels=labels),
+                        )
+                    ],
+                ),
             ),
         ),
     )
     apps = k8s.AppsV1Api(api)
     apps.create_namespaced_deployment(namespace, body)
     set_deployment_available(api, namespace, name, replicas if available else 0, replicas)
+    if guarded:
+        create_disruption_budget(api, namespace, name, {"app": name})
+        create_network_policy(api, namespace, name, {"app": name})
+
+
+def create_disruption_budget(
+    api: k8s.ApiClient, namespace: str, name: str, selects: Mapping[str, str], *, min_available: int | str = 1
+) -> None:
+    body = k8s.V1PodDisruptionBudget(
+        metadata=k8s.V1ObjectMeta(name=name),
+        spec=k8s.V1PodDisruptionBudgetSpec(
+            selector=k8s.V1LabelSelector(match_labels=dict(selects)), min_available=min_available
+        ),
+    )
+    k8s.PolicyV1Api(api).create_namespaced_pod_disruption_budget(namespace, body)
+
+
+def create_network_policy(api: k8s.ApiClient, namespace: str, name: str, selects: Mapping[str, str]) -> None:
+    """Ingress to the selected pods from pods of the same namespace, on port 8000 only."""
+    rule = k8s.V1NetworkPolicyIngressRule(
+        _from=[k8s.V1NetworkPolicyPeer(pod_selector=k8s.V1LabelSelector())],
+        ports=[k8s.V1NetworkPolicyPort(port=8000, protocol="TCP")],
+    )
+    body = k8s.V1NetworkPolicy(
+        metadata=k8s.V1ObjectMeta(name=name),
+        spec=k8s.V1NetworkPolicySpec(
+            pod_selector=k8s.V1LabelSelector(match_labels=dict(selects)), policy_types=["Ingress"], ingress=[rule]
+        ),
+    )
+    k8s.NetworkingV1Api(api).create_namespaced_network_policy(namespace, body)
 
 
 def set_deployment_available(api: k8s.ApiClient, namespace: str, name: str, available: int, replicas: int) -> None:
+    """Write the status a controller would: caught up with the current generation, ``available`` of ``replicas``."""
+    generation = k8s.AppsV1Api(api).read_namespaced_deployment(name, namespace).metadata.generation or 1
     status = {
         "status": {
-            "observedGeneration": 1,
+            "observedGeneration": generation,
             "replicas": replicas,
             "readyReplicas": available,
             "availableReplicas": available,

@@ -97,6 +97,12 @@ def test_everything_is_provisioned_and_ready(kube_api: k8s.ApiClient, inst: inst
     checks = _checks(obj)
     assert checks["G.isolation.rls_probe"]["status"] == "Pass"
     assert checks["G.audit_log.hash_chain"]["status"] == "Pass"
+    # A fresh index holds no vectors: nothing shows how tenants are separated, which is no pass.
+    assert checks["B.pinecone.namespaces"]["status"] == "Warn", checks["B.pinecone.namespaces"]
+    assert "holds no vectors yet" in checks["B.pinecone.namespaces"]["message"]
+    for check_id in ("G.workloads.privileged", "G.workloads.network_policy", "A.workloads.api_pdb"):
+        assert (checks[check_id]["status"], checks[check_id]["grade"]) == ("Pass", "Observed"), checks[check_id]
+    assert obj["status"]["dimensions"]["Security"]["passedByGrade"]["observed"] >= 13
 
 
 def _plugin(*args: str) -> str:

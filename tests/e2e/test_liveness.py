@@ -54,7 +54,8 @@ def test_healthz_fails_while_the_watch_misses_changes_and_recovers(
 ) -> None:
     running, proxy = proxied_operator
     cluster.create_deployment(kube_api, namespace, "payscope-api")
-    spec = {"workloads": {"api": {"name": "payscope-api"}}, "audit": {"interval": "2s", "probeTimeout": "1s"}}
+    audit = {"interval": "2s", "probeTimeout": "1s", "waivers": cluster.WORKLOADS_ONLY}
+    spec = {"workloads": {"api": {"name": "payscope-api"}}, "audit": audit}
     cluster.create_psd(kube_api, namespace, "watched", spec)
 
     cluster.wait_condition(kube_api, namespace, "watched", "Ready", timeout=20)

@@ -17,7 +17,8 @@ ALL_TYPES = {t.value for t in api_conditions.ConditionType}
 
 
 def _workload_spec(interval: str = "2s") -> dict[str, Any]:
-    return {"workloads": {"api": {"name": "payscope-api"}}, "audit": {"interval": interval, "probeTimeout": "1s"}}
+    audit = {"interval": interval, "probeTimeout": "1s", "waivers": cluster.WORKLOADS_ONLY}
+    return {"workloads": {"api": {"name": "payscope-api"}}, "audit": audit}
 
 
 def _settled(api: k8s.ApiClient, namespace: str, name: str, generation: int | None = None) -> Any:

@@ -60,7 +60,8 @@ def test_installed_wheel_runs_the_operator(
     running = cluster.start_operator(kubeconfig, tmp_path / "op.log", namespaces=(namespace,), command=entrypoint)
     try:
         cluster.create_deployment(kube_api, namespace, "payscope-api")
-        spec = {"workloads": {"api": {"name": "payscope-api"}}, "audit": {"interval": "5s"}}
+        audit = {"interval": "5s", "waivers": cluster.WORKLOADS_ONLY}
+        spec = {"workloads": {"api": {"name": "payscope-api"}}, "audit": audit}
         cluster.create_psd(kube_api, namespace, "from-wheel", spec)
 
         cluster.wait_condition(kube_api, namespace, "from-wheel", "Ready", timeout=20)

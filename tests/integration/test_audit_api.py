@@ -287,6 +287,12 @@ class _NoCluster:
     async def read_deployment(self, namespace: str, name: str) -> None:
         return None
 
+    async def list_disruption_budgets(self, namespace: str) -> tuple[()]:
+        return ()
+
+    async def list_network_policies(self, namespace: str) -> tuple[()]:
+        return ()
+
 
 def _spec(fixture: Fixture, *, dlq: str = "dlq", max_dead_letters: int = 0) -> spec.PayScopeSpec:
     return spec.PayScopeSpec.model_validate(

@@ -126,14 +126,17 @@ async def test_the_catalog_adds_to_the_observation_only_what_no_plan_needs(
 
     guarded, open_tx, missing = (catalog.tables[key] for key in wanted)
     assert (guarded.exists, guarded.rls_enabled, guarded.rls_forced, guarded.tenant_indexed) == (True, True, True, True)
-    assert [name for name, _, _ in guarded.policies] == ["tenant"]
+    assert [(p.name, p.command, p.permissive, p.roles, p.applies_to_app_role) for p in guarded.policies] == [
+        ("tenant", "ALL", True, ("PUBLIC",), True)
+    ]
+    assert guarded.app_role_is_owner is False
     assert guarded.unique_keys == (("bank_id", "ref"), ("id",))
     assert guarded.columns == ("id", "bank_id", "ref")
     assert (open_tx.rls_enabled, open_tx.foreign_keys, open_tx.tenant_indexed) == (False, 1, False)
     assert not missing.exists
     assert catalog.role is not None
-    assert (catalog.role.exists, catalog.role.superuser) == (True, False)
-    assert catalog.queries == 1  # the role and the RLS flags came with the observation
+    assert (catalog.role.exists, catalog.role.superuser, catalog.role.privileged_memberships) == (True, False, ())
+    assert catalog.queries == 1  # the role and the RLS flags came with the observation, its memberships with the tables
 
 
 async def test_migrations_and_the_audit_log_in_one_statement_each_and_two(

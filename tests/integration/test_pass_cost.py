@@ -45,7 +45,8 @@ BUDGET = {
     "s3": 9,  # (8) + one anonymous listing per bucket
     "pinecone": 2,  # (1) + describe_index_stats per index
     "payscope_api": 49,  # (0) 38 in a pass that reuses the agent probes (within agentProbeInterval)
-    "kubernetes": 9,  # (0) 6 Secret reads, 3 Deployment reads, no write
+    "kubernetes": 11,  # (0) 6 Secret reads, 3 Deployment reads, 1 list of PodDisruptionBudgets, 1 of NetworkPolicies,
+    # whatever the number of Deployments (the pod-security and availability checks); no write
 }
 
 

@@ -31,7 +31,7 @@ from tests.e2e import cluster
 NOW = datetime.datetime(2026, 11, 28, 12, 0, tzinfo=datetime.UTC)
 ADMIN = "admin"  # the test environment's kubeconfig user
 FAST = status_writer.Backoff(first=0.2, factor=2.0, cap=1.0, attempts=5)
-SPEC = {"workloads": {"api": {"name": "payscope-api"}}}
+SPEC = {"workloads": {"api": {"name": "payscope-api"}}, "audit": {"waivers": cluster.WORKLOADS_ONLY}}
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,8 @@ test pins them to one table, ``EXPECTED``, each entry justified by the code that
   peering, it lists/watches the peering objects and patches its own entry
   (_core/engines/peering.py). Discovery (/api, /apis) is a non-resource URL.
 - kube.gateway: read_namespaced_secret, read_namespaced_deployment,
+  list_namespaced_pod_disruption_budget and list_namespaced_network_policy (the audit
+  matches their selectors to the workloads' pods: list, never get or watch),
   get_namespaced_custom_object_status (the re-read after a 409),
   patch_namespaced_custom_object_status, create_namespaced_event. A new Kubernetes call in
   the gateway fails ``test_gateway_calls_are_all_granted`` until it is mapped and granted.
@@ -43,6 +45,8 @@ EXPECTED: dict[Rule, set[str]] = {
     ("payscope.io", "payscopedeployments/status", frozenset()): {"get", "patch"},
     ("", "secrets", frozenset()): {"get"},
     ("apps", "deployments", frozenset()): {"get"},
+    ("policy", "poddisruptionbudgets", frozenset()): {"list"},
+    ("networking.k8s.io", "networkpolicies", frozenset()): {"list"},
     ("", "events", frozenset()): {"create"},
 }
 PEERING_NAME = "payscope-operator"
@@ -59,6 +63,8 @@ def peering_rules(resource: str) -> dict[Rule, set[str]]:
 CLIENT_CALLS: dict[str, tuple[str, str, str]] = {
     "read_namespaced_secret": ("", "secrets", "get"),
     "read_namespaced_deployment": ("apps", "deployments", "get"),
+    "list_namespaced_pod_disruption_budget": ("policy", "poddisruptionbudgets", "list"),
+    "list_namespaced_network_policy": ("networking.k8s.io", "networkpolicies", "list"),
     "get_namespaced_custom_object_status": ("payscope.io", "payscopedeployments/status", "get"),
     "patch_namespaced_custom_object_status": ("payscope.io", "payscopedeployments/status", "patch"),
     "create_namespaced_event": ("", "events", "create"),
@@ -200,7 +206,7 @@ def test_no_rendered_variant_has_a_wildcard() -> None:
 def test_gateway_calls_are_all_granted() -> None:
     """Every Kubernetes client method kube.gateway calls is mapped to a verb the role grants."""
     tree = ast.parse(GATEWAY.read_text(encoding="utf-8"))
-    clients = {"_core", "_apps", "_custom"}
+    clients = {"_core", "_apps", "_custom", "_policy", "_networking"}
     called = {
         node.func.attr
         for node in ast.walk(tree)
@@ -215,6 +221,24 @@ def test_gateway_calls_are_all_granted() -> None:
     for method in called:
         group, resource, verb = CLIENT_CALLS[method]
         assert verb in EXPECTED[(group, resource, frozenset())], method
+
+
+# What kopf itself sends (see the module docstring); everything else must be a gateway call.
+KOPF_NEEDS: set[tuple[str, str, str]] = {
+    ("payscope.io", "payscopedeployments", "list"),
+    ("payscope.io", "payscopedeployments", "watch"),
+    ("payscope.io", "payscopedeployments", "patch"),
+    ("", "events", "create"),
+}
+
+
+def test_every_granted_verb_is_needed_by_a_gateway_call_or_by_kopf() -> None:
+    """The other direction: no rule grows without the call that needs it (the audit's lists included)."""
+    tree = ast.parse(GATEWAY.read_text(encoding="utf-8"))
+    called = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr in CLIENT_CALLS}
+    needed = {CLIENT_CALLS[method] for method in called} | KOPF_NEEDS
+    granted = {(group, resource, verb) for (group, resource, _), verbs in EXPECTED.items() for verb in verbs}
+    assert granted == needed
 
 
 @pytest.mark.parametrize("args", [(), ("--set", "watchNamespaces={bank-a}")], ids=["cluster-wide", "namespaced"])

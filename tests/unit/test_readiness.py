@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from payscope_operator.api import conditions as api_conditions
-from payscope_operator.api import status
+from payscope_operator.api import spec, status
 from payscope_operator.reconcile import readiness
 
 T0 = datetime.datetime(2026, 11, 1, 12, 0, tzinfo=datetime.UTC)
@@ -38,6 +38,7 @@ PASS, FAIL, WARN, UNKNOWN, NC, WAIVED = (
 )
 OK_PROVISIONING = readiness.Provisioning(CS.TRUE, R.PROVISIONED, "ok")
 ALL_PASS = tuple(result(f"{d.letter}.x.ok", PASS) for d in D)
+WAIVER_B = spec.Waiver(check="B.*", reason="no data layer in this cell", expires=datetime.date(2027, 1, 31))
 
 
 def by_type(conds: tuple[status.Condition, ...]) -> dict[str, status.Condition]:
@@ -87,18 +88,61 @@ CASES = [
         {"Ready": (CS.TRUE, R.ALL_CHECKS_PASSED), "ObservabilityReady": (CS.TRUE, R.WAIVED)},
     ),
     (
-        "not configured dimension is Unknown/NotConfigured and Ready ignores it",
-        readiness.Facts(3, (result("A.x.ok", PASS), result("B.x.nc", NC)), OK_PROVISIONING),
+        "a dimension none of whose checks ran keeps Ready False, naming it",
+        readiness.Facts(3, (*ALL_PASS[:1], *ALL_PASS[2:], result("B.x.nc", NC)), OK_PROVISIONING),
         {
-            "Ready": (CS.TRUE, R.ALL_CHECKS_PASSED),
+            "Ready": (CS.FALSE, R.DIMENSIONS_NOT_CONFIGURED),
             "DataLayerReady": (CS.UNKNOWN, R.NOT_CONFIGURED),
             "InfrastructureReady": (CS.TRUE, R.ALL_CHECKS_PASSED),
         },
     ),
     (
+        "a dimension absent from the results altogether is not configured either",
+        readiness.Facts(3, ALL_PASS[1:], OK_PROVISIONING),
+        {"Ready": (CS.FALSE, R.DIMENSIONS_NOT_CONFIGURED), "InfrastructureReady": (CS.UNKNOWN, R.NOT_CONFIGURED)},
+    ),
+    (
+        "a waived dimension that did not run no longer holds Ready back",
+        readiness.Facts(
+            3,
+            (*ALL_PASS[:1], *ALL_PASS[2:], result("B.x.nc", NC)),
+            OK_PROVISIONING,
+            waived_dimensions={D.DATA_LAYER: WAIVER_B},
+        ),
+        {
+            "Ready": (CS.TRUE, R.ALL_CHECKS_PASSED),
+            "DataLayerReady": (CS.UNKNOWN, R.NOT_CONFIGURED),
+        },
+    ),
+    (
+        "a waiver of another dimension does not accept this one",
+        readiness.Facts(
+            3,
+            (*ALL_PASS[:1], *ALL_PASS[2:], result("B.x.nc", NC)),
+            OK_PROVISIONING,
+            waived_dimensions={D.AGENTS: WAIVER_B},
+        ),
+        {"Ready": (CS.FALSE, R.DIMENSIONS_NOT_CONFIGURED)},
+    ),
+    (
+        "failing checks come before dimensions not configured",
+        readiness.Facts(3, (result("A.x.ok", FAIL),), OK_PROVISIONING),
+        {"Ready": (CS.FALSE, R.CHECKS_FAILING), "DataLayerReady": (CS.UNKNOWN, R.NOT_CONFIGURED)},
+    ),
+    (
+        "dimensions not configured come before unknown ones",
+        readiness.Facts(3, (result("A.x.ok", UNKNOWN),), OK_PROVISIONING),
+        {"Ready": (CS.FALSE, R.DIMENSIONS_NOT_CONFIGURED), "InfrastructureReady": (CS.UNKNOWN, R.CHECKS_UNKNOWN)},
+    ),
+    (
         "nothing configured is never a pass",
         readiness.Facts(3, (result("A.x.nc", NC),), OK_PROVISIONING),
-        {"Ready": (CS.UNKNOWN, R.NOT_CONFIGURED), "InfrastructureReady": (CS.UNKNOWN, R.NOT_CONFIGURED)},
+        {"Ready": (CS.FALSE, R.DIMENSIONS_NOT_CONFIGURED), "InfrastructureReady": (CS.UNKNOWN, R.NOT_CONFIGURED)},
+    ),
+    (
+        "nothing audited and everything waived is still not a pass",
+        readiness.Facts(3, (), OK_PROVISIONING, waived_dimensions=dict.fromkeys(D, WAIVER_B)),
+        {"Ready": (CS.UNKNOWN, R.NOT_CONFIGURED)},
     ),
     (
         "stalled: Ready False with the stall's reason, Reconciling False",
@@ -196,3 +240,34 @@ def test_dimension_score(states: tuple[status.CheckStatus, ...], score: int) -> 
         summary.passed + summary.failed + summary.warned + summary.unknown + summary.not_configured + summary.waived
         == len(states)
     )
+
+
+def test_dimensions_not_configured_are_named_with_the_waiver_to_write() -> None:
+    facts = readiness.Facts(3, (result("A.x.ok", PASS), result("G.x.ok", PASS)), OK_PROVISIONING)
+    ready = by_type(readiness.build_conditions(facts, (), T0))["Ready"]
+    assert ready.message.startswith(
+        "Not audited, no check configured: DataLayer, Pipeline, Agents, APIs, Observability."
+    )
+    assert '{check: "B.*"' in ready.message
+
+
+def test_a_waived_dimension_is_shown_in_its_condition_and_in_ready() -> None:
+    checks = (*ALL_PASS[:1], *ALL_PASS[2:])
+    conds = by_type(
+        readiness.build_conditions(
+            readiness.Facts(3, checks, OK_PROVISIONING, waived_dimensions={D.DATA_LAYER: WAIVER_B}), (), T0
+        )
+    )
+    assert "Not audited by waiver B.* until 2027-01-31: no data layer in this cell" in conds["DataLayerReady"].message
+    assert conds["Ready"].message.endswith("Not audited, waived: DataLayer (until 2027-01-31).")
+
+
+def test_summary_counts_the_passing_checks_by_grade() -> None:
+    graded = [
+        result("B.x.a", PASS).model_copy(update={"grade": status.EvidenceGrade.OBSERVED}),
+        result("B.x.b", PASS).model_copy(update={"grade": status.EvidenceGrade.OBSERVED}),
+        result("B.x.c", PASS).model_copy(update={"grade": status.EvidenceGrade.REPORTED}),
+        result("B.x.d", FAIL).model_copy(update={"grade": status.EvidenceGrade.INFERRED}),
+    ]
+    summary = readiness.summarise(graded, D.DATA_LAYER)
+    assert summary.passed_by_grade == status.GradeCounts(observed=2, inferred=0, reported=1)

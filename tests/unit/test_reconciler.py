@@ -54,6 +54,30 @@ def test_unknown_waiver_check_is_spec_invalid_naming_the_field() -> None:
     assert _conditions(result)["Ready"].reason == "SpecInvalid"
 
 
+@pytest.mark.parametrize(
+    ("check", "words"),
+    [("F.nothing.*", "no check id starts with 'F.nothing.'"), ("F.metrics.nonexistent", "unknown check id")],
+)
+def test_a_waiver_that_names_nothing_is_spec_invalid(check: str, words: str) -> None:
+    result, _ = _run({"audit": {"waivers": [{"check": check, "reason": "r", "expires": "2027-01-01"}]}})
+    stalled = _conditions(result)["Stalled"]
+    assert (stalled.status.value, stalled.reason) == ("True", "SpecInvalid")
+    assert words in stalled.message
+
+
+@pytest.mark.parametrize("check", ["D.*", "F.metrics.*", "A.workloads.restart_policy"])
+def test_dimension_area_and_retired_check_waivers_are_accepted(check: str) -> None:
+    result, _ = _run({"audit": {"waivers": [{"check": check, "reason": "r", "expires": "2027-01-01"}]}})
+    assert _conditions(result)["Stalled"].status.value == "False"
+
+
+def test_an_empty_spec_is_not_ready_until_every_dimension_is_configured_or_waived() -> None:
+    result, _ = _run({})
+    ready = _conditions(result)["Ready"]
+    assert (ready.status.value, ready.reason) == ("False", "DimensionsNotConfigured")
+    assert "Infrastructure, DataLayer, Pipeline, Agents, APIs, Observability, Security" in ready.message
+
+
 def test_invalid_spec_names_the_offending_field() -> None:
     result, _ = _run({"redis": {"connection": {"secretRef": {"name": "Bad Name!", "key": "url"}}}})
     stalled = _conditions(result)["Stalled"]

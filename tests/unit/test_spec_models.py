@@ -134,6 +134,11 @@ def test_parse_duration_rejects(text: str) -> None:
         (fields.PINECONE_INDEX_PATTERN, ["a", "payscope-rag", "x" * 45], ["", "-a", "a-", "A", "x" * 46]),
         (fields.SESSION_VARIABLE_PATTERN, ["app.current_bank_id"], ["app", "app.x.y", "App.x", "app.x;"]),
         (fields.CHECK_ID_PATTERN, ["A.infra.secrets", "G.jwt.alg_none"], ["H.a.b", "A.b", "a.b.c", "A.B.c"]),
+        (
+            fields.WAIVER_TARGET_PATTERN,
+            ["G.jwt.alg_none", "D.*", "B.neo4j.*"],
+            ["*", "D", "D.", "D*", "D.**", "*.a.b", "D.*.x", "D.a.b.*", "H.*", "d.*", "D.a.b*"],
+        ),
         (fields.KUBE_NAME_PATTERN, ["payscope-api", "pg.secret"], ["PG", "pg_", "-pg", "pg-"]),
         (fields.HTTP_URL_PATTERN, ["http://a:8000", "https://[::1]/x?y=1"], ["ftp://a", "http://u:p@a", "http://a b"]),
     ],
@@ -154,3 +159,20 @@ def test_waiver_date_must_be_a_real_date_string() -> None:
     for value in ["2027-02-30", "20270131", 1700000000]:
         with pytest.raises(ValidationError):
             spec.Waiver.model_validate({"check": "A.b.c", "reason": "r", "expires": value})
+
+
+@pytest.mark.parametrize(
+    ("check", "covered", "not_covered", "letter"),
+    [
+        ("D.*", ["D.agents.x", "D.intents.y"], ["E.agents.x"], "D"),
+        ("B.neo4j.*", ["B.neo4j.constraints"], ["B.neo4jx.a", "B.postgres.rls"], None),
+        ("F.metrics.agents", ["F.metrics.agents"], ["F.metrics.agents2", "F.metrics.agent"], None),
+    ],
+)
+def test_a_waiver_names_a_check_an_area_or_a_dimension(
+    check: str, covered: list[str], not_covered: list[str], letter: str | None
+) -> None:
+    waiver = spec.Waiver.model_validate({"check": check, "reason": "r", "expires": "2030-01-01"})
+    assert all(waiver.covers(c) for c in covered)
+    assert not any(waiver.covers(c) for c in not_covered)
+    assert waiver.dimension_letter == letter

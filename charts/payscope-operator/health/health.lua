@@ -11,6 +11,8 @@
 --   Ready=True                                                         -> Healthy
 --   a dimension condition (InfrastructureReady ... SecurityReady) False -> Degraded
 --   Ready=False for any other reason                                   -> Degraded
+--     (e.g. DimensionsNotConfigured: a whole dimension is not audited and no waiver accepts
+--      that; declaring more of the spec or a "D.*" waiver fixes it, waiting does not)
 --   Ready Unknown or absent (audit pending, probes could not run)      -> Progressing
 
 local DIMENSIONS = {

@@ -77,6 +77,16 @@ operator's code sends; see the comments and tests/unit/test_rbac.py.
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get"]
+# kube.gateway.list_disruption_budgets: the namespace's PodDisruptionBudgets, listed (never read one by
+# one, never watched) once a pass to find the one whose selector covers the api's pods (A.workloads.api_pdb).
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["list"]
+# kube.gateway.list_network_policies: the namespace's NetworkPolicies, listed once a pass to find those
+# whose podSelector covers each PayScope Deployment's pods (G.workloads.network_policy).
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["list"]
 # kube.gateway.post_event and kopf's poster both POST core/v1 Events (never events.k8s.io).
 - apiGroups: [""]
   resources: ["events"]

@@ -81,6 +81,7 @@ class Reason(StrEnum):
     CHECKS_WARNING = "ChecksWarning"
     CHECKS_UNKNOWN = "ChecksUnknown"
     NOT_CONFIGURED = "NotConfigured"
+    DIMENSIONS_NOT_CONFIGURED = "DimensionsNotConfigured"
     WAIVED = "Waived"
     AUDIT_PENDING = "AuditPending"
     # Progress (Reconciling, Stalled, Ready).
@@ -139,6 +140,8 @@ REASON_DESCRIPTIONS: dict[Reason, str] = {
     Reason.CHECKS_WARNING: "No check failed, but at least one warned.",
     Reason.CHECKS_UNKNOWN: "No check failed, but at least one probe could not run (timeout, unreachable).",
     Reason.NOT_CONFIGURED: "The spec section this condition covers is absent; nothing is audited.",
+    Reason.DIMENSIONS_NOT_CONFIGURED: "Ready only: no check of the named dimensions ran (their spec sections are"
+    " absent) and no waiver accepts that; nothing passes on empty evidence.",
     Reason.WAIVED: "Every failing check in scope is covered by an unexpired waiver.",
     Reason.AUDIT_PENDING: "No audit has completed yet for the current generation.",
     Reason.RECONCILING: "The operator is provisioning or auditing the current generation.",

@@ -61,6 +61,8 @@ DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 """A calendar date ``YYYY-MM-DD``."""
 CHECK_ID_PATTERN = r"^[A-G]\.[a-z0-9_-]+\.[a-z0-9_-]+$"
 """An audit check id ``<dimension letter>.<area>.<check>``, e.g. ``B.postgres.rls_forced``."""
+WAIVER_TARGET_PATTERN = r"^[A-G]\.(\*|[a-z0-9_-]+\.(\*|[a-z0-9_-]+))$"
+"""What a waiver names: one check id, every check of an area (``B.neo4j.*``) or a whole dimension (``D.*``)."""
 BANK_ID_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,62}[A-Za-z0-9])?$"
 """A tenant (bank) id as it appears in JWT claims, ``X-Bank-Id`` and the session variable."""
 HTTP_URL_PATTERN = r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(/[!-~]*)?$"
@@ -243,6 +245,7 @@ KubeName = Annotated[str, _pattern(KUBE_NAME_PATTERN, 253)]
 SecretKey = Annotated[str, _pattern(SECRET_KEY_PATTERN, 253)]
 Duration = Annotated[str, _pattern(DURATION_PATTERN, 10)]
 CheckId = Annotated[str, _pattern(CHECK_ID_PATTERN, 128)]
+WaiverTarget = Annotated[str, _pattern(WAIVER_TARGET_PATTERN, 128)]
 BankId = Annotated[str, _pattern(BANK_ID_PATTERN, 64)]
 HttpUrl = Annotated[str, _pattern(HTTP_URL_PATTERN, 2048)]
 Neo4jUri = Annotated[str, _pattern(NEO4J_URI_PATTERN, 512)]

@@ -96,11 +96,30 @@ class Api(fields.SpecModel):
 
 
 class Waiver(fields.SpecModel):
-    """An accepted failure of one check, until a date."""
+    """An accepted failure of one check, of an area's checks, or of a whole dimension, until a date."""
 
-    check: fields.CheckId = Field(description="Check id, e.g. F.metrics.agents.")
+    check: fields.WaiverTarget = Field(
+        description="A check id (F.metrics.agents), every check of an area (B.neo4j.*) or a whole dimension (D.*)."
+        " A dimension waiver also accepts that the dimension is not audited at all (no check of it configured),"
+        " which otherwise keeps Ready False with reason DimensionsNotConfigured."
+    )
     reason: fields.Text = Field(description="Why the failure is accepted (shown in status).")
     expires: fields.IsoDate = Field(description="Last day the waiver applies (YYYY-MM-DD).")
+
+    @property
+    def prefix(self) -> str | None:
+        """``D.`` or ``B.neo4j.`` for a waiver ending in ``*``; None for one naming a single check."""
+        return self.check[:-1] if self.check.endswith("*") else None
+
+    def covers(self, check_id: str) -> bool:
+        """Whether this waiver names ``check_id``, itself or by its prefix."""
+        prefix = self.prefix
+        return check_id == self.check if prefix is None else check_id.startswith(prefix)
+
+    @property
+    def dimension_letter(self) -> str | None:
+        """The dimension's letter for a whole-dimension waiver (``D.*``), else None."""
+        return self.check[0] if self.check[1:] == ".*" else None
 
 
 class Audit(fields.SpecModel):
@@ -124,7 +143,7 @@ class Audit(fields.SpecModel):
         " repeated; in between, their checks keep the last results. Every other probe runs every interval.",
     )
     waivers: Annotated[tuple[Waiver, ...], fields.ListKeys(("check",))] = Field(
-        (), max_length=100, description="Waived checks, unique by check id."
+        (), max_length=100, description="Waived checks, areas or dimensions, unique by check."
     )
     probe_tenants: Annotated[tuple[fields.BankId, ...], Field(min_length=2, max_length=8), fields.ListKeys()] | None = (
         Field(

@@ -4,7 +4,8 @@ Why this module exists: the status is a contract as much as the spec. These mode
 define its shape (conditions as a map keyed by type, per-dimension summaries, a
 bounded list of check results, provisioned objects, the ObserveOnly plan), its size
 bounds (``MAX_CHECKS``, ``MAX_MESSAGE_LENGTH``) and its vocabulary (check statuses,
-severities, check-result reasons, evidence grades). The CRD's status schema is generated from ``PayScopeStatus``.
+severities, check-result reasons, evidence grades). The CRD's status schema is generated from
+``PayScopeStatus``.
 
 What it must not do: decide condition values, order or truncate check results, or
 compare statuses; the reconcile layer does, and must respect the bounds declared here.
@@ -148,6 +149,14 @@ class Condition(fields.SpecModel):
     )
 
 
+class GradeCounts(fields.SpecModel):
+    """How many of a dimension's passing checks rest on each grade of evidence."""
+
+    observed: fields.StrictInt = Field(0, ge=0, description="Passing checks whose evidence the operator saw itself.")
+    inferred: fields.StrictInt = Field(0, ge=0, description="Passing checks whose evidence is a correlating proxy.")
+    reported: fields.StrictInt = Field(0, ge=0, description="Passing checks that rest on PayScope's own statement.")
+
+
 class DimensionSummary(fields.SpecModel):
     """Counts of check results in one audit dimension, and its score."""
 
@@ -158,6 +167,11 @@ class DimensionSummary(fields.SpecModel):
     not_configured: fields.StrictInt = Field(0, ge=0, description="Checks whose spec section is absent.")
     waived: fields.StrictInt = Field(0, ge=0, description="Failing checks covered by a waiver.")
     score: fields.StrictInt = Field(ge=0, le=100, description="Readiness score from 0 to 100.")
+    passed_by_grade: GradeCounts | None = Field(
+        None,
+        description="The passing checks by the strength of their evidence (Observed, Inferred, Reported): what"
+        " the dimension's True rests on.",
+    )
 
 
 class Dimensions(fields.SpecModel):
@@ -187,6 +201,11 @@ class CheckResult(fields.SpecModel):
     dimension: conditions.Dimension = Field(description="Audit dimension of the check.")
     status: CheckStatus = Field(description="Pass, Fail, Warn, Unknown, NotConfigured or Waived.")
     severity: Severity = Field(description="Critical, High, Medium or Low.")
+    grade: EvidenceGrade | None = Field(
+        None,
+        description="Strength of the check's evidence: Observed (seen by the operator itself), Inferred (a proxy"
+        " that correlates) or Reported (PayScope's own statement); absent in statuses written before it existed.",
+    )
     reason: str | None = Field(
         None,
         pattern=REASON_PATTERN,

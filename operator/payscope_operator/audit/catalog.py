@@ -8,7 +8,8 @@ of the checklist is neither covered by a check nor explained in
 :data:`NOT_OBSERVABLE`.
 
 What it must not do: declare checks itself, or change an id (dashboards, waivers
-and alerts use them).
+and alerts use them). A check that has to go is retired (:data:`RETIRED`), its id
+never reused.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from payscope_operator.audit.checks import (
     observability,
     pipeline,
     security,
+    workload_security,
 )
 
 CATALOG: tuple[registry.Check[Any], ...] = registry.assemble(
@@ -36,6 +38,7 @@ CATALOG: tuple[registry.Check[Any], ...] = registry.assemble(
     apis.CHECKS,
     observability.CHECKS,
     security.CHECKS,
+    workload_security.CHECKS,
 )
 NOT_OBSERVABLE: tuple[registry.NotObservable, ...] = (
     *infrastructure.NOT_OBSERVABLE,
@@ -44,6 +47,9 @@ NOT_OBSERVABLE: tuple[registry.NotObservable, ...] = (
     *observability.NOT_OBSERVABLE,
     *security.NOT_OBSERVABLE,
 )
+
+RETIRED: dict[str, str] = {**infrastructure.RETIRED}
+"""Ids of checks removed from the catalog, and why; never reused, and a waiver naming one is accepted and inert."""
 
 
 def ids() -> frozenset[str]:

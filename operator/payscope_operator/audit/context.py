@@ -21,7 +21,7 @@ from payscope_operator import errors
 from payscope_operator.api import secret_references, spec
 from payscope_operator.backends import base
 from payscope_operator.backends.payscope_api import client as api_client
-from payscope_operator.kube import workloads
+from payscope_operator.kube import policies, workloads
 
 Closer = Callable[[], Awaitable[None]]
 T = TypeVar("T")
@@ -56,6 +56,10 @@ class Cluster(Protocol):
     """The Kubernetes reads sources make (``kube.gateway.Gateway``)."""
 
     async def read_deployment(self, namespace: str, name: str) -> workloads.DeploymentFacts | None: ...
+
+    async def list_disruption_budgets(self, namespace: str) -> tuple[policies.DisruptionBudgetFacts, ...]: ...
+
+    async def list_network_policies(self, namespace: str) -> tuple[policies.NetworkPolicyFacts, ...]: ...
 
 
 class ClientCache(Protocol):

@@ -55,6 +55,26 @@ def coverage(
     return found
 
 
+def strongest_evidence(
+    items: Iterable[str], checks: Sequence[registry.Check[Any]] = catalog.CATALOG
+) -> dict[str, status.EvidenceGrade | None]:
+    """For each checklist key: the strongest grade of evidence any check brings to it (None: no check)."""
+    by_id = {c.id: c for c in checks}
+    found = coverage(items, checks, ())
+    return {item: registry.strongest(by_id[i].grade_for(item) for i in ids) for item, ids in found.items()}
+
+
+def grade_counts(checklist: str) -> dict[str, int]:
+    """How many checkboxes rest at best on each grade, are not observable, or are not covered."""
+    strongest = strongest_evidence(checklist_items(checklist))
+    unobservable = {n.covers for n in catalog.NOT_OBSERVABLE}
+    counts = {g.value: 0 for g in status.EvidenceGrade} | {"not observable": 0, "not covered": 0}
+    for item, grade in strongest.items():
+        key = grade.value if grade else "not observable" if item in unobservable else "not covered"
+        counts[key] += 1
+    return counts
+
+
 def _escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -92,7 +112,9 @@ def render_markdown(checklist: str | None = None) -> str:
         "decide it) or NotConfigured (what it reads is not declared in the spec); Unknown and",
         "NotConfigured never count as a pass. A check that depends on others is judged only when",
         "they passed or warned; otherwise it is Unknown with reason `BlockedBy`, naming the one that",
-        "did not. A failing check covered by an unexpired waiver reports Waived.",
+        "did not. A failing or warning check covered by an unexpired waiver reports Waived; a waiver names",
+        "one check, an area (`B.neo4j.*`) or a whole dimension (`D.*`), which also accepts that the",
+        "dimension is not audited at all (otherwise `Ready` is False, reason `DimensionsNotConfigured`).",
         "",
         "The grade says how strong a check's evidence is:",
         "",
@@ -120,14 +142,43 @@ def render_markdown(checklist: str | None = None) -> str:
         lines.append("")
     lines += ["## Checklist items no probe can observe", "", "| checklist item | why |", "|---|---|"]
     lines += [f"| {_escape(n.covers)} | {_escape(n.reason)} |" for n in catalog.NOT_OBSERVABLE]
+    lines += [
+        "",
+        "## Retired check ids",
+        "",
+        "Removed from the catalog and never reused; a waiver naming one is accepted and has no effect.",
+        "",
+        "| id | why |",
+        "|---|---|",
+    ]
+    lines += [f"| `{i}` | {_escape(why)} |" for i, why in sorted(catalog.RETIRED.items())]
     lines.append("")
     if checklist is not None:
-        lines += ["## Checklist coverage", "", "| checklist item | covered by |", "|---|---|"]
-        for item, by in coverage(checklist_items(checklist)).items():
-            shown = ", ".join(f"`{b}`" if not b.startswith("not observable") else "not observable" for b in by)
-            lines.append(f"| {_escape(item)} | {shown or '**not covered**'} |")
-        lines.append("")
+        lines += _coverage_table(checklist)
     return "\n".join(lines)
+
+
+def _coverage_table(checklist: str) -> list[str]:
+    by_id = {c.id: c for c in catalog.CATALOG}
+    items = checklist_items(checklist)
+    strongest = strongest_evidence(items)
+    counts = ", ".join(f"{n} {what}" for what, n in grade_counts(checklist).items())
+    lines = [
+        "## Checklist coverage",
+        "",
+        f"{len(items)} checkboxes by the strongest evidence behind them: {counts}. A check covers some items only",
+        "by proxy (a probe being set says little about graceful startup): there its grade for that item is the",
+        "weaker one, shown after its id.",
+        "",
+        "| checklist item | strongest evidence | covered by |",
+        "|---|---|---|",
+    ]
+    for item, by in coverage(items).items():
+        shown = ", ".join(f"`{b}` ({by_id[b].grade_for(item).value})" if b in by_id else "not observable" for b in by)
+        grade = strongest[item]
+        lines.append(f"| {_escape(item)} | {grade.value if grade else '-'} | {shown or '**not covered**'} |")
+    lines.append("")
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,6 +25,7 @@ checklist items it covers, when it applies, the checks it depends on)::
         passes_when="What Pass means.",
         fix="What to change when it fails (``kubectl payscope explain`` shows it).",
         covers=("G/JWT/Expiry checking",),  # checklist items, <letter>/<subsection>/<checkbox>
+        # an item the check speaks to only by proxy: registry.Cover("A/.../Graceful startup behavior", Grade.INFERRED)
         depends_on=("E.endpoints.chat_query",),  # judged only once these passed or warned
     )
     def refused(evidence: payscope_api.AccessEvidence, desired: spec.PayScopeSpec) -> Finding: ...
@@ -50,6 +51,30 @@ E = TypeVar("E")
 V = TypeVar("V")
 Grade = status.EvidenceGrade
 CheckReason = status.CheckReason
+
+
+STRENGTH = (Grade.OBSERVED, Grade.INFERRED, Grade.REPORTED)
+"""Evidence grades, strongest first."""
+
+
+def weakest(*grades: status.EvidenceGrade) -> status.EvidenceGrade:
+    return max(grades, key=STRENGTH.index)
+
+
+def strongest(grades: Iterable[status.EvidenceGrade]) -> status.EvidenceGrade | None:
+    return min(grades, key=STRENGTH.index, default=None)
+
+
+@dataclass(frozen=True)
+class Cover:
+    """A checklist item a check speaks to with weaker evidence than its own grade.
+
+    ``A.workloads.probes`` sees the probes themselves (Observed) but only infers
+    from them that startup is graceful: it covers that item as Inferred.
+    """
+
+    item: str
+    grade: status.EvidenceGrade
 
 
 class RegistrationError(ValueError):
@@ -136,6 +161,12 @@ class Check(Generic[E]):
     depends_on: tuple[str, ...] = ()  # checks that must pass (or warn) before this one can be judged
     fails_when_unreachable: bool = False  # reachability checks: a source error is a Fail, not Unknown
     select: Callable[[Any], E | Finding] | None = None  # the Part of the source's evidence it reads
+    cover_grades: tuple[tuple[str, status.EvidenceGrade], ...] = ()  # items covered only by proxy, and how
+
+    def grade_for(self, item: str) -> status.EvidenceGrade:
+        """The strength of this check's evidence for one checklist item it covers."""
+        capped = dict(self.cover_grades).get(item)
+        return self.grade if capped is None else weakest(self.grade, capped)
 
     @property
     def dimension(self) -> conditions.Dimension:
@@ -175,7 +206,7 @@ class Registry:
         title: str,
         passes_when: str,
         fix: str = "",
-        covers: Sequence[str] = (),
+        covers: Sequence[str | Cover] = (),
         applies: Callable[[spec.PayScopeSpec], bool] | None = None,
         depends_on: Sequence[str] = (),
         fails_when_unreachable: bool = False,
@@ -193,12 +224,13 @@ class Registry:
                     grade=grade,
                     source=root,
                     evaluate=evaluate,
-                    covers=tuple(covers),
+                    covers=tuple(c.item if isinstance(c, Cover) else c for c in covers),
                     fix=fix,
                     applies=applies,
                     depends_on=tuple(depends_on),
                     fails_when_unreachable=fails_when_unreachable,
                     select=select,
+                    cover_grades=tuple((c.item, c.grade) for c in covers if isinstance(c, Cover)),
                 )
             )
             return evaluate

@@ -7,8 +7,11 @@ Unknown and never delays the rest beyond its timeout. Evaluations are pure and
 cannot hang. A check whose prerequisite (``depends_on``) did not pass or warn is
 Unknown with reason ``BlockedBy`` naming it, instead of being judged on evidence
 that prerequisite already found wanting. Waivers are applied last: a failing
-check covered by an unexpired waiver is reported as Waived; an expired waiver
-stops applying and is returned so the caller can emit a Warning Event.
+or warning check named by an unexpired waiver (its id, ``<letter>.<area>.*``
+or ``<letter>.*``; the most specific applies) is reported as Waived; a
+dimension none of whose checks ran is accepted as such by an unexpired
+``<letter>.*`` waiver; an expired waiver stops applying and is returned so the
+caller can emit a Warning Event.
 
 What it must not do: any I/O of its own (sources do), or judge evidence (checks do).
 """
@@ -24,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from payscope_operator import errors, logs
-from payscope_operator.api import fields, spec, status
+from payscope_operator.api import conditions, fields, spec, status
 from payscope_operator.audit import context, registry
 
 logger = logging.getLogger(__name__)
@@ -82,6 +85,8 @@ class Report:
     results: tuple[status.CheckResult, ...]
     expired_waivers: tuple[spec.Waiver, ...] = ()
     source_seconds: dict[str, float] = field(default_factory=dict)
+    waived_dimensions: dict[conditions.Dimension, spec.Waiver] = field(default_factory=dict)
+    """Dimensions none of whose checks ran, accepted as such by an unexpired ``D.*`` waiver."""
 
     def bounded(self) -> tuple[status.CheckResult, ...]:
         """At most ``status.MAX_CHECKS`` results, failing first (what status.checks holds)."""
@@ -164,26 +169,51 @@ def _judge(
     return Judged(finding, finding.reason or _FROM_EVALUATION.get(finding.status, Reason.EVALUATED))
 
 
+def _waivers_of(desired: spec.PayScopeSpec, check_id: str) -> list[spec.Waiver]:
+    """The waivers naming ``check_id``, the most specific first (the id, then its area, then its dimension)."""
+    found = [w for w in desired.audit.waivers if w.covers(check_id)]
+    return sorted(found, key=lambda w: -len(w.check))
+
+
 def _waive(
     result: status.CheckResult, desired: spec.PayScopeSpec, today: datetime.date
 ) -> tuple[status.CheckResult, spec.Waiver | None]:
-    """Apply a waiver to a failing result; return an expired waiver that would have applied."""
-    for waiver in desired.audit.waivers:
-        if waiver.check != result.id or result.status not in (CheckStatus.FAIL, CheckStatus.WARN):
+    """Apply the most specific live waiver to a failing or warning result; else name an expired one that matched."""
+    if result.status not in (CheckStatus.FAIL, CheckStatus.WARN):
+        return result, None
+    matching = _waivers_of(desired, result.id)
+    live = [w for w in matching if w.expires >= today]
+    if not live:
+        return result, (matching[0] if matching else None)
+    waiver = live[0]
+    waived = result.model_copy(
+        update={
+            "status": CheckStatus.WAIVED,
+            "reason": Reason.WAIVED.value,
+            "message": f"Waived by {waiver.check} until {waiver.expires}: {waiver.reason} (finding: {result.message})"[
+                : status.MAX_MESSAGE_LENGTH
+            ],
+        }
+    )
+    return waived, None
+
+
+def _dimension_waivers(
+    results: Sequence[status.CheckResult], desired: spec.PayScopeSpec, today: datetime.date
+) -> tuple[dict[conditions.Dimension, spec.Waiver], list[spec.Waiver]]:
+    """Whole-dimension waivers (``D.*``) of dimensions none of whose checks ran: live ones, and expired ones."""
+    live: dict[conditions.Dimension, spec.Waiver] = {}
+    expired: list[spec.Waiver] = []
+    for dimension in conditions.Dimension:
+        if any(r.dimension == dimension and r.status != CheckStatus.NOT_CONFIGURED for r in results):
             continue
-        if waiver.expires < today:
-            return result, waiver
-        waived = result.model_copy(
-            update={
-                "status": CheckStatus.WAIVED,
-                "reason": Reason.WAIVED.value,
-                "message": f"Waived until {waiver.expires}: {waiver.reason} (finding: {result.message})"[
-                    : status.MAX_MESSAGE_LENGTH
-                ],
-            }
-        )
-        return waived, None
-    return result, None
+        for waiver in desired.audit.waivers:
+            if waiver.dimension_letter == dimension.letter:
+                if waiver.expires >= today:
+                    live[dimension] = waiver
+                else:
+                    expired.append(waiver)
+    return live, expired
 
 
 def order(results: Sequence[status.CheckResult]) -> tuple[status.CheckResult, ...]:
@@ -227,6 +257,7 @@ def _result(check: registry.Check[Any], judged: Judged) -> status.CheckResult:
         dimension=check.dimension,
         status=finding.status,
         severity=check.severity,
+        grade=check.grade,
         reason=judged.reason.value,
         message=finding.message[: status.MAX_MESSAGE_LENGTH],
         evidence=finding.evidence[: status.MAX_MESSAGE_LENGTH] if finding.evidence else None,
@@ -246,10 +277,13 @@ def judge(
         if stale is not None:
             expired[stale.check] = stale
         results.append(result)
+    waived_dimensions, stale_dimensions = _dimension_waivers(results, desired, today)
+    expired.update((w.check, w) for w in stale_dimensions)
     return Report(
         results=order(results),
         expired_waivers=tuple(expired.values()),
         source_seconds={n: g.seconds for n, g in gathered.items()},
+        waived_dimensions=waived_dimensions,
     )
 
 

@@ -1,4 +1,4 @@
-"""Reads and writes against the Kubernetes API: Secrets, Deployments, status, Events.
+"""Reads and writes against the Kubernetes API: Secrets, Deployments, their guards, status, Events.
 
 The official client is synchronous; every call runs in a worker thread with an
 explicit request timeout, so the event loop never blocks. Errors map onto the
@@ -35,7 +35,7 @@ from pydantic import SecretStr
 from urllib3.exceptions import HTTPError as TransportError
 
 from payscope_operator import errors
-from payscope_operator.kube import workloads
+from payscope_operator.kube import policies, workloads
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +104,8 @@ class Gateway:
         self.timeout = timeout
         self._core = k8s.CoreV1Api(api)
         self._apps = k8s.AppsV1Api(api)
+        self._policy = k8s.PolicyV1Api(api)
+        self._networking = k8s.NetworkingV1Api(api)
         self._custom = k8s.CustomObjectsApi(api)
         self.writes = 0  # status patches and events sent; read by tests and metrics
 
@@ -147,6 +149,22 @@ class Gateway:
             f"read Deployment {namespace}/{name}",
         )
         return None if deployment is None else workloads.facts_of(deployment)
+
+    async def list_disruption_budgets(self, namespace: str) -> tuple[policies.DisruptionBudgetFacts, ...]:
+        """Every PodDisruptionBudget of the namespace (the audit matches their selectors to the api's pods)."""
+        found = await self._call(
+            lambda: self._policy.list_namespaced_pod_disruption_budget(namespace, _request_timeout=self.timeout),
+            f"list PodDisruptionBudgets in {namespace}",
+        )
+        return tuple(policies.budget_facts(b) for b in (found.items if found is not None else ()))
+
+    async def list_network_policies(self, namespace: str) -> tuple[policies.NetworkPolicyFacts, ...]:
+        """Every NetworkPolicy of the namespace (the audit matches their pod selectors to each Deployment's pods)."""
+        found = await self._call(
+            lambda: self._networking.list_namespaced_network_policy(namespace, _request_timeout=self.timeout),
+            f"list NetworkPolicies in {namespace}",
+        )
+        return tuple(policies.network_policy_facts(p) for p in (found.items if found is not None else ()))
 
     async def read_status(self, ref: ObjectRef) -> StoredStatus | None:
         """The resource's current status and resourceVersion (after a 409), or None when it is gone."""

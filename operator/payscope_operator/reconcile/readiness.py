@@ -10,30 +10,36 @@ write. Rules, in the order ``Ready`` applies them (worst wins):
 1. Paused → Ready False (Paused). 2. Stalled → Ready False with the stall's
 reason; Reconciling is then False: never both True. 3. Reconciling → Ready
 False (Reconciling). 4. Provisioned False → Ready False with its reason.
-5. A dimension False → Ready False (ChecksFailing). 6. A dimension Unknown
-(other than NotConfigured) → Ready Unknown (ChecksUnknown). 7. Otherwise True.
+5. A dimension False → Ready False (ChecksFailing). 6. A dimension none of
+whose checks ran, and not waived → Ready False (DimensionsNotConfigured,
+naming them). 7. A dimension Unknown (other than NotConfigured) → Ready
+Unknown (ChecksUnknown). 8. Nothing audited at all → Ready Unknown
+(NotConfigured). 9. Otherwise True.
 
 A dimension is False when a non-waived check failed, Unknown when a probe
 could not run, True when every configured check passed or warned, and Unknown
 with reason NotConfigured when none of its checks is configured: an absent
-section never yields a false pass, and Ready ignores such dimensions only
-while at least one dimension is audited. This module does no I/O.
+section never yields a false pass. A whole-dimension waiver (``D.*``, unexpired:
+the runner decides) accepts that a dimension is not audited; its condition
+stays Unknown (NotConfigured) and says so, and Ready no longer waits for it.
+This module does no I/O.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from payscope_operator.api import conditions as api_conditions
-from payscope_operator.api import status
+from payscope_operator.api import spec, status
 
 Reason = api_conditions.Reason
 ConditionType = api_conditions.ConditionType
 Dimension = api_conditions.Dimension
 CheckStatus = status.CheckStatus
 CS = status.ConditionStatus
+Grade = status.EvidenceGrade
 
 _SCORE_WEIGHT = {CheckStatus.PASS: 1.0, CheckStatus.WARN: 0.5, CheckStatus.FAIL: 0.0, CheckStatus.UNKNOWN: 0.0}
 
@@ -65,6 +71,8 @@ class Facts:
     stall: Stall | None = None
     reconciling: str | None = None  # a message while work is in progress
     paused: bool = False
+    waived_dimensions: Mapping[Dimension, spec.Waiver] = field(default_factory=dict)
+    """Unexpired whole-dimension waivers of dimensions none of whose checks ran (``runner.Report``)."""
 
 
 def summarise(results: Iterable[status.CheckResult], dimension: Dimension) -> status.DimensionSummary:
@@ -73,6 +81,7 @@ def summarise(results: Iterable[status.CheckResult], dimension: Dimension) -> st
     counts = {s: sum(1 for r in mine if r.status == s) for s in CheckStatus}
     scored = [r for r in mine if r.status in _SCORE_WEIGHT]
     score = round(100 * sum(_SCORE_WEIGHT[r.status] for r in scored) / len(scored)) if scored else 0
+    passed = [r.grade for r in mine if r.status == CheckStatus.PASS]
     return status.DimensionSummary(
         passed=counts[CheckStatus.PASS],
         failed=counts[CheckStatus.FAIL],
@@ -81,6 +90,11 @@ def summarise(results: Iterable[status.CheckResult], dimension: Dimension) -> st
         not_configured=counts[CheckStatus.NOT_CONFIGURED],
         waived=counts[CheckStatus.WAIVED],
         score=score,
+        passed_by_grade=status.GradeCounts(
+            observed=passed.count(Grade.OBSERVED),
+            inferred=passed.count(Grade.INFERRED),
+            reported=passed.count(Grade.REPORTED),
+        ),
     )
 
 
@@ -90,7 +104,9 @@ def _ids(results: Iterable[status.CheckResult], wanted: CheckStatus, limit: int 
     return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
-def _dimension(results: Sequence[status.CheckResult], dimension: Dimension) -> tuple[CS, str, str]:
+def _dimension(
+    results: Sequence[status.CheckResult], dimension: Dimension, waiver: spec.Waiver | None = None
+) -> tuple[CS, str, str]:
     mine = [r for r in results if r.dimension == dimension]
     failed = [r for r in mine if r.status == CheckStatus.FAIL]
     if failed:
@@ -110,7 +126,10 @@ def _dimension(results: Sequence[status.CheckResult], dimension: Dimension) -> t
         )
     audited = [r for r in mine if r.status in (CheckStatus.PASS, CheckStatus.WARN, CheckStatus.WAIVED)]
     if not audited:
-        return CS.UNKNOWN, Reason.NOT_CONFIGURED, "No check of this dimension is configured in the spec."
+        message = "No check of this dimension is configured in the spec."
+        if waiver is not None:
+            message += f" Not audited by waiver {waiver.check} until {waiver.expires}: {waiver.reason}"
+        return CS.UNKNOWN, Reason.NOT_CONFIGURED, message
     warned = [r for r in mine if r.status == CheckStatus.WARN]
     if warned:
         return CS.TRUE, Reason.CHECKS_WARNING, f"{len(audited)} checks pass; warnings: {_ids(mine, CheckStatus.WARN)}"
@@ -133,6 +152,15 @@ def _ready(facts: Facts, dims: dict[Dimension, tuple[CS, str, str]]) -> tuple[CS
     if failing:
         return CS.FALSE, Reason.CHECKS_FAILING, "Failing dimensions: " + ", ".join(d.value for d in failing)
     audited = {d: v for d, v in dims.items() if v[1] != Reason.NOT_CONFIGURED}
+    skipped = [d for d in dims if d not in audited and d not in facts.waived_dimensions]
+    if skipped:
+        return (
+            CS.FALSE,
+            Reason.DIMENSIONS_NOT_CONFIGURED,
+            "Not audited, no check configured: " + ", ".join(d.value for d in skipped) + ". Declare the spec"
+            " sections they audit, or accept it with a waiver such as"
+            f' {{check: "{skipped[0].letter}.*", reason: ..., expires: ...}}.',
+        )
     if not audited:
         return CS.UNKNOWN, Reason.NOT_CONFIGURED, "The spec configures nothing to audit."
     unknown = [d for d, (s, _, _) in audited.items() if s == CS.UNKNOWN]
@@ -142,8 +170,8 @@ def _ready(facts: Facts, dims: dict[Dimension, tuple[CS, str, str]]) -> tuple[CS
             Reason.CHECKS_UNKNOWN,
             "Dimensions not fully observed: " + ", ".join(d.value for d in unknown),
         )
-    skipped = [d.value for d in dims if d not in audited]
-    note = f" Not configured: {', '.join(skipped)}." if skipped else ""
+    waived = [f"{d.value} (until {w.expires})" for d, w in facts.waived_dimensions.items() if d not in audited]
+    note = f" Not audited, waived: {', '.join(waived)}." if waived else ""
     return CS.TRUE, Reason.ALL_CHECKS_PASSED, f"All audited dimensions are ready.{note}"
 
 
@@ -159,7 +187,7 @@ def build_conditions(
     now: datetime.datetime,
 ) -> tuple[status.Condition, ...]:
     """All conditions for ``facts``, keeping lastTransitionTime where status did not flip."""
-    dims = {d: _dimension(facts.checks, d) for d in Dimension}
+    dims = {d: _dimension(facts.checks, d, facts.waived_dimensions.get(d)) for d in Dimension}
     stalled = facts.stall is not None
     reconciling = facts.reconciling is not None and not stalled
     computed: list[tuple[ConditionType, tuple[CS, str, str]]] = [

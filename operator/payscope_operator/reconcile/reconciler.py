@@ -31,7 +31,7 @@ from payscope_operator.api import spec, status
 from payscope_operator.audit import catalog, runner
 from payscope_operator.backends import base
 from payscope_operator.egress import policy
-from payscope_operator.kube import gateway, workloads
+from payscope_operator.kube import gateway, policies, workloads
 from payscope_operator.reconcile import (
     provision,
     reach,
@@ -70,11 +70,15 @@ class Resource:
 
 
 class Cluster(status_writer.Target, Protocol):
-    """What a pass needs from Kubernetes (``kube.gateway.Gateway``): the writer's calls and two reads."""
+    """What a pass needs from Kubernetes (``kube.gateway.Gateway``): the writer's calls and the audit's reads."""
 
     async def read_secret(self, namespace: str, name: str) -> Any: ...
 
     async def read_deployment(self, namespace: str, name: str) -> workloads.DeploymentFacts | None: ...
+
+    async def list_disruption_budgets(self, namespace: str) -> tuple[policies.DisruptionBudgetFacts, ...]: ...
+
+    async def list_network_policies(self, namespace: str) -> tuple[policies.NetworkPolicyFacts, ...]: ...
 
 
 class Observer(Protocol):
@@ -170,7 +174,9 @@ def validate(resource: Resource, known_checks: frozenset[str]) -> spec.PayScopeS
         more = f" ({exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise errors.SpecInvalid(f"{_field_of(first)}: {first['msg']}{more}") from None
     for index, waiver in enumerate(desired.audit.waivers):
-        if waiver.check not in known_checks:
+        if waiver.prefix is not None and not any(waiver.covers(known) for known in known_checks):
+            raise errors.SpecInvalid(f"spec.audit.waivers[{index}].check: no check id starts with {waiver.prefix!r}")
+        if waiver.prefix is None and waiver.check not in known_checks and waiver.check not in catalog.RETIRED:
             raise errors.SpecInvalid(f"spec.audit.waivers[{index}].check: unknown check id {waiver.check!r}")
     return desired
 
@@ -269,7 +275,7 @@ async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.dat
         writer.note(
             "Warning",
             "WaiverExpired",
-            f"Waiver for {waiver.check} expired on {waiver.expires}; the check counts again.",
+            f"Waiver for {waiver.check} expired on {waiver.expires}; what it waived counts again.",
             action="Audit",
         )
 
@@ -280,6 +286,7 @@ async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.dat
         stall=stall,
         reconciling=outcome.pending() if stall is None else None,
         paused=resource.paused,
+        waived_dimensions=audited.waived_dimensions,
     )
     preview = [a.describe() for a in outcome.preview] + outcome.foreign()
     draft = report.Draft(facts, checks=audited.bounded(), plans=outcome.plans, preview=preview)

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from payscope_operator.api import spec
 from payscope_operator.backends import ownership
 from payscope_operator.egress import policy
-from payscope_operator.kube import workloads
+from payscope_operator.kube import policies, workloads
 from payscope_operator.reconcile import clients as store_clients
 from payscope_operator.reconcile import observations as pass_observations
 from payscope_operator.reconcile import secrets as secret_refs
@@ -32,6 +32,10 @@ class Cluster(Protocol):
     """The Kubernetes reads a pass needs (``kube.gateway.Gateway`` in production)."""
 
     async def read_deployment(self, namespace: str, name: str) -> workloads.DeploymentFacts | None: ...
+
+    async def list_disruption_budgets(self, namespace: str) -> tuple[policies.DisruptionBudgetFacts, ...]: ...
+
+    async def list_network_policies(self, namespace: str) -> tuple[policies.NetworkPolicyFacts, ...]: ...
 
 
 Closer = store_clients.Closer

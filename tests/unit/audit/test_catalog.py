@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from payscope_operator.api import conditions, fields
-from payscope_operator.audit import document
+from payscope_operator.api import conditions, fields, status
+from payscope_operator.audit import catalog, document
 from payscope_operator.audit.catalog import CATALOG, NOT_OBSERVABLE
 
 REPO = Path(__file__).resolve().parents[3]
@@ -64,6 +64,25 @@ def test_docs_checks_md_is_generated_from_the_catalog() -> None:
     assert (REPO / "docs" / "checks.md").read_text() == rendered, (
         "docs/checks.md drifted: python -m payscope_operator.audit.document docs/audit-checklist.md > docs/checks.md"
     )
+
+
+def test_retired_ids_are_never_reused_and_say_why() -> None:
+    assert catalog.RETIRED
+    assert not set(catalog.RETIRED) & catalog.ids()
+    assert all(re.fullmatch(fields.CHECK_ID_PATTERN, i) and len(why) > 40 for i, why in catalog.RETIRED.items())
+
+
+def test_the_coverage_table_gives_each_checkbox_its_strongest_evidence() -> None:
+    text = CHECKLIST.read_text()
+    strongest = document.strongest_evidence(document.checklist_items(text))
+    assert strongest["G/JWT/Expiry checking"] == status.EvidenceGrade.OBSERVED
+    assert strongest["A/Startup & Dependencies/Graceful startup behavior"] is not None
+    counts = document.grade_counts(text)
+    assert sum(counts.values()) == 114
+    assert counts["not covered"] == 0
+    rendered = document.render_markdown(text)
+    assert "| checklist item | strongest evidence | covered by |" in rendered
+    assert "`A.workloads.probes` (Inferred)" in rendered
 
 
 def test_every_check_says_how_to_fix_it() -> None:

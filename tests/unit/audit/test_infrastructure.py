@@ -19,53 +19,24 @@ import pytest
 from payscope_operator.api import secret_references, spec, status
 from payscope_operator.audit import catalog, runner
 from payscope_operator.audit.sources import kubernetes
-from payscope_operator.kube import workloads
+from payscope_operator.kube import policies, workloads
 from payscope_operator.reconcile import secrets
+from tests.unit.audit import pods
 
 S = status.CheckStatus
 CHECKS = {c.id: c for c in catalog.CATALOG if c.source in (kubernetes.WORKLOADS, kubernetes.SECRETS)}
-WORKLOAD_CHECKS = ("A.workloads.probes", "A.workloads.resources", "A.workloads.restart_policy")
+WORKLOAD_CHECKS = ("A.workloads.probes", "A.workloads.resources")
 SHUTDOWN_CHECKS = ("F.shutdown.grace_period", "F.shutdown.pre_stop")
-NAMES = {"api": "payscope-api", "worker": "payscope-worker", "ingestion": "payscope-ingestion"}
+NAMES = pods.NAMES
 SPEC = spec.PayScopeSpec.model_validate(
     {
         "workloads": {role: {"name": name} for role, name in NAMES.items()},
         "postgres": {"connection": {"secretRef": {"name": "pg", "key": "dsn"}}},
     }
 )
-CONTAINER = workloads.ContainerFacts(
-    name="app",
-    liveness_probe=True,
-    readiness_probe=True,
-    startup_probe=False,
-    requests=("cpu", "memory"),
-    limits=("memory",),
-    pre_stop=True,
-)
-
-
-def deployment(
-    name: str = "payscope-api", *, container: workloads.ContainerFacts = CONTAINER, **changes: Any
-) -> workloads.DeploymentFacts:
-    facts = workloads.DeploymentFacts(
-        name=name,
-        replicas=2,
-        available_replicas=2,
-        ready_replicas=2,
-        updated_replicas=2,
-        generation=1,
-        observed_generation=1,
-        restart_policy="Always",
-        termination_grace_period_seconds=30,
-        containers=(container, dataclasses.replace(CONTAINER, name="sidecar")),
-        available_condition=True,
-    )
-    return dataclasses.replace(facts, **changes)
-
-
-def evidence(**changes: workloads.DeploymentFacts | None) -> kubernetes.WorkloadEvidence:
-    found: dict[str, workloads.DeploymentFacts | None] = {role: deployment(name) for role, name in NAMES.items()}
-    return kubernetes.WorkloadEvidence({**found, **changes})
+CONTAINER = pods.CONTAINER
+deployment = pods.deployment
+evidence = pods.evidence
 
 
 def evaluate(check_id: str, value: Any, desired: spec.PayScopeSpec = SPEC) -> tuple[status.CheckStatus, str]:
@@ -99,7 +70,7 @@ def test_healthy_deployments_pass(check_id: str) -> None:
 def test_role_available(role: str, facts: Any, expected: status.CheckStatus, words: str) -> None:
     name = NAMES[role]
     value = facts if facts is None else deployment(name, **({} if facts == "healthy" else facts))
-    got, message = evaluate(f"A.workloads.{role}_available", evidence(**{role: value}))
+    got, message = evaluate(f"A.workloads.{role}_available", pods.with_role(role, value))
     assert got == expected
     assert words in message
     assert name in message
@@ -174,8 +145,6 @@ def test_a_container_missing_something_fails_its_check_only(
 @pytest.mark.parametrize(
     ("check_id", "facts", "expected", "words"),
     [
-        ("A.workloads.restart_policy", {"restart_policy": "OnFailure"}, S.FAIL, "restartPolicy is OnFailure"),
-        ("A.workloads.restart_policy", {"restart_policy": "Never"}, S.FAIL, "restartPolicy is Never"),
         (
             "F.shutdown.grace_period",
             {"termination_grace_period_seconds": 3},
@@ -191,7 +160,7 @@ def test_a_container_missing_something_fails_its_check_only(
         ("F.shutdown.grace_period", {"termination_grace_period_seconds": 10}, S.PASS, "termination grace period"),
         ("F.shutdown.grace_period", {"termination_grace_period_seconds": None}, S.PASS, "termination grace period"),
     ],
-    ids=["on-failure", "never", "grace-3s", "grace-0s", "grace-at-minimum", "grace-unset"],
+    ids=["grace-3s", "grace-0s", "grace-at-minimum", "grace-unset"],
 )
 def test_per_deployment_checks(check_id: str, facts: dict[str, Any], expected: status.CheckStatus, words: str) -> None:
     got, message = evaluate(check_id, evidence(ingestion=deployment(NAMES["ingestion"], **facts)))
@@ -240,6 +209,12 @@ class HealthyCluster:
     async def read_deployment(self, namespace: str, name: str) -> workloads.DeploymentFacts | None:
         return deployment(name)
 
+    async def list_disruption_budgets(self, namespace: str) -> tuple[policies.DisruptionBudgetFacts, ...]:
+        return (pods.BUDGET,)
+
+    async def list_network_policies(self, namespace: str) -> tuple[policies.NetworkPolicyFacts, ...]:
+        return (pods.POLICY,)
+
 
 @dataclass
 class FakeSession:
@@ -273,3 +248,122 @@ def test_an_undeclared_role_is_not_configured_while_the_declared_ones_are_audite
         evidence = results[check_id].evidence or ""
         assert "payscope-api" in evidence
         assert "payscope-worker" not in evidence
+
+
+# The api survives a node's loss and a drain ------------------------------------------------------
+
+API = NAMES["api"]
+HOSTNAME = "kubernetes.io/hostname"
+
+
+def spread(kind: str, key: str, **labels: str) -> workloads.SpreadTerm:
+    return workloads.SpreadTerm(kind, key, pods.selector(**labels) if labels else None)
+
+
+@pytest.mark.parametrize(
+    ("facts", "expected", "words"),
+    [
+        ({}, S.PASS, "runs 2 replicas"),
+        ({"replicas": 3}, S.PASS, "runs 3 replicas"),
+        ({"replicas": 1}, S.FAIL, "runs 1 replica(s): run at least 2"),
+        ({"replicas": 0}, S.FAIL, "runs 0 replica(s)"),
+    ],
+    ids=["two", "three", "one", "zero"],
+)
+def test_api_replicas(facts: dict[str, Any], expected: status.CheckStatus, words: str) -> None:
+    got, message = evaluate("A.workloads.api_replicas", evidence(api=deployment(API, **facts)))
+    assert (got, words in message) == (expected, True), message
+
+
+@pytest.mark.parametrize(
+    ("terms", "expected", "words"),
+    [
+        ((spread("topologySpreadConstraint", HOSTNAME, app=API),), S.PASS, "topologySpreadConstraint on kubernetes"),
+        ((spread("preferred podAntiAffinity", HOSTNAME, app=API),), S.PASS, "preferred podAntiAffinity"),
+        ((spread("required podAntiAffinity", "topology.kubernetes.io/zone", tier="payscope"),), S.PASS, "zone"),
+        ((), S.FAIL, "Nothing keeps the api's replicas off one node: add"),
+        (
+            (spread("topologySpreadConstraint", HOSTNAME, app="payscope-worker"),),
+            S.FAIL,
+            "do not select its own pods over nodes: topologySpreadConstraint on kubernetes.io/hostname selecting"
+            " app=payscope-worker",
+        ),
+        ((spread("required podAntiAffinity", "example.com/rack", app=API),), S.FAIL, "on example.com/rack"),
+        ((spread("required podAntiAffinity", HOSTNAME),), S.FAIL, "selecting None"),
+    ],
+    ids=["spread", "preferred-anti-affinity", "zone", "none", "other-pods", "other-key", "no-selector"],
+)
+def test_api_spread(terms: tuple[workloads.SpreadTerm, ...], expected: status.CheckStatus, words: str) -> None:
+    got, message = evaluate("A.workloads.api_spread", evidence(api=deployment(API, spread=terms)))
+    assert (got, words in message) == (expected, True), message
+
+
+def budget(name: str = "api", *, selector: Any = "api", **sizes: str) -> policies.DisruptionBudgetFacts:
+    chosen = pods.selector(app=API) if selector == "api" else selector
+    return policies.DisruptionBudgetFacts(name, chosen, **sizes)
+
+
+@pytest.mark.parametrize(
+    ("budgets", "replicas", "expected", "words"),
+    [
+        ((budget(min_available="1"),), 2, S.PASS, "PodDisruptionBudget api keeps part of the api up"),
+        ((budget(max_unavailable="1"),), 3, S.PASS, "keeps part"),
+        ((budget(min_available="50%"),), 4, S.PASS, "keeps part"),
+        ((budget(max_unavailable="34%"),), 3, S.PASS, "keeps part"),
+        ((), 2, S.FAIL, "No PodDisruptionBudget selects the api's pods"),
+        ((budget(selector=pods.selector(app="payscope-worker"), min_available="1"),), 2, S.FAIL, "No PodDisruption"),
+        ((budget(selector=None, min_available="1"),), 2, S.FAIL, "No PodDisruptionBudget"),
+        ((budget(selector=policies.LabelSelector(), min_available="1"),), 2, S.PASS, "keeps part"),
+        ((budget(min_available="0"),), 2, S.FAIL, "api lets all 2 pods go at once"),
+        ((budget(max_unavailable="100%"),), 2, S.FAIL, "lets all 2 pods go at once"),
+        ((budget(),), 2, S.FAIL, "sets neither minAvailable nor maxUnavailable"),
+        ((budget(min_available="2"),), 2, S.WARN, "lets no pod go: node drains wait on it forever"),
+        ((budget(max_unavailable="0"),), 2, S.WARN, "lets no pod go"),
+        ((budget(min_available="100%"),), 3, S.WARN, "lets no pod go"),
+        ((budget(min_available="1"), budget("other", max_unavailable="1")), 2, S.FAIL, "2 PodDisruptionBudgets"),
+    ],
+    ids=[
+        "min-1",
+        "max-1",
+        "min-50%",
+        "max-34%",
+        "none",
+        "other-pods",
+        "null-selector",
+        "empty-selector",
+        "min-0",
+        "max-100%",
+        "no-bound",
+        "min-all",
+        "max-0",
+        "min-100%",
+        "two-budgets",
+    ],
+)
+def test_api_pdb(
+    budgets: tuple[policies.DisruptionBudgetFacts, ...], replicas: int, expected: status.CheckStatus, words: str
+) -> None:
+    value = evidence(api=deployment(API, replicas=replicas), budgets=budgets)
+    got, message = evaluate("A.workloads.api_pdb", value)
+    assert (got, words in message) == (expected, True), message
+
+
+@pytest.mark.parametrize("check_id", ["A.workloads.api_replicas", "A.workloads.api_spread", "A.workloads.api_pdb"])
+def test_api_guards_are_unknown_without_an_api_and_apply_only_to_a_declared_one(check_id: str) -> None:
+    got, message = evaluate(check_id, evidence(api=None))
+    assert (got, message) == (S.UNKNOWN, "The api Deployment does not exist, so there is nothing to judge.")
+    applies = CHECKS[check_id].applies
+    assert applies is not None
+    assert applies(SPEC)
+    assert not applies(spec.PayScopeSpec.model_validate({"workloads": {"worker": {"name": "w"}}}))
+
+
+def test_budgets_that_could_not_be_listed_turn_only_the_budget_check_unknown() -> None:
+    value = evidence(budgets="the operator may not list PodDisruptionBudgets in ns (HTTP 403)")
+    got, message = evaluate("A.workloads.api_pdb", value)
+    assert got == S.UNKNOWN
+    assert (
+        message
+        == "PodDisruptionBudgets could not be listed: the operator may not list PodDisruptionBudgets in ns (HTTP 403)"
+    )
+    assert all(evaluate(c, value)[0] == S.PASS for c in CHECKS if c not in ("A.workloads.api_pdb", "A.secrets.present"))

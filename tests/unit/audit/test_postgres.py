@@ -8,11 +8,13 @@ engineer acts on.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 import pytest
 
 from payscope_operator.api import spec, status
@@ -59,7 +61,7 @@ TABLE_FACTS = pg_evidence.TableFacts(
     rls_enabled=True,
     rls_forced=True,
     owner="payscope_owner",
-    policies=(("payscope_tenant_isolation", POLICY, POLICY),),
+    policies=(pg_evidence.PolicyFacts("payscope_tenant_isolation", using=POLICY, with_check=POLICY),),
     tenant_indexed=True,
     foreign_keys=1,
     unique_keys=(("bank_id", "file_sha256"), ("id",)),
@@ -127,9 +129,13 @@ def log(**changes: Any) -> postgres.PostgresEvidence:
     return pg(audit_log=dataclasses.replace(AUDIT_LOG, **changes))
 
 
-def policy(expression: str) -> tuple[str, str, str]:
-    """A policy using ``expression`` in both USING and WITH CHECK, as pg_get_expr deparses it."""
-    return ("payscope_tenant_isolation", expression, expression)
+def policy(expression: str, **changes: Any) -> pg_evidence.PolicyFacts:
+    """A FOR ALL policy using ``expression`` in both USING and WITH CHECK, as pg_get_expr deparses it."""
+    return pg_evidence.PolicyFacts("payscope_tenant_isolation", using=expression, with_check=expression, **changes)
+
+
+TENANT = policy(POLICY)
+OPEN = "true"
 
 
 REFUSED = 'refused: new row violates row-level security policy for table "transactions"'
@@ -228,28 +234,104 @@ TABLE_UNREAD = pg_catalog({})
             "B.postgres.policy_session_variable",
             table(policies=()),
             S.FAIL,
-            "no policy compares bank_id with app.current_bank_id in USING and WITH CHECK",
+            "no policy for SELECT that reaches the app role compares bank_id with app.current_bank_id; no policy for"
+            " INSERT",
             id="policy-none",
         ),
         pytest.param(
             "B.postgres.policy_session_variable",
-            table(policies=(("p", POLICY, ""),)),
+            table(policies=(pg_evidence.PolicyFacts("p", using=POLICY),)),
+            S.PASS,
+            "tenant policies holds",
+            id="for-all-using-only-is-its-own-check",
+        ),
+        pytest.param(
+            "B.postgres.policy_session_variable",
+            table(policies=(pg_evidence.PolicyFacts("p", command="UPDATE", using=POLICY), TENANT)),
+            S.PASS,
+            "tenant policies holds",
+            id="for-update-using-only-is-its-own-check",
+        ),
+        pytest.param(
+            "B.postgres.policy_session_variable",
+            table(policies=(pg_evidence.PolicyFacts("p", command="SELECT", using=POLICY),)),
             S.FAIL,
-            "no policy compares bank_id with app.current_bank_id",
-            id="policy-without-with-check",
+            "no policy for INSERT that reaches the app role compares",
+            id="select-only",
+        ),
+        pytest.param(
+            "B.postgres.policy_session_variable",
+            table(policies=(TENANT, pg_evidence.PolicyFacts("open", command="SELECT", using=OPEN))),
+            S.FAIL,
+            "open (SELECT, permissive, PUBLIC) does not compare bank_id with app.current_bank_id in USING",
+            id="extra-permissive-select",
+        ),
+        pytest.param(
+            "B.postgres.policy_session_variable",
+            table(policies=(TENANT, pg_evidence.PolicyFacts("open", command="INSERT", with_check=OPEN))),
+            S.FAIL,
+            "open (INSERT, permissive, PUBLIC) does not compare bank_id with app.current_bank_id in WITH CHECK",
+            id="extra-permissive-insert",
+        ),
+        pytest.param(
+            "B.postgres.policy_session_variable",
+            table(policies=(TENANT, pg_evidence.PolicyFacts("p", command="DELETE", using=OPEN, roles=(ROLE,)))),
+            S.FAIL,
+            f"p (DELETE, permissive, {ROLE}) does not compare",
+            id="extra-permissive-delete-for-the-app-role",
+        ),
+        pytest.param(
+            "B.postgres.policy_session_variable",
+            table(
+                policies=(
+                    TENANT,
+                    pg_evidence.PolicyFacts("p", using=OPEN, roles=("auditor",), applies_to_app_role=False),
+                )
+            ),
+            S.PASS,
+            "tenant policies holds",
+            id="extra-permissive-for-another-role",
+        ),
+        pytest.param(
+            "B.postgres.policy_session_variable",
+            table(policies=(policy(POLICY, permissive=False),)),
+            S.FAIL,
+            "no policy for SELECT",  # restrictive alone lets nothing through: there is no permissive one at all
+            id="restrictive-without-permissive",
+        ),
+        pytest.param(
+            "B.postgres.policy_session_variable",
+            table(policies=(pg_evidence.PolicyFacts("open", using=OPEN), policy(POLICY, permissive=False), TENANT)),
+            S.PASS,
+            "tenant policies holds",
+            id="open-permissive-bound-by-restrictive",
+        ),
+        pytest.param(
+            "B.postgres.policy_session_variable",
+            table(policies=(pg_evidence.PolicyFacts("open", using=OPEN), policy(POLICY, permissive=False))),
+            S.FAIL,
+            "no policy for SELECT that reaches the app role compares",  # bound, but no permissive policy compares
+            id="only-open-permissive-and-restrictive",
+        ),
+        pytest.param(
+            "B.postgres.policy_session_variable",
+            table(policies=(TENANT, pg_evidence.PolicyFacts("loose", using=POLICY, with_check=OPEN))),
+            S.FAIL,
+            "loose (ALL, permissive, PUBLIC) does not compare bank_id with app.current_bank_id in WITH CHECK",
+            id="extra-permissive-loose-with-check",
         ),
         pytest.param(
             "B.postgres.policy_session_variable",
             table(policies=(policy("(bank_id = current_setting('app.bank'::text))"),)),
             S.FAIL,
-            "no policy compares bank_id with app.current_bank_id",
+            "does not compare bank_id with app.current_bank_id",
             id="policy-other-session-variable",
         ),
         pytest.param(
             "B.postgres.policy_session_variable",
             table(policies=(policy("(owner_id = current_setting('app.current_bank_id'::text))"),)),
             S.FAIL,
-            "no policy compares bank_id",
+            "does not compare bank_id",
             id="policy-other-column-named-like-the-variable",
         ),
         pytest.param("B.postgres.tenant_indexes", HEALTHY, S.PASS, "tenant indexes holds", id="tenant-index-ok"),
@@ -292,10 +374,31 @@ TABLE_UNREAD = pg_catalog({})
         ),
         pytest.param(
             "B.postgres.app_role",
-            table(owner=ROLE),
+            table(owner=ROLE, app_role_is_owner=True),
             S.FAIL,
             "payscope_app owns public.transactions: RLS does not bind it",
             id="app-role-owns-table",
+        ),
+        pytest.param(
+            "B.postgres.app_role",
+            table(app_role_is_owner=True),
+            S.FAIL,
+            "payscope_app is a member of payscope_owner, which owns public.transactions: RLS does not bind it",
+            id="app-role-member-of-the-owner",
+        ),
+        pytest.param(
+            "B.postgres.app_role",
+            pg_catalog(role=pg_evidence.RoleFacts(ROLE, True, privileged_memberships=(("etl", "BYPASSRLS"),))),
+            S.FAIL,
+            "payscope_app is a member of etl, which has BYPASSRLS",
+            id="app-role-member-of-a-bypassrls-role",
+        ),
+        pytest.param(
+            "B.postgres.app_role",
+            pg_catalog(role=pg_evidence.RoleFacts(ROLE, True, privileged_memberships=(("postgres", "superuser"),))),
+            S.FAIL,
+            "payscope_app is a member of postgres, which is superuser",
+            id="app-role-member-of-a-superuser",
         ),
         pytest.param("C.ingestion.idempotency_key", HEALTHY, S.PASS, "idempotency keys holds", id="idempotency-ok"),
         pytest.param(
@@ -412,6 +515,13 @@ TABLE_UNREAD = pg_catalog({})
         ),
         pytest.param(
             "G.audit_log.hash_chain",
+            pg(audit_log=pg_evidence.AuditLogFacts(exists=True)),
+            S.UNKNOWN,
+            "The audit log is empty: there is no chain to verify.",
+            id="chain-empty",
+        ),
+        pytest.param(
+            "G.audit_log.hash_chain",
             pg(audit_log=pg_evidence.AuditLogFacts(exists=False)),
             S.FAIL,
             "Audit log table public.audit_log does not exist",
@@ -492,9 +602,17 @@ TABLE_UNREAD = pg_catalog({})
         pytest.param(
             "G.isolation.rls_probe",
             probe(write="inconclusive: NotNullViolation"),
-            S.FAIL,
-            "a row for bank-b was inconclusive: NotNullViolation",
+            S.UNKNOWN,
+            "whether one can be written is undecided: public.transactions: the write for bank-b failed for another"
+            " reason (NotNullViolation)",
             id="isolation-write-inconclusive",
+        ),
+        pytest.param(
+            "G.isolation.rls_probe",
+            probe(visible=2, write="inconclusive: NotNullViolation"),
+            S.FAIL,
+            "2 other tenants' row(s) are visible",
+            id="isolation-visible-rows-beat-an-inconclusive-write",
         ),
     ],
 )
@@ -656,3 +774,63 @@ async def test_whole_catalog_on_an_empty_spec_is_not_configured_without_io() -> 
     by_id = {r.id: r for r in report.results}
     assert by_id["B.postgres.app_role"].message == "spec.postgres is absent."
     assert by_id["G.isolation.rls_probe"].message.startswith("Needs spec.postgres")
+
+
+@pytest.mark.parametrize(
+    ("piece", "needing"),
+    [
+        (
+            "catalog",
+            (
+                "B.postgres.tables",
+                "B.postgres.rls_enabled",
+                "B.postgres.rls_forced",
+                "B.postgres.policy_session_variable",
+                "B.postgres.tenant_indexes",
+                "B.postgres.foreign_keys",
+                "B.postgres.app_role",
+                "C.ingestion.idempotency_key",
+            ),
+        ),
+        ("migrations", ("B.postgres.migrations",)),
+        ("timescale", ("B.timescale.hypertables", "B.timescale.retention", "B.timescale.compression")),
+        ("audit_log", ("G.audit_log.hash_chain", "G.audit_log.query_logging", "G.audit_log.immutable")),
+    ],
+)
+def test_a_piece_that_could_not_be_read_turns_only_its_checks_unknown(piece: str, needing: tuple[str, ...]) -> None:
+    evidence = pg(unreadable={piece: "UndefinedColumn"})
+    catalog_checks = [c for c in CHECKS.values() if c.source is postgres.CATALOG]
+    desired = spec.PayScopeSpec.model_validate(
+        {"tenancy": {}, "postgres": {**POSTGRES, "migrations": {"table": "alembic_version", "expected": "0042"}}}
+    )
+    for check in catalog_checks:
+        if check.applies is not None and not check.applies(desired):
+            continue
+        finding = check.judge(evidence, desired)
+        if check.id in needing:
+            assert finding.status == S.UNKNOWN, check.id
+            assert finding.message.startswith(f"Postgres at {HEALTHY.host} answered, but ")
+            assert finding.message.endswith(": UndefinedColumn")
+        else:
+            assert finding.status == S.PASS, (check.id, finding.message)
+
+
+class _Conn:
+    def __init__(self, *, broken: bool) -> None:
+        self.broken, self.closed = broken, False
+
+
+async def _fails() -> int:
+    raise psycopg.errors.UndefinedColumn("column does not exist")
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["query-failed", "connection-lost"])
+def test_a_failed_query_is_one_unreadable_piece_but_a_lost_connection_fails_the_source(broken: bool) -> None:
+    unreadable: dict[str, str] = {}
+    gathered = postgres._piece(_Conn(broken=broken), unreadable, "audit_log", _fails(), -1)
+    if broken:
+        with pytest.raises(psycopg.errors.UndefinedColumn):
+            asyncio.run(gathered)
+    else:
+        assert asyncio.run(gathered) == -1
+        assert unreadable == {"audit_log": "UndefinedColumn"}

@@ -189,3 +189,24 @@ def test_the_pass_session_reaches_the_stores_through_the_audits_protocol() -> No
         run.stores.postgres_dsn()
     with pytest.raises(errors.SecretNotFound, match=r"Secret 'r' key 'url' \(spec.redis.connection.secretRef\)"):
         context.reveal(run, "r", "url", "spec.redis.connection.secretRef")
+
+
+def test_a_check_covers_an_item_by_proxy_with_the_weaker_of_the_two_grades() -> None:
+    checks = registry.Registry()
+    item, proxy = "A/Docker Compose/Health checks configured", "A/Startup & Dependencies/Graceful startup behavior"
+    checks.check(
+        "A.x.probes",
+        source=SOURCE,
+        severity=status.Severity.MEDIUM,
+        grade=registry.Grade.OBSERVED,
+        title="t",
+        passes_when="p",
+        covers=(item, registry.Cover(proxy, registry.Grade.INFERRED)),
+    )(_passes)
+    (check,) = checks
+    assert check.covers == (item, proxy)
+    assert (check.grade_for(item), check.grade_for(proxy)) == (registry.Grade.OBSERVED, registry.Grade.INFERRED)
+    reported = registry.Check(**{**check.__dict__, "grade": registry.Grade.REPORTED})
+    assert reported.grade_for(proxy) == registry.Grade.REPORTED  # a proxy never makes evidence stronger
+    assert registry.strongest([registry.Grade.REPORTED, registry.Grade.INFERRED]) == registry.Grade.INFERRED
+    assert registry.strongest([]) is None

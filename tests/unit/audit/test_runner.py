@@ -330,3 +330,63 @@ def test_a_part_the_source_cannot_supply_is_unknown_with_the_reason_it_gives() -
     assert (by_id["D.p.odd"].status, by_id["D.p.odd"].message) == (S.PASS, "3 judged")
     assert (by_id["D.p.even"].status, by_id["D.p.even"].reason) == (S.UNKNOWN, Reason.INCONCLUSIVE)
     assert by_id["D.p.even"].message == "3 is odd"
+
+
+# Waivers by prefix and of whole dimensions ------------------------------------------------------
+
+
+def _waiving(*waivers: tuple[str, str]) -> spec.PayScopeSpec:
+    listed = [{"check": check, "reason": f"accepted: {check}", "expires": expires} for check, expires in waivers]
+    return spec.PayScopeSpec.model_validate({"audit": {"waivers": listed}})
+
+
+@pytest.mark.parametrize(
+    ("waiver", "waived"),
+    [
+        ("D.*", {"D.a.fail", "D.b.fail"}),
+        ("D.a.*", {"D.a.fail"}),
+        ("D.a.fail", {"D.a.fail"}),
+        ("D.b.*", {"D.b.fail"}),
+        ("E.*", {"E.a.fail"}),
+        ("C.*", set()),
+    ],
+)
+def test_a_waiver_names_one_check_an_area_or_a_dimension(waiver: str, waived: set[str]) -> None:
+    bad = _constant("bad", 9)
+    catalog = [
+        _check("D.a.fail", bad),
+        _check("D.b.fail", bad),
+        _check("E.a.fail", bad),
+        _check("D.a.pass", _constant("one", 1)),
+    ]
+    by_id = _by_id(_run(catalog, _waiving((waiver, "2027-01-31"))))
+    assert {i for i, r in by_id.items() if r.status == S.WAIVED} == waived
+    assert by_id["D.a.pass"].status == S.PASS  # a waiver never touches a passing check
+    for check_id in waived:
+        assert by_id[check_id].message.startswith(f"Waived by {waiver} until 2027-01-31: accepted: {waiver}")
+
+
+def test_the_most_specific_live_waiver_applies_and_a_stale_one_is_reported() -> None:
+    bad = _constant("bad", 9)
+    desired = _waiving(("D.*", "2027-01-31"), ("D.a.fail", "2026-01-01"))
+    report = _run([_check("D.a.fail", bad)], desired)
+    (result,) = report.results
+    assert result.message.startswith("Waived by D.* until 2027-01-31")
+    assert report.expired_waivers == ()
+    expired = _run([_check("D.a.fail", bad)], _waiving(("D.*", "2026-01-01"), ("D.a.*", "2026-02-01")))
+    assert expired.results[0].status == S.FAIL
+    assert [w.check for w in expired.expired_waivers] == ["D.a.*"]
+
+
+def test_a_dimension_none_of_whose_checks_ran_is_accepted_only_by_a_live_dimension_waiver() -> None:
+    off = _source("off", _fast, configured=False)
+    catalog = [
+        _check("D.a.one", off),
+        _check("E.a.one", off),
+        _check("F.a.one", off),
+        _check("G.a.one", _constant("one", 1)),
+    ]
+    desired = _waiving(("D.*", "2027-01-31"), ("E.a.*", "2027-01-31"), ("F.*", "2026-01-01"), ("G.*", "2027-01-31"))
+    report = _run(catalog, desired)
+    assert {d.letter: w.check for d, w in report.waived_dimensions.items()} == {"D": "D.*"}
+    assert [w.check for w in report.expired_waivers] == ["F.*"]  # E.a.* names an area, G ran

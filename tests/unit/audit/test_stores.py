@@ -456,10 +456,22 @@ def test_one_index_failing_its_stats_does_not_hide_another_index_in_the_default_
     assert "payscope-docs: 9 vector(s) in the default namespace" in finding.message
 
 
-def test_namespaces_without_probe_tenants_only_require_vectors_outside_the_default() -> None:
-    desired = spec.PayScopeSpec.model_validate({k: v for k, v in SECTIONS.items() if k != "audit"})
-    assert CHECKS["B.pinecone.namespaces"].judge(vector_evidence(namespaces={}), desired).status == S.PASS
-    assert CHECKS["B.pinecone.namespaces"].judge(vector_evidence(namespaces={"bank-z": 1}), desired).status == S.PASS
+@pytest.mark.parametrize(
+    ("namespaces", "with_tenants", "words"),
+    [
+        ({}, False, f"{INDEX} holds no vectors yet, so nothing shows how tenants are separated"),
+        ({}, True, f"{INDEX} holds no vectors yet"),
+        ({"bank-z": 1}, False, f"{INDEX}: 1 named namespace(s), but without spec.audit.probeTenants nothing says"),
+    ],
+    ids=["empty-index", "empty-index-with-tenants", "no-probe-tenants"],
+)
+def test_namespaces_never_pass_on_nothing_to_judge(namespaces: dict[str, int], with_tenants: bool, words: str) -> None:
+    desired = (
+        SPEC if with_tenants else spec.PayScopeSpec.model_validate({k: v for k, v in SECTIONS.items() if k != "audit"})
+    )
+    finding = CHECKS["B.pinecone.namespaces"].judge(vector_evidence(namespaces=namespaces), desired)
+    assert (finding.status, words in finding.message) == (S.WARN, True), finding.message
+    assert CHECKS["B.pinecone.namespaces"].judge(vector_evidence(namespaces={"": 3}), desired).status == S.FAIL
 
 
 def test_bucket_problems_name_the_endpoint_and_the_buckets() -> None:

@@ -43,7 +43,7 @@ def _any_table(test: Callable[[postgres_spec.PostgresTable], bool]) -> Callable[
 @CHECKS.check(
     "B.postgres.tables",
     fix="Run PayScope's migrations, or correct the table names (and schemas) in spec.postgres.tables.",
-    source=postgres.CATALOG,
+    source=postgres.TABLES,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
     title="Every declared table exists.",
@@ -58,7 +58,7 @@ def tables_exist(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Find
     "B.postgres.migrations",
     fix="Apply PayScope's migrations up to spec.postgres.migrations.expected (alembic upgrade head), or"
     " update the expected version.",
-    source=postgres.CATALOG,
+    source=postgres.MIGRATIONS,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
     title="The migration table records the expected version.",
@@ -84,7 +84,7 @@ def migrations(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Findin
 @CHECKS.check(
     "B.postgres.rls_enabled",
     fix="ALTER TABLE ... ENABLE ROW LEVEL SECURITY (the operator does it under managementPolicy Full).",
-    source=postgres.CATALOG,
+    source=postgres.TABLES,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
     title="ROW LEVEL SECURITY is enabled on every table that declares it.",
@@ -103,7 +103,7 @@ def rls_enabled(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Findi
     "B.postgres.rls_forced",
     fix="ALTER TABLE ... FORCE ROW LEVEL SECURITY, so the table owner is bound by the policies too (Full"
     " management does it).",
-    source=postgres.CATALOG,
+    source=postgres.TABLES,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
     title="ROW LEVEL SECURITY is FORCEd where declared, so the owner is bound too.",
@@ -118,31 +118,67 @@ def rls_forced(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Findin
     return per_object.tables(evidence, desired, forces_rls, test, "RLS forced")
 
 
+def tenant_comparison(desired: spec.PayScopeSpec) -> Callable[[str], bool]:
+    """Whether a deparsed policy expression compares the tenant column with the session variable."""
+    tenancy = desired.tenancy or spec.Tenancy()
+    variable = f"current_setting('{tenancy.session_variable}'"
+    column = re.compile(rf"\b{re.escape(tenancy.tenant_key)}\b")
+    # The variable's own name (app.current_bank_id) may contain the key: look for the column elsewhere.
+    return lambda expr: variable in expr and column.search(expr.replace(variable, "")) is not None
+
+
+def _using(policy: pg_evidence.PolicyFacts) -> str:
+    return policy.using
+
+
+def isolation_gaps(
+    policies: tuple[pg_evidence.PolicyFacts, ...], compares: Callable[[str], bool], what: str
+) -> list[str]:
+    """What lets the app role reach another tenant's rows, or keeps it from being bound, by command and side.
+
+    Postgres ORs the permissive policies that apply to a command and ANDs the
+    restrictive ones with them: one permissive policy that does not compare the
+    tenant (``USING (true)``) opens the rows unless a restrictive one still binds.
+    A FOR ALL or UPDATE policy without WITH CHECK checks new rows with USING.
+    """
+    gaps: list[str] = []
+    mine = [p for p in policies if p.applies_to_app_role]
+    sides = (("SELECT", "read"), ("INSERT", "write"), ("UPDATE", "read"), ("UPDATE", "write"), ("DELETE", "read"))
+    for command, side in sides:
+        expression = _using if side == "read" else pg_evidence.PolicyFacts.check_expression
+        permissive = [p for p in mine if p.permissive and p.covers(command)]
+        if not any(compares(expression(p)) for p in permissive) and command in ("SELECT", "INSERT"):
+            gaps.append(f"no policy for {command} that reaches the app role compares {what}")
+        if any(compares(expression(p)) for p in mine if not p.permissive and p.covers(command)):
+            continue  # a restrictive policy binds every row, whatever the permissive ones allow
+        clause = "USING" if side == "read" else "WITH CHECK"
+        gaps += [
+            f"{p.describe()} does not compare {what} in {clause}" for p in permissive if not compares(expression(p))
+        ]
+    return list(dict.fromkeys(gaps))
+
+
 @CHECKS.check(
     "B.postgres.policy_session_variable",
     fix="Create a policy USING and WITH CHECK (tenant_key = current_setting('<sessionVariable>')) and drop"
     " permissive policies such as USING (true).",
-    source=postgres.CATALOG,
+    source=postgres.TABLES,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
-    title="A policy compares the tenant column with the session variable.",
-    passes_when="USING and WITH CHECK both reference current_setting('<sessionVariable>') and the tenant key.",
+    title="The policies that reach the app role compare the tenant column with the session variable, for every"
+    " command.",
+    passes_when="For SELECT, INSERT, UPDATE and DELETE, every permissive policy that applies to the app role"
+    " compares the tenant key with current_setting('<sessionVariable>') in USING (reads) and WITH CHECK, or USING"
+    " where Postgres uses it as such (writes), or a restrictive policy does; SELECT and INSERT have one.",
     covers=("B/Postgres/Session variables set (app.current_bank_id)",),
     applies=_any_table(postgres.declares_rls),
 )
 def policy_session_variable(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Finding:
     tenancy = desired.tenancy or spec.Tenancy()
-    variable = f"current_setting('{tenancy.session_variable}'"
-    column = re.compile(rf"\b{re.escape(tenancy.tenant_key)}\b")
-
-    def compares(expr: str) -> bool:
-        # The variable's own name (app.current_bank_id) may contain the key: look for the column elsewhere.
-        return variable in expr and column.search(expr.replace(variable, "")) is not None
+    compares, what = tenant_comparison(desired), f"{tenancy.tenant_key} with {tenancy.session_variable}"
 
     def test(t: postgres_spec.PostgresTable, f: pg_evidence.TableFacts) -> str | None:
-        if any(compares(using) and compares(check) for _, using, check in f.policies):
-            return None
-        return f"no policy compares {tenancy.tenant_key} with {tenancy.session_variable} in USING and WITH CHECK"
+        return "; ".join(isolation_gaps(f.policies, compares, what)) or None
 
     return per_object.tables(evidence, desired, postgres.declares_rls, test, "tenant policies")
 
@@ -151,7 +187,7 @@ def policy_session_variable(evidence: PostgresEvidence, desired: spec.PayScopeSp
     "B.postgres.tenant_indexes",
     fix="Create an index leading with the tenant key (CREATE INDEX CONCURRENTLY ... (bank_id, ...)); Full"
     " management does it; drop INVALID leftovers.",
-    source=postgres.CATALOG,
+    source=postgres.TABLES,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
     title="Tables declaring tenantIndex have a valid index leading with the tenant key.",
@@ -171,7 +207,7 @@ def tenant_indexes(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Fi
 @CHECKS.check(
     "B.postgres.foreign_keys",
     fix="Add the foreign keys PayScope's schema defines, or drop expectForeignKeys from the table's spec.",
-    source=postgres.CATALOG,
+    source=postgres.TABLES,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
     title="Tables declaring expectForeignKeys have foreign keys.",
@@ -190,27 +226,38 @@ def foreign_keys(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Find
     "B.postgres.app_role",
     fix="Use a dedicated app role: NOSUPERUSER NOBYPASSRLS, not the owner of the tenant tables (ALTER TABLE"
     " ... OWNER TO a migration role).",
-    source=postgres.CATALOG,
+    source=postgres.TABLES,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
-    title="PayScope's app role is bound by RLS.",
-    passes_when="The role exists, is not superuser, has no BYPASSRLS and owns no declared table.",
+    title="PayScope's app role is bound by RLS, also through the roles it is a member of.",
+    passes_when="The role exists, is not superuser, has no BYPASSRLS, owns no declared table, and is a member of no"
+    " role that is superuser, has BYPASSRLS or owns a declared table (pg_has_role MEMBER: it could SET ROLE).",
     covers=("G/Bank Isolation/No data leakage paths",),
     applies=lambda s: s.postgres is not None and s.postgres.app_role is not None,
 )
 def app_role(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Finding:
     role = evidence.catalog.role
     assert role is not None
-    where = f"pg_roles {role.name}"
+    where = f"pg_roles {role.name} and its memberships"
     if not role.exists:
         return Finding.failed(f"App role {role.name} does not exist.", evidence=where)
     problems = [p for p, bad in (("is superuser", role.superuser), ("has BYPASSRLS", role.bypass_rls)) if bad]
-    owned = [f"{f.schema}.{f.name}" for f in evidence.catalog.tables.values() if f.exists and f.owner == role.name]
-    if owned:
-        problems.append("owns " + ", ".join(owned))
+    problems += [
+        f"is a member of {member}, which is {what}"
+        if what == "superuser"
+        else f"is a member of {member}, which has {what}"
+        for member, what in role.privileged_memberships
+    ]
+    tables = [f for f in evidence.catalog.tables.values() if f.exists and f.app_role_is_owner]
+    problems += [f"owns {f.schema}.{f.name}" for f in tables if f.owner == role.name]
+    problems += [f"is a member of {f.owner}, which owns {f.schema}.{f.name}" for f in tables if f.owner != role.name]
     if problems:
         return Finding.failed(f"App role {role.name} " + "; ".join(problems) + ": RLS does not bind it.", where)
-    return Finding.passed(f"App role {role.name} is bound by RLS (not superuser, no BYPASSRLS, owns no table).", where)
+    return Finding.passed(
+        f"App role {role.name} is bound by RLS (not superuser, no BYPASSRLS, owns no table, not even through a role"
+        " it is a member of).",
+        where,
+    )
 
 
 # TimescaleDB ------------------------------------------------------------------------------------
@@ -275,7 +322,7 @@ def _timescale(evidence: PostgresEvidence, desired: spec.PayScopeSpec, aspect: s
     "B.timescale.hypertables",
     fix="Convert the table with create_hypertable on its time column (Full management does it; migrateData:"
     " true for a populated table).",
-    source=postgres.CATALOG,
+    source=postgres.TIMESCALE,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
     title="Declared hypertables exist, partitioned by their time column.",
@@ -290,7 +337,7 @@ def hypertables(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Findi
 @CHECKS.check(
     "B.timescale.retention",
     fix="add_retention_policy with the declared interval (remove the old one first); Full management does it.",
-    source=postgres.CATALOG,
+    source=postgres.TIMESCALE,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
     title="Declared retention policies exist with the declared interval.",
@@ -306,7 +353,7 @@ def retention(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Finding
     "B.timescale.compression",
     fix="Enable compression with the declared segmentby and add_compression_policy with compress_after; Full"
     " management does it.",
-    source=postgres.CATALOG,
+    source=postgres.TIMESCALE,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
     title="Declared compression settings and policies exist.",

@@ -134,7 +134,8 @@ def vector_indexes(evidence: pinecone.VectorEvidence, desired: spec.PayScopeSpec
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
     title="Vectors live in tenant namespaces, none in the default namespace.",
-    passes_when="The default namespace is empty and, with probeTenants, each tenant has a namespace.",
+    passes_when="The default namespace is empty and each of spec.audit.probeTenants has a namespace (no probeTenants,"
+    " or an index with no vectors yet: Warn, saying why).",
     covers=(
         "B/Pinecone/Namespace configuration",
         "B/Pinecone/Metadata filtering (bank_id)",
@@ -162,8 +163,15 @@ def namespaces(evidence: pinecone.VectorEvidence, desired: spec.PayScopeSpec) ->
         missing = [t for t in tenants if t not in named]
         if stats.total_vector_count and not named:
             problems.append(f"{index.name}: vectors exist but no tenant namespace")
+        elif not stats.total_vector_count and not named:
+            warnings.append(f"{index.name} holds no vectors yet, so nothing shows how tenants are separated")
         elif missing:
             warnings.append(f"{index.name}: no namespace for tenant(s) {', '.join(missing)}")
+        elif not tenants:
+            warnings.append(
+                f"{index.name}: {len(named)} named namespace(s), but without spec.audit.probeTenants nothing says"
+                " they are the tenants'"
+            )
     where = "describe_index_stats of " + ", ".join(i.name for i in desired.pinecone.indexes)
     if problems:
         return Finding.failed("Keep every vector in its tenant's namespace: " + "; ".join(problems), evidence=where)

@@ -1,12 +1,15 @@
 """Dimension A, infrastructure: Secrets, PayScope's Deployments, and every store answering in time.
 
 Evidence comes from the Kubernetes API (the referenced Secrets, resolved once per
-pass, and the Deployments named in ``spec.workloads``) and from each store's own
-source: a store that does not answer within its timeout fails its
-``A.dependencies.*`` check instead of turning it Unknown.
+pass, the Deployments named in ``spec.workloads`` and the namespace's
+PodDisruptionBudgets) and from each store's own source: a store that does not
+answer within its timeout fails its ``A.dependencies.*`` check instead of turning
+it Unknown. The api must also survive a node's loss and a drain: two replicas at
+least, kept apart, under one disruption budget.
 
-What it must not do: judge the stores' contents (dimension B does) or the
-Deployments' shutdown settings (dimension F does), or do I/O.
+What it must not do: judge the stores' contents (dimension B does), the
+Deployments' shutdown settings (dimension F does) or their pod security
+(dimension G, ``workload_security``), or do I/O.
 """
 
 from __future__ import annotations
@@ -17,13 +20,20 @@ from payscope_operator.api import secret_references, spec, status
 from payscope_operator.audit import context, registry
 from payscope_operator.audit.checks import per_object
 from payscope_operator.audit.sources import kubernetes, neo4j, pinecone, postgres, s3
-from payscope_operator.kube import workloads
+from payscope_operator.kube import policies, workloads
 
 Severity = status.Severity
 Grade = registry.Grade
 Finding = registry.Finding
 CHECKS = registry.Registry()
 _ALL_SERVICES = "A/Docker Compose/All services defined (postgres, redis, minio, neo4j, api, worker, ingestion)"
+_RESTARTS = "A/Docker Compose/Restart policies"
+RETIRED = {
+    "A.workloads.restart_policy": "A Deployment's pod template accepts only restartPolicy Always (the API server"
+    " refuses any other value), so the check could never fail. A declared Deployment that exists restarts its"
+    " containers (A.workloads.*_available); a hung one is restarted by its liveness probe (A.workloads.probes).",
+}
+"""Ids of checks removed from the catalog, and why: never reused; waivers naming them are accepted and inert."""
 
 
 @CHECKS.check(
@@ -79,7 +89,7 @@ def _title(role: str) -> str:
     grade=Grade.OBSERVED,
     title=_title("api"),
     passes_when="availableReplicas >= spec.replicas > 0.",
-    covers=(_ALL_SERVICES, "F/Health Checks/API health check"),
+    covers=(_ALL_SERVICES, _RESTARTS, "F/Health Checks/API health check"),
     applies=lambda s: "api" in kubernetes.declared(s),
 )
 def api_available(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeSpec) -> Finding:
@@ -95,7 +105,7 @@ def api_available(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeS
     grade=Grade.OBSERVED,
     title=_title("worker"),
     passes_when="availableReplicas >= spec.replicas > 0.",
-    covers=(_ALL_SERVICES, "F/Health Checks/Worker health check"),
+    covers=(_ALL_SERVICES, _RESTARTS, "F/Health Checks/Worker health check"),
     applies=lambda s: "worker" in kubernetes.declared(s),
 )
 def worker_available(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeSpec) -> Finding:
@@ -111,7 +121,7 @@ def worker_available(evidence: kubernetes.WorkloadEvidence, desired: spec.PaySco
     grade=Grade.OBSERVED,
     title=_title("ingestion"),
     passes_when="availableReplicas >= spec.replicas > 0.",
-    covers=(_ALL_SERVICES, "F/Health Checks/Ingestion health check"),
+    covers=(_ALL_SERVICES, _RESTARTS, "F/Health Checks/Ingestion health check"),
     applies=lambda s: "ingestion" in kubernetes.declared(s),
 )
 def ingestion_available(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeSpec) -> Finding:
@@ -134,8 +144,8 @@ def _probes(c: workloads.ContainerFacts) -> str | None:
     covers=(
         "A/Docker Compose/Health checks configured",
         "F/Health Checks/Liveness/readiness probes",
-        "A/Startup & Dependencies/Graceful startup behavior",
-        "A/Docker Compose/Dependency ordering (depends_on)",
+        registry.Cover("A/Startup & Dependencies/Graceful startup behavior", Grade.INFERRED),
+        registry.Cover("A/Docker Compose/Dependency ordering (depends_on)", Grade.INFERRED),
     ),
 )
 def probes(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeSpec) -> Finding:
@@ -162,22 +172,125 @@ def resources(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeSpec)
     return per_object.containers(evidence, _resources, "resource requests and a memory limit")
 
 
-def _restart_policy(d: workloads.DeploymentFacts) -> str | None:
-    return None if d.restart_policy == "Always" else f"restartPolicy is {d.restart_policy}"
+# The api survives a node's loss and a drain: replicas, spread over nodes, a disruption budget. -----
+
+_NODE_KEYS = ("kubernetes.io/hostname", "topology.kubernetes.io/zone")
+
+
+def _api(deployments: dict[str, workloads.DeploymentFacts | None]) -> workloads.DeploymentFacts | Finding:
+    facts = deployments.get("api")
+    if facts is None:
+        return Finding.unknown("The api Deployment does not exist, so there is nothing to judge.")
+    return facts
 
 
 @CHECKS.check(
-    "A.workloads.restart_policy",
-    fix="Set the pod template's restartPolicy to Always (the only value a Deployment should use).",
+    "A.workloads.api_replicas",
+    fix="Set the api Deployment's spec.replicas to 2 or more (or let an autoscaler keep at least 2).",
+    source=kubernetes.WORKLOADS,
+    severity=Severity.HIGH,
+    grade=Grade.OBSERVED,
+    title="The api Deployment asks for at least two replicas.",
+    passes_when="spec.replicas >= 2, so one pod's restart, eviction or node loss leaves the API serving.",
+    applies=lambda s: "api" in kubernetes.declared(s),
+)
+def api_replicas(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeSpec) -> Finding:
+    api = _api(evidence.deployments)
+    if isinstance(api, Finding):
+        return api
+    where = f"deployment/{api.name}: spec.replicas {api.replicas}"
+    if api.replicas < 2:
+        return Finding.failed(
+            f"Deployment {api.name} runs {api.replicas} replica(s): run at least 2, so a restart or a drain does not"
+            " take the API down.",
+            where,
+        )
+    return Finding.passed(f"Deployment {api.name} runs {api.replicas} replicas.", where)
+
+
+@CHECKS.check(
+    "A.workloads.api_spread",
+    fix="Add a topologySpreadConstraint (maxSkew 1, topologyKey kubernetes.io/hostname) or a podAntiAffinity"
+    " term selecting the api's own pod labels.",
     source=kubernetes.WORKLOADS,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
-    title="The declared Deployments restart their containers (restartPolicy Always).",
-    passes_when="The pod template's restartPolicy is Always.",
-    covers=("A/Docker Compose/Restart policies",),
+    title="The api's pods are kept apart: pod anti-affinity or a topology spread over nodes or zones.",
+    passes_when="A podAntiAffinity term (required or preferred) or a topologySpreadConstraint on"
+    " kubernetes.io/hostname or topology.kubernetes.io/zone whose selector matches the api's own pod labels.",
+    applies=lambda s: "api" in kubernetes.declared(s),
 )
-def restart_policy(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeSpec) -> Finding:
-    return per_object.deployments(evidence, _restart_policy, "the restart policy")
+def api_spread(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeSpec) -> Finding:
+    api = _api(evidence.deployments)
+    if isinstance(api, Finding):
+        return api
+    labels = api.pod_labels
+    spreading = [
+        t for t in api.spread if t.topology_key in _NODE_KEYS and t.selector is not None and t.selector.matches(labels)
+    ]
+    where = f"deployment/{api.name} pod template (labels {', '.join(f'{k}={v}' for k, v in api.labels) or 'none'})"
+    if spreading:
+        shown = "; ".join(f"{t.kind} on {t.topology_key}" for t in spreading)
+        return Finding.passed(f"The api's replicas are spread: {shown}.", where)
+    ignored = [f"{t.kind} on {t.topology_key} selecting {t.selector}" for t in api.spread]
+    why = f" (these do not select its own pods over nodes: {'; '.join(ignored)})" if ignored else ""
+    return Finding.failed(
+        f"Nothing keeps the api's replicas off one node{why}: add a topologySpreadConstraint or a"
+        " podAntiAffinity on kubernetes.io/hostname selecting the api's pod labels.",
+        where,
+    )
+
+
+def _budget_problem(budget: policies.DisruptionBudgetFacts, replicas: int) -> tuple[str, bool] | None:
+    """What is wrong with a budget for ``replicas`` pods, and whether it is only a warning; None: it protects."""
+    allowed = budget.allowed_disruptions(replicas)
+    if allowed is None:
+        return f"{budget.name} sets neither minAvailable nor maxUnavailable", False
+    if allowed >= replicas:
+        return f"{budget.name} lets all {replicas} pods go at once", False
+    if allowed <= 0:
+        return f"{budget.name} lets no pod go: node drains wait on it forever", True
+    return None
+
+
+@CHECKS.check(
+    "A.workloads.api_pdb",
+    fix="Create one PodDisruptionBudget selecting the api's pod labels with minAvailable: 1 (or maxUnavailable:"
+    " 1), and delete any other that selects them.",
+    source=kubernetes.BUDGETS,
+    severity=Severity.MEDIUM,
+    grade=Grade.OBSERVED,
+    title="Exactly one PodDisruptionBudget selects the api's pods and keeps some of them through a drain.",
+    passes_when="One PodDisruptionBudget in the namespace selects the api's pod labels and allows between 1 and"
+    " replicas-1 disruptions (none at all: Warn, drains hang).",
+    applies=lambda s: "api" in kubernetes.declared(s),
+)
+def api_pdb(evidence: kubernetes.BudgetEvidence, desired: spec.PayScopeSpec) -> Finding:
+    api = _api(evidence.deployments)
+    if isinstance(api, Finding):
+        return api
+    covering = [b for b in evidence.budgets if b.selects(api.pod_labels)]
+    where = f"{len(evidence.budgets)} PodDisruptionBudget(s) matched against deployment/{api.name}'s pod labels"
+    if not covering:
+        return Finding.failed(
+            f"No PodDisruptionBudget selects the api's pods: a node drain may evict all {api.replicas} at once."
+            " Add one with minAvailable: 1 (or maxUnavailable: 1) selecting the api's pod labels.",
+            where,
+        )
+    if len(covering) > 1:
+        names = ", ".join(b.name for b in covering)
+        return Finding.failed(
+            f"{len(covering)} PodDisruptionBudgets select the api's pods ({names}): the eviction API refuses to"
+            " evict a pod with more than one, so drains hang. Keep one.",
+            where,
+        )
+    problem = _budget_problem(covering[0], api.replicas)
+    if problem is None:
+        return Finding.passed(
+            f"PodDisruptionBudget {covering[0].name} keeps part of the api up through a drain.", where
+        )
+    text, warning = problem
+    return (Finding.warned if warning else Finding.failed)(f"PodDisruptionBudget {text}.", where)
 
 
 # Every store answers within its timeout: a source error fails these checks (fails_when_unreachable).

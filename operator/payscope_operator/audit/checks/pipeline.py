@@ -244,7 +244,7 @@ def file_validation(p: api_model.Pipeline, desired: spec.PayScopeSpec) -> Findin
 @CHECKS.check(
     "C.ingestion.idempotency_key",
     fix="Create a UNIQUE index on exactly the idempotencyKey columns of the ingestion table.",
-    source=postgres.CATALOG,
+    source=postgres.TABLES,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
     title="Ingestion tables carry a unique idempotency key.",

@@ -255,22 +255,31 @@ def cited_sources(evidence: payscope_api.ChatEvidence, desired: spec.PayScopeSpe
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
     title="As the app role with the session variable set to one tenant, no other tenant's row is visible or writable.",
-    passes_when="Zero foreign rows visible and an insert for another tenant refused, inside a rolled-back transaction.",
+    passes_when="Zero foreign rows visible and an insert for another tenant refused, inside a rolled-back transaction"
+    " (an insert that fails for another reason, such as a trigger: Unknown).",
     covers=("G/Bank Isolation/DB RLS enforcement", "G/Bank Isolation/JWT bank_id validation"),
 )
 def rls_probe(evidence: postgres.IsolationEvidence, desired: spec.PayScopeSpec) -> Finding:
-    problems = []
+    problems, undecided = [], []
     for p in evidence.probes:
         own, other = p.tenants
         if p.visible_foreign_rows:
             problems.append(
                 f"{p.table}: as {p.role} for {own}, {p.visible_foreign_rows} other tenants' row(s) are visible"
             )
-        if not p.foreign_write.startswith("refused"):
+        if p.foreign_write.startswith("inconclusive"):
+            why = p.foreign_write.partition(": ")[2]
+            undecided.append(f"{p.table}: the write for {other} failed for another reason ({why})")
+        elif not p.foreign_write.startswith("refused"):
             problems.append(f"{p.table}: as {p.role} for {own}, a row for {other} was {p.foreign_write}")
     where = "; ".join(f"{p.table} as {p.role}" for p in evidence.probes) + " (rolled back)"
     if problems:
         return Finding.failed("Tenant isolation is broken: " + "; ".join(problems[:4]), evidence=where)
+    if undecided:
+        return Finding.unknown(
+            "No other tenant's row is visible, but whether one can be written is undecided: " + "; ".join(undecided),
+            evidence=where,
+        )
     return Finding.passed(
         f"As the app role, {len(evidence.probes)} table(s) hide other tenants' rows and refuse writes for them.",
         evidence=where,
@@ -321,11 +330,12 @@ def _log_table(evidence: postgres.PostgresEvidence, desired: spec.PayScopeSpec) 
     "G.audit_log.hash_chain",
     fix="Find the first row whose prev_hash or hash does not verify; restore it from backup and investigate"
     " who wrote it.",
-    source=postgres.CATALOG,
+    source=postgres.AUDIT_LOG,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
     title="The audit log's hash chain verifies.",
-    passes_when="Each of the newest rows' prev_hash equals the previous row's hash and each hash matches its content.",
+    passes_when="Each of the newest rows' prev_hash equals the previous row's hash and each hash matches its content"
+    " (an empty log: Unknown).",
     covers=(
         "G/Audit Logging/Fallback hash log (if Fabric disabled)",
         "G/Audit Logging/Operation logging",
@@ -341,13 +351,15 @@ def hash_chain(evidence: postgres.PostgresEvidence, desired: spec.PayScopeSpec) 
         return Finding.failed(
             f"The audit log's hash chain is broken at {facts.first_break}: investigate tampering.", where
         )
+    if not facts.rows_checked:
+        return Finding.unknown("The audit log is empty: there is no chain to verify.", where)
     return Finding.passed(f"The hash chain verifies over the newest {facts.rows_checked} row(s).", where)
 
 
 @CHECKS.check(
     "G.audit_log.query_logging",
     fix="Write an audit-log row (operation chat.query, with trace_id and intent) for every chat query.",
-    source=postgres.CATALOG,
+    source=postgres.AUDIT_LOG,
     severity=Severity.MEDIUM,
     grade=Grade.INFERRED,
     title="The audit log records chat queries with their trace id and intent.",
@@ -370,7 +382,7 @@ def query_logging(evidence: postgres.PostgresEvidence, desired: spec.PayScopeSpe
 @CHECKS.check(
     "G.audit_log.immutable",
     fix="REVOKE UPDATE, DELETE, TRUNCATE ON the audit log FROM the app role, and give its ownership to another role.",
-    source=postgres.CATALOG,
+    source=postgres.AUDIT_LOG,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
     title="The app role cannot rewrite the audit log.",

@@ -12,13 +12,20 @@ that exists, in one statement set inside a transaction that is always rolled bac
 A Postgres whose observation failed in this pass is not tried again: both sources
 report that error.
 
+A query of the catalog source that fails while the server answers turns only
+the checks that read that piece Unknown (:data:`TABLES`, :data:`MIGRATIONS`,
+:data:`TIMESCALE`, :data:`AUDIT_LOG`); only a server that does not answer fails
+``A.dependencies.postgres``.
+
 What it must not do: judge the evidence (``checks`` do), change data, or paste a
 name into SQL (``backends.postgres.evidence`` builds every statement).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from payscope_operator import errors
 from payscope_operator.api import fields, postgres_spec, spec
@@ -28,6 +35,8 @@ from payscope_operator.backends.postgres import evidence as pg_evidence
 from payscope_operator.backends.postgres import model as pg_model
 from payscope_operator.backends.timescale import model as ts_model
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class PostgresEvidence:
@@ -36,6 +45,9 @@ class PostgresEvidence:
     migrations: tuple[str, ...] | None
     timescale: ts_model.Observed | None
     audit_log: pg_evidence.AuditLogFacts
+    unreadable: dict[str, str] = field(default_factory=dict)
+    """Pieces (``catalog``, ``migrations``, ``timescale``, ``audit_log``) whose queries failed, and why; their
+    fields then hold empty stand-ins that no check reads: each check selects its piece through a part below."""
 
 
 @dataclass(frozen=True)
@@ -64,28 +76,40 @@ def _timeout(desired: spec.PayScopeSpec) -> float:
     return 3 * fields.parse_duration(desired.audit.probe_timeout).total_seconds()
 
 
+async def _piece(conn: Any, unreadable: dict[str, str], piece: str, read: Awaitable[T], empty: T) -> T:
+    """One piece of the evidence; a query that fails is noted and the next piece is read. A lost
+    connection is no failed query: it fails the whole source (the store is unreachable)."""
+    got = await pg_evidence.read_or_note(conn, read)
+    if isinstance(got, pg_evidence.Unreadable):
+        unreadable[piece] = got.why
+        return empty
+    return got
+
+
 async def _gather_catalog(run: context.Session) -> PostgresEvidence:
     declared = section(run.spec)
     tenant_key = run.spec.tenancy.tenant_key if run.spec.tenancy else None
+    unreadable: dict[str, str] = {}
     observed, hyper = None, None
     if declared.tables:
-        observed = await context.observed(run, pg_model.SYSTEM, pg_model.Observed)
+        observed = await context.observed(run, pg_model.SYSTEM, pg_model.Observed)  # unreachable: the source fails
     if any(t.hypertable is not None for t in declared.tables):
-        hyper = await context.observed(run, ts_model.SYSTEM, ts_model.Observed)
+        seen = context.observed(run, ts_model.SYSTEM, ts_model.Observed)
+        hyper = await _piece(None, unreadable, "timescale", seen, None)
     dsn = run.stores.postgres_dsn()
     async with run.stores.postgres(dsn) as conn:
-        catalog = await pg_evidence.read_catalog(
-            conn, [key(t) for t in declared.tables], observed, tenant_key=tenant_key, app_role=declared.app_role
-        )
+        tables = [key(t) for t in declared.tables]
+        read = pg_evidence.read_catalog(conn, tables, observed, tenant_key=tenant_key, app_role=declared.app_role)
+        catalog = await _piece(conn, unreadable, "catalog", read, pg_evidence.Catalog({}, None, 0))
         migrations = None
         if declared.migrations is not None:
             m = declared.migrations
-            migrations = await pg_evidence.read_migration_versions(conn, m.schema_name, m.table, m.column)
+            versions = pg_evidence.read_migration_versions(conn, m.schema_name, m.table, m.column)
+            migrations = await _piece(conn, unreadable, "migrations", versions, None)
         log = declared.audit_log
-        audit_log = await pg_evidence.read_audit_log(
-            conn, log.schema_name, log.table, log.order_column, declared.app_role
-        )
-    return PostgresEvidence(pg_client.host(dsn), catalog, migrations, hyper, audit_log)
+        chain = pg_evidence.read_audit_log(conn, log.schema_name, log.table, log.order_column, declared.app_role)
+        audit_log = await _piece(conn, unreadable, "audit_log", chain, pg_evidence.AuditLogFacts(exists=False))
+    return PostgresEvidence(pg_client.host(dsn), catalog, migrations, hyper, audit_log, unreadable)
 
 
 CATALOG = registry.Source[PostgresEvidence](
@@ -95,6 +119,31 @@ CATALOG = registry.Source[PostgresEvidence](
     absent="spec.postgres is absent.",
     timeout=_timeout,
 )
+
+
+_PIECES = {
+    "catalog": "the catalogs of the declared tables could not be read",
+    "migrations": "the migration table could not be read",
+    "timescale": "TimescaleDB's information views could not be read",
+    "audit_log": "the audit log could not be read",
+}
+
+
+def _needs(piece: str) -> registry.Part[PostgresEvidence]:
+    def select(evidence: PostgresEvidence) -> PostgresEvidence | registry.Finding:
+        why = evidence.unreadable.get(piece)
+        if why is not None:
+            return registry.Finding.unknown(f"Postgres at {evidence.host} answered, but {_PIECES[piece]}: {why}")
+        return evidence
+
+    return CATALOG.part(select)
+
+
+TABLES = _needs("catalog")
+"""The catalog evidence for checks of the declared tables and the app role; Unknown when those queries failed."""
+MIGRATIONS = _needs("migrations")
+TIMESCALE = _needs("timescale")
+AUDIT_LOG = _needs("audit_log")
 
 
 def _isolation_configured(s: spec.PayScopeSpec) -> bool:

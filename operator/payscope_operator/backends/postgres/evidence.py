@@ -4,10 +4,12 @@ The declared tables' existence, row-level-security flags and owner, and the app 
 are the provisioner's observation (``model.Observed``), which the audit shares: this
 module reads only what no plan needs, each with a fixed number of statements whatever
 the number of tables (arrays with ``= ANY``), so an audit of 50 tables costs what an
-audit of one costs: every policy, index, foreign key and column of the declared tables
-(one query), the migration versions (one), the audit log's privileges and hash chain
-(two), and the cross-tenant isolation probe (one transaction of five statements for
-every declared RLS table, at most :data:`MAX_ISOLATION_TABLES`). Nothing here changes
+audit of one costs: every policy (command, roles, permissive or restrictive, whether it
+reaches the app role), index, foreign key and column of the declared tables, and the app
+role's membership in their owners and in superuser or BYPASSRLS roles (one query), the
+migration versions (one), the audit log's privileges and hash chain (two), and the
+cross-tenant isolation probe (one transaction of five statements for every declared RLS
+table, at most :data:`MAX_ISOLATION_TABLES`). Nothing here changes
 data: the probe runs inside a transaction that is always rolled back, and the audit-log
 verifier reads a bounded tail of the chain. Names are passed as
 ``psycopg.sql.Identifier`` or as parameters, never pasted.
@@ -18,9 +20,9 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -37,6 +39,35 @@ PROBE_RESULT = "payscope.isolation_probe"
 """The transaction-local setting the probe's block leaves its findings in."""
 
 Conn = psycopg.AsyncConnection[Any]
+T = TypeVar("T")
+
+
+COMMANDS = {"*": "ALL", "r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE"}
+"""pg_policy.polcmd, as CREATE POLICY ... FOR writes it."""
+
+
+@dataclass(frozen=True)
+class PolicyFacts:
+    """One row-level-security policy as pg_policy holds it (expressions deparsed by pg_get_expr)."""
+
+    name: str
+    command: str = "ALL"  # ALL, SELECT, INSERT, UPDATE or DELETE
+    permissive: bool = True  # permissive policies are ORed, restrictive ones ANDed with them
+    roles: tuple[str, ...] = ("PUBLIC",)
+    applies_to_app_role: bool = True  # PUBLIC, or a role the app role has the privileges of (or no app role known)
+    using: str = ""
+    with_check: str = ""
+
+    def covers(self, command: str) -> bool:
+        return self.command in ("ALL", command)
+
+    def check_expression(self) -> str:
+        """What new rows must satisfy: WITH CHECK, or USING where a FOR ALL/UPDATE policy has none (Postgres' rule)."""
+        return self.with_check or (self.using if self.command in ("ALL", "UPDATE") else "")
+
+    def describe(self) -> str:
+        kind = "permissive" if self.permissive else "restrictive"
+        return f"{self.name} ({self.command}, {kind}, {', '.join(self.roles)})"
 
 
 @dataclass(frozen=True)
@@ -47,7 +78,8 @@ class TableFacts:
     rls_enabled: bool = False
     rls_forced: bool = False
     owner: str = ""
-    policies: tuple[tuple[str, str, str], ...] = ()  # (name, USING, WITH CHECK), deparsed
+    app_role_is_owner: bool = False  # the app role is the owner or a member of it (can SET ROLE to it)
+    policies: tuple[PolicyFacts, ...] = ()
     tenant_indexed: bool = False
     foreign_keys: int = 0
     unique_keys: tuple[tuple[str, ...], ...] = ()  # column sets of valid unique indexes/constraints
@@ -60,6 +92,7 @@ class RoleFacts:
     exists: bool
     superuser: bool = False
     bypass_rls: bool = False
+    privileged_memberships: tuple[tuple[str, str], ...] = ()  # (role, "superuser"|"BYPASSRLS") it is a member of
 
 
 @dataclass(frozen=True)
@@ -71,6 +104,27 @@ class Catalog:
     queries: int
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """Why one evidence read failed while the server kept answering (a renamed column, a refused privilege)."""
+
+    why: str
+
+
+async def read_or_note(conn: Conn | None, read: Awaitable[T]) -> T | Unreadable:
+    """The result of one evidence read, or why its query failed: the caller judges the rest without it.
+
+    The connection autocommits, so a failed query leaves it usable; a lost connection
+    (``conn`` broken or closed) is no failed query and is raised: the store is unreachable.
+    """
+    try:
+        return await read
+    except (psycopg.Error, errors.PayScopeError) as exc:
+        if conn is not None and (conn.broken or conn.closed):
+            raise
+        return Unreadable(exc.message if isinstance(exc, errors.PayScopeError) else type(exc).__name__)
+
+
 async def _rows(
     conn: Conn, query: str | sql.SQL | sql.Composed, params: Sequence[Any] | dict[str, Any] = ()
 ) -> list[tuple[Any, ...]]:
@@ -79,11 +133,20 @@ async def _rows(
         return list(await cur.fetchall())
 
 
-TABLE_FACTS = """
-WITH wanted AS (SELECT * FROM unnest(%(schemas)s::text[], %(tables)s::text[]) AS w(nspname, relname))
+_MEMBERSHIPS = """(SELECT coalesce(json_agg(json_build_array(m.rolname::text,
+            CASE WHEN m.rolsuper THEN 'superuser' ELSE 'BYPASSRLS' END) ORDER BY m.rolname), '[]')
+        FROM pg_roles m, app a WHERE m.oid <> a.oid AND (m.rolsuper OR m.rolbypassrls)
+          AND pg_has_role(a.oid, m.oid, 'MEMBER'))"""
+TABLE_FACTS = f"""
+WITH wanted AS (SELECT * FROM unnest(%(schemas)s::text[], %(tables)s::text[]) AS w(nspname, relname)),
+     app AS (SELECT oid FROM pg_roles WHERE rolname = %(role)s)
 SELECT w.nspname, w.relname,
-    (SELECT coalesce(json_agg(json_build_array(p.polname, coalesce(pg_get_expr(p.polqual, p.polrelid), ''),
-                                               coalesce(pg_get_expr(p.polwithcheck, p.polrelid), ''))), '[]')
+    (SELECT coalesce(json_agg(json_build_array(p.polname, p.polcmd::text, p.polpermissive,
+            array(SELECT CASE WHEN r = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(r)::text END FROM unnest(p.polroles) r),
+            NOT EXISTS (SELECT 1 FROM app) OR 0 = ANY(p.polroles)
+                OR EXISTS (SELECT 1 FROM unnest(p.polroles) r, app a WHERE r <> 0 AND pg_has_role(a.oid, r, 'USAGE')),
+            coalesce(pg_get_expr(p.polqual, p.polrelid), ''),
+            coalesce(pg_get_expr(p.polwithcheck, p.polrelid), ''))), '[]')
      FROM pg_policy p WHERE p.polrelid = c.oid) AS policies,
     (SELECT coalesce(json_agg(json_build_array(i.indisunique, i.indisvalid,
             array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
@@ -91,12 +154,30 @@ SELECT w.nspname, w.relname,
      FROM pg_index i WHERE i.indrelid = c.oid) AS indexes,
     (SELECT count(*) FROM pg_constraint f WHERE f.contype = 'f' AND f.conrelid = c.oid) AS foreign_keys,
     array(SELECT a.attname::text FROM pg_attribute a
-          WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum) AS columns
+          WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum) AS columns,
+    coalesce((SELECT pg_has_role(a.oid, c.relowner, 'MEMBER') FROM app a), false) AS app_role_is_owner,
+    {_MEMBERSHIPS} AS memberships
 FROM wanted w
 JOIN pg_namespace n ON n.nspname = w.nspname
 JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.relname AND c.relkind IN ('r', 'p')
 """
-"""What the audit judges of the declared tables that no plan needs: policies, indexes, foreign keys, columns."""
+"""What the audit judges of the declared tables that no plan needs: every policy (command, permissive or
+restrictive, roles, whether it reaches the app role: a policy applies to the roles whose privileges the current
+role has, USAGE), indexes, foreign keys, columns; whether the app role is, or is a member of, the owner (it could
+SET ROLE to it); and the superuser or BYPASSRLS roles the app role is a member of (repeated on every row)."""
+
+ROLE = f"""
+WITH app AS (SELECT oid FROM pg_roles WHERE rolname = %(role)s)
+SELECT r.rolsuper, r.rolbypassrls, {_MEMBERSHIPS} FROM pg_roles r JOIN app ON app.oid = r.oid
+"""
+"""The app role's attributes and privileged memberships, when no declared table answered them."""
+
+
+def _policy(row: Sequence[Any]) -> PolicyFacts:
+    name, command, permissive, roles, applies, using, check = row
+    return PolicyFacts(
+        str(name), COMMANDS.get(command, command), bool(permissive), tuple(roles), bool(applies), using, check
+    )
 
 
 async def read_catalog(
@@ -110,18 +191,23 @@ async def read_catalog(
     """The audit's facts of ``tables``: existence, RLS and owner as ``observed``, the rest in one query.
 
     ``observed`` is the provisioner's observation of the same tables (None when none is
-    declared); the app role is read here only then.
+    declared); the app role is read here only then, or when no declared table exists
+    (its memberships come with the tables' row otherwise).
     """
-    params = {"schemas": [t[0] for t in tables], "tables": [t[1] for t in tables]}
+    params = {"schemas": [t[0] for t in tables], "tables": [t[1] for t in tables], "role": app_role}
     extra = {(row[0], row[1]): row[2:] for row in await _rows(conn, TABLE_FACTS, params)} if tables else {}
     queries = 1 if tables else 0
     facts: dict[tuple[str, str], TableFacts] = {}
+    memberships: list[Sequence[str]] | None = None
     for schema, name in tables:
         seen = observed.table(model.TableRef(schema, name)) if observed is not None else None
         if seen is None:
             facts[(schema, name)] = TableFacts(schema, name, exists=False)
             continue
-        policies, indexes, foreign_keys, columns = extra.get((schema, name), ([], [], 0, []))
+        policies, indexes, foreign_keys, columns, is_owner, members = extra.get(
+            (schema, name), ([], [], 0, [], False, None)
+        )
+        memberships = members if members is not None else memberships
         facts[(schema, name)] = TableFacts(
             schema=schema,
             name=name,
@@ -129,20 +215,25 @@ async def read_catalog(
             rls_enabled=seen.rls_enabled,
             rls_forced=seen.rls_forced,
             owner=seen.owner,
-            policies=tuple(sorted((str(n), str(u), str(c)) for n, u, c in policies)),
+            app_role_is_owner=bool(is_owner),
+            policies=tuple(sorted((_policy(p) for p in policies), key=lambda p: p.name)),
             tenant_indexed=tenant_key is not None and any(v and cols[:1] == [tenant_key] for _, v, cols in indexes),
             foreign_keys=int(foreign_keys),
             unique_keys=tuple(sorted(tuple(sorted(cols)) for u, v, cols in indexes if u and v)),
             columns=tuple(columns),
         )
     role: RoleFacts | None = None
-    if app_role is not None and observed is not None and observed.app_role is not None:
+    if app_role is not None and observed is not None and observed.app_role is not None and memberships is not None:
         seen_role = observed.app_role
-        role = RoleFacts(app_role, seen_role.exists, seen_role.superuser, seen_role.bypassrls)
+        privileged = tuple((str(m), str(w)) for m, w in memberships)
+        role = RoleFacts(app_role, seen_role.exists, seen_role.superuser, seen_role.bypassrls, privileged)
     elif app_role is not None:
-        got = await _rows(conn, "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = %s", (app_role,))
+        got = await _rows(conn, ROLE, {"role": app_role})
         queries += 1
-        role = RoleFacts(app_role, bool(got), *(bool(v) for v in got[0])) if got else RoleFacts(app_role, False)
+        role = RoleFacts(app_role, False)
+        if got:
+            superuser, bypass, members = got[0]
+            role = RoleFacts(app_role, True, bool(superuser), bool(bypass), tuple((str(m), str(w)) for m, w in members))
     return Catalog(facts, role, queries)
 
 
