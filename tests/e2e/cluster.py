@@ -275,9 +275,11 @@ def create_deployment(
 
 
 def set_deployment_available(api: k8s.ApiClient, namespace: str, name: str, available: int, replicas: int) -> None:
+    """What the Deployment controller would write once the current spec (its generation) is rolled out."""
+    generation = k8s.AppsV1Api(api).read_namespaced_deployment(name, namespace).metadata.generation
     status = {
         "status": {
-            "observedGeneration": 1,
+            "observedGeneration": generation,
             "replicas": replicas,
             "readyReplicas": available,
             "availableReplicas": available,

@@ -88,10 +88,23 @@ class Fault:
 def _grace_3s(api: k8s.ApiClient, namespace: str, name: str) -> None:
     patch = {"spec": {"template": {"spec": {"terminationGracePeriodSeconds": 3}}}}
     k8s.AppsV1Api(api).patch_namespaced_deployment(name, namespace, patch)
+    cluster.set_deployment_available(api, namespace, name, 2, 2)  # the rollout of the new template done
 
 
 def _one_of_two(api: k8s.ApiClient, namespace: str, name: str) -> None:
     cluster.set_deployment_available(api, namespace, name, 1, 2)
+
+
+def _new_template_not_observed(api: k8s.ApiClient, namespace: str, name: str) -> None:
+    """A spec change the Deployment controller has not caught up with: the old status still says available."""
+    patch = {"spec": {"template": {"metadata": {"annotations": {"rollout": "2"}}}}}
+    k8s.AppsV1Api(api).patch_namespaced_deployment(name, namespace, patch)
+
+
+def _half_rolled_out(api: k8s.ApiClient, namespace: str, name: str) -> None:
+    _new_template_not_observed(api, namespace, name)
+    cluster.set_deployment_available(api, namespace, name, 2, 2)
+    k8s.AppsV1Api(api).patch_namespaced_deployment_status(name, namespace, {"status": {"updatedReplicas": 1}})
 
 
 FAULTS = [
@@ -124,6 +137,8 @@ FAULTS = [
     ),
     Fault("api", "A.workloads.api_available", "Deployment payscope-api has 1 of 2", {}, _one_of_two),
     Fault("ingestion", "A.workloads.ingestion_available", "is scaled to zero", {"replicas": 0}),
+    Fault("api", "A.workloads.api_available", "rollout has not been observed yet", {}, _new_template_not_observed),
+    Fault("worker", "A.workloads.worker_available", "1 of 2 replicas run the current template", {}, _half_rolled_out),
 ]
 
 

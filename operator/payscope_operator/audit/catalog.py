@@ -22,6 +22,7 @@ from payscope_operator.audit.checks import (
     data_layer,
     data_layer_stores,
     infrastructure,
+    metrics,
     observability,
     pipeline,
     security,
@@ -34,6 +35,7 @@ CATALOG: tuple[registry.Check[Any], ...] = registry.assemble(
     pipeline.CHECKS,
     agents.CHECKS,
     apis.CHECKS,
+    metrics.CHECKS,
     observability.CHECKS,
     security.CHECKS,
 )

@@ -36,8 +36,14 @@ class DeploymentFacts:
     available_condition: bool
 
     @property
+    def rolled_out(self) -> bool:
+        """The Deployment controller has seen the current spec and every replica runs its template."""
+        return self.observed_generation >= self.generation and self.updated_replicas >= self.replicas
+
+    @property
     def available(self) -> bool:
-        return self.replicas > 0 and self.available_replicas >= self.replicas
+        """Available only once the rollout of the current spec has caught up (kubectl rollout status)."""
+        return self.replicas > 0 and self.available_replicas >= self.replicas and self.rolled_out
 
 
 def _container(container: Any) -> ContainerFacts:

@@ -29,7 +29,11 @@ ChatEvidence = payscope_api.ChatEvidence
 CHECKS = registry.Registry()
 CHAT = f"POST {api_client.CHAT_PATH}"
 ALL_INTENTS = "E/Intent Classification/All intents supported (DESCRIBE, COMPARE, ANOMALY, FORECAST, WHAT_IF)"
-INTENT_COVERS = (ALL_INTENTS, "D/Agent Coverage/Agent orchestration complete")
+INTENT_COVERS = (
+    ALL_INTENTS,
+    "D/Agent Coverage/Agent orchestration complete",
+    "D/Agent Coverage/All intents have agents",  # an intent answered by its own agent has one
+)
 ANSWERED = "E.endpoints.chat_query"  # what judging answers depends on: at least one intent was answered 200
 
 
@@ -264,7 +268,7 @@ def _shape(a: api_model.Answer) -> str | None:
     grade=Grade.OBSERVED,
     title="The structured format of every intent's answer.",
     passes_when="Every answer is a JSON object with a contract intent, answer text and well-formed sources.",
-    covers=("E/Responses/Structured format",),
+    covers=("E/Responses/Structured format", "D/Prompt Safety/Structured outputs enforced"),
     depends_on=(ANSWERED,),
 )
 def responses_structured(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:

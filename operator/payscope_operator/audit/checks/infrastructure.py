@@ -57,11 +57,26 @@ def _available(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeSpec
     where = f"deployment/{name}: {facts.available_replicas}/{facts.replicas} available"
     if facts.replicas == 0:
         return Finding.failed(f"Deployment {name} is scaled to zero.", evidence=where)
+    if facts.observed_generation < facts.generation:
+        return Finding.failed(
+            f"Deployment {name}'s rollout has not been observed yet (observedGeneration {facts.observed_generation} "
+            f"< generation {facts.generation}): its replica counts describe an older spec.",
+            evidence=f"{where}, generation {facts.generation}, observedGeneration {facts.observed_generation}",
+        )
+    if facts.updated_replicas < facts.replicas:
+        return Finding.failed(
+            f"Deployment {name} is rolling out: {facts.updated_replicas} of {facts.replicas} replicas run the "
+            "current template.",
+            evidence=f"{where}, {facts.updated_replicas} updated",
+        )
     if not facts.available:
         return Finding.failed(
             f"Deployment {name} has {facts.available_replicas} of {facts.replicas} replicas available.", evidence=where
         )
     return Finding.passed(f"Deployment {name} has all {facts.replicas} replicas available.", evidence=where)
+
+
+_PASSES = "availableReplicas >= spec.replicas > 0, once observedGeneration and updatedReplicas caught up with the spec."
 
 
 def _title(role: str) -> str:
@@ -74,7 +89,7 @@ def _title(role: str) -> str:
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
     title=_title("api"),
-    passes_when="availableReplicas >= spec.replicas > 0.",
+    passes_when=_PASSES,
     covers=(_ALL_SERVICES, "F/Health Checks/API health check"),
     applies=lambda s: "api" in kubernetes.declared(s),
 )
@@ -88,7 +103,7 @@ def api_available(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeS
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
     title=_title("worker"),
-    passes_when="availableReplicas >= spec.replicas > 0.",
+    passes_when=_PASSES,
     covers=(_ALL_SERVICES, "F/Health Checks/Worker health check"),
     applies=lambda s: "worker" in kubernetes.declared(s),
 )
@@ -102,7 +117,7 @@ def worker_available(evidence: kubernetes.WorkloadEvidence, desired: spec.PaySco
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
     title=_title("ingestion"),
-    passes_when="availableReplicas >= spec.replicas > 0.",
+    passes_when=_PASSES,
     covers=(_ALL_SERVICES, "F/Health Checks/Ingestion health check"),
     applies=lambda s: "ingestion" in kubernetes.declared(s),
 )

@@ -16,8 +16,6 @@ to a log probe), send requests (sources do), or do I/O in an evaluate function.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from payscope_operator.api import spec, status
 from payscope_operator.audit import registry
 from payscope_operator.audit.checks import per_object
@@ -31,164 +29,10 @@ Finding = registry.Finding
 StatusEvidence = payscope_api.StatusEvidence
 CHECKS = registry.Registry()
 
-FAMILIES: Mapping[str, tuple[str, frozenset[str]]] = {
-    "http_requests_total": ("counter", frozenset({"method", "route", "status"})),
-    "http_request_duration_seconds": ("histogram", frozenset({"method", "route"})),
-    "payscope_errors_total": ("counter", frozenset({"component", "kind"})),
-    "payscope_agent_requests_total": ("counter", frozenset({"intent", "outcome"})),
-    "payscope_agent_latency_seconds": ("histogram", frozenset({"intent"})),
-}
-"""Required families (contract version 1, section 9): type and the labels their samples must carry
-(checked once samples exist)."""
-COUNTING = "http_requests_total"
-"""The counter that must grow between two scrapes (the first scrape is itself a request)."""
-RECOMMENDED_FAMILIES: tuple[str, ...] = (
-    "payscope_auth_failures_total",
-    "payscope_intent_fallbacks_total",
-    "payscope_db_queries_total",
-    "payscope_db_query_duration_seconds",
-    "payscope_inflight_requests",
-    "payscope_build_info",
-)
-"""Families contract version 1 recommends: their absence is a warning."""
-METRICS_MEDIA_TYPES = ("text/plain", "application/openmetrics-text")
 PRODUCTION_LOG_LEVELS = ("INFO", "WARNING", "ERROR")
 VERBOSE_LOG_LEVELS = ("DEBUG", "TRACE")
 MIN_GRACE_SECONDS = 10
-ENDPOINT = "F.metrics.endpoint"
-"""The check every judgement of metric families depends on: /metrics answers parseable Prometheus text."""
-
-
-@CHECKS.check(
-    ENDPOINT,
-    source=payscope_api.STATUS,
-    severity=Severity.HIGH,
-    grade=Grade.OBSERVED,
-    title="GET /metrics on PayScope's API.",
-    passes_when="200, Prometheus text (or OpenMetrics) that parses into at least one family.",
-    covers=("F/Metrics/Prometheus /metrics endpoint",),
-)
-def metrics_endpoint(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Finding:
-    metrics, reply = evidence.metrics, evidence.metrics.reply
-    where = f"{reply.describe()} ({reply.content_type or 'no content type'})"
-    if reply.status is None:
-        return Finding.unknown(payscope_api.explain(reply))
-    if reply.status != 200:
-        return Finding.failed(f"GET /metrics answered {reply.status}: expose Prometheus metrics there.", evidence=where)
-    if reply.content_type not in METRICS_MEDIA_TYPES:
-        return Finding.failed(f"GET /metrics is served as {reply.content_type!r}, not Prometheus text.", evidence=where)
-    if metrics.problem is not None or not metrics.families:
-        return Finding.failed(f"GET /metrics is {metrics.problem or 'empty'}: fix the exporter.", evidence=where)
-    return Finding.passed(f"GET /metrics exposes {len(metrics.families)} metric families.", evidence=where)
-
-
-def _families(evidence: StatusEvidence, names: tuple[str, ...], what: str) -> Finding:
-    metrics, problems = evidence.metrics, []
-    for name in names:
-        kind, labels = FAMILIES[name]
-        family = metrics.families.get(name)
-        if family is None:
-            problems.append(f"{name} is missing")
-        elif family.type != kind:
-            problems.append(f"{name} is a {family.type}, not a {kind}")
-        elif family.samples and not labels <= family.labels:
-            problems.append(f"{name} lacks label(s) {', '.join(sorted(labels - family.labels))}")
-    again = evidence.metrics_again
-    if COUNTING in names and not problems and again is not None and again.reply.status == 200:
-        before, after = metrics.families[COUNTING].total, again.families.get(COUNTING)
-        if after is None or after.total <= before:
-            problems.append(
-                f"{COUNTING} did not grow between two scrapes ({before:g} → "
-                f"{after.total if after else 'missing'}), so it does not count requests"
-            )
-    where = f"GET /metrics → 200: {', '.join(names)}"
-    if problems:
-        return Finding.failed(f"Expose {what}: " + "; ".join(problems) + ".", evidence=where)
-    return Finding.passed(f"{what.capitalize()} are exposed ({', '.join(names)}).", evidence=where)
-
-
-def _families_pass(names: tuple[str, ...]) -> str:
-    types = ", ".join(f"{n} a {FAMILIES[n][0]}" for n in names)
-    labels = sorted(set().union(*(FAMILIES[n][1] for n in names)))
-    carry = f"; once they have samples, these carry the labels {', '.join(labels)}" if labels else ""
-    carry += f"; {COUNTING} grows between two scrapes" if COUNTING in names else ""
-    return f"{types}{carry}."
-
-
-@CHECKS.check(
-    "F.metrics.requests",
-    source=payscope_api.STATUS,
-    severity=Severity.MEDIUM,
-    grade=Grade.OBSERVED,
-    title="The request metrics on GET /metrics: http_requests_total.",
-    passes_when=_families_pass(("http_requests_total",)),
-    covers=("F/Metrics/Request metrics",),
-    depends_on=(ENDPOINT,),
-)
-def request_metrics(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Finding:
-    return _families(evidence, ("http_requests_total",), "request metrics")
-
-
-@CHECKS.check(
-    "F.metrics.errors",
-    source=payscope_api.STATUS,
-    severity=Severity.MEDIUM,
-    grade=Grade.INFERRED,
-    title="The error metrics on GET /metrics: payscope_errors_total.",
-    passes_when=_families_pass(("payscope_errors_total",)),
-    covers=("F/Metrics/Error metrics", "F/Logging/Error logging"),
-    depends_on=(ENDPOINT,),
-)
-def error_metrics(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Finding:
-    return _families(evidence, ("payscope_errors_total",), "error metrics")
-
-
-@CHECKS.check(
-    "F.metrics.latency",
-    source=payscope_api.STATUS,
-    severity=Severity.MEDIUM,
-    grade=Grade.INFERRED,
-    title="The latency metrics on GET /metrics: http_request_duration_seconds.",
-    passes_when=_families_pass(("http_request_duration_seconds",)),
-    covers=("F/Metrics/Latency metrics",),
-    depends_on=(ENDPOINT,),
-)
-def latency_metrics(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Finding:
-    return _families(evidence, ("http_request_duration_seconds",), "latency metrics")
-
-
-AGENT_FAMILIES = ("payscope_agent_requests_total", "payscope_agent_latency_seconds")
-
-
-@CHECKS.check(
-    "F.metrics.agents",
-    source=payscope_api.STATUS,
-    severity=Severity.MEDIUM,
-    grade=Grade.INFERRED,
-    title=f"The agent metrics on GET /metrics: {', '.join(AGENT_FAMILIES)}.",
-    passes_when=_families_pass(AGENT_FAMILIES),
-    covers=("F/Metrics/Agent metrics", "D/Agent Coverage/Error handling in agents"),
-    depends_on=(ENDPOINT,),
-)
-def agent_metrics(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Finding:
-    return _families(evidence, AGENT_FAMILIES, "agent metrics")
-
-
-@CHECKS.check(
-    "F.metrics.recommended",
-    source=payscope_api.STATUS,
-    severity=Severity.LOW,
-    grade=Grade.INFERRED,
-    title=f"The recommended families {', '.join(RECOMMENDED_FAMILIES)} on GET /metrics.",
-    passes_when="All are exposed (a missing one is a Warn, never a Fail).",
-    depends_on=(ENDPOINT,),
-)
-def recommended_metrics(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Finding:
-    missing = [name for name in RECOMMENDED_FAMILIES if name not in evidence.metrics.families]
-    where = f"GET /metrics → 200: {len(RECOMMENDED_FAMILIES) - len(missing)}/{len(RECOMMENDED_FAMILIES)} recommended"
-    if missing:
-        return Finding.warned(f"Recommended metric families are missing: {', '.join(missing)}.", evidence=where)
-    return Finding.passed("Every recommended metric family is exposed.", evidence=where)
+READINESS_OK = ("ok", "disabled")
 
 
 def _health(health: api_model.Health, what: str) -> Finding:
@@ -196,7 +40,13 @@ def _health(health: api_model.Health, what: str) -> Finding:
     where = f"{reply.describe()}: status={health.state!r}"
     if reply.status is None:
         return Finding.unknown(payscope_api.explain(reply))
-    failing = sorted(name for name, state in health.checks.items() if state not in ("ok", "disabled"))
+    failing = sorted(name for name, state in health.checks.items() if state not in READINESS_OK)
+    if what == "readiness" and reply.status == 200 and health.state == "ok" and not health.checks:
+        return Finding.unknown(
+            "GET /readyz answered ok but names no dependency in checks: a readiness that checks nothing cannot "
+            "be told from one that checks everything (contract section 2.2).",
+            evidence=where,
+        )
     if reply.status == 200 and health.state == "ok" and not failing:
         detail = f" ({len(health.checks)} dependencies ok)" if health.checks else ""
         return Finding.passed(f"PayScope's API reports {what} ok{detail}.", evidence=where)
@@ -230,13 +80,76 @@ def health_api(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Finding:
     "F.health.dependencies",
     source=payscope_api.STATUS,
     severity=Severity.HIGH,
-    grade=Grade.REPORTED,
-    title="GET /readyz (PayScope's own check of each dependency).",
-    passes_when='200 with {"status": "ok"} and every entry of checks ok or disabled.',
+    grade=Grade.OBSERVED,
+    title="GET /readyz: the readiness gate the API's pods are routed by (A.workloads.probe_paths), as it answers now.",
+    passes_when='200 with {"status": "ok"}, at least one entry in checks, and every entry ok or disabled (no entry: '
+    "Unknown).",
     covers=("F/Health Checks/Dependency checks", "E/Endpoints/Health endpoints"),
 )
 def health_dependencies(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Finding:
     return _health(evidence.readyz, "readiness")
+
+
+def expected_entries(desired: spec.PayScopeSpec) -> dict[str, str]:
+    """The /readyz entries the spec's stores call for, each with the spec section that calls for it."""
+    wanted: dict[str, str] = {}
+    if desired.postgres is not None:
+        wanted["postgres"] = "spec.postgres"
+        if desired.postgres.migrations is not None:
+            wanted["migrations"] = "spec.postgres.migrations"
+    if desired.redis is not None:
+        wanted["redis"] = "spec.redis"
+    if desired.neo4j is not None:
+        wanted |= {"neo4j": "spec.neo4j", "neo4j_schema": "spec.neo4j (schema validated at start-up)"}
+    if desired.pinecone is not None:
+        wanted |= {"pinecone": "spec.pinecone", "pinecone_index": "spec.pinecone (index validated at start-up)"}
+    if desired.object_storage is not None:
+        wanted["object_storage"] = "spec.objectStorage"
+    return wanted
+
+
+@CHECKS.check(
+    "F.health.readiness_entries",
+    source=payscope_api.STATUS,
+    severity=Severity.HIGH,
+    grade=Grade.OBSERVED,
+    title="The named entries of GET /readyz against the stores the spec declares: each store, its migrations, "
+    "and the Neo4j schema and Pinecone index PayScope validates at start-up (neo4j_schema, pinecone_index).",
+    passes_when="Every entry the spec calls for is listed and ok (missing: Fail; disabled: Warn). Needs a store "
+    "section in the spec.",
+    covers=(
+        "B/Neo4j/Schema validation on startup",
+        "B/Pinecone/Index validation on startup",
+        "A/Startup & Dependencies/Dependency readiness checks",
+        "F/Health Checks/Dependency checks",
+    ),
+    applies=lambda s: bool(expected_entries(s)),
+)
+def readiness_entries(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Finding:
+    readyz = evidence.readyz
+    if readyz.reply.status not in (200, 503) or readyz.reply.body is None:
+        return Finding.unknown(f"GET /readyz gave no readiness document ({readyz.reply.describe()}).")
+    wanted = expected_entries(desired)
+    listed = {name: readyz.checks[name] for name in wanted if name in readyz.checks}
+    where = f"{readyz.reply.describe()}: " + ", ".join(f"{n}={s}" for n, s in sorted(readyz.checks.items()))
+    missing = [f"{name} ({why})" for name, why in wanted.items() if name not in readyz.checks]
+    if missing:
+        return Finding.failed(
+            f"GET /readyz does not gate on {', '.join(missing)}: a pod reports ready while these are unchecked; add "
+            "one readiness entry per dependency in use (contract section 2.2).",
+            evidence=where,
+        )
+    failing = [f"{n}={s}" for n, s in listed.items() if s not in READINESS_OK]
+    if failing:
+        return Finding.failed(f"Readiness entries report {', '.join(failing)}: restore them.", evidence=where)
+    disabled = [n for n, s in listed.items() if s == "disabled"]
+    if disabled:
+        return Finding.warned(
+            f"GET /readyz lists {', '.join(disabled)} as disabled although the spec declares them: PayScope does not "
+            "check them before taking traffic.",
+            evidence=where,
+        )
+    return Finding.passed(f"GET /readyz gates on all {len(listed)} entries the spec calls for.", evidence=where)
 
 
 @CHECKS.check(

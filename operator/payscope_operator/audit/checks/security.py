@@ -20,10 +20,11 @@ declarations (RLS enabled, graph and vector tenancy: dimension B).
 from __future__ import annotations
 
 from payscope_operator.api import spec, status
-from payscope_operator.audit import probes, registry
+from payscope_operator.audit import probes, registry, tokens
 from payscope_operator.audit.checks import refusals
 from payscope_operator.audit.sources import payscope_api, postgres
 from payscope_operator.backends.payscope_api import client as api_client
+from payscope_operator.backends.payscope_api import model as api_model
 
 Severity = status.Severity
 Grade = registry.Grade
@@ -149,18 +150,43 @@ def jwt_issuer(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
     return refusals.refused(evidence, (probes.ISSUER,), "verify iss against PayScope's issuer (spec.api.auth.issuer).")
 
 
+RUNTIME_AS_ADMIN = next(p for p in probes.ADMIN_AS_ADMIN if p.path == "/admin/runtime")
+
+
 @CHECKS.check(
     "G.jwt.key_id",
     source=payscope_api.ACCESS,
-    severity=Severity.MEDIUM,
+    severity=Severity.HIGH,
     grade=Grade.OBSERVED,
-    title=refusals.calls((probes.UNKNOWN_KID,)),
-    passes_when=refusals.REFUSED_401,
-    covers=("G/JWT/Key rotation support",),
+    title=refusals.calls((probes.UNKNOWN_KID,)) + " The accepted key ids are read from GET /admin/runtime "
+    "(auth.key_ids).",
+    passes_when="The unknown key id is refused with 401 (accepted: Fail) and auth.key_ids lists the accepted key "
+    "ids, none of them the probe's (no list: Warn).",
+    covers=("G/JWT/Key rotation support", _CORRECT),
 )
 def jwt_key_id(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
+    runtime = evidence.reply(RUNTIME_AS_ADMIN)
+    listed = api_model.parse_runtime(runtime.body).key_ids if runtime.status == 200 and runtime.body else None
+    if listed is not None and tokens.UNKNOWN_KEY_ID in listed:
+        return Finding.unknown(
+            f"PayScope lists the probe's own key id {tokens.UNKNOWN_KEY_ID!r} as accepted, so its refusal proves "
+            "nothing."
+        )
     fix = "look keys up by kid and refuse unknown ones, so a retired key stops working once removed."
-    return refusals.refused(evidence, (probes.UNKNOWN_KID,), fix, warn=True)
+    refused = refusals.refused(evidence, (probes.UNKNOWN_KID,), fix)
+    if refused.status != status.CheckStatus.PASS:
+        return refused
+    where = f"{refused.evidence}; {runtime.describe()}: auth.key_ids={list(listed) if listed is not None else None}"
+    if not listed:
+        return Finding.warned(
+            "PayScope refuses unknown key ids but does not list the ids it accepts (auth.key_ids in GET "
+            "/admin/runtime): a rotation in progress cannot be followed from outside.",
+            evidence=where,
+        )
+    return Finding.passed(
+        f"PayScope refuses an unknown key id and accepts {len(listed)} listed key id(s): {', '.join(listed)}.",
+        evidence=where,
+    )
 
 
 @CHECKS.check(
@@ -203,7 +229,8 @@ def bank_claim(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
     severity=Severity.CRITICAL,
     grade=Grade.INFERRED,
     title="The bank_id of every source cited by the chat answers, and of the answers themselves.",
-    passes_when="Every cited source and answer belongs to the tenant that asked (each probe tenant).",
+    passes_when="At least one source is cited, and every cited source and answer belongs to the tenant that asked "
+    "(each probe tenant); answers citing nothing are Unknown.",
     covers=(
         "G/Bank Isolation/No data leakage paths",
         "E/Bank Isolation/DB RLS enforcement",
@@ -231,6 +258,12 @@ def cited_sources(evidence: payscope_api.ChatEvidence, desired: spec.PayScopeSpe
             evidence=where,
         )
     cited = sum(len(a.sources or ()) for _, _, a in seen)
+    if not cited:
+        return Finding.unknown(
+            f"None of the {len(seen)} answers cited a source, so no answer could show a leak: give the probe tenants "
+            "(spec.audit.probeTenants) data PayScope can cite.",
+            evidence=where,
+        )
     return Finding.passed(f"All {cited} sources cited in {len(seen)} answers belong to the caller.", evidence=where)
 
 
