@@ -20,7 +20,17 @@ from tests.payscope_api import contract
 
 Algorithm = Literal["HS256", "RS256"]
 
-DEFAULT_DEPENDENCIES: tuple[str, ...] = ("postgres", "redis", "neo4j", "pinecone", "object_storage", "migrations")
+DEFAULT_DEPENDENCIES: tuple[str, ...] = (
+    "postgres",
+    "redis",
+    "neo4j",
+    "neo4j_schema",
+    "pinecone",
+    "pinecone_index",
+    "object_storage",
+    "migrations",
+)
+"""Every store in use, so every readiness entry (contract section 2.2): an unused store is simply not listed."""
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,12 @@ def _access(**changes: int | None) -> payscope_api.AccessEvidence:
         **{k.replace("__", ":/admin/"): v for k, v in changes.items()},
     }
     replies = {
-        key: api_client.Reply("POST /chat/query", code, failure=None if code is not None else "no answer within 30s")
+        key: api_client.Reply(
+            "POST /chat/query",
+            code,
+            failure=None if code is not None else "no answer within 30s",
+            challenge='Bearer realm="payscope"' if code == 401 else None,
+        )
         for key, code in codes.items()
     }
     return payscope_api.AccessEvidence("bank-a", replies)
@@ -272,3 +277,18 @@ def test_an_answer_citing_no_source_proves_no_isolation() -> None:
     )
     assert finding.status == S.UNKNOWN
     assert "None of the 6 answers cited a source" in finding.message
+
+
+@pytest.mark.parametrize(
+    ("challenge", "expected"),
+    [('Bearer realm="payscope"', S.PASS), ('Bearer realm="payscope", error="invalid_token"', S.WARN), (None, S.WARN)],
+)
+def test_a_request_without_credentials_gets_a_challenge_without_error_code(
+    challenge: str | None, expected: status.CheckStatus
+) -> None:
+    access = _access()
+    missing = api_client.Reply("POST /chat/query", 401, challenge=challenge)
+    finding = CHECKS["G.jwt.missing"].judge(
+        payscope_api.AccessEvidence(access.bank, {**access.replies, "missing": missing}), ev.SPEC
+    )
+    assert finding.status == expected, finding.message

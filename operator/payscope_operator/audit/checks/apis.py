@@ -280,18 +280,33 @@ def _confidence(a: api_model.Answer) -> str | None:
     return None if c is not None and math.isfinite(c) and 0.0 <= c <= 1.0 else f"confidence {c} is not in [0, 1]"
 
 
+def _certain(a: api_model.Answer) -> str | None:
+    """A request that named its intent is not classified: its confidence is 1.0 (contract section 5.2)."""
+    return None if a.confidence == 1.0 else f"confidence {a.confidence:g} for a named intent, not 1.0"
+
+
 @CHECKS.check(
     "E.responses.confidence",
     source=payscope_api.CHAT,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
     title="The confidence score of every intent's answer.",
-    passes_when="Every answer's confidence is a number in [0, 1].",
+    passes_when="Every answer's confidence is a number in [0, 1]; these requests named their intent, so it is 1.0 "
+    "(otherwise Warn).",
     covers=("E/Responses/Confidence scores",),
     depends_on=(ANSWERED,),
 )
 def responses_confidence(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
-    return _answers(evidence, _confidence, "confidence score")
+    found = _answers(evidence, _confidence, "confidence score")
+    if found.status != status.CheckStatus.PASS:
+        return found
+    uncertain = [f"{i}: {p}" for i, a in evidence.answered() if (p := _certain(a)) is not None]
+    if uncertain:
+        return Finding.warned(
+            "Answers to requests naming their intent report a classifier's confidence: " + "; ".join(uncertain),
+            evidence=found.evidence,
+        )
+    return found
 
 
 def _explanation(a: api_model.Answer) -> str | None:

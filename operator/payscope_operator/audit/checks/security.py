@@ -45,11 +45,21 @@ MISSING = (probes.MISSING, probes.MALFORMED, *probes.ADMIN_ANONYMOUS)
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
     title=refusals.calls(MISSING),
-    passes_when=refusals.REFUSED_401,
+    passes_when=refusals.REFUSED_401 + " The refusal of the call without a token challenges with Bearer and no "
+    "error code (otherwise Warn).",
     covers=(_CORRECT, _JWT),
 )
 def jwt_missing(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
-    return refusals.refused(evidence, MISSING, "require a Bearer token on every endpoint but health and metrics.")
+    found = refusals.refused(evidence, MISSING, "require a Bearer token on every endpoint but health and metrics.")
+    challenge = evidence.reply(probes.MISSING).challenge
+    if found.status == status.CheckStatus.PASS and (not challenge or "error=" in challenge):
+        return Finding.warned(
+            f"A request without a token is refused, but its challenge is {challenge!r}: answer "
+            "'WWW-Authenticate: Bearer realm=\"payscope\"' with no error code when no credentials were sent "
+            "(RFC 6750 section 3.1, contract section 0).",
+            evidence=found.evidence,
+        )
+    return found
 
 
 @CHECKS.check(

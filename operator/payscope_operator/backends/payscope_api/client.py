@@ -68,6 +68,7 @@ class Reply:
     trace_header: str | None = None
     text: str = field(default="", repr=False)
     request_id: str | None = None  # the X-Request-Id this reply answered
+    challenge: str | None = None  # WWW-Authenticate, on a 401
 
     def describe(self) -> str:
         """``POST /chat/query → 200`` or ``GET /metrics: no answer within 5s``: for evidence."""
@@ -137,6 +138,7 @@ async def send(client: httpx.AsyncClient, request: Request) -> Reply:
         trace_header=response.headers.get(TRACE_HEADER),
         text=response.text,
         request_id=request_id,
+        challenge=response.headers.get("WWW-Authenticate"),
     )
 
 

@@ -255,6 +255,8 @@ class Answer:
     bank_id: str | None = None
     sources: tuple[Cited, ...] | None = None
     forecast: tuple[Point, ...] | None = None
+    steps: float | None = None  # a WHAT_IF answer's data.steps
+    max_steps: float | None = None  # ... and the bound in force, data.max_steps
     digest: str | None = None  # of answer and data: equal for equal answers
     error: ErrorBody | None = None
 
@@ -301,6 +303,8 @@ def parse_answer(reply: client.Reply) -> Answer:
         bank_id=_text(body, "bank_id"),
         sources=_sources(body),
         forecast=_forecast(body),
+        steps=_number(_object(body, "data"), "steps"),
+        max_steps=_number(_object(body, "data"), "max_steps"),
         digest=hashlib.sha256(canonical.encode()).hexdigest()[:16],
         error=ErrorBody(_text(error, "code"), _text(error, "message"), _text(body, "trace_id")) if error else None,
     )
