@@ -15,6 +15,7 @@ or leave faults switched on for the next test.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import socket
 import subprocess
@@ -31,6 +32,7 @@ import pytest
 import redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from payscope_operator.api import spec, status
@@ -72,6 +74,7 @@ def _omitted(intent: str) -> Expected:
         expected["E.intents.classification"] = (FAIL, "answered 500")
     if intent == "WHAT_IF":
         expected["D.simulation.deterministic"] = (UNKNOWN, "Blocked by E.intents.what_if")
+        expected["D.simulation.bounded"] = (UNKNOWN, "Blocked by E.intents.what_if")
     return expected
 
 
@@ -90,7 +93,9 @@ FAULTS: list[tuple[tuple[str, ...], Expected]] = [
     (("accept_missing_bank_claim",), {"G.isolation.bank_claim": (FAIL, "let through a token without bank_id")}),
     (("ignore_audience",), {"G.jwt.audience": (FAIL, "verify aud")}),
     (("ignore_issuer",), {"G.jwt.issuer": (FAIL, "verify iss")}),
-    (("ignore_key_id",), {"G.jwt.key_id": (WARN, "a token naming an unknown key id")}),
+    (("ignore_key_id",), {"G.jwt.key_id": (FAIL, "a token naming an unknown key id")}),
+    (("key_ids_unlisted",), {"G.jwt.key_id": (WARN, "does not list the ids it accepts")}),
+    (("challenge_error_without_token",), {"G.jwt.missing": (WARN, "with no error code when no credentials")}),
     (("ignore_bank_header",), {"G.isolation.bank_header": (FAIL, "another probe tenant's X-Bank-Id")}),
     (("skip_chat_role_check",), {"G.rbac.chat_role": (FAIL, "analyst and admin roles")}),
     (("admin_open_to_all",), {"G.rbac.admin_endpoints": (FAIL, "an analyst token on /admin/agents")}),
@@ -98,12 +103,22 @@ FAULTS: list[tuple[tuple[str, ...], Expected]] = [
         ("admin_endpoint_fails",),
         {
             "E.endpoints.admin": (FAIL, "do not serve the admin role: GET /admin/runtime answered 500"),
+            "G.jwt.key_id": (UNKNOWN, "the ids it accepts could not be read: GET /admin/runtime answered 500"),
             **{f"F.logging.{n}": (UNKNOWN, "GET /admin/runtime answered 500") for n in ("structured", "level")},
         },
     ),
     (("leak_foreign_source",), {"G.isolation.sources": (FAIL, "another tenant's data")}),
+    (("cite_no_sources",), {"G.isolation.sources": (UNKNOWN, "None of the 6 answers cited a source")}),
     (("healthz_fails",), {"F.health.api": (FAIL, "GET /healthz answered 500")}),
     (("readyz_degraded",), {"F.health.dependencies": (FAIL, "postgres=fail")}),
+    (
+        ("readyz_no_checks",),
+        {
+            "F.health.dependencies": (UNKNOWN, "names no dependency"),
+            "F.health.readiness_entries": (FAIL, "does not gate on redis (spec.redis)"),
+        },
+    ),
+    (("readyz_omit:redis",), {"F.health.readiness_entries": (FAIL, "does not gate on redis (spec.redis)")}),
     (("worker_down",), {"F.health.worker": (FAIL, "No healthy Celery worker")}),
     (("ingestion_down",), {"F.health.ingestion": (FAIL, "reports itself unhealthy")}),
     (("drop_metric:http_requests_total",), {"F.metrics.requests": (FAIL, "http_requests_total is missing")}),
@@ -112,6 +127,7 @@ FAULTS: list[tuple[tuple[str, ...], Expected]] = [
         {"F.metrics.latency": (FAIL, "http_request_duration_seconds is missing")},
     ),
     (("drop_metric:payscope_errors_total",), {"F.metrics.errors": (FAIL, "payscope_errors_total is missing")}),
+    (("errors_count_5xx_only",), {"F.metrics.errors": (FAIL, "payscope_errors_total did not move across")}),
     (("drop_metric:payscope_agent_requests_total",), {"F.metrics.agents": (FAIL, "requests_total is missing")}),
     (("drop_metric:payscope_agent_latency_seconds",), {"F.metrics.agents": (FAIL, "latency_seconds is missing")}),
     (("drop_metric:payscope_auth_failures_total",), {"F.metrics.recommended": (WARN, "auth_failures_total")}),
@@ -119,10 +135,11 @@ FAULTS: list[tuple[tuple[str, ...], Expected]] = [
         ("metrics_broken",),
         {
             "F.metrics.endpoint": (FAIL, "served as 'text/html', not Prometheus text"),
-            # A scraper refuses text/html, so no family is judged on it.
+            # A scraper refuses text/html, so no family is judged on the status source's scrapes; the error and
+            # agent families are judged on their own sources' scrapes, by what they counted.
             **{
                 f"F.metrics.{n}": (UNKNOWN, "Blocked by F.metrics.endpoint, which is Fail")
-                for n in ("requests", "errors", "latency", "agents", "recommended")
+                for n in ("requests", "latency", "recommended")
             },
         },
     ),
@@ -145,7 +162,9 @@ FAULTS: list[tuple[tuple[str, ...], Expected]] = [
             **{f"E.responses.{n}": (UNKNOWN, _NO_ANSWER) for n in ("explainability", "traceability")},
             "D.forecast.finite": (UNKNOWN, "Blocked by E.intents.forecast"),
             "D.simulation.deterministic": (UNKNOWN, "Blocked by E.intents.what_if"),
+            "D.simulation.bounded": (UNKNOWN, "Blocked by E.intents.what_if"),
             "G.isolation.sources": (UNKNOWN, "No answer was a JSON object citing a list of sources"),
+            "F.metrics.agents": (UNKNOWN, "No chat probe was answered 200"),
         },
     ),
     (("confidence_out_of_range",), {"E.responses.confidence": (FAIL, "is not in [0, 1]")}),
@@ -164,6 +183,7 @@ FAULTS: list[tuple[tuple[str, ...], Expected]] = [
             "D.forecast.finite": (UNKNOWN, "Blocked by E.intents.forecast, which is Unknown: " + "The FORECAST answer"),
             "D.forecast.stable": (UNKNOWN, "Blocked by E.intents.forecast, which is Unknown"),
             "D.simulation.deterministic": (UNKNOWN, "Blocked by E.intents.what_if, which is Unknown"),
+            "D.simulation.bounded": (UNKNOWN, "Blocked by E.intents.what_if, which is Unknown"),
             "G.isolation.sources": (UNKNOWN, "No answer was a JSON object citing a list of sources"),
         },
     ),
@@ -173,6 +193,23 @@ FAULTS: list[tuple[tuple[str, ...], Expected]] = [
     (("forecast_nan",), {"D.forecast.finite": (FAIL, "NaN or Infinity")}),
     (("what_if_nondeterministic",), {"D.simulation.deterministic": (FAIL, "seed the simulation")}),
     (("forecast_unstable",), {"D.forecast.stable": (WARN, "Two identical FORECAST requests got different answers")}),
+    (("simulation_unbounded",), {"D.simulation.bounded": (FAIL, "ran 5000 steps against a bound of 1000")}),
+    (("explicit_intent_confidence",), {"E.responses.confidence": (WARN, "for a named intent, not 1.0")}),
+    (
+        ("answer_cache",),
+        {
+            "D.simulation.deterministic": (UNKNOWN, "replays the first"),
+            "D.forecast.stable": (UNKNOWN, "replays the first"),
+        },
+    ),
+    (
+        # A cache in front of a simulation that forgot its seed must not make the determinism check pass.
+        ("answer_cache", "what_if_nondeterministic"),
+        {
+            "D.simulation.deterministic": (UNKNOWN, "replays the first"),
+            "D.forecast.stable": (UNKNOWN, "replays the first"),
+        },
+    ),
     (("agent_temperature_too_high",), {"D.agents.temperature": (FAIL, "temperature 1.2 is not in [0, 0.5]")}),
     (("agent_no_token_limit",), {"D.agents.token_limits": (FAIL, "max_tokens None")}),
     (("agent_no_timeout",), {"D.agents.timeouts": (FAIL, "timeout_s None")}),
@@ -220,6 +257,7 @@ class Fixture:
     url: str
     algorithm: str
     key: str  # what the operator signs with: the shared secret, or the RS256 private key
+    log: Path  # the fixture's stdout: one JSON object per line
 
     def faults(self, *, enable: tuple[str, ...] = (), disable: tuple[str, ...] = ()) -> None:
         response = httpx.post(
@@ -232,13 +270,12 @@ class Fixture:
         assert response.json()["active"] == sorted(enable)
 
 
-def _start(extra: list[str], env: dict[str, str]) -> Iterator[str]:
+def _start(extra: list[str], env: dict[str, str], log: Path) -> Iterator[str]:
     port = _free_port()
     command = [sys.executable, "-m", "tests.payscope_api", "--port", str(port), "--fixture-token", FIXTURE_TOKEN]
     command += ["--hang-seconds", "30", "--graceful-timeout-s", "1", *extra]
-    process = subprocess.Popen(
-        command, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    sink = log.open("wb")
+    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **env}, stdout=sink, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
@@ -260,12 +297,14 @@ def _start(extra: list[str], env: dict[str, str]) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        sink.close()
 
 
 @pytest.fixture(scope="module")
-def hs256() -> Iterator[Fixture]:
-    for url in _start([], {"PAYSCOPE_JWT_SECRET": SECRET}):
-        yield Fixture(url, "HS256", SECRET)
+def hs256(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fixture]:
+    log = tmp_path_factory.mktemp("hs256") / "fixture.log"
+    for url in _start([], {"PAYSCOPE_JWT_SECRET": SECRET}, log):
+        yield Fixture(url, "HS256", SECRET, log)
 
 
 @pytest.fixture(scope="module")
@@ -278,8 +317,9 @@ def rs256(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fixture]:
     pem = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    for url in _start(["--algorithm", "RS256", "--public-key-file", str(public_file)], {}):
-        yield Fixture(url, "RS256", pem.decode())
+    log = public_file.parent / "fixture.log"
+    for url in _start(["--algorithm", "RS256", "--public-key-file", str(public_file)], {}, log):
+        yield Fixture(url, "RS256", pem.decode(), log)
 
 
 # ---- one audit ------------------------------------------------------------------------------------
@@ -313,11 +353,13 @@ def _spec(fixture: Fixture, *, dlq: str = "dlq", max_dead_letters: int = 0) -> s
     )
 
 
-async def _audit(fixture: Fixture, redis_url: str, **spec_args: Any) -> dict[str, status.CheckResult]:
+async def _audit(
+    fixture: Fixture, redis_url: str, memory: runner.Memory | None = None, **spec_args: Any
+) -> dict[str, status.CheckResult]:
     values = secrets.Secrets({("jwt", "signingKey"): SecretStr(fixture.key), ("redis", "url"): SecretStr(redis_url)})
     run = session.PassSession(_spec(fixture, **spec_args), "ns", "psd", values, (), _NoCluster(), session.ClientCache())
     try:
-        report = await runner.run(catalog.CATALOG, run, today=TODAY)
+        report = await runner.run(catalog.CATALOG, run, today=TODAY, memory=memory)
     finally:
         await run.clients.close()
     return {r.id: r for r in report.results if r.id in MINE}
@@ -422,7 +464,7 @@ async def test_hanging_api_turns_its_checks_unknown_within_their_timeout(
     finally:
         hs256.faults(disable=("hang:*",))
     elapsed = time.monotonic() - started
-    assert elapsed < QUERY_S + 2, elapsed
+    assert elapsed < QUERY_S + 2 * REQUEST_S + 2, elapsed  # a scrape, then the probes, each under its timeout
     found = _not_passing(results)
     assert set(found) == MINE - REDIS_CHECKS
     assert all(state == UNKNOWN and "is not answering: no answer within" in msg for state, msg in found.values())
@@ -466,3 +508,45 @@ async def test_results_never_carry_a_token_or_a_secret(hs256: Fixture, testenv: 
         assert "eyJ" not in text  # the base64 of '{"' that starts every JWT segment
         assert SECRET not in text
         assert password not in text
+
+
+def _agent_runs(fixture: Fixture) -> float:
+    """What PayScope's agents have run so far: payscope_agent_requests_total over every series."""
+    text = httpx.get(f"{fixture.url}/metrics", timeout=5).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "payscope_agent_requests_total"
+    )
+
+
+async def test_agents_run_once_per_agent_probe_interval(hs256: Fixture, testenv: dict[str, str]) -> None:
+    """Contract section 1: the chat probes run agents at most once per agentProbeInterval (10m by default)."""
+    memory: runner.Memory = {}
+    before = _agent_runs(hs256)
+    first = await _audit(hs256, testenv["PAYSCOPE_REDIS_URL"], memory)
+    ran = _agent_runs(hs256)
+    second = await _audit(hs256, testenv["PAYSCOPE_REDIS_URL"], memory)
+    assert ran > before
+    assert _agent_runs(hs256) == ran  # the second pass sent no chat probe that reached an agent
+    assert {i: r.status for i, r in first.items()} == {i: r.status for i, r in second.items()}
+
+
+async def test_the_second_of_each_identical_pair_leaves_after_the_first_was_answered(
+    hs256: Fixture, testenv: dict[str, str]
+) -> None:
+    """The fixture's DEBUG lines show when each request arrived: the repeat of each pair after the first's answer."""
+    hs256.faults(enable=("log_level_debug",))
+    start = hs256.log.stat().st_size
+    try:
+        await _audit(hs256, testenv["PAYSCOPE_REDIS_URL"])
+    finally:
+        hs256.faults(disable=("log_level_debug",))
+    with hs256.log.open("rb") as handle:
+        handle.seek(start)
+        lines = [json.loads(line) for line in handle.read().decode().splitlines() if line.startswith("{")]
+    position = {(r["event"], r.get("trace_id")): n for n, r in enumerate(lines)}
+    for intent in ("WHAT_IF", "FORECAST"):
+        first, second = [r["trace_id"] for r in lines if r["event"] == "chat_query" and r["intent"] == intent][:2]
+        assert position[("http_request", first)] < position[("dispatch", second)], intent

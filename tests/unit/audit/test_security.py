@@ -258,7 +258,7 @@ def _with_key_ids(key_ids: object, unknown_kid: int = 401) -> payscope_api.Acces
         (_with_key_ids(["primary"], unknown_kid=422), S.FAIL, "refuse unknown ones"),
         (_with_key_ids([]), S.WARN, "does not list the ids it accepts"),
         (_with_key_ids(None), S.WARN, "auth.key_ids in GET /admin/runtime"),
-        (_access(), S.WARN, "does not list the ids it accepts"),
+        (_access(), S.UNKNOWN, "could not be read"),
         (_with_key_ids([tokens.UNKNOWN_KEY_ID]), S.UNKNOWN, "proves nothing"),
     ],
 )

@@ -290,7 +290,8 @@ def simulation_bounded(evidence: payscope_api.ChatEvidence, desired: spec.PaySco
         )
     if steps is None or not 0 < steps <= bound:
         return Finding.failed(
-            f"The simulation ran {steps} steps against a bound of {bound:g}: enforce max_steps inside the "
+            f"The simulation ran {'no reported' if steps is None else f'{steps:g}'} steps against a bound of "
+            f"{bound:g}: enforce max_steps inside the "
             "simulation loop.",
             evidence=where,
         )

@@ -187,6 +187,11 @@ def jwt_key_id(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
     if refused.status != status.CheckStatus.PASS:
         return refused
     where = f"{refused.evidence}; {runtime.describe()}: auth.key_ids={list(listed) if listed is not None else None}"
+    if runtime.status != 200 or runtime.body is None:
+        return Finding.unknown(
+            f"PayScope refuses unknown key ids, but the ids it accepts could not be read: {payscope_api.explain(runtime)}.",
+            evidence=where,
+        )
     if not listed:
         return Finding.warned(
             "PayScope refuses unknown key ids but does not list the ids it accepts (auth.key_ids in GET "
