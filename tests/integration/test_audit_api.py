@@ -38,14 +38,18 @@ from pydantic import SecretStr
 from payscope_operator.api import spec, status
 from payscope_operator.audit import catalog, runner
 from payscope_operator.reconcile import secrets, session
+from tests.payscope_worker import harness as worker_harness
 
 pytestmark = pytest.mark.integration
 
 S = status.CheckStatus
 FAIL, WARN, UNKNOWN = S.FAIL, S.WARN, S.UNKNOWN
-MINE = frozenset(c.id for c in catalog.CATALOG if c.source.name.startswith(("payscope.", "redis.")))
+MINE = frozenset(c.id for c in catalog.CATALOG if c.source.name.startswith(("payscope.", "redis.", "celery.")))
 """The checks on PayScope's API and its Redis broker: the ones this module's fixtures serve."""
-REDIS_CHECKS = frozenset({"C.broker.reachable", "C.dlq.depth"})
+REDIS_CHECKS = frozenset(c.id for c in catalog.CATALOG if c.source.name.startswith(("redis.", "celery.")))
+"""The checks on the broker: the broker's own, and those of the workers asked over it."""
+WORKER_DB, FAULTY_WORKER_DB = 7, 8
+"""Redis databases of this module's Celery workers: remote control is scoped to one database."""
 FIXTURE_TOKEN = "fixture-token-for-audit-tests"
 SECRET = "audit-test-shared-secret-" + "0123456789abcdef" * 3
 TODAY = datetime.date(2026, 11, 28)
@@ -57,6 +61,7 @@ Expected = dict[str, tuple[status.CheckStatus, str]]
 NO_FAULT = {
     "C.broker.reachable": "an unreachable broker is Unknown by design: test_unreachable_redis_turns_only_broker_checks",
     "C.dlq.depth": "not a fixture behaviour: test_dead_letter_queue_depth fills a real queue",
+    "F.health.worker": "no worker on the broker: test_no_worker_on_the_broker_fails_worker_health",
 }
 
 
@@ -119,7 +124,6 @@ FAULTS: list[tuple[tuple[str, ...], Expected]] = [
         },
     ),
     (("readyz_omit:redis",), {"F.health.readiness_entries": (FAIL, "does not gate on redis (spec.redis)")}),
-    (("worker_down",), {"F.health.worker": (FAIL, "No healthy Celery worker")}),
     (("ingestion_down",), {"F.health.ingestion": (FAIL, "reports itself unhealthy")}),
     (("drop_metric:http_requests_total",), {"F.metrics.requests": (FAIL, "http_requests_total is missing")}),
     (
@@ -216,11 +220,6 @@ FAULTS: list[tuple[tuple[str, ...], Expected]] = [
     (("unstructured_output",), {"D.agents.structured_output": (FAIL, "structured_output is False")}),
     (("fallback_undeclared",), {"D.agents.fallback": (FAIL, "No valid fallback intent")}),
     (("no_confidence_threshold",), {"E.intents.confidence_threshold": (FAIL, "confidence_threshold=None")}),
-    (("pipeline_no_retries",), {"C.worker.retries": (FAIL, "max_retries=0")}),
-    (("pipeline_no_backoff",), {"C.worker.backoff": (FAIL, "retry_backoff=True")}),
-    (("pipeline_no_time_limit",), {"C.worker.time_limits": (FAIL, "not bounded in time")}),
-    (("pipeline_no_dlq",), {"C.worker.dead_letter_queue": (FAIL, "declares no dead-letter queue")}),
-    (("pipeline_no_acks_late",), {"C.worker.acks_late": (FAIL, "acks_late is not true")}),
     (("ingestion_no_validation",), {"C.ingestion.file_validation": (FAIL, "does not validate")}),
 ]
 
@@ -230,7 +229,21 @@ RS256_FAULTS: list[tuple[str, Expected]] = [
     ("accept_other_algorithm", {"G.jwt.algorithm": (FAIL, "let through a token signed with another algorithm")}),
 ]
 
-_PIPELINE_DOC = ("C.worker.", "C.ingestion.", "F.health.worker", "F.health.ingestion")
+_PIPELINE_DOC = ("C.ingestion.", "F.health.ingestion")
+#: The faults of the Celery worker (tests/payscope_worker/app.py), each breaking one setting it reports.
+WORKER_FAULTS: list[tuple[str, Expected]] = [
+    ("no_retries", {"C.worker.retries": (FAIL, "payscope.ingest_file: max_retries=0")}),
+    ("no_backoff", {"C.worker.backoff": (FAIL, "retry_backoff=False")}),
+    ("no_time_limit", {"C.worker.time_limits": (FAIL, "soft None and hard None")}),
+    ("no_acks_late", {"C.worker.acks_late": (FAIL, "acks_late=False")}),
+    (
+        "no_dlq",
+        {
+            "C.worker.dead_letter_queue": (FAIL, "declare no queue 'dlq'"),
+            "C.dlq.depth": (UNKNOWN, "no worker declares a queue by that name"),
+        },
+    ),
+]
 HANGS: list[tuple[str, frozenset[str]]] = [
     ("/healthz", frozenset({"F.health.api"})),
     ("/metrics", frozenset(c for c in MINE if c.startswith("F.metrics."))),
@@ -298,6 +311,14 @@ def _start(extra: list[str], env: dict[str, str], log: Path) -> Iterator[str]:
             process.kill()
             process.wait()
         sink.close()
+
+
+@pytest.fixture(scope="module")
+def broker(testenv: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The test Redis on a database of this module's own, with a healthy Celery worker answering on it."""
+    url = worker_harness.on_database(testenv["PAYSCOPE_REDIS_URL"], WORKER_DB)
+    with worker_harness.running(url, log=tmp_path_factory.mktemp("worker") / "worker.log"):
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -382,23 +403,23 @@ def _assert_expected(results: dict[str, status.CheckResult], expected: Expected)
 # ---- the tests ------------------------------------------------------------------------------------
 
 
-async def test_healthy_installation_passes_every_check(hs256: Fixture, testenv: dict[str, str]) -> None:
-    results = await _audit(hs256, testenv["PAYSCOPE_REDIS_URL"])
+async def test_healthy_installation_passes_every_check(hs256: Fixture, broker: str) -> None:
+    results = await _audit(hs256, broker)
     assert set(results) == MINE
     assert _not_passing(results) == {}
 
 
-async def test_rs256_installation_passes_every_check(rs256: Fixture, testenv: dict[str, str]) -> None:
-    assert _not_passing(await _audit(rs256, testenv["PAYSCOPE_REDIS_URL"])) == {}
+async def test_rs256_installation_passes_every_check(rs256: Fixture, broker: str) -> None:
+    assert _not_passing(await _audit(rs256, broker)) == {}
 
 
 @pytest.mark.parametrize(("fault", "expected"), RS256_FAULTS, ids=[f for f, _ in RS256_FAULTS])
 async def test_rs256_signature_faults_fail_exactly_their_check(
-    rs256: Fixture, testenv: dict[str, str], fault: str, expected: Expected
+    rs256: Fixture, broker: str, fault: str, expected: Expected
 ) -> None:
     rs256.faults(enable=(fault,))
     try:
-        results = await _audit(rs256, testenv["PAYSCOPE_REDIS_URL"])
+        results = await _audit(rs256, broker)
     finally:
         rs256.faults(disable=(fault,))
     _assert_expected(results, expected)
@@ -406,19 +427,42 @@ async def test_rs256_signature_faults_fail_exactly_their_check(
 
 @pytest.mark.parametrize(("faults", "expected"), FAULTS, ids=[",".join(f) for f, _ in FAULTS])
 async def test_each_fault_fails_exactly_its_checks_and_restoring_it_passes_them(
-    hs256: Fixture, testenv: dict[str, str], faults: tuple[str, ...], expected: Expected
+    hs256: Fixture, broker: str, faults: tuple[str, ...], expected: Expected
 ) -> None:
     hs256.faults(enable=faults)
     try:
-        broken = await _audit(hs256, testenv["PAYSCOPE_REDIS_URL"])
+        broken = await _audit(hs256, broker)
     finally:
         hs256.faults(disable=faults)
     _assert_expected(broken, expected)
-    assert _not_passing(await _audit(hs256, testenv["PAYSCOPE_REDIS_URL"])) == {}
+    assert _not_passing(await _audit(hs256, broker)) == {}
+
+
+@pytest.mark.parametrize(("fault", "expected"), WORKER_FAULTS, ids=[f for f, _ in WORKER_FAULTS])
+async def test_each_worker_fault_fails_exactly_its_checks(
+    hs256: Fixture, broker: str, fault: str, expected: Expected, tmp_path: Path
+) -> None:
+    url = worker_harness.on_database(broker, FAULTY_WORKER_DB)
+    with worker_harness.running(url, faults=(fault,), log=tmp_path / "worker.log"):
+        results = await _audit(hs256, url)
+    _assert_expected(results, expected)
+
+
+async def test_no_worker_on_the_broker_fails_worker_health(hs256: Fixture, broker: str) -> None:
+    """A broker no worker listens on: health fails; the settings cannot be read, and the absent queue proves nothing."""
+    results = await _audit(hs256, worker_harness.on_database(broker, FAULTY_WORKER_DB))
+    nobody = "No Celery worker answered over the broker"
+    expected: Expected = {
+        "F.health.worker": (FAIL, "No Celery worker listens on the broker"),
+        **{c: (UNKNOWN, nobody) for c in REDIS_CHECKS if c.startswith("C.worker.")},
+        "C.dlq.depth": (UNKNOWN, "no worker declares a queue by that name"),
+    }
+    _assert_expected(results, expected)
 
 
 def test_every_check_is_broken_by_some_test() -> None:
     broken = {check for _, expected in FAULTS for check, (state, _) in expected.items() if state in (FAIL, WARN)}
+    broken |= {check for _, expected in WORKER_FAULTS for check, (state, _) in expected.items() if state == FAIL}
     assert MINE - broken == set(NO_FAULT), "a check has neither a fault that breaks it nor a stated reason"
 
 
@@ -436,10 +480,11 @@ def _fill(client: redis.Redis, key: str, kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["list", "zset", "stream", "set"])
-async def test_dead_letter_queue_depth(hs256: Fixture, testenv: dict[str, str], redis_prefix: str, kind: str) -> None:
-    key, url = redis_prefix + "dlq", testenv["PAYSCOPE_REDIS_URL"]
+async def test_dead_letter_queue_depth(hs256: Fixture, broker: str, kind: str) -> None:
+    """The queue the worker declares, on the worker's own database, filled with three entries of each Redis type."""
+    key, url = "dlq", broker
     client = redis.Redis.from_url(url, socket_timeout=5)
-    mismatch = {"C.worker.dead_letter_queue": (WARN, "C.dlq.depth measures the wrong key")}
+    mismatch: Expected = {}
     try:
         _fill(client, key, kind)
         full = await _audit(hs256, url, dlq=key, max_dead_letters=2)
@@ -454,13 +499,11 @@ async def test_dead_letter_queue_depth(hs256: Fixture, testenv: dict[str, str], 
     _assert_expected(await _audit(hs256, url, dlq=key), mismatch)
 
 
-async def test_hanging_api_turns_its_checks_unknown_within_their_timeout(
-    hs256: Fixture, testenv: dict[str, str]
-) -> None:
+async def test_hanging_api_turns_its_checks_unknown_within_their_timeout(hs256: Fixture, broker: str) -> None:
     hs256.faults(enable=("hang:*",))
     started = time.monotonic()
     try:
-        results = await _audit(hs256, testenv["PAYSCOPE_REDIS_URL"])
+        results = await _audit(hs256, broker)
     finally:
         hs256.faults(disable=("hang:*",))
     elapsed = time.monotonic() - started
@@ -472,11 +515,11 @@ async def test_hanging_api_turns_its_checks_unknown_within_their_timeout(
 
 @pytest.mark.parametrize(("route", "depending"), HANGS, ids=[r for r, _ in HANGS])
 async def test_one_hanging_route_turns_only_the_checks_reading_it_unknown(
-    hs256: Fixture, testenv: dict[str, str], route: str, depending: frozenset[str]
+    hs256: Fixture, broker: str, route: str, depending: frozenset[str]
 ) -> None:
     hs256.faults(enable=(f"hang:{route}",))
     try:
-        results = await _audit(hs256, testenv["PAYSCOPE_REDIS_URL"])
+        results = await _audit(hs256, broker)
     finally:
         hs256.faults(disable=(f"hang:{route}",))
     found = _not_passing(results)
@@ -484,8 +527,8 @@ async def test_one_hanging_route_turns_only_the_checks_reading_it_unknown(
     assert all(state == UNKNOWN and f"GET {route}: no answer within" in msg for state, msg in found.values()), found
 
 
-async def test_unreachable_redis_turns_only_broker_checks_unknown(hs256: Fixture, testenv: dict[str, str]) -> None:
-    parts = urllib.parse.urlsplit(testenv["PAYSCOPE_REDIS_URL"])
+async def test_unreachable_redis_turns_only_broker_checks_unknown(hs256: Fixture, broker: str) -> None:
+    parts = urllib.parse.urlsplit(broker)
     netloc = parts.netloc.rsplit(":", 1)[0] + f":{_free_port()}"
     closed = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
     found = _not_passing(await _audit(hs256, closed))
@@ -495,14 +538,14 @@ async def test_unreachable_redis_turns_only_broker_checks_unknown(hs256: Fixture
     assert all(parts.password not in message for _, message in found.values())
 
 
-async def test_results_never_carry_a_token_or_a_secret(hs256: Fixture, testenv: dict[str, str]) -> None:
+async def test_results_never_carry_a_token_or_a_secret(hs256: Fixture, broker: str) -> None:
     faults = ("accept_expired_token", "ignore_bank_header", "admin_open_to_all", "leak_foreign_source")
     hs256.faults(enable=faults)
     try:
-        results = await _audit(hs256, testenv["PAYSCOPE_REDIS_URL"])
+        results = await _audit(hs256, broker)
     finally:
         hs256.faults(disable=faults)
-    password = urllib.parse.urlsplit(testenv["PAYSCOPE_REDIS_URL"]).password or "unset"
+    password = urllib.parse.urlsplit(broker).password or "unset"
     for result in results.values():
         text = f"{result.message} {result.evidence}"
         assert "eyJ" not in text  # the base64 of '{"' that starts every JWT segment
@@ -521,26 +564,26 @@ def _agent_runs(fixture: Fixture) -> float:
     )
 
 
-async def test_agents_run_once_per_agent_probe_interval(hs256: Fixture, testenv: dict[str, str]) -> None:
+async def test_agents_run_once_per_agent_probe_interval(hs256: Fixture, broker: str) -> None:
     """Contract section 1: the chat probes run agents at most once per agentProbeInterval (10m by default)."""
     memory: runner.Memory = {}
     before = _agent_runs(hs256)
-    first = await _audit(hs256, testenv["PAYSCOPE_REDIS_URL"], memory)
+    first = await _audit(hs256, broker, memory)
     ran = _agent_runs(hs256)
-    second = await _audit(hs256, testenv["PAYSCOPE_REDIS_URL"], memory)
+    second = await _audit(hs256, broker, memory)
     assert ran > before
     assert _agent_runs(hs256) == ran  # the second pass sent no chat probe that reached an agent
     assert {i: r.status for i, r in first.items()} == {i: r.status for i, r in second.items()}
 
 
 async def test_the_second_of_each_identical_pair_leaves_after_the_first_was_answered(
-    hs256: Fixture, testenv: dict[str, str]
+    hs256: Fixture, broker: str
 ) -> None:
     """The fixture's DEBUG lines show when each request arrived: the repeat of each pair after the first's answer."""
     hs256.faults(enable=("log_level_debug",))
     start = hs256.log.stat().st_size
     try:
-        await _audit(hs256, testenv["PAYSCOPE_REDIS_URL"])
+        await _audit(hs256, broker)
     finally:
         hs256.faults(disable=("log_level_debug",))
     with hs256.log.open("rb") as handle:

@@ -9,9 +9,11 @@ import pytest
 from payscope_operator.api import spec, status
 from payscope_operator.audit import registry
 from payscope_operator.audit.checks import observability
-from payscope_operator.audit.sources import payscope_api
+from payscope_operator.audit.sources import celery, payscope_api
 from payscope_operator.backends.payscope_api import client as api_client
 from payscope_operator.backends.payscope_api import model as api_model
+from payscope_operator.backends.redis import evidence as redis_evidence
+from payscope_operator.backends.redis import remote_control, workers
 from tests.unit.audit import evidence as ev
 
 S = status.CheckStatus
@@ -73,10 +75,6 @@ FAIL = {"status": "fail"}
         ),
         ("F.health.dependencies", _status(readyz=(200, {"status": "ok", "checks": {}})), S.UNKNOWN, "names no"),
         ("F.health.dependencies", _status(readyz=(200, {"status": "ok"})), S.UNKNOWN, "checks nothing"),
-        ("F.health.worker", _pipeline({"status": "ok", "online": 2}, OK), S.PASS, "2 Celery workers"),
-        ("F.health.worker", _pipeline({"status": "fail", "online": 0}, OK), S.FAIL, "No healthy Celery worker"),
-        ("F.health.worker", _pipeline({"status": "ok", "online": 0}, OK), S.FAIL, "No healthy Celery worker"),
-        ("F.health.worker", _pipeline({}, OK), S.FAIL, "No healthy Celery worker"),
         ("F.health.ingestion", _pipeline({"status": "ok", "online": 1}, OK), S.PASS, "healthy"),
         ("F.health.ingestion", _pipeline({"status": "ok", "online": 1}, FAIL), S.FAIL, "unhealthy"),
         ("F.logging.structured", _runtime("json", "INFO"), S.PASS, "JSON object per line"),
@@ -146,3 +144,30 @@ def test_health_endpoints_cover_both_e_and_f() -> None:
     assert "E/Endpoints/Health endpoints" in CHECKS["F.health.api"].covers
     assert "B/Neo4j/Schema validation on startup" in CHECKS["F.health.readiness_entries"].covers
     assert all(item.covers.startswith("F/") for item in observability.NOT_OBSERVABLE)
+
+
+def _fleet(listening: int, hosts: tuple[str, ...]) -> celery.CeleryEvidence:
+    answers: dict[str, dict[str, object]] = {"stats": {host: {} for host in hosts}}
+    broker = redis_evidence.BrokerFacts("redis:6379/0", "7.2", None)
+    return celery.CeleryEvidence(broker, workers.fleet_of(remote_control.Replies(listening, answers)))
+
+
+@pytest.mark.parametrize(
+    ("evidence", "expected", "fragment"),
+    [
+        (_fleet(2, ("w1@a", "w2@b")), S.PASS, "2 Celery worker(s) answer over the broker: w1@a, w2@b"),
+        (_fleet(0, ()), S.FAIL, "No Celery worker listens on the broker at redis:6379/0"),
+        (_fleet(2, ("w1@a",)), S.WARN, "2 workers listen but only 1 answered"),
+        (
+            celery.CeleryEvidence(redis_evidence.BrokerFacts("redis:6379/0", "7.2", None), None, "refused"),
+            S.UNKNOWN,
+            "could not be asked: refused",
+        ),
+    ],
+)
+def test_worker_health_is_the_workers_answering(
+    evidence: celery.CeleryEvidence, expected: status.CheckStatus, fragment: str
+) -> None:
+    finding = CHECKS["F.health.worker"].judge(evidence, ev.SPEC)
+    assert finding.status == expected, finding.message
+    assert fragment in finding.message

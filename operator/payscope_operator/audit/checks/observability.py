@@ -19,7 +19,7 @@ from __future__ import annotations
 from payscope_operator.api import spec, status
 from payscope_operator.audit import registry
 from payscope_operator.audit.checks import per_object
-from payscope_operator.audit.sources import kubernetes, payscope_api
+from payscope_operator.audit.sources import celery, kubernetes, payscope_api
 from payscope_operator.backends.payscope_api import model as api_model
 from payscope_operator.kube import workloads
 
@@ -154,22 +154,33 @@ def readiness_entries(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> F
 
 @CHECKS.check(
     "F.health.worker",
-    source=payscope_api.PIPELINE,
+    source=celery.WORKERS,
     severity=Severity.HIGH,
-    grade=Grade.REPORTED,
-    title="Celery worker health as GET /admin/pipeline reports it (health.worker).",
-    passes_when="status ok with at least one worker online.",
+    grade=Grade.OBSERVED,
+    title="The Celery workers on PayScope's broker, asked over Celery's remote control (the mechanism of celery "
+    "inspect).",
+    passes_when="At least one worker listens, and every worker listening answered.",
     covers=("F/Health Checks/Worker health check",),
 )
-def health_worker(facts: api_model.Pipeline, desired: spec.PayScopeSpec) -> Finding:
-    where = f"GET /admin/pipeline → 200: health.worker={facts.worker_status!r}, online={facts.workers_online}"
-    if facts.worker_status != "ok" or not facts.workers_online:
+def health_worker(evidence: celery.CeleryEvidence, desired: spec.PayScopeSpec) -> Finding:
+    fleet, address = evidence.fleet, evidence.broker.address
+    if fleet is None:
+        return Finding.unknown(f"The workers could not be asked: {evidence.problem}.")
+    hosts = ", ".join(w.hostname for w in fleet.workers) or "none"
+    where = f"celery remote control on {address}: {fleet.listening} listening, answered: {hosts}"
+    if not fleet.listening:
         return Finding.failed(
-            "No healthy Celery worker is online: tasks queue up unprocessed; check the worker Deployment and its "
-            "connection to the broker.",
+            f"No Celery worker listens on the broker at {address}: tasks queue up unprocessed; check the worker "
+            "Deployment and its connection to the broker (and that remote control is enabled).",
             evidence=where,
         )
-    return Finding.passed(f"{facts.workers_online:g} Celery workers are online and healthy.", evidence=where)
+    if len(fleet.workers) < fleet.listening:
+        return Finding.warned(
+            f"{fleet.listening} workers listen but only {len(fleet.workers)} answered within "
+            f"{celery.window(desired):g}s: the others are stuck or overloaded.",
+            evidence=where,
+        )
+    return Finding.passed(f"{len(fleet.workers)} Celery worker(s) answer over the broker: {hosts}.", evidence=where)
 
 
 @CHECKS.check(

@@ -189,7 +189,8 @@ def jwt_key_id(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
     where = f"{refused.evidence}; {runtime.describe()}: auth.key_ids={list(listed) if listed is not None else None}"
     if runtime.status != 200 or runtime.body is None:
         return Finding.unknown(
-            f"PayScope refuses unknown key ids, but the ids it accepts could not be read: {payscope_api.explain(runtime)}.",
+            "PayScope refuses unknown key ids, but the ids it accepts could not be read: "
+            f"{payscope_api.explain(runtime)}.",
             evidence=where,
         )
     if not listed:
