@@ -33,7 +33,7 @@ from pydantic import SecretStr
 
 from payscope_operator import errors, telemetry
 from payscope_operator.api import status
-from payscope_operator.kube import gateway, workloads
+from payscope_operator.kube import gateway, pods, workloads
 from payscope_operator.reconcile import reconciler, report, systems
 
 
@@ -60,6 +60,12 @@ class LocalCluster:
 
     async def read_deployment(self, namespace: str, name: str) -> workloads.DeploymentFacts | None:
         return None  # never asked: workloads are removed from the spec
+
+    async def list_pods(self, namespace: str, selector: str) -> tuple[pods.PodFacts, ...]:
+        return ()  # never asked: workloads are removed from the spec
+
+    async def read_pod_log(self, namespace: str, pod: str, container: str) -> str | None:
+        return None
 
     async def read_status(self, ref: gateway.ObjectRef) -> gateway.StoredStatus | None:
         return gateway.StoredStatus(str(self.version), self.status)

@@ -244,12 +244,13 @@ def create_deployment(
     replicas: int = 2,
 ) -> None:
     """A PayScope-like Deployment; its status is written by hand (there is no controller-manager)."""
-    probe = k8s.V1Probe(http_get=k8s.V1HTTPGetAction(path="/healthz", port=8000)) if probes else None
+    liveness = k8s.V1Probe(http_get=k8s.V1HTTPGetAction(path="/healthz", port=8000)) if probes else None
+    readiness = k8s.V1Probe(http_get=k8s.V1HTTPGetAction(path="/readyz", port=8000)) if probes else None
     container = k8s.V1Container(
         name="app",
         image="registry.invalid/payscope:1.0",
-        liveness_probe=probe,
-        readiness_probe=probe,
+        liveness_probe=liveness,
+        readiness_probe=readiness,
         resources=k8s.V1ResourceRequirements(requests={"cpu": "100m", "memory": "256Mi"}, limits={"memory": "512Mi"})
         if resources
         else None,

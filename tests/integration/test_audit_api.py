@@ -109,7 +109,6 @@ FAULTS: list[tuple[tuple[str, ...], Expected]] = [
         {
             "E.endpoints.admin": (FAIL, "do not serve the admin role: GET /admin/runtime answered 500"),
             "G.jwt.key_id": (UNKNOWN, "the ids it accepts could not be read: GET /admin/runtime answered 500"),
-            **{f"F.logging.{n}": (UNKNOWN, "GET /admin/runtime answered 500") for n in ("structured", "level")},
         },
     ),
     (("leak_foreign_source",), {"G.isolation.sources": (FAIL, "another tenant's data")}),
@@ -147,8 +146,6 @@ FAULTS: list[tuple[tuple[str, ...], Expected]] = [
             },
         },
     ),
-    (("unstructured_logs",), {"F.logging.structured": (FAIL, "JSON object per line")}),
-    (("log_level_debug",), {"F.logging.level": (WARN, "DEBUG")}),
     *(((f"omit_intent:{i}",), _omitted(i)) for i in INTENTS),
     (
         tuple(f"omit_intent:{i}" for i in INTENTS),
@@ -348,6 +345,12 @@ def rs256(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fixture]:
 
 class _NoCluster:
     async def read_deployment(self, namespace: str, name: str) -> None:
+        return None
+
+    async def list_pods(self, namespace: str, selector: str) -> tuple[()]:
+        return ()
+
+    async def read_pod_log(self, namespace: str, pod: str, container: str) -> None:
         return None
 
 

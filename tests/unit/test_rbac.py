@@ -9,7 +9,8 @@ test pins them to one table, ``EXPECTED``, each entry justified by the code that
   ``Selector('v1', 'events')``; events.k8s.io is only excluded from EVERYTHING). With
   peering, it lists/watches the peering objects and patches its own entry
   (_core/engines/peering.py). Discovery (/api, /apis) is a non-resource URL.
-- kube.gateway: read_namespaced_secret, read_namespaced_deployment,
+- kube.gateway: read_namespaced_secret, read_namespaced_deployment, list_namespaced_pod
+  (a Deployment's pods by its selector), read_namespaced_pod_log (their recent lines),
   get_namespaced_custom_object_status (the re-read after a 409),
   patch_namespaced_custom_object_status, create_namespaced_event. A new Kubernetes call in
   the gateway fails ``test_gateway_calls_are_all_granted`` until it is mapped and granted.
@@ -43,6 +44,8 @@ EXPECTED: dict[Rule, set[str]] = {
     ("payscope.io", "payscopedeployments/status", frozenset()): {"get", "patch"},
     ("", "secrets", frozenset()): {"get"},
     ("apps", "deployments", frozenset()): {"get"},
+    ("", "pods", frozenset()): {"list"},
+    ("", "pods/log", frozenset()): {"get"},
     ("", "events", frozenset()): {"create"},
 }
 PEERING_NAME = "payscope-operator"
@@ -59,6 +62,8 @@ def peering_rules(resource: str) -> dict[Rule, set[str]]:
 CLIENT_CALLS: dict[str, tuple[str, str, str]] = {
     "read_namespaced_secret": ("", "secrets", "get"),
     "read_namespaced_deployment": ("apps", "deployments", "get"),
+    "list_namespaced_pod": ("", "pods", "list"),
+    "read_namespaced_pod_log": ("", "pods/log", "get"),
     "get_namespaced_custom_object_status": ("payscope.io", "payscopedeployments/status", "get"),
     "patch_namespaced_custom_object_status": ("payscope.io", "payscopedeployments/status", "patch"),
     "create_namespaced_event": ("", "events", "create"),

@@ -25,6 +25,7 @@ from payscope_operator.audit.checks import (
     metrics,
     observability,
     pipeline,
+    pods,
     security,
 )
 
@@ -37,6 +38,7 @@ CATALOG: tuple[registry.Check[Any], ...] = registry.assemble(
     apis.CHECKS,
     metrics.CHECKS,
     observability.CHECKS,
+    pods.CHECKS,
     security.CHECKS,
 )
 NOT_OBSERVABLE: tuple[registry.NotObservable, ...] = (

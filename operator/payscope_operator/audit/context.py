@@ -20,7 +20,7 @@ import httpx
 
 from payscope_operator import errors
 from payscope_operator.api import secret_references, spec
-from payscope_operator.kube import workloads
+from payscope_operator.kube import pods, workloads
 
 Closer = Callable[[], Awaitable[None]]
 
@@ -54,6 +54,10 @@ class Cluster(Protocol):
     """The Kubernetes reads sources make (``kube.gateway.Gateway``)."""
 
     async def read_deployment(self, namespace: str, name: str) -> workloads.DeploymentFacts | None: ...
+
+    async def list_pods(self, namespace: str, selector: str) -> tuple[pods.PodFacts, ...]: ...
+
+    async def read_pod_log(self, namespace: str, pod: str, container: str) -> str | None: ...
 
 
 class ClientCache(Protocol):

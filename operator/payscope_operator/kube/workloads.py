@@ -1,4 +1,4 @@
-"""A Deployment reduced to the facts the audit judges: replicas, probes, resources, shutdown.
+"""A Deployment reduced to the facts the audit judges: replicas, probes and what they run, resources, shutdown.
 
 Converting the client's objects here keeps the audit's checks pure functions of
 plain frozen dataclasses, table-testable without a cluster.
@@ -19,6 +19,38 @@ class ContainerFacts:
     requests: tuple[str, ...]  # resource names with a request, e.g. ("cpu", "memory")
     limits: tuple[str, ...]
     pre_stop: bool
+    liveness_handler: str | None = None  # "httpGet /healthz :8000", "exec celery inspect ping", ...
+    readiness_handler: str | None = None
+
+    @property
+    def liveness_path(self) -> str | None:
+        return _path(self.liveness_handler)
+
+    @property
+    def readiness_path(self) -> str | None:
+        return _path(self.readiness_handler)
+
+
+def _path(handler: str | None) -> str | None:
+    """The path of an ``httpGet`` handler description."""
+    if handler is None or not handler.startswith("httpGet "):
+        return None
+    return handler.split(" ")[1]
+
+
+def handler_of(probe: Any) -> str | None:
+    """What a probe runs: ``httpGet <path> :<port>``, ``tcpSocket :<port>``, ``grpc :<port>``, ``exec <cmd>``."""
+    if probe is None:
+        return None
+    if probe.http_get is not None:
+        return f"httpGet {probe.http_get.path or '/'} :{probe.http_get.port}"
+    if probe.tcp_socket is not None:
+        return f"tcpSocket :{probe.tcp_socket.port}"
+    if getattr(probe, "grpc", None) is not None:
+        return f"grpc :{probe.grpc.port}"
+    if probe._exec is not None:
+        return "exec " + " ".join(probe._exec.command or [])
+    return "unknown"
 
 
 @dataclass(frozen=True)
@@ -34,6 +66,8 @@ class DeploymentFacts:
     termination_grace_period_seconds: int | None
     containers: tuple[ContainerFacts, ...]
     available_condition: bool
+    selector: tuple[tuple[str, str], ...] = ()  # spec.selector.matchLabels
+    selector_expressions: tuple[tuple[str, str, tuple[str, ...]], ...] = ()  # matchExpressions: key, op, values
 
     @property
     def rolled_out(self) -> bool:
@@ -57,6 +91,8 @@ def _container(container: Any) -> ContainerFacts:
         requests=tuple(sorted((resources.requests or {}).keys())) if resources else (),
         limits=tuple(sorted((resources.limits or {}).keys())) if resources else (),
         pre_stop=bool(lifecycle is not None and lifecycle.pre_stop is not None),
+        liveness_handler=handler_of(container.liveness_probe),
+        readiness_handler=handler_of(container.readiness_probe),
     )
 
 
@@ -79,4 +115,9 @@ def facts_of(deployment: Any) -> DeploymentFacts:
         termination_grace_period_seconds=pod.termination_grace_period_seconds,
         containers=tuple(_container(c) for c in pod.containers),
         available_condition=available,
+        selector=tuple(sorted((spec.selector.match_labels or {}).items())) if spec.selector else (),
+        selector_expressions=tuple(
+            (e.key, e.operator, tuple(e.values or ()))
+            for e in ((spec.selector.match_expressions or []) if spec.selector else [])
+        ),
     )

@@ -26,7 +26,7 @@ from payscope_operator import errors
 from payscope_operator.api import spec, status
 from payscope_operator.audit import catalog, runner
 from payscope_operator.backends import base
-from payscope_operator.kube import gateway, workloads
+from payscope_operator.kube import gateway, pods, workloads
 from payscope_operator.reconcile import (
     provision,
     readiness,
@@ -70,6 +70,10 @@ class Cluster(status_writer.Target, Protocol):
     async def read_secret(self, namespace: str, name: str) -> Any: ...
 
     async def read_deployment(self, namespace: str, name: str) -> workloads.DeploymentFacts | None: ...
+
+    async def list_pods(self, namespace: str, selector: str) -> tuple[pods.PodFacts, ...]: ...
+
+    async def read_pod_log(self, namespace: str, pod: str, container: str) -> str | None: ...
 
 
 class Observer(Protocol):

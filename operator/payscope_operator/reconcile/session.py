@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from payscope_operator.api import spec
-from payscope_operator.kube import workloads
+from payscope_operator.kube import pods, workloads
 from payscope_operator.reconcile import clients as store_clients
 from payscope_operator.reconcile import secrets as secret_refs
 
@@ -24,6 +24,10 @@ class Cluster(Protocol):
     """The Kubernetes reads a pass needs (``kube.gateway.Gateway`` in production)."""
 
     async def read_deployment(self, namespace: str, name: str) -> workloads.DeploymentFacts | None: ...
+
+    async def list_pods(self, namespace: str, selector: str) -> tuple[pods.PodFacts, ...]: ...
+
+    async def read_pod_log(self, namespace: str, pod: str, container: str) -> str | None: ...
 
 
 Closer = store_clients.Closer

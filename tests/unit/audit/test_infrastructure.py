@@ -41,6 +41,8 @@ CONTAINER = workloads.ContainerFacts(
     requests=("cpu", "memory"),
     limits=("memory",),
     pre_stop=True,
+    liveness_handler="httpGet /healthz :8000",
+    readiness_handler="httpGet /readyz :8000",
 )
 
 

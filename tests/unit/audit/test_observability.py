@@ -39,10 +39,6 @@ def _pipeline(worker: dict[str, Any], ingestion: dict[str, Any]) -> payscope_api
     return ev.admin(pipeline={"health": {"worker": worker, "ingestion": ingestion}})
 
 
-def _runtime(fmt: str | None, level: str | None) -> payscope_api.AdminEvidence:
-    return ev.admin(runtime={"logging": {"format": fmt, "level": level}})
-
-
 OK = {"status": "ok"}
 FAIL = {"status": "fail"}
 
@@ -77,12 +73,6 @@ FAIL = {"status": "fail"}
         ("F.health.dependencies", _status(readyz=(200, {"status": "ok"})), S.UNKNOWN, "checks nothing"),
         ("F.health.ingestion", _pipeline({"status": "ok", "online": 1}, OK), S.PASS, "healthy"),
         ("F.health.ingestion", _pipeline({"status": "ok", "online": 1}, FAIL), S.FAIL, "unhealthy"),
-        ("F.logging.structured", _runtime("json", "INFO"), S.PASS, "JSON object per line"),
-        ("F.logging.structured", _runtime("text", "INFO"), S.FAIL, "switch its log formatter"),
-        ("F.logging.level", _runtime("json", "WARNING"), S.PASS, "WARNING"),
-        ("F.logging.level", _runtime("json", "DEBUG"), S.WARN, "use INFO"),
-        ("F.logging.level", _runtime("json", None), S.FAIL, "no known log level"),
-        ("F.logging.level", ev.admin(runtime=ev.reply("GET /admin/runtime", 404)), S.UNKNOWN, "404"),
     ],
 )
 def test_evaluate(check_id: str, evidence: object, expected: status.CheckStatus, fragment: str) -> None:

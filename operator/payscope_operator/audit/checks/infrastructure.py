@@ -208,7 +208,6 @@ def postgres_reachable(evidence: postgres.PostgresEvidence, desired: spec.PaySco
     grade=Grade.OBSERVED,
     title="Neo4j answers within its timeout.",
     passes_when="SHOW CONSTRAINTS and SHOW INDEXES succeed.",
-    covers=("A/Startup & Dependencies/Connection retry logic",),
     fails_when_unreachable=True,
 )
 def neo4j_reachable(evidence: neo4j.GraphEvidence, desired: spec.PayScopeSpec) -> Finding:
@@ -235,7 +234,6 @@ def pinecone_reachable(evidence: pinecone.VectorEvidence, desired: spec.PayScope
     grade=Grade.OBSERVED,
     title="The S3 endpoint answers within its timeout.",
     passes_when="Bucket reads succeed.",
-    covers=("A/Startup & Dependencies/Wait-for scripts for Postgres, Redis, Neo4j",),
     fails_when_unreachable=True,
 )
 def s3_reachable(evidence: s3.BucketEvidence, desired: spec.PayScopeSpec) -> Finding:

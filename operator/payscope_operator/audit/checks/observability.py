@@ -1,17 +1,15 @@
-"""Dimension F, observability: ``/metrics`` families, health and readiness, component health, logs, shutdown.
+"""Dimension F, observability: health and readiness, component health, shutdown.
 
-Why this module exists: on-call engineers depend on PayScope exposing request,
-error, latency and agent metrics, on honest health and readiness endpoints, on
-logs a machine can parse at a sane level, and on pods that drain before they
-stop. Evidence: ``payscope.status`` (``/healthz``, ``/readyz``, ``/metrics``),
-``payscope.admin`` (worker and ingestion health from ``/admin/pipeline``, log
-settings from ``/admin/runtime``: Reported) and the Deployments of
-``spec.workloads`` (grace period, preStop). Metric families are judged only once
-``/metrics`` itself passed (``depends_on``).
+Why this module exists: on-call engineers depend on honest health and readiness
+endpoints, on workers and an ingestion service that are alive, and on pods that
+drain before they stop. Evidence: ``payscope.status`` (``/healthz``, ``/readyz``
+and its named entries), ``celery.workers`` (the workers answering over the
+broker), ``payscope.admin`` (the ingestion service's health from
+``/admin/pipeline``: Reported, nothing better reaches it) and the Deployments of
+``spec.workloads`` (grace period, preStop). The metrics are judged in
+``metrics``, the logs in ``pods``.
 
-What it must not do: read pod logs (it judges the log format and level PayScope
-declares; reading the lines themselves would need pods/log access and is left
-to a log probe), send requests (sources do), or do I/O in an evaluate function.
+What it must not do: send requests (sources do), or do I/O in an evaluate function.
 """
 
 from __future__ import annotations
@@ -29,8 +27,6 @@ Finding = registry.Finding
 StatusEvidence = payscope_api.StatusEvidence
 CHECKS = registry.Registry()
 
-PRODUCTION_LOG_LEVELS = ("INFO", "WARNING", "ERROR")
-VERBOSE_LOG_LEVELS = ("DEBUG", "TRACE")
 MIN_GRACE_SECONDS = 10
 READINESS_OK = ("ok", "disabled")
 
@@ -200,48 +196,6 @@ def health_ingestion(facts: api_model.Pipeline, desired: spec.PayScopeSpec) -> F
             evidence=where,
         )
     return Finding.passed("The ingestion service reports itself healthy.", evidence=where)
-
-
-@CHECKS.check(
-    "F.logging.structured",
-    source=payscope_api.RUNTIME,
-    severity=Severity.MEDIUM,
-    grade=Grade.REPORTED,
-    title="The log format PayScope declares in GET /admin/runtime (logging.format).",
-    passes_when="json (one JSON object per line).",
-    covers=("F/Logging/Structured logging",),
-)
-def log_format(runtime: api_model.Runtime, desired: spec.PayScopeSpec) -> Finding:
-    where = f"GET /admin/runtime → 200: logging.format={runtime.log_format!r}"
-    if runtime.log_format != "json":
-        return Finding.failed(
-            "PayScope does not log one JSON object per line: log aggregation cannot index its fields; switch its "
-            "log formatter to JSON.",
-            evidence=where,
-        )
-    return Finding.passed("PayScope logs one JSON object per line.", evidence=where)
-
-
-@CHECKS.check(
-    "F.logging.level",
-    source=payscope_api.RUNTIME,
-    severity=Severity.LOW,
-    grade=Grade.REPORTED,
-    title="The log level PayScope declares in GET /admin/runtime (logging.level).",
-    passes_when=f"One of {', '.join(PRODUCTION_LOG_LEVELS)} (DEBUG or TRACE: Warn).",
-    covers=("F/Logging/Log levels appropriate",),
-)
-def log_level(runtime: api_model.Runtime, desired: spec.PayScopeSpec) -> Finding:
-    level = (runtime.log_level or "").upper()
-    where = f"GET /admin/runtime → 200: logging.level={runtime.log_level!r}"
-    if level in PRODUCTION_LOG_LEVELS:
-        return Finding.passed(f"PayScope logs at {level}.", evidence=where)
-    if level in VERBOSE_LOG_LEVELS:
-        return Finding.warned(
-            f"PayScope logs at {level} in production: verbose logs cost money and may carry tenant data; use INFO.",
-            evidence=where,
-        )
-    return Finding.failed(f"PayScope declares no known log level ({runtime.log_level!r}).", evidence=where)
 
 
 def _grace(d: workloads.DeploymentFacts) -> str | None:
