@@ -15,6 +15,7 @@ or leave faults switched on for the next test.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 import socket
@@ -22,22 +23,27 @@ import subprocess
 import sys
 import time
 import urllib.parse
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 import redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from prometheus_client.parser import text_string_to_metric_families
+from psycopg import sql as psycopg_sql
 from pydantic import SecretStr
 
 from payscope_operator.api import spec, status
 from payscope_operator.audit import catalog, runner
+from payscope_operator.audit.sources import payscope_api
 from payscope_operator.reconcile import secrets, session
+from tests.payscope_api import auditlog
 from tests.payscope_worker import harness as worker_harness
 
 pytestmark = pytest.mark.integration
@@ -45,6 +51,7 @@ pytestmark = pytest.mark.integration
 S = status.CheckStatus
 FAIL, WARN, UNKNOWN = S.FAIL, S.WARN, S.UNKNOWN
 MINE = frozenset(c.id for c in catalog.CATALOG if c.source.name.startswith(("payscope.", "redis.", "celery.")))
+"""The checks on PayScope's API, its broker and workers, and its audit log of the API's own requests."""
 """The checks on PayScope's API and its Redis broker: the ones this module's fixtures serve."""
 REDIS_CHECKS = frozenset(c.id for c in catalog.CATALOG if c.source.name.startswith(("redis.", "celery.")))
 """The checks on the broker: the broker's own, and those of the workers asked over it."""
@@ -70,9 +77,10 @@ def _omitted(intent: str) -> Expected:
         "D.agents.coverage": (FAIL, f"No agent is configured for {intent}"),
         f"E.intents.{intent.lower()}": (FAIL, "error no_agent"),
     }
-    if intent == "DESCRIBE":  # the fixture's fallback intent
+    if intent == "DESCRIBE":  # the fixture's fallback intent, and the intent of the audit-log probe
         expected["D.agents.fallback"] = (FAIL, "fallback intent DESCRIBE has no agent")
         expected["E.intents.fallback"] = (FAIL, "answered 500")
+        expected["G.audit_log.query_logging"] = (UNKNOWN, "answered 500")
     if intent == "FORECAST":  # also the intent of the classification probe
         expected["D.forecast.finite"] = (UNKNOWN, "Blocked by E.intents.forecast")
         expected["D.forecast.stable"] = (UNKNOWN, "Blocked by E.intents.forecast")
@@ -112,14 +120,22 @@ FAULTS: list[tuple[tuple[str, ...], Expected]] = [
         },
     ),
     (("leak_foreign_source",), {"G.isolation.sources": (FAIL, "another tenant's data")}),
+    (("audit_skip_queries",), {"G.audit_log.query_logging": (FAIL, "left no row in public.audit_log within 5s")}),
+    (("audit_skip_operations",), {"G.audit_log.operation_logging": (FAIL, "left no row in public.audit_log")}),
     (("cite_no_sources",), {"G.isolation.sources": (UNKNOWN, "None of the 6 answers cited a source")}),
     (("healthz_fails",), {"F.health.api": (FAIL, "GET /healthz answered 500")}),
-    (("readyz_degraded",), {"F.health.dependencies": (FAIL, "postgres=fail")}),
+    (
+        ("readyz_degraded",),
+        {
+            "F.health.dependencies": (FAIL, "postgres=fail"),
+            "F.health.readiness_entries": (FAIL, "Readiness entries report postgres=fail"),
+        },
+    ),
     (
         ("readyz_no_checks",),
         {
             "F.health.dependencies": (UNKNOWN, "names no dependency"),
-            "F.health.readiness_entries": (FAIL, "does not gate on redis (spec.redis)"),
+            "F.health.readiness_entries": (FAIL, "does not gate on postgres (spec.postgres), redis (spec.redis)"),
         },
     ),
     (("readyz_omit:redis",), {"F.health.readiness_entries": (FAIL, "does not gate on redis (spec.redis)")}),
@@ -166,10 +182,17 @@ FAULTS: list[tuple[tuple[str, ...], Expected]] = [
             "D.simulation.bounded": (UNKNOWN, "Blocked by E.intents.what_if"),
             "G.isolation.sources": (UNKNOWN, "No answer was a JSON object citing a list of sources"),
             "F.metrics.agents": (UNKNOWN, "No chat probe was answered 200"),
+            "G.audit_log.query_logging": (UNKNOWN, "answered 500"),
         },
     ),
     (("confidence_out_of_range",), {"E.responses.confidence": (FAIL, "is not in [0, 1]")}),
-    (("missing_trace_id",), {"E.responses.traceability": (FAIL, "no trace_id")}),
+    (
+        ("missing_trace_id",),
+        {
+            "E.responses.traceability": (FAIL, "no trace_id"),
+            "G.audit_log.query_logging": (UNKNOWN, "without an X-Trace-Id header to look for"),
+        },
+    ),
     (("missing_explanation",), {"E.responses.explainability": (FAIL, "no explanation")}),
     (
         ("unstructured_response",),
@@ -268,6 +291,7 @@ class Fixture:
     algorithm: str
     key: str  # what the operator signs with: the shared secret, or the RS256 private key
     log: Path  # the fixture's stdout: one JSON object per line
+    audit_dsn: str  # the database whose audit_log the fixture appends to
 
     def faults(self, *, enable: tuple[str, ...] = (), disable: tuple[str, ...] = ()) -> None:
         response = httpx.post(
@@ -319,14 +343,29 @@ def broker(testenv: dict[str, str], tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture(scope="module")
-def hs256(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fixture]:
-    log = tmp_path_factory.mktemp("hs256") / "fixture.log"
-    for url in _start([], {"PAYSCOPE_JWT_SECRET": SECRET}, log):
-        yield Fixture(url, "HS256", SECRET, log)
+def audit_db(testenv: dict[str, str]) -> Iterator[str]:
+    """A database of this module's own holding the contract's audit-log table, which the fixture appends to."""
+    name = f"audit_{uuid.uuid4().hex[:10]}"
+    admin = testenv["PAYSCOPE_PG_DSN"]
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(psycopg_sql.SQL("CREATE DATABASE {}").format(psycopg_sql.Identifier(name)))
+    dsn = psycopg.conninfo.make_conninfo(admin, dbname=name)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(auditlog.ddl()[0])
+    yield dsn
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(psycopg_sql.SQL("DROP DATABASE {} WITH (FORCE)").format(psycopg_sql.Identifier(name)))
 
 
 @pytest.fixture(scope="module")
-def rs256(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fixture]:
+def hs256(tmp_path_factory: pytest.TempPathFactory, audit_db: str) -> Iterator[Fixture]:
+    log = tmp_path_factory.mktemp("hs256") / "fixture.log"
+    for url in _start([], {"PAYSCOPE_JWT_SECRET": SECRET, "PAYSCOPE_AUDIT_DSN": audit_db}, log):
+        yield Fixture(url, "HS256", SECRET, log, audit_db)
+
+
+@pytest.fixture(scope="module")
+def rs256(tmp_path_factory: pytest.TempPathFactory, audit_db: str) -> Iterator[Fixture]:
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     public_file = tmp_path_factory.mktemp("rs256") / "public.pem"
     public_file.write_bytes(
@@ -336,8 +375,10 @@ def rs256(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fixture]:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     log = public_file.parent / "fixture.log"
-    for url in _start(["--algorithm", "RS256", "--public-key-file", str(public_file)], {}, log):
-        yield Fixture(url, "RS256", pem.decode(), log)
+    for url in _start(
+        ["--algorithm", "RS256", "--public-key-file", str(public_file)], {"PAYSCOPE_AUDIT_DSN": audit_db}, log
+    ):
+        yield Fixture(url, "RS256", pem.decode(), log, audit_db)
 
 
 # ---- one audit ------------------------------------------------------------------------------------
@@ -372,6 +413,7 @@ def _spec(fixture: Fixture, *, dlq: str = "dlq", max_dead_letters: int = 0) -> s
                 "deadLetterQueue": dlq,
                 "maxDeadLetters": max_dead_letters,
             },
+            "postgres": {"connection": {"secretRef": {"name": "pg", "key": "dsn"}}},
             "audit": {"probeTenants": ["bank-a", "bank-b"], "probeTimeout": "3s"},
         }
     )
@@ -380,7 +422,13 @@ def _spec(fixture: Fixture, *, dlq: str = "dlq", max_dead_letters: int = 0) -> s
 async def _audit(
     fixture: Fixture, redis_url: str, memory: runner.Memory | None = None, **spec_args: Any
 ) -> dict[str, status.CheckResult]:
-    values = secrets.Secrets({("jwt", "signingKey"): SecretStr(fixture.key), ("redis", "url"): SecretStr(redis_url)})
+    values = secrets.Secrets(
+        {
+            ("jwt", "signingKey"): SecretStr(fixture.key),
+            ("redis", "url"): SecretStr(redis_url),
+            ("pg", "dsn"): SecretStr(fixture.audit_dsn),
+        }
+    )
     run = session.PassSession(_spec(fixture, **spec_args), "ns", "psd", values, (), _NoCluster(), session.ClientCache())
     try:
         report = await runner.run(catalog.CATALOG, run, today=TODAY, memory=memory)
@@ -594,5 +642,7 @@ async def test_the_second_of_each_identical_pair_leaves_after_the_first_was_answ
         lines = [json.loads(line) for line in handle.read().decode().splitlines() if line.startswith("{")]
     position = {(r["event"], r.get("trace_id")): n for n, r in enumerate(lines)}
     for intent in ("WHAT_IF", "FORECAST"):
-        first, second = [r["trace_id"] for r in lines if r["event"] == "chat_query" and r["intent"] == intent][:2]
+        digest = hashlib.sha256(payscope_api.PROBE_QUERIES[intent].encode()).hexdigest()
+        pair = [r["trace_id"] for r in lines if r["event"] == "chat_query" and r.get("query_sha256") == digest]
+        first, second = pair[:2]
         assert position[("http_request", first)] < position[("dispatch", second)], intent

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from tests.payscope_api import admin, auth, contract, intents
+from tests.payscope_api import admin, auditlog, auth, contract, intents
+from tests.payscope_api.audit_writer import AuditWriter
 from tests.payscope_api.config import FixtureConfig
 from tests.payscope_api.contract import Intent
 from tests.payscope_api.faults import ARGUMENTS, FaultError, FaultName, FaultSet, FaultsFile, parse_faults
@@ -44,6 +45,7 @@ class FixtureState:
     faults_file: FaultsFile | None
     metrics: Metrics
     log: LogWriter
+    audit: AuditWriter | None = None
     #: FORECAST and WHAT_IF answers kept by the ``answer_cache`` fault: bank|intent|query -> body text.
     answers: dict[str, str] = field(default_factory=dict)
 
@@ -68,7 +70,10 @@ def create_app(config: FixtureConfig) -> web.Application:
         problem = faults_file.refresh(faults)
         if problem:
             raise FaultError(problem)
-    state = FixtureState(config, faults, faults_file, Metrics(config.version), LogWriter(config.log_stream, faults))
+    writer = AuditWriter(config.audit_dsn, config.audit_table) if config.audit_dsn else None
+    state = FixtureState(
+        config, faults, faults_file, Metrics(config.version), LogWriter(config.log_stream, faults), writer
+    )
     app = web.Application(middlewares=[_observe])
     app[STATE] = state
     app.router.add_get("/healthz", _healthz)
@@ -284,6 +289,13 @@ async def _chat_query(request: web.Request) -> web.Response:
         fallback=fallback,
         query_sha256=hashlib.sha256(body["query"].encode()).hexdigest(),
     )
+    if state.audit is not None and FaultName.AUDIT_SKIP_QUERIES not in faults:
+        payload: dict[str, auditlog.JsonValue] = {
+            "trace_id": trace_id,
+            "intent": intent.value,
+            "query_sha256": hashlib.sha256(body["query"].encode()).hexdigest(),
+        }
+        await state.audit.append(bank_id=bank_id, actor=principal.sub, operation="chat.query", payload=payload)
     if FaultName.UNSTRUCTURED_RESPONSE in faults:
         return web.Response(text=f"{intent.value}: {result.answer}", content_type="text/plain")
     out: dict[str, object] = dict(response)
@@ -299,25 +311,31 @@ async def _chat_query(request: web.Request) -> web.Response:
     return web.Response(text=text, content_type="application/json")
 
 
-def _require_admin(request: web.Request) -> FixtureState:
+async def _require_admin(request: web.Request) -> FixtureState:
+    """Authenticate and authorise an admin read, and record it in the audit log (contract section 12.3)."""
     state = request.app[STATE]
     principal = auth.authenticate(request.headers.get("Authorization"), None, state.config, state.faults)
     auth.authorize_admin(principal, state.faults)
+    if state.audit is not None and FaultName.AUDIT_SKIP_OPERATIONS not in state.faults:
+        payload: dict[str, auditlog.JsonValue] = {"path": request.path, "trace_id": request[TRACE_ID]}
+        await state.audit.append(
+            bank_id=principal.bank_id, actor=principal.sub, operation="admin.read", payload=payload
+        )
     return state
 
 
 async def _admin_agents(request: web.Request) -> web.Response:
-    state = _require_admin(request)
+    state = await _require_admin(request)
     return web.json_response(intents.agents_body(state.config, state.faults))
 
 
 async def _admin_pipeline(request: web.Request) -> web.Response:
-    state = _require_admin(request)
+    state = await _require_admin(request)
     return web.json_response(admin.pipeline_body(state.faults, state.config.dead_letter_queue))
 
 
 async def _admin_runtime(request: web.Request) -> web.Response:
-    state = _require_admin(request)
+    state = await _require_admin(request)
     if FaultName.ADMIN_ENDPOINT_FAILS in state.faults:
         raise ApiError(500, "runtime_unavailable", "the runtime description failed")
     return web.json_response(admin.runtime_body(state.config, state.faults))

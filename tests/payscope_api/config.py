@@ -57,6 +57,8 @@ class FixtureConfig:
     dependencies: tuple[str, ...] = DEFAULT_DEPENDENCIES
     graceful_timeout_s: float = 20.0
     audit_table: str = "audit_log"
+    #: Where the audit-log table lives (a Postgres DSN); None: no row is written (contract section 12.3).
+    audit_dsn: str | None = field(default=None, repr=False)
     #: The Redis key /admin/pipeline names as PayScope's dead-letter queue.
     dead_letter_queue: str = "dlq"
     version: str = "1.0.0+fixture"

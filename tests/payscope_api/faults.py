@@ -35,6 +35,8 @@ Authentication and isolation
   key_ids_unlisted         GET /admin/runtime lists no accepted key ids (``auth.key_ids`` null)
   challenge_error_without_token  a 401 for a request without credentials carries ``error="invalid_token"``
   leak_foreign_source      /chat/query ``sources`` include one belonging to another bank
+  audit_skip_queries       no chat.query row is written to the audit log
+  audit_skip_operations    no admin.read row is written to the audit log
   cite_no_sources          /chat/query answers cite no source at all (``sources`` empty)
 Health
   healthz_fails            GET /healthz answers 500
@@ -110,6 +112,8 @@ class FaultName(StrEnum):
     KEY_IDS_UNLISTED = "key_ids_unlisted"
     CHALLENGE_ERROR_WITHOUT_TOKEN = "challenge_error_without_token"
     LEAK_FOREIGN_SOURCE = "leak_foreign_source"
+    AUDIT_SKIP_QUERIES = "audit_skip_queries"
+    AUDIT_SKIP_OPERATIONS = "audit_skip_operations"
     CITE_NO_SOURCES = "cite_no_sources"
     HEALTHZ_FAILS = "healthz_fails"
     READYZ_DEGRADED = "readyz_degraded"

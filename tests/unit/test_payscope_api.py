@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httpx
 import prometheus_client
+import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -167,6 +168,9 @@ ONE_BEHAVIOUR: dict[str, set[str]] = {
     "explicit_intent_confidence": {"explicit_intent_confidence"},
     "simulation_unbounded": {"what_if_bounded"},
     "answer_cache": {"chat_not_replayed"},
+    # The audit-log rows are not HTTP behaviour: test_the_fixture_records_queries_and_admin_reads sees them.
+    "audit_skip_queries": set(),
+    "audit_skip_operations": set(),
 }
 COUNTED_BY = {
     "http_requests_total": "metrics_counting",
@@ -377,7 +381,6 @@ def test_audit_payloads_with_no_single_canonical_form_are_refused(payload: dict[
 @pytest.mark.integration
 def test_audit_chain_survives_a_round_trip_through_postgres(pg_dsn: str) -> None:
     """Timestamps and jsonb come back from Postgres in a form that re-hashes to the same chain."""
-    import psycopg
     from psycopg import sql
     from psycopg.rows import dict_row
     from psycopg.types.json import Jsonb
@@ -430,3 +433,30 @@ def test_contract_document_names_every_route_family_fault_and_the_golden_hashes(
     names += [f"`{fault.value}" for fault in FaultName]
     missing = [name for name in names if name not in text]
     assert not missing, f"docs/payscope-contract.md does not mention {missing}"
+
+
+async def test_the_fixture_records_queries_and_admin_reads(hs_key: tokens.SigningKey, pg_dsn: str) -> None:
+    """Contract section 12.3: one chained row per chat query and admin read, each with its trace id."""
+
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(auditlog.ddl()[0])
+    async with serve(_config(hs_key, audit_dsn=pg_dsn), hs_key) as api:
+        chat = await api.chat({"query": "describe volumes", "intent": "DESCRIBE"})
+        read = await api.admin("/admin/agents")
+        await _switch(api, enable=["audit_skip_queries", "audit_skip_operations"])
+        await api.chat({"query": "describe volumes", "intent": "DESCRIBE"})
+        await api.admin("/admin/agents")
+    with psycopg.connect(pg_dsn) as conn:
+        rows = [
+            auditlog.as_row(
+                dict(zip(("id", "ts", "bank_id", "actor", "operation", "payload", "prev_hash", "hash"), r, strict=True))
+            )
+            for r in conn.execute(
+                "SELECT id, ts, bank_id, actor, operation, payload, prev_hash, hash FROM audit_log ORDER BY id"
+            ).fetchall()
+        ]
+    assert [(r["operation"], r["payload"]["trace_id"]) for r in rows] == [
+        ("chat.query", chat.headers[contract.TRACE_HEADER]),
+        ("admin.read", read.headers[contract.TRACE_HEADER]),
+    ]
+    assert auditlog.verify(rows) is None

@@ -19,6 +19,7 @@ from payscope_operator.audit import registry
 from payscope_operator.audit.checks import (
     agents,
     apis,
+    audit_log,
     data_layer,
     data_layer_stores,
     infrastructure,
@@ -40,13 +41,14 @@ CATALOG: tuple[registry.Check[Any], ...] = registry.assemble(
     observability.CHECKS,
     pods.CHECKS,
     security.CHECKS,
+    audit_log.CHECKS,
 )
 NOT_OBSERVABLE: tuple[registry.NotObservable, ...] = (
     *infrastructure.NOT_OBSERVABLE,
     *pipeline.NOT_OBSERVABLE,
     *agents.NOT_OBSERVABLE,
     *observability.NOT_OBSERVABLE,
-    *security.NOT_OBSERVABLE,
+    *audit_log.NOT_OBSERVABLE,
 )
 
 

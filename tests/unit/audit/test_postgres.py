@@ -449,30 +449,6 @@ TABLE_UNREAD = pg_catalog({})
             id="immutable-table-missing",
         ),
         pytest.param(
-            "G.audit_log.query_logging", HEALTHY, S.PASS, "chat.query: 40, ingest.file: 80", id="query-logging-ok"
-        ),
-        pytest.param(
-            "G.audit_log.query_logging",
-            log(operations=(("ingest.file", 80),), traced_queries=0),
-            S.FAIL,
-            "records no chat.query operation: queries are not logged",
-            id="query-logging-none",
-        ),
-        pytest.param(
-            "G.audit_log.query_logging",
-            log(traced_queries=0),
-            S.FAIL,
-            "carry no trace_id and intent: queries cannot be traced",
-            id="query-logging-untraced",
-        ),
-        pytest.param(
-            "G.audit_log.query_logging",
-            pg(audit_log=pg_evidence.AuditLogFacts(exists=False)),
-            S.FAIL,
-            "public.audit_log does not exist",
-            id="query-logging-table-missing",
-        ),
-        pytest.param(
             "G.isolation.rls_probe", probe(), S.PASS, "hide other tenants' rows and refuse", id="isolation-ok"
         ),
         pytest.param(

@@ -8,8 +8,7 @@ a caller's ``X-Bank-Id`` must equal its token's ``bank_id`` (403 otherwise); onl
 analysts and admins may query, only admins read the admin endpoints (403
 otherwise); and the chat answers (``payscope.chat``) cite only the caller's own
 data. In Postgres, the app role acting for one tenant must see and write no other
-tenant's row (``postgres.isolation``), and the audit log's hash chain must verify
-and stay out of the app role's reach (``postgres.catalog``).
+tenant's row (``postgres.isolation``). The audit log is judged in ``audit_log``.
 
 What it must not do: put a token, or anything from which one could be rebuilt,
 into a message or evidence (evidence names the probe, the endpoint and the
@@ -335,96 +334,3 @@ def chat_role(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
 )
 def admin_role(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
     return refusals.refused(evidence, probes.ADMIN_AS_ANALYST, "serve the admin endpoints to the admin role only.")
-
-
-# The audit log ----------------------------------------------------------------------------------
-
-
-def _log_table(evidence: postgres.PostgresEvidence, desired: spec.PayScopeSpec) -> tuple[str, Finding | None]:
-    """``schema.table on host``, and a Fail when the audit log table does not exist."""
-    log = postgres.section(desired).audit_log
-    where = f"{log.schema_name}.{log.table} on {evidence.host}"
-    if not evidence.audit_log.exists:
-        return where, Finding.failed(f"Audit log table {log.schema_name}.{log.table} does not exist.", where)
-    return where, None
-
-
-@CHECKS.check(
-    "G.audit_log.hash_chain",
-    source=postgres.CATALOG,
-    severity=Severity.CRITICAL,
-    grade=Grade.OBSERVED,
-    title="The audit log's hash chain verifies.",
-    passes_when="Each of the newest rows' prev_hash equals the previous row's hash and each hash matches its content.",
-    covers=(
-        "G/Audit Logging/Fallback hash log (if Fabric disabled)",
-        "G/Audit Logging/Operation logging",
-        "F/Logging/Audit logging",
-    ),
-)
-def hash_chain(evidence: postgres.PostgresEvidence, desired: spec.PayScopeSpec) -> Finding:
-    where, missing = _log_table(evidence, desired)
-    if missing is not None:
-        return missing
-    facts = evidence.audit_log
-    if facts.first_break:
-        return Finding.failed(
-            f"The audit log's hash chain is broken at {facts.first_break}: investigate tampering.", where
-        )
-    return Finding.passed(f"The hash chain verifies over the newest {facts.rows_checked} row(s).", where)
-
-
-@CHECKS.check(
-    "G.audit_log.query_logging",
-    source=postgres.CATALOG,
-    severity=Severity.MEDIUM,
-    grade=Grade.INFERRED,
-    title="The audit log records chat queries with their trace id and intent.",
-    passes_when="The verified rows include chat.query operations whose payload carries trace_id and intent.",
-    covers=("G/Audit Logging/Query logging", "F/Logging/Query logging"),
-)
-def query_logging(evidence: postgres.PostgresEvidence, desired: spec.PayScopeSpec) -> Finding:
-    where, missing = _log_table(evidence, desired)
-    if missing is not None:
-        return missing
-    counts = dict(evidence.audit_log.operations)
-    if not counts.get("chat.query"):
-        return Finding.failed("The audit log records no chat.query operation: queries are not logged.", where)
-    if not evidence.audit_log.traced_queries:
-        return Finding.failed("chat.query rows carry no trace_id and intent: queries cannot be traced.", where)
-    shown = ", ".join(f"{op}: {n}" for op, n in sorted(counts.items()))
-    return Finding.passed(f"Queries are logged with trace ids ({shown} in the verified rows).", where)
-
-
-@CHECKS.check(
-    "G.audit_log.immutable",
-    source=postgres.CATALOG,
-    severity=Severity.CRITICAL,
-    grade=Grade.OBSERVED,
-    title="The app role cannot rewrite the audit log.",
-    passes_when="The app role holds no UPDATE, DELETE or TRUNCATE on it and does not own it.",
-    covers=("G/Audit Logging/Immutability guarantees",),
-    applies=lambda s: s.postgres is not None and s.postgres.app_role is not None,
-)
-def immutable(evidence: postgres.PostgresEvidence, desired: spec.PayScopeSpec) -> Finding:
-    section = postgres.section(desired)
-    log, facts = section.audit_log, evidence.audit_log
-    where = f"{log.schema_name}.{log.table} privileges of {section.app_role}"
-    if not facts.exists:
-        return Finding.failed(f"Audit log table {log.schema_name}.{log.table} does not exist.", where)
-    if facts.app_role_owns:
-        return Finding.failed(f"{section.app_role} owns the audit log and could rewrite it.", where)
-    if facts.app_role_writes:
-        return Finding.failed(
-            f"REVOKE {', '.join(facts.app_role_writes)} ON {log.table} FROM {section.app_role}.", where
-        )
-    return Finding.passed(f"{section.app_role} can neither update, delete nor truncate the audit log.", where)
-
-
-NOT_OBSERVABLE: tuple[registry.NotObservable, ...] = (
-    registry.NotObservable(
-        "G/Audit Logging/Fabric integration (if enabled)",
-        "Contract version 1 exposes no Fabric ledger to the operator; with Fabric enabled the same records go to"
-        " a ledger only PayScope can reach. The Postgres hash log is audited by G.audit_log.*.",
-    ),
-)

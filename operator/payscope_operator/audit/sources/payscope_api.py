@@ -110,10 +110,19 @@ def facts_of(document: api_model.Document[T]) -> T | registry.Finding:
     return document.facts
 
 
-async def _client(run: context.Session) -> api_client.Client:
+async def client_of(run: context.Session) -> api_client.Client:
+    """The pass's client of PayScope's API, shared by every source that talks to it."""
     url = _api(run.spec).url
     client: api_client.Client = await run.clients.get("payscope.api", hash(url), lambda: api_client.build_client(url))
     return client
+
+
+_client = client_of
+
+
+async def send(run: context.Session, requests: Mapping[str, api_client.Request]) -> dict[str, api_client.Reply]:
+    """Send ``requests`` concurrently; when none is answered at all, fail the source with one message."""
+    return await _send(run, requests)
 
 
 async def _send(run: context.Session, requests: Mapping[str, api_client.Request]) -> dict[str, api_client.Reply]:
