@@ -28,6 +28,7 @@ from payscope_operator.audit.checks import (
     pipeline,
     pods,
     security,
+    vectors,
 )
 
 CATALOG: tuple[registry.Check[Any], ...] = registry.assemble(
@@ -42,6 +43,7 @@ CATALOG: tuple[registry.Check[Any], ...] = registry.assemble(
     pods.CHECKS,
     security.CHECKS,
     audit_log.CHECKS,
+    vectors.CHECKS,
 )
 NOT_OBSERVABLE: tuple[registry.NotObservable, ...] = (
     *infrastructure.NOT_OBSERVABLE,

@@ -189,6 +189,19 @@ class PineconeProvisioner:
             namespaces, stats.get("dimension"), sum(namespaces.values()) if total is None else total
         )
 
+    async def query_ids(
+        self, host: str, namespace: str, vector: list[float], *, top_k: int = 1, where: dict[str, object] | None = None
+    ) -> tuple[str, ...]:
+        """The ids of the ``top_k`` nearest vectors of ``namespace`` matching the metadata filter ``where``; read-only.
+
+        Values and metadata are not asked for: the audit needs to know whether anything matched, not what.
+        """
+        body: dict[str, object] = {"namespace": namespace, "topK": top_k, "vector": vector}
+        body |= {"filter": where} if where is not None else {}
+        body |= {"includeValues": False, "includeMetadata": False}
+        response = await self._client.send("POST", f"{client.index_url(host)}/query", json=body, change=False)
+        return tuple(m["id"] for m in self._client.decode(client.QUERY, response, "query").get("matches") or [])
+
     async def _create(self, index: stores_spec.PineconeIndex) -> None:
         path = client.index_path(index.name)
         response = await self._client.send("POST", "/indexes", json=_create_body(index), expect=(404, 409))
