@@ -191,3 +191,11 @@ def test_selectors_name_exactly_the_deployments_pods() -> None:
         {"app": "payscope-api"}, [requirement, kube_pods.Requirement("canary", "DoesNotExist")]
     )
     assert text == "app=payscope-api,tier in (api,web),!canary"
+
+
+def test_log_checks_are_not_configured_when_the_spec_says_not_to_read_logs() -> None:
+    unread = pods.PodEvidence({}, (), logs_read=False)
+    for check_id in ("F.logging.structured", "F.logging.level"):
+        finding = CHECKS[check_id].judge(unread, SPEC)
+        assert finding.status == S.NOT_CONFIGURED
+        assert "spec.audit.readPodLogs is false" in finding.message

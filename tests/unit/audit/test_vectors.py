@@ -37,10 +37,10 @@ def _evidence(*probes: vectors.Probe, skipped: tuple[str, ...] = ()) -> vectors.
             S.FAIL,
             "rag/bank-a holds bank-b's b-9",
         ),
-        (_evidence(vectors.Probe("rag", "bank-a", "bank-b")), S.UNKNOWN, "every probed namespace is empty"),
+        (_evidence(vectors.Probe("rag", "bank-a", "bank-b")), S.WARN, "No probe tenant's namespace holds vectors yet"),
         (_evidence(vectors.Probe("rag", "bank-a", "bank-b", problem="HTTP 400")), S.UNKNOWN, "isolation: HTTP 400"),
         (_evidence(A, vectors.Probe("rag", "bank-b", "bank-a", problem="timed out")), S.UNKNOWN, "1 of 2"),
-        (_evidence(skipped=("rag: not found",)), S.UNKNOWN, "(rag: not found)"),
+        (_evidence(skipped=("rag: not found",)), S.UNKNOWN, "no index could be queried (rag: not found)"),
     ],
 )
 def test_evaluate(evidence: vectors.VectorIsolation, expected: status.CheckStatus, words: str) -> None:

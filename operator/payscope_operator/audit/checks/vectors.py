@@ -30,8 +30,8 @@ MAX_SHOWN = 4
     grade=Grade.OBSERVED,
     title="Each probe tenant's Pinecone namespace, queried (topK 1) with a metadata filter on another probe "
     "tenant's key (spec.tenancy.tenantKey).",
-    passes_when="No filtered query matches, and at least one probed namespace holds vectors (all empty: Unknown). "
-    "Needs spec.audit.probeTenants.",
+    passes_when="No filtered query matches, and at least one probed namespace holds vectors (all empty: Warn, as a "
+    "new installation may be). Needs spec.audit.probeTenants.",
     covers=(
         "B/Pinecone/Metadata filtering (bank_id)",
         "G/Bank Isolation/Vector filtering",
@@ -55,9 +55,15 @@ def vector_isolation(evidence: vectors.VectorIsolation, desired: spec.PayScopeSp
         )
     failed = [p for p in probes if p.problem is not None]
     judged = [p for p in probes if p.problem is None and p.nearest]
+    skipped = f" ({'; '.join(evidence.skipped)})" if evidence.skipped else ""
+    if not judged and not failed and probes:
+        return Finding.warned(
+            f"No probe tenant's namespace holds vectors yet{skipped}, which a new installation may rightly show: "
+            "filtered queries prove isolation only once they could find something. Give the probe tenants data.",
+            evidence=where,
+        )
     if not judged:
-        why = failed[0].problem if failed else "every probed namespace is empty"
-        skipped = f" ({'; '.join(evidence.skipped)})" if evidence.skipped else ""
+        why = failed[0].problem if failed else "no index could be queried"
         return Finding.unknown(
             f"No tenant namespace could show isolation: {why}{skipped}. Query-filtering proves something only on a "
             "namespace that holds vectors.",

@@ -54,6 +54,7 @@ class Workload:
 class PodEvidence:
     workloads: Mapping[str, Workload]  # by role
     logs: tuple[Log, ...]
+    logs_read: bool = True  # spec.audit.readPodLogs
 
     def readable(self) -> tuple[Log, ...]:
         return tuple(log for log in self.logs if log.problem is None)
@@ -84,10 +85,10 @@ async def _gather(run: context.Session) -> PodEvidence:
             continue
         listed = await run.cluster.list_pods(run.namespace, _selector(facts))
         found[role] = Workload(name, listed)
-        for pod in listed[:PODS_PER_DEPLOYMENT]:
+        for pod in listed[:PODS_PER_DEPLOYMENT] if run.spec.audit.read_pod_logs else ():
             names = [c.name for c in pod.containers] or [c.name for c in facts.containers]
             logs += [await _log(run, name, pod.name, container) for container in names]
-    return PodEvidence(found, tuple(logs))
+    return PodEvidence(found, tuple(logs), run.spec.audit.read_pod_logs)
 
 
 PODS = registry.Source[PodEvidence](
@@ -99,6 +100,8 @@ PODS = registry.Source[PodEvidence](
 
 
 def _logs(evidence: PodEvidence) -> tuple[Log, ...] | registry.Finding:
+    if not evidence.logs_read:
+        return registry.Finding.not_configured("spec.audit.readPodLogs is false: the pods' log lines are not read.")
     readable = evidence.readable()
     if readable:
         return readable
