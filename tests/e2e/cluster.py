@@ -298,6 +298,43 @@ def set_deployment_available(api: k8s.ApiClient, namespace: str, name: str, avai
     k8s.AppsV1Api(api).patch_namespaced_deployment_status(name, namespace, status)
 
 
+def create_pod(
+    api: k8s.ApiClient, namespace: str, deployment: str, n: int = 1, *, ready: bool = True, restarts: int = 0
+) -> str:
+    """A pod ``create_deployment``'s selector matches, bound to a node, with the status a kubelet would write.
+
+    There is no scheduler nor kubelet here: the node is named but does not exist, so its logs cannot be read.
+    """
+    name = f"{deployment}-{n}"
+    body = k8s.V1Pod(
+        metadata=k8s.V1ObjectMeta(name=name, labels={"app": deployment}),
+        spec=k8s.V1PodSpec(
+            node_name="node-1", containers=[k8s.V1Container(name="app", image="registry.invalid/payscope:1.0")]
+        ),
+    )
+    core = k8s.CoreV1Api(api)
+    core.create_namespaced_pod(namespace, body)
+    waiting = {"waiting": {"reason": "CrashLoopBackOff"}} if restarts >= 5 else {"running": {}}
+    container = {
+        "name": "app",
+        "image": "registry.invalid/payscope:1.0",
+        "imageID": "",
+        "ready": ready,
+        "restartCount": restarts,
+        "state": waiting,
+        "lastState": {"terminated": {"exitCode": 1}} if restarts else {},
+    }
+    state = {
+        "status": {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+            "containerStatuses": [container],
+        }
+    }
+    core.patch_namespaced_pod_status(name, namespace, state)
+    return name
+
+
 def delete_psd(api: k8s.ApiClient, namespace: str, name: str) -> None:
     """Delete a test's resource, so that cluster-wide operators of later tests never audit it (gone is fine)."""
     try:

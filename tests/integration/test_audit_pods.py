@@ -39,38 +39,7 @@ MINE = frozenset(c.id for c in catalog.CATALOG if c.source in (pods.PODS, kubern
 POD_CHECKS = ("A.workloads.restarts", "A.workloads.probe_paths", "F.logging.structured", "F.logging.level")
 
 
-def _pod(api: k8s.ApiClient, namespace: str, deployment: str, n: int, *, ready: bool = True, restarts: int = 0) -> str:
-    """A pod the Deployment's selector matches, with the status a kubelet would have written."""
-    name = f"{deployment}-{n}"
-    body = k8s.V1Pod(
-        metadata=k8s.V1ObjectMeta(name=name, labels={"app": deployment}),
-        # Bound to a node, as a scheduler would have done; no such node (nor kubelet) exists here.
-        spec=k8s.V1PodSpec(
-            node_name="node-1", containers=[k8s.V1Container(name="app", image="registry.invalid/payscope:1.0")]
-        ),
-    )
-    core = k8s.CoreV1Api(api)
-    core.create_namespaced_pod(namespace, body)
-    waiting = {"waiting": {"reason": "CrashLoopBackOff"}} if restarts >= 5 else {"running": {}}
-    state = {
-        "status": {
-            "phase": "Running",
-            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
-            "containerStatuses": [
-                {
-                    "name": "app",
-                    "image": "registry.invalid/payscope:1.0",
-                    "imageID": "",
-                    "ready": ready,
-                    "restartCount": restarts,
-                    "state": waiting,
-                    "lastState": {"terminated": {"exitCode": 1}} if restarts else {},
-                }
-            ],
-        }
-    }
-    core.patch_namespaced_pod_status(name, namespace, state)
-    return name
+_pod = cluster.create_pod
 
 
 def _installation(api: k8s.ApiClient, namespace: str) -> None:

@@ -48,7 +48,7 @@ async def _answers(url: str) -> int:
         await client.aclose()
 
 
-def _answering(url: str) -> int:
+def answering(url: str) -> int:
     """How many workers answer on ``url``; in a thread of its own, so callers may run an event loop."""
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, _answers(url)).result()
@@ -72,7 +72,7 @@ def running(
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
-        while _answering(url) < 1:
+        while answering(url) < 1:
             if process.poll() is not None:
                 raise RuntimeError(f"the Celery worker exited with {process.returncode}; see {log}")
             if time.monotonic() > deadline:
