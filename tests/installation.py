@@ -6,10 +6,11 @@ an app role, the migration table and a hash-chained audit log; Neo4j nodes
 under labels of the installation's own; a Redis dead-letter queue; the
 reference PayScope API as a real process, appending to the audit log as the app
 role; a real Celery worker on the broker, declaring the dead-letter queue; the
-three Deployments, each with a ready pod (written by hand: no kubelet, so the
-spec does not ask for their logs); and the Secrets. It returns the spec that declares all of it (every one of the five
-provisioned systems included) so the operator has something real to provision
-and audit. ``Installation.break_*`` helpers break one thing at a time.
+three Deployments, each with a ready pod (written by hand, on no node: without a
+kubelet the API server answers their logs with no line); and the Secrets. It
+returns the spec that declares all of it (every one of the five provisioned
+systems included) so the operator has something real to provision and audit.
+``Installation.break_*`` helpers break one thing at a time.
 """
 
 from __future__ import annotations
@@ -118,6 +119,8 @@ def _postgres(env: dict[str, str], database: str, app_role: str, app_password: s
                 (row["id"], row["ts"], row["bank_id"], row["actor"], row["operation"],
                  auditlog.canonical_json(row["payload"]), row["prev_hash"], row["hash"]),
             )  # fmt: skip
+        # Rows written with explicit ids: move the sequence past them, as PayScope's own writer expects.
+        db.execute("SELECT setval('audit_log_id_seq', (SELECT max(id) FROM audit_log))")
 
 
 def _spec(inst: Installation) -> dict[str, Any]:
@@ -166,8 +169,7 @@ def _spec(inst: Installation) -> dict[str, Any]:
             "auth": {"jwtSecretRef": {"name": "jwt", "key": "signingKey"}, "algorithm": "HS256",
                      "issuer": "payscope", "audience": "payscope-api"},
         },
-        "audit": {"interval": "5s", "probeTimeout": "3s", "agentProbeInterval": "5s", "probeTenants": list(TENANTS),
-                  "readPodLogs": False},
+        "audit": {"interval": "5s", "probeTimeout": "3s", "agentProbeInterval": "5s", "probeTenants": list(TENANTS)},
     }  # fmt: skip
 
 
@@ -233,8 +235,14 @@ def start_worker(broker: str, dead_letter_queue: str, log: Path) -> int:
     return pid
 
 
-def build(api: k8s.ApiClient, namespace: str, env: dict[str, str], workdir: Path, *faults: str) -> Installation:
-    """Everything a full PayScopeDeployment declares, on the test servers; returns its description."""
+def build(
+    api: k8s.ApiClient, namespace: str, env: dict[str, str], workdir: Path, *faults: str, metered: bool = False
+) -> Installation:
+    """Everything a full PayScopeDeployment declares, on the test servers; returns its description.
+
+    ``metered``: an installation whose servers count what the operator sends, so PayScope's own side runs
+    no Celery worker and writes no audit-log row (Redis and Postgres count server-wide, per database).
+    """
     suffix = uuid.uuid4().hex[:8]
     jwt_secret = secrets.token_urlsafe(32)
     dlq = f"payscope:{suffix}:dlq"
@@ -256,16 +264,20 @@ def build(api: k8s.ApiClient, namespace: str, env: dict[str, str], workdir: Path
     )
     _postgres(env, inst.database, inst.app_role, inst.app_password)
     inst.api_pid, inst.api_url = start_api(
-        jwt_secret, workdir / f"payscope-api-{suffix}.log", *faults, dead_letter_queue=dlq, audit_dsn=inst.app_dsn
+        jwt_secret,
+        workdir / f"payscope-api-{suffix}.log",
+        *faults,
+        dead_letter_queue=dlq,
+        audit_dsn=None if metered else inst.app_dsn,
     )
-    inst.worker_pid = start_worker(env["PAYSCOPE_REDIS_URL"], dlq, workdir / f"payscope-worker-{suffix}.log")
+    if not metered:
+        inst.worker_pid = start_worker(env["PAYSCOPE_REDIS_URL"], dlq, workdir / f"payscope-worker-{suffix}.log")
     inst.cypher(
         f"CREATE (:{inst.label}Account {{id: 1, bank_id: 'bank-a'}}),"
         f" (:{inst.label}Transaction {{id: 1, bank_id: 'bank-a'}})"
     )
     for role in ("api", "worker", "ingestion"):
         cluster.create_deployment(api, namespace, f"payscope-{role}")
-        cluster.create_pod(api, namespace, f"payscope-{role}")
     _secrets(api, inst)
     inst.spec = _spec(inst)
     return inst

@@ -242,8 +242,9 @@ def create_deployment(
     pre_stop: bool = True,
     available: bool = True,
     replicas: int = 2,
+    node: str | None = None,
 ) -> None:
-    """A PayScope-like Deployment; its status is written by hand (there is no controller-manager)."""
+    """A PayScope-like Deployment with one pod (on ``node``); statuses are written by hand (no controllers)."""
     liveness = k8s.V1Probe(http_get=k8s.V1HTTPGetAction(path="/healthz", port=8000)) if probes else None
     readiness = k8s.V1Probe(http_get=k8s.V1HTTPGetAction(path="/readyz", port=8000)) if probes else None
     container = k8s.V1Container(
@@ -273,6 +274,8 @@ def create_deployment(
     apps = k8s.AppsV1Api(api)
     apps.create_namespaced_deployment(namespace, body)
     set_deployment_available(api, namespace, name, replicas if available else 0, replicas)
+    if replicas:
+        create_pod(api, namespace, name, ready=available, node=node)  # what the ReplicaSet would have started
 
 
 def set_deployment_available(api: k8s.ApiClient, namespace: str, name: str, available: int, replicas: int) -> None:
@@ -299,17 +302,25 @@ def set_deployment_available(api: k8s.ApiClient, namespace: str, name: str, avai
 
 
 def create_pod(
-    api: k8s.ApiClient, namespace: str, deployment: str, n: int = 1, *, ready: bool = True, restarts: int = 0
+    api: k8s.ApiClient,
+    namespace: str,
+    deployment: str,
+    n: int = 1,
+    *,
+    ready: bool = True,
+    restarts: int = 0,
+    node: str | None = None,
 ) -> str:
-    """A pod ``create_deployment``'s selector matches, bound to a node, with the status a kubelet would write.
+    """A pod ``create_deployment``'s selector matches, with the status a kubelet would write.
 
-    There is no scheduler nor kubelet here: the node is named but does not exist, so its logs cannot be read.
+    There is no scheduler nor kubelet here. Without ``node`` the pod is bound to none, and the API server
+    answers its log with no line; bound to a ``node`` that does not exist, its log cannot be read at all.
     """
     name = f"{deployment}-{n}"
     body = k8s.V1Pod(
         metadata=k8s.V1ObjectMeta(name=name, labels={"app": deployment}),
         spec=k8s.V1PodSpec(
-            node_name="node-1", containers=[k8s.V1Container(name="app", image="registry.invalid/payscope:1.0")]
+            node_name=node, containers=[k8s.V1Container(name="app", image="registry.invalid/payscope:1.0")]
         ),
     )
     core = k8s.CoreV1Api(api)

@@ -39,13 +39,14 @@ MINE = frozenset(c.id for c in catalog.CATALOG if c.source in (pods.PODS, kubern
 POD_CHECKS = ("A.workloads.restarts", "A.workloads.probe_paths", "F.logging.structured", "F.logging.level")
 
 
-_pod = cluster.create_pod
+def _pod(api: k8s.ApiClient, namespace: str, deployment: str, n: int, *, ready: bool = True, restarts: int = 0) -> str:
+    """A pod bound to a node, as a scheduler would have: no such node (nor kubelet) exists here."""
+    return cluster.create_pod(api, namespace, deployment, n, ready=ready, restarts=restarts, node="node-1")
 
 
 def _installation(api: k8s.ApiClient, namespace: str) -> None:
     for name in NAMES.values():
-        cluster.create_deployment(api, namespace, name)
-        _pod(api, namespace, name, 1)
+        cluster.create_deployment(api, namespace, name, node="node-1")  # its pod payscope-...-1, on node-1
     _pod(api, namespace, "someone-else", 1, ready=False, restarts=9)  # not selected by any Deployment
 
 

@@ -38,15 +38,23 @@ SYSTEMS = ("postgres", "timescale", "neo4j", "redis", "s3", "pinecone", "payscop
 # alone sends in brackets (benchmarks/pass_cost.py): provisioning and the audit each read
 # Postgres, TimescaleDB, Neo4j, S3 and Pinecone. The refactor lowers these: tighten each to
 # the new figure when it lands, so the cost of a pass can only go down.
+#
+# Issue 11 added evidence the operator gathers by effect, each addition flat in the number of tables:
+# Postgres +8 (payscope.trail: the newest audit-log id, then at most 7 looks for its own rows); Redis +7
+# (celery.workers: the remote-control request, 4 PUBLISH, its reply binding added and removed, its reply
+# list deleted; plus one BRPOP per worker's reply, none here: the metered installation runs no worker);
+# Pinecone +5 (pinecone.isolation: GET /indexes, and 2 queries per probe tenant and index); PayScope's API
+# +6 (/metrics before and after the access and chat probes, the trail's chat query and admin read);
+# Kubernetes +9 (kubernetes.pods: each Deployment's selector, its pods, their logs).
 BUDGET = {
-    "postgres": 41,  # (2) 23 with 1 table: the isolation probe runs on min(tables, 3) tables, 9 statements each
+    "postgres": 49,  # (2) 23 with 1 table: the isolation probe runs on min(tables, 3) tables, 9 statements each
     "timescale": 21,  # (6) simple Query and Execute messages
     "neo4j": 7,  # (3) transactions: one per auto-commit Cypher statement
-    "redis": 3,  # (0) PING, INFO server, TYPE of the dead-letter queue
+    "redis": 10,  # (0) PING, INFO server, TYPE of the dead-letter queue, the remote control of the workers
     "s3": 17,  # (8)
-    "pinecone": 3,  # (1)
-    "payscope_api": 49,  # (0) 38 in a pass that reuses the agent probes (within agentProbeInterval)
-    "kubernetes": 9,  # (0) 6 Secret reads, 3 Deployment reads, no write
+    "pinecone": 8,  # (1)
+    "payscope_api": 55,  # (0) fewer in a pass that reuses the agent probes (within agentProbeInterval)
+    "kubernetes": 18,  # (0) 6 Secret reads, 6 Deployment reads, 3 pod lists, 3 pod logs, no write
 }
 GROWS_TODAY = {
     "postgres": "the cross-tenant isolation probe runs on min(tables, 3) tables, 9 statements each",

@@ -37,9 +37,14 @@ def _trail(rows: tuple[pg_trail.Row, ...] = ROWS, **sent: api_client.Reply) -> t
 @pytest.mark.parametrize(
     ("check_id", "evidence", "expected", "fragment"),
     [
-        ("G.audit_log.query_logging", _trail(), S.PASS, "recorded as chat.query row 41"),
-        ("G.audit_log.operation_logging", _trail(), S.PASS, "recorded as admin.read row 42"),
-        ("G.audit_log.query_logging", _trail(ROWS[:1]), S.FAIL, "(trace id t-chat) left no row in public.audit_log"),
+        ("G.audit_log.query_logging", _trail(), S.PASS, "recorded as a new chat.query row"),
+        ("G.audit_log.operation_logging", _trail(), S.PASS, "recorded as a new admin.read row"),
+        (
+            "G.audit_log.query_logging",
+            _trail(ROWS[:1]),
+            S.FAIL,
+            "left no row carrying its trace id in public.audit_log",
+        ),
         ("G.audit_log.operation_logging", _trail(ROWS[1:]), S.FAIL, "left no row"),
         ("G.audit_log.operation_logging", _trail((pg_trail.Row(9, "chat.query", "t-admin"),)), S.FAIL, "'chat.query'"),
         ("G.audit_log.query_logging", _trail(chat=api_client.Reply("POST /chat/query", 500)), S.UNKNOWN, "500"),

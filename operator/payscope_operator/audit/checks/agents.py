@@ -241,7 +241,7 @@ def _same_twice(first: api_model.Answer, second: api_model.Answer, intent: str, 
         return Finding.unknown(f"The repeated {intent} request was not answered with a JSON object ({where}).")
     if first.trace_id is not None and first.trace_id == second.trace_id:
         return Finding.unknown(
-            f"The second {intent} answer replays the first (same trace_id {first.trace_id}): a response cache "
+            f"The second {intent} answer replays the first (the same trace_id): a response cache "
             "answered it, so it shows nothing about determinism; PayScope must not serve chat answers from a cache "
             "(contract section 0).",
             evidence=where,

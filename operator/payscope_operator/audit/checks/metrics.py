@@ -105,19 +105,20 @@ def _moved(scrapes: payscope_api.Scrapes, names: tuple[str, ...], cause: str) ->
     """None when every family in ``names`` counted more after ``cause`` than before; else why not."""
     before, after = scrapes.before, scrapes.after
     deltas = {n: _counted(after, n) - _counted(before, n) for n in names}
-    shown = ", ".join(f"{n} {_counted(before, n):g} → {_counted(after, n):g}" for n in names)
+    where = f"GET /metrics before and after {cause}: {', '.join(names)}"  # no figures: they move every pass
     if any(delta < 0 for delta in deltas.values()):
+        down = ", ".join(n for n, delta in deltas.items() if delta < 0)
         return Finding.unknown(
-            f"A counter went down between the scrapes around {cause} ({shown}): PayScope restarted, or another "
-            "replica answered the second scrape, so what it counted cannot be compared.",
-            evidence=shown,
+            f"{down} went down between the scrapes around {cause}: PayScope restarted, or another replica answered "
+            "the second scrape, so what it counted cannot be compared.",
+            evidence=where,
         )
     still = [n for n, delta in deltas.items() if delta <= 0]
     if still:
         return Finding.failed(
-            f"{', '.join(still)} did not move across {cause} ({shown}): a family that exists but never counts "
-            "shows nothing on a dashboard; count every request where it happens.",
-            evidence=shown,
+            f"{', '.join(still)} did not move across {cause}: a family that exists but never counts shows nothing "
+            "on a dashboard; count every request where it happens.",
+            evidence=where,
         )
     return None
 
@@ -149,8 +150,7 @@ def _by_two_scrapes(evidence: StatusEvidence, name: str, what: str) -> Finding:
     moved = _moved(payscope_api.Scrapes(evidence.metrics, again), (name,), "one scrape of /metrics")
     if moved is not None:
         return moved
-    shown = f"{_counted(evidence.metrics, name):g} → {_counted(again, name):g}"
-    return Finding.passed(f"{what.capitalize()} count requests ({name} {shown}).", evidence=where)
+    return Finding.passed(f"{what.capitalize()} count requests ({name} counted the first of two scrapes).", where)
 
 
 @CHECKS.check(
@@ -209,14 +209,14 @@ def error_metrics(evidence: payscope_api.AccessEvidence, desired: spec.PayScopeS
         return moved
     before, after = evidence.metrics.before, evidence.metrics.after
     grew = _counted(after, name, REFUSED_KIND) - _counted(before, name, REFUSED_KIND)
-    where = f"GET /metrics around {cause}: {name} +{_counted(after, name) - _counted(before, name):g}"
+    where = f"GET /metrics before and after {cause}: {name}"
     if grew <= 0:
         return Finding.warned(
             f'{name} counted the refusals, but not under kind="invalid_token": label errors with the error code '
             "of the answer (contract section 9).",
             evidence=where,
         )
-    return Finding.passed(f"{name} counted the {cause} (kind=invalid_token +{grew:g}).", evidence=where)
+    return Finding.passed(f"{name} counted the {cause}, the forged tokens under kind=invalid_token.", where)
 
 
 @CHECKS.check(
@@ -243,11 +243,7 @@ def agent_metrics(evidence: payscope_api.ChatEvidence, desired: spec.PayScopeSpe
     moved = _moved(evidence.metrics, AGENT_FAMILIES, cause)
     if moved is not None:
         return moved
-    grew = _counted(evidence.metrics.after, AGENT_FAMILIES[0]) - _counted(evidence.metrics.before, AGENT_FAMILIES[0])
-    return Finding.passed(
-        f"The agent metrics counted the {cause} ({AGENT_FAMILIES[0]} +{grew:g}).",
-        evidence=f"GET /metrics around {cause}",
-    )
+    return Finding.passed(f"The agent metrics counted the {cause}.", evidence=f"GET /metrics before and after {cause}")
 
 
 @CHECKS.check(

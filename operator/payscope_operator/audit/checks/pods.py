@@ -173,6 +173,15 @@ def level_of(line: str) -> str | None:
     return match.group(1) if match else None
 
 
+def _silent(logs: tuple[pods.Log, ...], where: str) -> Finding:
+    """Logs that were read but hold no line: legitimate for a container that has logged nothing yet."""
+    return Finding.warned(
+        f"The {len(logs)} container log(s) read hold no line yet (a container that logged nothing, or an API server "
+        "that could not fetch the lines), so there is nothing to judge.",
+        evidence=where,
+    )
+
+
 def _per_log(logs: tuple[pods.Log, ...], count: Callable[[list[str]], int]) -> list[tuple[pods.Log, int, int]]:
     """Each log with its non-empty line count and how many of them ``count`` counted."""
     counted = []
@@ -180,6 +189,11 @@ def _per_log(logs: tuple[pods.Log, ...], count: Callable[[list[str]], int]) -> l
         lines = [line for line in log.lines if line.strip()]
         counted.append((log, len(lines), count(lines)))
     return counted
+
+
+def _where(logs: tuple[pods.Log, ...]) -> str:
+    """The containers read; no line counts, which move with every line logged."""
+    return ", ".join(f"{log.pod}/{log.container}" for log in logs)
 
 
 @CHECKS.check(
@@ -190,15 +204,14 @@ def _per_log(logs: tuple[pods.Log, ...], count: Callable[[list[str]], int]) -> l
     title="The most recent log lines of the declared Deployments' pods (pods/log): JSON objects with a level, a "
     "time and a message.",
     passes_when=f"At least {MIN_STRUCTURED_SHARE:.0%} of the non-empty lines of every container are such JSON "
-    "objects (no line at all: Unknown).",
+    "objects (logs holding no line yet: Warn; none readable: Unknown).",
     covers=("F/Logging/Structured logging",),
 )
 def log_format(logs: tuple[pods.Log, ...], desired: spec.PayScopeSpec) -> Finding:
     counted = _per_log(logs, lambda lines: sum(structured(line) for line in lines))
-    total = sum(n for _, n, _ in counted)
-    if not total:
-        return Finding.unknown(f"The {len(logs)} container logs read hold no line yet, so no format can be judged.")
-    where = "; ".join(f"{log.pod}/{log.container}: {good}/{n} JSON" for log, n, good in counted)
+    where = _where(logs)
+    if not sum(n for _, n, _ in counted):
+        return _silent(logs, where)
     poor = [
         f"{log.pod}/{log.container} ({good}/{n})" for log, n, good in counted if n and good < MIN_STRUCTURED_SHARE * n
     ]
@@ -208,8 +221,10 @@ def log_format(logs: tuple[pods.Log, ...], desired: spec.PayScopeSpec) -> Findin
             f"{', '.join(poor[:MAX_SHOWN])}; log aggregation cannot index them: switch their formatter to JSON.",
             evidence=where,
         )
-    good_lines = sum(good for _, _, good in counted)
-    return Finding.passed(f"{good_lines} of {total} recent log lines are structured JSON.", evidence=where)
+    return Finding.passed(
+        f"The recent log lines of every container read are structured JSON (at least {MIN_STRUCTURED_SHARE:.0%}).",
+        evidence=where,
+    )
 
 
 @CHECKS.check(
@@ -219,20 +234,21 @@ def log_format(logs: tuple[pods.Log, ...], desired: spec.PayScopeSpec) -> Findin
     grade=Grade.OBSERVED,
     title="The level of the most recent log lines of the declared Deployments' pods (pods/log).",
     passes_when=f"No line at {' or '.join(VERBOSE_LOG_LEVELS)} (such lines: Warn); at least one line carries a level "
-    "(none: Unknown).",
+    "(none: Unknown; no line yet: Warn).",
     covers=("F/Logging/Log levels appropriate",),
 )
 def log_level(logs: tuple[pods.Log, ...], desired: spec.PayScopeSpec) -> Finding:
     verbose = _per_log(logs, lambda lines: sum(level_of(line) in VERBOSE_LOG_LEVELS for line in lines))
-    leveled = sum(level_of(line) is not None for log in logs for line in log.lines if line.strip())
-    where = "; ".join(f"{log.pod}/{log.container}: {bad} of {n} lines at DEBUG/TRACE" for log, n, bad in verbose)
-    if not leveled:
+    where = _where(logs)
+    if not sum(n for _, n, _ in verbose):
+        return _silent(logs, where)
+    if not any(level_of(line) is not None for log in logs for line in log.lines if line.strip()):
         return Finding.unknown("No recent log line carries a level, so the level in force cannot be seen.", where)
-    noisy = [f"{log.pod}/{log.container} ({bad} lines)" for log, _, bad in verbose if bad]
+    noisy = [f"{log.pod}/{log.container}" for log, _, bad in verbose if bad]
     if noisy:
         return Finding.warned(
             f"PayScope logs at DEBUG in production: {', '.join(noisy[:MAX_SHOWN])}; verbose logs cost money and may "
             "carry tenant data: log at INFO.",
             evidence=where,
         )
-    return Finding.passed(f"No DEBUG line among {leveled} recent leveled log lines.", evidence=where)
+    return Finding.passed("No recent log line is at DEBUG or TRACE.", evidence=where)

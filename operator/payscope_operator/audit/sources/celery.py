@@ -72,7 +72,7 @@ async def _gather(run: context.Session) -> CeleryEvidence:
         "redis.broker", hash((url, timeout)), lambda: redis_client.build_client(url, timeout)
     )
     address = redis_client.address_of(url)
-    broker = await redis_evidence.observe(client, address, section.dead_letter_queue)
+    broker = await redis_evidence.observe_depth(client, address, section.dead_letter_queue)  # PING: redis.broker
     fleet, problem = await _ask(client, address, window(run.spec))
     return CeleryEvidence(broker, fleet, problem)
 

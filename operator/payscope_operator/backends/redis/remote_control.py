@@ -153,7 +153,7 @@ async def inspect(
 
 
 async def _clean(client: aioredis.Redis, binding: str, member: str, queue: str) -> None:
-    async with client.pipeline(transaction=True) as pipe:
+    async with client.pipeline(transaction=False) as pipe:  # two commands, one round trip
         pipe.srem(binding, member)
         pipe.delete(queue)
         await pipe.execute()
