@@ -120,8 +120,8 @@ FAULTS: list[tuple[tuple[str, ...], Expected]] = [
         },
     ),
     (("leak_foreign_source",), {"G.isolation.sources": (FAIL, "another tenant's data")}),
-    (("audit_skip_queries",), {"G.audit_log.query_logging": (FAIL, "left no row in public.audit_log within 5s")}),
-    (("audit_skip_operations",), {"G.audit_log.operation_logging": (FAIL, "left no row in public.audit_log")}),
+    (("audit_skip_queries",), {"G.audit_log.query_logging": (FAIL, "left no row carrying its trace id in public.audit_log within 5s")}),
+    (("audit_skip_operations",), {"G.audit_log.operation_logging": (FAIL, "left no row carrying its trace id")}),
     (("cite_no_sources",), {"G.isolation.sources": (UNKNOWN, "None of the 6 answers cited a source")}),
     (("healthz_fails",), {"F.health.api": (FAIL, "GET /healthz answered 500")}),
     (
