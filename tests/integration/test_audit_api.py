@@ -46,8 +46,6 @@ from payscope_operator.reconcile import secrets, session
 from tests.payscope_api import auditlog
 from tests.payscope_worker import harness as worker_harness
 
-pytestmark = pytest.mark.integration
-
 S = status.CheckStatus
 FAIL, WARN, UNKNOWN = S.FAIL, S.WARN, S.UNKNOWN
 MINE = frozenset(c.id for c in catalog.CATALOG if c.source.name.startswith(("payscope.", "redis.", "celery.")))
@@ -120,7 +118,10 @@ FAULTS: list[tuple[tuple[str, ...], Expected]] = [
         },
     ),
     (("leak_foreign_source",), {"G.isolation.sources": (FAIL, "another tenant's data")}),
-    (("audit_skip_queries",), {"G.audit_log.query_logging": (FAIL, "left no row carrying its trace id in public.audit_log within 5s")}),
+    (
+        ("audit_skip_queries",),
+        {"G.audit_log.query_logging": (FAIL, "left no row carrying its trace id in public.audit_log within 5s")},
+    ),
     (("audit_skip_operations",), {"G.audit_log.operation_logging": (FAIL, "left no row carrying its trace id")}),
     (("cite_no_sources",), {"G.isolation.sources": (UNKNOWN, "None of the 6 answers cited a source")}),
     (("healthz_fails",), {"F.health.api": (FAIL, "GET /healthz answered 500")}),

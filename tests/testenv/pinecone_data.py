@@ -116,6 +116,7 @@ async def upsert(request: web.Request) -> web.Response:
     if not isinstance(namespace, str) or not isinstance(raw, list) or not raw:
         raise pinecone_models.invalid("vectors must be a non-empty array, namespace a string")
     space = _store(request).setdefault(namespace, {})
+    ids: list[str] = []
     for item in raw:
         vector_id = item.get("id") if isinstance(item, dict) else None
         if not isinstance(item, dict) or not isinstance(vector_id, str):
@@ -124,7 +125,11 @@ async def upsert(request: web.Request) -> web.Response:
         if not isinstance(metadata, dict):
             raise pinecone_models.invalid("metadata must be an object")
         space[vector_id] = Vector(vector_id, _values(item.get("values"), record.dimension, "values"), metadata)
-    record.namespaces[namespace] = len(space)
+        ids.append(vector_id)
+    known = record.vector_ids.setdefault(namespace, set())
+    fresh = set(ids) - known
+    known.update(fresh)
+    record.namespaces[namespace] = record.namespaces.get(namespace, 0) + len(fresh)  # as the stats count them
     store.save()
     return pinecone_api.json_response({"upsertedCount": len(raw)})
 

@@ -23,6 +23,7 @@ import base64
 import datetime
 import json
 import logging
+import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -119,6 +120,11 @@ class Gateway:
 
     def close(self) -> None:
         self._api.close()
+
+    def api_server(self) -> tuple[str, int]:
+        """The API server's host and port as this client reaches it (the egress policy denies them to specs)."""
+        url = urllib.parse.urlsplit(str(self._api.configuration.host))
+        return url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
 
     async def _call(self, call: Callable[[], Any], what: str) -> Any | None:
         """Run one client call in a thread; None on 404, our errors for everything else."""

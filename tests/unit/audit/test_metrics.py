@@ -63,7 +63,9 @@ def _exposition(families: dict[str, tuple[str, str]]) -> str:
 
 def _scrape(text: str, code: int | None = 200, content_type: str = "text/plain") -> api_model.Metrics:
     failure = None if code is not None else "no answer within 5s"
-    return api_model.parse_metrics(api_client.Reply("GET /metrics", code, failure, content_type, text=text))
+    return api_model.parse_metrics(
+        api_client.Reply("GET /metrics", code, failure=failure, content_type=content_type, text=text)
+    )
 
 
 def _without(*names: str, agents: int = 1) -> str:

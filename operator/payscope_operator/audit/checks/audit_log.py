@@ -34,6 +34,8 @@ def _log_table(evidence: postgres.PostgresEvidence, desired: spec.PayScopeSpec) 
 
 @CHECKS.check(
     "G.audit_log.hash_chain",
+    fix="Find the first row whose prev_hash or hash does not verify; restore it from backup and investigate"
+    " who wrote it.",
     source=postgres.CATALOG,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -89,6 +91,8 @@ def _recorded(evidence: trail.TrailEvidence, operation: str, what: str) -> Findi
 
 @CHECKS.check(
     "G.audit_log.query_logging",
+    fix="Write an audit-log row (operation chat.query, payload with trace_id and intent) for every chat"
+    " query, within 5 seconds.",
     source=trail.TRAIL,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -102,6 +106,8 @@ def query_logging(evidence: trail.TrailEvidence, desired: spec.PayScopeSpec) -> 
 
 @CHECKS.check(
     "G.audit_log.operation_logging",
+    fix="Write an audit-log row (operation admin.read, payload with path and trace_id) for every admin read"
+    " and state change.",
     source=trail.TRAIL,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -116,6 +122,7 @@ def operation_logging(evidence: trail.TrailEvidence, desired: spec.PayScopeSpec)
 
 @CHECKS.check(
     "G.audit_log.immutable",
+    fix="REVOKE UPDATE, DELETE, TRUNCATE ON the audit log FROM the app role, and give its ownership to another role.",
     source=postgres.CATALOG,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,

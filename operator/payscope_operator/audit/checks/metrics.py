@@ -58,6 +58,7 @@ AGENT_FAMILIES = ("payscope_agent_requests_total", "payscope_agent_latency_secon
 
 @CHECKS.check(
     ENDPOINT,
+    fix="Expose Prometheus text on GET /metrics of the API.",
     source=payscope_api.STATUS,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -155,6 +156,8 @@ def _by_two_scrapes(evidence: StatusEvidence, name: str, what: str) -> Finding:
 
 @CHECKS.check(
     "F.metrics.requests",
+    fix="Export http_requests_total as a counter labelled method, route and status, incremented for every"
+    " answered request.",
     source=payscope_api.STATUS,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -169,6 +172,7 @@ def request_metrics(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Fin
 
 @CHECKS.check(
     "F.metrics.latency",
+    fix="Export http_request_duration_seconds as a histogram labelled method and route, observing every request.",
     source=payscope_api.STATUS,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -183,6 +187,8 @@ def latency_metrics(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Fin
 
 @CHECKS.check(
     "F.metrics.errors",
+    fix="Count every error answer (4xx and 5xx) in payscope_errors_total, labelled component and kind (the"
+    " error code).",
     source=payscope_api.ACCESS,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -221,6 +227,8 @@ def error_metrics(evidence: payscope_api.AccessEvidence, desired: spec.PayScopeS
 
 @CHECKS.check(
     "F.metrics.agents",
+    fix="Count every agent call in payscope_agent_requests_total (intent, outcome) and observe its time in"
+    " payscope_agent_latency_seconds.",
     source=payscope_api.CHAT,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -248,6 +256,7 @@ def agent_metrics(evidence: payscope_api.ChatEvidence, desired: spec.PayScopeSpe
 
 @CHECKS.check(
     "F.metrics.recommended",
+    fix="Export the recommended families listed in the finding (optional: a missing one only warns).",
     source=payscope_api.STATUS,
     severity=Severity.LOW,
     grade=Grade.INFERRED,

@@ -61,6 +61,7 @@ def _health(health: api_model.Health, what: str) -> Finding:
 
 @CHECKS.check(
     "F.health.api",
+    fix='Serve GET /healthz with 200 {"status": "ok"} while the process lives.',
     source=payscope_api.STATUS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -74,6 +75,7 @@ def health_api(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Finding:
 
 @CHECKS.check(
     "F.health.dependencies",
+    fix="Make GET /readyz report every dependency ok (the finding names the one that is not), or fix that dependency.",
     source=payscope_api.STATUS,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -106,6 +108,8 @@ def expected_entries(desired: spec.PayScopeSpec) -> dict[str, str]:
 
 @CHECKS.check(
     "F.health.readiness_entries",
+    fix="List one /readyz entry for every store the resource declares (neo4j_schema and pinecone_index for"
+    " the validated schema and index), and make each ok.",
     source=payscope_api.STATUS,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -150,6 +154,8 @@ def readiness_entries(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> F
 
 @CHECKS.check(
     "F.health.worker",
+    fix="Start at least one Celery worker on the broker, with remote control enabled (Celery's default), and"
+    " make it answer.",
     source=celery.WORKERS,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -181,6 +187,7 @@ def health_worker(evidence: celery.CeleryEvidence, desired: spec.PayScopeSpec) -
 
 @CHECKS.check(
     "F.health.ingestion",
+    fix="Restore the ingestion service so its health (health.ingestion in /admin/pipeline) is ok.",
     source=payscope_api.PIPELINE,
     severity=Severity.HIGH,
     grade=Grade.REPORTED,
@@ -207,6 +214,7 @@ def _grace(d: workloads.DeploymentFacts) -> str | None:
 
 @CHECKS.check(
     "F.shutdown.grace_period",
+    fix="Leave terminationGracePeriodSeconds unset (30 s) or set it to at least 10.",
     source=kubernetes.WORKLOADS,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -220,6 +228,7 @@ def grace_period(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeSp
 
 @CHECKS.check(
     "F.shutdown.pre_stop",
+    fix="Add a lifecycle.preStop hook (e.g. sleep 5) to every container so endpoints drain before SIGTERM.",
     source=kubernetes.WORKLOADS,
     severity=Severity.LOW,
     grade=Grade.OBSERVED,

@@ -47,6 +47,8 @@ _DLQ = "C/Processing/Dead letter queue"
 
 @CHECKS.check(
     "C.broker.reachable",
+    fix="Make PayScope's Redis reachable from the operator: check the URL Secret in spec.redis.connection and"
+    " the egress policy.",
     source=redis.BROKER,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -60,6 +62,8 @@ def broker_reachable(facts: redis_evidence.BrokerFacts, desired: spec.PayScopeSp
 
 @CHECKS.check(
     "C.dlq.depth",
+    fix="Inspect and replay or discard the dead-lettered tasks and fix their cause; declare the dead-letter"
+    " queue in the workers' task_queues so an empty one is known to be in use.",
     source=celery.WORKERS,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -131,6 +135,7 @@ def _retries(w: workers.Worker, t: workers.Task) -> str | None:
 
 @CHECKS.check(
     "C.worker.retries",
+    fix="Set max_retries between 1 and 20 on every PayScope task the workers register.",
     source=celery.FLEET,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -153,6 +158,7 @@ def _backoff(w: workers.Worker, t: workers.Task) -> str | None:
 
 @CHECKS.check(
     "C.worker.backoff",
+    fix="Set retry_backoff=True and retry_backoff_max (at most 3600 s) on every PayScope task.",
     source=celery.FLEET,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -176,6 +182,8 @@ def _time_limits(w: workers.Worker, t: workers.Task) -> str | None:
 
 @CHECKS.check(
     "C.worker.time_limits",
+    fix="Set task_soft_time_limit below task_time_limit (both above 0, at most an hour) on the workers or on"
+    " each task.",
     source=celery.FLEET,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -195,6 +203,7 @@ def _acks_late(w: workers.Worker, t: workers.Task) -> str | None:
 
 @CHECKS.check(
     "C.worker.acks_late",
+    fix="Set task_acks_late=True (with task_reject_on_worker_lost) so a dying worker's task is redelivered.",
     source=celery.FLEET,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -208,6 +217,8 @@ def acks_late(fleet: workers.Fleet, desired: spec.PayScopeSpec) -> Finding:
 
 @CHECKS.check(
     "C.worker.dead_letter_queue",
+    fix="Declare the dead-letter queue (the key spec.redis.deadLetterQueue names) in every worker's"
+    " task_queues and route exhausted tasks to it.",
     source=celery.FLEET,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -232,6 +243,7 @@ def dead_letter_queue(fleet: workers.Fleet, desired: spec.PayScopeSpec) -> Findi
 
 @CHECKS.check(
     "C.ingestion.file_validation",
+    fix="Turn on file validation in the ingestion service (checksums, schema and size checks before import).",
     source=payscope_api.PIPELINE,
     severity=Severity.HIGH,
     grade=Grade.REPORTED,
@@ -252,6 +264,7 @@ def file_validation(p: api_model.Pipeline, desired: spec.PayScopeSpec) -> Findin
 
 @CHECKS.check(
     "C.ingestion.idempotency_key",
+    fix="Create a UNIQUE index on exactly the idempotencyKey columns of the ingestion table.",
     source=postgres.CATALOG,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,

@@ -54,6 +54,8 @@ def _api_probes(c: workloads.ContainerFacts) -> str | None:
 
 @CHECKS.check(
     "A.workloads.probe_paths",
+    fix="Point the API's livenessProbe at GET /healthz and its readinessProbe at GET /readyz; give every"
+    " container distinct liveness and readiness checks.",
     source=kubernetes.WORKLOADS,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -117,6 +119,8 @@ def _pod_problems(deployment: str, pod: kube_pods.PodFacts) -> list[str]:
 
 @CHECKS.check(
     "A.workloads.restarts",
+    fix="Find why the named pods crash or are not ready (kubectl describe, logs of the previous run); make"
+    " the process wait for and retry its dependencies.",
     source=pods.PODS,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -198,6 +202,7 @@ def _where(logs: tuple[pods.Log, ...]) -> str:
 
 @CHECKS.check(
     "F.logging.structured",
+    fix="Log one JSON object per line with a level, a time and a message (logging.format json).",
     source=pods.LOGS,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -229,6 +234,7 @@ def log_format(logs: tuple[pods.Log, ...], desired: spec.PayScopeSpec) -> Findin
 
 @CHECKS.check(
     "F.logging.level",
+    fix="Run with log level INFO or higher in production.",
     source=pods.LOGS,
     severity=Severity.LOW,
     grade=Grade.OBSERVED,

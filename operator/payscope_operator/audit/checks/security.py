@@ -40,6 +40,7 @@ MISSING = (probes.MISSING, probes.MALFORMED, *probes.ADMIN_ANONYMOUS)
 
 @CHECKS.check(
     "G.jwt.missing",
+    fix="Require a Bearer token on every endpoint except /healthz, /readyz and /metrics; answer 401 without one.",
     source=payscope_api.ACCESS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -63,6 +64,7 @@ def jwt_missing(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding
 
 @CHECKS.check(
     "G.jwt.expired",
+    fix="Verify exp (at most a minute of leeway) and answer 401 for an expired token.",
     source=payscope_api.ACCESS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -76,6 +78,7 @@ def jwt_expired(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding
 
 @CHECKS.check(
     "G.jwt.signature",
+    fix="Verify every token's signature against PayScope's own keys; answer 401 for a wrong or altered signature.",
     source=payscope_api.ACCESS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -90,6 +93,7 @@ def jwt_signature(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Findi
 
 @CHECKS.check(
     "G.jwt.alg_none",
+    fix="Accept only the configured algorithm; refuse alg none with 401.",
     source=payscope_api.ACCESS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -103,6 +107,7 @@ def jwt_alg_none(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Findin
 
 @CHECKS.check(
     "G.jwt.algorithm",
+    fix="Pin the accepted algorithm list to the configured one (no algorithm confusion); answer 401 otherwise.",
     source=payscope_api.ACCESS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -120,6 +125,7 @@ CLAIMS = (*probes.WITHOUT_CLAIM, probes.ROLES_AS_STRING)
 
 @CHECKS.check(
     "G.jwt.claims",
+    fix="Require sub, roles (a list), iss, aud, iat and exp in every token; answer 401 when one is missing.",
     source=payscope_api.ACCESS,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -133,6 +139,7 @@ def jwt_claims(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
 
 @CHECKS.check(
     "G.jwt.audience",
+    fix="Verify aud against PayScope's audience (spec.api.auth.audience); answer 401 otherwise.",
     source=payscope_api.ACCESS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -148,6 +155,7 @@ def jwt_audience(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Findin
 
 @CHECKS.check(
     "G.jwt.issuer",
+    fix="Verify iss against PayScope's issuer (spec.api.auth.issuer); answer 401 otherwise.",
     source=payscope_api.ACCESS,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -164,6 +172,7 @@ RUNTIME_AS_ADMIN = next(p for p in probes.ADMIN_AS_ADMIN if p.path == "/admin/ru
 
 @CHECKS.check(
     "G.jwt.key_id",
+    fix="Refuse tokens whose kid names no key PayScope holds (list the keys in spec.api.auth.keyIds); answer 401.",
     source=payscope_api.ACCESS,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -206,6 +215,7 @@ def jwt_key_id(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
 
 @CHECKS.check(
     "G.isolation.bank_header",
+    fix="Answer 403 when X-Bank-Id is missing or differs from the token's bank_id.",
     source=payscope_api.ACCESS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -226,6 +236,7 @@ def bank_header(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding
 
 @CHECKS.check(
     "G.isolation.bank_claim",
+    fix="Answer 401 for a token without a bank_id claim.",
     source=payscope_api.ACCESS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -240,6 +251,8 @@ def bank_claim(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
 
 @CHECKS.check(
     "G.isolation.sources",
+    fix="Filter every store (Postgres, Neo4j, Pinecone) by the caller's bank_id, so answers cite only the"
+    " caller's data.",
     source=payscope_api.CHAT,
     severity=Severity.CRITICAL,
     grade=Grade.INFERRED,
@@ -284,6 +297,8 @@ def cited_sources(evidence: payscope_api.ChatEvidence, desired: spec.PayScopeSpe
 
 @CHECKS.check(
     "G.isolation.rls_probe",
+    fix="Make the tenant policies bind the app role: ENABLE and FORCE RLS, policies on the session variable,"
+    " no BYPASSRLS.",
     source=postgres.ISOLATION,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -312,6 +327,7 @@ def rls_probe(evidence: postgres.IsolationEvidence, desired: spec.PayScopeSpec) 
 
 @CHECKS.check(
     "G.rbac.chat_role",
+    fix="Allow /chat/query only to the analyst and admin roles; answer 403 to others.",
     source=payscope_api.ACCESS,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -325,6 +341,7 @@ def chat_role(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
 
 @CHECKS.check(
     "G.rbac.admin_endpoints",
+    fix="Allow the /admin endpoints only to the admin role; answer 403 to analysts.",
     source=payscope_api.ACCESS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,

@@ -25,6 +25,8 @@ MAX_SHOWN = 4
 
 @CHECKS.check(
     "G.isolation.vectors",
+    fix="Write each vector only into its own tenant's namespace (the named ids are another tenant's), and"
+    " filter every query by the caller's key.",
     source=vectors.ISOLATION,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,

@@ -18,14 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
-import redis.exceptions
-
 from payscope_operator.api import fields, spec
 from payscope_operator.audit import context, registry
 from payscope_operator.backends.redis import client as redis_client
 from payscope_operator.backends.redis import evidence as redis_evidence
-from payscope_operator.backends.redis import remote_control, workers
+from payscope_operator.backends.redis import workers
 
 REPLY_WINDOW_S = 2.0
 """Longest wait for the workers' replies; the exchange ends as soon as every listening worker answered."""
@@ -52,28 +49,16 @@ def window(desired: spec.PayScopeSpec) -> float:
     return max(0.2, min(REPLY_WINDOW_S, timeout / 2))
 
 
-async def _ask(client: aioredis.Redis, address: str, wait: float) -> tuple[workers.Fleet | None, str | None]:
-    try:
-        replies = await remote_control.inspect(client, workers.COMMANDS, wait)
-    except redis.exceptions.ResponseError as exc:
-        return None, f"the broker at {address} refused the remote-control request: {str(exc)[:80]}"
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-        return None, f"the broker at {address} dropped the remote-control exchange"
-    return workers.fleet_of(replies), None
-
-
 async def _gather(run: context.Session) -> CeleryEvidence:
     section = run.spec.redis
     assert section is not None  # the source is configured only when spec.redis is set
     ref = section.connection.secret_ref
     url = context.reveal(run, ref.name, ref.key, "spec.redis.connection.secretRef")
     timeout = fields.parse_duration(run.spec.audit.probe_timeout).total_seconds()
-    client: aioredis.Redis = await run.clients.get(
-        "redis.broker", hash((url, timeout)), lambda: redis_client.build_client(url, timeout)
-    )
+    client: redis_client.Client = await run.stores.redis(timeout)  # checked against the egress policy
     address = redis_client.address_of(url)
     broker = await redis_evidence.observe_depth(client, address, section.dead_letter_queue)  # PING: redis.broker
-    fleet, problem = await _ask(client, address, window(run.spec))
+    fleet, problem = await workers.ask(client, address, window(run.spec))
     return CeleryEvidence(broker, fleet, problem)
 
 

@@ -21,9 +21,6 @@ import json
 import time
 from dataclasses import dataclass
 
-import psycopg
-
-from payscope_operator import errors
 from payscope_operator.api import fields, spec
 from payscope_operator.audit import context, registry, tokens
 from payscope_operator.audit.sources import payscope_api, postgres
@@ -60,24 +57,14 @@ def configured(desired: spec.PayScopeSpec) -> bool:
 
 async def _look(run: context.Session, after: int | None) -> tuple[trail.Row, ...]:
     log = postgres.section(run.spec).audit_log
-    try:
-        async with run.stores.postgres() as conn:
-            return await trail.rows_after(conn, log.schema_name, log.table, log.order_column, after)
-    except psycopg.Error as exc:
-        raise errors.DependencyUnavailable(
-            f"the audit log {log.schema_name}.{log.table} could not be read ({type(exc).__name__})"
-        ) from None
+    async with run.stores.postgres() as conn:
+        return await trail.rows_after(conn, log.schema_name, log.table, log.order_column, after)
 
 
 async def _gather(run: context.Session) -> TrailEvidence:
     log = postgres.section(run.spec).audit_log
-    try:
-        async with run.stores.postgres() as conn:
-            before = await trail.newest_id(conn, log.schema_name, log.table, log.order_column)
-    except psycopg.Error as exc:
-        raise errors.DependencyUnavailable(
-            f"the audit log {log.schema_name}.{log.table} could not be read ({type(exc).__name__})"
-        ) from None
+    async with run.stores.postgres() as conn:
+        before = await trail.newest_id(conn, log.schema_name, log.table, log.order_column)
     minter, bank = tokens.from_session(run), payscope_api.tenants(run.spec)[0]
     chat_token = minter.mint(bank_id=bank, roles=tokens.ANALYST_ROLES)
     body = json.dumps({"query": payscope_api.PROBE_QUERIES["DESCRIBE"], "intent": "DESCRIBE"}).encode()

@@ -5,7 +5,8 @@ whether a tenant's namespace really holds only that tenant's vectors shows when 
 is queried with a metadata filter on another tenant's key (``spec.tenancy.tenantKey``,
 ``bank_id`` by default): the nearest match must not exist. For every declared,
 existing dense index and every probe tenant (``spec.audit.probeTenants``) this
-source sends two read-only ``query`` calls of ``topK`` 1: one unfiltered (the
+source (on the indexes the pass's provisioning observed) sends two read-only ``query``
+calls of ``topK`` 1: one unfiltered (the
 namespace holds vectors, so the second can find something) and one filtered on the
 next probe tenant's key.
 
@@ -16,11 +17,13 @@ metadata (ids only), query an index the spec does not declare, or judge anything
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from payscope_operator import errors
 from payscope_operator.api import spec
 from payscope_operator.audit import context, registry
-from payscope_operator.backends.pinecone import provisioner as pinecone_provisioner
+from payscope_operator.backends.pinecone import evidence as pinecone_evidence
+from payscope_operator.backends.pinecone import model as pinecone_model
 
 DEFAULT_TENANT_KEY = "bank_id"
 
@@ -57,18 +60,10 @@ def _unit(dimension: int) -> list[float]:
     return [1.0] + [0.0] * (dimension - 1)
 
 
-async def _probe(
-    vectors: pinecone_provisioner.PineconeProvisioner,
-    index: str,
-    host: str,
-    dimension: int,
-    own: str,
-    other: str,
-    key: str,
-) -> Probe:
+async def _probe(http: Any, index: str, host: str, dimension: int, own: str, other: str, key: str) -> Probe:
     try:
-        nearest = await vectors.query_ids(host, own, _unit(dimension))
-        leaked = await vectors.query_ids(host, own, _unit(dimension), where={key: {"$eq": other}})
+        nearest = await pinecone_evidence.query_ids(http, host, own, _unit(dimension))
+        leaked = await pinecone_evidence.query_ids(http, host, own, _unit(dimension), where={key: {"$eq": other}})
     except errors.PayScopeError as exc:
         return Probe(index, own, other, problem=exc.message)
     return Probe(index, own, other, nearest, leaked)
@@ -78,8 +73,8 @@ async def _gather(run: context.Session) -> VectorIsolation:
     section, tenants = run.spec.pinecone, run.spec.audit.probe_tenants
     assert section is not None  # configured only with spec.pinecone and spec.audit.probeTenants
     assert tenants is not None
-    vectors = pinecone_provisioner.PineconeProvisioner(section, await run.stores.pinecone())
-    observed = await vectors.observe()
+    observed = await context.observed(run, pinecone_model.SYSTEM, pinecone_model.ObservedVectors)
+    http = await run.stores.pinecone()
     key, probes, skipped = tenant_key(run.spec), [], []
     for declared in section.indexes:
         found = observed.indexes.get(declared.name)
@@ -88,7 +83,7 @@ async def _gather(run: context.Session) -> VectorIsolation:
             continue
         for n, own in enumerate(tenants):
             other = tenants[(n + 1) % len(tenants)]
-            probes.append(await _probe(vectors, declared.name, found.host, found.dimension, own, other, key))
+            probes.append(await _probe(http, declared.name, found.host, found.dimension, own, other, key))
     return VectorIsolation(key, tuple(probes), tuple(skipped))
 
 

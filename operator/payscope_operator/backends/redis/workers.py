@@ -19,6 +19,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import redis.asyncio as aioredis
+import redis.exceptions
+
 from payscope_operator.backends.redis import remote_control
 
 TASK_ATTRIBUTES: tuple[str, ...] = (
@@ -159,3 +162,14 @@ def fleet_of(replies: remote_control.Replies) -> Fleet:
             )
         )
     return Fleet(replies.listening, tuple(workers))
+
+
+async def ask(client: aioredis.Redis, address: str, window: float) -> tuple[Fleet | None, str | None]:
+    """Every worker's facts over the broker at ``address``, or None and why the exchange failed."""
+    try:
+        replies = await remote_control.inspect(client, COMMANDS, window)
+    except redis.exceptions.ResponseError as exc:
+        return None, f"the broker at {address} refused the remote-control request: {str(exc)[:80]}"
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        return None, f"the broker at {address} dropped the remote-control exchange"
+    return fleet_of(replies), None
