@@ -23,7 +23,7 @@ from pydantic import SecretStr
 from payscope_operator.api import spec, status
 from payscope_operator.audit import catalog, runner
 from payscope_operator.audit.sources import vectors
-from payscope_operator.reconcile import secrets, session
+from payscope_operator.reconcile import provision, secrets, session, systems
 
 pytestmark = pytest.mark.integration
 
@@ -89,6 +89,7 @@ async def _audit(testenv: dict[str, str], name: str) -> status.CheckResult:
     )
     values = secrets.Secrets({("pinecone", "apiKey"): SecretStr(testenv["PAYSCOPE_PINECONE_API_KEY"])})
     run = session.PassSession(desired, "ns", "psd", values, (), _NoCluster(), session.ClientCache())
+    run.observations = provision.ledger(systems.PROVISIONERS, run)  # the indexes, read once as the pass reads them
     try:
         checks = [c for c in catalog.CATALOG if c.source is vectors.ISOLATION]
         report = await runner.run(checks, run, today=datetime.date(2026, 11, 28))
