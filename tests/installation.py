@@ -4,10 +4,13 @@
 own migrations and deployment would: a Postgres database with tenant tables,
 an app role, the migration table and a hash-chained audit log; Neo4j nodes
 under labels of the installation's own; a Redis dead-letter queue; the
-reference PayScope API as a real process; the three Deployments; and the
-Secrets. It returns the spec that declares all of it (every one of the five
-provisioned systems included) so the operator has something real to provision
-and audit. ``Installation.break_*`` helpers break one thing at a time.
+reference PayScope API as a real process, appending to the audit log as the app
+role; a real Celery worker on the broker, declaring the dead-letter queue; the
+three Deployments, each with a ready pod (written by hand, on no node: without a
+kubelet the API server answers their logs with no line); and the Secrets. It
+returns the spec that declares all of it (every one of the five provisioned
+systems included) so the operator has something real to provision and audit.
+``Installation.break_*`` helpers break one thing at a time.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from psycopg.conninfo import make_conninfo
 
 from tests.e2e import cluster
 from tests.payscope_api import auditlog
+from tests.payscope_worker import harness as worker_harness
 from tests.testenv import process
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,6 +57,7 @@ class Installation:
     api_pid: int
     jwt_secret: str
     spec: dict[str, Any] = field(default_factory=dict)
+    worker_pid: int = 0
 
     @property
     def db_dsn(self) -> str:
@@ -67,8 +72,15 @@ class Installation:
         with neo4j.GraphDatabase.driver(self.env["PAYSCOPE_NEO4J_URI"], auth=auth) as driver:
             driver.execute_query(statement)
 
+    @property
+    def app_dsn(self) -> str:
+        """The app role's DSN: how PayScope itself connects (and appends to the audit log)."""
+        return make_conninfo(self.db_dsn, user=self.app_role, password=self.app_password)
+
     def stop(self) -> None:
         process.stop(self.api_pid)
+        if self.worker_pid:
+            process.stop(self.worker_pid)
 
 
 def _postgres(env: dict[str, str], database: str, app_role: str, app_password: str) -> None:
@@ -185,26 +197,46 @@ def manifests(inst: Installation) -> tuple[str, str]:
     return yaml.safe_dump(resource), yaml.safe_dump_all(secrets_yaml)
 
 
-def start_api(jwt_secret: str, log: Path, *faults: str, dead_letter_queue: str = "dlq") -> tuple[int, str]:
-    """The reference PayScope API as a real process; returns (pid, url)."""
+def start_api(
+    jwt_secret: str, log: Path, *faults: str, dead_letter_queue: str = "dlq", audit_dsn: str | None = None
+) -> tuple[int, str]:
+    """The reference PayScope API as a real process (appending to the audit log at ``audit_dsn``); (pid, url)."""
     port = process.free_port()
     argv = [sys.executable, "-m", "tests.payscope_api", "--port", str(port), "--fixture-token", FIXTURE_TOKEN,
             "--issuer", "payscope", "--audience", "payscope-api", "--hang-seconds", "60",
             "--dead-letter-queue", dead_letter_queue]  # fmt: skip
     for fault in faults:
         argv += ["--fault", fault]
-    pid = process.spawn(argv, log=log, env={"PAYSCOPE_JWT_SECRET": jwt_secret, "PYTHONPATH": str(REPO)}, cwd=REPO)
+    env = {"PAYSCOPE_JWT_SECRET": jwt_secret, "PYTHONPATH": str(REPO)}
+    env |= {"PAYSCOPE_AUDIT_DSN": audit_dsn} if audit_dsn else {}
+    pid = process.spawn(argv, log=log, env=env, cwd=REPO)
     url = f"http://127.0.0.1:{port}"
     process.wait_until(lambda: process.tcp_open(port), what="reference PayScope API", timeout=20, pid=pid, log=log)
     return pid, url
 
 
-def build(api: k8s.ApiClient, namespace: str, env: dict[str, str], workdir: Path, *faults: str) -> Installation:
-    """Everything a full PayScopeDeployment declares, on the test servers; returns its description."""
+def start_worker(broker: str, dead_letter_queue: str, log: Path) -> int:
+    """A real Celery worker (tests/payscope_worker) on ``broker``, answering remote control; returns its pid."""
+    argv = [sys.executable, "-m", "celery", "-A", "tests.payscope_worker.app", "worker", "--pool", "solo",
+            "-Q", "celery", "-n", f"payscope-worker-{uuid.uuid4().hex[:8]}@installation",
+            "--without-mingle", "--without-gossip", "-l", "WARNING"]  # fmt: skip
+    env = {"PAYSCOPE_WORKER_BROKER": broker, "PAYSCOPE_WORKER_DLQ": dead_letter_queue, "PYTHONPATH": str(REPO)}
+    pid = process.spawn(argv, log=log, env=env, cwd=REPO)
+    process.wait_until(lambda: worker_harness.answering(broker) > 0, what="Celery worker", timeout=60, pid=pid, log=log)
+    return pid
+
+
+def build(
+    api: k8s.ApiClient, namespace: str, env: dict[str, str], workdir: Path, *faults: str, metered: bool = False
+) -> Installation:
+    """Everything a full PayScopeDeployment declares, on the test servers; returns its description.
+
+    ``metered``: an installation whose servers count what the operator sends, so PayScope's own side runs
+    no Celery worker and writes no audit-log row (Redis and Postgres count server-wide, per database).
+    """
     suffix = uuid.uuid4().hex[:8]
     jwt_secret = secrets.token_urlsafe(32)
     dlq = f"payscope:{suffix}:dlq"
-    pid, url = start_api(jwt_secret, workdir / f"payscope-api-{suffix}.log", *faults, dead_letter_queue=dlq)
     inst = Installation(
         namespace=namespace,
         name="payscope",
@@ -217,11 +249,20 @@ def build(api: k8s.ApiClient, namespace: str, env: dict[str, str], workdir: Path
         bucket=f"payscope-ingest-{suffix}",
         index=f"payscope-rag-{suffix}",
         dlq=dlq,
-        api_url=url,
-        api_pid=pid,
+        api_url="",
+        api_pid=0,
         jwt_secret=jwt_secret,
     )
     _postgres(env, inst.database, inst.app_role, inst.app_password)
+    inst.api_pid, inst.api_url = start_api(
+        jwt_secret,
+        workdir / f"payscope-api-{suffix}.log",
+        *faults,
+        dead_letter_queue=dlq,
+        audit_dsn=None if metered else inst.app_dsn,
+    )
+    if not metered:
+        inst.worker_pid = start_worker(env["PAYSCOPE_REDIS_URL"], dlq, workdir / f"payscope-worker-{suffix}.log")
     inst.cypher(
         f"CREATE (:{inst.label}Account {{id: 1, bank_id: 'bank-a'}}),"
         f" (:{inst.label}Transaction {{id: 1, bank_id: 'bank-a'}})"

@@ -147,7 +147,8 @@ def _timescale_spec(inst: installation.Installation, schema: str, role: str, tab
 def build(api: k8s.ApiClient, namespace: str, env: dict[str, str], workdir: Path, tables: int) -> Setup:
     """Both resources of a ``tables``-table installation, created on the API server (not yet reconciled)."""
     cluster.install_crd(api)
-    inst = installation.build(api, namespace, env, workdir)
+    # PayScope's own traffic (a Celery worker polling Redis, audit-log rows) would be counted as the operator's.
+    inst = installation.build(api, namespace, env, workdir, metered=True)
     inst.spec["postgres"]["tables"] = _postgres_tables(inst, tables)
     suffix = uuid.uuid4().hex[:8]
     schema, role = f"ts_{suffix}", f"payscope_ts_{suffix}"

@@ -39,7 +39,7 @@ from pydantic import SecretStr
 from payscope_operator import errors, telemetry
 from payscope_operator.api import conditions, status
 from payscope_operator.audit import report_markdown, verdicts
-from payscope_operator.kube import gateway, policies, workloads
+from payscope_operator.kube import gateway, pods, policies, workloads
 from payscope_operator.reconcile import reconciler, report, systems
 
 
@@ -72,6 +72,12 @@ class LocalCluster:
 
     async def list_network_policies(self, namespace: str) -> tuple[policies.NetworkPolicyFacts, ...]:
         return ()
+
+    async def list_pods(self, namespace: str, selector: str) -> tuple[pods.PodFacts, ...]:
+        return ()  # never asked: workloads are removed from the spec
+
+    async def read_pod_log(self, namespace: str, pod: str, container: str) -> str | None:
+        return None
 
     async def read_status(self, ref: gateway.ObjectRef) -> gateway.StoredStatus | None:
         return gateway.StoredStatus(str(self.version), self.status)

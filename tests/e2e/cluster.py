@@ -268,21 +268,23 @@ def create_deployment(
     available: bool = True,
     replicas: int = 2,
     guarded: bool = True,
+    node: str | None = None,
 ) -> None:
-    """A PayScope-like Deployment that passes every workload check; its status is written by hand.
+    """A PayScope-like Deployment with one pod (on ``node``) that passes every workload check.
 
     Hardened as the pod-security checks want it (non-root, no privilege escalation,
     all capabilities dropped, read-only root, RuntimeDefault seccomp, no API token,
     a pinned image, its Secret through secretKeyRef), spread over nodes, and, with
     ``guarded``, covered by its own PodDisruptionBudget and NetworkPolicy.
-    There is no controller-manager in the test control plane, so no pod ever runs.
+    There are no controllers in the test control plane: statuses are written by hand.
     """
-    probe = k8s.V1Probe(http_get=k8s.V1HTTPGetAction(path="/healthz", port=8000)) if probes else None
+    liveness = k8s.V1Probe(http_get=k8s.V1HTTPGetAction(path="/healthz", port=8000)) if probes else None
+    readiness = k8s.V1Probe(http_get=k8s.V1HTTPGetAction(path="/readyz", port=8000)) if probes else None
     container = k8s.V1Container(
         name="app",
         image=f"registry.invalid/payscope@{DIGEST}",
-        liveness_probe=probe,
-        readiness_probe=probe,
+        liveness_probe=liveness,
+        readiness_probe=readiness,
         resources=k8s.V1ResourceRequirements(requests={"cpu": "100m", "memory": "256Mi"}, limits={"memory": "512Mi"})
         if resources
         else None,
@@ -334,6 +336,8 @@ def create_deployment(
     apps = k8s.AppsV1Api(api)
     apps.create_namespaced_deployment(namespace, body)
     set_deployment_available(api, namespace, name, replicas if available else 0, replicas)
+    if replicas:
+        create_pod(api, namespace, name, ready=available, node=node)  # what the ReplicaSet would have started
     if guarded:
         create_disruption_budget(api, namespace, name, {"app": name})
         create_network_policy(api, namespace, name, {"app": name})
@@ -387,6 +391,51 @@ def set_deployment_available(api: k8s.ApiClient, namespace: str, name: str, avai
         }
     }
     k8s.AppsV1Api(api).patch_namespaced_deployment_status(name, namespace, status)
+
+
+def create_pod(
+    api: k8s.ApiClient,
+    namespace: str,
+    deployment: str,
+    n: int = 1,
+    *,
+    ready: bool = True,
+    restarts: int = 0,
+    node: str | None = None,
+) -> str:
+    """A pod ``create_deployment``'s selector matches, with the status a kubelet would write.
+
+    There is no scheduler nor kubelet here. Without ``node`` the pod is bound to none, and the API server
+    answers its log with no line; bound to a ``node`` that does not exist, its log cannot be read at all.
+    """
+    name = f"{deployment}-{n}"
+    body = k8s.V1Pod(
+        metadata=k8s.V1ObjectMeta(name=name, labels={"app": deployment}),
+        spec=k8s.V1PodSpec(
+            node_name=node, containers=[k8s.V1Container(name="app", image="registry.invalid/payscope:1.0")]
+        ),
+    )
+    core = k8s.CoreV1Api(api)
+    core.create_namespaced_pod(namespace, body)
+    waiting = {"waiting": {"reason": "CrashLoopBackOff"}} if restarts >= 5 else {"running": {}}
+    container = {
+        "name": "app",
+        "image": "registry.invalid/payscope:1.0",
+        "imageID": "",
+        "ready": ready,
+        "restartCount": restarts,
+        "state": waiting,
+        "lastState": {"terminated": {"exitCode": 1}} if restarts else {},
+    }
+    state = {
+        "status": {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+            "containerStatuses": [container],
+        }
+    }
+    core.patch_namespaced_pod_status(name, namespace, state)
+    return name
 
 
 def grant(api: k8s.ApiClient, namespace: str, account: str, role: str, rules: list[k8s.V1PolicyRule]) -> None:

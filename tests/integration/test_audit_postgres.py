@@ -30,6 +30,7 @@ from pydantic import SecretStr
 from payscope_operator.api import spec, status
 from payscope_operator.audit import catalog, runner
 from payscope_operator.reconcile import provision, secrets, session, systems
+from tests import empty_cluster
 from tests.conftest import unique
 from tests.payscope_api import auditlog
 
@@ -98,7 +99,7 @@ async def _audit(db: Db, desired: spec.PayScopeSpec | None = None) -> dict[str, 
         "psd",
         secrets.Secrets({("pg", "dsn"): SecretStr(db.dsn)}),
         missing=(),
-        cluster=_NoCluster(),
+        cluster=empty_cluster.EmptyCluster(),
         clients=session.ClientCache(),
     )
     run.observations = provision.ledger(systems.PROVISIONERS, run)  # the audit reads what Postgres observed
@@ -107,17 +108,6 @@ async def _audit(db: Db, desired: spec.PayScopeSpec | None = None) -> dict[str, 
     finally:
         await run.clients.close()
     return {r.id: r for r in report.results}
-
-
-class _NoCluster:
-    async def read_deployment(self, namespace: str, name: str) -> None:
-        return None
-
-    async def list_disruption_budgets(self, namespace: str) -> tuple[()]:
-        return ()
-
-    async def list_network_policies(self, namespace: str) -> tuple[()]:
-        return ()
 
 
 def _status(results: dict[str, status.CheckResult], *ids: str) -> dict[str, status.CheckStatus]:

@@ -145,7 +145,7 @@ def test_status_of_one_resource_lists_its_failing_and_unknown_checks_by_dimensio
     assert "Observability: ObservabilityReady False (ChecksFailing)" in out
     assert "Security: SecurityReady False (ChecksFailing)" in out
     rows = {re.split(r"\s{2,}", line.strip())[0]: re.split(r"\s{2,}", line.strip()) for line in out.splitlines()}
-    assert rows["F.metrics.agents"][:4] == ["F.metrics.agents", "Fail", "Medium", "Inferred"]
+    assert rows["F.metrics.agents"][:4] == ["F.metrics.agents", "Fail", "Medium", "Observed"]
     assert rows["G.jwt.expired"][:4] == ["G.jwt.expired", "Fail", "Critical", "Observed"]
     assert re.fullmatch(r"2h\d{1,2}m", rows["G.jwt.expired"][4]), "failing for two hours and a minute or so"
     assert rows["C.broker.reachable"][1] == "Unknown"

@@ -37,16 +37,25 @@ SYSTEMS = ("postgres", "timescale", "neo4j", "redis", "s3", "pinecone", "payscop
 # issue 9: 23/41 (1/50 tables), 21, 7, 3, 17, 3, 49, 9). The audit evaluates what provisioning
 # observed (reconcile.observations) and reads only what no plan needs. A budget is the figure
 # measured: the cost of a pass can only go down.
+#
+# Issue 11 added evidence gathered by effect, each addition flat in the number of tables: Postgres +7
+# (payscope.trail: the newest audit-log id, then at most 6 looks for the operator's own rows, here all
+# of them: the metered installation's PayScope writes none); Redis +7 (celery.workers: the TYPE of the
+# dead-letter queue moved here from redis.broker, the reply binding added and removed, 4 PUBLISH of the
+# remote-control request, the reply list deleted; plus one BRPOP per worker's reply, none here: no
+# worker runs); Pinecone +4 (pinecone.isolation: 2 queries per probe tenant and index); PayScope's API
+# +6 (/metrics before and after the access and chat probes; the trail's chat query and admin read);
+# Kubernetes +9 (kubernetes.pods: each Deployment's selector, its pods, their logs).
 BUDGET = {
-    "postgres": 11,  # (2) + table facts 1, migrations 1, audit log 2, isolation probe 5 for every RLS table
+    "postgres": 18,  # (2) + table facts 1, migrations 1, audit log 2, isolation probe 5 for every RLS table, trail 7
     "timescale": 9,  # (5) simple Query and Execute messages; + table facts, migrations, audit log
     "neo4j": 2,  # (1) transactions: server, schema and ownership markers in one; + untenanted nodes
-    "redis": 3,  # (0) PING, INFO server, TYPE of the dead-letter queue
+    "redis": 10,  # (0) PING, INFO server; TYPE of the dead-letter queue and the workers' remote control
     "s3": 9,  # (8) + one anonymous listing per bucket
-    "pinecone": 2,  # (1) + describe_index_stats per index
-    "payscope_api": 49,  # (0) 38 in a pass that reuses the agent probes (within agentProbeInterval)
-    "kubernetes": 11,  # (0) 6 Secret reads, 3 Deployment reads, 1 list of PodDisruptionBudgets, 1 of NetworkPolicies,
-    # whatever the number of Deployments (the pod-security and availability checks); no write
+    "pinecone": 6,  # (1) + describe_index_stats per index, 2 isolation queries per probe tenant
+    "payscope_api": 55,  # (0) fewer in a pass that reuses the agent probes (within agentProbeInterval)
+    "kubernetes": 20,  # (0) 6 Secret reads, 6 Deployment reads, 3 pod lists, 3 pod logs, 1 list of
+    # PodDisruptionBudgets, 1 of NetworkPolicies (the pod-security and availability checks); no write
 }
 
 

@@ -24,6 +24,7 @@ from pinecone import (
     IndexModel,
     NotFoundException,
     Pinecone,
+    PineconeApiException,
     PodSpec,
     RetryConfig,
     ServerlessSpec,
@@ -219,6 +220,42 @@ def test_describe_index_stats_shows_namespace_counts(pc: Pinecone, admin: pineco
         "euclidean",
         "dense",
     )
+    pc.indexes.delete(name, timeout=-1)
+
+
+def test_data_plane_upserts_and_queries_with_metadata_filters(pc: Pinecone) -> None:
+    """The official SDK's upsert and query against the emulator: namespaces, filters, topK, scores."""
+    name = _name("data")
+    pc.indexes.create(
+        name=name, dimension=3, metric="cosine", spec=ServerlessSpec(cloud="aws", region="us-east-1"), timeout=-1
+    )
+    model = _wait_settled(pc, name)
+    assert model.host is not None
+    index = pc.Index(host=model.host)
+    upserted = index.upsert(
+        vectors=[
+            {"id": "a1", "values": [1.0, 0.0, 0.0], "metadata": {"bank_id": "bank-a", "n": 1}},
+            {"id": "a2", "values": [0.0, 1.0, 0.0], "metadata": {"bank_id": "bank-a", "n": 2}},
+            {"id": "x1", "values": [1.0, 0.1, 0.0], "metadata": {"bank_id": "bank-b", "n": 3}},
+        ],
+        namespace="bank-a",
+    )
+    assert upserted.upserted_count == 3
+    nearest = index.query(vector=[1.0, 0.0, 0.0], top_k=1, namespace="bank-a", include_metadata=True)
+    assert [(m.id, round(m.score, 6), m.metadata) for m in nearest.matches] == [
+        ("a1", 1.0, {"bank_id": "bank-a", "n": 1})
+    ]
+    foreign = index.query(vector=[1.0, 0.0, 0.0], top_k=1, namespace="bank-a", filter={"bank_id": {"$eq": "bank-b"}})
+    assert [m.id for m in foreign.matches] == ["x1"]
+    assert index.query(vector=[1.0, 0.0, 0.0], top_k=5, namespace="bank-b", filter={"bank_id": "bank-b"}).matches == []
+    combined = {"$and": [{"bank_id": {"$in": ["bank-a"]}}, {"n": {"$gte": 2}}]}
+    assert [
+        m.id for m in index.query(vector=[0.0, 1.0, 0.0], top_k=5, namespace="bank-a", filter=combined).matches
+    ] == ["a2"]
+    stats = index.describe_index_stats()
+    assert {ns: s.vector_count for ns, s in stats.namespaces.items()} == {"bank-a": 3}
+    with pytest.raises(PineconeApiException):
+        index.query(vector=[1.0, 0.0], top_k=1, namespace="bank-a")  # the wrong dimension is a 400
     pc.indexes.delete(name, timeout=-1)
 
 

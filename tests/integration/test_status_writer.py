@@ -150,7 +150,8 @@ async def test_a_write_answered_503_is_retried_alone_and_the_probes_run_once(
     # Reconciling's write refused twice, then written; then the pass's own status.
     patches = proxy.seen("PATCH", "/payscopedeployments/flaky/status")
     assert [(p.status, p.injected) for p in patches] == [(503, True), (503, True), (200, False), (200, False)]
-    assert len(proxy.seen("GET", f"/{namespace}/deployments/payscope-api")) == 1  # the audit's probe ran once
+    # The audit ran once: kubernetes.workloads and kubernetes.pods (for its selector) each read the Deployment once.
+    assert len(proxy.seen("GET", f"/{namespace}/deployments/payscope-api")) == 2
     assert (
         metrics.registry.get_sample_value(
             "payscope_reconcile_duration_seconds_count", {"namespace": namespace, "name": "flaky"}

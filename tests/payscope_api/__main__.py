@@ -9,7 +9,8 @@ like the PayScope API it stands in for::
         --issuer payscope --audience payscope-api [--faults-file F] [--fixture-token T] [--hang-seconds N]
 
 The HS256 secret may come from the environment (PAYSCOPE_JWT_SECRET) so that it
-stays out of the process list. SIGTERM stops accepting connections, lets
+stays out of the process list; the audit log's DSN comes only from it
+(PAYSCOPE_AUDIT_DSN: without it no audit-log row is written). SIGTERM stops accepting connections, lets
 in-flight requests finish within --graceful-timeout-s, and exits 0.
 
 What it must not do: hold behaviour of its own (everything is in ``app``), bind
@@ -31,6 +32,8 @@ from tests.payscope_api.app import create_app
 from tests.payscope_api.config import FixtureConfig
 
 SECRET_ENV = "PAYSCOPE_JWT_SECRET"
+AUDIT_DSN_ENV = "PAYSCOPE_AUDIT_DSN"
+"""The audit log's Postgres DSN, from the environment only (it carries a password)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -98,6 +101,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> tuple[FixtureConfig, 
         fallback_intent=contract.Intent(args.fallback_intent),
         graceful_timeout_s=args.graceful_timeout_s,
         audit_table=args.audit_table,
+        audit_dsn=os.environ.get(AUDIT_DSN_ENV) or None,
         dead_letter_queue=args.dead_letter_queue,
         log_stream=sys.stdout,
     )

@@ -35,8 +35,10 @@ def health_body(faults: FaultSet) -> tuple[int, contract.HealthBody]:
 
 
 def readiness_body(config: FixtureConfig, faults: FaultSet) -> tuple[int, contract.ReadyBody]:
-    """One check per configured dependency; any check not ``ok`` makes the whole degraded (503)."""
-    checks: dict[str, contract.CheckState] = dict.fromkeys(config.dependencies, "ok")
+    """One check per dependency in use (an unused one is not listed); any ``fail`` makes the whole degraded (503)."""
+    omitted = faults.args(FaultName.READYZ_OMIT)
+    listed = () if FaultName.READYZ_NO_CHECKS in faults else config.dependencies
+    checks: dict[str, contract.CheckState] = {name: "ok" for name in listed if name not in omitted}
     if FaultName.READYZ_DEGRADED in faults:
         victim = "postgres" if "postgres" in checks else next(iter(checks), "postgres")
         checks[victim] = "fail"
@@ -82,7 +84,7 @@ def runtime_body(config: FixtureConfig, faults: FaultSet) -> contract.RuntimeBod
             "issuer": config.issuer,
             "audience": config.audience,
             "leeway_s": config.leeway_s,
-            "key_ids": sorted(config.keys),
+            "key_ids": None if FaultName.KEY_IDS_UNLISTED in faults else sorted(config.keys),
             "jwks_uri": JWKS_PATH if config.jwks_enabled else None,
         },
         "rbac": {role: list(permissions) for role, permissions in RBAC.items()},

@@ -20,12 +20,13 @@ import hmac
 import json
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from tests.payscope_api import admin, auth, contract, intents
+from tests.payscope_api import admin, auditlog, auth, contract, intents
+from tests.payscope_api.audit_writer import AuditWriter
 from tests.payscope_api.config import FixtureConfig
 from tests.payscope_api.contract import Intent
 from tests.payscope_api.faults import ARGUMENTS, FaultError, FaultName, FaultSet, FaultsFile, parse_faults
@@ -44,6 +45,9 @@ class FixtureState:
     faults_file: FaultsFile | None
     metrics: Metrics
     log: LogWriter
+    audit: AuditWriter | None = None
+    #: FORECAST and WHAT_IF answers kept by the ``answer_cache`` fault: bank|intent|query -> body text.
+    answers: dict[str, str] = field(default_factory=dict)
 
 
 STATE = web.AppKey("payscope_fixture", FixtureState)
@@ -66,7 +70,10 @@ def create_app(config: FixtureConfig) -> web.Application:
         problem = faults_file.refresh(faults)
         if problem:
             raise FaultError(problem)
-    state = FixtureState(config, faults, faults_file, Metrics(config.version), LogWriter(config.log_stream, faults))
+    writer = AuditWriter(config.audit_dsn, config.audit_table) if config.audit_dsn else None
+    state = FixtureState(
+        config, faults, faults_file, Metrics(config.version), LogWriter(config.log_stream, faults), writer
+    )
     app = web.Application(middlewares=[_observe])
     app[STATE] = state
     app.router.add_get("/healthz", _healthz)
@@ -87,10 +94,22 @@ def _route_of(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
-def _error(state: FixtureState, status: int, code: str, message: str, trace_id: str) -> web.Response:
+def _challenge(code: str, faults: FaultSet) -> str:
+    """``WWW-Authenticate`` of a 401: RFC 6750 section 3.1 gives no error code to a request without credentials."""
+    if code == "missing_token" and FaultName.CHALLENGE_ERROR_WITHOUT_TOKEN not in faults:
+        return 'Bearer realm="payscope"'
+    return 'Bearer realm="payscope", error="invalid_token"'
+
+
+def _error(
+    state: FixtureState, status: int, code: str, message: str, trace_id: str, component: str = "api"
+) -> web.Response:
+    """A contract error answer, counted in payscope_errors_total{component, kind=code} (contract section 9)."""
+    if status >= 500 or FaultName.ERRORS_COUNT_5XX_ONLY not in state.faults:
+        state.metrics.errors.labels(component, code).inc()
     headers: dict[str, str] = {}
     if status == 401:
-        headers["WWW-Authenticate"] = 'Bearer realm="payscope", error="invalid_token"'
+        headers["WWW-Authenticate"] = _challenge(code, state.faults)
     if FaultName.UNSTRUCTURED_ERRORS in state.faults:
         text = f"Internal Server Error\nTraceback (most recent call last):\n  {code}: {message}\n"
         return web.Response(status=status, text=text, content_type="text/plain", headers=headers)
@@ -110,21 +129,20 @@ async def _dispatch(
     except auth.AuthError as exc:
         state.metrics.auth_failures.labels(exc.reason).inc()
         state.log.log("WARNING", "auth_refused", reason=exc.reason, route=route, trace_id=trace_id)
-        return _error(state, 401, "invalid_token", "authentication required", trace_id)
+        code = "missing_token" if exc.reason == "missing" else "invalid_token"
+        return _error(state, 401, code, "authentication required", trace_id)
     except auth.ForbiddenError as exc:
         state.metrics.auth_failures.labels(exc.reason).inc()
         state.log.log("WARNING", "auth_forbidden", reason=exc.reason, route=route, trace_id=trace_id)
         return _error(state, 403, exc.reason, "not allowed for this caller", trace_id)
     except ApiError as exc:
         if exc.status >= 500:
-            state.metrics.errors.labels(exc.component, exc.code).inc()
             state.log.log("ERROR", "request_failed", code=exc.code, route=route, trace_id=trace_id)
-        return _error(state, exc.status, exc.code, exc.message, trace_id)
-    except web.HTTPException as exc:  # the router's 404 and 405
-        code = "not_found" if exc.status == 404 else "method_not_allowed" if exc.status == 405 else "http_error"
+        return _error(state, exc.status, exc.code, exc.message, trace_id, exc.component)
+    except web.HTTPException as exc:  # the router's 404 and 405, before any authentication
+        code = "not_found" if exc.status == 404 else "method_not_allowed" if exc.status == 405 else "bad_request"
         return _error(state, exc.status, code, exc.reason, trace_id)
     except Exception as exc:  # noqa: BLE001 - every unexpected failure becomes a logged, counted 500
-        state.metrics.errors.labels("api", "internal").inc()
         state.log.log("ERROR", "unhandled_exception", error=type(exc).__name__, route=route, trace_id=trace_id)
         return _error(state, 500, "internal_error", "internal error", trace_id)
 
@@ -142,6 +160,7 @@ async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse
             state.log.log("ERROR", "faults_file_refused", problem=problem)
     trace_id = uuid.uuid4().hex
     request[TRACE_ID] = trace_id
+    state.log.log("DEBUG", "dispatch", method=request.method, route=route, trace_id=trace_id)
     started = time.perf_counter()
     state.metrics.inflight.inc()
     try:
@@ -183,7 +202,12 @@ async def _metrics(request: web.Request) -> web.Response:
 
 
 async def _chat_request(request: web.Request, faults: FaultSet) -> contract.ChatRequest:
-    """Validate the body (422 on any violation) unless ``no_body_validation`` trusts it blindly."""
+    """The body: 413 when too large, 415 when not JSON by its media type, then 422 on any violation of
+    section 5.1 (unless ``no_body_validation`` trusts it blindly)."""
+    if request.content_length is not None and request.content_length > contract.MAX_BODY_BYTES:
+        raise ApiError(413, "body_too_large", f"the body exceeds {contract.MAX_BODY_BYTES} bytes")
+    if request.content_type != "application/json" and FaultName.NO_BODY_VALIDATION not in faults:
+        raise ApiError(415, "unsupported_media_type", "the body must be application/json")
     raw = await request.read()
     if FaultName.NO_BODY_VALIDATION in faults:
         blind = json.loads(raw)
@@ -205,9 +229,10 @@ async def _chat_request(request: web.Request, faults: FaultSet) -> contract.Chat
 def _route_intent(state: FixtureState, body: contract.ChatRequest) -> tuple[Intent, float, bool, str]:
     """Intent, confidence, fallback flag and how the intent was chosen."""
     requested = body.get("intent")
-    if requested is not None:
-        return requested, 1.0, False, "requested"
     found = intents.classify(body["query"])
+    if requested is not None:  # no classification happens: the caller's intent is certain (contract 5.2)
+        confident = found.confidence if FaultName.EXPLICIT_INTENT_CONFIDENCE in state.faults else 1.0
+        return requested, confident, False, "requested"
     if found.intent is not None and found.confidence >= state.config.confidence_threshold:
         return found.intent, found.confidence, False, "classified"
     if FaultName.NO_FALLBACK in state.faults:
@@ -225,6 +250,11 @@ async def _chat_query(request: web.Request) -> web.Response:
     bank_id = auth.authorize_chat(principal, bank_header, faults)
     body = await _chat_request(request, faults)
     intent, confidence, fallback, how = _route_intent(state, body)
+    cache_key = f"{bank_id}|{intent.value}|{body['query']}"
+    if FaultName.ANSWER_CACHE not in faults:
+        state.answers.clear()
+    elif cache_key in state.answers:  # a forecast and simulation cache that replays whole answers
+        return web.Response(text=state.answers[cache_key], content_type="application/json")
     if intent.value not in intents.agents(faults):
         state.metrics.agent_requests.labels(intent.value, "error").inc()
         raise ApiError(500, "no_agent", f"no agent configured for intent {intent.value}", component="agent")
@@ -259,6 +289,13 @@ async def _chat_query(request: web.Request) -> web.Response:
         fallback=fallback,
         query_sha256=hashlib.sha256(body["query"].encode()).hexdigest(),
     )
+    if state.audit is not None and FaultName.AUDIT_SKIP_QUERIES not in faults:
+        payload: dict[str, auditlog.JsonValue] = {
+            "trace_id": trace_id,
+            "intent": intent.value,
+            "query_sha256": hashlib.sha256(body["query"].encode()).hexdigest(),
+        }
+        await state.audit.append(bank_id=bank_id, actor=principal.sub, operation="chat.query", payload=payload)
     if FaultName.UNSTRUCTURED_RESPONSE in faults:
         return web.Response(text=f"{intent.value}: {result.answer}", content_type="text/plain")
     out: dict[str, object] = dict(response)
@@ -269,28 +306,36 @@ async def _chat_query(request: web.Request) -> web.Response:
     if FaultName.MISSING_EXPLANATION in faults:
         del out["explanation"]
     text = json.dumps(out, allow_nan=FaultName.FORECAST_NAN in faults)
+    if FaultName.ANSWER_CACHE in faults and intent in (Intent.FORECAST, Intent.WHAT_IF):
+        state.answers[cache_key] = text
     return web.Response(text=text, content_type="application/json")
 
 
-def _require_admin(request: web.Request) -> FixtureState:
+async def _require_admin(request: web.Request) -> FixtureState:
+    """Authenticate and authorise an admin read, and record it in the audit log (contract section 12.3)."""
     state = request.app[STATE]
     principal = auth.authenticate(request.headers.get("Authorization"), None, state.config, state.faults)
     auth.authorize_admin(principal, state.faults)
+    if state.audit is not None and FaultName.AUDIT_SKIP_OPERATIONS not in state.faults:
+        payload: dict[str, auditlog.JsonValue] = {"path": request.path, "trace_id": request[TRACE_ID]}
+        await state.audit.append(
+            bank_id=principal.bank_id, actor=principal.sub, operation="admin.read", payload=payload
+        )
     return state
 
 
 async def _admin_agents(request: web.Request) -> web.Response:
-    state = _require_admin(request)
+    state = await _require_admin(request)
     return web.json_response(intents.agents_body(state.config, state.faults))
 
 
 async def _admin_pipeline(request: web.Request) -> web.Response:
-    state = _require_admin(request)
+    state = await _require_admin(request)
     return web.json_response(admin.pipeline_body(state.faults, state.config.dead_letter_queue))
 
 
 async def _admin_runtime(request: web.Request) -> web.Response:
-    state = _require_admin(request)
+    state = await _require_admin(request)
     if FaultName.ADMIN_ENDPOINT_FAILS in state.faults:
         raise ApiError(500, "runtime_unavailable", "the runtime description failed")
     return web.json_response(admin.runtime_body(state.config, state.faults))

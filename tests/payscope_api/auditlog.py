@@ -213,7 +213,11 @@ def seed(table: str = "audit_log", app_role: str = "payscope_app") -> list[tuple
                   canonical_json(row["payload"]), row["prev_hash"], row["hash"]))
         for row in chain(GOLDEN_ENTRIES)
     ]  # fmt: skip
-    return [*((statement, ()) for statement in ddl(table, app_role)), *rows]
+    # Rows written with explicit ids: the sequence moves past them, as a writer using nextval expects.
+    resync = sql.SQL("SELECT setval({}, (SELECT max(id) FROM {}))").format(
+        sql.Literal(f"{table}_id_seq"), sql.Identifier(table)
+    )
+    return [*((statement, ()) for statement in ddl(table, app_role)), *rows, (resync, ())]
 
 
 def as_row(record: Mapping[str, object]) -> AuditRow:

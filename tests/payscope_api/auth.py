@@ -87,7 +87,9 @@ def authenticate(
         raise AuthError("missing")
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    if scheme.lower() != "bearer":
+        raise AuthError("missing")  # no Bearer credentials at all (RFC 6750 section 3.1)
+    if not token:
         raise AuthError("malformed")
     try:
         header = jwt.get_unverified_header(token)
@@ -184,7 +186,16 @@ def _decode(
     raise AuthError("bad_signature")
 
 
+def _numeric_dates(claims: dict[str, object]) -> None:
+    """iat, exp and nbf are NumericDates: JSON numbers, fractional allowed (RFC 7519 section 2), never strings."""
+    for name in ("iat", "exp", "nbf"):
+        value = claims.get(name)
+        if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise AuthError("invalid")
+
+
 def _principal(claims: dict[str, object], bank_header: str | None, faults: FaultSet) -> Principal:
+    _numeric_dates(claims)
     sub, bank_id, roles = claims.get("sub"), claims.get("bank_id"), claims.get("roles")
     if "bank_id" not in claims and FaultName.ACCEPT_MISSING_BANK_CLAIM in faults:
         bank_id = bank_header or ""  # the header is taken at its word, as ``authorize_chat`` then sees

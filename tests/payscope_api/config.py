@@ -20,7 +20,17 @@ from tests.payscope_api import contract
 
 Algorithm = Literal["HS256", "RS256"]
 
-DEFAULT_DEPENDENCIES: tuple[str, ...] = ("postgres", "redis", "neo4j", "pinecone", "object_storage", "migrations")
+DEFAULT_DEPENDENCIES: tuple[str, ...] = (
+    "postgres",
+    "redis",
+    "neo4j",
+    "neo4j_schema",
+    "pinecone",
+    "pinecone_index",
+    "object_storage",
+    "migrations",
+)
+"""Every store in use, so every readiness entry (contract section 2.2): an unused store is simply not listed."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,8 @@ class FixtureConfig:
     dependencies: tuple[str, ...] = DEFAULT_DEPENDENCIES
     graceful_timeout_s: float = 20.0
     audit_table: str = "audit_log"
+    #: Where the audit-log table lives (a Postgres DSN); None: no row is written (contract section 12.3).
+    audit_dsn: str | None = field(default=None, repr=False)
     #: The Redis key /admin/pipeline names as PayScope's dead-letter queue.
     dead_letter_queue: str = "dlq"
     version: str = "1.0.0+fixture"

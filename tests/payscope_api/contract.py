@@ -21,6 +21,10 @@ CONTRACT_VERSION = 1
 BANK_HEADER = "X-Bank-Id"
 #: Header that carries the request's trace id on every response.
 TRACE_HEADER = "X-Trace-Id"
+#: Header the operator sends with a fresh value on every request (contract section 0).
+REQUEST_ID_HEADER = "X-Request-Id"
+#: The largest request body PayScope must accept; larger ones are 413 ``body_too_large``.
+MAX_BODY_BYTES = 64 * 1024
 #: Header guarding the fixture-only ``/_faults`` endpoint (not part of the contract).
 FIXTURE_TOKEN_HEADER = "X-Fixture-Token"
 
@@ -93,6 +97,22 @@ READINESS_CHECKS: tuple[str, ...] = (
     "pinecone_index",
 )
 
+#: Every ``error.code`` of contract section 0, by HTTP status; also the ``kind`` values of payscope_errors_total.
+ERROR_CODES: dict[str, int] = {
+    "missing_token": 401,
+    "invalid_token": 401,
+    "forbidden_role": 403,
+    "bank_mismatch": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "body_too_large": 413,
+    "unsupported_media_type": 415,
+    "invalid_body": 422,
+    "no_agent": 500,
+    "unclassified_query": 500,
+    "internal_error": 500,
+}
+
 CheckState = Literal["ok", "fail", "disabled"]
 ComponentState = Literal["ok", "fail"]
 
@@ -146,6 +166,7 @@ class WhatIfData(TypedDict):
     simulated: float
     delta: float
     steps: int
+    max_steps: int
     seed: int
 
 
@@ -167,6 +188,8 @@ class AgentConfig(TypedDict):
     max_tokens: int | None
     timeout_s: float | None
     structured_output: bool
+    #: WHAT_IF only: the most simulation steps one answer may run (contract section 6).
+    max_steps: NotRequired[int | None]
 
 
 class AgentsBody(TypedDict):
@@ -212,7 +235,7 @@ class AuthSettings(TypedDict):
     issuer: str
     audience: str
     leeway_s: float
-    key_ids: list[str]
+    key_ids: list[str] | None
     jwks_uri: str | None
 
 

@@ -32,10 +32,17 @@ Authentication and isolation
   skip_chat_role_check     /chat/query is served to a token holding neither ``analyst`` nor ``admin``
   admin_open_to_all        admin endpoints are served to any authenticated caller
   admin_endpoint_fails     GET /admin/runtime answers 500 to the admin role (401 and 403 to others are unchanged)
+  key_ids_unlisted         GET /admin/runtime lists no accepted key ids (``auth.key_ids`` null)
+  challenge_error_without_token  a 401 for a request without credentials carries ``error="invalid_token"``
   leak_foreign_source      /chat/query ``sources`` include one belonging to another bank
+  audit_skip_queries       no chat.query row is written to the audit log
+  audit_skip_operations    no admin.read row is written to the audit log
+  cite_no_sources          /chat/query answers cite no source at all (``sources`` empty)
 Health
   healthz_fails            GET /healthz answers 500
   readyz_degraded          GET /readyz answers 503, ``postgres`` check ``fail``
+  readyz_no_checks         GET /readyz answers 200 ok with no entry in ``checks``
+  readyz_omit:<check>      GET /readyz does not list that entry (one of contract.READINESS_CHECKS)
   worker_down              /admin/pipeline ``health.worker`` is ``fail`` with 0 workers online
   ingestion_down           /admin/pipeline ``health.ingestion`` is ``fail``
   hang:<route>|*           the route (a template of contract.ROUTES, or * for all) sleeps ``hang_seconds`` first
@@ -43,7 +50,8 @@ Observability
   drop_metric:<family>     the family (one of contract.METRIC_FAMILIES) is missing from /metrics
   metrics_broken           /metrics is served as ``text/html``, not Prometheus text (the exposition is intact)
   unstructured_logs        log lines are plain text instead of one JSON object per line
-  log_level_debug          /admin/runtime reports logging level DEBUG
+  log_level_debug          the API logs at DEBUG (DEBUG lines on stdout) and /admin/runtime reports DEBUG
+  errors_count_5xx_only    payscope_errors_total counts only 5xx answers, not the 4xx ones
 Chat responses
   omit_intent:<INTENT>     no agent for INTENT: /admin/agents lacks it and /chat/query answers 500 for it
   confidence_out_of_range  ``confidence`` is above 1
@@ -56,6 +64,10 @@ Chat responses
   forecast_nan             FORECAST ``data`` carries NaN (not valid JSON)
   what_if_nondeterministic WHAT_IF answers differ between identical requests
   forecast_unstable        FORECAST ``data`` differs between identical requests (still finite and within bounds)
+  explicit_intent_confidence  a request naming its intent reports the classifier's confidence, not 1.0
+  simulation_unbounded     WHAT_IF ``data.steps`` exceeds the agent's ``max_steps``
+  answer_cache             FORECAST and WHAT_IF answers are cached by bank, intent and query and replayed whole
+                           (trace_id included), whatever the request's Cache-Control and X-Request-Id
 Agent and pipeline configuration (/admin/agents, /admin/pipeline)
   agent_temperature_too_high  every agent's temperature is 1.2
   agent_no_token_limit     every agent's max_tokens is null
@@ -97,9 +109,16 @@ class FaultName(StrEnum):
     SKIP_CHAT_ROLE_CHECK = "skip_chat_role_check"
     ADMIN_OPEN_TO_ALL = "admin_open_to_all"
     ADMIN_ENDPOINT_FAILS = "admin_endpoint_fails"
+    KEY_IDS_UNLISTED = "key_ids_unlisted"
+    CHALLENGE_ERROR_WITHOUT_TOKEN = "challenge_error_without_token"
     LEAK_FOREIGN_SOURCE = "leak_foreign_source"
+    AUDIT_SKIP_QUERIES = "audit_skip_queries"
+    AUDIT_SKIP_OPERATIONS = "audit_skip_operations"
+    CITE_NO_SOURCES = "cite_no_sources"
     HEALTHZ_FAILS = "healthz_fails"
     READYZ_DEGRADED = "readyz_degraded"
+    READYZ_NO_CHECKS = "readyz_no_checks"
+    READYZ_OMIT = "readyz_omit"
     WORKER_DOWN = "worker_down"
     INGESTION_DOWN = "ingestion_down"
     HANG = "hang"
@@ -107,6 +126,7 @@ class FaultName(StrEnum):
     METRICS_BROKEN = "metrics_broken"
     UNSTRUCTURED_LOGS = "unstructured_logs"
     LOG_LEVEL_DEBUG = "log_level_debug"
+    ERRORS_COUNT_5XX_ONLY = "errors_count_5xx_only"
     OMIT_INTENT = "omit_intent"
     CONFIDENCE_OUT_OF_RANGE = "confidence_out_of_range"
     MISSING_TRACE_ID = "missing_trace_id"
@@ -118,6 +138,9 @@ class FaultName(StrEnum):
     FORECAST_NAN = "forecast_nan"
     WHAT_IF_NONDETERMINISTIC = "what_if_nondeterministic"
     FORECAST_UNSTABLE = "forecast_unstable"
+    EXPLICIT_INTENT_CONFIDENCE = "explicit_intent_confidence"
+    SIMULATION_UNBOUNDED = "simulation_unbounded"
+    ANSWER_CACHE = "answer_cache"
     AGENT_TEMPERATURE_TOO_HIGH = "agent_temperature_too_high"
     AGENT_NO_TOKEN_LIMIT = "agent_no_token_limit"
     AGENT_NO_TIMEOUT = "agent_no_timeout"
@@ -137,6 +160,7 @@ ARGUMENTS: Mapping[FaultName, frozenset[str]] = {
     FaultName.HANG: frozenset((*contract.ROUTES, "*")),
     FaultName.DROP_METRIC: frozenset(contract.METRIC_FAMILIES),
     FaultName.OMIT_INTENT: frozenset(contract.INTENTS),
+    FaultName.READYZ_OMIT: frozenset(contract.READINESS_CHECKS),
 }
 
 

@@ -55,7 +55,13 @@ async def serve(config: FixtureConfig, key: tokens.SigningKey, timeout: float = 
     logs = stream.getvalue if isinstance(stream, io.StringIO) else None
     try:
         async with httpx.AsyncClient(base_url=str(server.make_url("")), timeout=timeout) as client:
-            yield Target(client=client, key=key, logs=logs, confidence_threshold=config.confidence_threshold)
+            yield Target(
+                client=client,
+                key=key,
+                logs=logs,
+                confidence_threshold=config.confidence_threshold,
+                dependencies=config.dependencies,
+            )
     finally:
         await server.close()
 

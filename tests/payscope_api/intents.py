@@ -34,6 +34,9 @@ KEYWORDS: Mapping[Intent, frozenset[str]] = {
     Intent.FORECAST: frozenset({"forecast", "predict", "projection", "next", "future", "expected"}),
     Intent.WHAT_IF: frozenset({"scenario", "simulate", "suppose", "hypothetical"}),
 }
+#: The WHAT_IF agent's bound on simulation steps (``max_steps``), and the steps one answer runs.
+MAX_STEPS = 1000
+STEPS = 100
 #: Confidence by number of keyword hits (three or more: the last value).
 CONFIDENCE_BY_HITS: tuple[float, ...] = (0.0, 0.55, 0.8, 0.95)
 
@@ -72,6 +75,7 @@ DEFAULT_AGENTS: Mapping[Intent, contract.AgentConfig] = {
         "max_tokens": 2048,
         "timeout_s": 60.0,
         "structured_output": True,
+        "max_steps": MAX_STEPS,
     },
 }
 
@@ -184,7 +188,8 @@ def _what_if(query: str, rng: random.Random, seed: int, faults: FaultSet) -> con
         "baseline": baseline,
         "simulated": simulated,
         "delta": round(simulated - baseline, 2),
-        "steps": 100,
+        "steps": MAX_STEPS * 5 if FaultName.SIMULATION_UNBOUNDED in faults else STEPS,
+        "max_steps": MAX_STEPS,
         "seed": seed,
     }
 
@@ -193,6 +198,8 @@ def answer(intent: Intent, query: str, bank_id: str, how: str, faults: FaultSet)
     """A deterministic answer for one bank; ``how`` says how the intent was chosen."""
     rng, seed = _rng(intent, query, bank_id)
     sources = _sources(intent, bank_id)
+    if FaultName.CITE_NO_SOURCES in faults:
+        sources = []
     if FaultName.LEAK_FOREIGN_SOURCE in faults:
         other = "bank-foreign" if bank_id != "bank-foreign" else "bank-other"
         sources.append({"kind": "pinecone", "ref": f"payscope-rag/{other}", "bank_id": other})

@@ -47,6 +47,8 @@ class Target:
     fallback_intent: Intent = Intent.DESCRIBE
     #: The API's log output so far, when the prober can read it.
     logs: Callable[[], str] | None = None
+    #: The readiness entries the API is configured with (contract section 2.2).
+    dependencies: tuple[str, ...] = ()
 
     def token(self, *, roles: tuple[str, ...] = (contract.ROLE_ANALYST,), **overrides: str | int) -> str:
         return tokens.mint(self.key, self.claims(roles=roles, **overrides))
@@ -57,6 +59,7 @@ class Target:
 
     async def chat(self, body: object, headers: Mapping[str, str] | None = None) -> httpx.Response:
         sent = dict(headers) if headers is not None else tokens.headers(self.token(), self.bank)
+        sent.setdefault("Content-Type", "application/json")
         content = body if isinstance(body, bytes) else json.dumps(body).encode()
         return await self.client.post("/chat/query", content=content, headers=sent)
 

@@ -97,8 +97,8 @@ class Metrics:
 
     def _initialise_series(self) -> None:
         """Expose zero-valued series up front, so a rate() over them starts at the first scrape."""
-        self.errors.labels("api", "internal")
-        self.errors.labels("agent", "no_agent")
+        for code in contract.ERROR_CODES:
+            self.errors.labels("agent" if code in ("no_agent", "unclassified_query") else "api", code)
         for intent in contract.INTENTS:
             self.agent_requests.labels(intent.value, "ok")
             self.agent_requests.labels(intent.value, "error")
@@ -128,8 +128,13 @@ class LogWriter:
         self._faults = faults
         self._level = level
 
+    @property
+    def level(self) -> LogLevel:
+        """The level in force: DEBUG under the ``log_level_debug`` fault."""
+        return "DEBUG" if FaultName.LOG_LEVEL_DEBUG in self._faults else self._level
+
     def log(self, level: LogLevel, event: str, **fields: LogValue) -> None:
-        if self._stream is None or self._ORDER.index(level) < self._ORDER.index(self._level):
+        if self._stream is None or self._ORDER.index(level) < self._ORDER.index(self.level):
             return
         ts = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         if FaultName.UNSTRUCTURED_LOGS in self._faults:

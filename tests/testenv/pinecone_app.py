@@ -19,7 +19,7 @@ from typing import cast
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from tests.testenv import pinecone_api, pinecone_models, pinecone_store
+from tests.testenv import pinecone_api, pinecone_data, pinecone_models, pinecone_store
 
 # ---- middlewares -----------------------------------------------------------------------------
 
@@ -166,7 +166,7 @@ def build_app(settings: pinecone_store.Settings) -> web.Application:
     app.router.add_patch("/indexes/{name}", pinecone_api.configure_index)
     app.router.add_delete("/indexes/{name}", pinecone_api.delete_index)
     app.router.add_post("/_data/{host_id}/describe_index_stats", pinecone_api.describe_index_stats)
-    app.router.add_post("/_data/{host_id}/vectors/upsert", pinecone_api.upsert_vectors)
+    pinecone_data.register(app)
     app.router.add_get("/_emulator/health", admin_health)
     app.router.add_get("/_emulator/faults", admin_get_faults)
     app.router.add_post("/_emulator/faults", admin_set_faults)

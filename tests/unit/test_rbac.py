@@ -12,6 +12,8 @@ test pins them to one table, ``EXPECTED``, each entry justified by the code that
 - kube.gateway: read_namespaced_secret, read_namespaced_deployment,
   list_namespaced_pod_disruption_budget and list_namespaced_network_policy (the audit
   matches their selectors to the workloads' pods: list, never get or watch),
+  list_namespaced_pod (a Deployment's pods by its selector), read_namespaced_pod_log
+  (their recent lines),
   get_namespaced_custom_object_status (the re-read after a 409),
   patch_namespaced_custom_object_status, create_namespaced_event. A new Kubernetes call in
   the gateway fails ``test_gateway_calls_are_all_granted`` until it is mapped and granted.
@@ -47,6 +49,8 @@ EXPECTED: dict[Rule, set[str]] = {
     ("apps", "deployments", frozenset()): {"get"},
     ("policy", "poddisruptionbudgets", frozenset()): {"list"},
     ("networking.k8s.io", "networkpolicies", frozenset()): {"list"},
+    ("", "pods", frozenset()): {"list"},
+    ("", "pods/log", frozenset()): {"get"},
     ("", "events", frozenset()): {"create"},
 }
 PEERING_NAME = "payscope-operator"
@@ -65,6 +69,8 @@ CLIENT_CALLS: dict[str, tuple[str, str, str]] = {
     "read_namespaced_deployment": ("apps", "deployments", "get"),
     "list_namespaced_pod_disruption_budget": ("policy", "poddisruptionbudgets", "list"),
     "list_namespaced_network_policy": ("networking.k8s.io", "networkpolicies", "list"),
+    "list_namespaced_pod": ("", "pods", "list"),
+    "read_namespaced_pod_log": ("", "pods/log", "get"),
     "get_namespaced_custom_object_status": ("payscope.io", "payscopedeployments/status", "get"),
     "patch_namespaced_custom_object_status": ("payscope.io", "payscopedeployments/status", "patch"),
     "create_namespaced_event": ("", "events", "create"),

@@ -87,6 +87,15 @@ operator's code sends; see the comments and tests/unit/test_rbac.py.
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
   verbs: ["list"]
+# kube.gateway.list_pods: the pods of a spec.workloads Deployment, listed by its label selector
+# (readiness and restart counts; never watched, never a single pod by name).
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
+# kube.gateway.read_pod_log: the last lines of those pods' containers (log format and level).
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
 # kube.gateway.post_event and kopf's poster both POST core/v1 Events (never events.k8s.io).
 - apiGroups: [""]
   resources: ["events"]

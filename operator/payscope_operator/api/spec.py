@@ -142,6 +142,11 @@ class Audit(fields.SpecModel):
         description="How often the probes that run PayScope's agents (POST /chat/query, one per intent) are"
         " repeated; in between, their checks keep the last results. Every other probe runs every interval.",
     )
+    read_pod_logs: fields.StrictBool = Field(
+        True,
+        description="Read the recent log lines of the spec.workloads pods (pods/log) to judge their format and level;"
+        " false where the operator is not to read logs (F.logging checks then report NotConfigured).",
+    )
     waivers: Annotated[tuple[Waiver, ...], fields.ListKeys(("check",))] = Field(
         (), max_length=100, description="Waived checks, areas or dimensions, unique by check."
     )

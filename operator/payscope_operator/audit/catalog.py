@@ -20,12 +20,16 @@ from payscope_operator.audit import registry
 from payscope_operator.audit.checks import (
     agents,
     apis,
+    audit_log,
     data_layer,
     data_layer_stores,
     infrastructure,
+    metrics,
     observability,
     pipeline,
+    pods,
     security,
+    vectors,
     workload_security,
 )
 
@@ -36,16 +40,20 @@ CATALOG: tuple[registry.Check[Any], ...] = registry.assemble(
     pipeline.CHECKS,
     agents.CHECKS,
     apis.CHECKS,
+    metrics.CHECKS,
     observability.CHECKS,
+    pods.CHECKS,
     security.CHECKS,
     workload_security.CHECKS,
+    audit_log.CHECKS,
+    vectors.CHECKS,
 )
 NOT_OBSERVABLE: tuple[registry.NotObservable, ...] = (
     *infrastructure.NOT_OBSERVABLE,
     *pipeline.NOT_OBSERVABLE,
     *agents.NOT_OBSERVABLE,
     *observability.NOT_OBSERVABLE,
-    *security.NOT_OBSERVABLE,
+    *audit_log.NOT_OBSERVABLE,
 )
 
 RETIRED: dict[str, str] = {**infrastructure.RETIRED}

@@ -21,7 +21,7 @@ from payscope_operator import errors
 from payscope_operator.api import secret_references, spec
 from payscope_operator.backends import base
 from payscope_operator.backends.payscope_api import client as api_client
-from payscope_operator.kube import policies, workloads
+from payscope_operator.kube import pods, policies, workloads
 
 Closer = Callable[[], Awaitable[None]]
 T = TypeVar("T")
@@ -60,6 +60,10 @@ class Cluster(Protocol):
     async def list_disruption_budgets(self, namespace: str) -> tuple[policies.DisruptionBudgetFacts, ...]: ...
 
     async def list_network_policies(self, namespace: str) -> tuple[policies.NetworkPolicyFacts, ...]: ...
+
+    async def list_pods(self, namespace: str, selector: str) -> tuple[pods.PodFacts, ...]: ...
+
+    async def read_pod_log(self, namespace: str, pod: str, container: str) -> str | None: ...
 
 
 class ClientCache(Protocol):

@@ -81,10 +81,11 @@ def _escape(text: str) -> str:
 
 _GRADE_MEANINGS = {
     status.EvidenceGrade.OBSERVED: "the operator saw the property itself (a catalog row, a refused forged token,"
-    " a pod spec field).",
-    status.EvidenceGrade.INFERRED: "a proxy that correlates with the property (a metric family exists).",
-    status.EvidenceGrade.REPORTED: "PayScope's own statement about itself (`/admin` documents, `/readyz`), kept"
-    " only where nothing better can be reached.",
+    " a pod spec field, a worker's own configuration over the broker, a counter moving under its own requests).",
+    status.EvidenceGrade.INFERRED: "a proxy that correlates with the property (a metric family exists, the"
+    " answers cite only the caller's sources).",
+    status.EvidenceGrade.REPORTED: "PayScope's own statement about itself (the `/admin` documents), kept only"
+    " where nothing better can be reached.",
 }
 
 

@@ -1,4 +1,4 @@
-"""Reads and writes against the Kubernetes API: Secrets, Deployments, their guards, status, Events.
+"""Reads and writes against the Kubernetes API: Secrets, Deployments and their guards, pods, logs, status, Events.
 
 The official client is synchronous; every call runs in a worker thread with an
 explicit request timeout, so the event loop never blocks. Errors map onto the
@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime
+import json
 import logging
 import urllib.parse
 import uuid
@@ -35,7 +36,7 @@ from pydantic import SecretStr
 from urllib3.exceptions import HTTPError as TransportError
 
 from payscope_operator import errors
-from payscope_operator.kube import policies, workloads
+from payscope_operator.kube import pods, policies, workloads
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,16 @@ def _retry_after(exc: ApiException) -> float | None:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
         return None  # an HTTP date: ignore it, the caller's backoff applies
+
+
+def _not_found_name(exc: ApiException) -> str | None:
+    """The name a 404's Status body says was not found (the pod, or the node a log request needed)."""
+    try:
+        details = json.loads(exc.body or "{}").get("details") or {}
+    except (ValueError, AttributeError):
+        return None
+    name = details.get("name") if isinstance(details, dict) else None
+    return name if isinstance(name, str) else None
 
 
 def _map(exc: ApiException, what: str) -> errors.PayScopeError:
@@ -165,6 +176,56 @@ class Gateway:
             f"list NetworkPolicies in {namespace}",
         )
         return tuple(policies.network_policy_facts(p) for p in (found.items if found is not None else ()))
+
+    async def list_pods(self, namespace: str, selector: str, *, limit: int = 50) -> tuple[pods.PodFacts, ...]:
+        """The pods matching ``selector`` (a labelSelector), at most ``limit`` of them; empty when none."""
+        if not selector:
+            return ()  # an empty selector would list every pod of the namespace
+        found = await self._call(
+            lambda: self._core.list_namespaced_pod(
+                namespace, label_selector=selector, limit=limit, _request_timeout=self.timeout
+            ),
+            f"list the pods of {namespace} matching {selector}",
+        )
+        return tuple(pods.facts_of(pod) for pod in (found.items if found is not None else []))
+
+    async def read_pod_log(self, namespace: str, pod: str, container: str) -> str | None:
+        """The container's most recent log lines (``pods.MAX_LOG_LINES``, at most ``pods.MAX_LOG_BYTES``).
+
+        None when the pod itself is gone; an empty string when the API server has no log to give (a pod
+        not scheduled yet). Raises ``PermissionDenied`` without pods/log access, and ``DependencyUnavailable``
+        when the API server cannot fetch the log from the pod's node (unknown node, kubelet not answering).
+        """
+        what = f"read the log of {namespace}/{pod} ({container})"
+
+        def call() -> Any:
+            return self._core.read_namespaced_pod_log(
+                pod,
+                namespace,
+                container=container,
+                tail_lines=pods.MAX_LOG_LINES,
+                limit_bytes=pods.MAX_LOG_BYTES,
+                _preload_content=False,
+                _request_timeout=self.timeout,
+            )
+
+        try:
+            response = await asyncio.to_thread(call)
+        except ApiException as exc:
+            if exc.status == 404 and _not_found_name(exc) == pod:
+                return None
+            if exc.status == 404:  # the pod's node: the API server cannot reach a kubelet for it
+                raise errors.DependencyUnavailable(
+                    f"Kubernetes API failed to {what}: the pod's node is unknown to it (HTTP 404)"
+                ) from None
+            raise _map(exc, what) from None
+        except (OSError, TransportError) as exc:
+            raise errors.DependencyUnavailable(f"Kubernetes API unreachable: {type(exc).__name__}") from None
+        try:
+            data: bytes = response.data or b""
+        finally:
+            response.release_conn()
+        return data[: pods.MAX_LOG_BYTES].decode("utf-8", "replace")
 
     async def read_status(self, ref: ObjectRef) -> StoredStatus | None:
         """The resource's current status and resourceVersion (after a 409), or None when it is gone."""

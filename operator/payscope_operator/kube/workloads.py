@@ -1,4 +1,4 @@
-"""A Deployment reduced to the facts the audit judges: replicas, probes, resources, shutdown, pod security.
+"""A Deployment reduced to the facts the audit judges: replicas, probes and their commands, resources, pod security.
 
 Converting the client's objects here keeps the audit's checks pure functions of
 plain frozen dataclasses, table-testable without a cluster. Security settings
@@ -54,10 +54,20 @@ class ContainerFacts:
     security: SecurityFacts = field(default_factory=SecurityFacts)
     host_ports: tuple[int, ...] = ()
     env_literals: tuple[tuple[str, ValueShape], ...] = ()  # (name, shape of its literal value), never the value
+    liveness_handler: str | None = None  # "httpGet /healthz :8000", "exec celery inspect ping", ...
+    readiness_handler: str | None = None
 
     @property
     def label(self) -> str:
         return f"{self.name} (init)" if self.init else self.name
+
+    @property
+    def liveness_path(self) -> str | None:
+        return _path(self.liveness_handler)
+
+    @property
+    def readiness_path(self) -> str | None:
+        return _path(self.readiness_handler)
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,28 @@ class SpreadTerm:
     kind: str
     topology_key: str
     selector: policies.LabelSelector | None
+
+
+def _path(handler: str | None) -> str | None:
+    """The path of an ``httpGet`` handler description."""
+    if handler is None or not handler.startswith("httpGet "):
+        return None
+    return handler.split(" ")[1]
+
+
+def handler_of(probe: Any) -> str | None:
+    """What a probe runs: ``httpGet <path> :<port>``, ``tcpSocket :<port>``, ``grpc :<port>``, ``exec <cmd>``."""
+    if probe is None:
+        return None
+    if probe.http_get is not None:
+        return f"httpGet {probe.http_get.path or '/'} :{probe.http_get.port}"
+    if probe.tcp_socket is not None:
+        return f"tcpSocket :{probe.tcp_socket.port}"
+    if getattr(probe, "grpc", None) is not None:
+        return f"grpc :{probe.grpc.port}"
+    if probe._exec is not None:
+        return "exec " + " ".join(probe._exec.command or [])
+    return "unknown"
 
 
 @dataclass(frozen=True)
@@ -89,10 +121,18 @@ class DeploymentFacts:
     host_path_volumes: tuple[str, ...] = ()  # "volume-name: /host/path"
     automount_service_account_token: bool | None = None
     spread: tuple[SpreadTerm, ...] = ()
+    selector: tuple[tuple[str, str], ...] = ()  # spec.selector.matchLabels
+    selector_expressions: tuple[tuple[str, str, tuple[str, ...]], ...] = ()  # matchExpressions: key, op, values
+
+    @property
+    def rolled_out(self) -> bool:
+        """The Deployment controller has seen the current spec and every replica runs its template."""
+        return self.observed_generation >= self.generation and self.updated_replicas >= self.replicas
 
     @property
     def available(self) -> bool:
-        return self.replicas > 0 and self.available_replicas >= self.replicas
+        """Available only once the rollout of the current spec has caught up (kubectl rollout status)."""
+        return self.replicas > 0 and self.available_replicas >= self.replicas and self.rolled_out
 
     @property
     def pod_labels(self) -> dict[str, str]:
@@ -158,6 +198,8 @@ def _container(container: Any, pod: Any, *, init: bool = False) -> ContainerFact
         security=_security(container, pod),
         host_ports=tuple(p.host_port for p in (container.ports or ()) if p.host_port),
         env_literals=literals,
+        liveness_handler=handler_of(container.liveness_probe),
+        readiness_handler=handler_of(container.readiness_probe),
     )
 
 
@@ -208,4 +250,9 @@ def facts_of(deployment: Any) -> DeploymentFacts:
         host_path_volumes=tuple(f"{v.name}: {v.host_path.path}" for v in (pod.volumes or ()) if v.host_path),
         automount_service_account_token=pod.automount_service_account_token,
         spread=_spread(pod),
+        selector=tuple(sorted((spec.selector.match_labels or {}).items())) if spec.selector else (),
+        selector_expressions=tuple(
+            (e.key, e.operator, tuple(e.values or ()))
+            for e in ((spec.selector.match_expressions or []) if spec.selector else [])
+        ),
     )

@@ -31,7 +31,7 @@ from payscope_operator.api import spec, status
 from payscope_operator.audit import catalog, runner
 from payscope_operator.backends import base
 from payscope_operator.egress import policy
-from payscope_operator.kube import gateway, policies, workloads
+from payscope_operator.kube import gateway, pods, policies, workloads
 from payscope_operator.reconcile import (
     provision,
     reach,
@@ -79,6 +79,10 @@ class Cluster(status_writer.Target, Protocol):
     async def list_disruption_budgets(self, namespace: str) -> tuple[policies.DisruptionBudgetFacts, ...]: ...
 
     async def list_network_policies(self, namespace: str) -> tuple[policies.NetworkPolicyFacts, ...]: ...
+
+    async def list_pods(self, namespace: str, selector: str) -> tuple[pods.PodFacts, ...]: ...
+
+    async def read_pod_log(self, namespace: str, pod: str, container: str) -> str | None: ...
 
 
 class Observer(Protocol):

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from payscope_operator.api import spec
 from payscope_operator.backends import ownership
 from payscope_operator.egress import policy
-from payscope_operator.kube import policies, workloads
+from payscope_operator.kube import pods, policies, workloads
 from payscope_operator.reconcile import clients as store_clients
 from payscope_operator.reconcile import observations as pass_observations
 from payscope_operator.reconcile import secrets as secret_refs
@@ -36,6 +36,10 @@ class Cluster(Protocol):
     async def list_disruption_budgets(self, namespace: str) -> tuple[policies.DisruptionBudgetFacts, ...]: ...
 
     async def list_network_policies(self, namespace: str) -> tuple[policies.NetworkPolicyFacts, ...]: ...
+
+    async def list_pods(self, namespace: str, selector: str) -> tuple[pods.PodFacts, ...]: ...
+
+    async def read_pod_log(self, namespace: str, pod: str, container: str) -> str | None: ...
 
 
 Closer = store_clients.Closer

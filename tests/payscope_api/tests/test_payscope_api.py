@@ -26,16 +26,17 @@ from pathlib import Path
 
 import httpx
 import prometheus_client
+import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.payscope_api import auditlog, contract, faults, harness, probes_access, probes_api, tokens
+from tests.payscope_api import auditlog, contract, faults, harness, probes_access, probes_api, probes_contract, tokens
 from tests.payscope_api.app import create_app
 from tests.payscope_api.contract import Intent
 from tests.payscope_api.faults import FaultName
 from tests.payscope_api.probing import VALID_BODY, Probe, Target, run_probe
 
-PROBES: list[Probe] = probes_api.PROBES + probes_access.PROBES
+PROBES: list[Probe] = probes_api.PROBES + probes_access.PROBES + probes_contract.PROBES
 PROBE_NAMES = [item.name for item in PROBES]
 FIXTURE_HEADERS = dict(harness.FIXTURE_HEADERS)
 _config = harness.fixture_config
@@ -111,7 +112,7 @@ async def test_each_fixture_has_its_own_registry(hs_key: tokens.SigningKey) -> N
 # ---- one fault: exactly its behaviour breaks, and comes back --------------------------------------
 
 ONE_BEHAVIOUR: dict[str, set[str]] = {
-    "accept_missing_token": {"jwt_missing"},
+    "accept_missing_token": {"jwt_missing", "protocol_error_codes", "challenge_without_token"},
     "accept_expired_token": {"jwt_expired"},
     "skip_signature_check": {"jwt_bad_signature"},
     "accept_alg_none": {"jwt_alg_none"},
@@ -122,7 +123,7 @@ ONE_BEHAVIOUR: dict[str, set[str]] = {
     "ignore_issuer": {"jwt_wrong_issuer"},
     "ignore_key_id": {"jwt_unknown_kid"},
     "ignore_bank_header": {"bank_header"},
-    "skip_chat_role_check": {"chat_role"},
+    "skip_chat_role_check": {"chat_role", "forbidden_role_before_bank"},
     "admin_open_to_all": {f"admin_forbidden:{path}" for path in probes_access.ADMIN_PATHS},
     "admin_endpoint_fails": {"admin_allowed:/admin/runtime", "runtime_auth", "log_level", "logs_structured"},
     "leak_foreign_source": {"chat_sources_isolated"},
@@ -133,12 +134,18 @@ ONE_BEHAVIOUR: dict[str, set[str]] = {
     "metrics_broken": {"metrics_endpoint"},
     "unstructured_logs": {"logs_structured"},
     "log_level_debug": {"log_level"},
-    "confidence_out_of_range": {"chat_confidence"},
-    "missing_trace_id": {"chat_trace", "logs_trace"},
+    "confidence_out_of_range": {"chat_confidence", "explicit_intent_confidence"},
+    "missing_trace_id": {"chat_trace", "logs_trace", "chat_not_replayed"},
     "missing_explanation": {"chat_explanation"},
     "no_fallback": {"chat_fallback"},
-    "no_body_validation": {"body_validation"},
-    "unstructured_errors": {"errors_structured"},
+    "no_body_validation": {"body_validation", "protocol_error_codes"},
+    "unstructured_errors": {
+        "errors_structured",
+        "forbidden_role_before_bank",
+        "routing_before_authentication",
+        "protocol_error_codes",
+        "challenge_without_token",
+    },
     "what_if_nondeterministic": {"what_if_deterministic"},
     "forecast_unstable": {"forecast_stable"},
     "agent_temperature_too_high": {"agents_temperature"},
@@ -153,8 +160,23 @@ ONE_BEHAVIOUR: dict[str, set[str]] = {
     "pipeline_no_dlq": {"pipeline_dlq"},
     "pipeline_no_acks_late": {"pipeline_acks_late"},
     "ingestion_no_validation": {"pipeline_ingestion_validation"},
+    "key_ids_unlisted": {"runtime_auth"},
+    "challenge_error_without_token": {"challenge_without_token"},
+    "cite_no_sources": {"chat_sources_isolated"},
+    "readyz_no_checks": {"readyz", "readyz_lists_dependencies"},
+    "errors_count_5xx_only": {"errors_counted"},
+    "explicit_intent_confidence": {"explicit_intent_confidence"},
+    "simulation_unbounded": {"what_if_bounded"},
+    "answer_cache": {"chat_not_replayed"},
+    # The audit-log rows are not HTTP behaviour: test_the_fixture_records_queries_and_admin_reads sees them.
+    "audit_skip_queries": set(),
+    "audit_skip_operations": set(),
 }
-COUNTED_BY = {"http_requests_total": "metrics_counting", "payscope_agent_requests_total": "agent_metrics_counting"}
+COUNTED_BY = {
+    "http_requests_total": "metrics_counting",
+    "payscope_agent_requests_total": "agent_metrics_counting",
+    "payscope_errors_total": "errors_counted",
+}
 FAULT_CASES = [
     *ONE_BEHAVIOUR,
     "unstructured_response",
@@ -162,6 +184,7 @@ FAULT_CASES = [
     "hang:/healthz",
     *(f"drop_metric:{family}" for family in contract.METRIC_FAMILIES),
     *(f"omit_intent:{intent.value}" for intent in contract.INTENTS),
+    *(f"readyz_omit:{name}" for name in contract.READINESS_CHECKS),
 ]
 
 
@@ -174,6 +197,8 @@ def expected_broken(spec: str) -> set[str]:
     if fault.name is FaultName.DROP_METRIC:
         assert fault.arg is not None
         return {f"metrics_family:{fault.arg}"} | ({COUNTED_BY[fault.arg]} if fault.arg in COUNTED_BY else set())
+    if fault.name is FaultName.READYZ_OMIT:
+        return {"readyz_lists_dependencies"}
     if fault.name is FaultName.UNSTRUCTURED_RESPONSE:
         return {p.name for p in PROBES if p.chat_json}
     if fault.name is FaultName.FORECAST_NAN:  # NaN makes every FORECAST answer invalid JSON
@@ -355,7 +380,6 @@ def test_audit_payloads_with_no_single_canonical_form_are_refused(payload: dict[
 
 def test_audit_chain_survives_a_round_trip_through_postgres(pg_dsn: str) -> None:
     """Timestamps and jsonb come back from Postgres in a form that re-hashes to the same chain."""
-    import psycopg
     from psycopg import sql
     from psycopg.rows import dict_row
     from psycopg.types.json import Jsonb
@@ -408,3 +432,30 @@ def test_contract_document_names_every_route_family_fault_and_the_golden_hashes(
     names += [f"`{fault.value}" for fault in FaultName]
     missing = [name for name in names if name not in text]
     assert not missing, f"docs/payscope-contract.md does not mention {missing}"
+
+
+async def test_the_fixture_records_queries_and_admin_reads(hs_key: tokens.SigningKey, pg_dsn: str) -> None:
+    """Contract section 12.3: one chained row per chat query and admin read, each with its trace id."""
+
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(auditlog.ddl()[0])
+    async with serve(_config(hs_key, audit_dsn=pg_dsn), hs_key) as api:
+        chat = await api.chat({"query": "describe volumes", "intent": "DESCRIBE"})
+        read = await api.admin("/admin/agents")
+        await _switch(api, enable=["audit_skip_queries", "audit_skip_operations"])
+        await api.chat({"query": "describe volumes", "intent": "DESCRIBE"})
+        await api.admin("/admin/agents")
+    with psycopg.connect(pg_dsn) as conn:
+        rows = [
+            auditlog.as_row(
+                dict(zip(("id", "ts", "bank_id", "actor", "operation", "payload", "prev_hash", "hash"), r, strict=True))
+            )
+            for r in conn.execute(
+                "SELECT id, ts, bank_id, actor, operation, payload, prev_hash, hash FROM audit_log ORDER BY id"
+            ).fetchall()
+        ]
+    assert [(r["operation"], r["payload"]["trace_id"]) for r in rows] == [
+        ("chat.query", chat.headers[contract.TRACE_HEADER]),
+        ("admin.read", read.headers[contract.TRACE_HEADER]),
+    ]
+    assert auditlog.verify(rows) is None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,6 +42,7 @@ AGENTS: dict[str, Any] = {
 RUNTIME: dict[str, Any] = {"logging": {"format": "json", "level": "INFO"}, "auth": {"key_ids": ["primary"]}}
 DROP = object()
 """A value in ``answer_body(**changes)`` that removes the field."""
+_TRACES = itertools.count(1)
 POINTS = [{"date": "2026-01-02", "value": 10.0, "lower": 9.0, "upper": 11.0}]
 
 
@@ -56,22 +58,26 @@ def answer_body(intent: str = "ANOMALY", /, *, bank: str = "bank-a", **changes: 
         "fallback": False,
         "answer": f"{intent} of bank {bank}",
         "explanation": "computed from 1 source",
-        "trace_id": "t-1",
+        "trace_id": f"t-{next(_TRACES)}",  # every answer computed for its own request
         "bank_id": bank,
         "sources": [{"kind": "postgres", "ref": "public.transactions", "bank_id": bank}],
     }
     if intent == "FORECAST":
         body["data"] = {"horizon_days": 1, "points": copy.deepcopy(POINTS)}
     if intent == "WHAT_IF":
-        body["data"] = {"baseline": 1.0, "simulated": 2.0, "seed": 7}
+        body["data"] = {"baseline": 1.0, "simulated": 2.0, "steps": 100, "max_steps": 1000, "seed": 7}
     body.update(changes)
     return {k: v for k, v in body.items() if v is not DROP}
 
 
 def answer(
-    status: int | None = 200, body: dict[str, Any] | None = None, *, trace: str | None = "t-1", **extra: Any
+    status: int | None = 200, body: dict[str, Any] | None = None, *, trace: object = DROP, **extra: Any
 ) -> api_model.Answer:
-    return api_model.parse_answer(reply("POST /chat/query", status, body, trace_header=trace, **extra))
+    """A chat answer; its X-Trace-Id header is the body's trace_id unless ``trace`` says otherwise."""
+    header = (body or {}).get("trace_id") if trace is DROP else trace
+    return api_model.parse_answer(
+        reply("POST /chat/query", status, body, trace_header=header if isinstance(header, str) else None, **extra)
+    )
 
 
 def chat(

@@ -156,3 +156,38 @@ def test_bounds_are_stated_in_passes_when() -> None:
 
 def test_not_observable_items_are_section_d_with_reasons() -> None:
     assert all(item.covers.startswith("D/") and len(item.reason) > 40 for item in agents.NOT_OBSERVABLE)
+
+
+def _what_if(**data: Any) -> payscope_api.ChatEvidence:
+    body = ev.answer_body("WHAT_IF")
+    body["data"] = {**body["data"], **data}
+    return ev.chat({"WHAT_IF": ev.answer(body=body)})
+
+
+@pytest.mark.parametrize(
+    ("evidence", "expected", "fragment"),
+    [
+        (_what_if(), S.PASS, "ran 100 of at most 1000 steps"),
+        (_what_if(steps=5000), S.FAIL, "ran 5000 steps against a bound of 1000"),
+        (_what_if(max_steps=None), S.FAIL, "reports no bound"),
+        (_what_if(steps=None), S.FAIL, "ran no reported steps"),
+    ],
+)
+def test_simulation_is_bounded_by_its_max_steps(
+    evidence: payscope_api.ChatEvidence, expected: status.CheckStatus, fragment: str
+) -> None:
+    finding = CHECKS["D.simulation.bounded"].judge(evidence, ev.SPEC)
+    assert finding.status == expected, finding.message
+    assert fragment in finding.message
+
+
+@pytest.mark.parametrize(
+    ("check_id", "intent"), [("D.simulation.deterministic", "WHAT_IF"), ("D.forecast.stable", "FORECAST")]
+)
+def test_a_replayed_answer_is_no_evidence_of_determinism(check_id: str, intent: str) -> None:
+    first = ev.answer(body=ev.answer_body(intent))
+    replay = ev.answer(body=ev.answer_body(intent, trace_id=first.trace_id))
+    repeats = {"repeat": replay} if intent == "WHAT_IF" else {"repeat_forecast": replay}
+    finding = CHECKS[check_id].judge(ev.chat({intent: first}, **repeats), ev.SPEC)
+    assert finding.status == S.UNKNOWN
+    assert "replays the first (the same trace_id)" in finding.message

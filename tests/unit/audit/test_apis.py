@@ -150,3 +150,12 @@ def test_one_check_per_contract_intent() -> None:
 def test_evidence_names_endpoint_and_status() -> None:
     finding = _run("E.intents.forecast", ev.chat({"FORECAST": NO_AGENT}))
     assert finding.evidence == "POST /chat/query intent=FORECAST → 500"
+
+
+def test_a_named_intent_is_answered_with_certainty() -> None:
+    check = {c.id: c for c in apis.CHECKS}["E.responses.confidence"]
+    guessed = ev.chat({"COMPARE": ev.answer(body=ev.answer_body("COMPARE", confidence=0.8))})
+    finding = check.judge(guessed, ev.SPEC)
+    assert finding.status == status.CheckStatus.WARN
+    assert "COMPARE: confidence 0.8 for a named intent, not 1.0" in finding.message
+    assert check.judge(ev.chat(), ev.SPEC).status == status.CheckStatus.PASS

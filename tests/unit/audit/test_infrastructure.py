@@ -64,8 +64,10 @@ def test_healthy_deployments_pass(check_id: str) -> None:
         ({"replicas": 0, "available_replicas": 0}, S.FAIL, "is scaled to zero"),
         ({"available_replicas": 1}, S.FAIL, "has 1 of 2 replicas available"),
         ({"available_replicas": 0, "available_condition": False}, S.FAIL, "has 0 of 2 replicas available"),
+        ({"generation": 2}, S.FAIL, "rollout has not been observed yet (observedGeneration 1 < generation 2)"),
+        ({"updated_replicas": 1}, S.FAIL, "is rolling out: 1 of 2 replicas run the current template"),
     ],
-    ids=["pass", "missing", "scaled-to-zero", "partially-available", "unavailable"],
+    ids=["pass", "missing", "scaled-to-zero", "partially-available", "unavailable", "unobserved", "rolling-out"],
 )
 def test_role_available(role: str, facts: Any, expected: status.CheckStatus, words: str) -> None:
     name = NAMES[role]

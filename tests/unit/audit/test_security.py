@@ -68,7 +68,12 @@ def _access(**changes: int | None) -> payscope_api.AccessEvidence:
         **{k.replace("__", ":/admin/"): v for k, v in changes.items()},
     }
     replies = {
-        key: api_client.Reply("POST /chat/query", code, failure=None if code is not None else "no answer within 30s")
+        key: api_client.Reply(
+            "POST /chat/query",
+            code,
+            failure=None if code is not None else "no answer within 30s",
+            challenge='Bearer realm="payscope"' if code == 401 else None,
+        )
         for key, code in codes.items()
     }
     return payscope_api.AccessEvidence("bank-a", replies)
@@ -100,7 +105,7 @@ FOREIGN = [{"kind": "pinecone", "ref": "payscope-rag/bank-z", "bank_id": "bank-z
         ("G.jwt.alg_none", _access(alg_none=200), S.FAIL, "never alg: none"),
         ("G.jwt.audience", _access(audience=200), S.FAIL, "verify aud"),
         ("G.jwt.issuer", _access(issuer=422), S.FAIL, "verify iss"),
-        ("G.jwt.key_id", _access(unknown_kid=200), S.WARN, "retired key"),
+        ("G.jwt.key_id", _access(unknown_kid=200), S.FAIL, "retired key"),
         ("G.jwt.expired", _access(baseline=401), S.UNKNOWN, "valid token too"),
         ("G.jwt.expired", _access(baseline=500), S.PASS, "with 401"),
         ("G.jwt.expired", _access(baseline=403), S.UNKNOWN, "valid token too"),
@@ -236,3 +241,54 @@ def test_minter_hides_the_key_and_refuses_a_key_that_cannot_sign() -> None:
     with pytest.raises(errors.SpecInvalid, match="PEM private key usable with RS256") as raised:
         tokens.from_session(_session("RS256", "-----BEGIN PRIVATE KEY-----\nnot-a-key\n-----END PRIVATE KEY-----"))
     assert "not-a-key" not in str(raised.value)
+
+
+def _with_key_ids(key_ids: object, unknown_kid: int = 401) -> payscope_api.AccessEvidence:
+    """Access replies whose admin read of /admin/runtime lists ``key_ids`` (auth.key_ids)."""
+    access = _access(unknown_kid=unknown_kid)
+    runtime = api_client.Reply("GET /admin/runtime", 200, body={"auth": {"key_ids": key_ids}})
+    return payscope_api.AccessEvidence(access.bank, {**access.replies, "admin:/admin/runtime": runtime})
+
+
+@pytest.mark.parametrize(
+    ("evidence", "expected", "fragment"),
+    [
+        (_with_key_ids(["primary", "next"]), S.PASS, "accepts 2 listed key id(s): primary, next"),
+        (_with_key_ids(["primary"], unknown_kid=200), S.FAIL, "a token naming an unknown key id"),
+        (_with_key_ids(["primary"], unknown_kid=422), S.FAIL, "refuse unknown ones"),
+        (_with_key_ids([]), S.WARN, "does not list the ids it accepts"),
+        (_with_key_ids(None), S.WARN, "auth.key_ids in GET /admin/runtime"),
+        (_access(), S.UNKNOWN, "could not be read"),
+        (_with_key_ids([tokens.UNKNOWN_KEY_ID]), S.UNKNOWN, "proves nothing"),
+    ],
+)
+def test_unknown_key_id_is_refused_and_the_accepted_ids_are_listed(
+    evidence: payscope_api.AccessEvidence, expected: status.CheckStatus, fragment: str
+) -> None:
+    finding = CHECKS["G.jwt.key_id"].judge(evidence, ev.SPEC)
+    assert finding.status == expected, finding.message
+    assert fragment in finding.message
+
+
+def test_an_answer_citing_no_source_proves_no_isolation() -> None:
+    bare = {i: ev.answer(body=ev.answer_body(i, sources=[])) for i in api_model.INTENTS}
+    finding = CHECKS["G.isolation.sources"].judge(
+        ev.chat(bare, other=ev.answer(body=ev.answer_body("DESCRIBE", bank="bank-b", sources=[]))), ev.SPEC
+    )
+    assert finding.status == S.UNKNOWN
+    assert "None of the 6 answers cited a source" in finding.message
+
+
+@pytest.mark.parametrize(
+    ("challenge", "expected"),
+    [('Bearer realm="payscope"', S.PASS), ('Bearer realm="payscope", error="invalid_token"', S.WARN), (None, S.WARN)],
+)
+def test_a_request_without_credentials_gets_a_challenge_without_error_code(
+    challenge: str | None, expected: status.CheckStatus
+) -> None:
+    access = _access()
+    missing = api_client.Reply("POST /chat/query", 401, challenge=challenge)
+    finding = CHECKS["G.jwt.missing"].judge(
+        payscope_api.AccessEvidence(access.bank, {**access.replies, "missing": missing}), ev.SPEC
+    )
+    assert finding.status == expected, finding.message

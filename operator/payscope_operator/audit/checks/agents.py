@@ -243,10 +243,18 @@ def forecast_finite(evidence: payscope_api.ChatEvidence, desired: spec.PayScopeS
 
 
 def _same_twice(first: api_model.Answer, second: api_model.Answer, intent: str, fix: str, *, warn: bool) -> Finding:
-    """Pass when the intent's query, asked twice in one pass, got identical answers and data."""
+    """Pass when the intent's query, asked twice in one pass (one after the other, each under its own request
+    id and ``Cache-Control: no-cache``), got identical answers and data, each computed for its own request."""
     where = f"{first.reply.describe()} (twice)"
     if second.reply.status != 200 or not second.structured:
         return Finding.unknown(f"The repeated {intent} request was not answered with a JSON object ({where}).")
+    if first.trace_id is not None and first.trace_id == second.trace_id:
+        return Finding.unknown(
+            f"The second {intent} answer replays the first (the same trace_id): a response cache "
+            "answered it, so it shows nothing about determinism; PayScope must not serve chat answers from a cache "
+            "(contract section 0).",
+            evidence=where,
+        )
     if first.digest != second.digest:
         message = f"Two identical {intent} requests got different answers: {fix}"
         return Finding.warned(message, evidence=where) if warn else Finding.failed(message, evidence=where)
@@ -268,6 +276,39 @@ def _same_twice(first: api_model.Answer, second: api_model.Answer, intent: str, 
 def simulation_deterministic(evidence: payscope_api.ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
     fix = "seed the simulation from the request so the same scenario always gives the same result."
     return _same_twice(evidence.intents["WHAT_IF"], evidence.repeat, "WHAT_IF", fix, warn=False)
+
+
+@CHECKS.check(
+    "D.simulation.bounded",
+    fix="Declare max_steps for the WHAT_IF agent in /admin/agents, report it as data.max_steps, and stop the"
+    " simulation there.",
+    source=payscope_api.CHAT,
+    severity=Severity.MEDIUM,
+    grade=Grade.OBSERVED,
+    title="The WHAT_IF answer's data.steps against the bound it reports in force (data.max_steps, the WHAT_IF "
+    "agent's max_steps).",
+    passes_when="0 < steps <= max_steps, both reported.",
+    covers=("D/GNN/Simulation/Bounded execution",),
+    depends_on=("E.intents.what_if",),
+)
+def simulation_bounded(evidence: payscope_api.ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
+    answer = evidence.intents["WHAT_IF"]
+    steps, bound = answer.steps, answer.max_steps
+    where = f"{answer.reply.describe()}: data.steps={steps}, data.max_steps={bound}"
+    if bound is None or bound <= 0:
+        return Finding.failed(
+            "The WHAT_IF answer reports no bound on its simulation steps (data.max_steps): declare max_steps for "
+            "the WHAT_IF agent so a runaway scenario is cut off (contract sections 5.3, 6).",
+            evidence=where,
+        )
+    if steps is None or not 0 < steps <= bound:
+        return Finding.failed(
+            f"The simulation ran {'no reported' if steps is None else f'{steps:g}'} steps against a bound of "
+            f"{bound:g}: enforce max_steps inside the "
+            "simulation loop.",
+            evidence=where,
+        )
+    return Finding.passed(f"The simulation ran {steps:g} of at most {bound:g} steps.", evidence=where)
 
 
 @CHECKS.check(

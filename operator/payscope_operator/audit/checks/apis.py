@@ -28,7 +28,11 @@ ChatEvidence = payscope_api.ChatEvidence
 CHECKS = registry.Registry()
 CHAT = f"POST {api_client.CHAT_PATH}"
 ALL_INTENTS = "E/Intent Classification/All intents supported (DESCRIBE, COMPARE, ANOMALY, FORECAST, WHAT_IF)"
-INTENT_COVERS = (ALL_INTENTS, "D/Agent Coverage/Agent orchestration complete")
+INTENT_COVERS = (
+    ALL_INTENTS,
+    "D/Agent Coverage/Agent orchestration complete",
+    "D/Agent Coverage/All intents have agents",  # an intent answered by its own agent has one
+)
 ANSWERED = "E.endpoints.chat_query"  # what judging answers depends on: at least one intent was answered 200
 
 
@@ -271,7 +275,7 @@ def _shape(a: api_model.Answer) -> str | None:
     grade=Grade.OBSERVED,
     title="The structured format of every intent's answer.",
     passes_when="Every answer is a JSON object with a contract intent, answer text and well-formed sources.",
-    covers=("E/Responses/Structured format",),
+    covers=("E/Responses/Structured format", "D/Prompt Safety/Structured outputs enforced"),
     depends_on=(ANSWERED,),
 )
 def responses_structured(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
@@ -283,6 +287,11 @@ def _confidence(a: api_model.Answer) -> str | None:
     return None if c is not None and math.isfinite(c) and 0.0 <= c <= 1.0 else f"confidence {c} is not in [0, 1]"
 
 
+def _certain(a: api_model.Answer) -> str | None:
+    """A request that named its intent is not classified: its confidence is 1.0 (contract section 5.2)."""
+    return None if a.confidence == 1.0 else f"confidence {a.confidence:g} for a named intent, not 1.0"
+
+
 @CHECKS.check(
     "E.responses.confidence",
     fix="Report a confidence between 0 and 1 in every answer.",
@@ -290,12 +299,22 @@ def _confidence(a: api_model.Answer) -> str | None:
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
     title="The confidence score of every intent's answer.",
-    passes_when="Every answer's confidence is a number in [0, 1].",
+    passes_when="Every answer's confidence is a number in [0, 1]; these requests named their intent, so it is 1.0 "
+    "(otherwise Warn).",
     covers=("E/Responses/Confidence scores",),
     depends_on=(ANSWERED,),
 )
 def responses_confidence(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
-    return _answers(evidence, _confidence, "confidence score")
+    found = _answers(evidence, _confidence, "confidence score")
+    if found.status != status.CheckStatus.PASS:
+        return found
+    uncertain = [f"{i}: {p}" for i, a in evidence.answered() if (p := _certain(a)) is not None]
+    if uncertain:
+        return Finding.warned(
+            "Answers to requests naming their intent report a classifier's confidence: " + "; ".join(uncertain),
+            evidence=found.evidence,
+        )
+    return found
 
 
 def _explanation(a: api_model.Answer) -> str | None:

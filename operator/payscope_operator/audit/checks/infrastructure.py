@@ -69,11 +69,26 @@ def _available(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeSpec
     where = f"deployment/{name}: {facts.available_replicas}/{facts.replicas} available"
     if facts.replicas == 0:
         return Finding.failed(f"Deployment {name} is scaled to zero.", evidence=where)
+    if facts.observed_generation < facts.generation:
+        return Finding.failed(
+            f"Deployment {name}'s rollout has not been observed yet (observedGeneration {facts.observed_generation} "
+            f"< generation {facts.generation}): its replica counts describe an older spec.",
+            evidence=f"{where}, generation {facts.generation}, observedGeneration {facts.observed_generation}",
+        )
+    if facts.updated_replicas < facts.replicas:
+        return Finding.failed(
+            f"Deployment {name} is rolling out: {facts.updated_replicas} of {facts.replicas} replicas run the "
+            "current template.",
+            evidence=f"{where}, {facts.updated_replicas} updated",
+        )
     if not facts.available:
         return Finding.failed(
             f"Deployment {name} has {facts.available_replicas} of {facts.replicas} replicas available.", evidence=where
         )
     return Finding.passed(f"Deployment {name} has all {facts.replicas} replicas available.", evidence=where)
+
+
+_PASSES = "availableReplicas >= spec.replicas > 0, once observedGeneration and updatedReplicas caught up with the spec."
 
 
 def _title(role: str) -> str:
@@ -88,7 +103,7 @@ def _title(role: str) -> str:
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
     title=_title("api"),
-    passes_when="availableReplicas >= spec.replicas > 0.",
+    passes_when=_PASSES,
     covers=(_ALL_SERVICES, _RESTARTS, "F/Health Checks/API health check"),
     applies=lambda s: "api" in kubernetes.declared(s),
 )
@@ -104,7 +119,7 @@ def api_available(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeS
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
     title=_title("worker"),
-    passes_when="availableReplicas >= spec.replicas > 0.",
+    passes_when=_PASSES,
     covers=(_ALL_SERVICES, _RESTARTS, "F/Health Checks/Worker health check"),
     applies=lambda s: "worker" in kubernetes.declared(s),
 )
@@ -120,7 +135,7 @@ def worker_available(evidence: kubernetes.WorkloadEvidence, desired: spec.PaySco
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
     title=_title("ingestion"),
-    passes_when="availableReplicas >= spec.replicas > 0.",
+    passes_when=_PASSES,
     covers=(_ALL_SERVICES, _RESTARTS, "F/Health Checks/Ingestion health check"),
     applies=lambda s: "ingestion" in kubernetes.declared(s),
 )
@@ -321,7 +336,6 @@ def postgres_reachable(evidence: postgres.PostgresEvidence, desired: spec.PaySco
     grade=Grade.OBSERVED,
     title="Neo4j answers within its timeout.",
     passes_when="SHOW CONSTRAINTS and SHOW INDEXES succeed.",
-    covers=("A/Startup & Dependencies/Connection retry logic",),
     fails_when_unreachable=True,
 )
 def neo4j_reachable(evidence: neo4j.GraphEvidence, desired: spec.PayScopeSpec) -> Finding:
@@ -352,7 +366,6 @@ def pinecone_reachable(evidence: pinecone.VectorEvidence, desired: spec.PayScope
     grade=Grade.OBSERVED,
     title="The S3 endpoint answers within its timeout.",
     passes_when="Bucket reads succeed.",
-    covers=("A/Startup & Dependencies/Wait-for scripts for Postgres, Redis, Neo4j",),
     fails_when_unreachable=True,
 )
 def s3_reachable(evidence: s3.BucketEvidence, desired: spec.PayScopeSpec) -> Finding:

@@ -8,8 +8,7 @@ a caller's ``X-Bank-Id`` must equal its token's ``bank_id`` (403 otherwise); onl
 analysts and admins may query, only admins read the admin endpoints (403
 otherwise); and the chat answers (``payscope.chat``) cite only the caller's own
 data. In Postgres, the app role acting for one tenant must see and write no other
-tenant's row (``postgres.isolation``), and the audit log's hash chain must verify
-and stay out of the app role's reach (``postgres.catalog``).
+tenant's row (``postgres.isolation``). The audit log is judged in ``audit_log``.
 
 What it must not do: put a token, or anything from which one could be rebuilt,
 into a message or evidence (evidence names the probe, the endpoint and the
@@ -20,10 +19,11 @@ declarations (RLS enabled, graph and vector tenancy: dimension B).
 from __future__ import annotations
 
 from payscope_operator.api import spec, status
-from payscope_operator.audit import probes, registry
+from payscope_operator.audit import probes, registry, tokens
 from payscope_operator.audit.checks import refusals
 from payscope_operator.audit.sources import payscope_api, postgres
 from payscope_operator.backends.payscope_api import client as api_client
+from payscope_operator.backends.payscope_api import model as api_model
 
 Severity = status.Severity
 Grade = registry.Grade
@@ -45,11 +45,21 @@ MISSING = (probes.MISSING, probes.MALFORMED, *probes.ADMIN_ANONYMOUS)
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
     title=refusals.calls(MISSING),
-    passes_when=refusals.REFUSED_401,
+    passes_when=refusals.REFUSED_401 + " The refusal of the call without a token challenges with Bearer and no "
+    "error code (otherwise Warn).",
     covers=(_CORRECT, _JWT),
 )
 def jwt_missing(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
-    return refusals.refused(evidence, MISSING, "require a Bearer token on every endpoint but health and metrics.")
+    found = refusals.refused(evidence, MISSING, "require a Bearer token on every endpoint but health and metrics.")
+    challenge = evidence.reply(probes.MISSING).challenge
+    if found.status == status.CheckStatus.PASS and (not challenge or "error=" in challenge):
+        return Finding.warned(
+            f"A request without a token is refused, but its challenge is {challenge!r}: answer "
+            "'WWW-Authenticate: Bearer realm=\"payscope\"' with no error code when no credentials were sent "
+            "(RFC 6750 section 3.1, contract section 0).",
+            evidence=found.evidence,
+        )
+    return found
 
 
 @CHECKS.check(
@@ -157,19 +167,50 @@ def jwt_issuer(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
     return refusals.refused(evidence, (probes.ISSUER,), "verify iss against PayScope's issuer (spec.api.auth.issuer).")
 
 
+RUNTIME_AS_ADMIN = next(p for p in probes.ADMIN_AS_ADMIN if p.path == "/admin/runtime")
+
+
 @CHECKS.check(
     "G.jwt.key_id",
     fix="Refuse tokens whose kid names no key PayScope holds (list the keys in spec.api.auth.keyIds); answer 401.",
     source=payscope_api.ACCESS,
-    severity=Severity.MEDIUM,
+    severity=Severity.HIGH,
     grade=Grade.OBSERVED,
-    title=refusals.calls((probes.UNKNOWN_KID,)),
-    passes_when=refusals.REFUSED_401,
-    covers=("G/JWT/Key rotation support",),
+    title=refusals.calls((probes.UNKNOWN_KID,)) + " The accepted key ids are read from GET /admin/runtime "
+    "(auth.key_ids).",
+    passes_when="The unknown key id is refused with 401 (accepted: Fail) and auth.key_ids lists the accepted key "
+    "ids, none of them the probe's (no list: Warn).",
+    covers=("G/JWT/Key rotation support", _CORRECT),
 )
 def jwt_key_id(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
+    runtime = evidence.reply(RUNTIME_AS_ADMIN)
+    listed = api_model.parse_runtime(runtime.body).key_ids if runtime.status == 200 and runtime.body else None
+    if listed is not None and tokens.UNKNOWN_KEY_ID in listed:
+        return Finding.unknown(
+            f"PayScope lists the probe's own key id {tokens.UNKNOWN_KEY_ID!r} as accepted, so its refusal proves "
+            "nothing."
+        )
     fix = "look keys up by kid and refuse unknown ones, so a retired key stops working once removed."
-    return refusals.refused(evidence, (probes.UNKNOWN_KID,), fix, warn=True)
+    refused = refusals.refused(evidence, (probes.UNKNOWN_KID,), fix)
+    if refused.status != status.CheckStatus.PASS:
+        return refused
+    where = f"{refused.evidence}; {runtime.describe()}: auth.key_ids={list(listed) if listed is not None else None}"
+    if runtime.status != 200 or runtime.body is None:
+        return Finding.unknown(
+            "PayScope refuses unknown key ids, but the ids it accepts could not be read: "
+            f"{payscope_api.explain(runtime)}.",
+            evidence=where,
+        )
+    if not listed:
+        return Finding.warned(
+            "PayScope refuses unknown key ids but does not list the ids it accepts (auth.key_ids in GET "
+            "/admin/runtime): a rotation in progress cannot be followed from outside.",
+            evidence=where,
+        )
+    return Finding.passed(
+        f"PayScope refuses an unknown key id and accepts {len(listed)} listed key id(s): {', '.join(listed)}.",
+        evidence=where,
+    )
 
 
 @CHECKS.check(
@@ -216,7 +257,8 @@ def bank_claim(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
     severity=Severity.CRITICAL,
     grade=Grade.INFERRED,
     title="The bank_id of every source cited by the chat answers, and of the answers themselves.",
-    passes_when="Every cited source and answer belongs to the tenant that asked (each probe tenant).",
+    passes_when="At least one source is cited, and every cited source and answer belongs to the tenant that asked "
+    "(each probe tenant); answers citing nothing are Unknown.",
     covers=(
         "G/Bank Isolation/No data leakage paths",
         "E/Bank Isolation/DB RLS enforcement",
@@ -244,6 +286,12 @@ def cited_sources(evidence: payscope_api.ChatEvidence, desired: spec.PayScopeSpe
             evidence=where,
         )
     cited = sum(len(a.sources or ()) for _, _, a in seen)
+    if not cited:
+        return Finding.unknown(
+            f"None of the {len(seen)} answers cited a source, so no answer could show a leak: give the probe tenants "
+            "(spec.audit.probeTenants) data PayScope can cite.",
+            evidence=where,
+        )
     return Finding.passed(f"All {cited} sources cited in {len(seen)} answers belong to the caller.", evidence=where)
 
 
@@ -312,103 +360,3 @@ def chat_role(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
 )
 def admin_role(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
     return refusals.refused(evidence, probes.ADMIN_AS_ANALYST, "serve the admin endpoints to the admin role only.")
-
-
-# The audit log ----------------------------------------------------------------------------------
-
-
-def _log_table(evidence: postgres.PostgresEvidence, desired: spec.PayScopeSpec) -> tuple[str, Finding | None]:
-    """``schema.table on host``, and a Fail when the audit log table does not exist."""
-    log = postgres.section(desired).audit_log
-    where = f"{log.schema_name}.{log.table} on {evidence.host}"
-    if not evidence.audit_log.exists:
-        return where, Finding.failed(f"Audit log table {log.schema_name}.{log.table} does not exist.", where)
-    return where, None
-
-
-@CHECKS.check(
-    "G.audit_log.hash_chain",
-    fix="Find the first row whose prev_hash or hash does not verify; restore it from backup and investigate"
-    " who wrote it.",
-    source=postgres.AUDIT_LOG,
-    severity=Severity.CRITICAL,
-    grade=Grade.OBSERVED,
-    title="The audit log's hash chain verifies.",
-    passes_when="Each of the newest rows' prev_hash equals the previous row's hash and each hash matches its content"
-    " (an empty log: Unknown).",
-    covers=(
-        "G/Audit Logging/Fallback hash log (if Fabric disabled)",
-        "G/Audit Logging/Operation logging",
-        "F/Logging/Audit logging",
-    ),
-)
-def hash_chain(evidence: postgres.PostgresEvidence, desired: spec.PayScopeSpec) -> Finding:
-    where, missing = _log_table(evidence, desired)
-    if missing is not None:
-        return missing
-    facts = evidence.audit_log
-    if facts.first_break:
-        return Finding.failed(
-            f"The audit log's hash chain is broken at {facts.first_break}: investigate tampering.", where
-        )
-    if not facts.rows_checked:
-        return Finding.unknown("The audit log is empty: there is no chain to verify.", where)
-    return Finding.passed(f"The hash chain verifies over the newest {facts.rows_checked} row(s).", where)
-
-
-@CHECKS.check(
-    "G.audit_log.query_logging",
-    fix="Write an audit-log row (operation chat.query, with trace_id and intent) for every chat query.",
-    source=postgres.AUDIT_LOG,
-    severity=Severity.MEDIUM,
-    grade=Grade.INFERRED,
-    title="The audit log records chat queries with their trace id and intent.",
-    passes_when="The verified rows include chat.query operations whose payload carries trace_id and intent.",
-    covers=("G/Audit Logging/Query logging", "F/Logging/Query logging"),
-)
-def query_logging(evidence: postgres.PostgresEvidence, desired: spec.PayScopeSpec) -> Finding:
-    where, missing = _log_table(evidence, desired)
-    if missing is not None:
-        return missing
-    counts = dict(evidence.audit_log.operations)
-    if not counts.get("chat.query"):
-        return Finding.failed("The audit log records no chat.query operation: queries are not logged.", where)
-    if not evidence.audit_log.traced_queries:
-        return Finding.failed("chat.query rows carry no trace_id and intent: queries cannot be traced.", where)
-    shown = ", ".join(f"{op}: {n}" for op, n in sorted(counts.items()))
-    return Finding.passed(f"Queries are logged with trace ids ({shown} in the verified rows).", where)
-
-
-@CHECKS.check(
-    "G.audit_log.immutable",
-    fix="REVOKE UPDATE, DELETE, TRUNCATE ON the audit log FROM the app role, and give its ownership to another role.",
-    source=postgres.AUDIT_LOG,
-    severity=Severity.CRITICAL,
-    grade=Grade.OBSERVED,
-    title="The app role cannot rewrite the audit log.",
-    passes_when="The app role holds no UPDATE, DELETE or TRUNCATE on it and does not own it.",
-    covers=("G/Audit Logging/Immutability guarantees",),
-    applies=lambda s: s.postgres is not None and s.postgres.app_role is not None,
-)
-def immutable(evidence: postgres.PostgresEvidence, desired: spec.PayScopeSpec) -> Finding:
-    section = postgres.section(desired)
-    log, facts = section.audit_log, evidence.audit_log
-    where = f"{log.schema_name}.{log.table} privileges of {section.app_role}"
-    if not facts.exists:
-        return Finding.failed(f"Audit log table {log.schema_name}.{log.table} does not exist.", where)
-    if facts.app_role_owns:
-        return Finding.failed(f"{section.app_role} owns the audit log and could rewrite it.", where)
-    if facts.app_role_writes:
-        return Finding.failed(
-            f"REVOKE {', '.join(facts.app_role_writes)} ON {log.table} FROM {section.app_role}.", where
-        )
-    return Finding.passed(f"{section.app_role} can neither update, delete nor truncate the audit log.", where)
-
-
-NOT_OBSERVABLE: tuple[registry.NotObservable, ...] = (
-    registry.NotObservable(
-        "G/Audit Logging/Fabric integration (if enabled)",
-        "Contract version 1 exposes no Fabric ledger to the operator; with Fabric enabled the same records go to"
-        " a ledger only PayScope can reach. The Postgres hash log is audited by G.audit_log.*.",
-    ),
-)

@@ -10,11 +10,14 @@ concurrently with the per-request timeouts of ``spec.api.timeouts``:
 - ``payscope.admin``: ``/admin/agents``, ``/admin/pipeline``, ``/admin/runtime`` as
   admin, each document a :class:`registry.Part` (:data:`AGENTS`, :data:`PIPELINE`,
   :data:`RUNTIME`) that is Unknown, saying why, when it could not be read;
-- ``payscope.chat``: one query per intent, FORECAST and WHAT_IF asked twice, an
-  unclassifiable and a plainly classifiable query without intent, an invalid
-  body, and a query as a second probe tenant;
+- ``payscope.chat``: one query per intent, an unclassifiable and a plainly
+  classifiable query without intent, an invalid body, and a query as a second
+  probe tenant; then FORECAST and WHAT_IF once more, each only after its first
+  answer came back; ``/metrics`` scraped before and after, to see the agent
+  metrics count these queries;
 - ``payscope.access``: every record of ``probes`` (the audit's valid token next to
-  every forged or misdirected call).
+  every forged or misdirected call), with ``/metrics`` scraped before and after to
+  see the error metrics count the refusals.
 
 A request without an answer spoils only the checks that read it (they turn
 Unknown); when none of a source's requests is answered the whole source fails
@@ -113,8 +116,17 @@ def facts_of(document: api_model.Document[T]) -> T | registry.Finding:
     return document.facts
 
 
-async def _client(run: context.Session) -> api_client.Client:
+async def client_of(run: context.Session) -> api_client.Client:
+    """The pass's client of PayScope's API (checked against the egress policy), shared by every source."""
     return await run.stores.payscope_api()
+
+
+_client = client_of
+
+
+async def send(run: context.Session, requests: Mapping[str, api_client.Request]) -> dict[str, api_client.Reply]:
+    """Send ``requests`` concurrently; when none is answered at all, fail the source with one message."""
+    return await _send(run, requests)
 
 
 async def _send(run: context.Session, requests: Mapping[str, api_client.Request]) -> dict[str, api_client.Reply]:
@@ -124,6 +136,20 @@ async def _send(run: context.Session, requests: Mapping[str, api_client.Request]
         message = f"PayScope's API at {_api(run.spec).url} is not answering: {first.failure}"
         raise errors.DependencyUnavailable(message, reason=first.failure_reason)
     return replies
+
+
+async def _scrape(run: context.Session) -> api_model.Metrics:
+    """One ``GET /metrics``, parsed (its reply says why, when there is nothing to parse)."""
+    request = api_client.Request("GET", "/metrics", request_timeout(run.spec))
+    return api_model.parse_metrics(await api_client.send(await _client(run), request))
+
+
+@dataclass(frozen=True)
+class Scrapes:
+    """``/metrics`` just before and just after a source's own requests: what they made PayScope count."""
+
+    before: api_model.Metrics
+    after: api_model.Metrics
 
 
 # ---- payscope.status ------------------------------------------------------------------------------
@@ -207,6 +233,7 @@ class ChatEvidence:
     unclassified: api_model.Answer
     invalid_body: api_model.Answer
     other_tenant: api_model.Answer | None  # the DESCRIBE query as the second probe tenant
+    metrics: Scrapes | None = None  # around the chat probes: the agent metrics must count them
 
     def answered(self) -> list[tuple[str, api_model.Answer]]:
         """The intent probes that were answered 200, in intent order."""
@@ -226,15 +253,22 @@ async def _gather_chat(run: context.Session) -> ChatEvidence:
         return api_client.Request("POST", api_client.CHAT_PATH, timeout, bearer, as_bank, body)
 
     requests = {intent: chat(_query(intent, PROBE_QUERIES[intent])) for intent in api_model.INTENTS}
-    requests["repeat"] = chat(_query("WHAT_IF", PROBE_QUERIES["WHAT_IF"]))
-    requests["repeat_forecast"] = chat(_query("FORECAST", PROBE_QUERIES["FORECAST"]))
     requests["classified"] = chat(_query(None, CLASSIFIABLE[1]))
     requests["unclassified"] = chat(_query(None, UNCLASSIFIABLE_QUERY))
     requests["invalid"] = chat(probes.INVALID_BODY)
     if other is not None:
         other_token = minter.mint(bank_id=other, roles=tokens.ANALYST_ROLES)
         requests["other"] = chat(_query("DESCRIBE", PROBE_QUERIES["DESCRIBE"]), other, other_token)
-    answers = {name: api_model.parse_answer(reply) for name, reply in (await _send(run, requests)).items()}
+    before = await _scrape(run)
+    replies = await _send(run, requests)
+    # The second of each identical pair leaves only once the first was answered, under a request id of its
+    # own: neither a cache nor the coalescing of concurrent identical requests can make the pair agree.
+    repeats = {"repeat": "WHAT_IF", "repeat_forecast": "FORECAST"}
+    replies |= await api_client.send_all(
+        await _client(run), {name: chat(_query(intent, PROBE_QUERIES[intent])) for name, intent in repeats.items()}
+    )
+    after = await _scrape(run)
+    answers = {name: api_model.parse_answer(reply) for name, reply in replies.items()}
     return ChatEvidence(
         bank=bank,
         intents={intent: answers[intent] for intent in api_model.INTENTS},
@@ -244,6 +278,7 @@ async def _gather_chat(run: context.Session) -> ChatEvidence:
         unclassified=answers["unclassified"],
         invalid_body=answers["invalid"],
         other_tenant=answers.get("other"),
+        metrics=Scrapes(before, after),
     )
 
 
@@ -252,7 +287,7 @@ CHAT = registry.Source[ChatEvidence](
     gather=_gather_chat,
     configured=auth_configured,
     absent="spec.api.auth is not set: the audit cannot mint the tokens POST /chat/query needs.",
-    timeout=lambda s: query_timeout(s) + MARGIN_S,
+    timeout=lambda s: 2 * query_timeout(s) + 2 * request_timeout(s) + MARGIN_S,  # two rounds, two scrapes
     # Each gathering runs PayScope's agents (LLM calls): at most once per agentProbeInterval.
     reuse_for=lambda s: fields.parse_duration(s.audit.agent_probe_interval).total_seconds(),
 )
@@ -264,6 +299,7 @@ CHAT = registry.Source[ChatEvidence](
 class AccessEvidence:
     bank: str
     replies: Mapping[str, api_client.Reply]  # by probes.Probe.key
+    metrics: Scrapes | None = None  # around the probes: the error metrics must count the refusals
 
     def reply(self, probe: probes.Probe) -> api_client.Reply:
         return self.replies[probe.key]
@@ -272,8 +308,9 @@ class AccessEvidence:
 async def _gather_access(run: context.Session) -> AccessEvidence:
     minter, both = tokens.from_session(run), tenants(run.spec)
     timeouts = probes.Timeouts(chat=query_timeout(run.spec), admin=request_timeout(run.spec))
+    before = await _scrape(run)
     replies = await _send(run, {p.key: p.request(minter, both, timeouts) for p in probes.to_send(both)})
-    return AccessEvidence(both[0], replies)
+    return AccessEvidence(both[0], replies, Scrapes(before, await _scrape(run)))
 
 
 ACCESS = registry.Source[AccessEvidence](
@@ -281,5 +318,5 @@ ACCESS = registry.Source[AccessEvidence](
     gather=_gather_access,
     configured=auth_configured,
     absent="spec.api.auth is not set: the audit cannot mint the tokens its access probes forge.",
-    timeout=lambda s: query_timeout(s) + MARGIN_S,
+    timeout=lambda s: query_timeout(s) + 2 * request_timeout(s) + MARGIN_S,
 )

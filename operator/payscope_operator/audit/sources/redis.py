@@ -1,9 +1,10 @@
-"""Evidence from PayScope's Redis broker: PING, INFO and the dead-letter queue's depth.
+"""Evidence from PayScope's Redis broker: does it answer PING, and which version it runs.
 
-Why this module exists: the C checks judge whether the Celery broker answers and
-whether failed tasks pile up in the dead-letter queue. One round of read-only
-commands per pass, over a client kept per resource and rebuilt only when the URL
-or the timeout changes.
+Why this module exists: C.broker.reachable judges whether the Celery broker
+answers, on a source of its own so that nothing else can hold it up. One round
+of read-only commands per pass, over a client kept per resource and rebuilt
+only when the URL or the timeout changes (the dead-letter queue's depth is read
+with the workers' own account of their queues, ``sources.celery``).
 
 What it must not do: read, pop or write a queued message, or judge the evidence.
 """
@@ -23,12 +24,12 @@ async def _gather(run: context.Session) -> redis_evidence.BrokerFacts:
     url = context.reveal(run, ref.name, ref.key, "spec.redis.connection.secretRef")
     timeout = fields.parse_duration(run.spec.audit.probe_timeout).total_seconds()
     client: redis_client.Client = await run.stores.redis(timeout)  # checked against the egress policy
-    return await redis_evidence.observe(client, redis_client.address_of(url), redis.dead_letter_queue)
+    return await redis_evidence.observe(client, redis_client.address_of(url), None)
 
 
 BROKER = registry.Source[redis_evidence.BrokerFacts](
     name="redis.broker",
     gather=_gather,
     configured=lambda s: s.redis is not None,
-    absent="spec.redis is not set: the broker and its dead-letter queue are not audited.",
+    absent="spec.redis is not set: PayScope's broker is not audited.",
 )

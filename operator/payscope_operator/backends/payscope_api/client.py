@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -33,6 +34,8 @@ from payscope_operator.egress import policy, transport
 
 BANK_HEADER = "X-Bank-Id"
 TRACE_HEADER = "X-Trace-Id"
+REQUEST_ID_HEADER = "X-Request-Id"
+"""A fresh id on every request (contract section 0): no two probes look alike to a response cache."""
 CHAT_PATH = "/chat/query"
 ADMIN_PATHS: tuple[str, ...] = ("/admin/agents", "/admin/pipeline", "/admin/runtime")
 USER_AGENT = "payscope-operator-audit"
@@ -72,6 +75,8 @@ class Reply:
     finite: bool = True  # the JSON held no NaN or Infinity
     trace_header: str | None = None
     text: str = field(default="", repr=False)
+    request_id: str | None = None  # the X-Request-Id this reply answered
+    challenge: str | None = None  # WWW-Authenticate, on a 401
 
     def describe(self) -> str:
         """``POST /chat/query → 200`` or ``GET /metrics: no answer within 5s``: for evidence."""
@@ -112,7 +117,9 @@ def _decode(text: str) -> tuple[Json | None, bool]:
 
 async def send(client: httpx.AsyncClient, request: Request) -> Reply:
     """Send one request under its own timeout; a transport failure becomes ``Reply.failure``."""
-    headers = {"Accept": "application/json"}
+    request_id = uuid.uuid4().hex
+    # Never answered from a cache: determinism and metrics probes must reach the code they judge.
+    headers = {"Accept": "application/json", REQUEST_ID_HEADER: request_id, "Cache-Control": "no-cache"}
     if request.token is not None:
         headers["Authorization"] = f"Bearer {request.token}"
     if request.bank_id is not None:
@@ -128,11 +135,11 @@ async def send(client: httpx.AsyncClient, request: Request) -> Reply:
             timeout=httpx.Timeout(request.timeout),
         )
     except httpx.TimeoutException:
-        return Reply(request.endpoint, None, failure=f"no answer within {request.timeout:g}s")
+        return Reply(request.endpoint, None, failure=f"no answer within {request.timeout:g}s", request_id=request_id)
     except httpx.HTTPError as exc:  # refused, reset, DNS: the type says which, the text may quote the URL
-        return Reply(request.endpoint, None, failure=f"no answer ({type(exc).__name__})")
+        return Reply(request.endpoint, None, failure=f"no answer ({type(exc).__name__})", request_id=request_id)
     except errors.PayScopeError as exc:  # the egress policy refused the host, or the body was too large
-        return Reply(request.endpoint, None, failure=exc.message, failure_reason=exc.reason)
+        return Reply(request.endpoint, None, failure=exc.message, failure_reason=exc.reason, request_id=request_id)
     content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
     is_json = content_type == "application/json" or content_type.endswith("+json")
     body, finite = _decode(response.text) if is_json else (None, True)
@@ -144,6 +151,8 @@ async def send(client: httpx.AsyncClient, request: Request) -> Reply:
         finite=finite,
         trace_header=response.headers.get(TRACE_HEADER),
         text=response.text,
+        request_id=request_id,
+        challenge=response.headers.get("WWW-Authenticate"),
     )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -79,12 +79,22 @@ def parse_health(reply: client.Reply) -> Health:
 
 @dataclass(frozen=True)
 class Family:
-    """A metric family: type, label names of its samples, sample count, sum of a counter's samples."""
+    """A metric family: type, label names of its samples, sample count, and what it has counted.
+
+    ``total`` sums a counter's samples, or a histogram's ``_count`` samples (how many
+    observations it made); ``sums`` holds the same per label value, ``("kind",
+    "invalid_token") -> 12.0``, so a check can see one series move.
+    """
 
     type: str
     labels: frozenset[str]
     samples: int
     total: float = 0.0
+    sums: Mapping[tuple[str, str], float] = field(default_factory=dict)
+
+    def counted(self, label: str, value: str) -> float:
+        """What the series carrying ``label=value`` counted together (0 when there is none)."""
+        return self.sums.get((label, value), 0.0)
 
 
 @dataclass(frozen=True)
@@ -107,8 +117,14 @@ def parse_metrics(reply: client.Reply) -> Metrics:
     for family in parsed:
         name = f"{family.name}_total" if family.type == "counter" else family.name
         labels = frozenset(label for sample in family.samples for label in sample.labels if label != "le")
-        total = sum(sample.value for sample in family.samples if sample.name == name)
-        families[name] = Family(family.type, labels, len(family.samples), total)
+        counting = f"{family.name}_count" if family.type == "histogram" else name
+        counted = [sample for sample in family.samples if sample.name == counting]
+        sums: dict[tuple[str, str], float] = {}
+        for sample in counted:
+            for pair in sample.labels.items():
+                sums[pair] = sums.get(pair, 0.0) + sample.value
+        total = sum(sample.value for sample in counted)
+        families[name] = Family(family.type, labels, len(family.samples), total, sums)
     return Metrics(reply, families)
 
 
@@ -239,6 +255,8 @@ class Answer:
     bank_id: str | None = None
     sources: tuple[Cited, ...] | None = None
     forecast: tuple[Point, ...] | None = None
+    steps: float | None = None  # a WHAT_IF answer's data.steps
+    max_steps: float | None = None  # ... and the bound in force, data.max_steps
     digest: str | None = None  # of answer and data: equal for equal answers
     error: ErrorBody | None = None
 
@@ -285,6 +303,8 @@ def parse_answer(reply: client.Reply) -> Answer:
         bank_id=_text(body, "bank_id"),
         sources=_sources(body),
         forecast=_forecast(body),
+        steps=_number(_object(body, "data"), "steps"),
+        max_steps=_number(_object(body, "data"), "max_steps"),
         digest=hashlib.sha256(canonical.encode()).hexdigest()[:16],
         error=ErrorBody(_text(error, "code"), _text(error, "message"), _text(body, "trace_id")) if error else None,
     )

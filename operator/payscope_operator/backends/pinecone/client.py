@@ -2,7 +2,7 @@
 
 Why this module exists: ``plan`` decides what to change in Pinecone; this module
 knows how to talk to it (control-plane API 2025-10 and the data plane's
-``describe_index_stats``) and how to fail. One request (:meth:`Client.send`):
+``describe_index_stats`` and ``query``) and how to fail. One request (:meth:`Client.send`):
 
 - passes an explicit timeout and ``X-Pinecone-Api-Version: 2025-10``; the ``Api-Key``
   lives only in the headers of the ``httpx.AsyncClient`` built by :func:`connect`,
@@ -104,6 +104,18 @@ class StatsWire(TypedDict):
     totalVectorCount: NotRequired[int]
 
 
+class MatchWire(TypedDict):
+    """One match of a data-plane ``query`` (only its id is read)."""
+
+    id: str
+
+
+class QueryWire(TypedDict):
+    """A data-plane ``query`` answer."""
+
+    matches: NotRequired[list[MatchWire]]
+
+
 class CreateIndexWire(TypedDict):
     """The body of ``POST /indexes``."""
 
@@ -141,6 +153,7 @@ class _ErrorWire(TypedDict, total=False):
 INDEX = TypeAdapter(IndexWire)
 INDEX_LIST = TypeAdapter(IndexListWire)
 STATS = TypeAdapter(StatsWire)
+QUERY = TypeAdapter(QueryWire)
 _ERROR = TypeAdapter(_ErrorWire)
 
 

@@ -64,6 +64,23 @@ async def _depth(client: aioredis.Redis, key: str) -> QueueDepth:
     return QueueDepth(key, kind, int(depth))
 
 
+async def observe_depth(client: aioredis.Redis, address: str, dead_letter_queue: str | None) -> BrokerFacts:
+    """Only the dead-letter queue's depth (TYPE, then its count), for a source that leaves PING to another."""
+    try:
+        depth = await _depth(client, dead_letter_queue) if dead_letter_queue is not None else None
+    except redis.exceptions.AuthenticationError:
+        raise errors.PermissionDenied(
+            f"Redis at {address} refused the credentials of spec.redis.connection.secretRef"
+        ) from None
+    except redis.exceptions.TimeoutError:
+        raise errors.DependencyUnavailable(f"Redis at {address} did not answer in time") from None
+    except redis.exceptions.ConnectionError:
+        raise errors.DependencyUnavailable(f"Redis at {address} is unreachable (connection refused or reset)") from None
+    except redis.exceptions.ResponseError as exc:
+        raise errors.DependencyUnavailable(f"Redis at {address} refused a read: {str(exc)[:80]}") from None
+    return BrokerFacts(address, None, depth)
+
+
 async def observe(client: aioredis.Redis, address: str, dead_letter_queue: str | None) -> BrokerFacts:
     """PING, INFO server and, when a dead-letter queue is named, its depth.
 
