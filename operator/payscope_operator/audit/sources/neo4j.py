@@ -77,8 +77,11 @@ async def _scans(run: context.Session, section: stores_spec.Neo4j, key: str) -> 
 async def count_untenanted(run: context.Session, section: stores_spec.Neo4j, key: str) -> dict[str, Untenanted]:
     """Each declared label's untenanted nodes: from statistics every pass, by a scan at most every deepScanInterval."""
     driver, labels = await run.stores.neo4j(), declared_labels(section)
-    stats = await neo4j_evidence.read_statistics(driver, section.database, labels, key)
-    if stats is None:  # the statistics procedure is refused: the count store still answers empty labels
+    indexed = {index.label for index in section.indexes if tuple(index.properties) == (key,)}
+    stats = None
+    if indexed & set(labels):  # index statistics can settle a label only where an index on the key is declared
+        stats = await neo4j_evidence.read_statistics(driver, section.database, labels, key)
+    if stats is None:  # none declared, or the procedure is refused: the count store still settles empty labels
         stats = await neo4j_evidence.count_nodes(driver, section.database, labels)
     found: dict[str, Untenanted] = {}
     unsettled = []
