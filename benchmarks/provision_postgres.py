@@ -57,7 +57,7 @@ def declared(schema: str, count: int) -> postgres_spec.Postgres:
             "name": f"tx_{index:03d}",
             "rowLevelSecurity": {"enabled": True, "force": True},
             "tenantIndex": True,
-            "hypertable": {"timeColumn": "created_at", "chunkInterval": "7d", "retention": "400d"},
+            "hypertable": {"timeColumn": "created_at", "chunkInterval": "7d", "retention": "400d", "migrateData": True},
         }
         for index in range(count)
     ]

@@ -127,7 +127,7 @@ def _timescale(dsn: str, schema: str, role: str, tables: int) -> None:
 
 def _timescale_spec(inst: installation.Installation, schema: str, role: str, tables: int) -> dict[str, Any]:
     hypertable = {"timeColumn": "created_at", "chunkInterval": "7d", "retention": "400d",
-                  "compression": {"after": "30d", "segmentBy": ["bank_id"]}}  # fmt: skip
+                  "compression": {"after": "30d", "segmentBy": ["bank_id"]}, "migrateData": True}  # fmt: skip
     return {
         "tenancy": inst.spec["tenancy"],
         "postgres": {

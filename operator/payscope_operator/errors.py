@@ -6,7 +6,8 @@
     ├── TransientError          retry after ``delay`` seconds; checks turn Unknown
     │   ├── DependencyUnavailable   a server is unreachable, timed out or rate-limited
     │   │   ├── RateLimited             HTTP 429; ``delay`` is the server's Retry-After
-    │   │   └── ResponseTooLarge        an HTTP body exceeded the operator's size cap
+    │   │   ├── ResponseTooLarge        an HTTP body exceeded the operator's size cap
+    │   │   └── LockTimeout             a DDL statement gave up waiting for a lock (names the blockers)
     │   └── Conflict                the object changed since it was read (HTTP 409): re-read, then retry
     └── PermanentError          retrying cannot help; the resource is Stalled
         ├── SpecInvalid             the spec fails validation (names the field)
@@ -59,6 +60,21 @@ class ResponseTooLarge(DependencyUnavailable):
     """An HTTP response body was larger than the operator reads (``--max-response-bytes``)."""
 
     reason = "ResponseTooLarge"
+
+
+class LockTimeout(DependencyUnavailable):
+    """A DDL statement waited its ``lock_timeout`` for a lock other sessions hold, and gave up.
+
+    ``blockers`` describes those sessions (pid, application name, how long), without
+    their queries. Only the object the statement was for is affected: the caller
+    retries it later, with backoff, and goes on with other objects.
+    """
+
+    reason = "LockTimeout"
+
+    def __init__(self, message: str, *, blockers: tuple[str, ...] = (), delay: float = 10.0) -> None:
+        super().__init__(message, delay=delay)
+        self.blockers = blockers
 
 
 class Conflict(TransientError):

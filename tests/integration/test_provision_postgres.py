@@ -10,6 +10,7 @@ Isolation is proven by connecting as a LOGIN app role and reading and writing ro
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -279,12 +280,19 @@ async def test_a_locked_table_times_out_instead_of_hanging(
 ) -> None:
     timeouts = postgres.client.Timeouts(statement=5, lock=0.5)
     provisioner = postgres.provisioner.PostgresProvisioner(conn, spec_of("tx", app_role=app_role), timeouts=timeouts)
-    with psycopg.connect(pg_dsn) as holder:  # an open transaction holding ACCESS EXCLUSIVE
+    with psycopg.connect(pg_dsn, application_name="locker") as holder:  # an open transaction holding ACCESS EXCLUSIVE
         holder.execute("LOCK TABLE tx IN ACCESS EXCLUSIVE MODE")
         plan = provisioner.plan(await asyncio.wait_for(provisioner.observe(), 5))  # catalogs are not blocked
-        with pytest.raises(errors.DependencyUnavailable, match="lock_timeout") as caught:
+        with pytest.raises(errors.LockTimeout, match="lock_timeout 500ms") as caught:
             await asyncio.wait_for(provisioner.apply(plan.actions[0]), 5)
-        assert caught.value.reason == "DependencyTimeout"
+        assert caught.value.reason == "LockTimeout"
+        pid = holder.info.backend_pid
+        (blocker,) = caught.value.blockers
+        assert re.fullmatch(
+            rf'pid {pid} \(application_name "locker", idle in transaction for \d+s, holds AccessExclusiveLock\)',
+            blocker,
+        )
+        assert blocker in caught.value.message
         holder.rollback()
     await run_pass(provisioner)  # the same connection works on
 

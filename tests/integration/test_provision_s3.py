@@ -529,3 +529,27 @@ async def test_a_name_taken_between_observe_and_create_stops_that_bucket(
     assert [(b.reason, b.permanent) for b in again.blockers] == [(reason, True)]
     assert (await bob.teardown()).kept == (f"{bucket_name}: owned by another account",)
     two_accounts.alice.raw_client().head_bucket(Bucket=bucket_name)
+
+
+async def test_the_anonymous_listing_probe_asks_for_one_key_of_a_public_bucket(
+    s3_server: S3, bucket_name: str, cleanup: list[str]
+) -> None:
+    cleanup.append(bucket_name)
+    raw = s3_server.raw_client()
+    raw.create_bucket(Bucket=bucket_name)
+    public = {"Sid": "PublicList", "Effect": "Allow", "Principal": "*", "Action": ["s3:ListBucket"],
+              "Resource": [f"arn:aws:s3:::{bucket_name}"]}  # fmt: skip
+    raw.put_bucket_policy(Bucket=bucket_name, Policy=json.dumps({"Version": "2012-10-17", "Statement": [public]}))
+    for key in ("a.csv", "b.csv", "c.csv"):
+        raw.put_object(Bucket=bucket_name, Key=key, Body=b"x")
+    answers: list[tuple[str, bytes]] = []
+
+    async def keep(response: httpx.Response) -> None:
+        answers.append((str(response.request.url), await response.aread()))
+
+    async with httpx.AsyncClient(timeout=10, event_hooks={"response": [keep]}) as anonymous:
+        found = await s3.client.anonymous_status(anonymous, s3_server.endpoint, [bucket_name])
+    assert found == {bucket_name: 200}  # public: the audit sees it in fact
+    ((url, body),) = answers
+    assert "max-keys=1" in url
+    assert body.count(b"<Key>") == 1  # one key listed, whatever the bucket holds

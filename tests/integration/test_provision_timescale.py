@@ -51,7 +51,7 @@ SECURE_TX = {
     "name": "tx",
     "rowLevelSecurity": {"enabled": True, "force": True},
     "tenantIndex": True,
-    "hypertable": {"timeColumn": "created_at", "chunkInterval": "1d", "retention": "90d"},
+    "hypertable": {"timeColumn": "created_at", "chunkInterval": "1d", "retention": "90d", "migrateData": True},
 }
 
 
@@ -116,7 +116,7 @@ async def test_create_from_nothing_then_an_unchanged_pass_sends_nothing(
     conn: psycopg.AsyncConnection[Any], timescale_schema: tuple[str, str]
 ) -> None:
     _, schema = timescale_schema
-    desired = section(schema, metrics(), SECURE_TX)
+    desired = section(schema, metrics(migrateData=True), SECURE_TX)
     # The environment's TimescaleDB starts without the extension; whichever test runs first
     # would otherwise see the CREATE EXTENSION here too (test_extension_* covers that action).
     await conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
@@ -166,6 +166,46 @@ async def test_create_from_nothing_then_an_unchanged_pass_sends_nothing(
     assert [kind for kind, _ in second.entries] == ["session", "read", "read", "session", "read", "read"]
 
 
+async def test_a_populated_table_becomes_a_hypertable_only_with_migrate_data(
+    conn: psycopg.AsyncConnection[Any], timescale_schema: tuple[str, str]
+) -> None:
+    _, schema = timescale_schema
+    await conn.execute(sql.SQL("CREATE TABLE {}.events (at timestamptz NOT NULL)").format(sql.Identifier(schema)))
+    events = {"name": "events", "hypertable": {"timeColumn": "at", "retention": "30d"}}
+    log = postgres.client.StatementLog()
+    _, plan = await run_pass(conn, section(schema, metrics(), events), log)
+    failed = {(o.kind, o.name): (o.reason, o.message) for o in plan.objects if o.state is FAILED}
+    assert set(failed) == {(kind, f"{schema}.metrics") for kind in KINDS}
+    reason, message = failed[("Hypertable", f"{schema}.metrics")]
+    assert reason == "HypertableNeedsDataMigration"
+    assert "KiB of rows not yet counted by ANALYZE" in message  # never count(*): PGlite has not analyzed it
+    assert "hypertable.migrateData: true" in message
+    assert [b.permanent for b in plan.blockers if b.reason == reason] == [True]
+    assert not any("metrics" in change for change in log.changes)  # no exclusive lock was even asked for
+    assert [a.describe() for a in plan.actions] == [  # the other table proceeds
+        f"timescaledb: create Hypertable {schema}.events (by_range(at, default interval))",
+        f"timescaledb: create RetentionPolicy {schema}.events (after 30d)",
+    ]
+    hypertables = "SELECT hypertable_name FROM timescaledb_information.hypertables WHERE hypertable_schema = %s"
+    assert await (await conn.execute(hypertables, (schema,))).fetchall() == [("events",)]
+
+    await conn.execute(sql.SQL("ANALYZE {}.metrics").format(sql.Identifier(schema)))
+    _, plan = await run_pass(conn, section(schema, metrics(), events), postgres.client.StatementLog())
+    estimate = next(o.message for o in plan.objects if o.kind == "Hypertable" and o.name == f"{schema}.metrics")
+    assert "holds about 60 rows (pg_class.reltuples)" in estimate
+
+    log.clear()
+    _, plan = await run_pass(conn, section(schema, metrics(migrateData=True), events), log)
+    assert any("migrate_data => true" in change for change in log.changes)
+    _, after = await run_pass(conn, section(schema, metrics(migrateData=True), events), postgres.client.StatementLog())
+    assert after.converged
+    assert await one(conn, f"SELECT count(*) FROM {schema}.metrics") == 60  # every row moved, none lost
+    assert await one(conn, f"SELECT count(*) FROM ONLY {schema}.metrics") == 0  # all of them into chunks
+
+
+KINDS = ("Hypertable", "Compression", "CompressionPolicy", "RetentionPolicy")
+
+
 async def test_row_level_security_binds_on_a_hypertable(
     conn: psycopg.AsyncConnection[Any], timescale_schema: tuple[str, str]
 ) -> None:
@@ -201,7 +241,7 @@ async def test_out_of_band_drift_is_reported_then_corrected(
     conn: psycopg.AsyncConnection[Any], timescale_schema: tuple[str, str]
 ) -> None:
     _, schema = timescale_schema
-    desired = section(schema, metrics())
+    desired = section(schema, metrics(migrateData=True))
     await run_pass(conn, desired, postgres.client.StatementLog())
     for statement in [
         f"SELECT set_chunk_time_interval('{schema}.metrics', interval '1 day')",
@@ -233,7 +273,10 @@ async def test_bad_tables_fail_with_their_reason_while_the_others_proceed(
     conn: psycopg.AsyncConnection[Any], timescale_schema: tuple[str, str]
 ) -> None:
     _, schema = timescale_schema
-    secure_compressed = {**SECURE_TX, "hypertable": {"timeColumn": "created_at", "compression": {"after": "7d"}}}
+    secure_compressed = {
+        **SECURE_TX,
+        "hypertable": {"timeColumn": "created_at", "compression": {"after": "7d"}, "migrateData": True},
+    }
     desired = section(
         schema,
         {"name": "keyed", "hypertable": {"timeColumn": "created_at"}},
@@ -254,7 +297,8 @@ async def test_bad_tables_fail_with_their_reason_while_the_others_proceed(
     assert f"{schema}.keyed" in keyed.message
     assert "keyed_pkey" in keyed.message
     assert [a.describe() for a in plan.actions] == [
-        f"timescaledb: create Hypertable {schema}.tx (by_range(created_at, default interval), migrating existing rows)"
+        f"timescaledb: create Hypertable {schema}.tx"
+        " (by_range(created_at, default interval), moving its rows into chunks (migrateData))"
     ]
     assert {o.state for o in security.objects} == {status.ProvisionState.MISSING}  # RLS goes ahead
     assert await one(conn, "SELECT relrowsecurity FROM pg_class WHERE oid = %s::regclass", f"{schema}.tx") is True

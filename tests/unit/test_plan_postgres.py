@@ -106,7 +106,7 @@ def test_from_nothing_creates_policy_before_enabling_then_builds_the_index_concu
     assert row_security.enable
     assert row_security.force is True
     assert isinstance(index, postgres.model.IndexAction)
-    assert index.concurrently
+    assert index.build is postgres.model.IndexBuild.CONCURRENTLY
     assert not index.drop_first
     assert states(plan) == {POLICY_KEY: (MISSING, ""), RLS_KEY: (MISSING, ""), INDEX_KEY: (MISSING, "")}
 
@@ -226,19 +226,19 @@ def test_table_level_problems_fail_the_tables_objects_with_a_reason(
     assert [(b.reason, b.permanent) for b in plan.blockers] == [(reason, permanent)]
 
 
-def test_a_compressed_hypertable_still_gets_its_tenant_index_without_concurrently() -> None:
+def test_a_compressed_hypertable_still_gets_its_tenant_index_one_chunk_per_transaction() -> None:
     plan = postgres.plan.plan_postgres(desired(table()), observed(seen(columnstore=True, hypertable=True, index=None)))
     assert [action.kind for action in plan.actions] == ["Index"]
     action = plan.actions[0]
     assert isinstance(action, postgres.model.IndexAction)
-    assert not action.concurrently
+    assert action.build is postgres.model.IndexBuild.PER_CHUNK
 
 
 def test_pglite_gets_no_concurrent_index_builds() -> None:
     state = postgres.model.Observed((seen(index=None),), ROLE, concurrent_ddl=False)
     action = postgres.plan.plan_postgres(desired(table()), state).actions[0]
     assert isinstance(action, postgres.model.IndexAction)
-    assert not action.concurrently
+    assert action.build is postgres.model.IndexBuild.IN_TRANSACTION
 
 
 def test_rls_disabled_in_the_spec_is_not_managed_and_never_disabled() -> None:

@@ -78,10 +78,50 @@ def states(plan: base.Plan) -> dict[tuple[str, str], tuple[status.ProvisionState
     return {(obj.kind, obj.name): (obj.state, obj.reason) for obj in plan.objects}
 
 
+def test_a_populated_table_is_not_converted_without_migrate_data() -> None:
+    populated = seen(hypertable=None, stored_bytes=8192 * 40, row_estimate=12345.0)
+    plan = timescale.plan.plan_timescale(section(table()), observed(populated))
+    assert not plan.actions
+    reason = "HypertableNeedsDataMigration"
+    assert {key: state for key, (state, why) in states(plan).items() if why == reason} == {
+        ("Hypertable", "public.metrics"): FAILED,
+        ("Compression", "public.metrics"): FAILED,
+        ("CompressionPolicy", "public.metrics"): FAILED,
+        ("RetentionPolicy", "public.metrics"): FAILED,
+    }
+    assert [(b.reason, b.permanent) for b in plan.blockers] == [(reason, True)]
+    assert "about 12345 rows (pg_class.reltuples)" in plan.blockers[0].message
+    never_analyzed = seen(hypertable=None, stored_bytes=8192, row_estimate=-1.0)
+    message = timescale.plan.plan_timescale(section(table()), observed(never_analyzed)).blockers[0].message
+    assert "8 KiB of rows not yet counted by ANALYZE" in message
+
+
+def test_migrate_data_converts_a_populated_table_and_an_empty_one_needs_no_migration() -> None:
+    populated = seen(hypertable=None, stored_bytes=8192, row_estimate=100.0)
+    plan = timescale.plan.plan_timescale(section(table(migrateData=True)), observed(populated))
+    create = plan.actions[0]
+    assert isinstance(create, timescale.model.HypertableAction)
+    assert create.migrate_data
+    assert create.detail == "by_range(created_at, 7d), moving its rows into chunks (migrateData)"
+    assert not plan.blockers
+    empty = timescale.plan.plan_timescale(section(table(migrateData=True)), observed(seen(hypertable=None)))
+    create = empty.actions[0]
+    assert isinstance(create, timescale.model.HypertableAction)
+    assert not create.migrate_data  # nothing to move: no exclusive lock held for a move
+
+
+def test_actions_of_one_table_share_a_scope_and_tables_do_not() -> None:
+    plan = timescale.plan.plan_timescale(
+        section(table(), table("events")), observed(seen(hypertable=None), seen("events", hypertable=None))
+    )
+    scopes = [action.scope for action in plan.actions]
+    assert scopes == ["hypertable public.metrics"] * 4 + ["hypertable public.events"] * 4
+
+
 def test_from_nothing_plans_hypertable_compression_then_policies() -> None:
     plan = timescale.plan.plan_timescale(section(table()), observed(seen(hypertable=None)))
     assert summary(plan) == [
-        ("Hypertable", "create", "by_range(created_at, 7d), migrating existing rows", False),
+        ("Hypertable", "create", "by_range(created_at, 7d)", False),
         ("Compression", "create", "enable", False),
         ("CompressionPolicy", "create", "after 30d", False),
         ("RetentionPolicy", "create", "after 400d", False),

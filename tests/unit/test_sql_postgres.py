@@ -43,9 +43,19 @@ def test_statements_quote_every_name_and_pass_values_as_literals() -> None:
         " USING (\"bank_id\" = NULLIF(current_setting('app.current_bank_id', true), '')::uuid)"
         " WITH CHECK (\"bank_id\" = NULLIF(current_setting('app.current_bank_id', true), '')::uuid)"
     )
+    build = postgres.model.IndexBuild
     assert postgres.client.render(
-        postgres.sql.create_index("public", "tx", "payscope_tx_bank_id_idx", "bank_id", concurrently=True)
+        postgres.sql.create_index("public", "tx", "payscope_tx_bank_id_idx", "bank_id", build=build.CONCURRENTLY)
     ) == ('CREATE INDEX CONCURRENTLY IF NOT EXISTS "payscope_tx_bank_id_idx" ON "public"."tx" ("bank_id")')
+    assert postgres.client.render(
+        postgres.sql.create_index("public", "tx", "payscope_tx_bank_id_idx", "bank_id", build=build.PER_CHUNK)
+    ) == (
+        'CREATE INDEX IF NOT EXISTS "payscope_tx_bank_id_idx" ON "public"."tx" ("bank_id")'
+        " WITH (timescaledb.transaction_per_chunk)"
+    )
+    assert postgres.client.render(
+        postgres.sql.create_index("public", "tx", "payscope_tx_bank_id_idx", "bank_id", build=build.IN_TRANSACTION)
+    ) == ('CREATE INDEX IF NOT EXISTS "payscope_tx_bank_id_idx" ON "public"."tx" ("bank_id")')
     assert postgres.client.render(postgres.sql.force_row_security("public", "tx", False)) == (
         'ALTER TABLE "public"."tx" NO FORCE ROW LEVEL SECURITY'
     )

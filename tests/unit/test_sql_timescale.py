@@ -10,12 +10,12 @@ from payscope_operator.backends import postgres, timescale
 
 def test_statements() -> None:
     render = postgres.client.render
-    assert render(timescale.sql.create_hypertable("public", "metrics", "created_at", "7d")) == (
+    assert render(timescale.sql.create_hypertable("public", "metrics", "created_at", "7d", migrate_data=True)) == (
         'SELECT create_hypertable(\'"public"."metrics"\'::regclass,'
         " by_range('created_at', '7 days'::interval), migrate_data => true)"
     )
-    assert render(timescale.sql.create_hypertable("public", "metrics", "created_at", None)) == (
-        "SELECT create_hypertable('\"public\".\"metrics\"'::regclass, by_range('created_at'), migrate_data => true)"
+    assert render(timescale.sql.create_hypertable("public", "metrics", "created_at", None, migrate_data=False)) == (
+        "SELECT create_hypertable('\"public\".\"metrics\"'::regclass, by_range('created_at'), migrate_data => false)"
     )
     assert render(
         timescale.sql.set_compression(

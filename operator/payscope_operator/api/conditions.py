@@ -122,6 +122,8 @@ class Reason(StrEnum):
     HYPERTABLE_CONSTRAINT_INCOMPATIBLE = "HypertableConstraintIncompatible"
     COMPRESSION_SPEC_CONFLICT = "CompressionSpecConflict"
     NOT_IMPLEMENTED_BY_ENDPOINT = "NotImplementedByEndpoint"
+    LOCK_TIMEOUT = "LockTimeout"
+    HYPERTABLE_NEEDS_DATA_MIGRATION = "HypertableNeedsDataMigration"
     # Reach: what a resource may use and touch.
     CREDENTIALS_REQUIRED = "CredentialsRequired"
     EGRESS_DENIED = "EgressDenied"
@@ -178,6 +180,10 @@ REASON_DESCRIPTIONS: dict[Reason, str] = {
     Reason.HYPERTABLE_CONSTRAINT_INCOMPATIBLE: "A unique constraint without the time column prevents a hypertable.",
     Reason.COMPRESSION_SPEC_CONFLICT: "The declared compression settings contradict the table (e.g. segmentBy column).",
     Reason.NOT_IMPLEMENTED_BY_ENDPOINT: "The S3 endpoint answers NotImplemented for a declared feature.",
+    Reason.LOCK_TIMEOUT: "A DDL statement waited spec.postgres.lockTimeout for a lock other sessions hold (named in"
+    " the message) and gave up; the object is retried on later passes with backoff, other objects proceed.",
+    Reason.HYPERTABLE_NEEDS_DATA_MIGRATION: "The table already holds rows (estimate in the message): making it a"
+    " hypertable moves them under an exclusive lock, done only with hypertable.migrateData: true.",
     Reason.CREDENTIALS_REQUIRED: "A section names no credentials Secret, and the operator does not lend its own"
     " identity (--allow-ambient-credentials); the message names the field.",
     Reason.EGRESS_DENIED: "An endpoint from the spec resolves to an address the operator's egress policy denies"

@@ -57,6 +57,9 @@ SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"  # noqa: S105 (a pattern, not a secret
 """A key of a Secret's data, at most 253 characters."""
 DURATION_PATTERN = r"^[1-9][0-9]*(s|m|h|d)$"
 """A positive whole number of seconds, minutes, hours or days: ``60s``, ``7d``."""
+LOCK_TIMEOUT_PATTERN = r"^[1-9][0-9]{0,3}(ms|s)$"
+"""A short wait for a lock: whole milliseconds or seconds, ``200ms``, ``1s`` (at most 5s, see LockTimeout)."""
+MAX_LOCK_TIMEOUT_MS = 5000
 DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 """A calendar date ``YYYY-MM-DD``."""
 CHECK_ID_PATTERN = r"^[A-G]\.[a-z0-9_-]+\.[a-z0-9_-]+$"
@@ -87,6 +90,15 @@ def parse_duration(value: str) -> timedelta:
     if not re.fullmatch(DURATION_PATTERN, value):
         raise ValueError(f"not a duration like 60s, 15m, 12h or 7d: {value!r}")
     return timedelta(seconds=int(value[:-1]) * _DURATION_UNITS[value[-1]])
+
+
+def parse_lock_timeout(value: str) -> timedelta:
+    """Parse a lock timeout (``200ms``, ``1s``) into a timedelta; ValueError past LOCK_TIMEOUT_PATTERN."""
+    if not re.fullmatch(LOCK_TIMEOUT_PATTERN, value):
+        raise ValueError(f"not a lock timeout like 500ms or 1s: {value!r}")
+    if value.endswith("ms"):
+        return timedelta(milliseconds=int(value[:-2]))
+    return timedelta(seconds=int(value[:-1]))
 
 
 def cel_duration_seconds(expr: str) -> str:
@@ -244,6 +256,17 @@ PineconeIndexName = Annotated[str, _pattern(PINECONE_INDEX_PATTERN, 45)]
 KubeName = Annotated[str, _pattern(KUBE_NAME_PATTERN, 253)]
 SecretKey = Annotated[str, _pattern(SECRET_KEY_PATTERN, 253)]
 Duration = Annotated[str, _pattern(DURATION_PATTERN, 10)]
+LockTimeout = Annotated[
+    str,
+    _pattern(LOCK_TIMEOUT_PATTERN, 6),
+    Rule(
+        f"self.endsWith('ms') ? int(self.substring(0, size(self) - 2)) <= {MAX_LOCK_TIMEOUT_MS}"
+        f" : int(self.substring(0, size(self) - 1)) * 1000 <= {MAX_LOCK_TIMEOUT_MS}",
+        "lockTimeout must be at most 5s",
+        lambda v: parse_lock_timeout(v) <= timedelta(milliseconds=MAX_LOCK_TIMEOUT_MS),
+    ),
+]
+"""How long a DDL statement may wait for its lock: at most 5s, since every later reader queues behind it."""
 CheckId = Annotated[str, _pattern(CHECK_ID_PATTERN, 128)]
 WaiverTarget = Annotated[str, _pattern(WAIVER_TARGET_PATTERN, 128)]
 BankId = Annotated[str, _pattern(BANK_ID_PATTERN, 64)]

@@ -99,6 +99,12 @@ class Hypertable(fields.SpecModel):
         None, description="Drop chunks older than this (retention policy), e.g. 400d; absent: no policy expected."
     )
     compression: Compression | None = Field(None, description="Compression settings and policy; absent: none expected.")
+    migrate_data: fields.StrictBool = Field(
+        False,
+        description="Turn a table that already holds rows into a hypertable by moving them into chunks"
+        " (create_hypertable migrate_data), holding an exclusive lock on the table for the whole move. Without it a"
+        " populated table is not converted: its Hypertable is Failed with reason HypertableNeedsDataMigration.",
+    )
 
 
 class PostgresTable(fields.SpecModel):
@@ -158,4 +164,10 @@ class Postgres(fields.SpecModel):
     audit_log: AuditLog = Field(AuditLog(), description="The hash-chained audit log table.")
     tables: Annotated[tuple[PostgresTable, ...], fields.ListKeys(("schema", "name"))] = Field(
         (), max_length=200, description="Tables to provision and audit, unique by schema and name."
+    )
+    lock_timeout: fields.LockTimeout = Field(
+        "1s",
+        description="How long each DDL statement on a PayScope table may wait for its lock (lock_timeout), at most"
+        " 5s: while it waits, every later reader and writer of the table queues behind it. On timeout the object"
+        " is LockTimeout, naming the blocking sessions, and is retried on later passes with backoff.",
     )

@@ -157,6 +157,19 @@ class Audit(fields.SpecModel):
             " NotConfigured.",
         )
     )
+    write_probes: fields.StrictBool = Field(
+        True,
+        description="The Postgres isolation probe may INSERT inside its always rolled-back transaction: a row it"
+        " plants for the second probe tenant (so the read side proves something even when that tenant has no data)"
+        " and an insert for it as the first, which must be refused. Inserts fire BEFORE triggers and use sequence"
+        " values. false: nothing is inserted; the read side relies on rows the second tenant already has.",
+    )
+    deep_scan_interval: fields.Duration = Field(
+        "1h",
+        description="How often the audit may run a statement whose cost grows with the data, where no statistic or"
+        " index can answer (Neo4j nodes lacking the tenant key); in between, the last result is reused and its"
+        " age shown.",
+    )
 
 
 def _tables(spec: PayScopeSpec) -> tuple[postgres_spec.PostgresTable, ...]:

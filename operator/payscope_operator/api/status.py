@@ -130,6 +130,8 @@ class ProvisionState(StrEnum):
     FAILED = "Failed"
     FOREIGN = "Foreign"
     """It exists but this resource did not create it (nor adopt it): observed and audited, never changed."""
+    LOCK_TIMEOUT = "LockTimeout"
+    """Changing it needs a lock other sessions hold: the change gave up after lockTimeout; retried with backoff."""
 
 
 class Condition(fields.SpecModel):
@@ -229,8 +231,16 @@ class ProvisionedObject(fields.SpecModel):
     kind: str = Field(pattern=r"^[A-Za-z]+$", max_length=63, description="Kind of object, e.g. Hypertable.")
     name: str = Field(min_length=1, max_length=512, description="Name of the object, e.g. public.transactions.")
     state: ProvisionState = Field(
-        description="Ready, Pending, Missing, Drifted, Failed, or Foreign (exists, not created by this resource:"
-        " observed and audited, never changed; adopt: true takes it over)."
+        description="Ready, Pending, Missing, Drifted, Failed, Foreign (exists, not created by this resource:"
+        " observed and audited, never changed; adopt: true takes it over), or LockTimeout (the change waited"
+        " lockTimeout for a lock other sessions hold; retried with backoff, the message names them)."
+    )
+    reason: str | None = Field(
+        None,
+        pattern=r"^[A-Z][A-Za-z]*$",
+        max_length=63,
+        description="Why a Failed, Foreign or LockTimeout object is so (CamelCase, e.g. TableNotFound,"
+        " HypertableNeedsDataMigration, LockTimeout); absent in statuses written before it existed.",
     )
     message: Message | None = Field(None, description="Details of a non-Ready state.")
 

@@ -52,6 +52,17 @@ class Action:
         text = f"{self.system}: {self.verb} {self.kind} {self.target}"
         return f"{text} ({self.detail})" if self.detail else text
 
+    @property
+    def subject(self) -> tuple[str, str]:
+        """The object of ``status.provisioned`` this action changes, as ``(kind, name)``."""
+        return (self.kind, self.target)
+
+    @property
+    def scope(self) -> str:
+        """Actions of one scope depend on the ones before them in the plan: when one cannot be applied now
+        (``errors.LockTimeout``), the later ones of its scope wait with it and other scopes proceed."""
+        return f"{self.kind} {self.target}"
+
 
 @dataclass(frozen=True)
 class ObjectState:

@@ -5,7 +5,9 @@ apply the actions when the resource is managed (``Full``, not paused), then obse
 and plan again to verify, so ``status.provisioned`` shows the state after the changes.
 Under ``ObserveOnly`` or while paused nothing is applied and the planned actions
 become ``status.plan``, a preview platform teams can review. One system being down
-never stops the others. Every observation goes through the pass's
+never stops the others, and within a system a change that gives up waiting for a lock
+(``errors.LockTimeout``) stops only its own scope: it waits with per-object backoff
+(``object_backoff``) while the other changes are applied. Every observation goes through the pass's
 ``observations.Ledger``, which keeps it for the audit (one read of each system per
 pass). This module calls the provisioners' Protocol only; which provisioners exist is
 ``systems``'s job.
@@ -22,9 +24,9 @@ from typing import Any
 
 from payscope_operator import errors, logs
 from payscope_operator.api import conditions as api_conditions
-from payscope_operator.api import spec, status
+from payscope_operator.api import fields, spec, status
 from payscope_operator.backends import base
-from payscope_operator.reconcile import managed, observations, readiness, session
+from payscope_operator.reconcile import managed, object_backoff, observations, readiness, session
 
 logger = logging.getLogger(__name__)
 Reason = api_conditions.Reason
@@ -124,6 +126,12 @@ class Outcome:
             system, blocker = blockers[0]
             more = f" ({len(blockers) - 1} more)" if len(blockers) > 1 else ""
             return readiness.Provisioning(CS.FALSE, blocker.reason, f"{system}: {blocker.message}{more}")
+        locked = [(p.system, o) for p in self.plans for o in p.objects if o.state is status.ProvisionState.LOCK_TIMEOUT]
+        if locked:
+            system, obj = locked[0]
+            more = f" ({len(locked) - 1} more)" if len(locked) > 1 else ""
+            message = f"{system} {obj.kind} {obj.name}: {obj.message}{more}"
+            return readiness.Provisioning(CS.FALSE, Reason.LOCK_TIMEOUT, message)
         if self.preview:
             reason = Reason.OBSERVE_ONLY if not managed else Reason.DRIFT_DETECTED
             return readiness.Provisioning(
@@ -149,23 +157,28 @@ class Outcome:
         )
 
 
-async def _one(provisioner: base.Provisioner[Any], ledger: observations.Ledger, outcome: Outcome, apply: bool) -> None:
+async def _one(provisioner: base.Provisioner[Any], run: session.PassSession, outcome: Outcome, apply: bool) -> None:
+    ledger = run.observations
     plan = (await ledger.observe_with(provisioner)).planned()
     if not plan.actions:
-        outcome.plans.append(plan)
+        outcome.plans.append(object_backoff.settle(plan, run.lock_backoff, {}))
         return
     if not apply:
         outcome.preview.extend(plan.actions)
         outcome.plans.append(plan)
         return
+    applied = object_backoff.Applied()
+    interval = fields.parse_duration(run.spec.audit.interval).total_seconds()
     try:
-        for action in plan.actions:
-            await provisioner.apply(action)
-            outcome.applied.append(action)
+        await object_backoff.apply(provisioner, plan, run.lock_backoff, interval, applied)
     except errors.PayScopeError:
         ledger.forget(provisioner.system)  # the audit observes what is there now, on its own
         raise
-    outcome.plans.append((await ledger.observe_with(provisioner)).planned())
+    finally:
+        outcome.applied.extend(applied.actions)
+    if applied.attempted:
+        plan = (await ledger.observe_with(provisioner)).planned()
+    outcome.plans.append(object_backoff.settle(plan, run.lock_backoff, applied.waiting))
 
 
 Step = Callable[[base.Provisioner[Any]], Awaitable[None]]
@@ -196,7 +209,7 @@ async def run(factories: Sequence[Factory], run_session: session.PassSession, *,
     outcome = Outcome()
 
     async def step(provisioner: base.Provisioner[Any]) -> None:
-        await _one(provisioner, run_session.observations, outcome, apply)
+        await _one(provisioner, run_session, outcome, apply)
 
     await _each(factories, run_session, outcome, step)
     return outcome

@@ -33,6 +33,7 @@ from payscope_operator.backends import base
 from payscope_operator.egress import policy
 from payscope_operator.kube import gateway, pods, policies, workloads
 from payscope_operator.reconcile import (
+    object_backoff,
     provision,
     reach,
     readiness,
@@ -114,6 +115,8 @@ class Dependencies:
     """The egress policy every client of every resource passes (``--allowed-egress``; default: the environment's)."""
     ambient_credentials: bool = False
     """``--allow-ambient-credentials``: a section without credentials acts as the operator's own identity."""
+    lock_backoff: dict[str, object_backoff.Memory] = field(default_factory=dict)
+    """Per resource uid: its objects waiting for a lock, retried with backoff (``object_backoff``)."""
 
     def pass_session(
         self,
@@ -134,6 +137,7 @@ class Dependencies:
             uid=resource.uid,
             egress=self.egress,
             ambient_credentials=self.ambient_credentials,
+            lock_backoff=self.lock_backoff.setdefault(resource.uid, object_backoff.Memory()).begin(resource.generation),
         )
 
     def clients_of(self, resource: Resource) -> session.ClientCache:
@@ -302,6 +306,7 @@ async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.dat
 async def forget(deps: Dependencies, uid: str) -> None:
     """The resource is gone: close its clients."""
     deps.memory.pop(uid, None)
+    deps.lock_backoff.pop(uid, None)
     cache = deps.clients.pop(uid, None)
     if cache is not None:
         await cache.close()

@@ -80,6 +80,7 @@ def _provisioned(plans: Sequence[base.Plan]) -> status.Provisioned | None:
                     kind=obj.kind,
                     name=obj.name,
                     state=obj.state,
+                    reason=obj.reason or None,
                     message=message[: status.MAX_MESSAGE_LENGTH] if message else None,
                 )
             )

@@ -17,7 +17,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from payscope_operator.api import spec
+from payscope_operator.api import fields, spec
 from payscope_operator.backends import base, neo4j, pinecone, postgres, s3, timescale
 from payscope_operator.reconcile import clients, observations, provision, session
 
@@ -35,7 +35,8 @@ async def _postgres(run: session.PassSession) -> AsyncIterator[Provisioners]:
         yield ()  # with no table there is nothing to observe: the audit reads the rest itself
         return
     async with clients.postgres(run) as conn:
-        shared = postgres.client.Session(conn, postgres.client.Timeouts())  # one set of session timeouts
+        lock = fields.parse_lock_timeout(section.lock_timeout).total_seconds()
+        shared = postgres.client.Session(conn, postgres.client.Timeouts(lock=lock))  # one set of session timeouts
         found: list[base.Provisioner[Any]] = [
             postgres.provisioner.PostgresProvisioner(
                 conn, postgres.model.Desired(section, run.spec.tenancy, run.owner), session=shared

@@ -21,6 +21,7 @@ from payscope_operator.api import spec, status
 from payscope_operator.audit import catalog, runner
 from payscope_operator.audit.sources import postgres
 from payscope_operator.backends.postgres import evidence as pg_evidence
+from payscope_operator.backends.postgres import isolation as pg_isolation
 from payscope_operator.backends.timescale import model as ts_model
 
 S = status.CheckStatus
@@ -141,10 +142,13 @@ OPEN = "true"
 REFUSED = 'refused: new row violates row-level security policy for table "transactions"'
 
 
-def probe(visible: int = 0, write: str = REFUSED) -> postgres.IsolationEvidence:
-    return postgres.IsolationEvidence(
-        (pg_evidence.IsolationFacts("public.transactions", visible, write, ROLE, ("bank-a", "bank-b")),)
-    )
+def probe(visible: int = 0, write: str = REFUSED, **facts: str) -> postgres.IsolationEvidence:
+    tenants = ("bank-a", "bank-b")
+    found = pg_isolation.IsolationFacts("public.transactions", visible, write, ROLE, tenants, **facts)
+    return postgres.IsolationEvidence((found,))
+
+
+NOTHING_TO_HIDE = "bank-b has no row here to hide, and writeProbes is false"
 
 
 NO_EXTENSION = pg(timescale=ts_model.Observed(ts_model.ExtensionState(False, None), (OBSERVED_TABLE,)))
@@ -589,6 +593,27 @@ TABLE_UNREAD = pg_catalog({})
             S.FAIL,
             "2 other tenants' row(s) are visible",
             id="isolation-visible-rows-beat-an-inconclusive-write",
+        ),
+        pytest.param(
+            "G.isolation.rls_probe",
+            probe(write=pg_isolation.NOT_WRITTEN, unproven=NOTHING_TO_HIDE),
+            S.UNKNOWN,
+            f"not proven: public.transactions: {NOTHING_TO_HIDE}",
+            id="isolation-nothing-to-hide",
+        ),
+        pytest.param(
+            "G.isolation.rls_probe",
+            probe(write=pg_isolation.NOT_WRITTEN),
+            S.PASS,
+            "hide other tenants' rows",
+            id="isolation-read-only-on-existing-rows",
+        ),
+        pytest.param(
+            "G.isolation.rls_probe",
+            probe(visible=1, write=pg_isolation.NOT_WRITTEN, unproven=NOTHING_TO_HIDE),
+            S.FAIL,
+            "1 other tenants' row(s) are visible",
+            id="isolation-visible-without-writes",
         ),
     ],
 )

@@ -91,7 +91,7 @@ ACC_INDEX = neo4j_model.ObservedIndex(3, ACC_NAME, "ONLINE", "RANGE", "NODE", ("
 def graph(
     constraints: tuple[neo4j_model.ObservedConstraint, ...] = (TX_CONSTRAINT,),
     indexes: tuple[neo4j_model.ObservedIndex, ...] = (TX_INDEX, ACC_INDEX),
-    untenanted: dict[str, int] | None = None,
+    untenanted: dict[str, neo4j.Untenanted] | None = None,
 ) -> neo4j.GraphEvidence:
     assert SPEC.neo4j is not None
     names = [c.name for c in constraints] + [i.name for i in indexes]
@@ -99,8 +99,12 @@ def graph(
     plan = neo4j_plan.plan_neo4j(
         SPEC.neo4j, neo4j_model.GraphState(SERVER, constraints, indexes, marks=marks), owner=OWNER
     )
-    counts = {"Account": 0, "Transaction": 0} if untenanted is None else untenanted
+    counts = {"Account": STATISTICS, "Transaction": STATISTICS} if untenanted is None else untenanted
     return neo4j.GraphEvidence(URI, plan, SERVER.version, SERVER.edition, counts)
+
+
+STATISTICS = neo4j.Untenanted(0, True, "the count store and the tenant key index's statistics")
+SCANNED = neo4j.Untenanted(0, True, "a full scan at 2026-11-20T10:00:00Z (at most every 1h)")
 
 
 # Pinecone ---------------------------------------------------------------------------------------
@@ -192,10 +196,26 @@ NO_DENY = {"denies_anonymous": False}
         ),
         pytest.param(
             "B.neo4j.tenant_property",
-            graph(untenanted={"Account": 0, "Transaction": 3}),
+            graph(untenanted={"Account": STATISTICS, "Transaction": neo4j.Untenanted(3, True, "a full scan")}),
             S.FAIL,
             "Nodes without bank_id cannot be filtered by tenant: Transaction: 3",
             id="untenanted-nodes",
+        ),
+        pytest.param(
+            "B.neo4j.tenant_property",
+            graph(
+                untenanted={"Account": neo4j.Untenanted(7, False, "statistics (a lower bound)"), "Transaction": SCANNED}
+            ),
+            S.FAIL,
+            "cannot be filtered by tenant: Account: at least 7",
+            id="untenanted-lower-bound",
+        ),
+        pytest.param(
+            "B.neo4j.tenant_property",
+            graph(untenanted={"Account": STATISTICS, "Transaction": SCANNED}),
+            S.PASS,
+            "carries bank_id (Transaction as of a full scan at 2026-11-20T10:00:00Z (at most every 1h))",
+            id="tenant-property-age-of-the-scan",
         ),
         pytest.param(
             "A.dependencies.pinecone", vector_evidence(), S.PASS, "control plane answered", id="pinecone-reachable"

@@ -99,13 +99,20 @@ def tenant_property(evidence: neo4j.GraphEvidence, desired: spec.PayScopeSpec) -
     assert desired.tenancy is not None
     assert desired.neo4j is not None
     key = desired.tenancy.tenant_key
-    where = f"MATCH (n:<label>) WHERE n.{key} IS NULL on {evidence.uri}"
-    bad = {label: n for label, n in evidence.untenanted.items() if n}
+    counted = "; ".join(f"{label} by {found.how}" for label, found in sorted(evidence.untenanted.items()))
+    where = f"MATCH (n:<label>) WHERE n.{key} IS NULL on {evidence.uri}" + (f": {counted}" if counted else "")
+    bad = {label: found for label, found in evidence.untenanted.items() if found.count}
     if bad:
-        shown = ", ".join(f"{label}: {n}" for label, n in sorted(bad.items()))
+        shown = ", ".join(
+            f"{label}: {'' if found.exact else 'at least '}{found.count}" for label, found in sorted(bad.items())
+        )
         return Finding.failed(f"Nodes without {key} cannot be filtered by tenant: {shown}", evidence=where)
     labels = neo4j.declared_labels(desired.neo4j)
-    return Finding.passed(f"Every node of the {len(labels)} declared label(s) carries {key}.", evidence=where)
+    scanned = [
+        f"{label} as of {found.how}" for label, found in sorted(evidence.untenanted.items()) if "scan" in found.how
+    ]
+    since = f" ({'; '.join(scanned)})" if scanned else ""
+    return Finding.passed(f"Every node of the {len(labels)} declared label(s) carries {key}{since}.", evidence=where)
 
 
 # Pinecone ---------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from payscope_operator.audit.checks import refusals
 from payscope_operator.audit.sources import payscope_api, postgres
 from payscope_operator.backends.payscope_api import client as api_client
 from payscope_operator.backends.payscope_api import model as api_model
+from payscope_operator.backends.postgres import isolation as pg_isolation
 
 Severity = status.Severity
 Grade = registry.Grade
@@ -303,24 +304,29 @@ def cited_sources(evidence: payscope_api.ChatEvidence, desired: spec.PayScopeSpe
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
     title="As the app role with the session variable set to one tenant, no other tenant's row is visible or writable.",
-    passes_when="Zero foreign rows visible and an insert for another tenant refused, inside a rolled-back transaction"
-    " (an insert that fails for another reason, such as a trigger: Unknown).",
+    passes_when="A row of another tenant, planted by the probe (or already there), is not visible, and an insert for"
+    " that tenant is refused, inside a rolled-back transaction (an insert that fails for another reason, such as a"
+    " trigger: Unknown).",
     covers=("G/Bank Isolation/DB RLS enforcement", "G/Bank Isolation/JWT bank_id validation"),
 )
 def rls_probe(evidence: postgres.IsolationEvidence, desired: spec.PayScopeSpec) -> Finding:
-    problems, undecided = [], []
+    problems, undecided, unproven = [], [], []
     for p in evidence.probes:
         own, other = p.tenants
         if p.visible_foreign_rows:
             problems.append(
                 f"{p.table}: as {p.role} for {own}, {p.visible_foreign_rows} other tenants' row(s) are visible"
             )
-        if p.foreign_write.startswith("inconclusive"):
+        elif p.unproven:
+            unproven.append(f"{p.table}: {p.unproven}")
+        if p.foreign_write == pg_isolation.NOT_WRITTEN:
+            pass
+        elif p.foreign_write.startswith("inconclusive"):
             why = p.foreign_write.partition(": ")[2]
             undecided.append(f"{p.table}: the write for {other} failed for another reason ({why})")
         elif not p.foreign_write.startswith("refused"):
             problems.append(f"{p.table}: as {p.role} for {own}, a row for {other} was {p.foreign_write}")
-    where = "; ".join(f"{p.table} as {p.role}" for p in evidence.probes) + " (rolled back)"
+    where = "; ".join(_probed(p) for p in evidence.probes) + " (rolled back)"
     if problems:
         return Finding.failed("Tenant isolation is broken: " + "; ".join(problems[:4]), evidence=where)
     if undecided:
@@ -328,10 +334,17 @@ def rls_probe(evidence: postgres.IsolationEvidence, desired: spec.PayScopeSpec) 
             "No other tenant's row is visible, but whether one can be written is undecided: " + "; ".join(undecided),
             evidence=where,
         )
+    if unproven:
+        return Finding.unknown("Tenant isolation is not proven: " + "; ".join(unproven[:4]), evidence=where)
     return Finding.passed(
         f"As the app role, {len(evidence.probes)} table(s) hide other tenants' rows and refuse writes for them.",
         evidence=where,
     )
+
+
+def _probed(facts: pg_isolation.IsolationFacts) -> str:
+    planted = f", a row of {facts.tenants[1]} planted by {facts.planted}" if facts.planted else ""
+    return f"{facts.table} as {facts.role}{planted}"
 
 
 @CHECKS.check(

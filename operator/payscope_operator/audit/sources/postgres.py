@@ -8,7 +8,11 @@ owner, the app role and TimescaleDB's state are what the pass's provisioning obs
 one connection what no plan needs (policies, indexes, foreign keys, columns, migration
 versions, the audit log), a fixed number of queries whatever the number of tables;
 ``postgres.isolation`` acts as the app role for one tenant on every declared RLS table
-that exists, in one statement set inside a transaction that is always rolled back.
+that exists, in one statement set inside a transaction that is always rolled back: it
+plants a row of the other tenant (unless ``spec.audit.writeProbes`` is false) and must
+not see it, then must be refused writing one (``backends.postgres.isolation``). Every
+statement against tenant data is bounded whatever the table's size: equality on the
+tenant key with LIMIT 1, the audit log's newest rows by its ordering index.
 A Postgres whose observation failed in this pass is not tried again: both sources
 report that error.
 
@@ -32,6 +36,7 @@ from payscope_operator.api import fields, postgres_spec, spec
 from payscope_operator.audit import context, registry
 from payscope_operator.backends.postgres import client as pg_client
 from payscope_operator.backends.postgres import evidence as pg_evidence
+from payscope_operator.backends.postgres import isolation as pg_isolation
 from payscope_operator.backends.postgres import model as pg_model
 from payscope_operator.backends.timescale import model as ts_model
 
@@ -52,7 +57,7 @@ class PostgresEvidence:
 
 @dataclass(frozen=True)
 class IsolationEvidence:
-    probes: tuple[pg_evidence.IsolationFacts, ...]
+    probes: tuple[pg_isolation.IsolationFacts, ...]
 
 
 def section(desired: spec.PayScopeSpec) -> postgres_spec.Postgres:
@@ -169,15 +174,15 @@ async def _gather_isolation(run: context.Session) -> IsolationEvidence:
     if declared.app_connection is not None:
         ref = declared.app_connection.secret_ref
         dsn, role = run.stores.reveal(ref.name, ref.key), None  # connect as the app role itself
+    probe = pg_isolation.Probe(
+        tenant_key=tenancy.tenant_key,
+        session_variable=tenancy.session_variable,
+        app_role=role,
+        tenants=(tenants[0], tenants[1]),
+        write=run.spec.audit.write_probes,
+    )
     async with run.stores.postgres(dsn) as conn:
-        probes = await pg_evidence.probe_isolation(
-            conn,
-            tables=probed,
-            tenant_key=tenancy.tenant_key,
-            session_variable=tenancy.session_variable,
-            app_role=role,
-            tenants=(tenants[0], tenants[1]),
-        )
+        probes = await pg_isolation.probe_isolation(conn, probe, probed)
     return IsolationEvidence(probes)
 
 

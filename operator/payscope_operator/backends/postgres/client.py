@@ -11,6 +11,14 @@ either); every statement is recorded in a :class:`StatementLog` (so callers and
 benchmarks can count change statements); driver errors become the operator's exception
 tree, with messages that never carry a DSN, password or row values.
 
+Locks: ``lock_timeout`` is ``spec.postgres.lockTimeout`` (default 1s, at most 5s). A DDL
+statement waiting for its lock queues every later reader and writer of the table behind
+it, so that bound is the longest stall the operator can cause. A change that gives up
+raises ``errors.LockTimeout`` naming the sessions that held a conflicting lock when it
+gave up (:data:`BLOCKERS`: what ``pg_blocking_pids`` reports for a waiting statement,
+read from ``pg_locks`` and ``pg_stat_activity`` on the same connection right after the
+wait, since the waiting connection cannot ask while it waits).
+
 What it must not do: decide what to change (the planners do), build SQL from spec values
 (``sql`` does, re-checking every name), or name a DSN, user or password in a message.
 """
@@ -100,10 +108,10 @@ async def connect(dsn: str, *, connect_timeout: float = 10.0) -> psycopg.AsyncCo
 
 @dataclass(frozen=True)
 class Timeouts:
-    """Seconds. ``long_statement`` bounds index builds and hypertable data migration."""
+    """Seconds. ``lock`` is ``spec.postgres.lockTimeout``; ``long_statement`` bounds index builds and data migration."""
 
     statement: float = 30.0
-    lock: float = 5.0
+    lock: float = 1.0
     long_statement: float = 600.0
     client_margin: float = 5.0  # the client gives up this long after the server should have
 
@@ -136,6 +144,82 @@ class StatementLog:
 
     def clear(self) -> None:
         self.entries.clear()
+
+
+ALL_MODES = (
+    "AccessShareLock",
+    "RowShareLock",
+    "RowExclusiveLock",
+    "ShareUpdateExclusiveLock",
+    "ShareLock",
+    "ShareRowExclusiveLock",
+    "ExclusiveLock",
+    "AccessExclusiveLock",
+)
+"""Every table lock mode: all of them conflict with ACCESS EXCLUSIVE (ALTER TABLE, CREATE POLICY...)."""
+CONCURRENT_BUILD_CONFLICTS = ALL_MODES[2:]
+"""What a concurrent index build waits for: SHARE UPDATE EXCLUSIVE's conflicts and SHARE's (writers)."""
+MAX_BLOCKERS = 5
+
+
+@dataclass(frozen=True)
+class Locking:
+    """The lock a change waits for: a mode on ``schema.table`` that sessions holding ``conflicts`` block.
+
+    ``snapshots``: the change also waits for transactions with an older snapshot (a
+    concurrent index build does), so sessions of the database holding one are blockers too.
+    """
+
+    schema: str
+    table: str
+    conflicts: tuple[str, ...] = ALL_MODES
+    snapshots: bool = False
+
+    @classmethod
+    def exclusive(cls, schema: str, table: str) -> Locking:
+        """ACCESS EXCLUSIVE on the table: every other session holding any lock on it blocks."""
+        return cls(schema, table)
+
+    @classmethod
+    def concurrent_build(cls, schema: str, table: str) -> Locking:
+        return cls(schema, table, CONCURRENT_BUILD_CONFLICTS, snapshots=True)
+
+
+@dataclass(frozen=True)
+class BlockerRow:
+    """One row of :data:`BLOCKERS`: a session holding what a change waited for."""
+
+    pid: int
+    application_name: str
+    state: str
+    seconds: float
+    modes: str
+
+    def describe(self) -> str:
+        """``pid 4242 (application_name "reports", idle in transaction for 12s, holds AccessShareLock)``."""
+        return (
+            f'pid {self.pid} (application_name "{self.application_name}", {self.state} for {self.seconds:.0f}s,'
+            f" holds {self.modes})"
+        )
+
+
+BLOCKERS = sql.SQL("""
+SELECT a.pid, coalesce(nullif(a.application_name, ''), '(none)') AS application_name,
+    coalesce(a.state, 'unknown') AS state,
+    extract(epoch FROM now() - coalesce(a.xact_start, a.backend_start))::float8 AS seconds,
+    string_agg(DISTINCT coalesce(l.mode, 'a snapshot'), ', ') AS modes
+FROM pg_stat_activity a
+LEFT JOIN pg_locks l ON l.pid = a.pid AND l.granted AND l.locktype = 'relation'
+    AND l.relation = to_regclass(quote_ident(%(schema)s) || '.' || quote_ident(%(table)s))
+    AND l.mode = ANY(%(conflicts)s::text[])
+WHERE a.pid <> pg_backend_pid() AND a.datname = current_database()
+    AND (l.pid IS NOT NULL OR (%(snapshots)s AND a.backend_xmin IS NOT NULL))
+GROUP BY a.pid, a.application_name, a.state, a.xact_start, a.backend_start
+ORDER BY seconds DESC
+LIMIT %(limit)s
+""")
+"""The sessions of this database holding a lock that conflicts with what a change waited for (or, for a
+concurrent index build, an older snapshot), longest-open first; never their queries."""
 
 
 def render(statement: Statement) -> str:
@@ -236,12 +320,21 @@ class Session:
         except (TimeoutError, psycopg.Error) as exc:
             raise translate(exc, doing=doing) from exc
 
-    async def change(self, statements: Sequence[Statement], *, doing: str, long: bool = False) -> None:
-        """Run change statements atomically in one transaction (SET LOCAL timeouts inside)."""
+    async def change(
+        self, statements: Sequence[Statement], *, doing: str, locking: Locking, long: bool = False
+    ) -> None:
+        """Run change statements atomically in one transaction (SET LOCAL timeouts inside).
+
+        ``locking`` is the table lock they wait for: when ``lock_timeout`` expires the
+        transaction is rolled back and ``errors.LockTimeout`` names who held it.
+        """
         await self._configure()
         seconds = self.timeouts.long_statement if long else self.timeouts.statement
-        set_local = sql.SQL("SET LOCAL statement_timeout = {}").format(
-            sql.Literal(self.timeouts.server_setting(seconds))
+        set_local = sql.SQL(
+            "SELECT set_config('statement_timeout', {}, true), set_config('lock_timeout', {}, true)"
+        ).format(
+            sql.Literal(self.timeouts.server_setting(seconds)),
+            sql.Literal(self.timeouts.server_setting(self.timeouts.lock)),
         )
         try:
             async with asyncio.timeout(self._deadline(seconds) * len(statements)):
@@ -250,10 +343,12 @@ class Session:
                     for statement in statements:
                         self.log.record("change", render(statement))
                         await self.conn.execute(statement)
+        except pg_errors.LockNotAvailable:
+            raise await self._lock_timeout(locking, doing) from None
         except (TimeoutError, psycopg.Error) as exc:
             raise translate(exc, doing=doing) from exc
 
-    async def change_outside_transaction(self, statement: Statement, *, doing: str) -> None:
+    async def change_outside_transaction(self, statement: Statement, *, doing: str, locking: Locking) -> None:
         """Run one statement that refuses a transaction block (``... CONCURRENTLY``), with the long timeout."""
         await self._configure()
         long_setting = sql.SQL("SELECT set_config('statement_timeout', {}, false)")
@@ -267,10 +362,35 @@ class Session:
             try:
                 async with asyncio.timeout(self._deadline(self.timeouts.long_statement)):
                     await self.conn.execute(statement)
+            except pg_errors.LockNotAvailable:
+                raise await self._lock_timeout(locking, doing) from None
             except (TimeoutError, psycopg.Error) as exc:
                 raise translate(exc, doing=doing) from exc
         finally:
             await self._restore_statement_timeout(long_setting)
+
+    async def _lock_timeout(self, locking: Locking, doing: str) -> errors.LockTimeout:
+        """The LockTimeout of a change that gave up on ``locking``, naming the sessions that still hold it."""
+        found: list[BlockerRow] = []
+        try:
+            params = {
+                "schema": locking.schema,
+                "table": locking.table,
+                "conflicts": list(locking.conflicts),
+                "snapshots": locking.snapshots,
+                "limit": MAX_BLOCKERS,
+            }
+            found = await self.read(BLOCKERS, params, BlockerRow, doing="reading the sessions holding the lock")
+        except errors.PayScopeError:
+            pass  # the timeout is the finding; who held the lock is a courtesy
+        blockers = tuple(row.describe() for row in found)
+        held = "; ".join(blockers) if blockers else "no session holds a conflicting lock any more"
+        wait = self.timeouts.server_setting(self.timeouts.lock)
+        return errors.LockTimeout(
+            f"gave up after lock_timeout {wait} waiting for a lock on {locking.schema}.{locking.table} while {doing};"
+            f" held by {held}",
+            blockers=blockers,
+        )
 
     async def _restore_statement_timeout(self, setting: sql.SQL) -> None:
         if self.conn.closed or self.conn.broken:

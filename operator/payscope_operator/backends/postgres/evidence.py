@@ -7,12 +7,11 @@ the number of tables (arrays with ``= ANY``), so an audit of 50 tables costs wha
 audit of one costs: every policy (command, roles, permissive or restrictive, whether it
 reaches the app role), index, foreign key and column of the declared tables, and the app
 role's membership in their owners and in superuser or BYPASSRLS roles (one query), the
-migration versions (one), the audit log's privileges and hash chain (two), and the
-cross-tenant isolation probe (one transaction of five statements for every declared RLS
-table, at most :data:`MAX_ISOLATION_TABLES`). Nothing here changes
-data: the probe runs inside a transaction that is always rolled back, and the audit-log
-verifier reads a bounded tail of the chain. Names are passed as
-``psycopg.sql.Identifier`` or as parameters, never pasted.
+migration versions (one), the audit log's privileges and hash chain (two). The
+cross-tenant isolation probe lives in ``isolation``. Nothing here changes data, and no
+statement's work grows with the data: the migration table is read with a LIMIT, and the
+audit-log verifier reads the newest :data:`CHAIN_TAIL` rows by the ordering column's
+index. Names are passed as ``psycopg.sql.Identifier`` or as parameters, never pasted.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ import datetime
 import hashlib
 import json
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
@@ -31,12 +30,10 @@ from payscope_operator import errors
 from payscope_operator.backends.postgres import model
 
 GENESIS = "0" * 64
-CHAIN_TAIL = 10000
-"""At most this many newest rows of the audit log are verified per pass."""
-MAX_ISOLATION_TABLES = 50
-"""At most this many declared RLS tables are probed per pass (all of them, in one statement)."""
-PROBE_RESULT = "payscope.isolation_probe"
-"""The transaction-local setting the probe's block leaves its findings in."""
+CHAIN_TAIL = 999
+"""At most this many newest rows of the audit log are verified per pass (one more anchors them): 1,000 rows read."""
+MAX_MIGRATIONS = 100
+"""At most this many rows of the migration bookkeeping table are read (it usually holds one)."""
 
 Conn = psycopg.AsyncConnection[Any]
 T = TypeVar("T")
@@ -239,7 +236,9 @@ async def read_catalog(
 
 async def read_migration_versions(conn: Conn, schema: str, table: str, column: str) -> tuple[str, ...] | None:
     """The applied migration versions, or None when the bookkeeping table does not exist (one statement)."""
-    query = sql.SQL("SELECT {}::text FROM {} ORDER BY 1").format(sql.Identifier(column), sql.Identifier(schema, table))
+    query = sql.SQL("SELECT {}::text FROM {} ORDER BY 1 LIMIT {}").format(
+        sql.Identifier(column), sql.Identifier(schema, table), sql.Literal(MAX_MIGRATIONS)
+    )
     try:
         rows = await _rows(conn, query)
     except psycopg.errors.UndefinedTable:
@@ -321,114 +320,3 @@ async def read_audit_log(
     return AuditLogFacts(
         True, checked, first_break, tuple(writes), bool(owns), tuple(sorted(operations.items())), traced
     )
-
-
-@dataclass(frozen=True)
-class IsolationFacts:
-    table: str
-    visible_foreign_rows: int  # 1 when a row of the other probe tenant is visible (equality, LIMIT 1), else 0
-    foreign_write: str  # "refused: ...", "accepted" or "inconclusive: <error>"
-    role: str
-    tenants: tuple[str, str] = field(default=("", ""))
-
-
-_PROBE_STEP = sql.SQL("""
-    BEGIN
-        seen := EXISTS (SELECT 1 FROM {target} WHERE {column} = {other} LIMIT 1);
-    EXCEPTION WHEN others THEN
-        seen := NULL;
-        outcome := 'unreadable:' || SQLSTATE;
-    END;
-    IF seen IS NOT NULL THEN
-        BEGIN
-            INSERT INTO {target} ({column}) VALUES ({other});
-            outcome := 'accepted';
-        EXCEPTION
-            WHEN insufficient_privilege THEN outcome := 'refused: ' || SQLERRM;
-            WHEN others THEN outcome := 'inconclusive:' || SQLSTATE;
-        END;
-    END IF;
-    found := found || jsonb_build_array(jsonb_build_array({name}, seen, outcome));
-""")
-_PROBE_BLOCK = sql.SQL("""
-DECLARE
-    found jsonb := '[]';
-    seen boolean;
-    outcome text;
-BEGIN
-{steps}
-    PERFORM set_config({result}, found::text, true);
-END
-""")
-
-
-def isolation_block(tables: Sequence[tuple[str, str]], tenant_key: str, other: str) -> sql.Composed:
-    """The PL/pgSQL body probing every table: is a row of ``other`` visible (equality on the tenant key,
-    LIMIT 1), and is an insert for ``other`` refused (each in its own subtransaction)."""
-    steps = [
-        _PROBE_STEP.format(
-            target=sql.Identifier(schema, table),
-            column=sql.Identifier(tenant_key),
-            other=sql.Literal(other),  # an untyped literal: Postgres reads it as the column's type
-            name=sql.Literal(f"{schema}.{table}"),
-        )
-        for schema, table in tables
-    ]
-    return _PROBE_BLOCK.format(steps=sql.SQL("").join(steps), result=sql.Literal(PROBE_RESULT))
-
-
-def _outcome(outcome: str) -> str:
-    """``inconclusive:<SQLSTATE>`` named as psycopg names the error (``inconclusive: NotNullViolation``)."""
-    kind, _, code = outcome.partition(":")
-    if kind != "inconclusive":
-        return outcome
-    try:
-        return f"inconclusive: {psycopg.errors.lookup(code).__name__}"
-    except KeyError:
-        return f"inconclusive: SQLSTATE {code}"
-
-
-async def probe_isolation(
-    conn: Conn,
-    *,
-    tables: Sequence[tuple[str, str]],
-    tenant_key: str,
-    session_variable: str,
-    app_role: str | None,
-    tenants: tuple[str, str],
-    probe_timeout_ms: int = 5000,
-) -> tuple[IsolationFacts, ...]:
-    """As the app role for tenant A, on every table (at most :data:`MAX_ISOLATION_TABLES`): is a row of
-    tenant B visible, and is a row for B refused. Always rolled back; five statements whatever the tables.
-
-    A table the app role cannot read makes the probe fail (``errors.DependencyUnavailable``), as
-    no finding could be drawn from it.
-    """
-    own, other = tenants
-    probed = list(tables)[:MAX_ISOLATION_TABLES]
-    if not probed:
-        return ()
-    block = isolation_block(probed, tenant_key, other).as_string(conn)
-    role = app_role or "(connecting role)"
-    tx = conn.transaction(force_rollback=True)
-    async with tx, conn.cursor() as cur:
-        settings = sql.SQL("SELECT set_config('statement_timeout', {}, true), set_config({}, {}, true){}").format(
-            sql.Literal(str(probe_timeout_ms)),
-            sql.Literal(session_variable),
-            sql.Literal(own),
-            sql.SQL("")
-            if app_role is None
-            else sql.SQL(", set_config('role', {}, true)").format(sql.Literal(app_role)),
-        )
-        await cur.execute(settings)
-        await cur.execute(sql.SQL("DO {}").format(sql.Literal(block)))
-        await cur.execute("SELECT current_setting(%s)", (PROBE_RESULT,))
-        got = await cur.fetchone()
-    found: list[tuple[str, bool | None, str]] = json.loads(got[0]) if got else []
-    facts = []
-    for name, seen, outcome in found:
-        if seen is None:
-            code = outcome.partition(":")[2]
-            raise errors.DependencyUnavailable(f"the isolation probe could not read {name} as {role} (SQLSTATE {code})")
-        facts.append(IsolationFacts(name, int(seen), _outcome(outcome), role, tenants))
-    return tuple(facts)

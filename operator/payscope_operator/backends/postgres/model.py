@@ -12,6 +12,7 @@ What it must not do: hold logic beyond naming a table, read a server, or import
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from payscope_operator.api import postgres_spec, spec
 from payscope_operator.backends import base, ownership
@@ -98,6 +99,24 @@ class Observed:
         return next((table for table in self.tables if table.ref == ref), None)
 
 
+class IndexBuild(StrEnum):
+    """How a tenant index is built, so that no build holds a long lock on a populated table."""
+
+    CONCURRENTLY = "CONCURRENTLY"
+    """Plain tables: ``CREATE INDEX CONCURRENTLY``, outside a transaction block (writes go on)."""
+    PER_CHUNK = "transaction_per_chunk"
+    """Hypertables (which refuse CONCURRENTLY): ``WITH (timescaledb.transaction_per_chunk)``, one chunk per
+    transaction, outside a transaction block."""
+    IN_TRANSACTION = "in a transaction"
+    """PGlite only: one backend serves one session, so no other session can wait on the build (multi-transaction
+    DDL breaks PGlite's transaction status)."""
+
+
+def row_security_scope(table: TableRef) -> str:
+    """The scope of a table's policy and RLS flags (``base.Action.scope``): RLS is never enabled without its policy."""
+    return f"row security of {table}"
+
+
 @dataclass(frozen=True, kw_only=True)
 class PolicyAction(base.Action):
     """Create the tenant policy, or drop and re-create it in one transaction (``replace``)."""
@@ -110,6 +129,10 @@ class PolicyAction(base.Action):
     replace: bool
     comment: str  # recorded on the policy in the same transaction (ownership.comment_of)
 
+    @property
+    def scope(self) -> str:
+        return row_security_scope(self.table)
+
 
 @dataclass(frozen=True, kw_only=True)
 class RowSecurityAction(base.Action):
@@ -118,6 +141,10 @@ class RowSecurityAction(base.Action):
     table: TableRef
     enable: bool
     force: bool | None  # None: leave FORCE as it is
+
+    @property
+    def scope(self) -> str:
+        return row_security_scope(self.table)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,7 +155,7 @@ class IndexAction(base.Action):
     index: str
     column: str
     drop_first: bool
-    concurrently: bool
+    build: IndexBuild
     comment: str  # recorded on the index once it is built
 
 
@@ -139,3 +166,11 @@ class MarkAction(base.Action):
     table: TableRef
     index: str | None  # None: the table's payscope_ policy
     comment: str
+
+    @property
+    def subject(self) -> tuple[str, str]:
+        return (self.kind.removesuffix("Ownership"), self.target)
+
+    @property
+    def scope(self) -> str:
+        return row_security_scope(self.table) if self.index is None else f"Index {self.target}"

@@ -249,9 +249,9 @@ class _TablePlan:
             else:
                 self.out.state("Index", name, _State.READY)
                 return
-        concurrently = self.concurrent_ddl and not seen.hypertable
-        if not concurrently:
-            detail += "; hypertable or PGlite: built without CONCURRENTLY"
+        build = index_build(self.concurrent_ddl, hypertable=seen.hypertable)
+        if build is not model.IndexBuild.CONCURRENTLY:
+            detail += f"; built {build.value}"
         action = model.IndexAction(
             system=model.SYSTEM,
             verb=base.Verb.CREATE if found is None else base.Verb.REPLACE,
@@ -263,7 +263,7 @@ class _TablePlan:
             index=index,
             column=tenancy.tenant_key,
             drop_first=found is not None,
-            concurrently=concurrently,
+            build=build,
             comment=self.comment,
         )
         self.out.act(action, stage=INDEX_STAGE)
@@ -271,6 +271,13 @@ class _TablePlan:
             self.out.state("Index", name, _State.MISSING)
         else:
             self.out.state("Index", name, _State.DRIFTED, detail)
+
+
+def index_build(concurrent_ddl: bool, *, hypertable: bool) -> model.IndexBuild:
+    """CONCURRENTLY on plain tables, one transaction per chunk on hypertables; PGlite builds in a transaction."""
+    if not concurrent_ddl:
+        return model.IndexBuild.IN_TRANSACTION
+    return model.IndexBuild.PER_CHUNK if hypertable else model.IndexBuild.CONCURRENTLY
 
 
 def _policy_summary(role: str | None, tenancy: spec.Tenancy, cast: str | None) -> str:

@@ -5,7 +5,9 @@ autocommit connection: :meth:`PostgresProvisioner.observe` reads the catalogs wi
 query for all declared tables (two when a declared table is a TimescaleDB hypertable),
 whatever their number, and the audit judges the same observation;
 :meth:`~PostgresProvisioner.apply` runs each action's statements (policy and RLS changes
-in one transaction, index builds CONCURRENTLY where the server allows);
+in one transaction, index builds CONCURRENTLY on plain tables and one transaction per
+chunk on hypertables), each waiting at most ``lockTimeout`` for its lock (else
+``errors.LockTimeout`` naming the blockers);
 :meth:`~PostgresProvisioner.teardown` drops what the operator created.
 
 Ownership: every policy and index it creates gets a ``COMMENT`` naming its resource, in
@@ -79,6 +81,7 @@ class PostgresProvisioner(client.SessionOwner[model.Desired]):
         return plan.plan_postgres(self.desired, observed)
 
     async def apply(self, action: base.Action) -> None:
+        """One action; waiting longer than ``lockTimeout`` for its lock raises ``errors.LockTimeout``."""
         doing = action.describe()
         if isinstance(action, model.PolicyAction):
             ref = action.table
@@ -87,38 +90,53 @@ class PostgresProvisioner(client.SessionOwner[model.Desired]):
             )
             drop = [sql.drop_policy(ref.schema, ref.name)] if action.replace else []
             comment = sql.comment_on_policy(ref.schema, ref.name, action.comment)
-            await self.session.change([*drop, create, comment], doing=doing)
+            await self.session.change([*drop, create, comment], doing=doing, locking=_exclusive(ref))
         elif isinstance(action, model.RowSecurityAction):
             ref = action.table
             statements = [sql.enable_row_security(ref.schema, ref.name)] if action.enable else []
             if action.force is not None:
                 statements.append(sql.force_row_security(ref.schema, ref.name, action.force))
-            await self.session.change(statements, doing=doing)
+            await self.session.change(statements, doing=doing, locking=_exclusive(ref))
         elif isinstance(action, model.IndexAction):
             await self._build_index(action, doing)
         elif isinstance(action, model.MarkAction):
             ref = action.table
             if action.index is None:
                 statement = sql.comment_on_policy(ref.schema, ref.name, action.comment)
+                await self.session.change([statement], doing=doing, locking=_exclusive(ref))
             else:
                 statement = sql.comment_on_index(ref.schema, action.index, action.comment)
-            await self.session.change([statement], doing=doing)
+                locking = client.Locking.exclusive(ref.schema, action.index)
+                await self.session.change([statement], doing=doing, locking=locking)
         else:
             raise TypeError(f"{type(action).__name__} is not a {model.SYSTEM} row-level security action")
 
     async def _build_index(self, action: model.IndexAction, doing: str) -> None:
-        ref = action.table
-        drop = sql.drop_index(ref.schema, action.index, concurrently=action.concurrently)
-        create = sql.create_index(ref.schema, ref.name, action.index, action.column, concurrently=action.concurrently)
+        """Build (after dropping an invalid or different one) without a long lock on a populated table.
+
+        Plain tables: DROP/CREATE INDEX CONCURRENTLY, each outside a transaction block;
+        hypertables: DROP INDEX (a short exclusive lock, bounded by lock_timeout) and CREATE
+        INDEX ... WITH (timescaledb.transaction_per_chunk); PGlite: one transaction. A build
+        that fails part-way leaves an INVALID index, which the next plan drops and rebuilds.
+        """
+        ref, build = action.table, action.build
+        create = sql.create_index(ref.schema, ref.name, action.index, action.column, build=build)
         comment = sql.comment_on_index(ref.schema, action.index, action.comment)
-        if not action.concurrently:
+        on_index = client.Locking.exclusive(ref.schema, action.index)
+        if build is model.IndexBuild.IN_TRANSACTION:
+            drop = sql.drop_index(ref.schema, action.index, concurrently=False)
             statements = [drop, create, comment] if action.drop_first else [create, comment]
-            await self.session.change(statements, doing=doing, long=True)
+            await self.session.change(statements, doing=doing, locking=_exclusive(ref), long=True)
             return
+        concurrently = build is model.IndexBuild.CONCURRENTLY
         if action.drop_first:
-            await self.session.change_outside_transaction(drop, doing=doing)
-        await self.session.change_outside_transaction(create, doing=doing)
-        await self.session.change([comment], doing=doing)
+            drop = sql.drop_index(ref.schema, action.index, concurrently=concurrently)
+            if concurrently:
+                await self.session.change_outside_transaction(drop, doing=doing, locking=_building(ref))
+            else:
+                await self.session.change([drop], doing=doing, locking=_exclusive(ref))
+        await self.session.change_outside_transaction(create, doing=doing, locking=_building(ref))
+        await self.session.change([comment], doing=doing, locking=on_index)
 
     async def teardown(self) -> base.TeardownResult:
         """Drop the ``payscope_`` policies and indexes of the declared tables; leave RLS enabled.
@@ -144,6 +162,7 @@ class PostgresProvisioner(client.SessionOwner[model.Desired]):
                 await self.session.change(
                     [sql.drop_policy(seen.ref.schema, seen.ref.name)],
                     doing=f"dropping policy {sql.POLICY_NAME} on {seen.ref}",
+                    locking=_exclusive(seen.ref),
                 )
                 removed.append(f"policy {seen.ref}.{sql.POLICY_NAME}")
             if rls and seen.rls_enabled:
@@ -156,11 +175,23 @@ class PostgresProvisioner(client.SessionOwner[model.Desired]):
                 kept.append(f"index of {seen.ref} on the tenant key: {why}")
             elif tenant_index and seen.index is not None and self.desired.tenancy is not None:
                 name = sql.index_name(table.name, self.desired.tenancy.tenant_key)
-                concurrently = observed.concurrent_ddl and not seen.hypertable
+                build = plan.index_build(observed.concurrent_ddl, hypertable=seen.hypertable)
+                concurrently = build is model.IndexBuild.CONCURRENTLY
                 drop = sql.drop_index(seen.ref.schema, name, concurrently=concurrently)
+                doing = f"dropping index {name}"
                 if not concurrently:
-                    await self.session.change([drop], doing=f"dropping index {name}", long=True)
+                    await self.session.change([drop], doing=doing, locking=_exclusive(seen.ref), long=True)
                 else:
-                    await self.session.change_outside_transaction(drop, doing=f"dropping index {name}")
+                    await self.session.change_outside_transaction(drop, doing=doing, locking=_building(seen.ref))
                 removed.append(f"index {seen.ref.schema}.{name}")
         return base.TeardownResult(model.SYSTEM, tuple(removed), tuple(kept))
+
+
+def _exclusive(ref: model.TableRef) -> client.Locking:
+    """ALTER TABLE, CREATE/DROP POLICY and plain index DDL wait for ACCESS EXCLUSIVE on the table."""
+    return client.Locking.exclusive(ref.schema, ref.name)
+
+
+def _building(ref: model.TableRef) -> client.Locking:
+    """A concurrent (or per-chunk) build waits for the table's writers and, concurrently, for older snapshots."""
+    return client.Locking.concurrent_build(ref.schema, ref.name)

@@ -135,17 +135,21 @@ def force_row_security(schema: str, table: str, force: bool) -> sql.Composed:
     return sql.SQL("ALTER TABLE {} {} ROW LEVEL SECURITY").format(qualified(schema, table), verb)
 
 
-def create_index(schema: str, table: str, name: str, column: str, *, concurrently: bool) -> sql.Composed:
-    """CONCURRENTLY for plain tables; hypertables refuse it and get a plain (locking) build."""
-    return sql.SQL("CREATE INDEX {}IF NOT EXISTS {} ON {} ({})").format(
-        sql.SQL("CONCURRENTLY " if concurrently else ""),
+def create_index(schema: str, table: str, name: str, column: str, *, build: model.IndexBuild) -> sql.Composed:
+    """The tenant index, built as ``build`` says (``model.IndexBuild``): never a long lock on a populated table."""
+    concurrently = sql.SQL("CONCURRENTLY " if build is model.IndexBuild.CONCURRENTLY else "")
+    per_chunk = sql.SQL(" WITH (timescaledb.transaction_per_chunk)" if build is model.IndexBuild.PER_CHUNK else "")
+    return sql.SQL("CREATE INDEX {}IF NOT EXISTS {} ON {} ({}){}").format(
+        concurrently,
         _checked_index_name(name),
         qualified(schema, table),
         identifier(column, what="tenant column"),
+        per_chunk,
     )
 
 
 def drop_index(schema: str, name: str, *, concurrently: bool) -> sql.Composed:
+    """CONCURRENTLY on plain tables (outside a transaction); hypertables refuse it (a short lock_timeout bounds it)."""
     _checked_index_name(name)
     return sql.SQL("DROP INDEX {}IF EXISTS {}").format(
         sql.SQL("CONCURRENTLY " if concurrently else ""), qualified(schema, name)

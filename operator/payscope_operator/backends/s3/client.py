@@ -42,8 +42,16 @@ _TRANSIENT = frozenset({"SlowDown", "ServiceUnavailable", "InternalError", "Requ
 
 async def anonymous_status(http: httpx.AsyncClient, endpoint: str, buckets: Sequence[str]) -> dict[str, int]:
     """The HTTP status of an unauthenticated listing of each bucket, through ``http`` (a client without
-    credentials that follows no redirect; the caller builds and closes it)."""
-    return {name: (await http.get(f"{endpoint.rstrip('/')}/{name}")).status_code for name in buckets}
+    credentials that follows no redirect; the caller builds and closes it).
+
+    The listing asks for one key (``list-type=2&max-keys=1``): a public bucket answers 200 with at most
+    one key, whatever it holds, so the audit's cost does not grow with the bucket."""
+    base = endpoint.rstrip("/")
+    return {name: (await http.get(f"{base}/{name}", params=ANONYMOUS_LISTING)).status_code for name in buckets}
+
+
+ANONYMOUS_LISTING = {"list-type": "2", "max-keys": "1"}
+"""The anonymous probe's query: ListObjectsV2 of at most one key."""
 
 
 def make_client(

@@ -53,6 +53,8 @@ class ObservedTable:
     time_present: bool
     blocking: tuple[str, ...]  # unique constraints/indexes without the time column
     hypertable: ObservedHypertable | None
+    stored_bytes: int = 0  # pg_relation_size of the table itself: 0 means it holds no row
+    row_estimate: float = -1.0  # pg_class.reltuples: -1 until VACUUM or ANALYZE counted it
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,11 @@ class HypertableAction(base.Action):
     time_column: str
     chunk_interval: str | None
     create: bool
+    migrate_data: bool = False  # move existing rows into chunks (hypertable.migrateData: true)
+
+    @property
+    def scope(self) -> str:
+        return table_scope(self.table)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,6 +95,10 @@ class CompressionAction(base.Action):
     segment_by: tuple[str, ...] | None
     order_by: tuple[str, ...] | None
 
+    @property
+    def scope(self) -> str:
+        return table_scope(self.table)
+
 
 @dataclass(frozen=True, kw_only=True)
 class PolicyAction(base.Action):
@@ -97,6 +108,15 @@ class PolicyAction(base.Action):
     policy: PolicyKind
     after: str
     replace: bool
+
+    @property
+    def scope(self) -> str:
+        return table_scope(self.table)
+
+
+def table_scope(table: postgres.model.TableRef) -> str:
+    """One scope per hypertable (``base.Action.scope``): compression and policies need the hypertable first."""
+    return f"hypertable {table}"
 
 
 def table_ref(table: postgres_spec.PostgresTable) -> postgres.model.TableRef:

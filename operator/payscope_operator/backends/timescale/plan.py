@@ -4,10 +4,15 @@ Why this module exists: PayScope's time-series tables (transactions, events) mus
 hypertables with the declared chunk interval, compression settings and policies, and
 retention policy. The plan creates the extension when it is available but not
 installed (an action, so ObserveOnly only lists it), turns declared tables into
-hypertables (migrating existing rows), and keeps intervals, compression settings and
+hypertables, and keeps intervals, compression settings and
 policies as declared: a changed interval is drift, replaced by
 ``remove_*_policy(if_exists => true)`` then ``add_*_policy`` in one transaction. It is a
 pure function of the spec and of what ``provisioner`` observed.
+
+A table that already holds rows (``pg_relation_size`` above zero: no row is counted) is
+converted only when its entry says ``hypertable.migrateData: true``, since
+``create_hypertable`` then moves every row under an exclusive lock; otherwise its
+objects are Failed/HypertableNeedsDataMigration with the ``pg_class.reltuples`` estimate.
 
 Where TimescaleDB is not available every hypertable object is Failed with
 TimescaleUnavailable; the row-level-security provisioner (``postgres``) proceeds.
@@ -94,6 +99,8 @@ class _TablePlan:
                 " the partitioning column cannot change"
             )
             self.fail(kinds, conditions.Reason.TIME_COLUMN_IMMUTABLE, message, permanent=True)
+        elif seen.hypertable is None and seen.stored_bytes > 0 and not self.spec.migrate_data:
+            self.fail(kinds, conditions.Reason.HYPERTABLE_NEEDS_DATA_MIGRATION, _needs_migration(seen), permanent=True)
         else:
             self.plan_hypertable(seen, seen.hypertable)
             self.plan_compression(seen, seen.hypertable)
@@ -102,6 +109,7 @@ class _TablePlan:
 
     def plan_hypertable(self, seen: model.ObservedTable, found: model.ObservedHypertable | None) -> None:
         interval = self.spec.chunk_interval
+        migrate = self.spec.migrate_data and seen.stored_bytes > 0
         action = model.HypertableAction(
             system=model.SYSTEM,
             verb=base.Verb.CREATE,
@@ -111,7 +119,9 @@ class _TablePlan:
             time_column=self.spec.time_column,
             chunk_interval=interval,
             create=True,
-            detail=f"by_range({self.spec.time_column}, {interval or 'default interval'}), migrating existing rows",
+            migrate_data=migrate,
+            detail=f"by_range({self.spec.time_column}, {interval or 'default interval'})"
+            + (", moving its rows into chunks (migrateData)" if migrate else ""),
         )
         if found is None:
             self.out.act(action)
@@ -211,6 +221,21 @@ class _TablePlan:
             self.state(kind, status.ProvisionState.DRIFTED, detail)
         else:
             self.state(kind, status.ProvisionState.READY)
+
+
+def _rows(seen: model.ObservedTable) -> str:
+    """The row estimate of a table, never counted: pg_class.reltuples (or its size, before ANALYZE)."""
+    if seen.row_estimate >= 0:
+        return f"about {seen.row_estimate:.0f} rows (pg_class.reltuples)"
+    return f"{seen.stored_bytes // 1024} KiB of rows not yet counted by ANALYZE (pg_class.reltuples = -1)"
+
+
+def _needs_migration(seen: model.ObservedTable) -> str:
+    return (
+        f"{seen.ref} holds {_rows(seen)} and is not a hypertable: converting it moves every row into chunks"
+        " under an exclusive lock for the whole move, so it is done only with hypertable.migrateData: true"
+        " (in a maintenance window); its compression and policies wait for the hypertable"
+    )
 
 
 def _same_seconds(seconds: float | None, duration: str) -> bool:

@@ -5,7 +5,8 @@ autocommit connection as the ``postgres`` provisioner (the TimescaleDB test serv
 serves one connection at a time). It reads state with two queries whatever the number
 of tables (:data:`sql.OBSERVE_TABLES` from pg_catalog, so it works before the extension
 exists, and :data:`sql.OBSERVE_HYPERTABLES` for the declared tables that are
-hypertables), and applies each action as one transaction.
+hypertables), and applies each action as one transaction, waiting at most
+``lockTimeout`` for its lock (else ``errors.LockTimeout`` naming the blockers).
 
 What it must not do: open its own connections, create or alter tables or columns, turn
 a hypertable back into a table, decompress or drop chunks, or remove anything on
@@ -57,17 +58,20 @@ class TimescaleProvisioner(postgres.client.SessionOwner[postgres_spec.Postgres])
         return plan.plan_timescale(self.desired, observed)
 
     async def apply(self, action: base.Action) -> None:
+        """One action; waiting longer than ``lockTimeout`` for its lock raises ``errors.LockTimeout``."""
         doing = action.describe()
         if isinstance(action, model.ExtensionAction):
-            await self.session.change([sql.create_extension()], doing=doing)
+            await self.session.change([sql.create_extension()], doing=doing, locking=_catalog())
         elif isinstance(action, model.HypertableAction):
-            ref = action.table
+            ref, locking = action.table, _exclusive(action.table)
             if action.create:
-                statement = sql.create_hypertable(ref.schema, ref.name, action.time_column, action.chunk_interval)
-                await self.session.change([statement], doing=doing, long=True)
+                statement = sql.create_hypertable(
+                    ref.schema, ref.name, action.time_column, action.chunk_interval, migrate_data=action.migrate_data
+                )
+                await self.session.change([statement], doing=doing, locking=locking, long=action.migrate_data)
             elif action.chunk_interval is not None:
                 statement = sql.set_chunk_interval(ref.schema, ref.name, action.chunk_interval)
-                await self.session.change([statement], doing=doing)
+                await self.session.change([statement], doing=doing, locking=locking)
         elif isinstance(action, model.CompressionAction):
             statement = sql.set_compression(
                 action.table.schema,
@@ -76,12 +80,12 @@ class TimescaleProvisioner(postgres.client.SessionOwner[postgres_spec.Postgres])
                 segment_by=action.segment_by,
                 order_by=action.order_by,
             )
-            await self.session.change([statement], doing=doing)
+            await self.session.change([statement], doing=doing, locking=_exclusive(action.table))
         elif isinstance(action, model.PolicyAction):
             ref = action.table
             add = sql.add_policy(ref.schema, ref.name, action.policy, action.after)
             remove = [sql.remove_policy(ref.schema, ref.name, action.policy)] if action.replace else []
-            await self.session.change([*remove, add], doing=doing)
+            await self.session.change([*remove, add], doing=doing, locking=_exclusive(ref))
         else:
             raise TypeError(f"{type(action).__name__} is not a {model.SYSTEM} action")
 
@@ -99,3 +103,13 @@ class TimescaleProvisioner(postgres.client.SessionOwner[postgres_spec.Postgres])
             for table in plan.declared(self.desired)
         )
         return base.TeardownResult(model.SYSTEM, (), kept)
+
+
+def _exclusive(ref: postgres.model.TableRef) -> postgres.client.Locking:
+    """create_hypertable and compression settings wait for ACCESS EXCLUSIVE on the table."""
+    return postgres.client.Locking.exclusive(ref.schema, ref.name)
+
+
+def _catalog() -> postgres.client.Locking:
+    """CREATE EXTENSION locks no PayScope table; a timeout there names pg_extension's holders."""
+    return postgres.client.Locking.exclusive("pg_catalog", "pg_extension")

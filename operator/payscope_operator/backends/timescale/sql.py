@@ -45,6 +45,8 @@ class TableRow:
     blocking: list[str]
     available: bool
     installed: str | None
+    stored_bytes: int | None
+    row_estimate: float | None
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,8 @@ SELECT
         ORDER BY 1
     ) AS blocking,
     EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') AS available,
-    (SELECT extversion::text FROM pg_extension WHERE extname = 'timescaledb') AS installed
+    (SELECT extversion::text FROM pg_extension WHERE extname = 'timescaledb') AS installed,
+    pg_relation_size(c.oid) AS stored_bytes, c.reltuples::float8 AS row_estimate
 FROM wanted w
 LEFT JOIN pg_namespace n ON n.nspname = w.schema_name
 LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.table_name AND c.relkind IN ('r', 'p')
@@ -147,8 +150,11 @@ def create_extension() -> sql.Composed:
     return sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(EXTENSION))
 
 
-def create_hypertable(schema: str, table: str, time_column: str, chunk_interval: str | None) -> sql.Composed:
-    """``migrate_data => true``: moves existing rows into chunks (a no-op on an empty table)."""
+def create_hypertable(
+    schema: str, table: str, time_column: str, chunk_interval: str | None, *, migrate_data: bool
+) -> sql.Composed:
+    """``migrate_data => true`` moves existing rows into chunks under an exclusive lock (``hypertable.migrateData``);
+    false refuses a table with rows, which the plan never asks for."""
     postgres.sql.identifier(time_column, what="time column")
     column = sql.Literal(time_column)  # by_range() takes the bare column name
     dimension = (
@@ -156,7 +162,9 @@ def create_hypertable(schema: str, table: str, time_column: str, chunk_interval:
         if chunk_interval is None
         else sql.SQL("by_range({}, {})").format(column, interval(chunk_interval))
     )
-    return sql.SQL("SELECT create_hypertable({}, {}, migrate_data => true)").format(regclass(schema, table), dimension)
+    return sql.SQL("SELECT create_hypertable({}, {}, migrate_data => {})").format(
+        regclass(schema, table), dimension, sql.SQL("true" if migrate_data else "false")
+    )
 
 
 def set_chunk_interval(schema: str, table: str, chunk_interval: str) -> sql.Composed:
@@ -253,4 +261,6 @@ def observed_table(row: TableRow, hypertable: model.ObservedHypertable | None) -
         time_present=row.time_present,
         blocking=tuple(row.blocking),
         hypertable=hypertable,
+        stored_bytes=row.stored_bytes or 0,
+        row_estimate=-1.0 if row.row_estimate is None else row.row_estimate,
     )
