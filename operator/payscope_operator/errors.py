@@ -11,6 +11,7 @@
         ├── SpecInvalid             the spec fails validation (names the field)
         ├── SecretNotFound          a referenced Secret or key is missing
         ├── PermissionDenied        the operator or a credential lacks a permission
+        │   └── SecretUnreadable        the operator may not read a referenced Secret (names it)
         └── SpecUnsatisfiable       the systems cannot do what the spec asks
 
 Every error carries a ``reason`` (a CamelCase constant from the reason catalog)
@@ -80,6 +81,14 @@ class PermissionDenied(PermanentError):
     """The operator's ServiceAccount or a configured credential lacks a permission."""
 
     reason = "PermissionDenied"
+
+
+class SecretUnreadable(PermissionDenied):
+    """The operator may not read a referenced Secret (HTTP 403); ``secret`` names it."""
+
+    def __init__(self, message: str, *, secret: str) -> None:
+        super().__init__(message)
+        self.secret = secret
 
 
 class SpecUnsatisfiable(PermanentError):
