@@ -14,6 +14,11 @@
         │   └── SecretUnreadable        the operator may not read a referenced Secret (names it)
         └── SpecUnsatisfiable       the systems cannot do what the spec asks
 
+Anything else a backend lets escape (a ``KeyError``, a library's own exception)
+is *unexpected*: :func:`unexpected` tells, and the pass contains it to the
+system or source it came from (reason ``UnexpectedError``, naming only the
+exception's type), never letting it abort the pass.
+
 Every error carries a ``reason`` (a CamelCase constant from the reason catalog)
 and a message safe to show in status, events and logs: callers must never put
 a secret value into one. This module imports nothing from the package; it is
@@ -93,3 +98,17 @@ class SecretUnreadable(PermissionDenied):
 
 class SpecUnsatisfiable(PermanentError):
     """The external system cannot do what the spec asks (e.g. an immutable field differs)."""
+
+
+def unexpected(exc: BaseException) -> bool:
+    """Whether ``exc`` is none of the failures a probe or provisioner is expected to meet.
+
+    Expected: our own errors, timeouts, and the operating system's connection errors.
+    Everything else is a bug or an unmapped library error, reported as ``UnexpectedError``.
+    """
+    return not isinstance(exc, PayScopeError | TimeoutError | OSError)
+
+
+def describe_unexpected(exc: BaseException) -> str:
+    """A message safe for status: the exception's type only (its text may carry anything)."""
+    return f"unexpected {type(exc).__name__} (the operator's log has the traceback)"

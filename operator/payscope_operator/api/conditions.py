@@ -121,6 +121,7 @@ class Reason(StrEnum):
     HYPERTABLE_CONSTRAINT_INCOMPATIBLE = "HypertableConstraintIncompatible"
     COMPRESSION_SPEC_CONFLICT = "CompressionSpecConflict"
     NOT_IMPLEMENTED_BY_ENDPOINT = "NotImplementedByEndpoint"
+    UNEXPECTED_ERROR = "UnexpectedError"
 
     @property
     def description(self) -> str:
@@ -170,6 +171,8 @@ REASON_DESCRIPTIONS: dict[Reason, str] = {
     Reason.HYPERTABLE_CONSTRAINT_INCOMPATIBLE: "A unique constraint without the time column prevents a hypertable.",
     Reason.COMPRESSION_SPEC_CONFLICT: "The declared compression settings contradict the table (e.g. segmentBy column).",
     Reason.NOT_IMPLEMENTED_BY_ENDPOINT: "The S3 endpoint answers NotImplemented for a declared feature.",
+    Reason.UNEXPECTED_ERROR: "A system's provisioning failed unexpectedly (a bug or an unmapped error); the"
+    " message names the exception's type, the operator's log has the traceback. Other systems go on.",
 }
 
 

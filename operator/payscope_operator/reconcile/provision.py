@@ -5,7 +5,9 @@ apply the actions when the resource is managed (``Full``, not paused), then
 observe and plan again to verify, so ``status.provisioned`` shows the state
 after the changes. Under ``ObserveOnly`` or while paused nothing is applied
 and the planned actions become ``status.plan``, a preview platform teams can
-review. One system being down never stops the others. This module calls the
+review. One system being down never stops the others, nor does one whose
+provisioner raises something unexpected (a bug): that system is reported with
+reason ``UnexpectedError`` and the exception's type. This module calls the
 provisioners' Protocol only; which provisioners exist is ``systems``'s job.
 """
 
@@ -139,14 +141,18 @@ async def run(factories: Sequence[Factory], run_session: session.PassSession, *,
                     try:
                         with logs.bind(system=system):
                             await _one(provisioner, apply=apply, outcome=outcome)
-                    except errors.PayScopeError as exc:
+                    except Exception as exc:  # noqa: BLE001 - contained to this system (see _failure)
                         outcome.failures.append(_failure(system, exc))
-        except errors.PayScopeError as exc:
+        except Exception as exc:  # noqa: BLE001 - contained to this system (see _failure)
             outcome.failures.append(_failure(system, exc))
     return outcome
 
 
-def _failure(system: str, exc: errors.PayScopeError) -> SystemFailure:
+def _failure(system: str, exc: Exception) -> SystemFailure:
+    """What one system's failure means for the pass; an unexpected exception is contained, never raised."""
+    if not isinstance(exc, errors.PayScopeError):
+        logger.warning("%s: provisioning failed unexpectedly", system, exc_info=exc)
+        return SystemFailure(system, Reason.UNEXPECTED_ERROR, errors.describe_unexpected(exc), permanent=False)
     return SystemFailure(system, exc.reason, exc.message, permanent=isinstance(exc, errors.PermanentError))
 
 
