@@ -36,6 +36,7 @@ def _run(args: argparse.Namespace) -> int:
         kubeconfig=args.kubeconfig,
         watch_check_interval=args.watch_check_interval,
         pass_deadline=args.pass_deadline,
+        watch_timeout=args.watch_timeout,
         peering_lifetime=args.peering_lifetime,
         watch_stale_after=args.watch_stale_after,
     )
@@ -130,6 +131,14 @@ def parser() -> argparse.ArgumentParser:
         default=os.environ.get("PAYSCOPE_WATCH_CHECK_INTERVAL", "60"),
         metavar="SECONDS",
         help="how often the watch is compared with the API server (default 60; env PAYSCOPE_WATCH_CHECK_INTERVAL)",
+    )
+    run.add_argument(
+        "--watch-timeout",
+        type=int,
+        default=int(os.environ.get("PAYSCOPE_WATCH_TIMEOUT", "50")),
+        metavar="SECONDS",
+        help="each watch request ends after this long and is resumed; a silent stream is given up 10 s later "
+        "(default 50; env PAYSCOPE_WATCH_TIMEOUT)",
     )
     run.add_argument(
         "--watch-stale-after",

@@ -4,20 +4,22 @@
   finalizer name, quiet event posting, watch and request timeouts, peering
   timing), the Kubernetes gateway with its own threads, the bounded pool boto3
   runs on, metrics and health server, and the scheduler, all kept in ``memo``.
-
-Timeouts, because the API server can freeze or restart under us: a watch
-request asks the server to end it after ``watch_timeout`` seconds and the
-client gives up ``WATCH_GRACE`` later, so a silent stream (a frozen server, a
-half-open connection) is noticed within about a minute; kopf retries failed
-requests at most ``API_BACKOFFS`` apart, so the watch is back within seconds of
-the server. With peering, each peer's record lives ``peering_lifetime``
-seconds and is renewed 5-10 s before it lapses: a standby takes over that
-long after the active peer dies.
 - ``on.event``: every watch event of a PayScopeDeployment goes to the
   scheduler, which decides when to reconcile (no finalizer needed).
 - ``on.delete`` only when ``deletionPolicy: Delete``: kopf then adds a
   finalizer, and this handler removes the provisioned objects.
 - ``cleanup``: stop the scheduler, close every client.
+
+Timeouts, because the API server can freeze or restart under us: a watch
+request asks the server to end it after ``watch_timeout`` seconds and the
+client gives up ``WATCH_GRACE`` later, so a silent stream (a frozen server, a
+half-open connection a load balancer forgot) is noticed within a minute; kopf
+retries a failed request every few seconds (``API_BACKOFFS``) for about ten
+minutes, so the watch is back within seconds of the server, and a restart of
+the API server behind a load balancer (5xx meanwhile) does not stop the
+operator. With peering, each peer's record lives ``peering_lifetime`` seconds
+and is renewed 5-10 s before it lapses: a standby takes over that long after
+the active peer dies.
 
 Handlers map outcomes to kopf's errors: transient faults to
 ``kopf.TemporaryError(delay=...)``, spec and permission faults to
@@ -49,7 +51,12 @@ operator_registry = kopf.OperatorRegistry()
 WATCH_GRACE = 10  # seconds the client waits beyond the server's own end of a watch request
 CONNECT_TIMEOUT = 10.0  # seconds for a connection (TLS included) to the API server
 REQUEST_TIMEOUT = 30.0  # seconds for one of kopf's short requests (patches, lists, peering)
-API_BACKOFFS = (0.5, 1, 1, 2, 2, 3, 3, 3, 3, 3, 3, 3)  # kopf's retries of a failed request: never long asleep
+API_BACKOFFS = (0.5, 1, 1, 2, 2, *(3,) * 200)
+"""kopf's retries of a failed request: never long asleep, and for about ten minutes before kopf gives up.
+
+kopf stops the whole operator when its watch request exhausts these retries on a
+5xx (what a load balancer answers while the API server restarts); ten minutes of
+an API server away is worth waiting for, and beyond that a restart of the Pod is."""
 
 
 @dataclass
@@ -63,7 +70,7 @@ class Config:
     priority: int = 0  # peering priority: the highest-priority live peer works, the others wait
     concurrency: int = 4
     kubeconfig: str | None = None
-    watch_timeout: int = 60  # seconds the API server keeps one watch request open
+    watch_timeout: int = 50  # seconds the API server keeps one watch request open
     pass_deadline: float = 60.0  # a pass is cancelled after this long (at least 3 probe timeouts)
     peering_lifetime: int = 15  # seconds a peer's record stays valid: the takeover time after a crash
     s3_threads: int = 16  # boto3 calls in flight at once, over every resource

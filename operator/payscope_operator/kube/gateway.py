@@ -72,14 +72,22 @@ class StoredStatus:
 
 
 def load_api_client(kubeconfig: str | None = None) -> k8s.ApiClient:
-    """In-cluster credentials when running in a Pod, else the kubeconfig."""
+    """In-cluster credentials when running in a Pod, else the kubeconfig.
+
+    Each call is one attempt: urllib3 would otherwise retry a timed-out request
+    three times on its own (four request timeouts for one call), while the
+    callers already retry what is worth retrying, with backoff.
+    """
+    configuration = k8s.Configuration()
+    configuration.retries = 0
     if kubeconfig is None:
         try:
-            k8s_config.load_incluster_config()
-            return k8s.ApiClient()
+            k8s_config.load_incluster_config(client_configuration=configuration)
+            return k8s.ApiClient(configuration)
         except k8s_config.ConfigException:
             pass
-    return k8s_config.new_client_from_config(config_file=kubeconfig)
+    k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    return k8s.ApiClient(configuration)
 
 
 def _retry_after(exc: ApiException) -> float | None:

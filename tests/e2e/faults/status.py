@@ -70,3 +70,15 @@ class Clock:
     @property
     def seconds(self) -> float:
         return time.monotonic() - self.start
+
+
+DIMENSIONS = {
+    "A": "InfrastructureReady",
+    "B": "DataLayerReady",
+    "C": "PipelineReady",
+    "D": "AgentsReady",
+    "E": "APIsReady",
+    "F": "ObservabilityReady",
+    "G": "SecurityReady",
+}
+"""The condition of each check letter's dimension."""
