@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,7 @@ from kubernetes import config as k8s_config
 
 from tests.conftest import unique
 from tests.e2e import cluster
+from tests.e2e.faults.identity import Identity, install_identity
 from tests.testenv import environment
 
 
@@ -55,26 +55,6 @@ def fault_api(fault_env: dict[str, str]) -> Iterator[k8s.ApiClient]:
         yield api
     finally:
         api.close()
-
-
-@dataclass(frozen=True)
-class Identity:
-    """The chart's ServiceAccount the operator runs as, and its kubeconfig."""
-
-    username: str
-    kubeconfig: Path
-    namespace: str
-
-
-def install_identity(api: k8s.ApiClient, folder: Path, *values: str) -> Identity:
-    """The CRD, an operator namespace, the chart's RBAC rendered with ``values``, and a kubeconfig for its SA."""
-    cluster.install_crd(api)
-    ns = unique("payscope-system-")
-    k8s.CoreV1Api(api).create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=ns)))
-    account = cluster.install_rbac(ns, *values)
-    name = account["metadata"]["name"]
-    kubeconfig = cluster.service_account_kubeconfig(api, ns, name, folder / f"kubeconfig-{name}")
-    return Identity(f"system:serviceaccount:{ns}:{name}", kubeconfig, ns)
 
 
 @pytest.fixture(scope="package")

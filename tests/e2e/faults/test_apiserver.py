@@ -27,7 +27,7 @@ from kubernetes import client as k8s
 from tests.apiserver_proxy import ApiServerProxy, kubeconfig_through
 from tests.e2e import cluster
 from tests.e2e.faults import status
-from tests.e2e.faults.conftest import Identity
+from tests.e2e.faults.identity import Identity
 from tests.testenv import faults, process
 
 FROZEN_FOR = 60.0

@@ -22,7 +22,7 @@ from psycopg.conninfo import make_conninfo
 from tests.conftest import unique
 from tests.e2e import cluster
 from tests.e2e.faults import status
-from tests.e2e.faults.conftest import Identity
+from tests.e2e.faults.identity import Identity
 from tests.testenv import process
 
 TABLES = 50

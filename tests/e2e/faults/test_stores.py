@@ -33,7 +33,7 @@ from tests import installation
 from tests.conftest import unique
 from tests.e2e import cluster
 from tests.e2e.faults import status
-from tests.e2e.faults.conftest import Identity
+from tests.e2e.faults.identity import Identity
 from tests.testenv import faults
 
 INTERVAL, PROBE = 10.0, 3.0
