@@ -80,3 +80,15 @@ def fault_operator(fault_identity: Identity, fault_namespace: str, tmp_path: Pat
         yield running
     finally:
         running.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """On a failure, attach the tail of every operator log the test wrote (its tmp_path is gone by CI's end)."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    folder = getattr(item, "funcargs", {}).get("tmp_path")
+    if report.failed and call.when == "call" and isinstance(folder, Path):
+        for log in sorted(folder.rglob("*.log")):
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-80:])
+            report.sections.append((f"{log.name} (last 80 lines)", tail))
