@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv system-packages test lint unit testenv-up testenv-down crd demo image clean
+.PHONY: venv system-packages test lint unit testenv-up testenv-down crd demo image krew clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,10 +28,14 @@ lint: venv
 unit: venv
 	$(PY) -m pytest tests/unit
 
-# Lint, then every test against the real servers (started if not running,
-# stopped again afterwards if this run started them).
+# Lint, prove the test servers real (python -m tests.testenv check), then every test
+# against them; the servers are started if not running, and stopped again afterwards
+# if this run started them (unless PAYSCOPE_TESTENV_KEEP=1).
 test: system-packages lint
-	$(PY) -m pytest
+	@if $(PY) -m tests.testenv status >/dev/null 2>&1; then was_up=1; else was_up=0; fi; \
+	PAYSCOPE_TESTENV_KEEP=1 $(PY) -m tests.testenv check && $(PY) -m pytest; status=$$?; \
+	if [ $$was_up = 0 ] && [ "$${PAYSCOPE_TESTENV_KEEP:-}" != 1 ]; then $(PY) -m tests.testenv down; fi; \
+	exit $$status
 
 testenv-up: system-packages venv
 	$(PY) -m tests.testenv up
@@ -49,6 +53,10 @@ demo: system-packages venv
 # The Dockerfile built offline with podman (base bootstrapped by mmdebstrap; see README).
 image: system-packages venv
 	$(PY) -m tests.testenv.image
+
+# The krew archive of `kubectl payscope` (plugins/krew/payscope.yaml names its sha256).
+krew: venv
+	$(PY) -m tests.krew dist
 
 clean:
 	rm -rf $(VENV) .testenv .mypy_cache .ruff_cache .pytest_cache

@@ -12,7 +12,9 @@ audit alone five times and prints, per run count:
   ``pg_stat_database.xact_commit`` (every statement here is its own transaction),
 
 so you can see that the number of queries does not grow with the number of
-tables (the isolation probe touches at most three tables by design).
+tables (the isolation probe sends one statement set for every RLS table). With no
+provisioning in the pass, the audit observes Postgres itself, through the same
+provisioner (``reconcile.observations``): the figure includes that observation.
 
     PYTHONPATH=. .venv/bin/python benchmarks/audit.py [--runs 5]
 
@@ -39,7 +41,7 @@ from pydantic import SecretStr
 from payscope_operator import telemetry
 from payscope_operator.api import spec as api_spec
 from payscope_operator.audit import catalog, runner
-from payscope_operator.reconcile import reconciler, secrets, session, systems
+from payscope_operator.reconcile import provision, reconciler, secrets, session, systems
 from payscope_operator.standalone import LocalCluster
 from tests.payscope_api import auditlog
 
@@ -68,14 +70,8 @@ def _build(admin_dsn: str, tables: int) -> tuple[str, str, str]:
             db.execute(
                 sql.SQL("GRANT SELECT, INSERT ON {} TO {}").format(sql.Identifier(f"t{i:03d}"), sql.Identifier(role))
             )
-        for statement in auditlog.ddl("audit_log", role):
-            db.execute(statement)
-        for row in auditlog.chain(auditlog.GOLDEN_ENTRIES):
-            db.execute(
-                "INSERT INTO audit_log VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s)",
-                (row["id"], row["ts"], row["bank_id"], row["actor"], row["operation"],
-                 auditlog.canonical_json(row["payload"]), row["prev_hash"], row["hash"]),
-            )  # fmt: skip
+        for statement, params in auditlog.seed("audit_log", role):
+            db.execute(statement, params)
     return dsn, database, role
 
 
@@ -117,6 +113,7 @@ async def _measure(admin_dsn: str, tables: int, runs: int) -> tuple[float, int, 
     report = None
     for _ in range(runs):
         run = session.PassSession(model, "bench", "bench", resolved, missing, cluster, session.ClientCache())
+        run.observations = provision.ledger(systems.PROVISIONERS, run)
         before = _commits(admin_dsn, database)
         started = time.perf_counter()
         report = await runner.run(catalog.CATALOG, run, today=datetime.date.today())

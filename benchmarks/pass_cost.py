@@ -18,7 +18,9 @@ per system:
 then the same figures for a pass in between (the agent probes' answers reused,
 as every pass within ``spec.audit.agentProbeInterval``), and for provisioning
 alone (observe and plan of every declared system, nothing to apply), so the
-audit's share is the difference.
+audit's share is the difference. The first table sets the figures beside
+:data:`BEFORE`, what the same pass cost before issue 9 made the audit share
+provisioning's observations.
 
     PYTHONPATH=. .venv/bin/python benchmarks/pass_cost.py [--runs 5] [--tables 1 50]
 
@@ -39,9 +41,18 @@ from pathlib import Path
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from payscope_operator.reconcile import provision, reconciler, report, secrets, session, systems
+from payscope_operator.reconcile import provision, reconciler, report, secrets, session
 from tests import metered_pass
 from tests.testenv import meter
+
+BEFORE: dict[int, dict[str, int]] = {
+    n: {"postgres": pg, "timescale": 21, "neo4j": 7, "redis": 3, "s3": 17, "pinecone": 3, "payscope_api": 49,
+        "kubernetes": 9}
+    for n, pg in ((1, 23), (50, 41))
+}  # fmt: skip
+"""One unchanged pass gathering every source on main at c85bef4, before provisioning and the audit
+shared their observations (provisioning and the audit each read Postgres, TimescaleDB, Neo4j, S3 and
+Pinecone; the isolation probe sent 9 statements for each of min(tables, 3) RLS tables)."""
 
 
 async def _provisioning(
@@ -59,8 +70,8 @@ async def _provisioning(
         missing=missing,
         cluster=driver.deps.cluster,
         clients=driver.deps.clients_of(resource),
-        provisioned_neo4j=systems.provisioned_names(report.parse(resource.status), "neo4j"),
     )
+    run.observations = provision.ledger(driver.deps.provisioners, run, report.parse(resource.status))
     before = counter.snapshot()
     outcome = await provision.run(driver.deps.provisioners, run, apply=True)
     counts = setup.normalise(counter.delta(before))
@@ -109,6 +120,16 @@ async def _measure(
     return full[0], wall, steady, provisioning, notes
 
 
+def _before_after(after: dict[int, dict[str, int]]) -> str:
+    """Per system, for each table count measured that :data:`BEFORE` has: before -> after."""
+    sizes = [n for n in sorted(after) if n in BEFORE]
+    rows = [f"{'system':<14}" + "".join(f"{f'{n} table' + ('s' if n > 1 else ''):>16}" for n in sizes)]
+    for system in meter.SYSTEMS:
+        cells = "".join(f"{f'{BEFORE[n][system]} -> {after[n].get(system, 0)}':>16}" for n in sizes)
+        rows.append(f"{system:<14}{cells}")
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -138,6 +159,8 @@ def main() -> None:
             print(f"{tables} tables: {note}")
     print(f"One unchanged pass gathering every source (statements/requests; wall time median of {args.runs}):")
     print(metered_pass.table(full, seconds))
+    print("\nBefore and after issue 9 (one observation of each system per pass):")
+    print(_before_after(full))
     print(f"\nA pass in between (agent probes reused within agentProbeInterval {metered_pass.AGENT_PROBE_INTERVAL}):")
     print(metered_pass.table(steady))
     print("\nOf which provisioning alone (observe and plan; the rest is the audit, Secrets and status):")

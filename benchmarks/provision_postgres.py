@@ -34,11 +34,13 @@ import psycopg
 from psycopg import sql
 
 from payscope_operator.api import postgres_spec, spec
-from payscope_operator.backends import base
+from payscope_operator.backends import base, ownership
 from payscope_operator.backends.postgres import client as postgres_client
 from payscope_operator.backends.postgres import model as postgres_model
 from payscope_operator.backends.postgres import provisioner as postgres_provisioner
 from payscope_operator.backends.timescale import provisioner as timescale_provisioner
+
+OWNER = ownership.Owner("1e1e1e1e-0000-4000-8000-000000000123", "bench", "payscope")
 
 
 def default_dsn() -> str:
@@ -69,7 +71,8 @@ async def run_pass(
 ) -> tuple[postgres_client.StatementLog, int]:
     """One pass of the Postgres part of the pipeline; returns its statement log and unresolved blockers."""
     log = postgres_client.StatementLog()
-    security = postgres_provisioner.PostgresProvisioner(conn, postgres_model.Desired(postgres, spec.Tenancy()), log=log)
+    desired = postgres_model.Desired(postgres, spec.Tenancy(), OWNER)
+    security = postgres_provisioner.PostgresProvisioner(conn, desired, log=log)
     plans: list[base.Plan] = [security.plan(await security.observe())]
     for action in plans[0].actions:
         await security.apply(action)

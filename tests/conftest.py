@@ -1,10 +1,16 @@
-"""Shared fixtures: the real-server environment and per-test isolation.
+"""Shared fixtures: the real-server environment, per-test isolation, and markers by directory.
 
 The session fixture ``testenv`` reuses a running environment (``.testenv/env.json``)
 or starts one, and stops it at the end only if it started it (unless
 ``PAYSCOPE_TESTENV_KEEP=1``). Each test gets its own namespace, database,
 bucket name and graph label prefix, so tests never see each other's objects.
 Unit tests request none of these and need no server.
+
+Markers come from where a test lives, never from the test: everything under
+``tests/e2e`` is ``e2e``, everything under ``tests/integration`` is ``integration``,
+and so is any other test that asks for the environment (``testenv``, directly or
+through a fixture), so ``pytest -m "not integration and not e2e"`` runs exactly the
+tests that need no server.
 """
 
 from __future__ import annotations
@@ -21,7 +27,23 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from psycopg import sql
 
+from tests.e2e import cluster
 from tests.testenv import environment
+
+TESTS = Path(__file__).resolve().parent
+MARKED_DIRECTORIES = {"integration": pytest.mark.integration, "e2e": pytest.mark.e2e}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by its directory (``integration``, ``e2e``), or as integration when it needs the servers."""
+    for item in items:
+        path = item.path.resolve()
+        top = path.relative_to(TESTS).parts[0] if path.is_relative_to(TESTS) else ""
+        marker = MARKED_DIRECTORIES.get(top)
+        if marker is None and "testenv" in getattr(item, "fixturenames", ()):
+            marker = pytest.mark.integration
+        if marker is not None:
+            item.add_marker(marker)
 
 
 @pytest.fixture(scope="session")
@@ -55,11 +77,13 @@ def kube_api(testenv: dict[str, str]) -> Iterator[k8s.ApiClient]:
 
 @pytest.fixture
 def namespace(kube_api: k8s.ApiClient) -> Iterator[str]:
-    """A fresh namespace (it stays Terminating after the test: no controller-manager)."""
+    """A fresh namespace; its PayScopeDeployments are deleted at teardown (the namespace stays Terminating:
+    no controller-manager), so no later test's cluster-wide operator reconciles them."""
     name = unique("t-")
     core = k8s.CoreV1Api(kube_api)
     core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name, labels={"payscope.io/test": "true"})))
     yield name
+    cluster.remove_resources(kube_api, name)
     core.delete_namespace(name)
 
 

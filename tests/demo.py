@@ -6,7 +6,9 @@
    S3, the Pinecone emulator, the reference PayScope API, three Deployments)
    and applies a PayScopeDeployment declaring all of it.
 4. Prints ``kubectl get psd -o wide`` as the conditions settle, then every
-   condition and the checks that are not passing. One dimension fails on
+   condition and the checks that are not passing, then ``kubectl payscope
+   status`` (the plugin) and writes the readiness report (``kubectl payscope
+   report``, Markdown and HTML) to the demo's working folder. One dimension fails on
    purpose: the reference API runs without the agent metric families, so
    ObservabilityReady is False and F.metrics.agents says why.
 5. Stops what it started (``--keep`` leaves the environment and operator up).
@@ -91,6 +93,7 @@ def run(keep: bool) -> int:
             time.sleep(1)
         obj = cluster.psd(api, namespace, inst.name)
         _report(obj)
+        _plugin(namespace, inst.name, workdir)
         print(f"== done in {time.monotonic() - started:.0f}s")
         return 0
     finally:
@@ -118,6 +121,21 @@ def _report(obj: dict[str, Any]) -> None:
     for system, items in provisioned.items():
         for item in items:
             print(f"   {system:<14} {item['kind']:<18} {item['name']:<48} {item['state']}")
+
+
+def _plugin(namespace: str, name: str, workdir: Path) -> None:
+    """What the kubectl plugin shows of the installation, and its readiness report written to files."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    print(f"\n== kubectl payscope status {name} -n {namespace}")
+    shown = subprocess.run(
+        ["kubectl", "payscope", "status", name, "-n", namespace], capture_output=True, text=True, check=False, env=env
+    )
+    print(shown.stdout + shown.stderr)
+    for fmt, suffix in (("markdown", "md"), ("html", "html")):
+        path = workdir / f"readiness-report.{suffix}"
+        argv = ["kubectl", "payscope", "report", name, "-n", namespace, "--format", fmt, "-o", str(path)]
+        subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
+        print(f"== readiness report ({fmt}): {path}")
 
 
 def main(argv: list[str] | None = None) -> int:

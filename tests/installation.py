@@ -98,15 +98,8 @@ def _postgres(env: dict[str, str], database: str, app_role: str, app_password: s
                 )
         db.execute(sql.SQL("GRANT SELECT, INSERT ON accounts, transactions TO {}").format(role))
         db.execute(sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {}").format(role))
-        for statement in auditlog.ddl("audit_log", app_role):
-            db.execute(statement)
-        for row in auditlog.chain(auditlog.GOLDEN_ENTRIES):
-            db.execute(
-                "INSERT INTO audit_log (id, ts, bank_id, actor, operation, payload, prev_hash, hash)"
-                " VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s)",
-                (row["id"], row["ts"], row["bank_id"], row["actor"], row["operation"],
-                 auditlog.canonical_json(row["payload"]), row["prev_hash"], row["hash"]),
-            )  # fmt: skip
+        for statement, params in auditlog.seed("audit_log", app_role):
+            db.execute(statement, params)
 
 
 def _spec(inst: Installation) -> dict[str, Any]:

@@ -121,15 +121,8 @@ def _timescale(dsn: str, schema: str, role: str, tables: int) -> None:
             )
             db.execute(sql.SQL("INSERT INTO {} VALUES (now(), 'bank-a', 1), (now(), 'bank-b', 2)").format(name))
             db.execute(sql.SQL("GRANT SELECT, INSERT ON {} TO {}").format(name, sql.Identifier(role)))
-        for statement in auditlog.ddl("audit_log", role):
-            db.execute(statement)
-        for row in auditlog.chain(auditlog.GOLDEN_ENTRIES):
-            db.execute(
-                "INSERT INTO audit_log (id, ts, bank_id, actor, operation, payload, prev_hash, hash)"
-                " VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s)",
-                (row["id"], row["ts"], row["bank_id"], row["actor"], row["operation"],
-                 auditlog.canonical_json(row["payload"]), row["prev_hash"], row["hash"]),
-            )  # fmt: skip
+        for statement, params in auditlog.seed("audit_log", role):
+            db.execute(statement, params)
 
 
 def _timescale_spec(inst: installation.Installation, schema: str, role: str, tables: int) -> dict[str, Any]:

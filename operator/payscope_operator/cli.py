@@ -18,6 +18,9 @@ import sys
 from collections.abc import Sequence
 
 from payscope_operator import __version__, logs
+from payscope_operator.egress import policy as egress_policy
+
+TRUE = ("1", "true", "yes", "on")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -39,7 +42,14 @@ def _run(args: argparse.Namespace) -> int:
         watch_timeout=args.watch_timeout,
         peering_lifetime=args.peering_lifetime,
         watch_stale_after=args.watch_stale_after,
+        allowed_egress=args.allowed_egress,
+        allow_ambient_credentials=args.allow_ambient_credentials,
+        max_response_bytes=args.max_response_bytes,
     )
+    try:
+        egress_policy.Policy.from_settings(args.allowed_egress, max_response_bytes=args.max_response_bytes)
+    except ValueError as exc:
+        raise SystemExit(f"payscope-operator run: {exc}") from None
     if args.log_format not in logs.FORMATS:  # from PAYSCOPE_LOG_FORMAT: argparse checks only flags
         raise SystemExit(f"payscope-operator run: log format must be one of {', '.join(logs.FORMATS)}")
     logs.configure(args.log_level, args.log_format)
@@ -67,6 +77,17 @@ def _period(value: str) -> float:
     if seconds == 0:
         raise argparse.ArgumentTypeError("must be more than 0 seconds")
     return seconds
+
+
+def _size(value: str) -> int:
+    """A positive number of bytes."""
+    try:
+        size = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of bytes: {value!r}") from None
+    if size < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 byte or more: {value!r}")
+    return size
 
 
 def _crd(_: argparse.Namespace) -> int:
@@ -148,6 +169,29 @@ def parser() -> argparse.ArgumentParser:
         help="/healthz fails once the watch has missed changes for longer than this "
         "(default 120; env PAYSCOPE_WATCH_STALE_AFTER)",
     )
+    run.add_argument(
+        "--allowed-egress",
+        default=os.environ.get(egress_policy.ENV_ALLOWED, ""),
+        metavar="LIST",
+        help="comma-separated CIDRs, host names and *.domain patterns the endpoints of a spec may resolve to"
+        " (default: anything but link-local, metadata, loopback and the API server; env PAYSCOPE_ALLOWED_EGRESS)."
+        " A CIDR inside 127.0.0.0/8 or ::1 opens that part of loopback",
+    )
+    run.add_argument(
+        "--allow-ambient-credentials",
+        action="store_true",
+        default=os.environ.get("PAYSCOPE_ALLOW_AMBIENT_CREDENTIALS", "").lower() in TRUE,
+        help="let sections without a credentials Secret (objectStorage) act with the operator's own cloud identity:"
+        " every PayScopeDeployment then acts with it (env PAYSCOPE_ALLOW_AMBIENT_CREDENTIALS=true)",
+    )
+    run.add_argument(
+        "--max-response-bytes",
+        type=_size,
+        default=os.environ.get(egress_policy.ENV_MAX_RESPONSE_BYTES, str(egress_policy.DEFAULT_MAX_RESPONSE_BYTES)),
+        metavar="BYTES",
+        help="HTTP bodies (PayScope's API, Pinecone) larger than this are not read"
+        " (default 1048576; env PAYSCOPE_MAX_RESPONSE_BYTES)",
+    )
     run.add_argument("--log-level", default=os.environ.get("PAYSCOPE_LOG_LEVEL", "info"))
     run.add_argument(
         "--log-format",
@@ -170,7 +214,12 @@ def parser() -> argparse.ArgumentParser:
         source.add_argument("--secrets-from-env", action="store_true", help="read SECRET_<NAME>_<KEY> variables")
         source.add_argument("--secrets-file", help="a YAML file of Secret manifests")
         if name == "audit":
-            cmd.add_argument("--output", choices=("table", "json", "junit"), default="table")
+            cmd.add_argument(
+                "--output",
+                choices=("table", "json", "junit", "markdown"),
+                default="table",
+                help="markdown: the readiness report in the checklist's shape (what kubectl payscope report prints)",
+            )
         cmd.set_defaults(func=_standalone)
     return top
 

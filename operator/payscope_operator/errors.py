@@ -5,13 +5,16 @@
     PayScopeError
     ├── TransientError          retry after ``delay`` seconds; checks turn Unknown
     │   ├── DependencyUnavailable   a server is unreachable, timed out or rate-limited
-    │   │   └── RateLimited             HTTP 429; ``delay`` is the server's Retry-After
+    │   │   ├── RateLimited             HTTP 429; ``delay`` is the server's Retry-After
+    │   │   └── ResponseTooLarge        an HTTP body exceeded the operator's size cap
     │   └── Conflict                the object changed since it was read (HTTP 409): re-read, then retry
     └── PermanentError          retrying cannot help; the resource is Stalled
         ├── SpecInvalid             the spec fails validation (names the field)
         ├── SecretNotFound          a referenced Secret or key is missing
         ├── PermissionDenied        the operator or a credential lacks a permission
         │   └── SecretUnreadable        the operator may not read a referenced Secret (names it)
+        ├── CredentialsRequired     a section names no credentials and ambient ones are not allowed
+        ├── EgressDenied            an endpoint is outside the operator's egress policy
         └── SpecUnsatisfiable       the systems cannot do what the spec asks
 
 Anything else a backend lets escape (a ``KeyError``, a library's own exception)
@@ -58,6 +61,12 @@ class RateLimited(DependencyUnavailable):
     """The server asked us to slow down (HTTP 429); ``delay`` is the wait it asked for."""
 
 
+class ResponseTooLarge(DependencyUnavailable):
+    """An HTTP response body was larger than the operator reads (``--max-response-bytes``)."""
+
+    reason = "ResponseTooLarge"
+
+
 class Conflict(TransientError):
     """A write's resourceVersion precondition failed: the object changed since it was read."""
 
@@ -94,6 +103,26 @@ class SecretUnreadable(PermissionDenied):
     def __init__(self, message: str, *, secret: str) -> None:
         super().__init__(message)
         self.secret = secret
+
+
+class CredentialsRequired(PermanentError):
+    """A section omits its credentials; the operator's own identity may not stand in for them.
+
+    Raised unless the operator runs with ``--allow-ambient-credentials``; the message
+    names the spec field to set.
+    """
+
+    reason = "CredentialsRequired"
+
+
+class EgressDenied(PermanentError):
+    """An endpoint from the spec resolves to an address the operator's egress policy denies.
+
+    Raised before any connection is attempted; the message names the spec field, the
+    host and the rule that denied it.
+    """
+
+    reason = "EgressDenied"
 
 
 class SpecUnsatisfiable(PermanentError):

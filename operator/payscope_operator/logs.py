@@ -9,8 +9,12 @@ and on kopf's Event poster:
   so every line a pass emits carries them, kopf's and the drivers' lines included;
   kopf's own object logger supplies namespace/name where nothing is bound;
 - the *masking* filter replaces every value registered in ``SECRETS`` (the
-  Secret values ``reconcile.secrets`` resolves) in the record's final message,
-  exception text and stack, whatever logger emitted it, in both formats.
+  Secret values ``reconcile.secrets`` resolves, their base64 form and the passwords
+  inside connection strings) in the record's final message, exception text and
+  stack, whatever logger emitted it, in both formats.
+
+The Kubernetes client's REST logger stays at INFO even under ``--log-level debug``
+(``QUIET_LOGGERS``): it would print every response body, Secrets included.
 
 ``SECRETS`` is process-wide on purpose: logging itself is process-wide, and a
 driver's thread or kopf's poster must be masked without being handed anything.
@@ -20,11 +24,13 @@ keeps secret values only in memory, for matching; it never writes them anywhere.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import contextvars
 import datetime
 import json
 import logging
+import re
 import secrets
 import sys
 import threading
@@ -43,6 +49,10 @@ _CONTEXT: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
     "payscope_log_context", default=types.MappingProxyType({})
 )
 _RECORD_ATTR = "payscope_context"
+_KEYWORD_PASSWORD = re.compile(r"(?:^|\s)password\s*=\s*'?([^'\s]+)")
+"""The password of a libpq keyword DSN (``host=db password=s3cret``)."""
+QUIET_LOGGERS = ("kubernetes.client.rest",)
+"""Loggers kept at INFO or above: at DEBUG the Kubernetes client logs whole response bodies, Secrets included."""
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -51,8 +61,10 @@ class SecretValues:
 
     Values shorter than ``min_length`` are not registered: masking them would garble
     ordinary words in every line, and such a value protects nothing anyway. A URL's
-    password (a DSN, a Redis URL) is registered on its own too, since drivers quote
-    it without the rest of the URL.
+    password (a DSN, a Redis URL) and a libpq keyword DSN's ``password=`` are registered
+    on their own too, since drivers quote them without the rest; so is the value's
+    base64 form, which is how the Kubernetes API carries a Secret (a client that logs
+    response bodies would print it).
     """
 
     def __init__(self, *, min_length: int = 4, capacity: int = 4096) -> None:
@@ -65,10 +77,13 @@ class SecretValues:
     def add(self, value: str) -> None:
         """Register a resolved secret value (and the password inside it, if it is a URL)."""
         candidates = [value]
+        if len(value) >= self.min_length:
+            candidates.append(base64.b64encode(value.encode()).decode())
         with contextlib.suppress(ValueError):
             password = urllib.parse.urlsplit(value).password
             if password:
                 candidates += [password, urllib.parse.unquote(password)]
+        candidates += _KEYWORD_PASSWORD.findall(value)
         with self._lock:
             for candidate in candidates:
                 if len(candidate) >= self.min_length and candidate not in self._values:
@@ -231,6 +246,8 @@ def configure(level: str, fmt: Format, stream: TextIO | None = None) -> logging.
     handler = make_handler(fmt, stream)
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
     for poster in logging.getLogger("kopf.objects").handlers:  # kopf's K8sPoster turns log lines into Events
         if not any(isinstance(f, MaskingFilter) for f in poster.filters):
             poster.addFilter(MaskingFilter())

@@ -39,6 +39,7 @@ from typing import Any
 import kopf
 
 from payscope_operator import errors, logs, telemetry
+from payscope_operator.egress import policy as egress_policy
 from payscope_operator.kube import gateway
 from payscope_operator.reconcile import reconciler, scheduler, systems
 
@@ -76,6 +77,9 @@ class Config:
     s3_threads: int = 16  # boto3 calls in flight at once, over every resource
     watch_check_interval: float = 60.0  # how often the watch is compared with the API server
     watch_stale_after: float = 120.0  # /healthz fails once the watch has missed changes for longer than this
+    allowed_egress: str = ""  # PAYSCOPE_ALLOWED_EGRESS: CIDRs, host names, *.domain; empty: no allowlist
+    allow_ambient_credentials: bool = False  # sections without credentials act as the operator's own identity
+    max_response_bytes: int = egress_policy.DEFAULT_MAX_RESPONSE_BYTES
 
 
 @dataclass
@@ -151,7 +155,14 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         cluster=state.cluster,
         observer=state.metrics,
         provisioners=systems.PROVISIONERS,
+        egress=egress_of(state.config, state.cluster.api_server()),
+        ambient_credentials=state.config.allow_ambient_credentials,
         s3_threads=state.s3_threads,
+    )
+    logger.info(
+        "egress policy: %s; ambient credentials %s",
+        deps.egress.describe(),
+        "allowed" if deps.ambient_credentials else "not lent",
     )
     policy = scheduler.Policy(deadline=state.config.pass_deadline)
     state.scheduler = scheduler.Scheduler(deps, concurrency=state.config.concurrency, policy=policy)
@@ -162,6 +173,21 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     )
     state.tasks.append(asyncio.create_task(sched.run(state.stop)))
     state.tasks.append(asyncio.create_task(_check_watch(state, health)))
+
+
+def egress_of(config: Config, api_server: tuple[str, int]) -> egress_policy.Policy:
+    """The egress policy of ``config``, denying the API server's resolved addresses on its port."""
+    host, port = api_server
+    try:
+        addresses = egress_policy.resolve_now(host, port) if host else ()
+    except OSError:
+        addresses = ()
+        logger.warning("cannot resolve the API server's host %s: the egress policy cannot deny it by address", host)
+    return egress_policy.Policy.from_settings(
+        config.allowed_egress,
+        api_server=[(address, port) for address in addresses],
+        max_response_bytes=config.max_response_bytes,
+    )
 
 
 async def _check_watch(state: Memo, health: telemetry.Health) -> None:

@@ -7,8 +7,9 @@ and the reconciler runs in ObserveOnly mode against an in-memory stand-in for
 the cluster: nothing is ever changed. With no cluster there are no
 Deployments to inspect, so those checks report NotConfigured.
 
-``audit`` prints the results (table, json or JUnit XML) and exits 1 when a
-non-waived check fails, 2 when the file itself is invalid; ``plan`` prints the
+``audit`` prints the results (table, json, JUnit XML, or the readiness report
+in the checklist's shape as Markdown, the same document ``kubectl payscope
+report`` prints) and exits 1 when a non-waived check fails, 2 when the file itself is invalid; ``plan`` prints the
 provisioning actions Full management would take.
 """
 
@@ -33,6 +34,7 @@ from pydantic import SecretStr
 
 from payscope_operator import errors, telemetry
 from payscope_operator.api import status
+from payscope_operator.audit import report_markdown, verdicts
 from payscope_operator.kube import gateway, workloads
 from payscope_operator.reconcile import reconciler, report, systems
 
@@ -127,7 +129,8 @@ async def evaluate(spec: dict[str, Any], cluster: LocalCluster, *, namespace: st
     """Run one ObserveOnly pass with the local stand-in; return the status it computed."""
     spec = {**spec, "managementPolicy": "ObserveOnly", "deletionPolicy": "Retain"}
     spec.pop("workloads", None)
-    resource = reconciler.Resource(namespace, name, "standalone", 1, None, {}, spec, None)
+    # No uid: the objects this resource owns are recognised by the namespace/name they record.
+    resource = reconciler.Resource(namespace, name, "", 1, None, {}, spec, None)
     deps = reconciler.Dependencies(cluster=cluster, observer=telemetry.Metrics(), provisioners=systems.PROVISIONERS)
     try:
         result = await reconciler.reconcile(deps, resource, now=datetime.datetime.now(datetime.UTC))
@@ -165,6 +168,14 @@ def _junit(result: status.PayScopeStatus) -> str:
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
 
 
+def markdown_report(namespace: str, name: str, spec: Mapping[str, Any], result: status.PayScopeStatus) -> str:
+    """The readiness report of this standalone audit (``--output markdown``)."""
+    subject = verdicts.Subject(
+        namespace, name, result, verdicts.waivers_of(spec), generation=result.observed_generation
+    )
+    return report_markdown.render(verdicts.build(subject, now=datetime.datetime.now(datetime.UTC)))
+
+
 def main(args: argparse.Namespace) -> int:
     try:
         namespace, name, spec = load_resource(Path(args.filename))
@@ -192,6 +203,8 @@ def main(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(result.model_dump(mode="json", by_alias=True, exclude_none=True), indent=2) + "\n")
     elif output == "junit":
         sys.stdout.write(_junit(result))
+    elif output == "markdown":
+        sys.stdout.write(markdown_report(namespace, name, spec, result))
     else:
         sys.stdout.write(_table(result))
     if stalled is not None and stalled.reason == "SpecInvalid":

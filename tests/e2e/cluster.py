@@ -214,6 +214,19 @@ def conditions(obj: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["type"]: c for c in (obj.get("status") or {}).get("conditions", [])}
 
 
+def wait_condition(
+    api: k8s.ApiClient, namespace: str, name: str, ctype: str, status: str = "True", *, timeout: float
+) -> dict[str, dict[str, Any]]:
+    """Poll PayScopeDeployment ``name`` until its condition ``ctype`` has ``status``; return every condition."""
+
+    def reached() -> dict[str, dict[str, Any]] | None:
+        conds = conditions(psd(api, namespace, name))
+        return conds if conds.get(ctype, {}).get("status") == status else None
+
+    found: dict[str, dict[str, Any]] = wait_for(reached, what=f"{name}: {ctype}={status}", timeout=timeout)
+    return found
+
+
 def create_psd(api: k8s.ApiClient, namespace: str, name: str, spec: dict[str, Any], **meta: Any) -> dict[str, Any]:
     body = {
         "apiVersion": f"{crd.GROUP}/{crd.VERSION}",
@@ -301,6 +314,55 @@ def set_deployment_available(api: k8s.ApiClient, namespace: str, name: str, avai
         }
     }
     k8s.AppsV1Api(api).patch_namespaced_deployment_status(name, namespace, status)
+
+
+def grant(api: k8s.ApiClient, namespace: str, account: str, role: str, rules: list[k8s.V1PolicyRule]) -> None:
+    """A ServiceAccount ``account`` bound to a new Role ``role`` of exactly ``rules``."""
+    core, rbac = k8s.CoreV1Api(api), k8s.RbacAuthorizationV1Api(api)
+    core.create_namespaced_service_account(namespace, k8s.V1ServiceAccount(metadata=k8s.V1ObjectMeta(name=account)))
+    rbac.create_namespaced_role(namespace, k8s.V1Role(metadata=k8s.V1ObjectMeta(name=role), rules=rules))
+    rbac.create_namespaced_role_binding(
+        namespace,
+        k8s.V1RoleBinding(
+            metadata=k8s.V1ObjectMeta(name=role),
+            role_ref=k8s.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name=role),
+            subjects=[k8s.RbacV1Subject(kind="ServiceAccount", name=account, namespace=namespace)],
+        ),
+    )
+
+
+def remove_resources(api: k8s.ApiClient, namespace: str, *, grace: float = 15.0) -> None:
+    """Delete every PayScopeDeployment of ``namespace``: a test leaves none behind.
+
+    Without a controller-manager a deleted namespace keeps its objects, and a later
+    test's cluster-wide operator would reconcile them against servers that are gone.
+    A finalizer (``deletionPolicy: Delete``) that no running operator releases within
+    ``grace`` seconds is removed, so the deletion completes anyway.
+    """
+    custom = k8s.CustomObjectsApi(api)
+
+    def names() -> list[str]:
+        try:
+            listed = custom.list_namespaced_custom_object(crd.GROUP, crd.VERSION, namespace, crd.PLURAL)
+        except ApiException as exc:
+            if exc.status == 404:  # the CRD is not installed: nothing to remove
+                return []
+            raise
+        return [str(item["metadata"]["name"]) for item in listed["items"]]
+
+    for name in names():
+        delete_psd(api, namespace, name)
+    deadline = time.monotonic() + grace
+    while names() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for name in names():
+        try:
+            custom.patch_namespaced_custom_object(
+                crd.GROUP, crd.VERSION, namespace, crd.PLURAL, name, {"metadata": {"finalizers": None}}
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
 
 
 def delete_psd(api: k8s.ApiClient, namespace: str, name: str) -> None:

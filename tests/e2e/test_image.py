@@ -75,7 +75,11 @@ def in_container(
     namespace = unique("t-")
     k8s.CoreV1Api(kube_api).create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace)))
     inst = installation.build(kube_api, namespace, testenv, tmp_path)
-    deployment = container.chart_deployment(operator_ns, "operator.logFormat=json")
+    # The servers of the test environment listen on 127.0.0.1, which the operator's egress policy
+    # denies unless the allowlist opens it: set through the chart, as a platform team would.
+    deployment = container.chart_deployment(
+        operator_ns, "operator.logFormat=json", "operator.allowedEgress=127.0.0.1/32"
+    )
     running = container.start(
         image_id,
         deployment,

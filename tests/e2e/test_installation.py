@@ -9,6 +9,8 @@ an audit interval or two (the spec's interval is 5 s).
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 import time
@@ -49,6 +51,7 @@ def inst(
     try:
         yield built
     finally:
+        cluster.remove_resources(kube_api, namespace)  # before its API stops: later operators never see it
         built.stop()
 
 
@@ -94,6 +97,42 @@ def test_everything_is_provisioned_and_ready(kube_api: k8s.ApiClient, inst: inst
     checks = _checks(obj)
     assert checks["G.isolation.rls_probe"]["status"] == "Pass"
     assert checks["G.audit_log.hash_chain"]["status"] == "Pass"
+
+
+def _plugin(*args: str) -> str:
+    """``kubectl payscope ARGS``, found by kubectl on the PATH as on a user's machine."""
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(
+        [str(bin_dir / "kubectl"), "payscope", *args], capture_output=True, text=True, timeout=120, check=False, env=env
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_kubectl_payscope_reads_what_the_operator_wrote(
+    kube_api: k8s.ApiClient, inst: installation.Installation
+) -> None:
+    _wait(kube_api, inst, "Ready True", lambda o: _condition(o, "Ready").get("status") == "True")
+    healthy = _plugin("status", inst.name, "-n", inst.namespace)
+    assert re.split(r"\s{2,}", healthy.splitlines()[1])[:3] == [inst.name, "True", "AllChecksPassed"]
+    assert "No failing or unknown check" in healthy
+    report = _plugin("report", inst.name, "-n", inst.namespace)
+    assert "**Status:** READY (AllChecksPassed)" in report
+    assert "- [x] Expiry checking — Passed" in report
+    assert " — Failing" not in report
+    _faults(inst, enable=("accept_expired_token",))
+    try:
+        _wait(kube_api, inst, "SecurityReady False", lambda o: _condition(o, "SecurityReady").get("status") == "False")
+        failing = _plugin("status", inst.name, "-n", inst.namespace)
+        report = _plugin("report", inst.name, "-n", inst.namespace)
+    finally:
+        _faults(inst, disable=("accept_expired_token",))
+    assert "Security: SecurityReady False (ChecksFailing)" in failing
+    row = next(re.split(r"\s{2,}", line.strip()) for line in failing.splitlines() if "G.jwt.expired" in line)
+    assert row[:4] == ["G.jwt.expired", "Fail", "Critical", "Observed"]
+    assert re.fullmatch(r"\d+[sm]", row[4]), "failing since the pass that saw it"
+    assert "- [ ] Expiry checking — Failing\n  - `G.jwt.expired` **Fail** · Critical · Observed · since " in report
 
 
 def test_a_dropped_neo4j_constraint_is_restored_within_one_interval(
@@ -355,6 +394,7 @@ def test_standalone_audit_gates_a_release(
     _faults(inst, enable=("accept_expired_token",))
     try:
         bad = _cli("audit", *args, "--output", "junit")
+        report = _cli("audit", *args, "--output", "markdown")
     finally:
         _faults(inst, disable=("accept_expired_token",))
     assert bad.returncode == 1, bad.stdout + bad.stderr
@@ -364,6 +404,10 @@ def test_standalone_audit_gates_a_release(
     assert suite.get("failures") == "1"
     for secret in installation.secret_values(inst)["jwt"].values():
         assert secret not in bad.stdout + bad.stderr
+        assert secret not in report.stdout
+    assert report.returncode == 1, report.stderr
+    assert "- [ ] Expiry checking — Failing\n  - `G.jwt.expired` **Fail** · Critical · Observed" in report.stdout
+    assert "- [x] Signature verification — Passed" in report.stdout
 
 
 def test_standalone_plan_lists_what_full_would_do_and_changes_nothing(

@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -58,11 +57,7 @@ def test_healthz_fails_while_the_watch_misses_changes_and_recovers(
     spec = {"workloads": {"api": {"name": "payscope-api"}}, "audit": {"interval": "2s", "probeTimeout": "1s"}}
     cluster.create_psd(kube_api, namespace, "watched", spec)
 
-    def ready() -> Any:
-        conds = cluster.conditions(cluster.psd(kube_api, namespace, "watched"))
-        return conds.get("Ready", {}).get("status") == "True"
-
-    cluster.wait_for(ready, what="Ready through the proxy", timeout=20)
+    cluster.wait_condition(kube_api, namespace, "watched", "Ready", timeout=20)
     assert _healthz(running).status_code == 200
     watches = [r for r in proxy.requests if r.watch and r.path.endswith(f"/namespaces/{namespace}/payscopedeployments")]
     assert watches, "the operator's watch goes through the proxy"

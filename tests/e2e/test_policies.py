@@ -7,14 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import neo4j
 import pytest
-from botocore.config import Config
 from kubernetes import client as k8s
-from mypy_boto3_s3 import S3Client
 
 from tests.e2e import cluster
+from tests.testenv import s3
 
 
 @pytest.fixture
@@ -67,19 +65,8 @@ def _constraints(env: dict[str, str], label: str) -> list[str]:
     return [r["name"] for r in records]
 
 
-def _s3(env: dict[str, str]) -> S3Client:
-    return boto3.client(
-        "s3",
-        endpoint_url=env["PAYSCOPE_S3_ENDPOINT"],
-        aws_access_key_id=env["PAYSCOPE_S3_ACCESS_KEY"],
-        aws_secret_access_key=env["PAYSCOPE_S3_SECRET_KEY"],
-        region_name="us-east-1",
-        config=Config(connect_timeout=5, read_timeout=10),
-    )
-
-
 def _buckets(env: dict[str, str]) -> set[str]:
-    return {b["Name"] for b in _s3(env).list_buckets().get("Buckets", [])}
+    return {b["Name"] for b in s3.client(env).list_buckets().get("Buckets", [])}
 
 
 def test_observe_only_previews_the_plan_and_changes_nothing(
@@ -110,13 +97,9 @@ def test_delete_policy_removes_managed_objects_but_never_data(
     _secrets(kube_api, namespace, testenv)
     cluster.create_psd(kube_api, namespace, "doomed", _spec(testenv, label, [empty, full], deletionPolicy="Delete"))
 
-    def provisioned() -> Any:
-        conds = cluster.conditions(cluster.psd(kube_api, namespace, "doomed"))
-        return conds.get("Provisioned", {}).get("status") == "True"
-
-    cluster.wait_for(provisioned, what="Provisioned", timeout=20)
+    cluster.wait_condition(kube_api, namespace, "doomed", "Provisioned", timeout=20)
     assert _constraints(testenv, label)
-    _s3(testenv).put_object(Bucket=full, Key="ledger.csv", Body=b"bank-a,10\n")
+    s3.client(testenv).put_object(Bucket=full, Key="ledger.csv", Body=b"bank-a,10\n")
 
     k8s.CustomObjectsApi(kube_api).delete_namespaced_custom_object(
         "payscope.io", "v1alpha1", namespace, "payscopedeployments", "doomed"

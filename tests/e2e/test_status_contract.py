@@ -77,22 +77,14 @@ def test_failing_workload_turns_infrastructure_false_and_back(
     cluster.wait_for(lambda: _settled(kube_api, namespace, "flip"), what="settled", timeout=15)
     cluster.set_deployment_available(kube_api, namespace, "payscope-api", 0, 2)
 
-    def infra_false() -> Any:
-        conds = cluster.conditions(cluster.psd(kube_api, namespace, "flip"))
-        return conds["InfrastructureReady"]["status"] == "False" and conds
-
-    conds = cluster.wait_for(infra_false, what="InfrastructureReady False", timeout=10)
+    conds = cluster.wait_condition(kube_api, namespace, "flip", "InfrastructureReady", "False", timeout=10)
     assert conds["Ready"]["status"] == "False"
     assert conds["Ready"]["reason"] == "ChecksFailing"
     checks = {c["id"]: c for c in cluster.psd(kube_api, namespace, "flip")["status"]["checks"]}
     assert checks["A.workloads.api_available"]["status"] == "Fail"
     assert next(iter(checks)) == "A.workloads.api_available"  # failing first
     cluster.set_deployment_available(kube_api, namespace, "payscope-api", 2, 2)
-    cluster.wait_for(
-        lambda: cluster.conditions(cluster.psd(kube_api, namespace, "flip"))["Ready"]["status"] == "True",
-        what="Ready True again",
-        timeout=10,
-    )
+    cluster.wait_condition(kube_api, namespace, "flip", "Ready", timeout=10)
     # Events follow the status write that caused them: wait for them, not for the status.
     cluster.wait_for(
         lambda: (
@@ -125,11 +117,7 @@ def test_missing_secret_stalls_then_recovers_without_restart(
     }
     cluster.create_psd(kube_api, namespace, "stall", spec)
 
-    def stalled() -> Any:
-        conds = cluster.conditions(cluster.psd(kube_api, namespace, "stall"))
-        return conds.get("Stalled", {}).get("status") == "True" and conds
-
-    conds = cluster.wait_for(stalled, what="Stalled", timeout=10)
+    conds = cluster.wait_condition(kube_api, namespace, "stall", "Stalled", timeout=10)
     assert conds["Stalled"]["reason"] == "SecretNotFound"
     assert "'redis'" in conds["Stalled"]["message"]
     assert "'url'" in conds["Stalled"]["message"]
@@ -139,11 +127,7 @@ def test_missing_secret_stalls_then_recovers_without_restart(
 
     cluster.create_secret(kube_api, namespace, "redis", {"url": "redis://127.0.0.1:1/0"})
     started = time.monotonic()
-    cluster.wait_for(
-        lambda: cluster.conditions(cluster.psd(kube_api, namespace, "stall"))["Stalled"]["status"] == "False",
-        what="recovery from Stalled",
-        timeout=8,
-    )
+    cluster.wait_condition(kube_api, namespace, "stall", "Stalled", "False", timeout=8)
     assert time.monotonic() - started < 2 + 4  # one audit interval plus a pass
 
 

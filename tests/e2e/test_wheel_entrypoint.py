@@ -14,7 +14,6 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client as k8s
@@ -64,11 +63,7 @@ def test_installed_wheel_runs_the_operator(
         spec = {"workloads": {"api": {"name": "payscope-api"}}, "audit": {"interval": "5s"}}
         cluster.create_psd(kube_api, namespace, "from-wheel", spec)
 
-        def ready() -> Any:
-            conds = cluster.conditions(cluster.psd(kube_api, namespace, "from-wheel"))
-            return conds.get("Ready", {}).get("status") == "True"
-
-        cluster.wait_for(ready, what="Ready from the wheel's operator", timeout=20)
+        cluster.wait_condition(kube_api, namespace, "from-wheel", "Ready", timeout=20)
         # The pass counts itself after its status write: wait for the sample, not for the status.
         cluster.wait_for(
             lambda: any(

@@ -37,8 +37,6 @@ from payscope_operator.api import spec, status
 from payscope_operator.audit import catalog, runner
 from payscope_operator.reconcile import secrets, session
 
-pytestmark = pytest.mark.integration
-
 S = status.CheckStatus
 FAIL, WARN, UNKNOWN = S.FAIL, S.WARN, S.UNKNOWN
 MINE = frozenset(c.id for c in catalog.CATALOG if c.source.name.startswith(("payscope.", "redis.")))

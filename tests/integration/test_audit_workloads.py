@@ -26,8 +26,6 @@ from payscope_operator.kube import gateway
 from payscope_operator.reconcile import secrets, session
 from tests.e2e import cluster
 
-pytestmark = pytest.mark.integration
-
 S = status.CheckStatus
 TODAY = datetime.date(2026, 11, 28)
 NAMES = {"api": "payscope-api", "worker": "payscope-worker", "ingestion": "payscope-ingestion"}

@@ -33,8 +33,6 @@ PEERING_CRDS = CHART / "charts/kopf-peering-crds/crds/kopf.dev_peerings.yaml"
 SAMPLES = ROOT / "manifests/samples"
 HELM_ONLY_LABELS = ("helm.sh/chart", "app.kubernetes.io/managed-by")
 
-pytestmark = pytest.mark.integration
-
 
 def run(cmd: Sequence[str], stdin: str | None = None, *, ok: bool = True) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(list(cmd), input=stdin, capture_output=True, text=True, timeout=120)
@@ -228,6 +226,62 @@ def test_log_format_reaches_the_operator_environment(testenv: dict[str, str], na
         assert env["PAYSCOPE_LOG_FORMAT"] == expected
 
 
+def test_reach_settings_reach_the_operator_environment(testenv: dict[str, str], namespace: str) -> None:
+    def env_of(*args: str) -> dict[str, str | None]:
+        (deployment,) = [d for d in docs_of(helm_template(namespace, *args)) if d["kind"] == "Deployment"]
+        return {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+    defaults = env_of()
+    assert (
+        defaults["PAYSCOPE_ALLOWED_EGRESS"],
+        defaults["PAYSCOPE_ALLOW_AMBIENT_CREDENTIALS"],
+        defaults["PAYSCOPE_MAX_RESPONSE_BYTES"],
+    ) == ("", "false", "1048576")
+    set_ = env_of(
+        "--set-string", "operator.allowedEgress=10.0.0.0/8\\,*.svc.cluster.local",
+        "--set", "operator.allowAmbientCredentials=true", "--set", "operator.maxResponseBytes=4194304",
+    )  # fmt: skip
+    assert set_["PAYSCOPE_ALLOWED_EGRESS"] == "10.0.0.0/8,*.svc.cluster.local"
+    assert set_["PAYSCOPE_ALLOW_AMBIENT_CREDENTIALS"] == "true"
+    assert set_["PAYSCOPE_MAX_RESPONSE_BYTES"] == "4194304"
+
+
+def test_user_roles_aggregate_into_edit_and_view(testenv: dict[str, str], namespace: str) -> None:
+    rendered = docs_of(helm_template(namespace))
+    labels = {
+        d["metadata"]["name"]: sorted(k for k in d["metadata"]["labels"] if k.startswith("rbac.authorization.k8s.io/"))
+        for d in rendered
+        if d["kind"] == "ClusterRole"
+    }
+    assert labels == {
+        "psd-payscope-operator": [],
+        "psd-payscope-operator-edit": [
+            "rbac.authorization.k8s.io/aggregate-to-admin",
+            "rbac.authorization.k8s.io/aggregate-to-edit",
+        ],
+        "psd-payscope-operator-view": ["rbac.authorization.k8s.io/aggregate-to-view"],
+    }
+
+
+def test_network_policy_only_on_request(testenv: dict[str, str], namespace: str) -> None:
+    assert not [d for d in docs_of(helm_template(namespace)) if d["kind"] == "NetworkPolicy"]
+    rendered = helm_template(namespace, "-f", str(CHART / "ci/networkpolicy-values.yaml"))
+    (policy,) = [d for d in docs_of(rendered) if d["kind"] == "NetworkPolicy"]
+    spec_ = policy["spec"]
+    assert spec_["policyTypes"] == ["Ingress", "Egress"]
+    assert spec_["podSelector"]["matchLabels"]["app.kubernetes.io/instance"] == "psd"
+    (ingress,) = spec_["ingress"]
+    assert ingress["ports"] == [{"port": 8080, "protocol": "TCP"}]  # metrics only
+    api, dns, *listed = spec_["egress"]
+    assert [peer["ipBlock"]["cidr"] for peer in api["to"]] == ["10.0.0.1/32", "172.18.0.2/32"]
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert len(listed) == 2
+    assert "deployment.apps/psd-payscope-operator created" in dry_run(rendered)
+    done = run(["helm", "template", "psd", str(CHART), "--set", "networkPolicy.enabled=true"], ok=False)
+    assert done.returncode != 0
+    assert "networkPolicy.apiServerCIDRs is required" in done.stderr
+
+
 @pytest.mark.parametrize(
     ("values", "error"),
     [
@@ -241,6 +295,9 @@ def test_log_format_reaches_the_operator_environment(testenv: dict[str, str], na
         ({"prometheusRule": {"notReadyFor": "ten minutes"}}, "at '/prometheusRule/notReadyFor'"),
         ({"operator": {"logFormat": "logfmt"}}, "at '/operator/logFormat'"),
         ({"grafanaDashboard": {"enabled": "yes"}}, "at '/grafanaDashboard/enabled'"),
+        ({"operator": {"maxResponseBytes": "1MiB"}}, "at '/operator/maxResponseBytes'"),
+        ({"operator": {"allowAmbientCredentials": "yes"}}, "at '/operator/allowAmbientCredentials'"),
+        ({"networkPolicy": {"apiServerCIDRs": ["kubernetes.default"]}}, "at '/networkPolicy/apiServerCIDRs/0'"),
     ],
     ids=[
         "replicas-string",
@@ -253,6 +310,9 @@ def test_log_format_reaches_the_operator_environment(testenv: dict[str, str], na
         "duration",
         "log-format",
         "dashboard-flag",
+        "response-cap",
+        "ambient-flag",
+        "api-server-cidr",
     ],
 )
 def test_bad_values_fail_with_the_schema_error(

@@ -13,21 +13,18 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import httpx
 import neo4j
 import psycopg
 import pytest
 import redis
-from botocore.config import Config
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from psycopg.conninfo import conninfo_to_dict
 
 from tests import installation
 from tests.testenv import meter, process
-
-pytestmark = pytest.mark.integration
+from tests.testenv import s3 as testenv_s3
 
 
 @pytest.fixture
@@ -95,14 +92,7 @@ def test_redis_counts_commands_without_the_meters_info(testenv: dict[str, str], 
 def test_s3_counts_requests_by_method_bucket_and_status(
     testenv: dict[str, str], counter: meter.Meter, bucket_name: str
 ) -> None:
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=testenv["PAYSCOPE_S3_ENDPOINT"],
-        aws_access_key_id=testenv["PAYSCOPE_S3_ACCESS_KEY"],
-        aws_secret_access_key=testenv["PAYSCOPE_S3_SECRET_KEY"],
-        region_name="us-east-1",
-        config=Config(retries={"max_attempts": 1}),
-    )
+    s3 = testenv_s3.client(testenv, attempts=1)
     before = counter.snapshot()
     s3.create_bucket(Bucket=bucket_name)
     s3.get_bucket_versioning(Bucket=bucket_name)

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from pinecone import (
+    ApiError,
     ConflictError,
     ForbiddenException,
     IndexModel,
@@ -31,8 +32,6 @@ from pinecone import (
 )
 
 from tests.testenv import pinecone_emulator, process
-
-pytestmark = pytest.mark.integration
 
 READY_AFTER = 0.3
 
@@ -220,6 +219,26 @@ def test_describe_index_stats_shows_namespace_counts(pc: Pinecone, admin: pineco
         "euclidean",
         "dense",
     )
+    pc.indexes.delete(name, timeout=-1)
+
+
+def test_upserted_vectors_count_in_the_stats(pc: Pinecone) -> None:
+    name = _name("upsert")
+    pc.indexes.create(name=name, dimension=3, spec=ServerlessSpec(cloud="aws", region="us-east-1"), timeout=-1)
+    model = _wait_settled(pc, name)
+    assert model.host is not None
+    index = pc.Index(host=model.host)
+
+    upserted = index.upsert(vectors=[("a", [0.1, 0.2, 0.3]), ("b", [0.3, 0.2, 0.1])], namespace="bank-a")
+    assert upserted.upserted_count == 2
+    index.upsert(vectors=[("a", [0.0, 0.0, 1.0])], namespace="bank-a")  # the same id again: replaced, not added
+    index.upsert(vectors=[{"id": "c", "values": [1.0, 0.0, 0.0], "metadata": {"bank_id": "b"}}])
+
+    stats = index.describe_index_stats()
+    assert {ns: s.vector_count for ns, s in stats.namespaces.items()} == {"bank-a": 2, "": 1}
+    assert stats.total_vector_count == 3
+    with pytest.raises(ApiError, match="dimension"):
+        index.upsert(vectors=[("d", [1.0, 2.0])])
     pc.indexes.delete(name, timeout=-1)
 
 

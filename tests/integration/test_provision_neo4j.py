@@ -10,6 +10,7 @@ ids stay the same (a recreated object would get a new id).
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -20,14 +21,16 @@ import pytest
 
 from payscope_operator import errors
 from payscope_operator.api import conditions, status, stores_spec
-from payscope_operator.backends import base
+from payscope_operator.backends import base, ownership
 from payscope_operator.backends.neo4j import model as neo4j_model
 from payscope_operator.backends.neo4j import provisioner as neo4j_provisioner
-
-pytestmark = pytest.mark.integration
+from payscope_operator.reconcile import managed
 
 DATABASE = "neo4j"
 READY = status.ProvisionState.READY
+OWNER = ownership.Owner("5a5a5a5a-0000-4000-8000-000000000777", "payscope", "prod")
+Provisioner = functools.partial(neo4j_provisioner.Neo4jProvisioner, owner=OWNER)
+"""The provisioner of one resource (OWNER): what it creates gets OWNER's marker node."""
 
 
 def make_driver(env: dict[str, str], uri: str | None = None) -> neo4j.AsyncDriver:
@@ -65,6 +68,8 @@ async def prefix(graph_prefix: str, driver: neo4j.AsyncDriver) -> AsyncIterator[
     for row in await cypher(driver, f"SHOW INDEXES YIELD name, labelsOrTypes {where}", p=graph_prefix):
         await cypher(driver, f"DROP INDEX {quoted(row['name'])} IF EXISTS")
     await cypher(driver, "MATCH (n) WHERE any(l IN labels(n) WHERE l STARTS WITH $p) DETACH DELETE n", p=graph_prefix)
+    marked = "MATCH (m:PayScopeOwnership) WHERE m.object STARTS WITH 'payscope_' + toLower($p) DELETE m"
+    await cypher(driver, marked, p=graph_prefix)
 
 
 def neo4j_spec(constraints: list[dict[str, Any]], indexes: list[dict[str, Any]] | None = None) -> stores_spec.Neo4j:
@@ -92,9 +97,9 @@ def full_spec(p: str) -> stores_spec.Neo4j:
     )
 
 
-async def run_pass(provisioner: neo4j_provisioner.Neo4jProvisioner) -> base.Plan:
-    """One reconcile pass: observe, plan, apply every action; returns the plan it applied."""
-    plan = provisioner.plan(await provisioner.observe())
+async def run_pass(provisioner: neo4j_provisioner.Neo4jProvisioner, known: managed.Known | None = None) -> base.Plan:
+    """One reconcile pass: observe, plan (marked with what the last status ``known`` listed), apply every action."""
+    plan = (known or managed.Known()).mark(provisioner.plan(await provisioner.observe()))
     for action in plan.actions:
         await provisioner.apply(action)
     return plan
@@ -127,7 +132,7 @@ async def schema(drv: neo4j.AsyncDriver, p: str) -> dict[str, tuple[int, str, li
 
 
 async def test_create_from_nothing(driver: neo4j.AsyncDriver, prefix: str) -> None:
-    provisioner = neo4j_provisioner.Neo4jProvisioner(driver, full_spec(prefix), timeout=10.0)
+    provisioner = Provisioner(driver, full_spec(prefix), timeout=10.0)
     first = await run_pass(provisioner)
     low = prefix.lower()
     assert [(a.verb, a.target) for a in first.actions] == [
@@ -150,45 +155,50 @@ async def test_create_from_nothing(driver: neo4j.AsyncDriver, prefix: str) -> No
     # The declared range index on Transaction.id is the constraint's own: no second index was made.
     assert f"indexes:payscope_{low}transaction_id_range" not in found
     present = {o.name: o.message for o in after.objects}
-    assert present[f"payscope_{low}transaction_id_range"] == (
-        f"present as payscope_{low}transaction_id_unique (not created by the operator)"
-    )
+    assert present[f"payscope_{low}transaction_id_range"] == (f"present as payscope_{low}transaction_id_unique")
 
 
 async def test_unchanged_second_pass_sends_no_schema_change(driver: neo4j.AsyncDriver, prefix: str) -> None:
-    provisioner = neo4j_provisioner.Neo4jProvisioner(driver, full_spec(prefix), timeout=10.0)
+    provisioner = Provisioner(driver, full_spec(prefix), timeout=10.0)
     await run_pass(provisioner)
     before, sent = await schema(driver, prefix), provisioner.schema_changes
     second = await run_pass(provisioner)
     assert second.actions == ()
     assert (await settled(provisioner)).converged
     assert provisioner.schema_changes == sent
-    restarted = neo4j_provisioner.Neo4jProvisioner(
-        driver, full_spec(prefix), timeout=10.0
-    )  # e.g. after an operator restart
+    restarted = Provisioner(driver, full_spec(prefix), timeout=10.0)  # e.g. after an operator restart
     assert (await run_pass(restarted)).actions == ()
     assert restarted.schema_changes == 0
     assert await schema(driver, prefix) == before  # same ids: nothing was dropped and recreated
 
 
 async def test_out_of_band_drop_is_found_and_restored(driver: neo4j.AsyncDriver, prefix: str) -> None:
-    provisioner = neo4j_provisioner.Neo4jProvisioner(driver, full_spec(prefix), timeout=10.0)
+    provisioner = Provisioner(driver, full_spec(prefix), timeout=10.0)
     await run_pass(provisioner)
+    written = status.PayScopeStatus(  # what the last pass wrote: every object Ready
+        provisioned=status.Provisioned(
+            neo4j=tuple(
+                status.ProvisionedObject(kind=o.kind, name=o.name, state=o.state)
+                for o in (await settled(provisioner)).objects
+            )
+        )
+    )
     name = f"payscope_{prefix.lower()}transaction_id_unique"
     old_id = (await schema(driver, prefix))[f"constraints:{name}"][0]
     await cypher(driver, f"DROP CONSTRAINT {name}")
 
-    plan = await run_pass(provisioner)
+    restarted = Provisioner(driver, full_spec(prefix), timeout=10.0)  # e.g. a new pass
+    plan = await run_pass(restarted, managed.Known.from_status(written))
     assert [(a.verb, a.target, a.drift) for a in plan.actions] == [("create", name, True)]
     assert "dropped out of band" in plan.actions[0].describe()
     found = await schema(driver, prefix)
     assert found[f"constraints:{name}"][1:] == ("UNIQUENESS", ["id"])
     assert found[f"constraints:{name}"][0] != old_id
-    assert (await settled(provisioner)).converged
+    assert (await settled(restarted)).converged
 
 
 async def test_our_name_redefined_out_of_band_is_replaced(driver: neo4j.AsyncDriver, prefix: str) -> None:
-    provisioner = neo4j_provisioner.Neo4jProvisioner(driver, full_spec(prefix), timeout=10.0)
+    provisioner = Provisioner(driver, full_spec(prefix), timeout=10.0)
     await run_pass(provisioner)
     name = f"payscope_{prefix.lower()}transaction_id_unique"
     await cypher(driver, f"DROP CONSTRAINT {name}")
@@ -202,7 +212,7 @@ async def test_our_name_redefined_out_of_band_is_replaced(driver: neo4j.AsyncDri
 
 async def test_an_equivalent_under_another_name_is_left_alone(driver: neo4j.AsyncDriver, prefix: str) -> None:
     spec = neo4j_spec([{"label": f"{prefix}Account", "properties": ["iban"]}])
-    provisioner = neo4j_provisioner.Neo4jProvisioner(driver, spec, timeout=10.0)
+    provisioner = Provisioner(driver, spec, timeout=10.0)
     stale = provisioner.plan(await provisioner.observe())  # planned before the equivalent appears
     await cypher(driver, f"CREATE CONSTRAINT {prefix}_own_iban FOR (n:{prefix}Account) REQUIRE n.iban IS UNIQUE")
     for action in stale.actions:
@@ -210,17 +220,18 @@ async def test_an_equivalent_under_another_name_is_left_alone(driver: neo4j.Asyn
 
     plan = await run_pass(provisioner)
     assert plan.actions == ()
-    assert [(o.state, o.message) for o in plan.objects] == [
-        (READY, f"present as {prefix}_own_iban (not created by the operator)")
-    ]
+    (obj,) = plan.objects
+    assert (obj.state, obj.matches) == (status.ProvisionState.FOREIGN, True)  # audited as present, never touched
+    assert obj.message.startswith(f"present as {prefix}_own_iban, not created by this resource")
     assert list(await schema(driver, prefix)) == [f"constraints:{prefix}_own_iban", f"indexes:{prefix}_own_iban"]
+    assert await cypher(driver, "MATCH (m:PayScopeOwnership {object: $o}) RETURN m.uid", o=f"{prefix}_own_iban") == []
 
 
 async def test_our_range_index_makes_way_for_a_new_constraint(driver: neo4j.AsyncDriver, prefix: str) -> None:
     index = {"label": f"{prefix}Account", "properties": ["iban"]}
-    await run_pass(neo4j_provisioner.Neo4jProvisioner(driver, neo4j_spec([], [index]), timeout=10.0))
+    await run_pass(Provisioner(driver, neo4j_spec([], [index]), timeout=10.0))
     # The spec later makes the indexed property unique: Neo4j refuses the constraint while the index exists.
-    provisioner = neo4j_provisioner.Neo4jProvisioner(driver, neo4j_spec([index], [index]), timeout=10.0)
+    provisioner = Provisioner(driver, neo4j_spec([index], [index]), timeout=10.0)
     low = prefix.lower()
     plan = await run_pass(provisioner)
     assert [(a.verb, a.target) for a in plan.actions] == [
@@ -242,7 +253,7 @@ async def test_enterprise_constraints_on_community_are_unsupported(driver: neo4j
             {"label": f"{prefix}Account", "properties": ["id"]},
         ]
     )
-    provisioner = neo4j_provisioner.Neo4jProvisioner(driver, spec, timeout=10.0)
+    provisioner = Provisioner(driver, spec, timeout=10.0)
     observed = await provisioner.observe()
     assert observed.server.edition == "community"
     assert observed.server.version.startswith("5.26.")
@@ -268,7 +279,7 @@ async def test_enterprise_constraints_on_community_are_unsupported(driver: neo4j
 async def test_duplicate_data_blocks_a_uniqueness_constraint(driver: neo4j.AsyncDriver, prefix: str) -> None:
     label = f"{prefix}Account"
     spec = neo4j_spec([{"label": label, "properties": ["iban"]}, {"label": label, "properties": ["id"]}])
-    provisioner = neo4j_provisioner.Neo4jProvisioner(driver, spec, timeout=10.0)
+    provisioner = Provisioner(driver, spec, timeout=10.0)
     stale = provisioner.plan(await provisioner.observe())  # planned while the data was still clean
     await cypher(driver, f"CREATE (:{label} {{iban: 'DE0001', id: 1}}), (:{label} {{iban: 'DE0001', id: 2}})")
 
@@ -310,7 +321,7 @@ def closed_port() -> int:
 async def test_unreachable_server_is_transient_then_recovers(testenv: dict[str, str], prefix: str) -> None:
     spec = full_spec(prefix)
     async with make_driver(testenv, f"bolt://127.0.0.1:{closed_port()}") as dead:
-        provisioner = neo4j_provisioner.Neo4jProvisioner(dead, spec, timeout=5.0)
+        provisioner = Provisioner(dead, spec, timeout=5.0)
         started = time.monotonic()
         with pytest.raises(errors.DependencyUnavailable) as unreachable:
             await provisioner.observe()
@@ -323,7 +334,7 @@ async def test_unreachable_server_is_transient_then_recovers(testenv: dict[str, 
         assert provisioner.schema_changes == 0
 
     async with make_driver(testenv) as alive:
-        provisioner = neo4j_provisioner.Neo4jProvisioner(alive, spec, timeout=5.0)
+        provisioner = Provisioner(alive, spec, timeout=5.0)
         await run_pass(provisioner)
         assert (await settled(provisioner)).converged
 
@@ -331,15 +342,13 @@ async def test_unreachable_server_is_transient_then_recovers(testenv: dict[str, 
 async def test_teardown_removes_only_managed_declared_objects(driver: neo4j.AsyncDriver, prefix: str) -> None:
     label = f"{prefix}Account"
     earlier = neo4j_spec([{"label": label, "properties": ["legacy"]}])
-    await run_pass(
-        neo4j_provisioner.Neo4jProvisioner(driver, earlier, timeout=10.0)
-    )  # an entry later removed from the spec
+    await run_pass(Provisioner(driver, earlier, timeout=10.0))  # an entry later removed from the spec
     await cypher(driver, f"CREATE CONSTRAINT {prefix}_own_iban FOR (n:{label}) REQUIRE n.iban IS UNIQUE")
     spec = neo4j_spec(
         [{"label": label, "properties": ["id"]}, {"label": label, "properties": ["iban"]}],
         [{"label": label, "properties": ["bank_id"]}, {"label": label, "properties": ["name"], "type": "Text"}],
     )
-    provisioner = neo4j_provisioner.Neo4jProvisioner(driver, spec, timeout=10.0)
+    provisioner = Provisioner(driver, spec, timeout=10.0)
     await run_pass(provisioner)
     await cypher(driver, f"UNWIND range(1, 5) AS i CREATE (:{label} {{id: i, iban: 'DE' + i, bank_id: 'b1'}})")
 

@@ -9,6 +9,7 @@ faults are injected through ``/_emulator/faults``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sys
 import time
@@ -23,14 +24,15 @@ import pytest
 
 from payscope_operator import errors
 from payscope_operator.api import conditions, status, stores_spec
-from payscope_operator.backends import base, pinecone
+from payscope_operator.backends import base, ownership, pinecone
 from tests.testenv import pinecone_emulator, process
-
-pytestmark = pytest.mark.integration
 
 State = status.ProvisionState
 FAST = pinecone.client.RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, budget=5.0)
 CHANGE_METHODS = ("POST", "PATCH", "DELETE")
+OWNER = ownership.Owner("9e8d7c6b-0000-4000-8000-00000000bbbb", "payscope", "prod")
+Provisioner = functools.partial(pinecone.provisioner.PineconeProvisioner, owner=OWNER)
+"""The provisioner of one resource (OWNER): what it creates records OWNER."""
 
 
 # ---- fixtures and helpers ----------------------------------------------------------------------
@@ -144,7 +146,7 @@ async def test_creates_from_nothing_and_an_unchanged_pass_sends_no_change(
         serverless(rag, metric="euclidean", deletionProtection=True, tags={"team": "risk"}),
         pod(pods, tags={"env": "test"}),
     )
-    first = pinecone.provisioner.PineconeProvisioner(desired, http, ready_wait=5.0)
+    first = Provisioner(desired, http, ready_wait=5.0)
 
     plan = await run_pass(first)
 
@@ -155,7 +157,7 @@ async def test_creates_from_nothing_and_an_unchanged_pass_sends_no_change(
     assert [obj.state for obj in plan.objects] == [State.MISSING, State.MISSING]
     assert first.changes_sent == 2
     created = describe(pinecone_url, api_key, rag)
-    assert created["tags"] == {"team": "risk", "managed-by": "payscope-operator"}
+    assert created["tags"] == {"team": "risk", **pinecone.model.owner_tags(OWNER)}
     assert (created["dimension"], created["metric"], created["deletion_protection"]) == (16, "euclidean", "enabled")
     created_spec = created["spec"]
     assert isinstance(created_spec, dict)
@@ -171,7 +173,7 @@ async def test_creates_from_nothing_and_an_unchanged_pass_sends_no_change(
     }
 
     # The second pass, by a fresh provisioner as after an operator restart.
-    again = pinecone.provisioner.PineconeProvisioner(desired, http)
+    again = Provisioner(desired, http)
     settled = await settle(again)
     assert settled.converged, settled
     before = admin.requests()
@@ -187,7 +189,7 @@ async def test_creates_from_nothing_and_an_unchanged_pass_sends_no_change(
 
 async def test_a_new_index_is_pending_until_ready(http: httpx.AsyncClient, names: Callable[[str], str]) -> None:
     name = names("slow")
-    provisioner = pinecone.provisioner.PineconeProvisioner(section(serverless(name)), http, ready_wait=0)
+    provisioner = Provisioner(section(serverless(name)), http, ready_wait=0)
     await run_pass(provisioner)
 
     (obj,) = provisioner.plan(await provisioner.observe()).objects
@@ -206,7 +208,7 @@ async def test_out_of_band_edits_are_drift_and_restored(
         serverless(rag, deletionProtection=True, tags={"team": "risk", "tier": "gold"}),
         pod(pods, replicas=2),
     )
-    provisioner = pinecone.provisioner.PineconeProvisioner(desired, http, ready_wait=5.0)
+    provisioner = Provisioner(desired, http, ready_wait=5.0)
     await run_pass(provisioner)
     assert (await settle(provisioner)).converged
 
@@ -232,25 +234,70 @@ async def test_out_of_band_edits_are_drift_and_restored(
     restored = describe(pinecone_url, api_key, rag)
     assert restored["deletion_protection"] == "enabled"
     # Declared tags restored, the undeclared tag left alone, the managed tag kept.
-    assert restored["tags"] == {"team": "risk", "tier": "gold", "cost": "c-17", "managed-by": "payscope-operator"}
+    assert restored["tags"] == {"team": "risk", "tier": "gold", "cost": "c-17", **pinecone.model.owner_tags(OWNER)}
     assert (await settle(provisioner)).converged
 
 
-async def test_an_index_found_in_place_is_adopted_without_the_managed_tag(
-    http: httpx.AsyncClient, names: Callable[[str], str], pinecone_url: str, api_key: str
-) -> None:
+async def test_an_index_found_in_place_is_foreign_and_never_changed_until_adopted(
+    http: httpx.AsyncClient, admin: pinecone_emulator.Admin, names: Callable[[str], str], pinecone_url: str,
+    api_key: str,
+) -> None:  # fmt: skip
     name = names("adopt")
     with _raw(pinecone_url, api_key) as raw:
         body = {"name": name, "dimension": 16, "spec": {"serverless": {"cloud": "aws", "region": "us-east-1"}}}
         raw.post("/indexes", json=body).raise_for_status()
-    provisioner = pinecone.provisioner.PineconeProvisioner(section(serverless(name, tags={"team": "risk"})), http)
+    declared = serverless(name, tags={"team": "risk"}, deletionProtection=True)
+    provisioner = Provisioner(section(declared), http)
+    await settle(provisioner)
 
-    await run_pass(provisioner)
+    before = admin.requests()
+    plan = await run_pass(provisioner)
+    assert changes(before, admin.requests()) == Counter()  # nothing sent to an index this resource did not create
+    assert plan.actions == ()
+    found = describe(pinecone_url, api_key, name)
+    assert (found.get("tags") or {}, found["deletion_protection"]) == ({}, "disabled")
+    (obj,) = plan.objects
+    assert (obj.state, obj.matches) == (State.FOREIGN, False)
+    assert "not created by this resource" in obj.message
+    assert "deletion protection off -> on" in obj.message  # what Full management would have changed
 
-    assert describe(pinecone_url, api_key, name)["tags"] == {"team": "risk"}
-    (obj,) = (await settle(provisioner)).objects
+    adopting = Provisioner(section({**declared, "adopt": True}), http)
+    await run_pass(adopting)
+    tags = describe(pinecone_url, api_key, name)["tags"]
+    assert tags == {"team": "risk", **pinecone.model.owner_tags(OWNER)}
+    assert describe(pinecone_url, api_key, name)["deletion_protection"] == "enabled"
+    (obj,) = (await settle(adopting)).objects
     assert obj.state is State.READY
-    assert "not created by the operator" in obj.message
+
+
+async def test_a_second_resource_declaring_the_same_index_is_refused(
+    http: httpx.AsyncClient, admin: pinecone_emulator.Admin, names: Callable[[str], str], pinecone_url: str,
+    api_key: str,
+) -> None:  # fmt: skip
+    name = names("twice")
+    await settle_created(Provisioner(section(serverless(name)), http, ready_wait=5.0))
+    other = ownership.Owner("0f0f0f0f-0000-4000-8000-00000000ffff", "team-b", "payscope")
+    second = pinecone.provisioner.PineconeProvisioner(
+        section(serverless(name, adopt=True, deletionProtection=True)), http, owner=other
+    )
+
+    before = admin.requests()
+    plan = await run_pass(second)
+    result = await second.teardown()
+
+    assert changes(before, admin.requests()) == Counter()
+    (obj,) = plan.objects
+    assert (obj.state, obj.reason) == (State.FOREIGN, conditions.Reason.OWNED_BY_ANOTHER_RESOURCE)
+    (blocker,) = plan.blockers
+    assert (blocker.reason, blocker.permanent) == (conditions.Reason.OWNED_BY_ANOTHER_RESOURCE, True)
+    assert f"{OWNER.resource} (uid {OWNER.uid})" in blocker.message
+    assert result.kept == (f"{name}: owned by PayScopeDeployment {OWNER.resource} (uid {OWNER.uid})",)
+    assert describe(pinecone_url, api_key, name)["deletion_protection"] == "disabled"
+
+
+async def settle_created(provisioner: pinecone.provisioner.PineconeProvisioner) -> None:
+    await run_pass(provisioner)
+    assert all(o.state is State.READY for o in (await settle(provisioner)).objects)
 
 
 # ---- what cannot be provisioned ----------------------------------------------------------------
@@ -261,10 +308,8 @@ async def test_a_different_dimension_is_index_spec_immutable_and_nothing_is_sent
     api_key: str,
 ) -> None:  # fmt: skip
     name = names("dim")
-    await run_pass(pinecone.provisioner.PineconeProvisioner(section(serverless(name)), http, ready_wait=0))
-    changed = pinecone.provisioner.PineconeProvisioner(
-        section(serverless(name, dimension=32, tags={"team": "risk"})), http
-    )
+    await run_pass(Provisioner(section(serverless(name)), http, ready_wait=0))
+    changed = Provisioner(section(serverless(name, dimension=32, tags={"team": "risk"})), http)
 
     before = admin.requests()
     plan = await run_pass(changed)
@@ -282,9 +327,7 @@ async def test_a_different_dimension_is_index_spec_immutable_and_nothing_is_sent
 
 async def test_an_unknown_region_is_spec_unsatisfiable(http: httpx.AsyncClient, names: Callable[[str], str]) -> None:
     name = names("far")
-    provisioner = pinecone.provisioner.PineconeProvisioner(
-        section(serverless(name, serverless={"cloud": "aws", "region": "mars-1"})), http
-    )
+    provisioner = Provisioner(section(serverless(name, serverless={"cloud": "aws", "region": "mars-1"})), http)
     (action,) = provisioner.plan(await provisioner.observe()).actions
     with pytest.raises(errors.SpecUnsatisfiable) as refused:
         await provisioner.apply(action)
@@ -296,55 +339,69 @@ async def test_an_unknown_region_is_spec_unsatisfiable(http: httpx.AsyncClient, 
 # ---- teardown --------------------------------------------------------------------------------
 
 
-async def test_teardown_deletes_only_managed_unprotected_declared_indexes(
-    http: httpx.AsyncClient, names: Callable[[str], str], pinecone_url: str, api_key: str
-) -> None:
-    ours, protected, theirs, undeclared = names("ours"), names("prot"), names("theirs"), names("undecl")
-    await run_pass(
-        pinecone.provisioner.PineconeProvisioner(
-            section(serverless(ours), serverless(protected, deletionProtection=True), serverless(undeclared)),
+async def test_teardown_deletes_only_owned_unprotected_empty_declared_indexes(
+    http: httpx.AsyncClient, admin: pinecone_emulator.Admin, names: Callable[[str], str], pinecone_url: str,
+    api_key: str,
+) -> None:  # fmt: skip
+    ours, protected, theirs, undeclared, full = (names(n) for n in ("ours", "prot", "theirs", "undecl", "full"))
+    await settle_created(
+        Provisioner(
+            section(
+                serverless(ours),
+                serverless(protected, deletionProtection=True),
+                serverless(undeclared),
+                serverless(full),
+            ),
             http,
-            ready_wait=0,
+            ready_wait=5.0,
         )
     )
     with _raw(pinecone_url, api_key) as raw:
         body = {"name": theirs, "dimension": 16, "spec": {"serverless": {"cloud": "aws", "region": "us-east-1"}}}
         raw.post("/indexes", json=body).raise_for_status()
-    declared = section(serverless(ours), serverless(protected, deletionProtection=True), serverless(theirs))
+        host = str(raw.get(f"/indexes/{full}").json()["host"])
+        vectors = [{"id": f"v{i}", "values": [0.5] * 16} for i in range(3)]
+        raw.post(f"{host}/vectors/upsert", json={"vectors": vectors, "namespace": "bank-a"}).raise_for_status()
+    declared = section(
+        serverless(ours), serverless(protected, deletionProtection=True), serverless(theirs), serverless(full)
+    )
 
-    result = await pinecone.provisioner.PineconeProvisioner(declared, http).teardown()
+    result = await Provisioner(declared, http).teardown()
 
     assert result.removed == (ours,)
     assert result.kept == (
         f"{protected}: deletion protection is enabled",
-        f"{theirs}: not created by the operator (no managed-by tag)",
+        f"{theirs}: not created by this resource",
+        f"{full}: it holds 3 vector(s); deletionPolicy Delete never deletes data",
     )
     with _raw(pinecone_url, api_key) as raw:
         present = {index["name"] for index in raw.get("/indexes").json()["indexes"]}
     assert ours not in present
-    assert {protected, theirs, undeclared} <= present
+    assert {protected, theirs, undeclared, full} <= present
     assert describe(pinecone_url, api_key, protected)["deletion_protection"] == "enabled"  # never turned off
-    assert await pinecone.provisioner.PineconeProvisioner(
-        section(serverless(ours)), http
-    ).teardown() == base.TeardownResult("pinecone")  # a second teardown finds nothing to do
+    assert await Provisioner(section(serverless(ours)), http).teardown() == base.TeardownResult(
+        "pinecone"
+    )  # a second teardown finds nothing to do
 
 
-# ---- audit helper ----------------------------------------------------------------------------
+# ---- audit evidence ----------------------------------------------------------------------------
 
 
 async def test_describe_index_stats_reads_namespace_counts(
     http: httpx.AsyncClient, admin: pinecone_emulator.Admin, names: Callable[[str], str]
 ) -> None:
     name = names("stats")
-    provisioner = pinecone.provisioner.PineconeProvisioner(section(serverless(name)), http, ready_wait=5.0)
+    provisioner = Provisioner(section(serverless(name)), http, ready_wait=5.0)
     await run_pass(provisioner)
     admin.set_namespaces(name, {"bank-a": 10, "bank-b": 4, "": 0})
     host = (await provisioner.observe()).indexes[name].host
 
-    stats = await provisioner.describe_index_stats(host)
+    admin.reset_requests()
+    stats = await pinecone.evidence.describe_index_stats(http, host)
 
     assert stats == pinecone.model.IndexStats({"bank-a": 10, "bank-b": 4, "": 0}, 16, 14)
-    assert provisioner.changes_sent == 1  # the create; the stats call is read-only
+    (sent,) = admin.requests()  # one request, nothing else
+    assert sent.endswith("/describe_index_stats")
 
 
 # ---- faults ----------------------------------------------------------------------------------
@@ -353,9 +410,7 @@ async def test_describe_index_stats_reads_namespace_counts(
 async def test_rate_limiting_is_retried_after_retry_after(
     http: httpx.AsyncClient, admin: pinecone_emulator.Admin
 ) -> None:
-    provisioner = pinecone.provisioner.PineconeProvisioner(
-        section(), http, retry=pinecone.client.RetryPolicy(base_delay=0.01)
-    )
+    provisioner = Provisioner(section(), http, retry=pinecone.client.RetryPolicy(base_delay=0.01))
     admin.rate_limit_next(2, retry_after=0.4, methods=["GET"])
     before = admin.requests()
     started = time.monotonic()
@@ -369,7 +424,7 @@ async def test_rate_limiting_is_retried_after_retry_after(
 async def test_persistent_faults_give_dependency_unavailable_then_recover(
     http: httpx.AsyncClient, admin: pinecone_emulator.Admin
 ) -> None:
-    provisioner = pinecone.provisioner.PineconeProvisioner(section(), http, retry=FAST)
+    provisioner = Provisioner(section(), http, retry=FAST)
     admin.fail_next(50, status=503, methods=["GET"])
     before = admin.requests()
 
@@ -387,7 +442,7 @@ async def test_persistent_faults_give_dependency_unavailable_then_recover(
 async def test_a_retry_after_beyond_the_budget_gives_up_at_once(
     http: httpx.AsyncClient, admin: pinecone_emulator.Admin
 ) -> None:
-    provisioner = pinecone.provisioner.PineconeProvisioner(section(), http, retry=FAST)
+    provisioner = Provisioner(section(), http, retry=FAST)
     admin.rate_limit_next(1, retry_after=60, methods=["GET"])
     started = time.monotonic()
     with pytest.raises(errors.DependencyUnavailable) as unavailable:
@@ -399,7 +454,7 @@ async def test_a_retry_after_beyond_the_budget_gives_up_at_once(
 async def test_a_wrong_api_key_is_permission_denied(pinecone_url: str) -> None:
     async with pinecone.client.connect(pinecone_url, "pcsk_wrong_key_0123456789") as wrong:
         with pytest.raises(errors.PermissionDenied) as denied:
-            await pinecone.provisioner.PineconeProvisioner(section(), wrong).observe()
+            await Provisioner(section(), wrong).observe()
     assert denied.value.reason == "PermissionDenied"
     assert denied.value.message == "Pinecone GET /indexes: HTTP 401 UNAUTHENTICATED: Invalid API Key"
 
@@ -410,7 +465,7 @@ def _closed_port() -> int:
 
 async def test_an_unreachable_server_is_dependency_unavailable(names: Callable[[str], str]) -> None:
     async with pinecone.client.connect(f"http://127.0.0.1:{_closed_port()}", "pcsk_any") as nowhere:
-        provisioner = pinecone.provisioner.PineconeProvisioner(section(serverless(names("gone"))), nowhere, retry=FAST)
+        provisioner = Provisioner(section(serverless(names("gone"))), nowhere, retry=FAST)
         with pytest.raises(errors.DependencyUnavailable) as unavailable:
             await provisioner.observe()
     assert unavailable.value.reason == "DependencyUnavailable"
@@ -437,7 +492,7 @@ async def test_a_server_stopped_between_passes_fails_transiently_and_recovers(tm
     pid = _spawn_emulator(port, key, state)
     try:
         async with pinecone.client.connect(f"http://127.0.0.1:{port}", key) as client:
-            provisioner = pinecone.provisioner.PineconeProvisioner(desired, client, retry=FAST, ready_wait=5.0)
+            provisioner = Provisioner(desired, client, retry=FAST, ready_wait=5.0)
             await run_pass(provisioner)
             process.stop(pid)
 
@@ -459,7 +514,7 @@ async def test_the_api_key_appears_in_no_exception_or_log_record(
 ) -> None:  # fmt: skip
     caplog.set_level(logging.DEBUG)  # every logger, httpx and httpcore included
     failures: list[BaseException] = []
-    provisioner = pinecone.provisioner.PineconeProvisioner(section(serverless(names("leak"))), http, retry=FAST)
+    provisioner = Provisioner(section(serverless(names("leak"))), http, retry=FAST)
 
     admin.fail_next(50, status=503)
     with pytest.raises(errors.DependencyUnavailable) as unavailable:
@@ -473,16 +528,16 @@ async def test_the_api_key_appears_in_no_exception_or_log_record(
     admin.clear_faults()
     async with pinecone.client.connect(f"http://127.0.0.1:{_closed_port()}", api_key) as nowhere:
         with pytest.raises(errors.DependencyUnavailable) as unreachable:
-            await run_pass(pinecone.provisioner.PineconeProvisioner(section(), nowhere, retry=FAST))
+            await run_pass(Provisioner(section(), nowhere, retry=FAST))
     failures.append(unreachable.value)
-    hasty = pinecone.provisioner.PineconeProvisioner(section(), http, retry=FAST, timeout=httpx.Timeout(0.000001))
+    hasty = Provisioner(section(), http, retry=FAST, timeout=httpx.Timeout(0.000001))
     with pytest.raises(errors.DependencyUnavailable) as timed_out:
         await run_pass(hasty)
     assert timed_out.value.reason == "DependencyTimeout"
     failures.append(timed_out.value)
     bad = section(serverless(names("bad"), serverless={"cloud": "aws", "region": "mars-1"}))
     with pytest.raises(errors.SpecUnsatisfiable) as refused:
-        await run_pass(pinecone.provisioner.PineconeProvisioner(bad, http, retry=FAST))
+        await run_pass(Provisioner(bad, http, retry=FAST))
     failures.append(refused.value)
 
     assert caplog.records, "the failing passes logged their retries"

@@ -22,10 +22,10 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from payscope_operator import errors
 from payscope_operator.api import postgres_spec, spec, status
-from payscope_operator.backends import base, postgres
+from payscope_operator.backends import base, ownership, postgres
+from tests.integration import ddl_probe
 
-pytestmark = pytest.mark.integration
-
+OWNER = ownership.Owner("1e1e1e1e-0000-4000-8000-000000000123", "payscope", "prod")
 READY = status.ProvisionState.READY
 APP_PASSWORD = "app-pass-1"
 BANK_A, BANK_B = "bank-a", "bank-b"
@@ -37,10 +37,7 @@ CREATE TABLE ledger (id serial PRIMARY KEY, bank_id integer NOT NULL, amount int
 INSERT INTO tx (bank_id, amount) VALUES ('bank-a', 1), ('bank-a', 2), ('bank-b', 3);
 INSERT INTO accounts (bank_id, name) VALUES ('00000000-0000-0000-0000-000000000001', 'a'),
                                             ('00000000-0000-0000-0000-000000000002', 'b');
-INSERT INTO ledger (bank_id, amount) VALUES (1, 10), (2, 20), (2, 30);
-CREATE FUNCTION ddl_probe() RETURNS event_trigger LANGUAGE plpgsql AS $$
-BEGIN RAISE NOTICE 'ddl_probe:%', tg_tag; END $$;
-CREATE EVENT TRIGGER ddl_probe ON ddl_command_start EXECUTE FUNCTION ddl_probe();
+INSERT INTO ledger (bank_id, amount) VALUES (1, 10), (2, 20), (2, 30)
 """
 FINGERPRINT = """
 SELECT 'class ' || relname || ' ' || oid || ' ' || xmin FROM pg_class
@@ -57,7 +54,7 @@ def spec_of(*names: str, app_role: str | None, force: bool = True) -> postgres.m
     section = postgres_spec.Postgres.model_validate(
         {"connection": {"secretRef": {"name": "pg", "key": "dsn"}}, "appRole": app_role, "tables": tables}
     )
-    return postgres.model.Desired(section, spec.Tenancy())
+    return postgres.model.Desired(section, spec.Tenancy(), OWNER)
 
 
 @pytest.fixture
@@ -66,7 +63,9 @@ def app_role(pg_dsn: str) -> Iterator[str]:
     name = "app_" + str(conninfo_to_dict(pg_dsn)["dbname"]).removeprefix("t_")
     with psycopg.connect(pg_dsn, autocommit=True) as admin:
         for statement in TABLES.split(";\n"):
-            admin.execute(statement)
+            admin.execute(statement.encode())  # test-authored statements
+        for probe in ddl_probe.install("public", "ddl_probe"):
+            admin.execute(probe)
         admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name),
                                                                            sql.Literal(APP_PASSWORD)))  # fmt: skip
         admin.execute(sql.SQL("GRANT SELECT, INSERT ON tx, accounts, ledger TO {}").format(sql.Identifier(name)))
@@ -93,21 +92,9 @@ async def run_pass(provisioner: postgres.provisioner.PostgresProvisioner, *, app
 
 
 @pytest.fixture
-def ddl(conn: psycopg.AsyncConnection[Any]) -> list[str]:
-    """Tags of the DDL commands the server ran for ``conn``, as its event trigger reported them.
-
-    The trigger only RAISEs a NOTICE: a write would take a transaction id and make
-    ``DROP INDEX CONCURRENTLY`` refuse to run ("must be first action in transaction").
-    """
-    seen: list[str] = []
-
-    def collect(notice: psycopg.errors.Diagnostic) -> None:
-        text = notice.message_primary or ""
-        if text.startswith("ddl_probe:"):
-            seen.append(text.removeprefix("ddl_probe:"))
-
-    conn.add_notice_handler(collect)
-    return seen
+async def ddl(conn: psycopg.AsyncConnection[Any], app_role: str) -> list[str]:
+    """Tags of the DDL commands the server ran for ``conn``, as its event trigger reported them."""
+    return await ddl_probe.listen(conn, "ddl_probe")
 
 
 def fingerprint(dsn: str) -> list[str]:
@@ -147,8 +134,8 @@ async def test_first_pass_isolates_banks_for_text_uuid_and_integer_keys(
     plan = await run_pass(provisioner)
     assert len(plan.actions) == 9
     assert not plan.blockers
-    assert provisioner.log.change_count == 12  # 3 x (policy + enable + force + index)
-    assert sorted(set(ddl)) == ["ALTER TABLE", "CREATE INDEX", "CREATE POLICY"]
+    assert provisioner.log.change_count == 18  # 3 x (policy + its owner comment + enable + force + index + comment)
+    assert sorted(set(ddl)) == ["ALTER TABLE", "COMMENT", "CREATE INDEX", "CREATE POLICY"]
     converged = provisioner.plan(await provisioner.observe())
     assert converged.converged
     assert {obj.state for obj in converged.objects} == {READY}
@@ -201,7 +188,7 @@ async def test_out_of_band_drift_is_reported_then_corrected(
 
     fixer = postgres.provisioner.PostgresProvisioner(conn, desired)
     await run_pass(fixer)
-    assert fixer.log.change_count == 7
+    assert fixer.log.change_count == 11  # 7 changes, and an owner comment with each policy and index created
     assert postgres.provisioner.PostgresProvisioner(conn, desired).plan(await fixer.observe()).converged
     assert_isolated(pg_dsn, app_role)
 

@@ -31,14 +31,12 @@ from botocore.exceptions import ClientError
 
 from payscope_operator import errors
 from payscope_operator.api import conditions, status, stores_spec
-from payscope_operator.backends import base, s3
+from payscope_operator.backends import base, ownership, s3
 from tests.testenv import process
 from tests.testenv import s3 as testenv_s3
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-pytestmark = pytest.mark.integration
 
 FULL: dict[str, Any] = {
     "versioning": True,
@@ -47,6 +45,7 @@ FULL: dict[str, Any] = {
     "lifecycle": {"noncurrentVersionExpirationDays": 30, "abortIncompleteMultipartUploadDays": 7},
 }
 READS = frozenset({"GET", "HEAD"})
+OWNER = ownership.Owner("3c1d2e4f-0000-4000-8000-00000000aaaa", "payscope", "prod")
 
 
 @dataclass
@@ -92,11 +91,13 @@ class S3:
             config=Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 2}),
         )
 
-    def provisioner(self, storage: stores_spec.ObjectStorage) -> tuple[s3.provisioner.S3Provisioner, Requests]:
+    def provisioner(
+        self, storage: stores_spec.ObjectStorage, owner: ownership.Owner = OWNER
+    ) -> tuple[s3.provisioner.S3Provisioner, Requests]:
         client = s3.client.make_client(storage, self.access_key, self.secret_key)
         requests = Requests()
         client.meta.events.register("before-send.s3.*", requests)
-        return s3.provisioner.S3Provisioner(storage, client), requests
+        return s3.provisioner.S3Provisioner(storage, client, owner=owner), requests
 
 
 @pytest.fixture
@@ -160,7 +161,9 @@ async def test_create_from_nothing_sets_every_property(s3_server: S3, bucket_nam
         "payscope-abort-incomplete-multipart-upload",
         "payscope-noncurrent-version-expiration",
     ]
-    assert {"Key": "managed-by", "Value": "payscope-operator"} in raw.get_bucket_tagging(Bucket=bucket_name)["TagSet"]
+    tags = {tag["Key"]: tag["Value"] for tag in raw.get_bucket_tagging(Bucket=bucket_name)["TagSet"]}
+    assert tags["managed-by"] == "payscope-operator"
+    assert (tags[ownership.OWNER_UID_TAG], tags[ownership.OWNER_TAG]) == (OWNER.uid, OWNER.resource)
 
     raw.put_object(Bucket=bucket_name, Key="statement.csv", Body=b"bank_a,42")
     # SeaweedFS refuses anonymous requests by default as well: this proves the bucket is
@@ -312,7 +315,7 @@ async def test_creation_is_region_aware(s3_server: S3, bucket_name: str, cleanup
     s3_server.raw_client().head_bucket(Bucket=bucket_name)
 
 
-async def test_a_bucket_we_already_own_is_adopted_but_not_marked_as_created(
+async def test_a_bucket_created_meanwhile_with_our_credentials_is_left_alone(
     s3_server: S3, bucket_name: str, cleanup: list[str]
 ) -> None:
     cleanup.append(bucket_name)
@@ -320,11 +323,14 @@ async def test_a_bucket_we_already_own_is_adopted_but_not_marked_as_created(
     plan = provisioner.plan(await provisioner.observe())  # missing now ...
     s3_server.raw_client().create_bucket(Bucket=bucket_name)  # ... created by someone else of ours meanwhile
     for action in plan.actions:
-        await provisioner.apply(action)  # BucketAlreadyOwnedByYou is success
-    assert s3_server.raw_client().get_bucket_versioning(Bucket=bucket_name)["Status"] == "Enabled"
+        await provisioner.apply(action)  # BucketAlreadyOwnedByYou: not ours, so nothing more is sent
+    assert "Status" not in s3_server.raw_client().get_bucket_versioning(Bucket=bucket_name)
     with pytest.raises(ClientError, match="NoSuchTagSet"):
         s3_server.raw_client().get_bucket_tagging(Bucket=bucket_name)
-    assert (await provisioner.teardown()).kept == (f"{bucket_name}: not created by the operator (no managed-by tag)",)
+    again = provisioner.plan(await provisioner.observe())
+    assert [(o.state, o.matches) for o in again.objects] == [(status.ProvisionState.FOREIGN, False)]
+    assert again.actions == ()
+    assert (await provisioner.teardown()).kept == (f"{bucket_name}: not created by this resource",)
 
 
 class Forwarder:
@@ -418,7 +424,7 @@ async def test_teardown_deletes_only_empty_buckets_the_operator_created(
     assert result.kept == (
         f"{holding}: not empty (objects, versions, delete markers or uploads remain)",
         f"{versions_only}: not empty (objects, versions, delete markers or uploads remain)",
-        f"{foreign}: not created by the operator (no managed-by tag)",
+        f"{foreign}: not created by this resource",
     )
     assert requests.changes == ["DeleteBucket"]
     with pytest.raises(ClientError):

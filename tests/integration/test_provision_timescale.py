@@ -24,10 +24,10 @@ from psycopg.conninfo import make_conninfo
 
 from payscope_operator import errors
 from payscope_operator.api import postgres_spec, spec, status
-from payscope_operator.backends import base, postgres, timescale
+from payscope_operator.backends import base, ownership, postgres, timescale
+from tests.integration import ddl_probe
 
-pytestmark = pytest.mark.integration
-
+OWNER = ownership.Owner("1e1e1e1e-0000-4000-8000-000000000123", "payscope", "prod")
 READY = status.ProvisionState.READY
 FAILED = status.ProvisionState.FAILED
 COMPRESSED = {"after": "30d", "segmentBy": ["bank_id"], "orderBy": ["created_at DESC"]}
@@ -68,31 +68,15 @@ async def conn(timescale_schema: tuple[str, str]) -> AsyncIterator[psycopg.Async
             "CREATE TABLE {s}.tx (created_at timestamptz NOT NULL, bank_id text NOT NULL, amount int)",
             "INSERT INTO {s}.tx VALUES (now(), 'bank-a', 1), (now(), 'bank-a', 2), (now(), 'bank-b', 3)",
             "CREATE TABLE {s}.keyed (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL)",
-            "CREATE FUNCTION {s}.ddl_probe() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN"
-            " IF current_setting('payscope_test.ddl_probe', true) = {name} THEN"
-            " RAISE NOTICE 'ddl_probe:%', tg_tag; END IF; END $$",
-            "CREATE EVENT TRIGGER {s} ON ddl_command_start EXECUTE FUNCTION {s}.ddl_probe()",
         ]:
-            await connection.execute(sql.SQL(statement).format(s=sql.Identifier(schema), name=sql.Literal(schema)))
+            await connection.execute(sql.SQL(statement).format(s=sql.Identifier(schema)))
+        for probe in ddl_probe.install(schema, schema):
+            await connection.execute(probe)
         try:
             yield connection
         finally:
             if not connection.closed:
-                await connection.execute(sql.SQL("DROP EVENT TRIGGER IF EXISTS {}").format(sql.Identifier(schema)))
-
-
-async def ddl_probe(conn: psycopg.AsyncConnection[Any], schema: str) -> list[str]:
-    """Turn on this session's DDL reports; returns the list they are collected into."""
-    seen: list[str] = []
-
-    def collect(notice: psycopg.errors.Diagnostic) -> None:
-        text = notice.message_primary or ""
-        if text.startswith("ddl_probe:"):
-            seen.append(text.removeprefix("ddl_probe:"))
-
-    conn.add_notice_handler(collect)
-    await conn.execute("SELECT set_config('payscope_test.ddl_probe', %s, false)", (schema,))
-    return seen
+                await connection.execute(ddl_probe.remove(schema))
 
 
 async def next_xid(conn: psycopg.AsyncConnection[Any]) -> int:
@@ -110,7 +94,8 @@ async def run_pass(
     apply: bool = True,
 ) -> tuple[base.Plan, base.Plan]:
     """The pipeline's order on one connection: row-level security, then TimescaleDB."""
-    security = postgres.provisioner.PostgresProvisioner(conn, postgres.model.Desired(desired, spec.Tenancy()), log=log)
+    rls = postgres.model.Desired(desired, spec.Tenancy(), OWNER)
+    security = postgres.provisioner.PostgresProvisioner(conn, rls, log=log)
     security_plan = security.plan(await security.observe())
     for action in security_plan.actions if apply else ():
         await security.apply(action)
@@ -135,12 +120,12 @@ async def test_create_from_nothing_then_an_unchanged_pass_sends_nothing(
     # The environment's TimescaleDB starts without the extension; whichever test runs first
     # would otherwise see the CREATE EXTENSION here too (test_extension_* covers that action).
     await conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-    ddl = await ddl_probe(conn, schema)
+    ddl = await ddl_probe.listen(conn, schema)
     first = postgres.client.StatementLog()
     _, plan = await run_pass(conn, desired, first)
     # The probe is live (TimescaleDB handles DDL on hypertables itself and fires no event
     # trigger for it, so it sees the statements sent while tables are still plain).
-    assert sorted(set(ddl)) == ["ALTER TABLE", "CREATE INDEX", "CREATE POLICY"]
+    assert sorted(set(ddl)) == ["ALTER TABLE", "COMMENT", "CREATE INDEX", "CREATE POLICY"]
     ddl.clear()
     assert [a.describe().split(" (")[0] for a in plan.actions] == [
         f"timescaledb: create Hypertable {schema}.metrics",
@@ -150,7 +135,7 @@ async def test_create_from_nothing_then_an_unchanged_pass_sends_nothing(
         f"timescaledb: create Hypertable {schema}.tx",
         f"timescaledb: create RetentionPolicy {schema}.tx",
     ]
-    assert first.change_count == 10  # + RLS of tx: policy, enable, force, index
+    assert first.change_count == 12  # + RLS of tx: policy, enable, force, index, and the owner comments of both
     assert await one(conn, f"SELECT count(*) FROM {schema}.metrics") == 60  # existing rows migrated
     assert await one(conn, f"SELECT count(*) FROM show_chunks('{schema}.metrics')") >= 8
     settings = await one(
@@ -226,7 +211,7 @@ async def test_out_of_band_drift_is_reported_then_corrected(
         f"ALTER TABLE {schema}.metrics SET (timescaledb.compress_segmentby = 'v')",
     ]:
         await conn.execute(statement)
-    ddl = await ddl_probe(conn, schema)
+    ddl = await ddl_probe.listen(conn, schema)
     xid = await next_xid(conn)
     _, preview = await run_pass(conn, desired, postgres.client.StatementLog(), apply=False)  # ObserveOnly
     assert await next_xid(conn) == xid

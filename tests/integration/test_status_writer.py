@@ -28,8 +28,6 @@ from payscope_operator.reconcile import readiness, reconciler, report, status_wr
 from tests.apiserver_proxy import ApiServerProxy, kubeconfig_through
 from tests.e2e import cluster
 
-pytestmark = pytest.mark.integration
-
 NOW = datetime.datetime(2026, 11, 28, 12, 0, tzinfo=datetime.UTC)
 ADMIN = "admin"  # the test environment's kubeconfig user
 FAST = status_writer.Backoff(first=0.2, factor=2.0, cap=1.0, attempts=5)

@@ -202,6 +202,20 @@ def ddl(table: str = "audit_log", app_role: str = "payscope_app") -> list[sql.Co
     ]
 
 
+def seed(table: str = "audit_log", app_role: str = "payscope_app") -> list[tuple[sql.Composed, tuple[object, ...]]]:
+    """:func:`ddl`, then the golden chain inserted: (statement, parameters) pairs of an intact audit log."""
+    insert = sql.SQL(
+        "INSERT INTO {} (id, ts, bank_id, actor, operation, payload, prev_hash, hash)"
+        " VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s)"
+    ).format(sql.Identifier(table))
+    rows = [
+        (insert, (row["id"], row["ts"], row["bank_id"], row["actor"], row["operation"],
+                  canonical_json(row["payload"]), row["prev_hash"], row["hash"]))
+        for row in chain(GOLDEN_ENTRIES)
+    ]  # fmt: skip
+    return [*((statement, ()) for statement in ddl(table, app_role)), *rows]
+
+
 def as_row(record: Mapping[str, object]) -> AuditRow:
     """A row read back from Postgres (a dict row), checked and typed for ``verify``."""
     row_id, ts, payload = record["id"], record["ts"], record["payload"]

@@ -1,10 +1,12 @@
-"""``python -m tests.testenv up | down | status | env``: the real-server test environment.
+"""``python -m tests.testenv up | down | status | env | check``: the real-server test environment.
 
 ``up`` obtains every component (cached outside the clone), starts each server
 on free 127.0.0.1 ports, waits until each answers, and writes
 ``.testenv/env.sh`` and ``.testenv/env.json``. On a running environment it is a
 no-op. ``down`` stops exactly the pids it started. ``status`` prints each
-server's state and address. ``env`` prints the export lines.
+server's state and address. ``env`` prints the export lines. ``check [PATTERN]`` proves
+each server real (``check``; the checks matching PATTERN only), starting the
+environment for it when it is down.
 """
 
 from __future__ import annotations
@@ -13,13 +15,18 @@ import argparse
 import sys
 import time
 
-from tests.testenv import environment
+from tests.testenv import check, environment, smoke_kube, smoke_stores, smoke_timescale
+
+CHECKS = (*smoke_stores.CHECKS, *smoke_timescale.CHECKS, *smoke_kube.CHECKS)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.testenv", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["up", "down", "status", "env", "obtain"])
+    parser.add_argument("command", choices=["up", "down", "status", "env", "obtain", "check"])
+    parser.add_argument("pattern", nargs="?", help="check: run only the checks whose name matches")
     args = parser.parse_args(argv)
+    if args.command == "check":
+        return check.main(CHECKS, args.pattern)
     if args.command == "obtain":
         started = time.monotonic()
         environment.obtain_all()

@@ -2,7 +2,8 @@
 
 State lives in ``.testenv/`` at the repository root (or ``PAYSCOPE_TESTENV_DIR``):
 ``state.json`` records every started pid, ``env.json`` and ``env.sh`` carry the
-variables tests and people use. Components build one at a time (each build
+variables tests and people use, ``PAYSCOPE_ALLOWED_EGRESS=127.0.0.1/32`` among them (the
+operator's egress allowlist: every server listens on 127.0.0.1). Components build one at a time (each build
 wants both cores) and start concurrently (start-up is mostly waiting).
 """
 
@@ -28,6 +29,10 @@ class Component(Protocol):
     def obtain(self) -> object: ...
 
     def start(self, workdir: Path) -> process.Running: ...
+
+
+ALLOWED_EGRESS = "127.0.0.1/32"
+"""The operator's egress allowlist in tests (``PAYSCOPE_ALLOWED_EGRESS`` in env.sh and env.json)."""
 
 
 def _components() -> dict[str, Any]:
@@ -112,6 +117,9 @@ def _merged_env(state: list[process.Running]) -> dict[str, str]:
     for running in state:
         env.update(running.env)
         path_parts.extend(running.path)
+    # Every server listens on 127.0.0.1: the operator's egress policy denies loopback unless it is
+    # listed, and tests show that nothing else (127.0.0.2, 169.254.169.254) is ever contacted.
+    env["PAYSCOPE_ALLOWED_EGRESS"] = ALLOWED_EGRESS
     env["PAYSCOPE_TESTENV_PATH"] = os.pathsep.join(dict.fromkeys(path_parts))
     env["PATH"] = env["PAYSCOPE_TESTENV_PATH"] + os.pathsep + os.environ.get("PATH", "")
     return env

@@ -326,3 +326,31 @@ async def describe_index_stats(request: web.Request) -> web.Response:
             "Serverless indexes do not support describing index stats with metadata filtering"
         )
     return json_response(record.stats())
+
+
+async def upsert_vectors(request: web.Request) -> web.Response:
+    """``POST {host}/vectors/upsert``: ids counted per namespace (values are checked, not kept)."""
+    store = request.app[pinecone_store.STORE]
+    record = store.by_host(request.match_info["host_id"])
+    body = await read_body(request)
+    vectors = body.get("vectors")
+    namespace = body.get("namespace") or ""
+    if not isinstance(vectors, list) or not vectors or not isinstance(namespace, str):
+        raise pinecone_models.invalid("vectors must be a non-empty list and namespace a string")
+    ids: list[str] = []
+    for vector in vectors:
+        if not isinstance(vector, dict) or not isinstance(vector.get("id"), str):
+            raise pinecone_models.invalid("each vector needs a string id")
+        values = vector.get("values")
+        if not isinstance(values, list) or len(values) != record.dimension:
+            raise pinecone_models.invalid(
+                f"Vector dimension {len(values) if isinstance(values, list) else 0} does not match the dimension"
+                f" of the index {record.dimension}"
+            )
+        ids.append(str(vector["id"]))
+    known = record.vector_ids.setdefault(namespace, set())
+    fresh = set(ids) - known
+    known.update(fresh)
+    record.namespaces[namespace] = record.namespaces.get(namespace, 0) + len(fresh)
+    store.save()
+    return json_response({"upsertedCount": len(ids)})

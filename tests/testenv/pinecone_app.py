@@ -166,6 +166,7 @@ def build_app(settings: pinecone_store.Settings) -> web.Application:
     app.router.add_patch("/indexes/{name}", pinecone_api.configure_index)
     app.router.add_delete("/indexes/{name}", pinecone_api.delete_index)
     app.router.add_post("/_data/{host_id}/describe_index_stats", pinecone_api.describe_index_stats)
+    app.router.add_post("/_data/{host_id}/vectors/upsert", pinecone_api.upsert_vectors)
     app.router.add_get("/_emulator/health", admin_health)
     app.router.add_get("/_emulator/faults", admin_get_faults)
     app.router.add_post("/_emulator/faults", admin_set_faults)

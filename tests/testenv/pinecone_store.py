@@ -53,6 +53,7 @@ class IndexRecord:
     settles_at: float = 0.0
     embed: pinecone_models.EmbedModel | None = None
     namespaces: dict[str, int] = field(default_factory=dict)
+    vector_ids: dict[str, set[str]] = field(default_factory=dict)  # upserted ids per namespace (not persisted)
 
     def transition(self, state: str, then: str | None, after: float) -> None:
         self.state = state

@@ -5,7 +5,8 @@ gRPC twins, Iceberg, Lance, metrics). Each is chosen explicitly here and bound
 to 127.0.0.1 (its default is 0.0.0.0), so parallel environments never collide
 and nothing listens beyond loopback. The metrics port is exported as
 ``PAYSCOPE_S3_METRICS_URL``: ``SeaweedFS_s3_request_total`` counts requests by
-bucket, HTTP method and status (``meter.py``). Credentials are generated per environment.
+bucket, HTTP method and status (``meter.py``). Credentials are generated per environment;
+:func:`client` is the one way tests reach the server as its admin.
 Known here: PublicAccessBlock answers 501 NotImplemented; a bucket policy that
 denies ``aws:SecureTransport: false`` locks out even the owner on http.
 """
@@ -15,12 +16,31 @@ from __future__ import annotations
 import secrets
 import shutil
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
 
 from tests.testenv import errors, process
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+def client(
+    env: Mapping[str, str], *, attempts: int = 2, connect_timeout: float = 5, read_timeout: float = 10
+) -> S3Client:
+    """A boto3 client of the environment's S3 as its admin; ``env`` holds the ``PAYSCOPE_S3_*`` values."""
+    return boto3.client(
+        "s3",
+        endpoint_url=env["PAYSCOPE_S3_ENDPOINT"],
+        aws_access_key_id=env["PAYSCOPE_S3_ACCESS_KEY"],
+        aws_secret_access_key=env["PAYSCOPE_S3_SECRET_KEY"],
+        region_name="us-east-1",
+        config=Config(connect_timeout=connect_timeout, read_timeout=read_timeout, retries={"max_attempts": attempts}),
+    )
 
 
 def obtain() -> Path:
@@ -83,28 +103,16 @@ def start(workdir: Path) -> process.Running:
         argv, log=log, env={"AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key}, cwd=workdir
     )
     endpoint = f"http://127.0.0.1:{ports['s3']}"
+    exported = {
+        "PAYSCOPE_S3_ENDPOINT": endpoint,
+        "PAYSCOPE_S3_ACCESS_KEY": access_key,
+        "PAYSCOPE_S3_SECRET_KEY": secret_key,
+        "PAYSCOPE_S3_METRICS_URL": f"http://127.0.0.1:{ports['metricsPort']}/metrics",
+    }
 
     def ready() -> bool:
-        client = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            aws_access_key_id=access_key,
-            aws_secret_access_key=secret_key,
-            region_name="us-east-1",
-            config=Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 1}),
-        )
-        client.list_buckets()
+        client(exported, attempts=1, connect_timeout=2, read_timeout=5).list_buckets()
         return True
 
     process.wait_until(ready, what="seaweedfs s3", timeout=90, pid=pid, log=log)
-    return process.Running(
-        name="s3",
-        pids=(pid,),
-        address=endpoint,
-        env={
-            "PAYSCOPE_S3_ENDPOINT": endpoint,
-            "PAYSCOPE_S3_ACCESS_KEY": access_key,
-            "PAYSCOPE_S3_SECRET_KEY": secret_key,
-            "PAYSCOPE_S3_METRICS_URL": f"http://127.0.0.1:{ports['metricsPort']}/metrics",
-        },
-    )
+    return process.Running(name="s3", pids=(pid,), address=endpoint, env=exported)

@@ -55,7 +55,7 @@ def _factory(system: str, *, broken: bool) -> provision.Factory:
     async def opened(_: session.PassSession) -> AsyncIterator[Sequence[base.Provisioner[Any]]]:
         yield (Stand(system, broken=broken),)
 
-    return provision.Factory(system, opened)
+    return provision.Factory((system,), opened, provisions=lambda _: True)
 
 
 async def _healthy(_: Any) -> int:

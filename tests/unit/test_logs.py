@@ -142,9 +142,30 @@ def test_password_inside_a_url_is_masked_on_its_own() -> None:
 def test_longest_value_masked_first_and_short_values_ignored() -> None:
     logs.register_secret("abcd")
     logs.register_secret("abcdefgh")
-    logs.register_secret("xy")  # too short to mask safely: not registered
-    assert len(logs.SECRETS) == 2
+    logs.register_secret("xy")  # too short to mask safely: not registered (nor its base64 form)
+    assert len(logs.SECRETS) == 4  # each value and its base64 form
     assert logs.SECRETS.mask("abcdefgh abcd xy") == f"{logs.MASK} {logs.MASK} xy"
+
+
+def test_base64_forms_and_keyword_dsn_passwords_are_masked() -> None:
+    logs.register_secret("host=db.internal port=5432 password=k3yw0rd-pass dbname=payscope")
+    logs.register_secret("pcsk_live_0123456789")
+    line = "response body: {'data': {'apiKey': 'cGNza19saXZlXzAxMjM0NTY3ODk='}} auth failed for k3yw0rd-pass"
+    assert (
+        logs.SECRETS.mask(line) == f"response body: {{'data': {{'apiKey': '{logs.MASK}'}}}} auth failed for {logs.MASK}"
+    )
+
+
+def test_the_kubernetes_client_never_logs_bodies_even_at_debug() -> None:
+    root, rest = logging.getLogger(), logging.getLogger("kubernetes.client.rest")
+    saved = (root.handlers[:], root.level, rest.level)
+    try:
+        logs.configure("debug", "json", io.StringIO())
+        assert not rest.isEnabledFor(logging.DEBUG)  # it would log Secret bodies
+        assert logging.getLogger("kubernetes.client").isEnabledFor(logging.DEBUG)
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        rest.setLevel(saved[2])
 
 
 def test_text_format_keeps_the_line_and_appends_context() -> None:

@@ -6,6 +6,7 @@ object states and blockers the plan must hold.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from payscope_operator.api import status, stores_spec
-from payscope_operator.backends import base, neo4j
+from payscope_operator.backends import base, neo4j, ownership
 
 COMMUNITY = neo4j.model.ServerInfo("5.26.30", "community")
 ENTERPRISE = neo4j.model.ServerInfo("5.26.30", "enterprise")
@@ -22,6 +23,9 @@ MISSING = status.ProvisionState.MISSING
 DRIFTED = status.ProvisionState.DRIFTED
 PENDING = status.ProvisionState.PENDING
 FAILED = status.ProvisionState.FAILED
+FOREIGN = status.ProvisionState.FOREIGN
+OWNER = ownership.Owner("8c8c8c8c-0000-4000-8000-000000000001", "payscope", "prod")
+OTHER = ownership.Owner("8c8c8c8c-0000-4000-8000-000000000002", "team-b", "psd")
 
 
 def neo4j_spec(constraints: list[dict[str, Any]] = [], indexes: list[dict[str, Any]] = []) -> stores_spec.Neo4j:  # noqa: B006
@@ -74,6 +78,14 @@ class Case:
     actions: list[tuple[str, str, bool]] = field(default_factory=list)  # (verb, target, drift)
     objects: list[tuple[str, status.ProvisionState, str]] = field(default_factory=list)  # (name, state, reason)
     blockers: list[tuple[str, bool]] = field(default_factory=list)  # (reason, permanent)
+    marks: dict[str, ownership.Mark] | None = None  # None: every payscope_ object in place has OWNER's marker
+
+    def state(self) -> neo4j.model.GraphState:
+        if self.marks is not None:
+            return dataclasses.replace(self.observed, marks=self.marks)
+        names = [c.name for c in self.observed.constraints] + [i.name for i in self.observed.indexes]
+        marks = {n: ownership.Mark.of(OWNER) for n in names if n.startswith(base.MANAGED_PREFIX)}
+        return dataclasses.replace(self.observed, marks=marks)
 
 
 CASES = [
@@ -107,7 +119,40 @@ CASES = [
             neo4j.model.GraphState(COMMUNITY, (), (index("acc", "Account", "bank_id"),)),
         ),
         [],
-        [(TX_NAME, READY, ""), (ACC_NAME, READY, "")],
+        [(TX_NAME, FOREIGN, ""), (ACC_NAME, FOREIGN, "")],  # audited as present, never dropped nor marked
+    ),
+    Case(
+        "an adopted equivalent under another name gets this resource's marker",
+        neo4j_spec([{**TX_ID, "adopt": True}]),
+        unique("tx_id", "Transaction", "id"),
+        [("update", "tx_id", False)],
+        [(TX_NAME, READY, "")],
+    ),
+    Case(
+        "an earlier operator version's object without a marker is migrated",
+        neo4j_spec([TX_ID]),
+        unique(TX_NAME, "Transaction", "id"),
+        [("update", TX_NAME, False)],
+        [(TX_NAME, READY, "")],
+        marks={},
+    ),
+    Case(
+        "another resource's object is foreign and blocks",
+        neo4j_spec([{**TX_ID, "adopt": True}]),
+        unique(TX_NAME, "Transaction", "id"),
+        [],
+        [(TX_NAME, FOREIGN, "OwnedByAnotherResource")],
+        [("OwnedByAnotherResource", True)],
+        marks={TX_NAME: ownership.Mark.of(OTHER)},
+    ),
+    Case(
+        "another resource's object under our name is never dropped, even when it drifted",
+        neo4j_spec([TX_ID]),
+        unique(TX_NAME, "Transaction", "other"),
+        [],
+        [(TX_NAME, FOREIGN, "OwnedByAnotherResource")],
+        [("OwnedByAnotherResource", True)],
+        marks={TX_NAME: ownership.Mark.of(OTHER)},
     ),
     Case(
         "a range index is covered by a constraint's own index",
@@ -119,16 +164,9 @@ CASES = [
     Case(
         "a range index that a planned constraint brings is not created twice",
         neo4j_spec([TX_ID], [{"label": "Transaction", "properties": ["id"]}]),
-        merge(known=frozenset({TX_NAME, "payscope_transaction_id_range"})),
-        [("create", TX_NAME, True)],
+        merge(),
+        [("create", TX_NAME, False)],
         [(TX_NAME, MISSING, ""), ("payscope_transaction_id_range", MISSING, "")],
-    ),
-    Case(
-        "a known object that vanished is recreated as drift",
-        neo4j_spec([TX_ID]),
-        merge(known=frozenset({TX_NAME})),
-        [("create", TX_NAME, True)],
-        [(TX_NAME, MISSING, "")],
     ),
     Case(
         "our name with another definition is dropped and recreated",
@@ -259,7 +297,7 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_plan_neo4j(case: Case) -> None:
-    plan = neo4j.plan.plan_neo4j(case.spec, case.observed)
+    plan = neo4j.plan.plan_neo4j(case.spec, case.state(), owner=OWNER)
     assert plan.system == "neo4j"
     assert [(a.verb.value, a.target, a.drift) for a in plan.actions] == case.actions
     assert [(o.name, o.state, o.reason) for o in plan.objects] == case.objects
@@ -269,7 +307,7 @@ def test_plan_neo4j(case: Case) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_plan_drops_only_managed_names(case: Case) -> None:
-    for action in neo4j.plan.plan_neo4j(case.spec, case.observed).actions:
+    for action in neo4j.plan.plan_neo4j(case.spec, case.state(), owner=OWNER).actions:
         if action.verb is base.Verb.DROP:
             assert action.target.startswith(base.MANAGED_PREFIX)
             assert re.fullmatch(neo4j.model.MANAGED_NAME_PATTERN, action.target)
@@ -277,7 +315,7 @@ def test_plan_drops_only_managed_names(case: Case) -> None:
 
 def test_messages_name_label_property_and_edition() -> None:
     spec = neo4j_spec([TX_ID, {"label": "Account", "properties": ["iban"], "type": "Exists"}])
-    plan = neo4j.plan.plan_neo4j(spec, merge(violations=frozenset({TX_NAME})))
+    plan = neo4j.plan.plan_neo4j(spec, merge(violations=frozenset({TX_NAME})), owner=OWNER)
     violated, unsupported = plan.objects
     assert "label Transaction" in violated.message
     assert "property id" in violated.message
@@ -287,7 +325,7 @@ def test_messages_name_label_property_and_edition() -> None:
 
 
 def test_actions_describe_the_object() -> None:
-    plan = neo4j.plan.plan_neo4j(neo4j_spec([TX_ID]), merge())
+    plan = neo4j.plan.plan_neo4j(neo4j_spec([TX_ID]), merge(), owner=OWNER)
     (action,) = plan.actions
     assert action.describe() == (
         "neo4j: create constraint payscope_transaction_id_unique (uniqueness constraint on (:Transaction {id}))"
@@ -300,7 +338,7 @@ def test_an_invalid_label_slipped_past_validation_is_failed() -> None:
         label="A`) DETACH DELETE n //", properties=("id",), type=stores_spec.ConstraintType.UNIQUE
     )
     spec = neo4j_spec().model_copy(update={"constraints": (bad,)})
-    plan = neo4j.plan.plan_neo4j(spec, merge())
+    plan = neo4j.plan.plan_neo4j(spec, merge(), owner=OWNER)
     assert not plan.actions
     assert [(o.state, o.reason) for o in plan.objects] == [(FAILED, "SpecInvalid")]
 

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
 from payscope_operator.api import conditions, status, stores_spec
-from payscope_operator.backends import base, pinecone
+from payscope_operator.backends import base, ownership, pinecone
+from tests.unit import observed
 
-MANAGED = {base.MANAGED_TAG_KEY: base.MANAGED_TAG_VALUE}
+OWNER = observed.OWNER
+OTHER = ownership.Owner("4d4d4d4d-0000-4000-8000-00000000dddd", "team-b", "psd")
+MANAGED = pinecone.model.owner_tags(OWNER)
+LEGACY = {base.MANAGED_TAG_KEY: base.MANAGED_TAG_VALUE}
 State = status.ProvisionState
 Reason = conditions.Reason
 
@@ -40,21 +45,11 @@ def pod_declared(**pod: object) -> stores_spec.PineconeIndex:
 
 def existing(**overrides: object) -> pinecone.model.ObservedIndex:
     """What Pinecone reports for an index matching ``declared()``, created by the operator."""
-    base_index = pinecone.model.ObservedIndex(
-        name="payscope-rag",
-        dimension=1536,
-        metric="cosine",
-        vector_type="dense",
-        cloud="aws",
-        region="us-east-1",
-        pod=None,
-        deletion_protection=True,
-        tags={"team": "risk", **MANAGED},
-        ready=True,
-        state="Ready",
-        host="payscope-rag-abc123.svc.aped-4627-b74a.pinecone.io",
-    )
-    return dataclasses.replace(base_index, **overrides)  # type: ignore[arg-type]
+    changed: dict[str, Any] = {
+        "tags": {"team": "risk", **MANAGED},
+        "host": "payscope-rag-abc123.svc.aped-4627-b74a.pinecone.io",
+    }
+    return observed.pinecone_index(**{**changed, **overrides})
 
 
 def pod_existing(**pod: object) -> pinecone.model.ObservedIndex:
@@ -109,7 +104,7 @@ CASES = [
          reason=Reason.INDEX_SPEC_IMMUTABLE, message_has=("pod_type is p1.x2, spec says p1.x1",)),
     Case("pod-family-immutable", pod_declared(podType="s1.x4"), pod_existing(), State.FAILED,
          reason=Reason.INDEX_SPEC_IMMUTABLE, message_has=("pod_type",)),
-    Case("immutable-wins-over-drift", declared(), existing(dimension=8, tags={}), State.FAILED,
+    Case("immutable-wins-over-drift", declared(), existing(dimension=8, tags=dict(MANAGED)), State.FAILED,
          reason=Reason.INDEX_SPEC_IMMUTABLE),
     Case("replicas-drift", pod_declared(), pod_existing(replicas=1), State.DRIFTED,
          action=pinecone.model.ConfigureIndex, message_has=("replicas 1 -> 2",),
@@ -130,8 +125,20 @@ CASES = [
     Case("undeclared-tag-left-alone", declared(), existing(tags={"team": "risk", "cost": "x1", **MANAGED}),
          State.READY),
     Case("tag-removed-from-spec-left-alone", declared(tags={}), existing(), State.READY),
-    Case("managed-tag-never-added", declared(), existing(tags={"team": "risk"}), State.READY,
-         message_has=("not created by the operator",)),
+    Case("foreign-is-never-changed", declared(), existing(tags={"team": "risk"}, deletion_protection=False),
+         State.FOREIGN, message_has=("not created by this resource", "deletion protection off -> on")),
+    Case("foreign-immutable-is-reported-not-failed", declared(), existing(tags={"team": "risk"}, dimension=8),
+         State.FOREIGN, message_has=("dimension is 8",)),
+    Case("owned-by-another-resource", declared(), existing(tags={"team": "risk", **pinecone.model.owner_tags(OTHER)}),
+         State.FOREIGN, reason=Reason.OWNED_BY_ANOTHER_RESOURCE, message_has=("team-b/psd", OTHER.uid)),
+    Case("legacy-managed-is-migrated", declared(), existing(tags={"team": "risk", **LEGACY}), State.READY,
+         action=pinecone.model.ConfigureIndex, message_has=("owner payscope/prod", "earlier operator version"),
+         patch={"tags": tuple(sorted(MANAGED.items())), "deletion_protection": None}),
+    Case("adopted", declared(adopt=True), existing(tags={"team": "risk"}), State.READY,
+         action=pinecone.model.ConfigureIndex, message_has=("adopted",),
+         patch={"tags": tuple(sorted(MANAGED.items()))}),
+    Case("owner-tag-key-reserved", declared(tags={pinecone.model.OWNER_UID_TAG: "x"}), None, State.FAILED,
+         reason=Reason.SPEC_INVALID, message_has=("reserved",)),
     Case("reserved-tag-key", declared(tags={base.MANAGED_TAG_KEY: "me"}), None, State.FAILED,
          reason=Reason.SPEC_INVALID, message_has=("reserved",)),
     Case("empty-tag-value", declared(tags={"team": ""}), None, State.FAILED, reason=Reason.SPEC_INVALID,
@@ -148,7 +155,7 @@ def test_plan_one_index(case: Case) -> None:
     )
     observed = pinecone.model.ObservedVectors({} if case.have is None else {case.have.name: case.have})
 
-    plan = pinecone.plan.plan_pinecone(desired, observed)
+    plan = pinecone.plan.plan_pinecone(desired, observed, owner=OWNER)
 
     assert plan.system == "pinecone"
     (obj,) = plan.objects
@@ -157,6 +164,10 @@ def test_plan_one_index(case: Case) -> None:
         (blocker,) = plan.blockers
         assert (blocker.reason, blocker.permanent, blocker.message) == (case.reason, True, obj.message)
         assert case.want.name in blocker.message
+    elif case.reason == Reason.OWNED_BY_ANOTHER_RESOURCE:
+        (blocker,) = plan.blockers
+        assert (blocker.reason, blocker.permanent) == (case.reason, True)
+        assert OTHER.resource in blocker.message
     else:
         assert plan.blockers == ()
     if case.action is None:
@@ -165,14 +176,14 @@ def test_plan_one_index(case: Case) -> None:
         (action,) = plan.actions
         assert type(action) is case.action
         assert (action.system, action.target) == ("pinecone", case.want.name)
-        assert action.drift is (case.action is pinecone.model.ConfigureIndex)
+        assert action.drift is (case.action is pinecone.model.ConfigureIndex and action.kind == "PineconeIndex")
         for name, value in case.patch.items():
             assert getattr(action, name) == value, name
     text = obj.message + " " + " ".join(action.describe() for action in plan.actions)
     for expected in case.message_has:
         assert expected in text
     assert plan.converged is (case.state is State.READY and not plan.actions)
-    assert pinecone.plan.plan_pinecone(desired, observed) == plan  # pure: same input, same plan
+    assert pinecone.plan.plan_pinecone(desired, observed, owner=OWNER) == plan  # pure: same input, same plan
 
 
 def test_undeclared_indexes_are_ignored_and_order_follows_the_spec() -> None:
@@ -191,7 +202,7 @@ def test_undeclared_indexes_are_ignored_and_order_follows_the_spec() -> None:
             "someone-elses": existing(name="someone-elses", dimension=3),
         }
     )
-    plan = pinecone.plan.plan_pinecone(desired, observed)
+    plan = pinecone.plan.plan_pinecone(desired, observed, owner=OWNER)
     assert [(o.name, o.state) for o in plan.objects] == [("b-index", State.MISSING), ("a-index", State.DRIFTED)]
     assert [(type(a), a.target) for a in plan.actions] == [
         (pinecone.model.CreateIndex, "b-index"),
@@ -202,7 +213,7 @@ def test_undeclared_indexes_are_ignored_and_order_follows_the_spec() -> None:
 
 def test_an_empty_section_plans_nothing() -> None:
     desired = stores_spec.Pinecone.model_validate({"apiKeySecretRef": {"name": "pinecone", "key": "apiKey"}})
-    plan = pinecone.plan.plan_pinecone(desired, pinecone.model.ObservedVectors({"x": existing(name="x")}))
+    plan = pinecone.plan.plan_pinecone(desired, pinecone.model.ObservedVectors({"x": existing(name="x")}), owner=OWNER)
     assert plan == base.Plan("pinecone")
     assert plan.converged
 
@@ -214,7 +225,7 @@ def test_actions_describe_without_secrets() -> None:
             "indexes": [pod_declared().model_dump(by_alias=True)],
         }
     )
-    (action,) = pinecone.plan.plan_pinecone(desired, pinecone.model.ObservedVectors({})).actions
+    (action,) = pinecone.plan.plan_pinecone(desired, pinecone.model.ObservedVectors({}), owner=OWNER).actions
     assert action.describe() == (
         "pinecone: create PineconeIndex payscope-rag (pod us-east-1-aws p1.x2 x1 shards x2 replicas,"
         " dimension 1536, cosine, deletion protection on)"

@@ -13,13 +13,15 @@ import pytest
 
 from payscope_operator import errors
 from payscope_operator.api import postgres_spec, spec, status
-from payscope_operator.backends import base, postgres
+from payscope_operator.backends import base, ownership, postgres
 
+OWNER = ownership.Owner("1e1e1e1e-0000-4000-8000-000000000123", "payscope", "prod")
 READY = status.ProvisionState.READY
 MISSING = status.ProvisionState.MISSING
 DRIFTED = status.ProvisionState.DRIFTED
 FAILED = status.ProvisionState.FAILED
 TENANCY = spec.Tenancy()
+OURS = ownership.Mark.of(OWNER)
 APP = "payscope_app"
 
 
@@ -29,7 +31,7 @@ def desired(
     section = postgres_spec.Postgres.model_validate(
         {"connection": {"secretRef": {"name": "pg", "key": "dsn"}}, "appRole": app_role, "tables": list(tables)}
     )
-    return postgres.model.Desired(section, tenancy)
+    return postgres.model.Desired(section, tenancy, OWNER)
 
 
 def table(name: str = "tx", *, force: bool = True, index: bool = True, enabled: bool = True) -> dict[str, Any]:
@@ -38,11 +40,11 @@ def table(name: str = "tx", *, force: bool = True, index: bool = True, enabled: 
 
 def good_policy(typname: str = "text", roles: tuple[str, ...] = (APP,)) -> postgres.model.ObservedPolicy:
     expression = postgres.sql.deparsed_expression("bank_id", typname, "app.current_bank_id")
-    return postgres.model.ObservedPolicy("*", True, roles, expression, expression)
+    return postgres.model.ObservedPolicy("*", True, roles, expression, expression, OURS)
 
 
 GOOD_INDEX = postgres.model.ObservedIndex(
-    on_table=True, valid=True, partial=False, method="btree", columns=("bank_id",)
+    on_table=True, valid=True, partial=False, method="btree", columns=("bank_id",), mark=OURS
 )
 
 
@@ -268,3 +270,69 @@ def test_an_app_role_rls_would_not_bind_is_unsatisfiable(
 def test_the_app_role_is_not_checked_when_no_table_declares_rls() -> None:
     plan = postgres.plan.plan_postgres(desired(table(enabled=False, force=False)), observed(seen(), role=None))
     assert plan.actions == ()
+
+
+# --- Ownership: a COMMENT records the resource on its policy and index --------------------------
+
+OTHER = ownership.Owner("2a2a2a2a-0000-4000-8000-00000000aaaa", "team-b", "payscope")
+FOREIGN = status.ProvisionState.FOREIGN
+
+
+def test_created_policy_and_index_carry_this_resources_comment() -> None:
+    plan = postgres.plan.plan_postgres(desired(table()), observed(seen(rls_enabled=False, policy=None, index=None)))
+    policy, _, index = plan.actions
+    assert isinstance(policy, postgres.model.PolicyAction)
+    assert isinstance(index, postgres.model.IndexAction)
+    assert policy.comment == index.comment == ownership.comment_of(OWNER)
+    assert ownership.parse_comment(policy.comment, legacy=True) == OURS
+
+
+def test_an_uncommented_policy_and_index_of_an_earlier_version_are_marked_first() -> None:
+    legacy = seen(policy=dataclasses.replace(good_policy(), mark=ownership.Mark(legacy=True)),
+                  index=dataclasses.replace(GOOD_INDEX, mark=ownership.Mark(legacy=True)))  # fmt: skip
+    plan = postgres.plan.plan_postgres(desired(table()), observed(legacy))
+    assert [(type(a).__name__, a.kind, getattr(a, "index", None)) for a in plan.actions] == [
+        ("MarkAction", "PolicyOwnership", None),
+        ("MarkAction", "IndexOwnership", "payscope_tx_bank_id_idx"),
+    ]
+    assert {state for state, _ in states(plan).values()} == {READY}
+
+
+@pytest.mark.parametrize("adopt", [False, True])
+def test_a_policy_another_resource_owns_is_foreign_with_its_rls_flags(adopt: bool) -> None:
+    theirs = ownership.Mark.of(OTHER)
+    table_seen = seen(rls_forced=False, policy=dataclasses.replace(good_policy(), mark=theirs))
+    plan = postgres.plan.plan_postgres(desired({**table(index=False), "adopt": adopt}), observed(table_seen))
+    assert plan.actions == ()  # not even the FORCE this spec asks for
+    assert states(plan) == {
+        POLICY_KEY: (FOREIGN, "OwnedByAnotherResource"),
+        RLS_KEY: (FOREIGN, "OwnedByAnotherResource"),
+    }
+    (blocker,) = plan.blockers
+    assert blocker.reason == "OwnedByAnotherResource"
+    assert "team-b/payscope" in blocker.message
+    rls = next(o for o in plan.objects if o.kind == "RowLevelSecurity")
+    assert "force" in rls.message
+    assert not rls.matches
+
+
+def test_a_policy_someone_else_commented_is_foreign_until_adopted() -> None:
+    claimed = ownership.parse_comment("owned by the DBA team", legacy=True)
+    table_seen = seen(policy=dataclasses.replace(good_policy(), mark=claimed, roles=("public",)))
+    plan = postgres.plan.plan_postgres(desired(table(index=False)), observed(table_seen))
+    assert plan.actions == ()
+    assert plan.blockers == ()
+    assert states(plan)[POLICY_KEY] == (FOREIGN, "")
+
+    adopted = postgres.plan.plan_postgres(desired({**table(index=False), "adopt": True}), observed(table_seen))
+    (replace,) = adopted.actions  # re-created TO the app role, with this resource's comment: no separate mark
+    assert isinstance(replace, postgres.model.PolicyAction)
+    assert (replace.replace, replace.comment) == (True, ownership.comment_of(OWNER))
+
+
+def test_a_foreign_index_is_left_while_the_policy_is_managed() -> None:
+    table_seen = seen(index=dataclasses.replace(GOOD_INDEX, valid=False, mark=ownership.Mark()))
+    plan = postgres.plan.plan_postgres(desired(table()), observed(table_seen))
+    assert plan.actions == ()  # an invalid index is rebuilt only when it is ours
+    assert states(plan)[INDEX_KEY] == (FOREIGN, "")
+    assert states(plan)[POLICY_KEY] == (READY, "")

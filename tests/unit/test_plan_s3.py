@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from payscope_operator.api import conditions, status, stores_spec
-from payscope_operator.backends import base, s3
+from payscope_operator.backends import base, ownership, s3
 
 B = "payscope-ingest"
+OWNER = ownership.Owner("5f0c6d1e-0000-4000-8000-000000000001", "payscope", "prod")
 Ownership = s3.model.Ownership
 Feature = s3.model.Feature
 
@@ -44,6 +45,7 @@ def converged(**changes: Any) -> s3.model.ObservedBucket:
     fields: dict[str, Any] = {
         "ownership": Ownership.OURS,
         "managed": True,
+        "mark": ownership.Mark.of(OWNER),
         "versioning": "Enabled",
         "encryption": ("AES256", None),
         "policy": ours(),
@@ -54,7 +56,7 @@ def converged(**changes: Any) -> s3.model.ObservedBucket:
 
 
 def plan(desired: stores_spec.ObjectStorage, seen: s3.model.ObservedBucket | None, **kw: Any) -> base.Plan:
-    return s3.plan.plan_s3(desired, s3.model.ObservedStorage((seen,) if seen else ()), **kw)
+    return s3.plan.plan_s3(desired, s3.model.ObservedStorage((seen,) if seen else ()), **({"owner": OWNER} | kw))
 
 
 FOREIGN_STATEMENT = {
@@ -300,7 +302,7 @@ def test_lifecycle_rules_replace_only_ours(spec_lifecycle: Any, observed: Any, e
 
 def test_buckets_not_in_the_spec_are_never_planned() -> None:
     other = s3.model.ObservedBucket("someone-elses", Ownership.OURS)
-    result = s3.plan.plan_s3(storage(**FULL), s3.model.ObservedStorage((converged(), other)))
+    result = s3.plan.plan_s3(storage(**FULL), s3.model.ObservedStorage((converged(), other)), owner=OWNER)
     assert result.actions == ()
     assert [o.name for o in result.objects] == [B]
 
@@ -318,3 +320,49 @@ def test_create_bucket_is_region_aware(region: str, expected: dict[str, Any]) ->
     (create, *_) = plan(desired, None).actions
     assert isinstance(create, s3.model.CreateBucket)
     assert create.region == region
+
+
+# --- Ownership: only buckets this resource owns are changed -------------------------------------
+
+OTHER = ownership.Owner("7a7a7a7a-0000-4000-8000-000000000002", "team-b", "payscope")
+State = status.ProvisionState
+
+
+@pytest.mark.parametrize(
+    ("mark", "adopt", "state", "first_action", "blocker"),
+    [
+        (ownership.Mark.of(OWNER), False, State.DRIFTED, "SetVersioning", None),
+        (ownership.Mark(), False, State.FOREIGN, None, None),  # created by hand: never changed
+        (ownership.Mark(), True, State.DRIFTED, "SetOwner", None),  # adopt: true takes it over, mark first
+        (ownership.Mark(legacy=True), False, State.DRIFTED, "SetOwner", None),  # an earlier operator's: migrated
+        (ownership.Mark.of(OTHER), False, State.FOREIGN, None, conditions.Reason.OWNED_BY_ANOTHER_RESOURCE),
+        (ownership.Mark.of(OTHER), True, State.FOREIGN, None, conditions.Reason.OWNED_BY_ANOTHER_RESOURCE),
+        # an earlier incarnation of this very resource: only adopt takes it over
+        (ownership.Mark("dead-uid", OWNER.resource), False, State.FOREIGN, None,
+         conditions.Reason.OWNED_BY_ANOTHER_RESOURCE),
+        (ownership.Mark("dead-uid", OWNER.resource), True, State.DRIFTED, "SetOwner", None),
+    ],
+)  # fmt: skip
+def test_only_a_bucket_this_resource_owns_is_changed(
+    mark: ownership.Mark, adopt: bool, state: status.ProvisionState, first_action: str | None, blocker: str | None
+) -> None:
+    seen = converged(versioning="Suspended", mark=mark, managed=mark.legacy)
+    result = plan(storage(**(FULL | {"adopt": adopt})), seen)
+    (bucket,) = [o for o in result.objects if o.kind == "Bucket"]
+    assert bucket.state is state
+    assert [type(a).__name__ for a in result.actions][:1] == ([first_action] if first_action else [])
+    assert [b.reason for b in result.blockers] == ([blocker] if blocker else [])
+    if state is State.FOREIGN:
+        assert not bucket.matches
+        assert "versioning Enabled" in bucket.message  # what Full management would have changed
+        assert not bucket.as_declared
+
+
+def test_a_foreign_bucket_that_matches_is_as_declared_and_names_its_owner() -> None:
+    result = plan(storage(**FULL), converged(mark=ownership.Mark.of(OTHER)))
+    (bucket,) = result.objects
+    assert (bucket.state, bucket.matches, bucket.as_declared) == (State.FOREIGN, True, True)
+    (blocker,) = result.blockers
+    assert OTHER.resource in blocker.message
+    assert OTHER.uid in blocker.message
+    assert blocker.permanent

@@ -118,8 +118,16 @@ def assert_no_wildcards(role: dict[str, Any]) -> None:
                 assert "*" not in value, f"wildcard in {role['kind']} {role['metadata']['name']}: {key}={value}"
 
 
+AGGREGATE_LABELS = tuple(f"rbac.authorization.k8s.io/aggregate-to-{role}" for role in ("admin", "edit", "view"))
+
+
+def _aggregated(doc: dict[str, Any]) -> bool:
+    return any(label in (doc["metadata"].get("labels") or {}) for label in AGGREGATE_LABELS)
+
+
 def _of_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [doc for doc in docs if doc["kind"] == kind]
+    """The operator's own objects of ``kind`` (the user roles aggregated into edit/view are checked apart)."""
+    return [doc for doc in docs if doc["kind"] == kind and not _aggregated(doc)]
 
 
 def test_static_manifests_cluster_role_is_exactly_the_expected_rules() -> None:
@@ -207,3 +215,36 @@ def test_gateway_calls_are_all_granted() -> None:
     for method in called:
         group, resource, verb = CLIENT_CALLS[method]
         assert verb in EXPECTED[(group, resource, frozenset())], method
+
+
+@pytest.mark.parametrize("args", [(), ("--set", "watchNamespaces={bank-a}")], ids=["cluster-wide", "namespaced"])
+def test_users_get_payscope_deployments_through_edit_and_view_and_nothing_else(args: tuple[str, ...]) -> None:
+    docs = render(*args)
+    roles = {doc["metadata"]["name"]: doc for doc in docs if doc["kind"] == "ClusterRole" and _aggregated(doc)}
+    assert set(roles) == {"payscope-operator-edit", "payscope-operator-view"}
+    edit, view = roles["payscope-operator-edit"], roles["payscope-operator-view"]
+    assert {k: v for k, v in edit["metadata"]["labels"].items() if k in AGGREGATE_LABELS} == {
+        "rbac.authorization.k8s.io/aggregate-to-admin": "true",
+        "rbac.authorization.k8s.io/aggregate-to-edit": "true",
+    }
+    assert [k for k in view["metadata"]["labels"] if k in AGGREGATE_LABELS] == [
+        "rbac.authorization.k8s.io/aggregate-to-view"
+    ]
+    for role in (edit, view):
+        assert_no_wildcards(role)
+        assert {group for rule in role["rules"] for group in rule["apiGroups"]} == {"payscope.io"}  # no Secret, ever
+    assert rules_of(view) == {
+        ("payscope.io", "payscopedeployments", frozenset()): {"get", "list", "watch"},
+        ("payscope.io", "payscopedeployments/status", frozenset()): {"get", "list", "watch"},
+    }
+    assert "create" in rules_of(edit)[("payscope.io", "payscopedeployments", frozenset())]
+    assert not any(doc["kind"] == "ClusterRoleBinding" and doc["roleRef"]["name"] in roles for doc in docs)
+    assert not [doc for doc in render(*args, "--set", "rbac.aggregateToDefaultRoles=false") if _aggregated(doc)]
+
+
+def test_static_manifests_ship_the_same_user_roles() -> None:
+    static = [
+        doc for doc in yaml.safe_load_all((ROOT / "manifests/aggregate-roles.yaml").read_text(encoding="utf-8")) if doc
+    ]
+    chart = [doc for doc in render() if doc["kind"] == "ClusterRole" and _aggregated(doc)]
+    assert [(d["metadata"]["name"], d["rules"]) for d in static] == [(d["metadata"]["name"], d["rules"]) for d in chart]

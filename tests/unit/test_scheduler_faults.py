@@ -19,6 +19,7 @@ from prometheus_client import generate_latest
 from pydantic import SecretStr
 
 from payscope_operator import errors, telemetry
+from payscope_operator.egress import policy
 from payscope_operator.kube import gateway
 from payscope_operator.reconcile import reconciler, scheduler
 from payscope_operator.standalone import LocalCluster
@@ -64,7 +65,8 @@ def _resource(generation: int = 1, spec: Mapping[str, Any] | None = None, interv
 
 @asynccontextmanager
 async def _running(cluster: Cluster, metrics: telemetry.Metrics | None = None) -> AsyncIterator[scheduler.Scheduler]:
-    deps = reconciler.Dependencies(cluster=cluster, observer=metrics or telemetry.Metrics())
+    loopback = policy.Policy.from_environment({"PAYSCOPE_ALLOWED_EGRESS": "127.0.0.1/32"})  # the specs' endpoints
+    deps = reconciler.Dependencies(cluster=cluster, observer=metrics or telemetry.Metrics(), egress=loopback)
     sched = scheduler.Scheduler(deps, policy=FAST)
     stop = asyncio.Event()
     task = asyncio.create_task(sched.run(stop))

@@ -98,7 +98,7 @@ DECISIONS: list[tuple[str, dict[str, Any] | None, report.Draft, set[str] | None]
         "a status this version cannot read is rewritten: the unknown field removed, transitions start anew",
         _with(held(), retiredField="x"),
         draft(),
-        {"retiredField", "conditions", "lastAuditTime"},
+        {"retiredField", "conditions", "checks", "lastAuditTime"},  # checks: each one's since starts anew too
     ),
 ]
 

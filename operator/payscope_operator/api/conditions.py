@@ -122,6 +122,11 @@ class Reason(StrEnum):
     COMPRESSION_SPEC_CONFLICT = "CompressionSpecConflict"
     NOT_IMPLEMENTED_BY_ENDPOINT = "NotImplementedByEndpoint"
     UNEXPECTED_ERROR = "UnexpectedError"
+    # Reach: what a resource may use and touch.
+    CREDENTIALS_REQUIRED = "CredentialsRequired"
+    EGRESS_DENIED = "EgressDenied"
+    RESPONSE_TOO_LARGE = "ResponseTooLarge"
+    OWNED_BY_ANOTHER_RESOURCE = "OwnedByAnotherResource"
 
     @property
     def description(self) -> str:
@@ -173,6 +178,13 @@ REASON_DESCRIPTIONS: dict[Reason, str] = {
     Reason.NOT_IMPLEMENTED_BY_ENDPOINT: "The S3 endpoint answers NotImplemented for a declared feature.",
     Reason.UNEXPECTED_ERROR: "A system's provisioning failed unexpectedly (a bug or an unmapped error); the"
     " message names the exception's type, the operator's log has the traceback. Other systems go on.",
+    Reason.CREDENTIALS_REQUIRED: "A section names no credentials Secret, and the operator does not lend its own"
+    " identity (--allow-ambient-credentials); the message names the field.",
+    Reason.EGRESS_DENIED: "An endpoint from the spec resolves to an address the operator's egress policy denies"
+    " (link-local, loopback, the API server, or outside PAYSCOPE_ALLOWED_EGRESS); it was never contacted.",
+    Reason.RESPONSE_TOO_LARGE: "An HTTP answer was larger than the operator's response size cap and was not read.",
+    Reason.OWNED_BY_ANOTHER_RESOURCE: "A declared object is recorded as owned by another PayScopeDeployment (named"
+    " in the message); this one observes it and never changes it.",
 }
 
 

@@ -122,6 +122,12 @@ class PostgresTable(fields.SpecModel):
     expect_foreign_keys: fields.StrictBool = Field(
         False, description="The audit fails when the table has no FOREIGN KEY constraint."
     )
+    adopt: fields.StrictBool = Field(
+        False,
+        description="The table's payscope_ policy and tenant index, when they exist but were not created by this"
+        " resource, are taken over (this resource recorded on them as owner) instead of being left as found"
+        " (Foreign). Never ones another live PayScopeDeployment owns.",
+    )
 
 
 class AuditLog(fields.SpecModel):

@@ -72,6 +72,9 @@ class CheckReason(StrEnum):
     BLOCKED_BY = "BlockedBy"
     UNEXPECTED_ERROR = "UnexpectedError"
     WAIVED = "Waived"
+    EGRESS_DENIED = "EgressDenied"
+    CREDENTIALS_REQUIRED = "CredentialsRequired"
+    RESPONSE_TOO_LARGE = "ResponseTooLarge"
 
     @property
     def description(self) -> str:
@@ -88,6 +91,11 @@ CHECK_REASON_DESCRIPTIONS: dict[CheckReason, str] = {
     CheckReason.BLOCKED_BY: "A check it depends on did not pass (Unknown); the message names that check.",
     CheckReason.UNEXPECTED_ERROR: "Evaluating the evidence failed unexpectedly (Unknown).",
     CheckReason.WAIVED: "A failing or warning result covered by an unexpired waiver.",
+    CheckReason.EGRESS_DENIED: "Its endpoint is outside the operator's egress policy; it was never contacted"
+    " (Unknown).",
+    CheckReason.CREDENTIALS_REQUIRED: "Its section names no credentials and the operator lends none of its own"
+    " (Unknown).",
+    CheckReason.RESPONSE_TOO_LARGE: "An answer it reads was larger than the operator's response size cap (Unknown).",
 }
 
 
@@ -119,6 +127,8 @@ class ProvisionState(StrEnum):
     MISSING = "Missing"
     DRIFTED = "Drifted"
     FAILED = "Failed"
+    FOREIGN = "Foreign"
+    """It exists but this resource did not create it (nor adopt it): observed and audited, never changed."""
 
 
 class Condition(fields.SpecModel):
@@ -182,10 +192,16 @@ class CheckResult(fields.SpecModel):
         pattern=REASON_PATTERN,
         max_length=64,
         description="Why the result is what it is: Evaluated, Inconclusive, NotConfigured, SourceUnavailable,"
-        " BlockedBy, UnexpectedError or Waived (absent in statuses written before it existed).",
+        " BlockedBy, UnexpectedError, Waived, EgressDenied, CredentialsRequired or ResponseTooLarge (absent in"
+        " statuses written before it existed).",
     )
     message: Message = Field("", description="What was found, without secret values.")
     evidence: Message | None = Field(None, description="What the finding rests on (query, endpoint, object).")
+    since: Timestamp | None = Field(
+        None,
+        description="When the check entered its current status; kept across passes while the status holds, like a"
+        " condition's lastTransitionTime (absent in statuses written before it existed).",
+    )
 
 
 class ProvisionedObject(fields.SpecModel):
@@ -193,7 +209,10 @@ class ProvisionedObject(fields.SpecModel):
 
     kind: str = Field(pattern=r"^[A-Za-z]+$", max_length=63, description="Kind of object, e.g. Hypertable.")
     name: str = Field(min_length=1, max_length=512, description="Name of the object, e.g. public.transactions.")
-    state: ProvisionState = Field(description="Ready, Pending, Missing, Drifted or Failed.")
+    state: ProvisionState = Field(
+        description="Ready, Pending, Missing, Drifted, Failed, or Foreign (exists, not created by this resource:"
+        " observed and audited, never changed; adopt: true takes it over)."
+    )
     message: Message | None = Field(None, description="Details of a non-Ready state.")
 
 
@@ -224,6 +243,9 @@ class PayScopeStatus(fields.SpecModel):
     )
     provisioned: Provisioned | None = Field(None, description="External objects the operator provisions.")
     plan: tuple[Message, ...] = Field(
-        (), max_length=200, description="Actions Full management would take (ObserveOnly and Paused previews)."
+        (),
+        max_length=200,
+        description="Actions Full management would take (ObserveOnly and Paused previews), and the declared"
+        " objects left as found because this resource does not own them (Foreign).",
     )
     last_audit_time: Timestamp | None = Field(None, description="When the last audit cycle completed.")

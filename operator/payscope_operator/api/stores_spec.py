@@ -77,6 +77,12 @@ class Neo4jConstraint(fields.SpecModel):
     label: fields.Neo4jName = Field(description="Node label.")
     properties: _Properties = Field(min_length=1, max_length=8, description="Property names, in order.")
     type: ConstraintType = Field(ConstraintType.UNIQUE, description="Unique, Exists or NodeKey.")
+    adopt: fields.StrictBool = Field(
+        False,
+        description="An equivalent constraint that exists but was not created by this resource is taken over"
+        " (this resource recorded on it as owner) instead of being left as found (Foreign). Never one that"
+        " another live PayScopeDeployment owns.",
+    )
 
 
 class Neo4jIndex(fields.SpecModel):
@@ -94,6 +100,12 @@ class Neo4jIndex(fields.SpecModel):
     label: fields.Neo4jName = Field(description="Node label.")
     properties: _Properties = Field(min_length=1, max_length=8, description="Property names, in order.")
     type: IndexType = Field(IndexType.RANGE, description="Range or Text.")
+    adopt: fields.StrictBool = Field(
+        False,
+        description="An equivalent index that exists but was not created by this resource is taken over"
+        " (this resource recorded on it as owner) instead of being left as found (Foreign). Never one that"
+        " another live PayScopeDeployment owns.",
+    )
 
 
 class Neo4j(fields.SpecModel):
@@ -174,6 +186,12 @@ class PineconeIndex(fields.SpecModel):
     pod: PodSpec | None = Field(None, description="Pod-based sizing; exclusive with serverless.")
     deletion_protection: fields.StrictBool = Field(False, description="Pinecone deletion protection is enabled.")
     tags: _Tags = Field(default_factory=dict, max_length=20, description="Index tags (values up to 120 characters).")
+    adopt: fields.StrictBool = Field(
+        False,
+        description="An index of this name that exists but was not created by this resource is taken over"
+        " (this resource recorded on it as owner) instead of being left as found (Foreign). Never one that"
+        " another live PayScopeDeployment owns.",
+    )
 
 
 class Pinecone(fields.SpecModel):
@@ -240,6 +258,12 @@ class Bucket(fields.SpecModel):
         None, description="All four public access blocks are on (true)."
     )
     lifecycle: Lifecycle | None = Field(None, description="Lifecycle rules.")
+    adopt: fields.StrictBool = Field(
+        False,
+        description="A bucket of this name that exists but was not created by this resource is taken over"
+        " (this resource recorded on it as owner) instead of being left as found (Foreign). Never one that"
+        " another live PayScopeDeployment owns.",
+    )
 
 
 class ObjectStorage(fields.SpecModel):
@@ -251,7 +275,9 @@ class ObjectStorage(fields.SpecModel):
         False, description="Use path-style addressing (most S3-compatible servers need it)."
     )
     credentials_secret_ref: S3CredentialsRef | None = Field(
-        None, description="Secret with the S3 credentials; absent: the operator's ambient AWS credentials."
+        None,
+        description="Secret with the S3 credentials. Absent: the resource is Stalled (CredentialsRequired) unless"
+        " the operator runs with --allow-ambient-credentials, when it acts with the operator's own cloud identity.",
     )
     buckets: Annotated[tuple[Bucket, ...], fields.ListKeys(("name",))] = Field(
         (), max_length=100, description="Buckets to provision and audit, unique by name."

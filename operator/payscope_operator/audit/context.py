@@ -1,8 +1,9 @@
 """What the audit reads from a pass, as Protocols: the seam between ``reconcile`` and ``audit``.
 
 Why this module exists: evidence sources need the pass's spec, its Secrets, a few
-Kubernetes reads and the resource's store clients, all of which ``reconcile`` owns
-(``reconcile.session.PassSession`` and ``reconcile.clients``). The audit is a layer
+Kubernetes reads, the resource's store clients and what provisioning observed of each
+system, all of which ``reconcile`` owns (``reconcile.session.PassSession``,
+``reconcile.clients``, ``reconcile.observations``). The audit is a layer
 below ``reconcile`` and may not import it, so it states here what it needs;
 ``PassSession`` satisfies :class:`Session` structurally (a unit test holds it to
 that), and tests pass their own small sessions.
@@ -14,15 +15,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
-
-import httpx
+from typing import Any, Protocol, TypeVar
 
 from payscope_operator import errors
 from payscope_operator.api import secret_references, spec
+from payscope_operator.backends import base
+from payscope_operator.backends.payscope_api import client as api_client
 from payscope_operator.kube import workloads
 
 Closer = Callable[[], Awaitable[None]]
+T = TypeVar("T")
 
 
 class Specified(Protocol):
@@ -75,9 +77,35 @@ class Stores(Protocol):
 
     async def neo4j(self) -> Any: ...
 
-    async def pinecone(self) -> httpx.AsyncClient: ...
+    async def pinecone(self) -> Any: ...
 
     async def s3(self) -> Any: ...
+
+    async def redis(self, timeout: float) -> Any:
+        """The broker client of ``spec.redis`` (its URL checked against the egress policy)."""
+        ...
+
+    async def payscope_api(self) -> api_client.Client:
+        """The client of ``spec.api.url``: egress-checked, bodies read with the size cap."""
+        ...
+
+    def anonymous_http(self, field: str, timeout: float) -> contextlib.AbstractAsyncContextManager[Any]:
+        """An HTTP client without credentials under the same policy and cap, for the block (``async with``)."""
+        ...
+
+
+class Observations(Protocol):
+    """What the pass observed of each provisioned system (``reconcile.observations.Ledger``)."""
+
+    async def observe(self, system: str) -> base.Observation[Any]:
+        """``system`` (``postgres``, ``timescaledb``, ``neo4j``, ``pinecone``, ``objectStorage``) as this pass saw it.
+
+        What provisioning observed and planned (after applied changes, the verifying
+        re-observation); when provisioning did not observe it, observed now through the
+        same provisioner, read-only, once for every source that asks. Raises the error
+        the system's observation met in this pass: it is not tried twice.
+        """
+        ...
 
 
 class Session(Protocol):
@@ -105,9 +133,7 @@ class Session(Protocol):
     def stores(self) -> Stores: ...
 
     @property
-    def provisioned_neo4j(self) -> tuple[str, ...]:
-        """Neo4j objects the last status lists as Ready (their loss is drift, not absence)."""
-        ...
+    def observations(self) -> Observations: ...
 
 
 def reveal(run: Session, secret: str, key: str, field: str) -> str:
@@ -116,3 +142,16 @@ def reveal(run: Session, secret: str, key: str, field: str) -> str:
         return run.secrets.reveal(secret, key)
     except KeyError:
         raise errors.SecretNotFound(f"Secret {secret!r} key {key!r} ({field}) is not available") from None
+
+
+async def observed(run: Session, system: str, kind: type[T]) -> T:
+    """What the pass observed of ``system``, as its backend's ``model`` type ``kind``."""
+    found = (await run.observations.observe(system)).observed
+    if not isinstance(found, kind):
+        raise TypeError(f"{system} was observed as {type(found).__name__}, not {kind.__name__}")
+    return found
+
+
+async def planned(run: Session, system: str) -> base.Plan:
+    """The plan of ``system`` against the spec, as the pass made it (raises what planning raised)."""
+    return (await run.observations.observe(system)).planned()

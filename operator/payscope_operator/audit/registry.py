@@ -11,8 +11,8 @@ checkbox no probe can observe is a :class:`NotObservable` entry with the reason.
 
 There is one way to declare a check, modelled on kopf's handler registration: a
 decorator on its pure evaluate function, carrying everything else about it (id,
-severity, evidence grade, what it probes, what Pass means, the checklist items it
-covers, when it applies, the checks it depends on)::
+severity, evidence grade, what it probes, what Pass means, how to fix a failure, the
+checklist items it covers, when it applies, the checks it depends on)::
 
     CHECKS = registry.Registry()
 
@@ -23,6 +23,7 @@ covers, when it applies, the checks it depends on)::
         grade=Grade.OBSERVED,
         title="What it probes.",
         passes_when="What Pass means.",
+        fix="What to change when it fails (``kubectl payscope explain`` shows it).",
         covers=("G/JWT/Expiry checking",),  # checklist items, <letter>/<subsection>/<checkbox>
         depends_on=("E.endpoints.chat_query",),  # judged only once these passed or warned
     )
@@ -48,6 +49,7 @@ from payscope_operator.api import conditions, fields, spec, status
 E = TypeVar("E")
 V = TypeVar("V")
 Grade = status.EvidenceGrade
+CheckReason = status.CheckReason
 
 
 class RegistrationError(ValueError):
@@ -61,6 +63,7 @@ class Finding:
     status: status.CheckStatus
     message: str
     evidence: str | None = None
+    reason: CheckReason | None = None  # overrides the reason the status implies (ResponseTooLarge...)
 
     @classmethod
     def passed(cls, message: str, evidence: str | None = None) -> Finding:
@@ -75,8 +78,8 @@ class Finding:
         return cls(status.CheckStatus.WARN, message, evidence)
 
     @classmethod
-    def unknown(cls, message: str, evidence: str | None = None) -> Finding:
-        return cls(status.CheckStatus.UNKNOWN, message, evidence)
+    def unknown(cls, message: str, evidence: str | None = None, *, reason: CheckReason | None = None) -> Finding:
+        return cls(status.CheckStatus.UNKNOWN, message, evidence, reason)
 
     @classmethod
     def not_configured(cls, message: str) -> Finding:
@@ -128,6 +131,7 @@ class Check(Generic[E]):
     source: Source[Any]
     evaluate: Evaluate[E]
     covers: tuple[str, ...] = ()  # checklist items, "A/Docker Compose/Health checks configured"
+    fix: str = ""  # how to make it pass, one or two sentences (kubectl payscope explain)
     applies: Callable[[spec.PayScopeSpec], bool] | None = None  # finer than the source's section
     depends_on: tuple[str, ...] = ()  # checks that must pass (or warn) before this one can be judged
     fails_when_unreachable: bool = False  # reachability checks: a source error is a Fail, not Unknown
@@ -170,6 +174,7 @@ class Registry:
         grade: status.EvidenceGrade,
         title: str,
         passes_when: str,
+        fix: str = "",
         covers: Sequence[str] = (),
         applies: Callable[[spec.PayScopeSpec], bool] | None = None,
         depends_on: Sequence[str] = (),
@@ -189,6 +194,7 @@ class Registry:
                     source=root,
                     evaluate=evaluate,
                     covers=tuple(covers),
+                    fix=fix,
                     applies=applies,
                     depends_on=tuple(depends_on),
                     fails_when_unreachable=fails_when_unreachable,

@@ -49,6 +49,8 @@ _FROM_EVALUATION = {
     CheckStatus.UNKNOWN: Reason.INCONCLUSIVE,
     CheckStatus.NOT_CONFIGURED: Reason.NOT_CONFIGURED,
 }
+CARRIED = frozenset({Reason.EGRESS_DENIED, Reason.CREDENTIALS_REQUIRED, Reason.RESPONSE_TOO_LARGE})
+"""Reasons of a source's error that its checks report instead of SourceUnavailable (all Unknown)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class Gathered:
     seconds: float = 0.0
     unexpected: bool = False
     """The source raised something unexpected (``errors.unexpected``): its checks are UnexpectedError."""
+    reason: status.CheckReason | None = None  # one of CARRIED, when the error says why in those words
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,12 @@ class Judged:
     reason: status.CheckReason
 
 
+def _carried(exc: BaseException) -> status.CheckReason | None:
+    if isinstance(exc, errors.PayScopeError):
+        return next((reason for reason in CARRIED if reason.value == exc.reason), None)
+    return None
+
+
 def _describe(exc: BaseException) -> str:
     """A message safe for status: our errors carry vetted text; others only their type."""
     if isinstance(exc, errors.PayScopeError):
@@ -124,7 +133,7 @@ async def _gather(
                     error=f"{source.name}: {errors.describe_unexpected(exc)}", seconds=seconds, unexpected=True
                 )
             logger.info("source %s could not be gathered: %s", source.name, _describe(exc))
-            return Gathered(error=f"{source.name}: {_describe(exc)}", seconds=seconds)
+            return Gathered(error=f"{source.name}: {_describe(exc)}", seconds=seconds, reason=_carried(exc))
     return Gathered(evidence=evidence, seconds=time.monotonic() - started)
 
 
@@ -150,6 +159,8 @@ def _judge(
     if gathered.error is not None and gathered.unexpected:
         return Judged(registry.Finding.unknown(gathered.error), Reason.UNEXPECTED_ERROR)  # not proof it is down
     if gathered.error is not None:
+        if gathered.reason is not None:  # never contacted, or its answer was refused: Unknown, saying why
+            return Judged(registry.Finding.unknown(gathered.error), gathered.reason)
         failed = registry.Finding.failed if check.fails_when_unreachable else registry.Finding.unknown
         return Judged(failed(gathered.error), Reason.SOURCE_UNAVAILABLE)
     blocked = _blocked(check, judged)
@@ -161,7 +172,7 @@ def _judge(
     except Exception as exc:  # noqa: BLE001 - a malformed answer is Unknown, not a crash
         message = f"could not evaluate the evidence: {_describe(exc)}"
         return Judged(registry.Finding.unknown(message), Reason.UNEXPECTED_ERROR)
-    return Judged(finding, _FROM_EVALUATION.get(finding.status, Reason.EVALUATED))
+    return Judged(finding, finding.reason or _FROM_EVALUATION.get(finding.status, Reason.EVALUATED))
 
 
 def _waive(

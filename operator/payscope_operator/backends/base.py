@@ -3,17 +3,20 @@
 A provisioner makes one external system match one section of the spec. It
 reads the actual state (``observe``), hands it with the desired section to a
 pure planning function that returns an ordered :class:`Plan`, and applies the
-plan's actions one by one. It only ever drops or deletes objects it created,
-recognised by a deterministic ``payscope_`` name or tag. This module holds the
-shared result types and the Protocol; it talks to no server.
+plan's actions one by one. It only ever changes, drops or deletes objects its
+resource owns: created by it (its uid recorded on the object, ``ownership``),
+migrated from an earlier operator version, or adopted (``adopt: true``); any other
+object that exists is ``Foreign``, observed and audited only. This module holds
+the shared result types and the Protocol; it talks to no server.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
+from payscope_operator import errors
 from payscope_operator.api import status
 
 MANAGED_PREFIX = "payscope_"
@@ -55,6 +58,8 @@ class ObjectState:
     """A managed object and its state, as listed in ``status.provisioned.<system>``.
 
     ``Failed`` objects carry the reason they cannot be provisioned (TableNotFound...).
+    ``Foreign`` objects (not this resource's) say in ``matches`` whether they already are
+    as declared, which is what the audit judges.
     """
 
     kind: str
@@ -62,6 +67,13 @@ class ObjectState:
     state: status.ProvisionState
     reason: str = ""
     message: str = ""
+    matches: bool = False
+
+    @property
+    def as_declared(self) -> bool:
+        """Present and as the spec declares it, whoever owns it."""
+        state = status.ProvisionState
+        return self.state is state.READY or (self.state is state.FOREIGN and self.matches)
 
 
 @dataclass(frozen=True)
@@ -106,6 +118,28 @@ class TeardownResult:
 
 
 ObservedT = TypeVar("ObservedT")
+
+
+@dataclass(frozen=True)
+class Observation(Generic[ObservedT]):
+    """One system as one pass saw it: what ``observe`` read, and the plan against the spec.
+
+    Provisioning and the audit share it, so a pass reads each system once. After
+    applied changes it is the verifying re-observation. ``refusal`` is set when
+    planning refused the spec (``plan`` raised, e.g. an app role RLS cannot bind):
+    the observed state is still good evidence, the plan is not.
+    """
+
+    system: str
+    observed: ObservedT
+    plan: Plan | None = None
+    refusal: errors.PayScopeError | None = None
+
+    def planned(self) -> Plan:
+        """The plan, or the error planning raised."""
+        if self.plan is None:
+            raise self.refusal or errors.PayScopeError(f"{self.system}: no plan was made")
+        return self.plan
 
 
 class Provisioner(Protocol[ObservedT]):

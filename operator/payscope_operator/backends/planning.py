@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from payscope_operator.api import status
-from payscope_operator.backends import base
+from payscope_operator.api import conditions, status
+from payscope_operator.backends import base, ownership
 
 Target = tuple[str, str]
 """An object as ``(kind, name)``, as listed in ``status.provisioned.<system>``."""
@@ -70,6 +70,26 @@ class PlanBuilder:
         for kind, name in targets:
             self.objects.append(base.ObjectState(kind, name, status.ProvisionState.FAILED, reason, message))
         self.block(reason, message if blocker is None else blocker, permanent=permanent)
+
+    def foreign(self, kind: str, name: str, verdict: ownership.Verdict, differences: Iterable[str] = ()) -> None:
+        """The object exists and is not this resource's: state Foreign, saying what Full would have changed.
+
+        ``differences`` name what differs from the spec (an action's detail). Nothing is
+        planned for the object. When another resource owns it, a permanent blocker
+        (``OwnedByAnotherResource``) names that resource (once per verdict naming an ``owner``).
+        """
+        differences = list(differences)
+        message = verdict.message + (f"; differs from the spec: {'; '.join(differences)}" if differences else "")
+        reason = verdict.standing.value if verdict.standing is ownership.Standing.OWNED_ELSEWHERE else ""
+        self.objects.append(
+            base.ObjectState(kind, name, status.ProvisionState.FOREIGN, reason, message, matches=not differences)
+        )
+        if verdict.standing is ownership.Standing.OWNED_ELSEWHERE and verdict.owner:
+            self.block(
+                conditions.Reason.OWNED_BY_ANOTHER_RESOURCE,
+                f"{kind} {name} is owned by PayScopeDeployment {verdict.owner}",
+                permanent=True,
+            )
 
     def build(self) -> base.Plan:
         return base.Plan(self.system, self.actions, tuple(self.objects), tuple(self.blockers))

@@ -27,6 +27,7 @@ import base64
 import contextvars
 import datetime
 import logging
+import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -131,6 +132,11 @@ class Gateway:
         """One blocking client call on the gateway's own threads."""
         context = contextvars.copy_context()  # as asyncio.to_thread does: log lines keep the pass's context
         return await asyncio.get_running_loop().run_in_executor(self._threads, context.run, call)
+
+    def api_server(self) -> tuple[str, int]:
+        """The API server's host and port as this client reaches it (the egress policy denies them to specs)."""
+        url = urllib.parse.urlsplit(str(self._api.configuration.host))
+        return url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
 
     async def _call(self, call: Callable[[], Any], what: str) -> Any | None:
         """Run one client call in a thread; None on 404, our errors for everything else."""

@@ -1,16 +1,22 @@
 """Clients of one resource's stores, built from its resolved Secrets and reused across passes.
 
 Provisioner factories and audit sources both ask here, so one resource has one
-Neo4j driver, one Pinecone HTTP client and one S3 client, rebuilt only when the
-Secret values they were built from change. Postgres is different: a pass opens
-a connection when it needs one and closes it at once, under the pass's
-Postgres lock, because TimescaleDB on PGlite serves one connection at a time.
-A missing Secret surfaces as ``errors.SecretNotFound`` naming it, never as a
-bare KeyError, so a check that cannot run says why. :class:`Stores` is the same
-clients seen from one pass, in the shape the audit's sources ask for
-(``audit.context.Stores``). This module's functions are
-named after the systems (``clients.neo4j(run)``), so it imports each backend's
-``client`` module as ``<system>_client``.
+Neo4j driver, one Pinecone HTTP client, one S3 client, one Redis client and one
+client of PayScope's API, rebuilt only when what they were built from changes.
+Postgres is different: a pass opens a connection when it needs one and closes it
+at once, under the pass's Postgres lock, because TimescaleDB on PGlite serves one
+connection at a time. A missing Secret surfaces as ``errors.SecretNotFound`` naming
+it, never as a bare KeyError, so a check that cannot run says why.
+
+Every client passes ``reach`` first: its endpoint is checked against the operator's
+egress policy before any connection (``errors.EgressDenied`` naming the field), and a
+section without credentials is ``errors.CredentialsRequired`` unless the operator lends
+its own identity (``--allow-ambient-credentials``). HTTP clients check every request
+and read every body with the response cap (``egress.transport``). :class:`Stores` is
+the same clients seen from one pass, in the shape the audit's sources ask for
+(``audit.context.Stores``). This module's functions are named after the systems
+(``clients.neo4j(run)``), so it imports each backend's ``client`` module as
+``<system>_client``.
 """
 
 from __future__ import annotations
@@ -25,13 +31,19 @@ import httpx
 
 from payscope_operator import errors
 from payscope_operator.api import spec
+from payscope_operator.backends import ownership
 from payscope_operator.backends.neo4j import client as neo4j_client
+from payscope_operator.backends.payscope_api import client as api_client
 from payscope_operator.backends.pinecone import client as pinecone_client
 from payscope_operator.backends.postgres import client as postgres_client
+from payscope_operator.backends.redis import client as redis_client
 from payscope_operator.backends.s3 import client as s3_client
-from payscope_operator.reconcile import secrets
+from payscope_operator.egress import policy, transport
+from payscope_operator.reconcile import reach, secrets
 
 Closer = Callable[[], Awaitable[None]]
+POSTGRES_FIELD = "spec.postgres.connection.secretRef"
+POSTGRES_APP_FIELD = "spec.postgres.appConnection.secretRef"
 
 
 class Cache(Protocol):
@@ -55,6 +67,15 @@ class Pass(Protocol):
     @property
     def postgres_lock(self) -> asyncio.Lock: ...
 
+    @property
+    def egress(self) -> policy.Policy: ...
+
+    @property
+    def ambient_credentials(self) -> bool: ...
+
+    @property
+    def owner(self) -> ownership.Owner: ...
+
 
 def reveal(run: Pass, secret: str, key: str) -> str:
     """A Secret value, or SecretNotFound naming the Secret and key."""
@@ -74,10 +95,13 @@ def postgres_dsn(run: Pass) -> str:
 
 @contextlib.asynccontextmanager
 async def postgres(run: Pass, dsn: str | None = None) -> AsyncIterator[Any]:
-    """A Postgres connection for the duration of the block, one at a time per pass."""
-    target = dsn if dsn is not None else postgres_dsn(run)
+    """A Postgres connection for the block, one at a time per pass, to the address the egress policy checked."""
+    main = postgres_dsn(run)
+    target = dsn if dsn is not None else main
+    field = POSTGRES_FIELD if target == main else POSTGRES_APP_FIELD
+    extra = await reach.postgres_params(run.egress, target, field, ambient=run.ambient_credentials)
     async with run.postgres_lock:
-        conn = await postgres_client.open_postgres(target)
+        conn = await postgres_client.open_postgres(target, extra=extra)
         try:
             yield conn
         finally:
@@ -91,9 +115,12 @@ async def neo4j(run: Pass) -> Any:
     ref = section.connection.secret_ref
     user, password = reveal(run, ref.name, ref.username_key), reveal(run, ref.name, ref.password_key)
     uri = section.connection.uri
+    endpoint, _ = reach.neo4j_endpoint(uri)
+    await policy.check(run.egress, endpoint)  # every pass, before the driver is handed out
+    egress = run.egress
 
     def build() -> tuple[Any, Closer]:
-        driver = neo4j_client.driver(uri, user, password)
+        driver = neo4j_client.driver(uri, user, password, check=reach.neo4j_check(egress, uri))
         return driver, driver.close
 
     return await run.clients.get("neo4j", hash((uri, user, password)), build)
@@ -106,9 +133,10 @@ async def pinecone(run: Pass) -> httpx.AsyncClient:
     ref = section.api_key_secret_ref
     key = reveal(run, ref.name, ref.key)
     url = section.controller_url
+    egress = run.egress
 
     def build() -> tuple[Any, Closer]:
-        client = pinecone_client.connect(url, key)
+        client = pinecone_client.connect(url, key, egress=egress)
         return client, client.aclose
 
     client: httpx.AsyncClient = await run.clients.get("pinecone", hash((url, key)), build)
@@ -119,12 +147,15 @@ async def s3(run: Pass) -> Any:
     section = run.spec.object_storage
     if section is None:
         raise errors.SpecInvalid("spec.objectStorage is absent")
+    reach.require_s3_credentials(section, ambient=run.ambient_credentials)
+    await policy.check(run.egress, reach.s3_endpoint(section))
     ref = section.credentials_secret_ref
     access = reveal(run, ref.name, ref.access_key_id_key) if ref else None
     secret = reveal(run, ref.name, ref.secret_access_key_key) if ref else None
+    guard = reach.s3_guard(run.egress)
 
     def build() -> tuple[Any, Closer]:
-        client = s3_client.make_client(section, access, secret)
+        client = s3_client.make_client(section, access, secret, before_send=guard)
 
         async def close() -> None:
             client.close()
@@ -133,6 +164,29 @@ async def s3(run: Pass) -> Any:
 
     fingerprint = hash((section.endpoint, section.region, section.force_path_style, access, secret))
     return await run.clients.get("s3", fingerprint, build)
+
+
+async def redis(run: Pass, timeout: float) -> Any:
+    """The broker's client, connected to the address the egress policy checked."""
+    section = run.spec.redis
+    if section is None:
+        raise errors.SpecInvalid("spec.redis is absent")
+    ref = section.connection.secret_ref
+    url = await reach.redis_url(
+        run.egress, reveal(run, ref.name, ref.key), "spec.redis.connection.secretRef", ambient=run.ambient_credentials
+    )
+    return await run.clients.get("redis.broker", hash((url, timeout)), lambda: redis_client.build_client(url, timeout))
+
+
+async def payscope_api(run: Pass) -> httpx.AsyncClient:
+    """The client of PayScope's HTTP API (``spec.api.url``); each request is checked by its transport."""
+    if run.spec.api is None:
+        raise errors.SpecInvalid("spec.api is absent")
+    url, egress = run.spec.api.url, run.egress
+    client: httpx.AsyncClient = await run.clients.get(
+        "payscope.api", hash(url), lambda: api_client.build_client(url, egress)
+    )
+    return client
 
 
 @dataclass(frozen=True)
@@ -158,3 +212,12 @@ class Stores:
 
     async def s3(self) -> Any:
         return await s3(self.run)
+
+    async def redis(self, timeout: float) -> Any:
+        return await redis(self.run, timeout)
+
+    async def payscope_api(self) -> httpx.AsyncClient:
+        return await payscope_api(self.run)
+
+    def anonymous_http(self, field: str, timeout: float) -> httpx.AsyncClient:
+        return transport.client(self.run.egress, field, timeout=timeout)

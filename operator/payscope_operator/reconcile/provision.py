@@ -1,46 +1,66 @@
 """Drive the provisioners of one pass: observe, plan, apply, verify; summarise.
 
-For each system the spec declares: observe the actual state, plan (pure),
-apply the actions when the resource is managed (``Full``, not paused), then
-observe and plan again to verify, so ``status.provisioned`` shows the state
-after the changes. Under ``ObserveOnly`` or while paused nothing is applied
-and the planned actions become ``status.plan``, a preview platform teams can
-review. One system being down never stops the others, nor does one whose
-provisioner raises something unexpected (a bug): that system is reported with
-reason ``UnexpectedError`` and the exception's type. This module calls the
-provisioners' Protocol only; which provisioners exist is ``systems``'s job.
+For each system the spec declares objects for: observe the actual state, plan (pure),
+apply the actions when the resource is managed (``Full``, not paused), then observe
+and plan again to verify, so ``status.provisioned`` shows the state after the changes.
+Under ``ObserveOnly`` or while paused nothing is applied and the planned actions
+become ``status.plan``, a preview platform teams can review. One system being down
+never stops the others, nor does one whose provisioner raises something unexpected
+(a bug): that system is reported with reason ``UnexpectedError`` and the exception's
+type. Every observation goes through the pass's
+``observations.Ledger``, which keeps it for the audit (one read of each system per
+pass). This module calls the provisioners' Protocol only; which provisioners exist is
+``systems``'s job.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from payscope_operator import errors, logs
 from payscope_operator.api import conditions as api_conditions
-from payscope_operator.api import status
+from payscope_operator.api import spec, status
 from payscope_operator.backends import base
-from payscope_operator.reconcile import readiness, session
+from payscope_operator.reconcile import managed, observations, readiness, session
 
 logger = logging.getLogger(__name__)
 Reason = api_conditions.Reason
 CS = status.ConditionStatus
 
-Open = Callable[[session.PassSession], contextlib.AbstractAsyncContextManager[Sequence[base.Provisioner[Any]]]]
+Open = Callable[[session.PassSession], contextlib.AbstractAsyncContextManager[observations.Provisioners]]
 
 
 @dataclass(frozen=True)
 class Factory:
-    """Provisioners of one system that share a client (e.g. one Postgres connection).
+    """Provisioners of one group of systems that share a client (e.g. one Postgres connection).
 
-    ``open`` yields no provisioner when the spec does not declare the system.
+    ``open`` yields the provisioners of every system whose section the spec has (none
+    when it is absent): the audit may observe a section that declares nothing to
+    provision. ``provisions`` says whether the spec declares objects for provisioning
+    and teardown to handle. Failures to open are reported under ``systems[0]``.
     """
 
-    system: str
+    systems: tuple[str, ...]
     open: Open
+    provisions: Callable[[spec.PayScopeSpec], bool]
+
+    @property
+    def system(self) -> str:
+        return self.systems[0]
+
+
+def ledger(
+    factories: Sequence[Factory], run: session.PassSession, previous: status.PayScopeStatus | None = None
+) -> observations.Ledger:
+    """The observations ledger of ``run``: each factory bound to it (for the audit's read-only use),
+    and the managed objects the ``previous`` status lists (their loss is drift)."""
+    groups = [observations.Group(f.systems, functools.partial(f.open, run)) for f in factories]
+    return observations.Ledger(groups, managed.Known.from_status(previous))
 
 
 @dataclass(frozen=True)
@@ -82,6 +102,15 @@ class Outcome:
         ]
         return f"Waiting for {', '.join(names[:5])} to become ready." if names else None
 
+    def foreign(self) -> list[str]:
+        """One ``status.plan`` line per object left as found because this resource does not own it."""
+        return [
+            f"{p.system}: leave {o.kind} {o.name} as found (Foreign: {o.message})"
+            for p in self.plans
+            for o in p.objects
+            if o.state == status.ProvisionState.FOREIGN
+        ]
+
     def summary(self, *, managed: bool) -> readiness.Provisioning:
         """The Provisioned condition's status, reason and message."""
         transient = [f for f in self.failures if not f.permanent]
@@ -110,12 +139,20 @@ class Outcome:
             return readiness.Provisioning(
                 CS.FALSE, Reason.PROVISIONING_FAILED, "Changes applied but not yet verified: " + ", ".join(unconverged)
             )
+        foreign = [(p.system, o) for p in self.plans for o in p.objects if o.state == status.ProvisionState.FOREIGN]
+        differing = [f"{system} {o.kind} {o.name}" for system, o in foreign if not o.matches]
+        if differing:
+            message = f"{', '.join(differing[:5])}: not created by this resource and not as declared; left as found"
+            return readiness.Provisioning(CS.FALSE, Reason.DRIFT_DETECTED, message + " (adopt: true takes one over).")
         count = sum(len(p.objects) for p in self.plans)
-        return readiness.Provisioning(CS.TRUE, Reason.PROVISIONED, f"All {count} declared objects exist and match.")
+        kept = f" ({len(foreign)} of them Foreign: not created by this resource, left as found)" if foreign else ""
+        return readiness.Provisioning(
+            CS.TRUE, Reason.PROVISIONED, f"All {count} declared objects exist and match{kept}."
+        )
 
 
-async def _one(provisioner: base.Provisioner[Any], *, apply: bool, outcome: Outcome) -> None:
-    plan = provisioner.plan(await provisioner.observe())
+async def _one(provisioner: base.Provisioner[Any], ledger: observations.Ledger, outcome: Outcome, apply: bool) -> None:
+    plan = (await ledger.observe_with(provisioner)).planned()
     if not plan.actions:
         outcome.plans.append(plan)
         return
@@ -123,28 +160,49 @@ async def _one(provisioner: base.Provisioner[Any], *, apply: bool, outcome: Outc
         outcome.preview.extend(plan.actions)
         outcome.plans.append(plan)
         return
-    for action in plan.actions:
-        await provisioner.apply(action)
-        outcome.applied.append(action)
-    outcome.plans.append(provisioner.plan(await provisioner.observe()))
+    try:
+        for action in plan.actions:
+            await provisioner.apply(action)
+            outcome.applied.append(action)
+    except Exception:
+        ledger.forget(provisioner.system)  # the audit observes what is there now, on its own
+        raise
+    outcome.plans.append((await ledger.observe_with(provisioner)).planned())
+
+
+Step = Callable[[base.Provisioner[Any]], Awaitable[None]]
+
+
+async def _each(factories: Sequence[Factory], run: session.PassSession, outcome: Outcome, step: Step) -> None:
+    """``step`` on every provisioner of every factory that provisions something; failures go to ``outcome``."""
+    for factory in factories:
+        if not factory.provisions(run.spec):
+            continue
+        system = factory.system
+        try:
+            async with factory.open(run) as provisioners:
+                for provisioner in provisioners:
+                    system = provisioner.system
+                    try:
+                        with logs.bind(system=system):
+                            await step(provisioner)
+                    except Exception as exc:  # noqa: BLE001 - contained to this system (see _failure)
+                        outcome.failures.append(_failure(system, exc))
+        except errors.PayScopeError as exc:
+            run.observations.fail(factory.systems, exc)
+            outcome.failures.append(_failure(system, exc))
+        except Exception as exc:  # noqa: BLE001 - contained to this system (see _failure)
+            outcome.failures.append(_failure(system, exc))
 
 
 async def run(factories: Sequence[Factory], run_session: session.PassSession, *, apply: bool) -> Outcome:
     """Provision every declared system, one after the other; one failing never stops the others."""
     outcome = Outcome()
-    for factory in factories:
-        system = factory.system
-        try:
-            async with factory.open(run_session) as provisioners:
-                for provisioner in provisioners:
-                    system = provisioner.system
-                    try:
-                        with logs.bind(system=system):
-                            await _one(provisioner, apply=apply, outcome=outcome)
-                    except Exception as exc:  # noqa: BLE001 - contained to this system (see _failure)
-                        outcome.failures.append(_failure(system, exc))
-        except Exception as exc:  # noqa: BLE001 - contained to this system (see _failure)
-            outcome.failures.append(_failure(system, exc))
+
+    async def step(provisioner: base.Provisioner[Any]) -> None:
+        await _one(provisioner, run_session.observations, outcome, apply)
+
+    await _each(factories, run_session, outcome, step)
     return outcome
 
 
@@ -159,13 +217,9 @@ def _failure(system: str, exc: Exception) -> SystemFailure:
 async def teardown(factories: Sequence[Factory], run_session: session.PassSession) -> Outcome:
     """``deletionPolicy: Delete``: remove what we created; failures are reported, not raised."""
     outcome = Outcome()
-    for factory in factories:
-        system = factory.system
-        try:
-            async with factory.open(run_session) as provisioners:
-                for provisioner in provisioners:
-                    system = provisioner.system
-                    outcome.teardown.append(await provisioner.teardown())
-        except errors.PayScopeError as exc:
-            outcome.failures.append(_failure(system, exc))
+
+    async def step(provisioner: base.Provisioner[Any]) -> None:
+        outcome.teardown.append(await provisioner.teardown())
+
+    await _each(factories, run_session, outcome, step)
     return outcome

@@ -2,9 +2,13 @@
 
 ``reconcile`` is the entry point the scheduler calls. On a new generation it
 first says so (Ready False, Reconciling). It never raises for a problem of the
-resource: an invalid spec, a missing Secret or a permission problem becomes
-``Stalled`` with a reason naming the field or the object, a dependency that is
-down turns its checks Unknown. Everything it reports goes through one
+resource: an invalid spec, a missing Secret, a permission problem, an endpoint
+outside the operator's egress policy or a section that would need the operator's
+own credentials becomes ``Stalled`` with a reason naming the field or the object
+(``EgressDenied``, ``CredentialsRequired`` and ``OwnedByAnotherResource`` included),
+a dependency that is down turns its checks Unknown. Every client of the pass acts
+for the resource's uid and within the operator's reach (``Dependencies.egress``,
+``Dependencies.ambient_credentials``). Everything it reports goes through one
 ``status_writer.StatusWriter`` per pass: the stored status is parsed once, the
 status is written only when it differs from what the API server holds, a
 failed write is retried alone (never the probes), and Events follow the write.
@@ -28,15 +32,16 @@ from payscope_operator.api import spec, status
 from payscope_operator.audit import catalog, runner
 from payscope_operator.backends import base
 from payscope_operator.backends.s3 import client as s3_client
+from payscope_operator.egress import policy
 from payscope_operator.kube import gateway, workloads
 from payscope_operator.reconcile import (
     provision,
+    reach,
     readiness,
     report,
     secrets,
     session,
     status_writer,
-    systems,
 )
 
 logger = logging.getLogger(__name__)
@@ -103,6 +108,31 @@ class Dependencies:
     backoff: status_writer.Backoff = field(default_factory=status_writer.Backoff)
     s3_threads: Executor | None = None
     """The bounded pool boto3 calls run on (None: the loop's default pool, as in the CLI)."""
+    egress: policy.Policy = field(default_factory=policy.Policy.from_environment)
+    """The egress policy every client of every resource passes (``--allowed-egress``; default: the environment's)."""
+    ambient_credentials: bool = False
+    """``--allow-ambient-credentials``: a section without credentials acts as the operator's own identity."""
+
+    def pass_session(
+        self,
+        resource: Resource,
+        desired: spec.PayScopeSpec,
+        resolved: secrets.Secrets,
+        missing: tuple[secrets.Missing, ...] = (),
+    ) -> session.PassSession:
+        """The session of one pass over ``resource``: its clients, owner and reach."""
+        return session.PassSession(
+            spec=desired,
+            namespace=resource.namespace,
+            name=resource.name,
+            secrets=resolved,
+            missing=missing,
+            cluster=self.cluster,
+            clients=self.clients_of(resource),
+            uid=resource.uid,
+            egress=self.egress,
+            ambient_credentials=self.ambient_credentials,
+        )
 
     def clients_of(self, resource: Resource) -> session.ClientCache:
         return self.clients.setdefault(resource.uid, session.ClientCache())
@@ -215,7 +245,7 @@ async def _reconcile(deps: Dependencies, resource: Resource, *, now: datetime.da
     started = time.monotonic()
     now = now or datetime.datetime.now(datetime.UTC)
     writer = deps.writer_for(resource)
-    known_neo4j = systems.provisioned_names(writer.previous, "neo4j")  # before the announcement replaces it
+    previous = writer.previous  # before the announcement replaces it: the objects it lists as provisioned
     announced = await _announce(deps, resource, writer, now)
     if announced is not None and announced.gone:
         return _result(writer, announced, stalled=False)  # deleted meanwhile: nothing to probe for
@@ -243,16 +273,8 @@ async def _reconcile(deps: Dependencies, resource: Resource, *, now: datetime.da
     except errors.TransientError as exc:
         deps.observer.error(resource, "secrets")
         logger.warning("%s/%s: cannot read Secrets: %s", resource.namespace, resource.name, exc.message)
-    run = session.PassSession(
-        spec=desired,
-        namespace=resource.namespace,
-        name=resource.name,
-        secrets=resolved,
-        missing=missing,
-        cluster=deps.cluster,
-        clients=deps.clients_of(resource),
-        provisioned_neo4j=known_neo4j,
-    )
+    run = deps.pass_session(resource, desired, resolved, missing)
+    run.observations = provision.ledger(deps.provisioners, run, previous)  # provisioning and the audit share it
 
     managed = desired.management_policy == ManagementPolicy.FULL and not resource.paused
     outcome = provision.Outcome()
@@ -265,8 +287,13 @@ async def _reconcile(deps: Dependencies, resource: Resource, *, now: datetime.da
         stall = outcome.stall()
 
     audit_started = time.monotonic()
-    audited = await runner.run(deps.catalog, run, today=now.date(), memory=deps.memory_of(resource))
+    try:
+        audited = await runner.run(deps.catalog, run, today=now.date(), memory=deps.memory_of(resource))
+    finally:
+        await run.observations.close()
     audit_seconds = time.monotonic() - audit_started
+    if stall is None and (reached := reach.stalled_by(audited.results)) is not None:
+        stall = readiness.Stall(*reached)  # an endpoint denied or credentials lent: the resource must change
     for waiver in audited.expired_waivers:
         writer.note(
             "Warning",
@@ -283,9 +310,8 @@ async def _reconcile(deps: Dependencies, resource: Resource, *, now: datetime.da
         reconciling=outcome.pending() if stall is None else None,
         paused=resource.paused,
     )
-    draft = report.Draft(
-        facts, checks=audited.bounded(), plans=outcome.plans, preview=[a.describe() for a in outcome.preview]
-    )
+    preview = [a.describe() for a in outcome.preview] + outcome.foreign()
+    draft = report.Draft(facts, checks=audited.bounded(), plans=outcome.plans, preview=preview)
     published = await _publish(deps, resource, writer, draft, now)
     deps.observer.pass_finished(resource, published.status, time.monotonic() - started, audit_seconds)
     return _result(writer, published, stalled=stall is not None, awaiting=awaiting)
@@ -320,10 +346,7 @@ async def _teardown(deps: Dependencies, resource: Resource) -> provision.Outcome
         events.note("Warning", exc.reason, f"Provisioned objects kept: {exc.message}", action="Delete")
         await events.flush()
         return provision.Outcome()
-    run = session.PassSession(
-        desired, resource.namespace, resource.name, resolved, missing, deps.cluster, deps.clients_of(resource)
-    )
-    outcome = await provision.teardown(deps.provisioners, run)
+    outcome = await provision.teardown(deps.provisioners, deps.pass_session(resource, desired, resolved, missing))
     for result in outcome.teardown:
         for kept in result.kept:
             events.note("Warning", "ObjectKept", f"{result.system}: {kept}", action="Delete")

@@ -1,8 +1,9 @@
 """The status document of a pass, and what must be sent to make the API server hold it: pure.
 
 ``build`` combines the conditions (``readiness``), the per-dimension summaries,
-the bounded check list, the provisioned objects and the ObserveOnly plan into
-one ``PayScopeStatus``. ``changes`` decides whether the API server must be
+the bounded check list (each result stamped with ``since``, the time it
+entered its current status), the provisioned objects and the ObserveOnly plan
+into one ``PayScopeStatus``. ``changes`` decides whether the API server must be
 written at all and, when it must, returns the JSON merge patch (RFC 7386) that
 turns the stored status into the new one: only the fields that differ, with
 ``null`` for the ones to remove. ``notices`` turns condition transitions into
@@ -27,17 +28,10 @@ from pydantic import ValidationError
 
 from payscope_operator.api import conditions, status
 from payscope_operator.backends import base
-from payscope_operator.reconcile import readiness
+from payscope_operator.reconcile import managed, readiness
 
 logger = logging.getLogger(__name__)
 
-_SYSTEM_FIELD = {
-    "postgres": "postgres",
-    "timescaledb": "postgres",
-    "neo4j": "neo4j",
-    "pinecone": "pinecone",
-    "objectStorage": "object_storage",
-}
 MAX_PLAN = 200
 Json = dict[str, Any]
 
@@ -78,7 +72,7 @@ def _provisioned(plans: Sequence[base.Plan]) -> status.Provisioned | None:
         return None
     grouped: dict[str, list[status.ProvisionedObject]] = {}
     for plan in plans:
-        target = grouped.setdefault(_SYSTEM_FIELD.get(plan.system, plan.system), [])
+        target = grouped.setdefault(managed.STATUS_FIELD.get(plan.system, plan.system), [])
         for obj in plan.objects:
             message = obj.message or obj.reason or None
             target.append(
@@ -103,7 +97,7 @@ def build(draft: Draft, *, previous: status.PayScopeStatus | None, now: datetime
         observed_generation=facts.generation,
         conditions=conds,
         dimensions=status.Dimensions.model_validate(summaries),
-        checks=tuple(draft.checks[: status.MAX_CHECKS]),
+        checks=since(draft.checks[: status.MAX_CHECKS], previous.checks if previous else (), now),
         provisioned=_provisioned(draft.plans),
         plan=tuple(p[: status.MAX_MESSAGE_LENGTH] for p in draft.preview[:MAX_PLAN]),
         last_audit_time=previous.last_audit_time if previous else None,
@@ -111,6 +105,23 @@ def build(draft: Draft, *, previous: status.PayScopeStatus | None, now: datetime
     if previous is None or _comparable(candidate) != _comparable(previous):
         candidate = candidate.model_copy(update={"last_audit_time": now})
     return candidate
+
+
+def since(
+    checks: Sequence[status.CheckResult], before: Sequence[status.CheckResult], now: datetime.datetime
+) -> tuple[status.CheckResult, ...]:
+    """Each result with ``since``: kept from ``before`` while the check's status holds, else ``now``.
+
+    As a condition's lastTransitionTime, it moves only when the status flips, so an
+    unchanged pass computes the same checks and writes nothing.
+    """
+    held = {c.id: c for c in before}
+    stamped = []
+    for check in checks:
+        prior = held.get(check.id)
+        kept = prior.since if prior is not None and prior.status == check.status else None
+        stamped.append(check.model_copy(update={"since": kept or now}))
+    return tuple(stamped)
 
 
 def _comparable(value: status.PayScopeStatus) -> Json:

@@ -1,6 +1,11 @@
 """One pass over one resource: the validated spec, its Secrets, and where to reach things.
 
-Sources and provisioners read everything they need from a :class:`PassSession`.
+Sources and provisioners read everything they need from a :class:`PassSession`,
+including who they act for (``owner``: the resource's uid, recorded on every object it
+creates) and how far they may reach (the operator's egress policy, and whether it lends
+its own cloud identity to sections without credentials); the audit's sources read what
+provisioning observed from its ``observations`` ledger (``observations.Ledger``: each
+system read once per pass).
 Long-lived clients (Neo4j driver, HTTP clients, S3 and Redis clients) are kept
 per resource in ``clients`` and survive passes; they are rebuilt when the
 Secrets they were built from change, and closed when the resource goes away
@@ -15,8 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from payscope_operator.api import spec
+from payscope_operator.backends import ownership
+from payscope_operator.egress import policy
 from payscope_operator.kube import workloads
 from payscope_operator.reconcile import clients as store_clients
+from payscope_operator.reconcile import observations as pass_observations
 from payscope_operator.reconcile import secrets as secret_refs
 
 
@@ -63,10 +71,21 @@ class PassSession:
     missing: tuple[secret_refs.Missing, ...]
     cluster: Cluster
     clients: ClientCache
-    provisioned_neo4j: tuple[str, ...] = ()
-    """Neo4j objects the last status lists as Ready: a restarted operator still sees their loss as drift."""
+    observations: pass_observations.Ledger = field(default_factory=pass_observations.Ledger)
+    """What this pass observed of each provisioned system (``provision.ledger`` binds the factories)."""
     postgres_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Postgres work of a pass is serialised: TimescaleDB on PGlite serves one connection at a time."""
+    uid: str = ""
+    """The resource's metadata.uid: recorded on every external object it creates."""
+    egress: policy.Policy = field(default_factory=policy.Policy.from_environment)
+    """The operator's egress policy (``reconciler.Dependencies`` passes the one it runs with)."""
+    ambient_credentials: bool = False
+    """``--allow-ambient-credentials``: sections without credentials act as the operator itself."""
+
+    @property
+    def owner(self) -> ownership.Owner:
+        """The resource, as provisioners record it on what they create."""
+        return ownership.Owner(self.uid, self.namespace, self.name)
 
     @property
     def stores(self) -> store_clients.Stores:

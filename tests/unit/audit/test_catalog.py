@@ -64,3 +64,11 @@ def test_docs_checks_md_is_generated_from_the_catalog() -> None:
     assert (REPO / "docs" / "checks.md").read_text() == rendered, (
         "docs/checks.md drifted: python -m payscope_operator.audit.document docs/audit-checklist.md > docs/checks.md"
     )
+
+
+def test_every_check_says_how_to_fix_it() -> None:
+    """``kubectl payscope explain`` shows the hint declared beside the check: one or two short sentences."""
+    missing = [c.id for c in CATALOG if not c.fix.strip()]
+    assert not missing, f"checks without a fix hint (add fix= to their @CHECKS.check): {missing}"
+    long = [c.id for c in CATALOG if len(c.fix) > 300]
+    assert not long, f"fix hints longer than 300 characters: {long}"

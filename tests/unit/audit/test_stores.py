@@ -17,7 +17,7 @@ import pytest
 from payscope_operator.api import spec, status
 from payscope_operator.audit import catalog
 from payscope_operator.audit.sources import neo4j, pinecone, s3
-from payscope_operator.backends import base
+from payscope_operator.backends import base, ownership
 from payscope_operator.backends.neo4j import model as neo4j_model
 from payscope_operator.backends.neo4j import plan as neo4j_plan
 from payscope_operator.backends.pinecone import model as pinecone_model
@@ -25,6 +25,7 @@ from payscope_operator.backends.pinecone import plan as pinecone_plan
 from payscope_operator.backends.s3 import evidence as s3_evidence
 from payscope_operator.backends.s3 import model as s3_model
 from payscope_operator.backends.s3 import plan as s3_plan
+from tests.unit import observed
 
 S = status.CheckStatus
 CHECKS = {c.id: c for c in catalog.CATALOG if c.source in (neo4j.SCHEMA, pinecone.INDEXES, s3.BUCKETS)}
@@ -93,27 +94,19 @@ def graph(
     untenanted: dict[str, int] | None = None,
 ) -> neo4j.GraphEvidence:
     assert SPEC.neo4j is not None
-    plan = neo4j_plan.plan_neo4j(SPEC.neo4j, neo4j_model.GraphState(SERVER, constraints, indexes))
+    names = [c.name for c in constraints] + [i.name for i in indexes]
+    marks = {name: ownership.Mark.of(OWNER) for name in names}
+    plan = neo4j_plan.plan_neo4j(
+        SPEC.neo4j, neo4j_model.GraphState(SERVER, constraints, indexes, marks=marks), owner=OWNER
+    )
     counts = {"Account": 0, "Transaction": 0} if untenanted is None else untenanted
     return neo4j.GraphEvidence(URI, plan, SERVER.version, SERVER.edition, counts)
 
 
 # Pinecone ---------------------------------------------------------------------------------------
 
-READY_INDEX = pinecone_model.ObservedIndex(
-    name=INDEX,
-    dimension=1536,
-    metric="cosine",
-    vector_type="dense",
-    cloud="aws",
-    region="us-east-1",
-    pod=None,
-    deletion_protection=True,
-    tags={base.MANAGED_TAG_KEY: base.MANAGED_TAG_VALUE},
-    ready=True,
-    state="Ready",
-    host="payscope-rag-abc123.svc.pinecone.io",
-)
+OWNER = observed.OWNER
+READY_INDEX = observed.pinecone_index(name=INDEX)
 TENANT_NAMESPACES = {"bank-a": 10, "bank-b": 5}
 
 
@@ -130,7 +123,10 @@ def vector_evidence(
         {} if index is None or stats_errors else {INDEX: pinecone_model.IndexStats(counts, 1536, sum(counts.values()))}
     )
     return pinecone.VectorEvidence(
-        "https://api.pinecone.io", pinecone_plan.plan_pinecone(SPEC.pinecone, observed), stats, stats_errors or {}
+        "https://api.pinecone.io",
+        pinecone_plan.plan_pinecone(SPEC.pinecone, observed, owner=OWNER),
+        stats,
+        stats_errors or {},
     )
 
 
@@ -140,27 +136,8 @@ def index_state(**changes: Any) -> pinecone.VectorEvidence:
 
 # Object storage ---------------------------------------------------------------------------------
 
-OUR_RULES = (
-    "payscope-noncurrent-version-expiration",
-    "payscope-expiration",
-    "payscope-abort-incomplete-multipart-upload",
-)
-FACTS = s3_evidence.BucketFacts(
-    name=BUCKET,
-    exists=True,
-    owned_by_another_account=False,
-    managed=True,
-    versioning="Enabled",
-    encryption="AES256",
-    denies_anonymous=True,
-    allows_anonymous=False,
-    denies_insecure_transport=False,
-    public_access_block=s3_evidence.BlockState.ON,
-    lifecycle_rule_ids=OUR_RULES,
-    noncurrent_version_expiration=True,
-    abort_incomplete_multipart_upload=True,
-    not_implemented=(),
-)
+OUR_RULES = observed.OUR_RULES
+FACTS = observed.bucket_facts(name=BUCKET)
 
 
 def bucket(anonymous: int | None = 403, **changes: Any) -> s3.BucketEvidence:

@@ -42,6 +42,8 @@ Problem = Callable[[api_model.AgentSettings], str | None]
 
 @CHECKS.check(
     "D.agents.coverage",
+    fix="Register an agent for every intent (DESCRIBE, COMPARE, ANOMALY, FORECAST, WHAT_IF) in PayScope's"
+    " agent configuration.",
     source=payscope_api.AGENTS,
     severity=Severity.HIGH,
     grade=Grade.REPORTED,
@@ -95,6 +97,7 @@ def _warm(a: api_model.AgentSettings) -> str | None:
 
 @CHECKS.check(
     "D.agents.temperature",
+    fix="Lower each agent's temperature to 0.3 or less (0 for deterministic answers).",
     source=payscope_api.AGENTS,
     severity=Severity.MEDIUM,
     grade=Grade.REPORTED,
@@ -113,6 +116,7 @@ def _token_limit(a: api_model.AgentSettings) -> str | None:
 
 @CHECKS.check(
     "D.agents.token_limits",
+    fix="Give every agent a max_tokens between 1 and 32768.",
     source=payscope_api.AGENTS,
     severity=Severity.MEDIUM,
     grade=Grade.REPORTED,
@@ -132,6 +136,7 @@ def _timeout(a: api_model.AgentSettings) -> str | None:
 
 @CHECKS.check(
     "D.agents.timeouts",
+    fix="Give every agent a timeout_s between 1 and 300 seconds.",
     source=payscope_api.AGENTS,
     severity=Severity.HIGH,
     grade=Grade.REPORTED,
@@ -153,6 +158,7 @@ def _structured(a: api_model.AgentSettings) -> str | None:
 
 @CHECKS.check(
     "D.agents.structured_output",
+    fix="Turn on structured_output (a JSON schema for the answer) for every agent.",
     source=payscope_api.AGENTS,
     severity=Severity.HIGH,
     grade=Grade.REPORTED,
@@ -166,6 +172,7 @@ def structured_output(agents: api_model.Agents, desired: spec.PayScopeSpec) -> F
 
 @CHECKS.check(
     "D.agents.fallback",
+    fix="Set fallback_intent to a contract intent that has an agent (DESCRIBE is the usual choice).",
     source=payscope_api.AGENTS,
     severity=Severity.MEDIUM,
     grade=Grade.REPORTED,
@@ -193,6 +200,8 @@ def fallback(agents: api_model.Agents, desired: spec.PayScopeSpec) -> Finding:
 
 @CHECKS.check(
     "D.forecast.finite",
+    fix="Make the forecaster drop or clamp NaN/Inf and keep every value inside its [lower, upper] band;"
+    " answer strict JSON.",
     source=payscope_api.CHAT,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -246,6 +255,8 @@ def _same_twice(first: api_model.Answer, second: api_model.Answer, intent: str, 
 
 @CHECKS.check(
     "D.simulation.deterministic",
+    fix="Seed the WHAT_IF simulation (and bypass caches keyed on request ids) so identical queries give"
+    " identical answers.",
     source=payscope_api.CHAT,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -261,6 +272,7 @@ def simulation_deterministic(evidence: payscope_api.ChatEvidence, desired: spec.
 
 @CHECKS.check(
     "D.forecast.stable",
+    fix="Seed the forecaster so identical FORECAST queries give identical answers.",
     source=payscope_api.CHAT,
     severity=Severity.LOW,
     grade=Grade.OBSERVED,

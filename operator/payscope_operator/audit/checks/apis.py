@@ -1,14 +1,13 @@
 """Dimension E: PayScope's chat and admin endpoints, probed as a tenant analyst and as an admin.
 
-Why this module exists: PayScope's API promises that ``POST /chat/query`` answers
-each of the five intents with a structured, explainable, traceable answer with a
-confidence score, sends queries no intent fits to a fallback, refuses invalid
-requests cleanly, and serves admins the admin endpoints. Evidence: the chat probes
-(``payscope.chat``), ``/admin/agents`` and the admin calls of the access probes.
-Answers are judged only once the chat endpoint answered at all (``depends_on``).
+Why this module exists: PayScope's API promises that ``POST /chat/query`` answers each of the five
+intents with a structured, explainable, traceable answer with a confidence score, sends queries no
+intent fits to a fallback, refuses invalid requests cleanly, and serves admins the admin endpoints.
+Evidence: the chat probes (``payscope.chat``), ``/admin/agents`` and the admin calls of the access
+probes. Answers are judged only once the chat endpoint answered at all (``depends_on``).
 
-What it must not do: send requests (sources do), judge answer content beyond
-the contract's shape (no model quality), or do I/O in an evaluate function.
+What it must not do: send requests (sources do), judge answer content beyond the contract's shape
+(no model quality), or do I/O in an evaluate function.
 """
 
 from __future__ import annotations
@@ -35,6 +34,8 @@ ANSWERED = "E.endpoints.chat_query"  # what judging answers depends on: at least
 
 @CHECKS.check(
     "E.endpoints.chat_query",
+    fix="Make POST /chat/query answer an authenticated tenant query with 200; check the api logs and"
+    " spec.api.url/auth.",
     source=payscope_api.CHAT,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -45,10 +46,7 @@ ANSWERED = "E.endpoints.chat_query"  # what judging answers depends on: at least
 def chat_query(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
     replies = [a.reply for a in evidence.intents.values()]
     answered = [i for i, a in evidence.intents.items() if a.reply.status == 200]
-    where = "; ".join(
-        f"{i} → {r.status if r.status is not None else r.failure}"
-        for i, r in zip(evidence.intents, replies, strict=True)
-    )
+    where = "; ".join(f"{i} → {r.status or r.failure}" for i, r in zip(evidence.intents, replies, strict=True))
     if answered:
         return Finding.passed(f"{CHAT} answers ({len(answered)} of {len(replies)} intents).", evidence=where)
     if all(r.status is None for r in replies):
@@ -84,6 +82,7 @@ def _intent(evidence: ChatEvidence, intent: str) -> Finding:
 
 @CHECKS.check(
     "E.intents.describe",
+    fix="Route intent DESCRIBE to its own agent instead of the fallback.",
     source=payscope_api.CHAT,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -97,6 +96,7 @@ def intent_describe(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Findi
 
 @CHECKS.check(
     "E.intents.compare",
+    fix="Route intent COMPARE to its own agent instead of the fallback.",
     source=payscope_api.CHAT,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -110,6 +110,7 @@ def intent_compare(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Findin
 
 @CHECKS.check(
     "E.intents.anomaly",
+    fix="Route intent ANOMALY to its own agent instead of the fallback.",
     source=payscope_api.CHAT,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -123,6 +124,7 @@ def intent_anomaly(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Findin
 
 @CHECKS.check(
     "E.intents.forecast",
+    fix="Route intent FORECAST to its own agent instead of the fallback.",
     source=payscope_api.CHAT,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -136,6 +138,7 @@ def intent_forecast(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Findi
 
 @CHECKS.check(
     "E.intents.what_if",
+    fix="Route intent WHAT_IF to its own agent instead of the fallback.",
     source=payscope_api.CHAT,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -149,6 +152,7 @@ def intent_what_if(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Findin
 
 @CHECKS.check(
     "E.intents.fallback",
+    fix="Answer a query no intent fits through the fallback intent, with fallback true.",
     source=payscope_api.CHAT,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -181,6 +185,7 @@ def intent_fallback(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Findi
 
 @CHECKS.check(
     "E.intents.classification",
+    fix="Fix intent classification so a plain forecasting question is answered as FORECAST, not through the fallback.",
     source=payscope_api.CHAT,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -214,6 +219,7 @@ def intent_classification(evidence: ChatEvidence, desired: spec.PayScopeSpec) ->
 
 @CHECKS.check(
     "E.intents.confidence_threshold",
+    fix="Set confidence_threshold strictly between 0 and 1 in PayScope's agent configuration.",
     source=payscope_api.AGENTS,
     severity=Severity.MEDIUM,
     grade=Grade.REPORTED,
@@ -259,6 +265,7 @@ def _shape(a: api_model.Answer) -> str | None:
 
 @CHECKS.check(
     "E.responses.structured",
+    fix="Answer every intent with a JSON object holding intent, answer and a well-formed sources list.",
     source=payscope_api.CHAT,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -278,6 +285,7 @@ def _confidence(a: api_model.Answer) -> str | None:
 
 @CHECKS.check(
     "E.responses.confidence",
+    fix="Report a confidence between 0 and 1 in every answer.",
     source=payscope_api.CHAT,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -296,6 +304,7 @@ def _explanation(a: api_model.Answer) -> str | None:
 
 @CHECKS.check(
     "E.responses.explainability",
+    fix="Return a non-empty explanation with every answer.",
     source=payscope_api.CHAT,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -318,6 +327,7 @@ def _trace(a: api_model.Answer) -> str | None:
 
 @CHECKS.check(
     "E.responses.traceability",
+    fix="Return a trace_id with every answer and echo it in the X-Trace-Id header.",
     source=payscope_api.CHAT,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -332,6 +342,7 @@ def responses_traceability(evidence: ChatEvidence, desired: spec.PayScopeSpec) -
 
 @CHECKS.check(
     "E.endpoints.validation",
+    fix="Validate request bodies and answer 422 for a body without a query.",
     source=payscope_api.CHAT,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -357,6 +368,7 @@ def validation(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Finding:
 
 @CHECKS.check(
     "E.endpoints.errors_structured",
+    fix='Answer errors as JSON {"error": {"code", "message"}}.',
     source=payscope_api.CHAT,
     severity=Severity.LOW,
     grade=Grade.OBSERVED,
@@ -383,6 +395,7 @@ def errors_structured(evidence: ChatEvidence, desired: spec.PayScopeSpec) -> Fin
 
 @CHECKS.check(
     "E.endpoints.admin",
+    fix="Serve /admin/agents, /admin/pipeline and /admin/runtime to admin tokens with 200 and a JSON object.",
     source=payscope_api.ACCESS,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,

@@ -42,6 +42,7 @@ def _any_table(test: Callable[[postgres_spec.PostgresTable], bool]) -> Callable[
 
 @CHECKS.check(
     "B.postgres.tables",
+    fix="Run PayScope's migrations, or correct the table names (and schemas) in spec.postgres.tables.",
     source=postgres.CATALOG,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -55,6 +56,8 @@ def tables_exist(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Find
 
 @CHECKS.check(
     "B.postgres.migrations",
+    fix="Apply PayScope's migrations up to spec.postgres.migrations.expected (alembic upgrade head), or"
+    " update the expected version.",
     source=postgres.CATALOG,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -80,6 +83,7 @@ def migrations(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Findin
 
 @CHECKS.check(
     "B.postgres.rls_enabled",
+    fix="ALTER TABLE ... ENABLE ROW LEVEL SECURITY (the operator does it under managementPolicy Full).",
     source=postgres.CATALOG,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -97,6 +101,8 @@ def rls_enabled(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Findi
 
 @CHECKS.check(
     "B.postgres.rls_forced",
+    fix="ALTER TABLE ... FORCE ROW LEVEL SECURITY, so the table owner is bound by the policies too (Full"
+    " management does it).",
     source=postgres.CATALOG,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -114,6 +120,8 @@ def rls_forced(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Findin
 
 @CHECKS.check(
     "B.postgres.policy_session_variable",
+    fix="Create a policy USING and WITH CHECK (tenant_key = current_setting('<sessionVariable>')) and drop"
+    " permissive policies such as USING (true).",
     source=postgres.CATALOG,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -141,6 +149,8 @@ def policy_session_variable(evidence: PostgresEvidence, desired: spec.PayScopeSp
 
 @CHECKS.check(
     "B.postgres.tenant_indexes",
+    fix="Create an index leading with the tenant key (CREATE INDEX CONCURRENTLY ... (bank_id, ...)); Full"
+    " management does it; drop INVALID leftovers.",
     source=postgres.CATALOG,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -160,6 +170,7 @@ def tenant_indexes(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Fi
 
 @CHECKS.check(
     "B.postgres.foreign_keys",
+    fix="Add the foreign keys PayScope's schema defines, or drop expectForeignKeys from the table's spec.",
     source=postgres.CATALOG,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -177,6 +188,8 @@ def foreign_keys(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Find
 
 @CHECKS.check(
     "B.postgres.app_role",
+    fix="Use a dedicated app role: NOSUPERUSER NOBYPASSRLS, not the owner of the tenant tables (ALTER TABLE"
+    " ... OWNER TO a migration role).",
     source=postgres.CATALOG,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -260,6 +273,8 @@ def _timescale(evidence: PostgresEvidence, desired: spec.PayScopeSpec, aspect: s
 
 @CHECKS.check(
     "B.timescale.hypertables",
+    fix="Convert the table with create_hypertable on its time column (Full management does it; migrateData:"
+    " true for a populated table).",
     source=postgres.CATALOG,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -274,6 +289,7 @@ def hypertables(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Findi
 
 @CHECKS.check(
     "B.timescale.retention",
+    fix="add_retention_policy with the declared interval (remove the old one first); Full management does it.",
     source=postgres.CATALOG,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -288,6 +304,8 @@ def retention(evidence: PostgresEvidence, desired: spec.PayScopeSpec) -> Finding
 
 @CHECKS.check(
     "B.timescale.compression",
+    fix="Enable compression with the declared segmentby and add_compression_policy with compress_after; Full"
+    " management does it.",
     source=postgres.CATALOG,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,

@@ -25,16 +25,16 @@ Severity = status.Severity
 Grade = registry.Grade
 Finding = registry.Finding
 CHECKS = registry.Registry()
-Ready = status.ProvisionState.READY
 BucketTest = Callable[[stores_spec.Bucket, s3_evidence.BucketFacts, s3.BucketEvidence], str | None]
 
 
 def _objects(plan: base.Plan, kind: str | None, what: str, where: str) -> Finding:
-    """Pass when every object of ``kind`` in the plan (every object, for None) is Ready."""
+    """Pass when every object of ``kind`` in the plan (every object, for None) is as declared (Ready, or Foreign
+    and matching: the audit judges the object, whoever owns it)."""
     states = [o for o in plan.objects if kind is None or o.kind.lower() == kind.lower()]
     if not states:
         return Finding.not_configured(f"No {what} is declared.")
-    bad = [o for o in states if o.state != Ready]
+    bad = [o for o in states if not o.as_declared]
     if bad:
         shown = "; ".join(
             f"{o.name}: {o.state.value}{' (' + (o.message or o.reason) + ')' if o.message or o.reason else ''}"
@@ -49,6 +49,8 @@ def _objects(plan: base.Plan, kind: str | None, what: str, where: str) -> Findin
 
 @CHECKS.check(
     "B.neo4j.constraints",
+    fix="Create the declared constraints (CREATE CONSTRAINT ... IF NOT EXISTS); Full management does it;"
+    " remove duplicate nodes first.",
     source=neo4j.SCHEMA,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -63,6 +65,8 @@ def constraints(evidence: neo4j.GraphEvidence, desired: spec.PayScopeSpec) -> Fi
 
 @CHECKS.check(
     "B.neo4j.indexes",
+    fix="Create the declared indexes and wait until they are ONLINE (SHOW INDEXES); a FAILED index must be"
+    " dropped and recreated.",
     source=neo4j.SCHEMA,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -77,6 +81,8 @@ def graph_indexes(evidence: neo4j.GraphEvidence, desired: spec.PayScopeSpec) -> 
 
 @CHECKS.check(
     "B.neo4j.tenant_property",
+    fix="Set the tenant key on every node of the declared labels (MATCH (n:Label) WHERE n.bank_id IS NULL"
+    " ...), and make writers always set it.",
     source=neo4j.SCHEMA,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -107,6 +113,8 @@ def tenant_property(evidence: neo4j.GraphEvidence, desired: spec.PayScopeSpec) -
 
 @CHECKS.check(
     "B.pinecone.indexes",
+    fix="Create the index with the declared dimension, metric and placement (Full management does it); a"
+    " wrong dimension needs a new index.",
     source=pinecone.INDEXES,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -121,6 +129,7 @@ def vector_indexes(evidence: pinecone.VectorEvidence, desired: spec.PayScopeSpec
 
 @CHECKS.check(
     "B.pinecone.namespaces",
+    fix="Upsert vectors into one namespace per tenant, never the default namespace; move stray vectors out of it.",
     source=pinecone.INDEXES,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -207,6 +216,8 @@ def _exists(bucket: stores_spec.Bucket, facts: s3_evidence.BucketFacts, evidence
 
 @CHECKS.check(
     "B.s3.buckets",
+    fix="Create the bucket (Full management does it) or correct its name; a bucket owned by another account"
+    " must be replaced.",
     source=s3.BUCKETS,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -230,6 +241,7 @@ def _versioning(bucket: stores_spec.Bucket, facts: s3_evidence.BucketFacts, evid
 
 @CHECKS.check(
     "B.s3.versioning",
+    fix="Enable versioning on the bucket (PutBucketVersioning Enabled); Full management does it.",
     source=s3.BUCKETS,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -249,6 +261,7 @@ def _encryption(bucket: stores_spec.Bucket, facts: s3_evidence.BucketFacts, evid
 
 @CHECKS.check(
     "B.s3.encryption",
+    fix="Set default encryption on the bucket (PutBucketEncryption, AES256 or aws:kms); Full management does it.",
     source=s3.BUCKETS,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -275,6 +288,7 @@ def _public(bucket: stores_spec.Bucket, facts: s3_evidence.BucketFacts, evidence
 
 @CHECKS.check(
     "B.s3.public_access",
+    fix="Remove policy statements that allow anonymous principals and block public access on the bucket.",
     source=s3.BUCKETS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -302,6 +316,7 @@ def _lifecycle(bucket: stores_spec.Bucket, facts: s3_evidence.BucketFacts, evide
 
 @CHECKS.check(
     "B.s3.lifecycle",
+    fix="Add the declared lifecycle rules (PutBucketLifecycleConfiguration); Full management does it.",
     source=s3.BUCKETS,
     severity=Severity.LOW,
     grade=Grade.OBSERVED,

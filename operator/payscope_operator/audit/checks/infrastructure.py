@@ -28,6 +28,8 @@ _ALL_SERVICES = "A/Docker Compose/All services defined (postgres, redis, minio, 
 
 @CHECKS.check(
     "A.secrets.present",
+    fix="Create each missing Secret key in the resource's namespace (kubectl create secret generic NAME"
+    " --from-literal=KEY=...), or correct the secretRef in the spec.",
     source=kubernetes.SECRETS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -70,6 +72,8 @@ def _title(role: str) -> str:
 
 @CHECKS.check(
     "A.workloads.api_available",
+    fix="Check the api Deployment's rollout (kubectl rollout status deployment/NAME) and its pods' events;"
+    " scale it above zero.",
     source=kubernetes.WORKLOADS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -84,6 +88,8 @@ def api_available(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeS
 
 @CHECKS.check(
     "A.workloads.worker_available",
+    fix="Check the worker Deployment's rollout (kubectl rollout status deployment/NAME) and its pods' events;"
+    " scale it above zero.",
     source=kubernetes.WORKLOADS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -98,6 +104,8 @@ def worker_available(evidence: kubernetes.WorkloadEvidence, desired: spec.PaySco
 
 @CHECKS.check(
     "A.workloads.ingestion_available",
+    fix="Check the ingestion Deployment's rollout (kubectl rollout status deployment/NAME) and its pods'"
+    " events; scale it above zero.",
     source=kubernetes.WORKLOADS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -117,6 +125,7 @@ def _probes(c: workloads.ContainerFacts) -> str | None:
 
 @CHECKS.check(
     "A.workloads.probes",
+    fix="Add a livenessProbe (GET /healthz) and a readinessProbe (GET /readyz) to every container of the Deployment.",
     source=kubernetes.WORKLOADS,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -141,6 +150,7 @@ def _resources(c: workloads.ContainerFacts) -> str | None:
 
 @CHECKS.check(
     "A.workloads.resources",
+    fix="Set resources.requests.cpu, resources.requests.memory and resources.limits.memory on every container.",
     source=kubernetes.WORKLOADS,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -158,6 +168,7 @@ def _restart_policy(d: workloads.DeploymentFacts) -> str | None:
 
 @CHECKS.check(
     "A.workloads.restart_policy",
+    fix="Set the pod template's restartPolicy to Always (the only value a Deployment should use).",
     source=kubernetes.WORKLOADS,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -174,6 +185,8 @@ def restart_policy(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScope
 
 @CHECKS.check(
     "A.dependencies.postgres",
+    fix="Make Postgres reachable from the operator: check spec.postgres.connection, the DSN Secret, network"
+    " policy and PAYSCOPE_ALLOWED_EGRESS.",
     source=postgres.CATALOG,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -188,6 +201,8 @@ def postgres_reachable(evidence: postgres.PostgresEvidence, desired: spec.PaySco
 
 @CHECKS.check(
     "A.dependencies.neo4j",
+    fix="Make Neo4j reachable from the operator: check spec.neo4j.connection.uri, the credentials Secret and"
+    " the egress policy.",
     source=neo4j.SCHEMA,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -202,6 +217,8 @@ def neo4j_reachable(evidence: neo4j.GraphEvidence, desired: spec.PayScopeSpec) -
 
 @CHECKS.check(
     "A.dependencies.pinecone",
+    fix="Make Pinecone's control plane reachable: check spec.pinecone.controllerUrl, the API key Secret and"
+    " the egress policy.",
     source=pinecone.INDEXES,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -215,6 +232,8 @@ def pinecone_reachable(evidence: pinecone.VectorEvidence, desired: spec.PayScope
 
 @CHECKS.check(
     "A.dependencies.s3",
+    fix="Make the S3 endpoint reachable: check spec.objectStorage.endpoint, the credentials Secret and the"
+    " egress policy.",
     source=s3.BUCKETS,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,

@@ -61,6 +61,7 @@ ENDPOINT = "F.metrics.endpoint"
 
 @CHECKS.check(
     ENDPOINT,
+    fix="Expose Prometheus text on GET /metrics of the API.",
     source=payscope_api.STATUS,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -117,6 +118,7 @@ def _families_pass(names: tuple[str, ...]) -> str:
 
 @CHECKS.check(
     "F.metrics.requests",
+    fix="Export http_requests_total as a counter labelled method, route and status.",
     source=payscope_api.STATUS,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -131,6 +133,7 @@ def request_metrics(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Fin
 
 @CHECKS.check(
     "F.metrics.errors",
+    fix="Export payscope_errors_total as a counter labelled component and kind, incremented on every error answer.",
     source=payscope_api.STATUS,
     severity=Severity.MEDIUM,
     grade=Grade.INFERRED,
@@ -145,6 +148,7 @@ def error_metrics(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Findi
 
 @CHECKS.check(
     "F.metrics.latency",
+    fix="Export http_request_duration_seconds as a histogram labelled method and route.",
     source=payscope_api.STATUS,
     severity=Severity.MEDIUM,
     grade=Grade.INFERRED,
@@ -162,6 +166,8 @@ AGENT_FAMILIES = ("payscope_agent_requests_total", "payscope_agent_latency_secon
 
 @CHECKS.check(
     "F.metrics.agents",
+    fix="Export payscope_agent_requests_total (counter) and payscope_agent_latency_seconds (histogram),"
+    " labelled intent and outcome.",
     source=payscope_api.STATUS,
     severity=Severity.MEDIUM,
     grade=Grade.INFERRED,
@@ -176,6 +182,7 @@ def agent_metrics(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Findi
 
 @CHECKS.check(
     "F.metrics.recommended",
+    fix="Export the recommended families listed in the finding (optional: a missing one only warns).",
     source=payscope_api.STATUS,
     severity=Severity.LOW,
     grade=Grade.INFERRED,
@@ -215,6 +222,7 @@ def _health(health: api_model.Health, what: str) -> Finding:
 
 @CHECKS.check(
     "F.health.api",
+    fix='Serve GET /healthz with 200 {"status": "ok"} while the process lives.',
     source=payscope_api.STATUS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -228,6 +236,7 @@ def health_api(evidence: StatusEvidence, desired: spec.PayScopeSpec) -> Finding:
 
 @CHECKS.check(
     "F.health.dependencies",
+    fix="Make GET /readyz report every dependency ok (the finding names the one that is not), or fix that dependency.",
     source=payscope_api.STATUS,
     severity=Severity.HIGH,
     grade=Grade.REPORTED,
@@ -241,6 +250,7 @@ def health_dependencies(evidence: StatusEvidence, desired: spec.PayScopeSpec) ->
 
 @CHECKS.check(
     "F.health.worker",
+    fix="Start at least one Celery worker and make it answer the health check (health.worker in /admin/pipeline).",
     source=payscope_api.PIPELINE,
     severity=Severity.HIGH,
     grade=Grade.REPORTED,
@@ -261,6 +271,7 @@ def health_worker(facts: api_model.Pipeline, desired: spec.PayScopeSpec) -> Find
 
 @CHECKS.check(
     "F.health.ingestion",
+    fix="Restore the ingestion service so its health (health.ingestion in /admin/pipeline) is ok.",
     source=payscope_api.PIPELINE,
     severity=Severity.HIGH,
     grade=Grade.REPORTED,
@@ -280,6 +291,7 @@ def health_ingestion(facts: api_model.Pipeline, desired: spec.PayScopeSpec) -> F
 
 @CHECKS.check(
     "F.logging.structured",
+    fix="Log as JSON, one object per line (logging.format json).",
     source=payscope_api.RUNTIME,
     severity=Severity.MEDIUM,
     grade=Grade.REPORTED,
@@ -300,6 +312,7 @@ def log_format(runtime: api_model.Runtime, desired: spec.PayScopeSpec) -> Findin
 
 @CHECKS.check(
     "F.logging.level",
+    fix="Run with log level INFO or higher in production.",
     source=payscope_api.RUNTIME,
     severity=Severity.LOW,
     grade=Grade.REPORTED,
@@ -329,6 +342,7 @@ def _grace(d: workloads.DeploymentFacts) -> str | None:
 
 @CHECKS.check(
     "F.shutdown.grace_period",
+    fix="Leave terminationGracePeriodSeconds unset (30 s) or set it to at least 10.",
     source=kubernetes.WORKLOADS,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -342,6 +356,7 @@ def grace_period(evidence: kubernetes.WorkloadEvidence, desired: spec.PayScopeSp
 
 @CHECKS.check(
     "F.shutdown.pre_stop",
+    fix="Add a lifecycle.preStop hook (e.g. sleep 5) to every container so endpoints drain before SIGTERM.",
     source=kubernetes.WORKLOADS,
     severity=Severity.LOW,
     grade=Grade.OBSERVED,

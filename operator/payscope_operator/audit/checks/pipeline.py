@@ -42,6 +42,8 @@ _DLQ = "C/Processing/Dead letter queue"
 
 @CHECKS.check(
     "C.broker.reachable",
+    fix="Make PayScope's Redis reachable from the operator: check the URL Secret in spec.redis.connection and"
+    " the egress policy.",
     source=redis.BROKER,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -55,6 +57,8 @@ def broker_reachable(facts: redis_evidence.BrokerFacts, desired: spec.PayScopeSp
 
 @CHECKS.check(
     "C.dlq.depth",
+    fix="Inspect and replay or discard the dead-lettered tasks, fix their cause, or raise"
+    " spec.redis.maxDeadLetters on purpose.",
     source=redis.BROKER,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -87,6 +91,7 @@ def dlq_depth(facts: redis_evidence.BrokerFacts, desired: spec.PayScopeSpec) -> 
 
 @CHECKS.check(
     "C.worker.retries",
+    fix="Set Celery's max_retries between 1 and 20 on PayScope's tasks.",
     source=payscope_api.PIPELINE,
     severity=Severity.HIGH,
     grade=Grade.REPORTED,
@@ -113,6 +118,7 @@ def retries(p: api_model.Pipeline, desired: spec.PayScopeSpec) -> Finding:
 
 @CHECKS.check(
     "C.worker.backoff",
+    fix="Set retry_backoff=True and retry_backoff_max (at most 3600 s) on PayScope's tasks.",
     source=payscope_api.PIPELINE,
     severity=Severity.MEDIUM,
     grade=Grade.REPORTED,
@@ -140,6 +146,7 @@ def backoff(p: api_model.Pipeline, desired: spec.PayScopeSpec) -> Finding:
 
 @CHECKS.check(
     "C.worker.time_limits",
+    fix="Set task_soft_time_limit below task_time_limit, both above 0 and at most an hour.",
     source=payscope_api.PIPELINE,
     severity=Severity.HIGH,
     grade=Grade.REPORTED,
@@ -166,6 +173,7 @@ def time_limits(p: api_model.Pipeline, desired: spec.PayScopeSpec) -> Finding:
 
 @CHECKS.check(
     "C.worker.acks_late",
+    fix="Set task_acks_late=True (with task_reject_on_worker_lost) so a dying worker's task is redelivered.",
     source=payscope_api.PIPELINE,
     severity=Severity.MEDIUM,
     grade=Grade.REPORTED,
@@ -186,6 +194,7 @@ def acks_late(p: api_model.Pipeline, desired: spec.PayScopeSpec) -> Finding:
 
 @CHECKS.check(
     "C.worker.dead_letter_queue",
+    fix="Route exhausted tasks to a dead-letter queue and name the same key in spec.redis.deadLetterQueue.",
     source=payscope_api.PIPELINE,
     severity=Severity.HIGH,
     grade=Grade.REPORTED,
@@ -213,6 +222,7 @@ def dead_letter_queue(p: api_model.Pipeline, desired: spec.PayScopeSpec) -> Find
 
 @CHECKS.check(
     "C.ingestion.file_validation",
+    fix="Turn on file validation in the ingestion service (checksums, schema and size checks before import).",
     source=payscope_api.PIPELINE,
     severity=Severity.HIGH,
     grade=Grade.REPORTED,
@@ -233,6 +243,7 @@ def file_validation(p: api_model.Pipeline, desired: spec.PayScopeSpec) -> Findin
 
 @CHECKS.check(
     "C.ingestion.idempotency_key",
+    fix="Create a UNIQUE index on exactly the idempotencyKey columns of the ingestion table.",
     source=postgres.CATALOG,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,

@@ -40,6 +40,7 @@ MISSING = (probes.MISSING, probes.MALFORMED, *probes.ADMIN_ANONYMOUS)
 
 @CHECKS.check(
     "G.jwt.missing",
+    fix="Require a Bearer token on every endpoint except /healthz, /readyz and /metrics; answer 401 without one.",
     source=payscope_api.ACCESS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -53,6 +54,7 @@ def jwt_missing(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding
 
 @CHECKS.check(
     "G.jwt.expired",
+    fix="Verify exp (at most a minute of leeway) and answer 401 for an expired token.",
     source=payscope_api.ACCESS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -66,6 +68,7 @@ def jwt_expired(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding
 
 @CHECKS.check(
     "G.jwt.signature",
+    fix="Verify every token's signature against PayScope's own keys; answer 401 for a wrong or altered signature.",
     source=payscope_api.ACCESS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -80,6 +83,7 @@ def jwt_signature(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Findi
 
 @CHECKS.check(
     "G.jwt.alg_none",
+    fix="Accept only the configured algorithm; refuse alg none with 401.",
     source=payscope_api.ACCESS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -93,6 +97,7 @@ def jwt_alg_none(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Findin
 
 @CHECKS.check(
     "G.jwt.algorithm",
+    fix="Pin the accepted algorithm list to the configured one (no algorithm confusion); answer 401 otherwise.",
     source=payscope_api.ACCESS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -110,6 +115,7 @@ CLAIMS = (*probes.WITHOUT_CLAIM, probes.ROLES_AS_STRING)
 
 @CHECKS.check(
     "G.jwt.claims",
+    fix="Require sub, roles (a list), iss, aud, iat and exp in every token; answer 401 when one is missing.",
     source=payscope_api.ACCESS,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -123,6 +129,7 @@ def jwt_claims(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
 
 @CHECKS.check(
     "G.jwt.audience",
+    fix="Verify aud against PayScope's audience (spec.api.auth.audience); answer 401 otherwise.",
     source=payscope_api.ACCESS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -138,6 +145,7 @@ def jwt_audience(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Findin
 
 @CHECKS.check(
     "G.jwt.issuer",
+    fix="Verify iss against PayScope's issuer (spec.api.auth.issuer); answer 401 otherwise.",
     source=payscope_api.ACCESS,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -151,6 +159,7 @@ def jwt_issuer(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
 
 @CHECKS.check(
     "G.jwt.key_id",
+    fix="Refuse tokens whose kid names no key PayScope holds (list the keys in spec.api.auth.keyIds); answer 401.",
     source=payscope_api.ACCESS,
     severity=Severity.MEDIUM,
     grade=Grade.OBSERVED,
@@ -165,6 +174,7 @@ def jwt_key_id(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
 
 @CHECKS.check(
     "G.isolation.bank_header",
+    fix="Answer 403 when X-Bank-Id is missing or differs from the token's bank_id.",
     source=payscope_api.ACCESS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -185,6 +195,7 @@ def bank_header(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding
 
 @CHECKS.check(
     "G.isolation.bank_claim",
+    fix="Answer 401 for a token without a bank_id claim.",
     source=payscope_api.ACCESS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -199,6 +210,8 @@ def bank_claim(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
 
 @CHECKS.check(
     "G.isolation.sources",
+    fix="Filter every store (Postgres, Neo4j, Pinecone) by the caller's bank_id, so answers cite only the"
+    " caller's data.",
     source=payscope_api.CHAT,
     severity=Severity.CRITICAL,
     grade=Grade.INFERRED,
@@ -236,6 +249,8 @@ def cited_sources(evidence: payscope_api.ChatEvidence, desired: spec.PayScopeSpe
 
 @CHECKS.check(
     "G.isolation.rls_probe",
+    fix="Make the tenant policies bind the app role: ENABLE and FORCE RLS, policies on the session variable,"
+    " no BYPASSRLS.",
     source=postgres.ISOLATION,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -264,6 +279,7 @@ def rls_probe(evidence: postgres.IsolationEvidence, desired: spec.PayScopeSpec) 
 
 @CHECKS.check(
     "G.rbac.chat_role",
+    fix="Allow /chat/query only to the analyst and admin roles; answer 403 to others.",
     source=payscope_api.ACCESS,
     severity=Severity.HIGH,
     grade=Grade.OBSERVED,
@@ -277,6 +293,7 @@ def chat_role(evidence: AccessEvidence, desired: spec.PayScopeSpec) -> Finding:
 
 @CHECKS.check(
     "G.rbac.admin_endpoints",
+    fix="Allow the /admin endpoints only to the admin role; answer 403 to analysts.",
     source=payscope_api.ACCESS,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -302,6 +319,8 @@ def _log_table(evidence: postgres.PostgresEvidence, desired: spec.PayScopeSpec) 
 
 @CHECKS.check(
     "G.audit_log.hash_chain",
+    fix="Find the first row whose prev_hash or hash does not verify; restore it from backup and investigate"
+    " who wrote it.",
     source=postgres.CATALOG,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,
@@ -327,6 +346,7 @@ def hash_chain(evidence: postgres.PostgresEvidence, desired: spec.PayScopeSpec) 
 
 @CHECKS.check(
     "G.audit_log.query_logging",
+    fix="Write an audit-log row (operation chat.query, with trace_id and intent) for every chat query.",
     source=postgres.CATALOG,
     severity=Severity.MEDIUM,
     grade=Grade.INFERRED,
@@ -349,6 +369,7 @@ def query_logging(evidence: postgres.PostgresEvidence, desired: spec.PayScopeSpe
 
 @CHECKS.check(
     "G.audit_log.immutable",
+    fix="REVOKE UPDATE, DELETE, TRUNCATE ON the audit log FROM the app role, and give its ownership to another role.",
     source=postgres.CATALOG,
     severity=Severity.CRITICAL,
     grade=Grade.OBSERVED,

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from payscope_operator import errors
-from payscope_operator.api import fields, spec
+from payscope_operator.api import fields, spec, status
 from payscope_operator.audit import context, probes, registry, tokens
 from payscope_operator.backends.payscope_api import client as api_client
 from payscope_operator.backends.payscope_api import model as api_model
@@ -100,24 +100,29 @@ def explain(reply: api_client.Reply) -> str:
     return f"{reply.endpoint} answered {reply.status}"
 
 
+def carried(reply: api_client.Reply) -> status.CheckReason | None:
+    """The check reason a failed reply carries (EgressDenied, ResponseTooLarge), if any."""
+    reason = reply.failure_reason
+    return status.CheckReason(reason) if reason in {r.value for r in status.CheckReason} else None
+
+
 def facts_of(document: api_model.Document[T]) -> T | registry.Finding:
     """A document's facts, or the Unknown finding saying why they could not be read."""
     if document.facts is None:
-        return registry.Finding.unknown(explain(document.reply))
+        return registry.Finding.unknown(explain(document.reply), reason=carried(document.reply))
     return document.facts
 
 
 async def _client(run: context.Session) -> api_client.Client:
-    url = _api(run.spec).url
-    client: api_client.Client = await run.clients.get("payscope.api", hash(url), lambda: api_client.build_client(url))
-    return client
+    return await run.stores.payscope_api()
 
 
 async def _send(run: context.Session, requests: Mapping[str, api_client.Request]) -> dict[str, api_client.Reply]:
     replies = await api_client.send_all(await _client(run), requests)
     if replies and all(r.status is None for r in replies.values()):
         first = next(iter(replies.values()))
-        raise errors.DependencyUnavailable(f"PayScope's API at {_api(run.spec).url} is not answering: {first.failure}")
+        message = f"PayScope's API at {_api(run.spec).url} is not answering: {first.failure}"
+        raise errors.DependencyUnavailable(message, reason=first.failure_reason)
     return replies
 
 

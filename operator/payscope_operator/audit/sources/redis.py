@@ -10,8 +10,6 @@ What it must not do: read, pop or write a queued message, or judge the evidence.
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
-
 from payscope_operator.api import fields
 from payscope_operator.audit import context, registry
 from payscope_operator.backends.redis import client as redis_client
@@ -24,9 +22,7 @@ async def _gather(run: context.Session) -> redis_evidence.BrokerFacts:
     ref = redis.connection.secret_ref
     url = context.reveal(run, ref.name, ref.key, "spec.redis.connection.secretRef")
     timeout = fields.parse_duration(run.spec.audit.probe_timeout).total_seconds()
-    client: aioredis.Redis = await run.clients.get(
-        "redis.broker", hash((url, timeout)), lambda: redis_client.build_client(url, timeout)
-    )
+    client: redis_client.Client = await run.stores.redis(timeout)  # checked against the egress policy
     return await redis_evidence.observe(client, redis_client.address_of(url), redis.dead_letter_queue)
 
 

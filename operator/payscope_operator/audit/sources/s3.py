@@ -1,10 +1,11 @@
 """Evidence from object storage: each declared bucket's settings, and an anonymous listing of it.
 
 Why this module exists: the B checks judge buckets (existence, versioning,
-encryption, public access, lifecycle), and A the endpoint's reachability. One
-gathering per pass reads each bucket's facts through the backend's read-only
-``audit``, then, when the spec names an endpoint, tries to list each existing
-bucket without credentials: a public bucket shows in fact, not only in policy.
+encryption, public access, lifecycle), and A the endpoint's reachability. Each
+bucket's facts are reduced (``backends.s3.evidence``) from what the pass's
+provisioning observed (``context.Observations``: one read per pass, shared); when the
+spec names an endpoint, the source adds an anonymous listing of each existing bucket:
+a public bucket shows in fact, not only in policy.
 
 What it must not do: change a bucket, read an object, or judge the evidence.
 """
@@ -13,12 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
-
 from payscope_operator.api import fields
 from payscope_operator.audit import context, registry
+from payscope_operator.backends.s3 import client as s3_client
 from payscope_operator.backends.s3 import evidence as s3_evidence
-from payscope_operator.backends.s3 import provisioner as s3_provisioner
+from payscope_operator.backends.s3 import model as s3_model
 
 
 @dataclass(frozen=True)
@@ -31,15 +31,14 @@ class BucketEvidence:
 async def _gather(run: context.Session) -> BucketEvidence:
     section = run.spec.object_storage
     assert section is not None  # the source is configured only when spec.objectStorage is set
-    provisioner = s3_provisioner.S3Provisioner(section, await run.stores.s3())
-    facts = {f.name: f for f in await provisioner.audit()}
+    observed = await context.observed(run, s3_model.SYSTEM, s3_model.ObservedStorage)
+    facts = {bucket.name: s3_evidence.facts_of(bucket) for bucket in observed.buckets}
     anonymous: dict[str, int] = {}
     if section.endpoint is not None:
         timeout = fields.parse_duration(run.spec.audit.probe_timeout).total_seconds()
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
-            for name, found in facts.items():
-                if found.exists:
-                    anonymous[name] = (await http.get(f"{section.endpoint.rstrip('/')}/{name}")).status_code
+        existing = [name for name, found in facts.items() if found.exists]
+        async with run.stores.anonymous_http("spec.objectStorage.endpoint", timeout) as http:
+            anonymous = await s3_client.anonymous_status(http, section.endpoint, existing)
     return BucketEvidence(section.endpoint or "AWS S3", facts, anonymous)
 
 

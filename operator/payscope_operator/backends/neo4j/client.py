@@ -16,6 +16,8 @@ personal data) or a credential.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import neo4j
 import neo4j.exceptions
@@ -39,11 +41,38 @@ _TRANSPORT_ERRORS = (
 )
 
 
-def driver(uri: str, user: str, password: str) -> neo4j.AsyncDriver:
-    """A driver with short connection timeouts and no transparent retries (we retry per pass)."""
+T = TypeVar("T")
+Reader = Callable[[str, Mapping[str, Any] | None], Awaitable[list[neo4j.Record]]]
+"""``read(text, parameters)`` inside :meth:`Client.read_together`'s transaction."""
+Check = Callable[[str, int], Awaitable[Sequence[str]]]
+"""``(host, port) -> addresses`` allowed for it; raises to refuse the connection (the egress policy)."""
+
+
+def _resolver(uri: str, check: Check) -> Callable[[neo4j.Address], Awaitable[Iterable[neo4j.Address]]]:
+    """The driver's custom resolver: every address it connects to, routing table entries too, is checked.
+
+    Plain Bolt connects to the checked addresses; over TLS the name stays (the certificate
+    names it) and every address it resolves to has been checked.
+    """
+    tls = uri.split("://", 1)[0].endswith(("+s", "+ssc"))
+
+    async def resolve(address: neo4j.Address) -> Iterable[neo4j.Address]:
+        host, port = str(address[0]), int(address[1])
+        allowed = await check(host, port)
+        return [address] if tls else [neo4j.Address((found, port)) for found in allowed]
+
+    return resolve
+
+
+def driver(uri: str, user: str, password: str, *, check: Check) -> neo4j.AsyncDriver:
+    """A driver with short connection timeouts and no transparent retries (we retry per pass).
+
+    ``check`` is applied to every address the driver connects to (see :func:`_resolver`).
+    """
     return neo4j.AsyncGraphDatabase.driver(
         uri,
         auth=(user, password),
+        resolver=_resolver(uri, check),
         connection_timeout=CONNECT_TIMEOUT,
         connection_acquisition_timeout=CONNECT_TIMEOUT * 2,
         max_transaction_retry_time=0,
@@ -59,7 +88,9 @@ class Client:
         self._database = database
         self._timeout = timeout
 
-    async def run(self, text: str) -> tuple[list[neo4j.Record], neo4j.SummaryCounters]:
+    async def run(
+        self, text: str, parameters: Mapping[str, Any] | None = None
+    ) -> tuple[list[neo4j.Record], neo4j.SummaryCounters]:
         """One auto-commit statement (no driver retry) under both timeouts.
 
         Transport faults and timeouts become ``errors.DependencyUnavailable``, refused
@@ -75,7 +106,7 @@ class Client:
                     notifications_min_severity=neo4j.NotificationMinimumSeverity.OFF,
                 ) as session,
             ):
-                result = await session.run(neo4j.Query(text, timeout=self._timeout))
+                result = await session.run(neo4j.Query(text, timeout=self._timeout), dict(parameters or {}))
                 records = [record async for record in result]
                 return records, (await result.consume()).counters
         except TimeoutError:
@@ -91,10 +122,52 @@ class Client:
                 raise self._timed_out() from None
             raise
 
-    async def read(self, text: str) -> list[neo4j.Record]:
+    async def read_together(self, work: Callable[[Reader], Awaitable[T]]) -> T:
+        """Run ``work``'s reads in ONE read transaction (one server transaction, not one per statement).
+
+        ``work`` gets a ``read(text, parameters)`` function and may decide each statement from
+        the records of the last. Failures map as in :meth:`run`; a server refusal of a read is a
+        dependency fault naming the code only.
+        """
+        try:
+            async with (
+                asyncio.timeout(self._timeout + _CLIENT_GRACE),
+                self._driver.session(
+                    database=self._database,
+                    default_access_mode=neo4j.READ_ACCESS,
+                    notifications_min_severity=neo4j.NotificationMinimumSeverity.OFF,
+                ) as session,
+            ):
+                tx = await session.begin_transaction(timeout=self._timeout)
+                try:
+
+                    async def read(text: str, parameters: Mapping[str, Any] | None = None) -> list[neo4j.Record]:
+                        result = await tx.run(text, dict(parameters or {}))
+                        return [record async for record in result]
+
+                    value = await work(read)
+                    await tx.commit()
+                    return value
+                finally:
+                    if not tx.closed():
+                        await tx.close()
+        except TimeoutError:
+            raise self._timed_out() from None
+        except _TRANSPORT_ERRORS as exc:
+            raise errors.DependencyUnavailable(f"Neo4j is unreachable ({type(exc).__name__})") from None
+        except (neo4j.exceptions.AuthError, neo4j.exceptions.Forbidden) as exc:
+            raise errors.PermissionDenied(f"Neo4j refused the operator's credentials ({exc.code})") from None
+        except neo4j.exceptions.Neo4jError as exc:
+            if exc.code == "Neo.ClientError.Database.DatabaseNotFound":
+                raise errors.SpecUnsatisfiable(f"Neo4j database {self._database} does not exist") from None
+            if (exc.code or "").startswith("Neo.ClientError.Transaction.TransactionTimedOut"):
+                raise self._timed_out() from None
+            raise errors.DependencyUnavailable(f"Neo4j failed a schema read ({exc.code})") from None
+
+    async def read(self, text: str, parameters: Mapping[str, Any] | None = None) -> list[neo4j.Record]:
         """A read: any server refusal is a dependency fault (it names the code, never the message)."""
         try:
-            records, _ = await self.run(text)
+            records, _ = await self.run(text, parameters)
             return records
         except neo4j.exceptions.Neo4jError as exc:
             raise errors.DependencyUnavailable(f"Neo4j failed a schema read ({exc.code})") from None

@@ -21,11 +21,36 @@ import neo4j
 
 from payscope_operator import errors
 from payscope_operator.api import fields, stores_spec
+from payscope_operator.backends import ownership
 from payscope_operator.backends.neo4j import model
 
 SHOW_CONSTRAINTS = "SHOW CONSTRAINTS YIELD id, name, type, entityType, labelsOrTypes, properties, ownedIndex"
 SHOW_INDEXES = "SHOW INDEXES YIELD id, name, state, type, entityType, labelsOrTypes, properties, owningConstraint"
 COMPONENTS = "CALL dbms.components() YIELD name, versions, edition RETURN name, versions, edition"
+_MARKER = f"(m:`{model.OWNERSHIP_LABEL}`"
+READ_MARKS = (
+    f"MATCH {_MARKER}) WHERE m.object IN $names RETURN m.object AS object, m.uid AS uid, m.resource AS resource"
+)
+"""The ownership marker nodes of the named objects ($names)."""
+WRITE_MARK = (
+    f"MERGE {_MARKER} {{object: $name}}) WITH m WHERE m.uid IS NULL OR m.uid = $uid OR m.resource = $resource"
+    " SET m.uid = $uid, m.resource = $resource"
+)
+"""Record $uid and $resource as the owner of $name, unless another resource already is (no-op then)."""
+DELETE_MARK = f"MATCH {_MARKER} {{object: $name}}) WHERE m.uid = $uid DELETE m"
+"""Forget the marker of an object this resource dropped."""
+
+
+def marks_of(records: Iterable[neo4j.Record]) -> dict[str, ownership.Mark]:
+    """The owner each object's marker records. Two markers that disagree (two resources raced to
+    claim it) make it nobody's: foreign to both, so neither changes it."""
+    found: dict[str, ownership.Mark] = {}
+    disputed: set[str] = set()
+    for record in records:
+        name, mark = str(record["object"]), ownership.Mark(_optional(record["uid"]), _optional(record["resource"]))
+        if found.setdefault(name, mark) != mark:
+            disputed.add(name)
+    return {name: ownership.Mark() if name in disputed else mark for name, mark in found.items()}
 
 
 def quote(name: str) -> str:

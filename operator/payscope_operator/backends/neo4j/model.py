@@ -5,7 +5,15 @@ record mapping (``cypher``) and the audit share these types. Every declared obje
 a deterministic name, ``payscope_<label>_<properties>_<kind>``, lower-cased, shortened
 with a hash when long or when two declared objects would share it
 (:func:`desired_objects`); ``GraphState`` is what ``dbms.components()``,
-``SHOW CONSTRAINTS``, ``SHOW INDEXES`` and the duplicate counts said.
+``SHOW CONSTRAINTS``, ``SHOW INDEXES``, the duplicate counts and the ownership marker
+nodes said.
+
+Ownership: Neo4j 5 Community keeps no metadata on a schema object (no comments; OPTIONS
+accepts only ``indexProvider`` and ``indexConfig``, whose keys are validated) and cannot
+rename one, so the owner of each managed object is recorded beside it, in the same
+database, as one node ``(:PayScopeOwnership {object, uid, resource})`` per object
+(:data:`OWNERSHIP_LABEL`). A ``payscope_`` object without a marker was created by an
+earlier operator version; any other object without one is foreign.
 
 What it must not do: talk to Neo4j, build Cypher, or decide what to change.
 """
@@ -16,13 +24,15 @@ import hashlib
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from payscope_operator.api import fields, stores_spec
-from payscope_operator.backends import base
+from payscope_operator.backends import base, ownership
 
 SYSTEM = "neo4j"
+OWNERSHIP_LABEL = "PayScopeOwnership"
+"""Label of the marker nodes recording which resource owns each managed schema object."""
 MAX_NAME_LENGTH = 96
 MANAGED_NAME_PATTERN = r"^payscope_[a-z0-9_]{1,96}$"
 
@@ -58,6 +68,7 @@ class SchemaObject:
     label: str
     properties: tuple[str, ...]
     name: str
+    adopt: bool = False  # the spec entry takes over an equivalent object found in place
 
     def describe(self) -> str:
         return f"{_NAMING[self.type][1]} on (:{self.label} {{{', '.join(self.properties)}}})"
@@ -82,12 +93,12 @@ def schema_name(type_: str, label: str, properties: Iterable[str], *, hashed: bo
 
 def desired_objects(desired: stores_spec.Neo4j) -> tuple[SchemaObject, ...]:
     """Declared constraints, then indexes, named; names that would collide get a hash."""
-    entries = [(Kind.CONSTRAINT, c.type.value, c.label, tuple(c.properties)) for c in desired.constraints]
-    entries += [(Kind.INDEX, i.type.value, i.label, tuple(i.properties)) for i in desired.indexes]
-    plain = Counter(schema_name(type_, label, props) for _, type_, label, props in entries)
+    entries = [(Kind.CONSTRAINT, c.type.value, c.label, tuple(c.properties), c.adopt) for c in desired.constraints]
+    entries += [(Kind.INDEX, i.type.value, i.label, tuple(i.properties), i.adopt) for i in desired.indexes]
+    plain = Counter(schema_name(type_, label, props) for _, type_, label, props, _ in entries)
     return tuple(
-        SchemaObject(kind, type_, label, props, schema_name(type_, label, props, hashed=plain[n] > 1))
-        for kind, type_, label, props in entries
+        SchemaObject(kind, type_, label, props, schema_name(type_, label, props, hashed=plain[n] > 1), adopt)
+        for kind, type_, label, props, adopt in entries
         for n in (schema_name(type_, label, props),)
     )
 
@@ -139,15 +150,19 @@ class GraphState:
     """The schema of one database, plus what the plan needs to know about its data.
 
     ``violations`` holds the names of declared, missing uniqueness constraints whose
-    label already has nodes sharing the property values; ``known`` the managed names
-    this provisioner has seen in place or created (one now missing was dropped).
+    label already has nodes sharing the property values; ``marks`` what the marker
+    nodes record, by object name.
     """
 
     server: ServerInfo
     constraints: tuple[ObservedConstraint, ...] = ()
     indexes: tuple[ObservedIndex, ...] = ()
     violations: frozenset[str] = frozenset()
-    known: frozenset[str] = frozenset()
+    marks: Mapping[str, ownership.Mark] = field(default_factory=dict)
+
+    def mark_of(self, name: str) -> ownership.Mark:
+        """Who owns the object ``name``: its marker node, else an earlier operator's (``payscope_``) or nobody."""
+        return self.marks.get(name) or ownership.Mark(legacy=name.startswith(base.MANAGED_PREFIX))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,6 +170,11 @@ class CreateSchema(base.Action):
     """Create one declared constraint or index (``IF NOT EXISTS``)."""
 
     object: SchemaObject
+
+
+@dataclass(frozen=True, kw_only=True)
+class MarkSchema(base.Action):
+    """Record the owning resource of an existing object (its marker node): migration or adoption."""
 
 
 @dataclass(frozen=True, kw_only=True)

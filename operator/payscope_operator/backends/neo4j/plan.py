@@ -11,11 +11,16 @@ Rules it follows:
   or when any object, whatever its name, has it (Neo4j refuses an equivalent schema
   rule twice, so no duplicate is ever made).
 - An object under our name with another definition is drift: it is dropped and
-  recreated. A declared object that the provisioner saw or created and that has
-  gone is drift too (``GraphState.known``); otherwise it is simply missing.
+  recreated. A declared object that is missing is planned as missing; when the last
+  status listed it Ready, ``reconcile.managed`` marks its recreation as drift.
 - Exists and NodeKey constraints need Enterprise: on Community they are Failed with
   ``UnsupportedOnEdition`` and a permanent blocker, never skipped in silence.
   Existing duplicates block a uniqueness constraint (``ConstraintViolatedByData``).
+- Ownership (``GraphState.mark_of``): an object in place is changed only when its marker
+  node names this resource, or when it is a ``payscope_`` object of an earlier operator
+  version (migrated: the marker is written) or declared ``adopt: true``. Anything else
+  is Foreign: audited, never dropped or replaced; another resource's also blocks
+  (``OwnedByAnotherResource``).
 
 What it must not do: talk to Neo4j, build Cypher (``cypher`` renders and quotes every
 statement), plan a drop of anything whose name does not start with ``payscope_`` or that
@@ -24,10 +29,11 @@ the spec does not declare, or name a data value in a message (it may be personal
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 from payscope_operator.api import conditions, fields, status, stores_spec
-from payscope_operator.backends import base, planning
+from payscope_operator.backends import base, ownership, planning
 from payscope_operator.backends.neo4j import model
 
 _Reason = conditions.Reason
@@ -44,7 +50,7 @@ _INDEX_TYPES: Mapping[str, frozenset[str]] = {
 }
 
 
-def _matches(obj: model.SchemaObject, found: _Found) -> bool:
+def matches(obj: model.SchemaObject, found: _Found) -> bool:
     types = _CONSTRAINT_TYPES if obj.kind is model.Kind.CONSTRAINT else _INDEX_TYPES
     return (
         isinstance(found, model.ObservedConstraint) == (obj.kind is model.Kind.CONSTRAINT)
@@ -69,7 +75,7 @@ def find_occupant(name: str, state: model.GraphState) -> _Found | None:
 def find_present(obj: model.SchemaObject, state: model.GraphState) -> _Found | None:
     """The object in place for a declared one: ours by name first, else any equivalent."""
     candidates = state.constraints if obj.kind is model.Kind.CONSTRAINT else state.indexes
-    matching = [found for found in candidates if _matches(obj, found)]
+    matching = [found for found in candidates if matches(obj, found)]
     ours = [found for found in matching if found.name == obj.name]
     return next(iter(ours or matching), None)
 
@@ -98,11 +104,24 @@ def _drop(out: planning.PlanBuilder, found: _Found, why: str, *, drift: bool) ->
     out.act(model.DropSchema(model.SYSTEM, base.Verb.DROP, kind, found.name, why, drift, constraint=constraint))
 
 
+def _index_of(found: _Found, state: model.GraphState) -> model.ObservedIndex | None:
+    """The index behind an object: itself, or a constraint's own index."""
+    index_name = found.owned_index if isinstance(found, model.ObservedConstraint) else found.name
+    return next((i for i in state.indexes if i.name == index_name), None) if index_name else None
+
+
+def _mark(out: planning.PlanBuilder, obj: model.SchemaObject, found: _Found, verdict: ownership.Verdict) -> None:
+    out.act(
+        model.MarkSchema(
+            model.SYSTEM, base.Verb.UPDATE, f"{obj.kind.lower()}Ownership", found.name, verdict.message, False
+        )
+    )
+
+
 def _plan_present(obj: model.SchemaObject, found: _Found, state: model.GraphState, out: planning.PlanBuilder) -> None:
     """Ready, or Pending/Failed by the state of the (owned) index."""
-    index_name = found.owned_index if isinstance(found, model.ObservedConstraint) else found.name
-    index = next((i for i in state.indexes if i.name == index_name), None) if index_name else None
-    where = "" if found.name == obj.name else f"present as {found.name} (not created by the operator)"
+    index = _index_of(found, state)
+    where = "" if found.name == obj.name else f"present as {found.name}"
     if index is None or index.state == "ONLINE":
         out.state(obj.kind, obj.name, _State.READY, where)
     elif index.state == "FAILED":
@@ -123,9 +142,9 @@ def _covering_create(obj: model.SchemaObject, out: planning.PlanBuilder) -> str 
     return None
 
 
-def _plan_missing(obj: model.SchemaObject, state: model.GraphState, out: planning.PlanBuilder) -> None:
-    drift = obj.name in state.known
-    why = "dropped out of band" if drift else ""
+def _plan_missing(
+    obj: model.SchemaObject, state: model.GraphState, out: planning.PlanBuilder, owner: ownership.Owner
+) -> None:
     covering = _covering_create(obj, out) if obj.type == stores_spec.IndexType.RANGE else None
     if covering is not None:
         out.state(obj.kind, obj.name, _State.MISSING, f"comes with {covering}")
@@ -136,15 +155,15 @@ def _plan_missing(obj: model.SchemaObject, state: model.GraphState, out: plannin
         return
     if obj.kind is model.Kind.CONSTRAINT and obj.type in model.OWNS_RANGE_INDEX:
         probe = model.SchemaObject(model.Kind.INDEX, stores_spec.IndexType.RANGE, obj.label, obj.properties, obj.name)
-        blocking = [i for i in state.indexes if i.owning_constraint is None and _matches(probe, i)]
+        blocking = [i for i in state.indexes if i.owning_constraint is None and matches(probe, i)]
         for index in blocking:
-            if not index.name.startswith(base.MANAGED_PREFIX):
+            if not ownership.judge(owner, state.mark_of(index.name), adopt=False).manage:
                 message = f"range index {index.name}, not created by the operator, covers {obj.describe()}; "
                 _fail(out, obj, _Reason.PROVISIONING_FAILED, message + "Neo4j adds the constraint once it is dropped")
                 return
         for index in blocking:
             _drop(out, index, f"its constraint {obj.name} brings its own index", drift=False)
-    _create(out, obj, _State.MISSING, drift=drift, why=why)
+    _create(out, obj, _State.MISSING, drift=False)
 
 
 def violation_message(obj: model.SchemaObject) -> str:
@@ -153,7 +172,9 @@ def violation_message(obj: model.SchemaObject) -> str:
     return f"existing nodes with label {obj.label} share values of {noun} {', '.join(obj.properties)}"
 
 
-def _plan_object(obj: model.SchemaObject, state: model.GraphState, out: planning.PlanBuilder) -> None:
+def _plan_object(
+    obj: model.SchemaObject, state: model.GraphState, out: planning.PlanBuilder, owner: ownership.Owner
+) -> None:
     if not obj.valid:
         _fail(out, obj, _Reason.SPEC_INVALID, f"label or property name does not match {fields.NEO4J_NAME_PATTERN}")
         return
@@ -166,6 +187,10 @@ def _plan_object(obj: model.SchemaObject, state: model.GraphState, out: planning
     occupant = find_occupant(obj.name, state)
     if occupant is not None and (present is None or present.name != obj.name):
         # Our name holds another definition: drop it; recreate unless an equivalent exists elsewhere.
+        verdict = ownership.judge(owner, state.mark_of(occupant.name), adopt=obj.adopt)
+        if not verdict.manage:
+            out.foreign(obj.kind, obj.name, verdict, [f"{occupant.name} holds another definition than declared"])
+            return
         _drop(out, occupant, f"holds another definition than {obj.describe()}", drift=True)
         if present is None:
             _create(out, obj, _State.DRIFTED, drift=True, why="recreated after an out-of-band change")
@@ -173,14 +198,24 @@ def _plan_object(obj: model.SchemaObject, state: model.GraphState, out: planning
         out.state(obj.kind, obj.name, _State.DRIFTED, f"present as {present.name}")
         return
     if present is not None:
+        verdict = ownership.judge(owner, state.mark_of(present.name), adopt=obj.adopt)
+        if not verdict.manage:
+            index = _index_of(present, state)
+            unready = [f"index {index.name} is {index.state}"] if index and index.state != "ONLINE" else []
+            where = [] if present.name == obj.name else [f"present as {present.name}"]
+            out.foreign(obj.kind, obj.name, dataclasses.replace(verdict, message=", ".join([*where, verdict.message])),
+                        unready)  # fmt: skip
+            return
+        if verdict.mark:
+            _mark(out, obj, present, verdict)
         _plan_present(obj, present, state, out)
         return
-    _plan_missing(obj, state, out)
+    _plan_missing(obj, state, out, owner)
 
 
-def plan_neo4j(desired: stores_spec.Neo4j, observed: model.GraphState) -> base.Plan:
-    """Compare the declared schema with the observed one: constraints first, drops before creates."""
+def plan_neo4j(desired: stores_spec.Neo4j, observed: model.GraphState, *, owner: ownership.Owner) -> base.Plan:
+    """Compare the declared schema with the observed one for ``owner``: constraints first, drops before creates."""
     out = planning.PlanBuilder(model.SYSTEM)
     for obj in model.desired_objects(desired):
-        _plan_object(obj, observed, out)
+        _plan_object(obj, observed, out, owner)
     return out.build()

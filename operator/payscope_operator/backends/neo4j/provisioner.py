@@ -11,24 +11,29 @@ through ``client``.
 Existing duplicates block a uniqueness constraint (``ConstraintViolatedByData``), found
 by a read query before any create, and by the server's refusal after.
 
+Ownership: right after a ``CREATE ... IF NOT EXISTS`` that added the object (Neo4j lets
+only one of two racing resources add it), a marker node records the resource
+(``cypher.WRITE_MARK``); migrating or adopting writes the same marker, and teardown drops
+only ``payscope_`` objects whose marker names its resource, deleting the marker too.
+
 What it must not do: create or close the driver (the caller owns it); drop anything
-whose name does not start with ``payscope_`` or that the spec does not declare;
-touch nodes or relationships; put a server message, a data value or a credential
-into an exception (server messages quote the offending values); import reconcile,
-main, kube or kopf.
+whose name does not start with ``payscope_``, that the spec does not declare, or that its
+resource does not own; touch nodes or relationships other than its own marker nodes; put
+a server message, a data value or a credential into an exception (server messages quote
+the offending values); import reconcile, main, kube or kopf.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Iterable
 
 import neo4j
 import neo4j.exceptions
 
 from payscope_operator import errors
 from payscope_operator.api import conditions, fields, stores_spec
-from payscope_operator.backends import base
+from payscope_operator.backends import base, ownership
 from payscope_operator.backends.neo4j import client, cypher, model, plan
 
 _Reason = conditions.Reason
@@ -41,7 +46,8 @@ class Neo4jProvisioner:
     """Neo4j schema of one resource. The driver is the caller's: created once, closed by it.
 
     ``schema_changes`` counts the schema-changing statements sent (for the idempotency
-    proof and the metrics); ``known`` seeds the managed names seen in earlier passes.
+    proof and the metrics). Whether a missing object existed before is not its concern:
+    ``reconcile.managed`` marks the recreation of an object the last status listed Ready.
     """
 
     system = model.SYSTEM
@@ -51,23 +57,15 @@ class Neo4jProvisioner:
         driver: neo4j.AsyncDriver,
         desired: stores_spec.Neo4j,
         *,
+        owner: ownership.Owner,
         timeout: float = client.DEFAULT_TIMEOUT,
-        known: Iterable[str] = (),
     ) -> None:
         if not re.fullmatch(fields.NEO4J_DATABASE_PATTERN, desired.database):
             raise errors.SpecInvalid(f"neo4j.database {desired.database!r} is not a valid database name")
         self._client = client.Client(driver, desired.database, timeout=timeout)
         self._desired = desired
-        self._known = set(known)
+        self._owner = owner
         self.schema_changes = 0
-
-    async def count_untenanted(self, labels: Iterable[str], tenant_key: str) -> dict[str, int]:
-        """Nodes of each label lacking ``tenant_key`` (read-only; one statement for all labels)."""
-        wanted = sorted(set(labels))
-        if not wanted:
-            return {}
-        records = await self._client.read(cypher.cypher_untenanted(wanted, tenant_key))
-        return {str(r["label"]): int(r["c"]) for r in records}
 
     async def _change(self, text: str) -> bool:
         """Send one schema-changing statement; True when the server added an object."""
@@ -75,29 +73,50 @@ class Neo4jProvisioner:
         _, counters = await self._client.run(text)
         return counters.constraints_added + counters.indexes_added > 0
 
-    async def read_server(self) -> model.ServerInfo:
-        """Version and edition of the kernel; Neo4j 4 and older are refused (other schema syntax)."""
-        server = cypher.server_of(await self._client.read(cypher.COMPONENTS))
-        if server is None:
-            raise errors.DependencyUnavailable("Neo4j did not report its kernel version")
-        major = server.version.split(".")[0]
-        if not major.isdigit() or int(major) < 5:
-            raise errors.SpecUnsatisfiable(f"Neo4j {server.version} is not supported: 5 or later is required")
-        return server
+    async def read_state(self) -> model.GraphState:
+        """Server, schema, and the ownership markers of every object that matters to the declared ones.
 
-    async def read_schema(self, server: model.ServerInfo) -> model.GraphState:
-        constraints = tuple(cypher.constraint_of(r) for r in await self._client.read(cypher.SHOW_CONSTRAINTS))
-        indexes = tuple(cypher.index_of(r) for r in await self._client.read(cypher.SHOW_INDEXES))
-        return model.GraphState(server, constraints, indexes)
+        One read transaction: ``dbms.components()``, ``SHOW CONSTRAINTS``, ``SHOW INDEXES`` and
+        the marker nodes. Neo4j 4 and older are refused (other schema syntax).
+        """
+
+        async def read(run: client.Reader) -> model.GraphState:
+            server = cypher.server_of(await run(cypher.COMPONENTS, None))
+            if server is None:
+                raise errors.DependencyUnavailable("Neo4j did not report its kernel version")
+            major = server.version.split(".")[0]
+            if not major.isdigit() or int(major) < 5:
+                raise errors.SpecUnsatisfiable(f"Neo4j {server.version} is not supported: 5 or later is required")
+            constraints = tuple(cypher.constraint_of(r) for r in await run(cypher.SHOW_CONSTRAINTS, None))
+            indexes = tuple(cypher.index_of(r) for r in await run(cypher.SHOW_INDEXES, None))
+            state = model.GraphState(server, constraints, indexes)
+            names = sorted(self._relevant(state))
+            marks = cypher.marks_of(await run(cypher.READ_MARKS, {"names": names})) if names else {}
+            return dataclasses.replace(state, marks=marks)
+
+        return await self._client.read_together(read)
+
+    def _relevant(self, state: model.GraphState) -> set[str]:
+        """Names whose owner the plan may ask about: declared names, and what stands in for them."""
+        names: set[str] = set()
+        for obj in model.desired_objects(self._desired):
+            names.add(obj.name)
+            if (present := plan.find_present(obj, state)) is not None:
+                names.add(present.name)
+            probe = model.SchemaObject(model.Kind.INDEX, "Range", obj.label, obj.properties, obj.name)
+            names.update(i.name for i in state.indexes if i.owning_constraint is None and plan.matches(probe, i))
+        return names
+
+    async def _write_mark(self, name: str) -> None:
+        owner = self._owner
+        await self._client.run(cypher.WRITE_MARK, {"name": name, "uid": owner.uid, "resource": owner.resource})
 
     async def observe(self) -> model.GraphState:
-        """Server, schema, duplicates blocking missing uniqueness constraints, and drift memory."""
-        state = await self.read_schema(await self.read_server())
+        """Server, schema, ownership markers, and the duplicates blocking missing uniqueness constraints."""
+        state = await self.read_state()
         violations = set()
         for obj in model.desired_objects(self._desired):
             present = plan.find_present(obj, state)
-            if present is not None and present.name == obj.name:
-                self._known.add(obj.name)
             checkable = obj.kind is model.Kind.CONSTRAINT and obj.type in model.OWNS_RANGE_INDEX and obj.valid
             if present is None and checkable and (state.server.enterprise or obj.type not in model.ENTERPRISE_ONLY):
                 try:
@@ -108,12 +127,10 @@ class Neo4jProvisioner:
                     continue  # a label too large to scan in time: the server's refusal on create tells instead
                 if records and int(records[0]["groups"]) > 0:
                     violations.add(obj.name)
-        return model.GraphState(
-            state.server, state.constraints, state.indexes, frozenset(violations), frozenset(self._known)
-        )
+        return dataclasses.replace(state, violations=frozenset(violations))
 
     def plan(self, observed: model.GraphState) -> base.Plan:
-        return plan.plan_neo4j(self._desired, observed)
+        return plan.plan_neo4j(self._desired, observed, owner=self._owner)
 
     async def apply(self, action: base.Action) -> None:
         """Carry out one planned action; object-level refusals raise ``errors.SpecUnsatisfiable``."""
@@ -123,10 +140,11 @@ class Neo4jProvisioner:
             except neo4j.exceptions.Neo4jError as exc:
                 message = f"Neo4j refused to drop {action.kind} {action.target} ({exc.code})"
                 raise errors.SpecUnsatisfiable(message, reason=_Reason.PROVISIONING_FAILED) from None
-            self._known.discard(action.target)
         elif isinstance(action, model.CreateSchema):
-            if await self._create(action.object):
-                self._known.add(action.object.name)
+            if await self._create(action.object):  # added by this statement: ours, so say so beside it
+                await self._write_mark(action.object.name)
+        elif isinstance(action, model.MarkSchema):
+            await self._write_mark(action.target)
         else:
             raise TypeError(f"not a graph action: {action.describe()}")
 
@@ -147,18 +165,23 @@ class Neo4jProvisioner:
             ) from None
 
     async def teardown(self) -> base.TeardownResult:
-        """Drop the declared objects that carry our name; keep equivalents under other names."""
-        state = await self.read_schema(await self.read_server())
+        """Drop the declared objects under our name that this resource owns; keep every other one."""
+        state = await self.read_state()
         removed: list[str] = []
         kept: list[str] = []
+        owner = self._owner
         for obj in model.desired_objects(self._desired):
             occupant = plan.find_occupant(obj.name, state)
-            if occupant is not None:
+            if occupant is not None and state.mark_of(obj.name).uid == owner.uid:
                 await self._change(
                     cypher.cypher_drop(obj.name, constraint=isinstance(occupant, model.ObservedConstraint))
                 )
-                self._known.discard(obj.name)
+                await self._client.run(cypher.DELETE_MARK, {"name": obj.name, "uid": owner.uid})
                 removed.append(obj.name)
+            elif occupant is not None:
+                kept.append(
+                    f"{obj.name}: {ownership.why_kept(ownership.judge(owner, state.mark_of(obj.name), adopt=False))}"
+                )
             elif (present := plan.find_present(obj, state)) is not None:
                 kept.append(f"{present.name}: not created by the operator")
         return base.TeardownResult(model.SYSTEM, tuple(removed), tuple(kept))

@@ -8,6 +8,10 @@ body, text). A request that gets no HTTP answer is not an exception here: it is 
 :class:`Reply` with ``failure`` set, so one hanging route spoils only the checks that
 read it. ``model`` turns replies into typed facts.
 
+Clients come from :func:`build_client`, under the operator's egress policy: a host the
+policy denies, or a body larger than the response cap, is a :class:`Reply` whose
+``failure_reason`` says so (``EgressDenied``, ``ResponseTooLarge``).
+
 What it must not do: mint, keep or log tokens (callers pass a bearer token in a
 :class:`Request`, which hides it from ``repr``; no reply, failure text or exception
 ever carries it), retry or follow redirects, judge what it saw (the audit does), or
@@ -23,6 +27,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import httpx
+
+from payscope_operator import errors
+from payscope_operator.egress import policy, transport
 
 BANK_HEADER = "X-Bank-Id"
 TRACE_HEADER = "X-Trace-Id"
@@ -59,6 +66,7 @@ class Reply:
     endpoint: str
     status: int | None
     failure: str | None = None
+    failure_reason: str | None = None  # EgressDenied or ResponseTooLarge, when the failure is one of those
     content_type: str = ""
     body: Json | None = None  # the body, when it is a JSON object served as JSON
     finite: bool = True  # the JSON held no NaN or Infinity
@@ -70,11 +78,15 @@ class Reply:
         return f"{self.endpoint}: {self.failure}" if self.status is None else f"{self.endpoint} → {self.status}"
 
 
-def build_client(base_url: str) -> tuple[httpx.AsyncClient, Closer]:
-    """A long-lived client for one PayScope API; every request still passes its own timeout."""
-    client = httpx.AsyncClient(
+def build_client(base_url: str, egress: policy.Policy) -> tuple[httpx.AsyncClient, Closer]:
+    """A long-lived client for one PayScope API under the egress policy and response cap (``spec.api.url``).
+
+    Every request still passes its own timeout.
+    """
+    client = transport.client(
+        egress,
+        "spec.api.url",
         base_url=base_url,
-        follow_redirects=False,
         timeout=httpx.Timeout(10.0),
         headers={"User-Agent": USER_AGENT},
         # Room for a whole pass's requests at once: a hanging route must not make the others queue.
@@ -119,6 +131,8 @@ async def send(client: httpx.AsyncClient, request: Request) -> Reply:
         return Reply(request.endpoint, None, failure=f"no answer within {request.timeout:g}s")
     except httpx.HTTPError as exc:  # refused, reset, DNS: the type says which, the text may quote the URL
         return Reply(request.endpoint, None, failure=f"no answer ({type(exc).__name__})")
+    except errors.PayScopeError as exc:  # the egress policy refused the host, or the body was too large
+        return Reply(request.endpoint, None, failure=exc.message, failure_reason=exc.reason)
     content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
     is_json = content_type == "application/json" or content_type.endswith("+json")
     body, finite = _decode(response.text) if is_json else (None, True)

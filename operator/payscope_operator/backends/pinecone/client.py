@@ -37,6 +37,7 @@ from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
 from payscope_operator import errors
 from payscope_operator.api import conditions, fields
+from payscope_operator.egress import policy, transport
 
 API_VERSION = "2025-10"
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -146,15 +147,27 @@ _ERROR = TypeAdapter(_ErrorWire)
 # ---- addresses -----------------------------------------------------------------------------
 
 
-def connect(controller_url: str, api_key: str, *, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> httpx.AsyncClient:
-    """An HTTP client for one resource's Pinecone project; the caller closes it (``aclose()``)."""
+def connect(
+    controller_url: str,
+    api_key: str,
+    *,
+    egress: policy.Policy | None = None,
+    timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+) -> httpx.AsyncClient:
+    """An HTTP client for one resource's Pinecone project; the caller closes it (``aclose()``).
+
+    Every request (control plane and index hosts alike) passes ``egress`` first and every
+    body is read with its size cap; None means the policy of the operator's environment
+    (``policy.Policy.from_environment``), as ``payscope-operator`` reads it.
+    """
     if not re.fullmatch(fields.HTTP_URL_PATTERN, controller_url):
         raise errors.SpecInvalid("pinecone.controllerUrl is not an http(s) URL without user info")
-    return httpx.AsyncClient(
+    return transport.client(
+        egress if egress is not None else policy.Policy.from_environment(),
+        "spec.pinecone.controllerUrl",
         base_url=controller_url.rstrip("/"),
         headers={"Api-Key": api_key, "X-Pinecone-Api-Version": API_VERSION},
         timeout=timeout,
-        follow_redirects=False,
     )
 
 

@@ -4,7 +4,7 @@ Why this module exists: the planner (``plan``), the provisioner (``provisioner``
 audit's vector checks share these types. ``ObservedVectors`` is one ``GET /indexes``;
 ``IndexStats`` is one index's ``describe_index_stats``.
 
-What it must not do: hold logic beyond reading a tag, talk to Pinecone, or import
+What it must not do: hold logic beyond reading and writing tags, talk to Pinecone, or import
 ``plan``, ``provisioner`` or httpx.
 """
 
@@ -14,10 +14,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from payscope_operator.api import stores_spec
-from payscope_operator.backends import base
+from payscope_operator.backends import base, ownership
 
 SYSTEM = "pinecone"
 KIND = "PineconeIndex"
+OWNER_UID_TAG = "payscope-owner-uid"
+OWNER_TAG = "payscope-owner"
+"""Index tags holding the owning resource's uid and ``namespace;name`` (Pinecone tag values allow no '/')."""
+RESERVED_TAGS = frozenset({base.MANAGED_TAG_KEY, OWNER_UID_TAG, OWNER_TAG})
+
+
+def owner_tags(owner: ownership.Owner) -> dict[str, str]:
+    """The tags recording ``owner`` on an index."""
+    return {
+        base.MANAGED_TAG_KEY: base.MANAGED_TAG_VALUE,
+        OWNER_UID_TAG: owner.uid,
+        OWNER_TAG: f"{owner.namespace};{owner.name}",
+    }
 
 
 # ---- what observe returns and what the audit reads ------------------------------------------
@@ -54,6 +67,14 @@ class ObservedIndex:
     def managed(self) -> bool:
         """Created by this operator (carries ``managed-by: payscope-operator``)."""
         return self.tags.get(base.MANAGED_TAG_KEY) == base.MANAGED_TAG_VALUE
+
+    @property
+    def mark(self) -> ownership.Mark:
+        """The owning resource its tags record; managed-by alone is an earlier operator's mark."""
+        recorded = self.tags.get(OWNER_TAG, "")
+        return ownership.Mark(
+            self.tags.get(OWNER_UID_TAG) or None, recorded.replace(";", "/", 1) or None, legacy=self.managed
+        )
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,10 @@ server. Its policies:
   Failed with ``IndexSpecImmutable`` and a permanent blocker naming the fields. Pod
   replicas and a larger pod type of the same family are patched (drift).
 - ``deletion_protection`` follows the spec in both directions while the resource lives.
+- Ownership: an index is changed only when its tags record this resource (or it is
+  migrated from an earlier operator version's ``managed-by`` tag, or adopted with
+  ``adopt: true``: then the owner tags are set first). Any other existing index is
+  Foreign; one another resource owns also blocks with ``OwnedByAnotherResource``.
 
 What it must not do: talk to Pinecone, plan a deletion or a re-creation of an index, or
 look at an index the spec does not declare.
@@ -24,7 +28,7 @@ from __future__ import annotations
 import re
 
 from payscope_operator.api import conditions, fields, status, stores_spec
-from payscope_operator.backends import base, planning
+from payscope_operator.backends import base, ownership, planning
 from payscope_operator.backends.pinecone import model
 
 TAG_VALUE_PATTERN = r"^[A-Za-z0-9;@_\-.+ ]{1,120}$"
@@ -88,8 +92,8 @@ def _spec_problems(want: stores_spec.PineconeIndex) -> list[str]:
     problems: list[str] = []
     if not re.fullmatch(fields.PINECONE_INDEX_PATTERN, want.name):
         problems.append("the name is not a valid Pinecone index name")
-    if base.MANAGED_TAG_KEY in want.tags:
-        problems.append(f"tag {base.MANAGED_TAG_KEY} is reserved for the operator")
+    for reserved in sorted(model.RESERVED_TAGS & set(want.tags)):
+        problems.append(f"tag {reserved} is reserved for the operator")
     for key, value in want.tags.items():
         if not re.fullmatch(stores_spec.TAG_KEY_PATTERN, key) or not re.fullmatch(TAG_VALUE_PATTERN, value):
             problems.append(f"tag {key}: values are 1-120 letters, digits, ';', '@', '_', '-', '.', '+' or ' '")
@@ -131,7 +135,12 @@ def _configure_for(want: stores_spec.PineconeIndex, have: model.ObservedIndex) -
     )
 
 
-def _plan_index(want: stores_spec.PineconeIndex, have: model.ObservedIndex | None, out: planning.PlanBuilder) -> None:
+def _plan_index(
+    want: stores_spec.PineconeIndex,
+    have: model.ObservedIndex | None,
+    out: planning.PlanBuilder,
+    owner: ownership.Owner,
+) -> None:
     name = want.name
     if problems := _spec_problems(want):
         message = f"Pinecone index {name}: " + "; ".join(problems)
@@ -147,6 +156,25 @@ def _plan_index(want: stores_spec.PineconeIndex, have: model.ObservedIndex | Non
             )
         )
         return
+    verdict = ownership.judge(owner, have.mark, adopt=want.adopt)
+    if not verdict.manage:
+        configure = _configure_for(want, have)
+        differences = _immutable_differences(want, have) + ([configure.detail] if configure else [])
+        if not have.ready or have.state != "Ready":
+            differences.append(f"it is {have.state}, not Ready")
+        out.foreign(model.KIND, name, verdict, differences)
+        return
+    if verdict.mark:  # before anything else changes, record whose it is
+        out.act(
+            model.ConfigureIndex(
+                system=model.SYSTEM,
+                verb=base.Verb.UPDATE,
+                kind="PineconeIndexOwnership",
+                target=name,
+                detail=f"owner {owner.resource}: {verdict.message}",
+                tags=tuple(sorted(model.owner_tags(owner).items())),
+            )
+        )
     if immutable := _immutable_differences(want, have):
         message = (
             f"Pinecone index {name}: " + "; ".join(immutable) + ". Pinecone cannot change this on an existing"
@@ -161,7 +189,6 @@ def _plan_index(want: stores_spec.PineconeIndex, have: model.ObservedIndex | Non
     if have.state == "Terminating":
         out.state(model.KIND, name, _State.PENDING, "being deleted; it will be created again once it is gone")
         return
-    adopted = "" if have.managed else "found in place, not created by the operator: never deleted by it"
     configure = _configure_for(want, have)
     if configure is not None:
         out.state(model.KIND, name, _State.DRIFTED, configure.detail)
@@ -169,12 +196,18 @@ def _plan_index(want: stores_spec.PineconeIndex, have: model.ObservedIndex | Non
     elif not have.ready or have.state != "Ready":
         out.state(model.KIND, name, _State.PENDING, f"{have.state}, not Ready yet")
     else:
-        out.state(model.KIND, name, _State.READY, adopted)
+        out.state(model.KIND, name, _State.READY, verdict.message)
 
 
-def plan_pinecone(desired: stores_spec.Pinecone, observed: model.ObservedVectors) -> base.Plan:
-    """Actions that make the declared indexes exist and match; undeclared indexes are ignored."""
+def plan_pinecone(
+    desired: stores_spec.Pinecone, observed: model.ObservedVectors, *, owner: ownership.Owner
+) -> base.Plan:
+    """Actions that make the declared indexes ``owner`` may manage exist and match; undeclared ones are ignored.
+
+    An existing index that is not ``owner``'s (``ownership.judge``) is Foreign: nothing is
+    planned for it, and its state says what Full management would have changed.
+    """
     out = planning.PlanBuilder(model.SYSTEM)
     for want in desired.indexes:
-        _plan_index(want, observed.indexes.get(want.name), out)
+        _plan_index(want, observed.indexes.get(want.name), out, owner)
     return out.build()

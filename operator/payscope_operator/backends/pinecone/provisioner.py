@@ -3,20 +3,25 @@
 Why this module exists: PayScope's RAG agents need Pinecone indexes of a known
 dimension, metric and placement. This provisioner lists the project's indexes, has the
 pure :func:`plan.plan_pinecone` decide, and creates or patches the declared ones; the
-audit reads ``observe`` and :meth:`PineconeProvisioner.describe_index_stats`.
+audit shares the observation (and reads index statistics through ``evidence``).
 ``client`` does the HTTP (timeouts, retries, error mapping, redaction); this module
 maps the wire shapes to ``model`` and back.
 
-- The managed tag ``managed-by: payscope-operator`` is written only when this operator
-  creates an index. It is never added to an index found in place (that would claim an
-  index the operator did not create) nor restored: removing it by hand disowns the
-  index, which teardown then keeps.
-- Teardown never turns ``deletion_protection`` off: a protected index is kept.
+- Ownership tags (``managed-by: payscope-operator``, ``payscope-owner-uid``,
+  ``payscope-owner``) are written when this resource creates an index, migrates one an
+  earlier operator version created, or adopts one (``adopt: true``). They are never
+  added to an index found in place otherwise (that would claim an index the resource did
+  not create) nor restored: removing them by hand disowns the index, which is then
+  Foreign and teardown keeps it.
+- Teardown never turns ``deletion_protection`` off (a protected index is kept), and never
+  deletes an index holding vectors (``evidence.describe_index_stats`` total above 0) or one
+  whose count cannot be read: ``deletionPolicy: Delete`` removes empty indexes, never data.
 - A new index is awaited for at most ``ready_wait`` seconds; one still initialising is
   Pending, and the next pass sees it Ready.
 
-What it must not do: delete an index that lacks the managed tag, has deletion
-protection on, or is not declared; delete and recreate an index on its own; put the API
+What it must not do: change an index its resource does not own; delete an index that
+another resource or nobody owns, has deletion protection on, holds vectors, or is not
+declared; delete and recreate an index on its own; put the API
 key anywhere (it lives only in the httpx client's headers); import reconcile, main,
 kube or kopf.
 """
@@ -31,8 +36,8 @@ import httpx
 
 from payscope_operator import errors
 from payscope_operator.api import conditions, stores_spec
-from payscope_operator.backends import base
-from payscope_operator.backends.pinecone import client, model, plan
+from payscope_operator.backends import base, ownership
+from payscope_operator.backends.pinecone import client, evidence, model, plan
 
 _log = logging.getLogger(__name__)
 
@@ -41,7 +46,7 @@ def _protection(enabled: bool) -> str:
     return "enabled" if enabled else "disabled"
 
 
-def _create_body(index: stores_spec.PineconeIndex) -> client.CreateIndexWire:
+def _create_body(index: stores_spec.PineconeIndex, owner: ownership.Owner) -> client.CreateIndexWire:
     spec: client.SpecWire = {}
     if index.serverless is not None:
         spec["serverless"] = {"cloud": index.serverless.cloud.value, "region": index.serverless.region}
@@ -60,7 +65,7 @@ def _create_body(index: stores_spec.PineconeIndex) -> client.CreateIndexWire:
         "metric": index.metric.value,
         "vector_type": "dense",
         "deletion_protection": _protection(index.deletion_protection),
-        "tags": {**index.tags, base.MANAGED_TAG_KEY: base.MANAGED_TAG_VALUE},
+        "tags": {**index.tags, **model.owner_tags(owner)},
         "spec": spec,
     }
 
@@ -116,13 +121,16 @@ class PineconeProvisioner:
         desired: stores_spec.Pinecone,
         http: httpx.AsyncClient,
         *,
+        owner: ownership.Owner,
         retry: client.RetryPolicy | None = None,
         timeout: httpx.Timeout = client.DEFAULT_TIMEOUT,
         ready_wait: float = 2.0,
         poll_interval: float = 0.25,
     ) -> None:
         self._desired = desired
-        self._client = client.Client(http, retry=retry or client.RetryPolicy(), timeout=timeout)
+        self._owner = owner
+        self._http, self._retry, self._timeout = http, retry or client.RetryPolicy(), timeout
+        self._client = client.Client(http, retry=self._retry, timeout=timeout)
         self._ready_wait = ready_wait
         self._poll_interval = poll_interval
 
@@ -138,7 +146,7 @@ class PineconeProvisioner:
         return model.ObservedVectors({wire["name"]: _observed(wire) for wire in listing["indexes"]})
 
     def plan(self, observed: model.ObservedVectors) -> base.Plan:
-        return plan.plan_pinecone(self._desired, observed)
+        return plan.plan_pinecone(self._desired, observed, owner=self._owner)
 
     async def apply(self, action: base.Action) -> None:
         """Carry out a :class:`model.CreateIndex` or :class:`model.ConfigureIndex`."""
@@ -153,7 +161,7 @@ class PineconeProvisioner:
             raise TypeError(f"not a Pinecone action: {action.describe()}")
 
     async def teardown(self) -> base.TeardownResult:
-        """Delete the declared indexes that carry the managed tag and have no deletion protection.
+        """Delete the declared indexes this resource owns that hold no vector and have no deletion protection.
 
         ``kept`` lists every other declared index that exists, with the reason, so that
         the caller can emit a Warning Event. Undeclared indexes are not looked at.
@@ -165,10 +173,13 @@ class PineconeProvisioner:
             have = observed.indexes.get(want.name)
             if have is None:
                 continue
-            if not have.managed:
-                kept.append(f"{want.name}: not created by the operator (no {base.MANAGED_TAG_KEY} tag)")
+            if have.mark.uid != self._owner.uid:
+                kept.append(f"{want.name}: {ownership.why_kept(ownership.judge(self._owner, have.mark, adopt=False))}")
             elif have.deletion_protection:
                 kept.append(f"{want.name}: deletion protection is enabled")
+            elif (vectors := await self._vector_count(have)) != 0:
+                what = "its vector count could not be read" if vectors is None else f"it holds {vectors} vector(s)"
+                kept.append(f"{want.name}: {what}; deletionPolicy Delete never deletes data")
             else:
                 path = client.index_path(want.name)
                 response = await self._client.send("DELETE", path, expect=(403, 404))
@@ -178,20 +189,22 @@ class PineconeProvisioner:
                     removed.append(want.name)
         return base.TeardownResult(model.SYSTEM, tuple(removed), tuple(kept))
 
-    async def describe_index_stats(self, host: str) -> model.IndexStats:
-        """Vector counts per namespace of the index served at ``host`` (``model.ObservedIndex.host``); read-only."""
-        url = f"{client.index_url(host)}/describe_index_stats"
-        response = await self._client.send("POST", url, json={}, change=False)
-        stats = self._client.decode(client.STATS, response, "describe_index_stats")
-        namespaces = {ns: summary["vectorCount"] for ns, summary in (stats.get("namespaces") or {}).items()}
-        total = stats.get("totalVectorCount")
-        return model.IndexStats(
-            namespaces, stats.get("dimension"), sum(namespaces.values()) if total is None else total
-        )
+    async def _vector_count(self, index: model.ObservedIndex) -> int | None:
+        """The index's total vector count, or None when it cannot be read (then the index is kept)."""
+        if not index.host:
+            return None
+        try:
+            stats = await evidence.describe_index_stats(
+                self._http, index.host, retry=self._retry, timeout=self._timeout
+            )
+        except errors.PayScopeError as exc:
+            _log.warning("Pinecone index %s: cannot count its vectors, keeping it: %s", index.name, exc.message)
+            return None
+        return stats.total_vector_count
 
     async def _create(self, index: stores_spec.PineconeIndex) -> None:
         path = client.index_path(index.name)
-        response = await self._client.send("POST", "/indexes", json=_create_body(index), expect=(404, 409))
+        response = await self._client.send("POST", "/indexes", json=_create_body(index, self._owner), expect=(404, 409))
         if response.status_code == 404:  # unknown cloud, region or environment
             raise errors.SpecUnsatisfiable(
                 f"Pinecone cannot create index {index.name}: {self._client.error_text(response)}",

@@ -50,9 +50,16 @@ def host(dsn: str) -> str:
 
 
 async def open_postgres(
-    dsn: str, *, connect_timeout: float = CONNECT_TIMEOUT, statement_timeout_ms: int = 15000
+    dsn: str,
+    *,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    statement_timeout_ms: int = 15000,
+    extra: Mapping[str, str] | None = None,
 ) -> psycopg.AsyncConnection[Any]:
     """An autocommit connection with a statement timeout; the caller closes it.
+
+    ``extra`` libpq parameters win over the DSN's (the caller passes the ``hostaddr`` its
+    egress check resolved, and settings that keep libpq off the operator's own credentials).
 
     The overall wait is bounded too: a server that queues connections (PGlite serves
     one at a time) must not hold a pass beyond ``connect_timeout``. A failure becomes
@@ -63,7 +70,7 @@ async def open_postgres(
     try:
         return await asyncio.wait_for(
             psycopg.AsyncConnection.connect(
-                dsn,
+                conninfo.make_conninfo(dsn, **dict(extra or {})),
                 autocommit=True,
                 connect_timeout=max(1, int(connect_timeout)),
                 options=f"-c statement_timeout={statement_timeout_ms}",
@@ -79,6 +86,10 @@ async def open_postgres(
         text = str(exc).lower()
         if "password authentication failed" in text or "no pg_hba.conf entry" in text:
             raise errors.PermissionDenied(f"Postgres at {where} refused the credentials") from None
+        if "no password supplied" in text:
+            raise errors.PermissionDenied(
+                f"Postgres at {where} asks for a password and the connection string gives none"
+            ) from None
         raise errors.DependencyUnavailable(f"Postgres at {where} is unreachable ({type(exc).__name__})") from None
 
 
@@ -278,7 +289,8 @@ class SessionOwner(Generic[DesiredT]):
     """What a Postgres-family provisioner holds: its desired section and a :class:`Session`.
 
     The connection is the caller's (opened and closed by it); ``log.change_count``
-    counts the changes a pass sent (zero for an unchanged system).
+    counts the changes a pass sent (zero for an unchanged system). Provisioners of one
+    connection may share one ``session``, so its timeouts are set once.
     """
 
     def __init__(
@@ -288,7 +300,8 @@ class SessionOwner(Generic[DesiredT]):
         *,
         timeouts: Timeouts | None = None,
         log: StatementLog | None = None,
+        session: Session | None = None,
     ) -> None:
         self.desired = desired
-        self.session = Session(conn, timeouts or Timeouts(), log)
+        self.session = session if session is not None else Session(conn, timeouts or Timeouts(), log)
         self.log = self.session.log

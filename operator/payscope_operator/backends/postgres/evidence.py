@@ -1,11 +1,16 @@
-"""Read-only evidence from Postgres for the audit: catalogs, migrations, audit log, isolation.
+"""Read-only evidence from Postgres for the audit, beyond what the provisioner observes.
 
-Every function takes an open connection and a fixed set of names, and sends a
-fixed number of queries whatever the number of tables (arrays with ``= ANY``),
-so an audit of 50 tables costs what an audit of one costs. Nothing here
-changes data: the cross-tenant probe runs inside a transaction that is always
-rolled back, and the audit-log verifier reads a bounded tail of the chain.
-Names are passed as ``psycopg.sql.Identifier`` or as parameters, never pasted.
+The declared tables' existence, row-level-security flags and owner, and the app role,
+are the provisioner's observation (``model.Observed``), which the audit shares: this
+module reads only what no plan needs, each with a fixed number of statements whatever
+the number of tables (arrays with ``= ANY``), so an audit of 50 tables costs what an
+audit of one costs: every policy, index, foreign key and column of the declared tables
+(one query), the migration versions (one), the audit log's privileges and hash chain
+(two), and the cross-tenant isolation probe (one transaction of five statements for
+every declared RLS table, at most :data:`MAX_ISOLATION_TABLES`). Nothing here changes
+data: the probe runs inside a transaction that is always rolled back, and the audit-log
+verifier reads a bounded tail of the chain. Names are passed as
+``psycopg.sql.Identifier`` or as parameters, never pasted.
 """
 
 from __future__ import annotations
@@ -21,10 +26,15 @@ import psycopg
 from psycopg import sql
 
 from payscope_operator import errors
+from payscope_operator.backends.postgres import model
 
 GENESIS = "0" * 64
 CHAIN_TAIL = 10000
 """At most this many newest rows of the audit log are verified per pass."""
+MAX_ISOLATION_TABLES = 50
+"""At most this many declared RLS tables are probed per pass (all of them, in one statement)."""
+PROBE_RESULT = "payscope.isolation_probe"
+"""The transaction-local setting the probe's block leaves its findings in."""
 
 Conn = psycopg.AsyncConnection[Any]
 
@@ -61,96 +71,88 @@ class Catalog:
     queries: int
 
 
-async def _rows(conn: Conn, query: str | sql.SQL | sql.Composed, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+async def _rows(
+    conn: Conn, query: str | sql.SQL | sql.Composed, params: Sequence[Any] | dict[str, Any] = ()
+) -> list[tuple[Any, ...]]:
     async with conn.cursor() as cur:
         await cur.execute(query, params)
         return list(await cur.fetchall())
 
 
+TABLE_FACTS = """
+WITH wanted AS (SELECT * FROM unnest(%(schemas)s::text[], %(tables)s::text[]) AS w(nspname, relname))
+SELECT w.nspname, w.relname,
+    (SELECT coalesce(json_agg(json_build_array(p.polname, coalesce(pg_get_expr(p.polqual, p.polrelid), ''),
+                                               coalesce(pg_get_expr(p.polwithcheck, p.polrelid), ''))), '[]')
+     FROM pg_policy p WHERE p.polrelid = c.oid) AS policies,
+    (SELECT coalesce(json_agg(json_build_array(i.indisunique, i.indisvalid,
+            array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
+                  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.ord))), '[]')
+     FROM pg_index i WHERE i.indrelid = c.oid) AS indexes,
+    (SELECT count(*) FROM pg_constraint f WHERE f.contype = 'f' AND f.conrelid = c.oid) AS foreign_keys,
+    array(SELECT a.attname::text FROM pg_attribute a
+          WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum) AS columns
+FROM wanted w
+JOIN pg_namespace n ON n.nspname = w.nspname
+JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.relname AND c.relkind IN ('r', 'p')
+"""
+"""What the audit judges of the declared tables that no plan needs: policies, indexes, foreign keys, columns."""
+
+
 async def read_catalog(
-    conn: Conn, tables: Sequence[tuple[str, str]], *, tenant_key: str | None, app_role: str | None
+    conn: Conn,
+    tables: Sequence[tuple[str, str]],
+    observed: model.Observed | None,
+    *,
+    tenant_key: str | None,
+    app_role: str | None,
 ) -> Catalog:
-    """Existence, RLS, policies, tenant indexes, foreign keys and unique keys of ``tables``: 5 queries."""
-    schemas = [t[0] for t in tables]
-    names = [t[1] for t in tables]
-    base = """
-        WITH wanted AS (SELECT * FROM unnest(%s::text[], %s::text[]) AS w(nspname, relname))
-        SELECT w.nspname, w.relname, c.oid, c.relrowsecurity, c.relforcerowsecurity, pg_get_userbyid(c.relowner)
-        FROM wanted w
-        LEFT JOIN pg_namespace n ON n.nspname = w.nspname
-        LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.relname AND c.relkind IN ('r', 'p')
+    """The audit's facts of ``tables``: existence, RLS and owner as ``observed``, the rest in one query.
+
+    ``observed`` is the provisioner's observation of the same tables (None when none is
+    declared); the app role is read here only then.
     """
-    found = await _rows(conn, base, (schemas, names))
-    oids = [row[2] for row in found if row[2] is not None]
-    policies = await _rows(
-        conn,
-        "SELECT polrelid, polname, coalesce(pg_get_expr(polqual, polrelid), ''),"
-        " coalesce(pg_get_expr(polwithcheck, polrelid), '') FROM pg_policy WHERE polrelid = ANY(%s)",
-        (oids,),
-    )
-    indexes = await _rows(
-        conn,
-        """SELECT i.indrelid, i.indisunique, i.indisvalid,
-                  array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
-                        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.ord)
-           FROM pg_index i WHERE i.indrelid = ANY(%s)""",
-        (oids,),
-    )
-    fks = await _rows(
-        conn,
-        "SELECT conrelid, count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid = ANY(%s) GROUP BY 1",
-        (oids,),
-    )
-    columns = await _rows(
-        conn,
-        "SELECT attrelid, array_agg(attname::text ORDER BY attnum) FROM pg_attribute"
-        " WHERE attrelid = ANY(%s) AND attnum > 0 AND NOT attisdropped GROUP BY 1",
-        (oids,),
-    )
-    queries = 5
-    role: RoleFacts | None = None
-    if app_role is not None:
-        got = await _rows(conn, "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = %s", (app_role,))
-        queries += 1
-        role = RoleFacts(app_role, bool(got), *(bool(v) for v in got[0])) if got else RoleFacts(app_role, False)
-    by_oid_policies: dict[int, list[tuple[str, str, str]]] = {}
-    for relid, name, using, check in policies:
-        by_oid_policies.setdefault(relid, []).append((name, using, check))
-    by_oid_indexes: dict[int, list[tuple[bool, bool, list[str]]]] = {}
-    for relid, unique, valid, cols in indexes:
-        by_oid_indexes.setdefault(relid, []).append((unique, valid, list(cols)))
-    fk_count = {relid: int(count) for relid, count in fks}
-    column_names = {relid: tuple(cols) for relid, cols in columns}
+    params = {"schemas": [t[0] for t in tables], "tables": [t[1] for t in tables]}
+    extra = {(row[0], row[1]): row[2:] for row in await _rows(conn, TABLE_FACTS, params)} if tables else {}
+    queries = 1 if tables else 0
     facts: dict[tuple[str, str], TableFacts] = {}
-    for schema, name, oid, enabled, forced, owner in found:
-        if oid is None:
+    for schema, name in tables:
+        seen = observed.table(model.TableRef(schema, name)) if observed is not None else None
+        if seen is None:
             facts[(schema, name)] = TableFacts(schema, name, exists=False)
             continue
-        idx = by_oid_indexes.get(oid, [])
+        policies, indexes, foreign_keys, columns = extra.get((schema, name), ([], [], 0, []))
         facts[(schema, name)] = TableFacts(
             schema=schema,
             name=name,
             exists=True,
-            rls_enabled=bool(enabled),
-            rls_forced=bool(forced),
-            owner=owner,
-            policies=tuple(sorted(by_oid_policies.get(oid, []))),
-            tenant_indexed=tenant_key is not None and any(v and cols[:1] == [tenant_key] for _, v, cols in idx),
-            foreign_keys=fk_count.get(oid, 0),
-            unique_keys=tuple(sorted(tuple(sorted(cols)) for u, v, cols in idx if u and v)),
-            columns=column_names.get(oid, ()),
+            rls_enabled=seen.rls_enabled,
+            rls_forced=seen.rls_forced,
+            owner=seen.owner,
+            policies=tuple(sorted((str(n), str(u), str(c)) for n, u, c in policies)),
+            tenant_indexed=tenant_key is not None and any(v and cols[:1] == [tenant_key] for _, v, cols in indexes),
+            foreign_keys=int(foreign_keys),
+            unique_keys=tuple(sorted(tuple(sorted(cols)) for u, v, cols in indexes if u and v)),
+            columns=tuple(columns),
         )
+    role: RoleFacts | None = None
+    if app_role is not None and observed is not None and observed.app_role is not None:
+        seen_role = observed.app_role
+        role = RoleFacts(app_role, seen_role.exists, seen_role.superuser, seen_role.bypassrls)
+    elif app_role is not None:
+        got = await _rows(conn, "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = %s", (app_role,))
+        queries += 1
+        role = RoleFacts(app_role, bool(got), *(bool(v) for v in got[0])) if got else RoleFacts(app_role, False)
     return Catalog(facts, role, queries)
 
 
 async def read_migration_versions(conn: Conn, schema: str, table: str, column: str) -> tuple[str, ...] | None:
-    """The applied migration versions, or None when the bookkeeping table does not exist."""
-    exists = await _rows(conn, "SELECT to_regclass(%s) IS NOT NULL", (f'"{schema}"."{table}"',))
-    if not exists or not exists[0][0]:
-        return None
+    """The applied migration versions, or None when the bookkeeping table does not exist (one statement)."""
     query = sql.SQL("SELECT {}::text FROM {} ORDER BY 1").format(sql.Identifier(column), sql.Identifier(schema, table))
     try:
         rows = await _rows(conn, query)
+    except psycopg.errors.UndefinedTable:
+        return None
     except psycopg.errors.UndefinedColumn:
         raise errors.SpecInvalid(f"migrations table {schema}.{table} has no column {column}") from None
     return tuple(str(r[0]) for r in rows)
@@ -178,27 +180,25 @@ def row_hash(prev_hash: str, row_id: int, ts: datetime.datetime, bank: str, acto
     return hashlib.sha256(f"{prev_hash}|{content}".encode()).hexdigest()
 
 
+AUDIT_LOG_TABLE = """
+SELECT c.oid,
+    CASE WHEN %(role)s::text IS NULL THEN ARRAY[]::text[] ELSE
+        array(SELECT p FROM unnest(ARRAY['UPDATE', 'DELETE', 'TRUNCATE']) p
+              WHERE has_table_privilege(%(role)s::text, c.oid, p)) END AS writes,
+    coalesce(pg_has_role(%(role)s::text, c.relowner, 'USAGE'), false) AS owns
+FROM pg_class c WHERE c.oid = to_regclass(%(name)s)
+"""
+"""The audit log table, the writes the app role holds on it (UPDATE, DELETE, TRUNCATE) and whether it owns it."""
+
+
 async def read_audit_log(
     conn: Conn, schema: str, table: str, order_column: str, app_role: str | None, *, tail: int = CHAIN_TAIL
 ) -> AuditLogFacts:
-    """Verify the newest ``tail`` rows of the hash chain and the app role's write privileges."""
-    exists = await _rows(conn, "SELECT to_regclass(%s)::oid", (f'"{schema}"."{table}"',))
-    if not exists or exists[0][0] is None:
+    """Verify the newest ``tail`` rows of the hash chain and the app role's write privileges (two statements)."""
+    found = await _rows(conn, AUDIT_LOG_TABLE, {"name": f'"{schema}"."{table}"', "role": app_role})
+    if not found:
         return AuditLogFacts(exists=False)
-    oid = exists[0][0]
-    writes: tuple[str, ...] = ()
-    owns = False
-    if app_role is not None:
-        got = await _rows(
-            conn,
-            "SELECT p, has_table_privilege(%s, %s::oid, p) FROM unnest(ARRAY['UPDATE','DELETE','TRUNCATE']) p",
-            (app_role, oid),
-        )
-        writes = tuple(p for p, held in got if held)
-        owner = await _rows(
-            conn, "SELECT pg_has_role(%s, relowner, 'USAGE') FROM pg_class WHERE oid = %s", (app_role, oid)
-        )
-        owns = bool(owner and owner[0][0])
+    _, writes, owns = found[0]
     order = sql.Identifier(order_column)
     query = sql.SQL(
         "SELECT * FROM (SELECT id, ts, bank_id, actor, operation, payload, prev_hash, hash FROM {} "
@@ -227,50 +227,117 @@ async def read_audit_log(
         operations[str(op)] = operations.get(str(op), 0) + 1
         if op == "chat.query" and isinstance(payload, dict) and "trace_id" in payload and "intent" in payload:
             traced += 1
-    return AuditLogFacts(True, checked, first_break, writes, owns, tuple(sorted(operations.items())), traced)
+    return AuditLogFacts(
+        True, checked, first_break, tuple(writes), bool(owns), tuple(sorted(operations.items())), traced
+    )
 
 
 @dataclass(frozen=True)
 class IsolationFacts:
     table: str
-    visible_foreign_rows: int
-    foreign_write: str  # "refused: ...", or "accepted"
+    visible_foreign_rows: int  # 1 when a row of the other probe tenant is visible (equality, LIMIT 1), else 0
+    foreign_write: str  # "refused: ...", "accepted" or "inconclusive: <error>"
     role: str
     tenants: tuple[str, str] = field(default=("", ""))
+
+
+_PROBE_STEP = sql.SQL("""
+    BEGIN
+        seen := EXISTS (SELECT 1 FROM {target} WHERE {column} = {other} LIMIT 1);
+    EXCEPTION WHEN others THEN
+        seen := NULL;
+        outcome := 'unreadable:' || SQLSTATE;
+    END;
+    IF seen IS NOT NULL THEN
+        BEGIN
+            INSERT INTO {target} ({column}) VALUES ({other});
+            outcome := 'accepted';
+        EXCEPTION
+            WHEN insufficient_privilege THEN outcome := 'refused: ' || SQLERRM;
+            WHEN others THEN outcome := 'inconclusive:' || SQLSTATE;
+        END;
+    END IF;
+    found := found || jsonb_build_array(jsonb_build_array({name}, seen, outcome));
+""")
+_PROBE_BLOCK = sql.SQL("""
+DECLARE
+    found jsonb := '[]';
+    seen boolean;
+    outcome text;
+BEGIN
+{steps}
+    PERFORM set_config({result}, found::text, true);
+END
+""")
+
+
+def isolation_block(tables: Sequence[tuple[str, str]], tenant_key: str, other: str) -> sql.Composed:
+    """The PL/pgSQL body probing every table: is a row of ``other`` visible (equality on the tenant key,
+    LIMIT 1), and is an insert for ``other`` refused (each in its own subtransaction)."""
+    steps = [
+        _PROBE_STEP.format(
+            target=sql.Identifier(schema, table),
+            column=sql.Identifier(tenant_key),
+            other=sql.Literal(other),  # an untyped literal: Postgres reads it as the column's type
+            name=sql.Literal(f"{schema}.{table}"),
+        )
+        for schema, table in tables
+    ]
+    return _PROBE_BLOCK.format(steps=sql.SQL("").join(steps), result=sql.Literal(PROBE_RESULT))
+
+
+def _outcome(outcome: str) -> str:
+    """``inconclusive:<SQLSTATE>`` named as psycopg names the error (``inconclusive: NotNullViolation``)."""
+    kind, _, code = outcome.partition(":")
+    if kind != "inconclusive":
+        return outcome
+    try:
+        return f"inconclusive: {psycopg.errors.lookup(code).__name__}"
+    except KeyError:
+        return f"inconclusive: SQLSTATE {code}"
 
 
 async def probe_isolation(
     conn: Conn,
     *,
-    schema: str,
-    table: str,
+    tables: Sequence[tuple[str, str]],
     tenant_key: str,
     session_variable: str,
     app_role: str | None,
     tenants: tuple[str, str],
     probe_timeout_ms: int = 5000,
-) -> IsolationFacts:
-    """As the app role, tenant A: count tenant B's visible rows and try to write one. Always rolled back."""
+) -> tuple[IsolationFacts, ...]:
+    """As the app role for tenant A, on every table (at most :data:`MAX_ISOLATION_TABLES`): is a row of
+    tenant B visible, and is a row for B refused. Always rolled back; five statements whatever the tables.
+
+    A table the app role cannot read makes the probe fail (``errors.DependencyUnavailable``), as
+    no finding could be drawn from it.
+    """
     own, other = tenants
-    target = sql.Identifier(schema, table)
-    column = sql.Identifier(tenant_key)
-    visible = 0
-    write = "accepted"
+    probed = list(tables)[:MAX_ISOLATION_TABLES]
+    if not probed:
+        return ()
+    block = isolation_block(probed, tenant_key, other).as_string(conn)
+    role = app_role or "(connecting role)"
     tx = conn.transaction(force_rollback=True)
     async with tx, conn.cursor() as cur:
-        await cur.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(probe_timeout_ms)))
-        if app_role is not None:
-            await cur.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(app_role)))
-        await cur.execute("SELECT set_config(%s, %s, true)", (session_variable, own))
-        await cur.execute(sql.SQL("SELECT count(*) FROM {} WHERE {}::text <> %s").format(target, column), (own,))
+        settings = sql.SQL("SELECT set_config('statement_timeout', {}, true), set_config({}, {}, true){}").format(
+            sql.Literal(str(probe_timeout_ms)),
+            sql.Literal(session_variable),
+            sql.Literal(own),
+            sql.SQL("")
+            if app_role is None
+            else sql.SQL(", set_config('role', {}, true)").format(sql.Literal(app_role)),
+        )
+        await cur.execute(settings)
+        await cur.execute(sql.SQL("DO {}").format(sql.Literal(block)))
+        await cur.execute("SELECT current_setting(%s)", (PROBE_RESULT,))
         got = await cur.fetchone()
-        visible = int(got[0]) if got else 0
-        try:
-            async with conn.transaction():  # a savepoint: the refusal must not abort the probe
-                # The parameter is untyped: Postgres casts it to the column's type.
-                await cur.execute(sql.SQL("INSERT INTO {} ({}) VALUES (%s)").format(target, column), (other,))
-        except psycopg.errors.InsufficientPrivilege as exc:
-            write = "refused: " + (exc.diag.message_primary or "insufficient privilege")
-        except psycopg.Error as exc:
-            write = f"inconclusive: {type(exc).__name__}"
-    return IsolationFacts(f"{schema}.{table}", visible, write, app_role or "(connecting role)", tenants)
+    found: list[tuple[str, bool | None, str]] = json.loads(got[0]) if got else []
+    facts = []
+    for name, seen, outcome in found:
+        if seen is None:
+            code = outcome.partition(":")[2]
+            raise errors.DependencyUnavailable(f"the isolation probe could not read {name} as {role} (SQLSTATE {code})")
+        facts.append(IsolationFacts(name, int(seen), _outcome(outcome), role, tenants))
+    return tuple(facts)

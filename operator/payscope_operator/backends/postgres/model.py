@@ -14,9 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from payscope_operator.api import postgres_spec, spec
-from payscope_operator.backends import base
+from payscope_operator.backends import base, ownership
 
 SYSTEM = "postgres"
+UNCOMMENTED = ownership.Mark(legacy=True)
+"""A ``payscope_`` policy or index without a comment: an earlier operator version created it."""
 
 
 @dataclass(frozen=True)
@@ -32,10 +34,12 @@ class TableRef:
 
 @dataclass(frozen=True)
 class Desired:
-    """What the spec asks of Postgres row-level security: ``spec.postgres`` and ``spec.tenancy``."""
+    """What the spec asks of Postgres row-level security: ``spec.postgres`` and ``spec.tenancy``, for ``owner``."""
 
     postgres: postgres_spec.Postgres
     tenancy: spec.Tenancy | None
+    owner: ownership.Owner
+    """The resource recorded (``COMMENT``) on every policy and index it creates."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class ObservedPolicy:
     roles: tuple[str, ...]  # sorted role names; 'public' for PUBLIC
     using: str | None  # pg_get_expr text
     with_check: str | None
+    mark: ownership.Mark = UNCOMMENTED  # what its COMMENT records
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ class ObservedIndex:
     partial: bool
     method: str
     columns: tuple[str, ...]  # key columns; '' for an expression
+    mark: ownership.Mark = UNCOMMENTED  # what its COMMENT records
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,7 @@ class PolicyAction(base.Action):
     session_variable: str
     role: str | None
     replace: bool
+    comment: str  # recorded on the policy in the same transaction (ownership.comment_of)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,3 +129,13 @@ class IndexAction(base.Action):
     column: str
     drop_first: bool
     concurrently: bool
+    comment: str  # recorded on the index once it is built
+
+
+@dataclass(frozen=True, kw_only=True)
+class MarkAction(base.Action):
+    """Record the owning resource on an existing policy or index (``COMMENT ON``): migration or adoption."""
+
+    table: TableRef
+    index: str | None  # None: the table's payscope_ policy
+    comment: str

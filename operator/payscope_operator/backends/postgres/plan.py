@@ -8,19 +8,26 @@ comparing the tenant column to the session variable cast to the column's real ty
 and that a ``payscope_`` tenant index exists when asked. It is a pure function of the
 spec and of what ``provisioner`` observed, so it is table-tested without a server.
 
+Ownership: the policy and the index carry a ``COMMENT`` naming the resource that created
+them (``ownership.comment_of``). One without a comment was created by an earlier operator
+version and is migrated (the comment is written); one whose comment names another
+resource, or that someone else commented, is Foreign: nothing is planned on it, and when
+the policy is foreign the table's RLS flags are left alone too (they belong with it).
+
 What it must not do: talk to Postgres; plan to create, alter or drop tables or columns
 (PayScope's migrations own them: a missing table is ``Failed``/TableNotFound, retried
 every pass); plan anything on a policy or index whose name lacks the ``payscope_``
-prefix; ever plan to disable row-level security.
+prefix, or that its resource does not own; ever plan to disable row-level security.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from payscope_operator import errors
 from payscope_operator.api import conditions, postgres_spec, spec, status
-from payscope_operator.backends import base, planning
+from payscope_operator.backends import base, ownership, planning
 from payscope_operator.backends.postgres import model, sql
 
 INDEX_STAGE = 1
@@ -50,7 +57,8 @@ def check_app_role(desired: model.Desired, observed: model.Observed) -> None:
     elif role.bypassrls:
         problem = "has BYPASSRLS, so row-level security never applies to it"
     else:
-        owned = [str(table.ref) for table in observed.tables if table.app_role_owns]
+        managed_refs = {model.TableRef(t.schema_name, t.name) for t in desired.postgres.tables if any(managed(t))}
+        owned = [str(table.ref) for table in observed.tables if table.app_role_owns and table.ref in managed_refs]
         if owned:
             problem = f"owns (or inherits the owner of) {', '.join(owned)}; owners bypass or can disable RLS"
     if problem:
@@ -74,6 +82,34 @@ class _TablePlan:
         self.table = table
         self.seen = seen
         self.ref = model.TableRef(table.schema_name, table.name)
+        self.comment = ownership.comment_of(desired.owner)
+
+    def verdict(self, mark: ownership.Mark) -> ownership.Verdict:
+        return ownership.judge(self.desired.owner, mark, adopt=self.table.adopt)
+
+    def differences(self, plan: Callable[[], None]) -> list[str]:
+        """What ``plan`` would change, recorded aside: for an object this resource may not touch."""
+        kept, self.out = self.out, planning.PlanBuilder(model.SYSTEM)
+        try:
+            plan()
+            return [action.detail or f"{action.verb} {action.kind}" for action in self.out.actions]
+        finally:
+            self.out = kept
+
+    def mark(self, kind: str, name: str, verdict: ownership.Verdict, index: str | None = None) -> None:
+        """Record this resource on an existing policy or index before anything else changes it."""
+        self.out.act(
+            model.MarkAction(
+                system=model.SYSTEM,
+                verb=base.Verb.UPDATE,
+                kind=f"{kind}Ownership",
+                target=name,
+                detail=f"owner {self.desired.owner.resource}: {verdict.message}",
+                table=self.ref,
+                index=index,
+                comment=self.comment,
+            )
+        )
 
     def names(self) -> list[planning.Target]:
         rls, tenant_index = managed(self.table)
@@ -117,10 +153,33 @@ class _TablePlan:
             )
             fail(rls_kinds, conditions.Reason.ROW_SECURITY_CONFLICTS_WITH_COMPRESSION, message, permanent=True)
         elif rls_kinds:
-            self.plan_policy(seen, tenancy, rls_kinds[1][1])
-            self.plan_row_security(seen, rls_kinds[0][1])
+            self.plan_rls(seen, tenancy, rls_kinds)
         if self.table.tenant_index:
-            self.plan_index(seen, tenancy, kinds[-1][1])
+            name = kinds[-1][1]
+            verdict = self.verdict(seen.index.mark) if seen.index is not None else None
+            if verdict is not None and not verdict.manage:
+                self.out.foreign("Index", name, verdict, self.differences(lambda: self.plan_index(seen, tenancy, name)))
+                return
+            planned = len(self.out.actions)
+            self.plan_index(seen, tenancy, name)
+            if verdict is not None and verdict.mark and len(self.out.actions) == planned:  # a rebuild comments it
+                self.mark("Index", name, verdict, sql.index_name(self.ref.name, tenancy.tenant_key))
+
+    def plan_rls(self, seen: model.ObservedTable, tenancy: spec.Tenancy, kinds: list[planning.Target]) -> None:
+        """The policy and the RLS flags: ours (or migrated, or adopted), or both left as found."""
+        (_, rls_name), (_, policy_name) = kinds
+        verdict = self.verdict(seen.policy.mark) if seen.policy is not None else None
+        if verdict is not None and not verdict.manage:
+            policy = self.differences(lambda: self.plan_policy(seen, tenancy, policy_name))
+            flags = self.differences(lambda: self.plan_row_security(seen, rls_name))
+            self.out.foreign("Policy", policy_name, verdict, policy)
+            self.out.foreign("RowLevelSecurity", rls_name, dataclasses.replace(verdict, owner=""), flags)
+            return
+        planned = len(self.out.actions)
+        self.plan_policy(seen, tenancy, policy_name)
+        if verdict is not None and verdict.mark and len(self.out.actions) == planned:  # a re-creation comments it
+            self.mark("Policy", policy_name, verdict)
+        self.plan_row_security(seen, rls_name)
 
     def plan_policy(self, seen: model.ObservedTable, tenancy: spec.Tenancy, name: str) -> None:
         role = self.desired.postgres.app_role
@@ -136,6 +195,7 @@ class _TablePlan:
             session_variable=tenancy.session_variable,
             role=role,
             replace=False,
+            comment=self.comment,
             detail=_policy_summary(role, tenancy, sql.TENANT_CASTS[typname]),
             drift=seen.rls_enabled,  # RLS on but our policy gone: dropped out of band
         )
@@ -204,6 +264,7 @@ class _TablePlan:
             column=tenancy.tenant_key,
             drop_first=found is not None,
             concurrently=concurrently,
+            comment=self.comment,
         )
         self.out.act(action, stage=INDEX_STAGE)
         if found is None:

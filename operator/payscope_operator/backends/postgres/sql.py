@@ -24,7 +24,7 @@ from psycopg import sql
 
 from payscope_operator import errors
 from payscope_operator.api import fields
-from payscope_operator.backends import base
+from payscope_operator.backends import base, ownership
 from payscope_operator.backends.postgres import model
 
 POLICY_NAME = f"{base.MANAGED_PREFIX}tenant_isolation"
@@ -109,6 +109,19 @@ def create_policy(
     )
 
 
+def comment_on_policy(schema: str, table: str, text: str) -> sql.Composed:
+    """Record the owning resource on the table's ``payscope_`` policy."""
+    return sql.SQL("COMMENT ON POLICY {} ON {} IS {}").format(
+        sql.Identifier(POLICY_NAME), qualified(schema, table), sql.Literal(text)
+    )
+
+
+def comment_on_index(schema: str, name: str, text: str) -> sql.Composed:
+    """Record the owning resource on a ``payscope_`` index."""
+    _checked_index_name(name)
+    return sql.SQL("COMMENT ON INDEX {} IS {}").format(qualified(schema, name), sql.Literal(text))
+
+
 def drop_policy(schema: str, table: str) -> sql.Composed:
     return sql.SQL("DROP POLICY IF EXISTS {} ON {}").format(sql.Identifier(POLICY_NAME), qualified(schema, table))
 
@@ -165,11 +178,13 @@ class TableRow:
     roles: list[str] | None
     using_expr: str | None
     check_expr: str | None
+    policy_comment: str | None
     on_table: bool | None
     indisvalid: bool | None
     partial: bool | None
     amname: str | None
     columns: list[str] | None
+    index_comment: str | None
     app_exists: bool
     app_super: bool
     app_bypassrls: bool
@@ -200,8 +215,8 @@ SELECT
     CASE WHEN t.typtype = 'b' THEN t.typname END AS tenant_type, a.attnum IS NOT NULL AS tenant_present,
     EXISTS (SELECT 1 FROM pg_trigger tg WHERE tg.tgrelid = c.oid AND tg.tgname = 'ts_insert_blocker')
         AS hypertable,
-    pol.polcmd, pol.polpermissive, pol.roles, pol.using_expr, pol.check_expr,
-    idx.on_table, idx.indisvalid, idx.partial, idx.amname, idx.columns,
+    pol.polcmd, pol.polpermissive, pol.roles, pol.using_expr, pol.check_expr, pol.policy_comment,
+    idx.on_table, idx.indisvalid, idx.partial, idx.amname, idx.columns, idx.index_comment,
     (SELECT oid FROM app) IS NOT NULL AS app_exists,
     coalesce((SELECT rolsuper FROM app), false) AS app_super,
     coalesce((SELECT rolbypassrls FROM app), false) AS app_bypassrls,
@@ -217,7 +232,8 @@ LEFT JOIN LATERAL (
     SELECT p.polcmd::text AS polcmd, p.polpermissive,
         ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r)::text END
               FROM unnest(p.polroles) r ORDER BY 1) AS roles,
-        pg_get_expr(p.polqual, p.polrelid) AS using_expr, pg_get_expr(p.polwithcheck, p.polrelid) AS check_expr
+        pg_get_expr(p.polqual, p.polrelid) AS using_expr, pg_get_expr(p.polwithcheck, p.polrelid) AS check_expr,
+        obj_description(p.oid, 'pg_policy') AS policy_comment
     FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = %(policy)s
 ) pol ON true
 LEFT JOIN LATERAL (
@@ -225,7 +241,8 @@ LEFT JOIN LATERAL (
         ARRAY(SELECT coalesce(att.attname::text, '')
               FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
               LEFT JOIN pg_attribute att ON att.attrelid = i.indrelid AND att.attnum = k.attnum
-              WHERE k.ord <= i.indnkeyatts ORDER BY k.ord) AS columns
+              WHERE k.ord <= i.indnkeyatts ORDER BY k.ord) AS columns,
+        obj_description(ic.oid, 'pg_class') AS index_comment
     FROM pg_class ic JOIN pg_index i ON i.indexrelid = ic.oid JOIN pg_am am ON am.oid = ic.relam
     WHERE ic.relnamespace = n.oid AND ic.relname = w.index_name
 ) idx ON true
@@ -249,12 +266,22 @@ def observed_table(row: TableRow, columnstore: set[tuple[str, str]]) -> model.Ob
     policy = None
     if row.polcmd is not None:
         policy = model.ObservedPolicy(
-            row.polcmd, bool(row.polpermissive), tuple(row.roles or ()), row.using_expr, row.check_expr
+            row.polcmd,
+            bool(row.polpermissive),
+            tuple(row.roles or ()),
+            row.using_expr,
+            row.check_expr,
+            ownership.parse_comment(row.policy_comment, legacy=True),
         )
     index = None
     if row.on_table is not None:
         index = model.ObservedIndex(
-            row.on_table, bool(row.indisvalid), bool(row.partial), row.amname or "", tuple(row.columns or ())
+            row.on_table,
+            bool(row.indisvalid),
+            bool(row.partial),
+            row.amname or "",
+            tuple(row.columns or ()),
+            ownership.parse_comment(row.index_comment, legacy=True),
         )
     return model.ObservedTable(
         ref=model.TableRef(row.schema_name, row.table_name),

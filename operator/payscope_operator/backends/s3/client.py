@@ -11,8 +11,12 @@ whose messages name the operation, bucket and endpoint, never a credential; a 50
 NotImplemented answer is its own exception, because it means a missing feature of the
 endpoint, not a failure.
 
-What it must not do: decide what to change, keep state between calls, or put a
-credential into a message.
+:func:`anonymous_status` lists a bucket without any credential, as the public would, for
+the audit, through the caller's credential-less HTTP client (``reconcile.clients`` builds
+it under the operator's egress policy and response cap).
+
+What it must not do: decide what to change, keep state between calls, build an HTTP
+client, or put a credential into a message.
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ import asyncio
 import contextlib
 import contextvars
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
+import httpx
 from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
 from botocore.exceptions import ConnectionError as BotoConnectionError
@@ -52,6 +57,12 @@ def using(threads: Executor | None) -> Iterator[None]:
         _THREADS.reset(token)
 
 
+async def anonymous_status(http: httpx.AsyncClient, endpoint: str, buckets: Sequence[str]) -> dict[str, int]:
+    """The HTTP status of an unauthenticated listing of each bucket, through ``http`` (a client without
+    credentials that follows no redirect; the caller builds and closes it)."""
+    return {name: (await http.get(f"{endpoint.rstrip('/')}/{name}")).status_code for name in buckets}
+
+
 def make_client(
     storage: stores_spec.ObjectStorage,
     access_key_id: str | None,
@@ -59,11 +70,14 @@ def make_client(
     *,
     connect_timeout: float = 5.0,
     read_timeout: float = 15.0,
+    before_send: Callable[..., None] | None = None,
 ) -> S3Client:
     """A boto3 S3 client for one resource and credentials (None: the ambient AWS chain).
 
     Create it once per resource and credentials and reuse it: clients are thread-safe,
-    sessions are not, so each client gets a session of its own.
+    sessions are not, so each client gets a session of its own. ``before_send`` is
+    registered as botocore's ``before-send`` hook: it sees every request before it is
+    sent and may refuse it by raising (the egress policy does).
     """
     config = Config(
         region_name=storage.region,
@@ -76,7 +90,10 @@ def make_client(
         response_checksum_validation="when_required",
     )
     session = boto3.session.Session(aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key)
-    return session.client("s3", endpoint_url=storage.endpoint, config=config)
+    client = session.client("s3", endpoint_url=storage.endpoint, config=config)
+    if before_send is not None:
+        client.meta.events.register("before-send.s3", before_send)
+    return client
 
 
 def error_code(error: ClientError) -> str:

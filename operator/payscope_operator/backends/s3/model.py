@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from payscope_operator.backends import base
+from payscope_operator.backends import base, ownership
 
 SYSTEM = "objectStorage"
 OUR_SID_PREFIX = "PayScope"
@@ -30,6 +30,7 @@ CREATED_BY_TAG_KEY = "payscope.io/created-by"
 NOT_IMPLEMENTED_BY_ENDPOINT = "NotImplementedByEndpoint"
 """Reason on an ObjectState whose feature the endpoint answers 501 for (the audit warns)."""
 
+Mark = ownership.Mark
 BLOCK_KEYS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
 
 
@@ -73,6 +74,8 @@ class ObservedBucket:
     ownership: Ownership
     managed: bool = False  # carries the managed-by tag: the operator created it
     created_by: str | None = None  # the CREATED_BY_TAG_KEY tag, when managed
+    mark: Mark = field(default_factory=Mark)  # the owning resource its tags record
+    tags: tuple[tuple[str, str], ...] = ()  # every tag, as read (foreign tags are kept when ours are added)
     versioning: str | None = None  # "Enabled", "Suspended", or None when never enabled
     encryption: tuple[str, str | None] | None = None  # (algorithm, kms key id)
     policy: tuple[Statement, ...] | None = None  # None: no bucket policy
@@ -96,6 +99,13 @@ class ObservedStorage:
 @dataclass(frozen=True, kw_only=True)
 class CreateBucket(base.Action):
     region: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetOwner(base.Action):
+    """Record the owning resource in the bucket's tags (migrating or adopting it), keeping other tags."""
+
+    tags: tuple[tuple[str, str], ...]  # our tags to add: managed-by, owner uid, owner namespace/name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,6 +157,24 @@ def _normal(value: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     return value
+
+
+def owner_tags(owner: ownership.Owner) -> tuple[tuple[str, str], ...]:
+    """The tags recording ``owner`` (besides created-by, which the provisioner adds when it knows it)."""
+    return (
+        (base.MANAGED_TAG_KEY, base.MANAGED_TAG_VALUE),
+        (ownership.OWNER_UID_TAG, owner.uid),
+        (ownership.OWNER_TAG, owner.resource),
+    )
+
+
+def mark_of(tags: Mapping[str, str]) -> ownership.Mark:
+    """The owner a bucket's tags record; the managed-by tag alone is an earlier operator's mark."""
+    return ownership.Mark(
+        tags.get(ownership.OWNER_UID_TAG) or None,
+        tags.get(ownership.OWNER_TAG) or None,
+        legacy=tags.get(base.MANAGED_TAG_KEY) == base.MANAGED_TAG_VALUE,
+    )
 
 
 def statement_of(raw: Mapping[str, Any]) -> Statement:

@@ -19,7 +19,7 @@ import json
 from typing import Any, Literal, TypedDict
 
 from payscope_operator.api import conditions, status, stores_spec
-from payscope_operator.backends import base, planning
+from payscope_operator.backends import base, ownership, planning
 from payscope_operator.backends.s3 import model
 
 
@@ -63,14 +63,20 @@ def secure_endpoint(desired: stores_spec.ObjectStorage) -> bool:
 
 
 def plan_s3(
-    desired: stores_spec.ObjectStorage, observed: model.ObservedStorage, *, deny_insecure_transport: bool | None = None
+    desired: stores_spec.ObjectStorage,
+    observed: model.ObservedStorage,
+    *,
+    owner: ownership.Owner,
+    deny_insecure_transport: bool | None = None,
 ) -> base.Plan:
-    """Actions that make every declared bucket match the spec, in the order to apply them.
+    """Actions that make every declared bucket ``owner`` may manage match the spec, in the order to apply them.
 
     ``deny_insecure_transport`` None means: only on https endpoints (and AWS); True on
     an http endpoint is refused with a permanent Blocker. An action on a bucket that
     already exists is marked ``drift=True``: without memory the plan cannot tell an
-    out-of-band change from a spec edit, and treats both as drift to correct.
+    out-of-band change from a spec edit, and treats both as drift to correct. A bucket
+    that exists and is not ``owner``'s (``ownership.judge``) is Foreign: nothing is
+    planned for it, and its state says what Full management would have changed.
     """
     out = planning.PlanBuilder(model.SYSTEM)
     deny_tls = secure_endpoint(desired) if deny_insecure_transport is None else deny_insecure_transport
@@ -89,13 +95,32 @@ def plan_s3(
             out.fail([("Bucket", bucket.name)], reason, message, permanent=True)
             continue
         planner = _BucketPlanner(bucket, seen)
-        for action in planner.plan(desired.region, deny_insecure_transport=deny_tls):
-            out.act(action)
+        actions = planner.plan(desired.region, deny_insecure_transport=deny_tls)
         if seen.ownership is model.Ownership.MISSING:
-            state = status.ProvisionState.MISSING
-        else:
-            state = status.ProvisionState.DRIFTED if planner.actions else status.ProvisionState.READY
-        out.state("Bucket", bucket.name, state)
+            for action in actions:
+                out.act(action)
+            out.state("Bucket", bucket.name, status.ProvisionState.MISSING)
+            out.objects.extend(planner.notes)
+            continue
+        verdict = ownership.judge(owner, seen.mark, adopt=bucket.adopt)
+        if not verdict.manage:
+            out.foreign("Bucket", bucket.name, verdict, [action.detail for action in actions])
+            continue
+        if verdict.mark and model.Feature.TAGGING not in seen.unsupported:
+            out.act(
+                model.SetOwner(
+                    system=model.SYSTEM,
+                    verb=base.Verb.UPDATE,
+                    kind="BucketOwnership",
+                    target=bucket.name,
+                    detail=f"owner {owner.resource}: {verdict.message}",
+                    tags=model.owner_tags(owner),
+                )
+            )
+        for action in actions:
+            out.act(action)
+        state = status.ProvisionState.DRIFTED if actions else status.ProvisionState.READY
+        out.state("Bucket", bucket.name, state, verdict.message)
         out.objects.extend(planner.notes)
     return out.build()
 

@@ -7,9 +7,15 @@ default encryption, PublicAccessBlock, its own bucket-policy statements and its 
 lifecycle rules. Every boto3 call goes through ``client.call`` (a worker thread, the
 client's timeouts, the operator's errors).
 
-What it must not do: delete data or buckets it did not create (teardown removes only
-declared buckets that carry the managed tag, whose created-by tag names these credentials'
-owner, and that hold no object, version, delete marker or upload), use a bucket name that fails
+Ownership: every bucket it creates is tagged with its resource's uid and namespace/name
+(``ownership.OWNER_UID_TAG``, ``ownership.OWNER_TAG``) beside ``managed-by``; a bucket found
+with the managed-by tag but no uid (an earlier operator version's) gets them on the first
+pass; any other existing bucket is Foreign and left as found unless declared ``adopt: true``.
+
+What it must not do: change a bucket its resource does not own, delete data or buckets it
+did not create (teardown removes only declared buckets whose tags name its resource, whose
+created-by tag names these credentials' owner, and that hold no object, version, delete
+marker or upload), use a bucket name that fails
 ``fields.BUCKET_NAME_PATTERN``, or put a credential into an error message.
 
 Endpoint facts it copes with (SeaweedFS 4.48): PublicAccessBlock answers 501
@@ -24,19 +30,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from payscope_operator import errors
 from payscope_operator.api import conditions, stores_spec
-from payscope_operator.backends import base
+from payscope_operator.backends import base, ownership
 from payscope_operator.backends.s3 import client, evidence, model, plan
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _T = TypeVar("_T")
+_log = logging.getLogger(__name__)
 _MISSING = frozenset({"404", "NoSuchBucket", "NotFound"})
 
 
@@ -50,15 +58,22 @@ class S3Provisioner:
     system = model.SYSTEM
 
     def __init__(
-        self, desired: stores_spec.ObjectStorage, s3: S3Client, *, deny_insecure_transport: bool | None = None
+        self,
+        desired: stores_spec.ObjectStorage,
+        s3: S3Client,
+        *,
+        owner: ownership.Owner,
+        deny_insecure_transport: bool | None = None,
     ) -> None:
         for bucket in desired.buckets:
             client.check_name(bucket.name)
         self._desired = desired
+        self._owner = owner
         self._client = s3
         self._deny_insecure_transport = deny_insecure_transport
         self._endpoint = desired.endpoint or "AWS S3"
         self._taken: set[str] = set()  # CreateBucket answered BucketAlreadyExists: someone else's
+        self._found: set[str] = set()  # CreateBucket answered BucketAlreadyOwnedByYou: not created by us
 
     async def _call(
         self, operation: str, bucket: str, fn: Callable[[], _T], absent: frozenset[str] = frozenset()
@@ -90,16 +105,31 @@ class S3Provisioner:
         )
         return listed.get("Owner", {}).get("ID") if listed else None
 
+    async def _tags(self, name: str, unsupported: set[model.Feature] | None = None) -> dict[str, str]:
+        """The bucket's tags ({} when it has none, or when the endpoint does not implement tagging)."""
+        try:
+            found = await self._call(
+                f"Get{model.Feature.TAGGING}",
+                name,
+                lambda: self._client.get_bucket_tagging(Bucket=name),
+                frozenset({"NoSuchTagSet"}),
+            )
+        except client.NotImplementedByEndpoint:
+            if unsupported is not None:
+                unsupported.add(model.Feature.TAGGING)
+            return {}
+        return {tag["Key"]: tag["Value"] for tag in (found["TagSet"] if found else [])}
+
     async def _observe_bucket(self, name: str, caller: str | None) -> model.ObservedBucket:
-        s3, ownership = self._client, model.Ownership
+        s3, held = self._client, model.Ownership
         try:
             head = await self._call("HeadBucket", name, lambda: s3.head_bucket(Bucket=name), _MISSING)
         except errors.PermissionDenied:  # HEAD has no body: 403 is all S3 says about a foreign bucket
-            return model.ObservedBucket(name, ownership.OTHER_ACCOUNT)
+            return model.ObservedBucket(name, held.OTHER_ACCOUNT)
         if name in self._taken:
-            return model.ObservedBucket(name, ownership.OTHER_ACCOUNT)
+            return model.ObservedBucket(name, held.OTHER_ACCOUNT)
         if head is None:
-            return model.ObservedBucket(name, ownership.MISSING)
+            return model.ObservedBucket(name, held.MISSING)
 
         unsupported: set[model.Feature] = set()
 
@@ -110,14 +140,13 @@ class S3Provisioner:
                 unsupported.add(feature)
                 return None
 
-        tags = await read(model.Feature.TAGGING, lambda: s3.get_bucket_tagging(Bucket=name), "NoSuchTagSet")
-        tag_set = {tag["Key"]: tag["Value"] for tag in (tags["TagSet"] if tags else [])}
+        tag_set = await self._tags(name, unsupported)
         managed = tag_set.get(base.MANAGED_TAG_KEY) == base.MANAGED_TAG_VALUE
         created_by = tag_set.get(model.CREATED_BY_TAG_KEY) if managed else None
         if caller and created_by and created_by != caller:
             # Another identity's operator created it; HeadBucket alone passes on shared endpoints
             # (SeaweedFS admins see every bucket).
-            return model.ObservedBucket(name, ownership.OTHER_ACCOUNT, managed=True, created_by=created_by)
+            return model.ObservedBucket(name, held.OTHER_ACCOUNT, managed=True, created_by=created_by)
         versioning = await read(model.Feature.VERSIONING, lambda: s3.get_bucket_versioning(Bucket=name))
         encryption = await read(
             model.Feature.ENCRYPTION,
@@ -143,9 +172,11 @@ class S3Provisioner:
         pab = block.get("PublicAccessBlockConfiguration") if block else None
         return model.ObservedBucket(
             name,
-            ownership.OURS,
+            held.OURS,
             managed=managed,
             created_by=created_by,
+            mark=model.mark_of(tag_set),
+            tags=tuple(sorted(tag_set.items())),
             versioning=versioning.get("Status") if versioning else None,
             encryption=(sse["SSEAlgorithm"], sse.get("KMSMasterKeyID")) if sse else None,
             policy=None
@@ -162,7 +193,9 @@ class S3Provisioner:
     # --- plan and apply ---
 
     def plan(self, observed: model.ObservedStorage) -> base.Plan:
-        return plan.plan_s3(self._desired, observed, deny_insecure_transport=self._deny_insecure_transport)
+        return plan.plan_s3(
+            self._desired, observed, owner=self._owner, deny_insecure_transport=self._deny_insecure_transport
+        )
 
     async def apply(self, action: base.Action) -> None:
         """Carry out one planned action.
@@ -176,9 +209,15 @@ class S3Provisioner:
         if name in self._taken:  # never configure a bucket whose name another account holds
             reason = conditions.Reason.BUCKET_OWNED_BY_ANOTHER_ACCOUNT
             raise errors.SpecUnsatisfiable(f"bucket {name} is owned by another account", reason=reason)
+        if name in self._found:  # created meanwhile by someone else: the next pass judges its owner
+            _log.info("bucket %s appeared before this resource created it; left for the next pass to judge", name)
+            return
         call: Callable[[], object]
         if isinstance(action, model.CreateBucket):
             await self._create(name, action.region)
+            return
+        if isinstance(action, model.SetOwner):
+            await self._mark(name, action.tags)
             return
         if isinstance(action, model.SetVersioning):
             versioning: Any = {"Status": action.status}
@@ -211,10 +250,12 @@ class S3Provisioner:
             return
 
     async def _create(self, name: str, region: str) -> None:
-        """Create and tag the bucket. A bucket we already own is adopted untagged: we did not create it.
+        """Create and tag the bucket. One that these credentials already own was not created here: it is
+        left untagged and unconfigured, and the next pass finds it Foreign.
 
-        Tags: managed-by=payscope-operator (teardown may delete it) and created-by=<owner id
-        from ListBuckets> (another identity's operator sees the bucket is not its own).
+        Tags: managed-by=payscope-operator, the owning resource's uid and namespace/name
+        (teardown may delete it; another resource sees it is not its own) and
+        created-by=<owner id from ListBuckets> (another identity's operator sees the same).
         """
         params: Any = client.create_bucket_params(name, region)
         try:
@@ -229,18 +270,24 @@ class S3Provisioner:
                 self._taken.add(name)  # the next observe reports it Failed, later actions refuse it
             raise
         if created is None:
+            self._found.add(name)  # someone with these credentials was faster: not ours to configure
             return
-        tag_set = [{"Key": base.MANAGED_TAG_KEY, "Value": base.MANAGED_TAG_VALUE}]
+        await self._mark(name, model.owner_tags(self._owner), current={})
+
+    async def _mark(self, name: str, ours: tuple[tuple[str, str], ...], current: dict[str, str] | None = None) -> None:
+        """Put ``ours`` and created-by into the bucket's tags, keeping every other tag (a full replace on S3)."""
+        tag_set = dict(await self._tags(name) if current is None else current)
+        tag_set.update(ours)
         caller = await self._caller_id()
-        if caller:
-            tag_set.append({"Key": model.CREATED_BY_TAG_KEY, "Value": caller})
-        tags: Any = {"TagSet": tag_set}
+        if caller and model.CREATED_BY_TAG_KEY not in tag_set:
+            tag_set[model.CREATED_BY_TAG_KEY] = caller
+        tags: Any = {"TagSet": [{"Key": key, "Value": value} for key, value in sorted(tag_set.items())]}
         try:
             await self._call(
                 "PutBucketTagging", name, lambda: self._client.put_bucket_tagging(Bucket=name, Tagging=tags)
             )
         except client.NotImplementedByEndpoint:
-            return  # left unmarked: teardown will keep it, which is the safe side
+            return  # left unmarked: the next pass sees it Foreign and teardown keeps it, the safe side
 
     # --- teardown ---
 
@@ -260,8 +307,8 @@ class S3Provisioner:
                 continue
             if seen.ownership is model.Ownership.OTHER_ACCOUNT:
                 kept.append(f"{name}: owned by another account")
-            elif not seen.managed:
-                kept.append(f"{name}: not created by the operator (no {base.MANAGED_TAG_KEY} tag)")
+            elif seen.mark.uid != self._owner.uid:
+                kept.append(f"{name}: {ownership.why_kept(ownership.judge(self._owner, seen.mark, adopt=False))}")
             elif seen.created_by and not caller:
                 kept.append(f"{name}: its creator cannot be verified (ListBuckets is not allowed)")
             elif not await self._empty(name):

@@ -1,8 +1,8 @@
 """Which TCP addresses a process listens on, read from /proc (Linux only).
 
-The smoke tests use it to prove that a test server binds 127.0.0.1 alone: a
-server that opened any other listener (a backup or cluster port, 0.0.0.0) must
-fail its smoke test rather than go unnoticed.
+The environment's checks (``python -m tests.testenv check``) use it to prove that a
+test server binds 127.0.0.1 alone: a server that opened any other listener (a
+backup or cluster port, 0.0.0.0) must fail its check rather than go unnoticed.
 """
 
 from __future__ import annotations

@@ -1,13 +1,22 @@
-"""The test control plane is a real kube-apiserver: schema, status, RBAC, tokens."""
+"""Checks that the test control plane is a real kube-apiserver: schema, status, RBAC, tokens; helm answers.
+
+A CRD of its own (``widgets.smoke.payscope.io``) shows structural-schema validation
+naming the field and the status subresource; a TokenRequest authenticates a
+ServiceAccount that RBAC then denies, until a RoleBinding grants exactly its verbs.
+Run by ``python -m tests.testenv check`` (``check``).
+
+What it must not do: touch anything outside the namespaces it creates (and deletes),
+besides its own CRD.
+"""
 
 from __future__ import annotations
 
 import subprocess
-import time
 
-import pytest
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
+
+from tests.testenv import check, process
 
 GROUP = "smoke.payscope.io"
 
@@ -44,40 +53,43 @@ CRD = {
 }
 
 
-@pytest.fixture(scope="module")
-def widget_crd(kube_api: k8s.ApiClient) -> None:
-    ext = k8s.ApiextensionsV1Api(kube_api)
+def _widgets(ctx: check.Context) -> tuple[k8s.ApiClient, str]:
+    """An admin client, a namespace of the check's own, and the Widget CRD established."""
+    api = ctx.kube()
+    ext = k8s.ApiextensionsV1Api(api)
     try:
         ext.create_custom_resource_definition(CRD)
     except ApiException as exc:
         if exc.status != 409:
             raise
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def established() -> bool:
         conditions = ext.read_custom_resource_definition(f"widgets.{GROUP}").status.conditions or []
-        if any(c.type == "Established" and c.status == "True" for c in conditions):
-            break
-        time.sleep(0.2)
+        return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+    process.wait_until(established, what="the Widget CRD established", timeout=30)
+    return api, ctx.namespace(api)
 
 
-def test_readyz_answers_ok(testenv: dict[str, str]) -> None:
+def readyz_answers_ok(ctx: check.Context) -> None:
     out = subprocess.run(["kubectl", "get", "--raw", "/readyz"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
 
 
-def test_structural_schema_rejects_invalid_resource_naming_the_field(
-    kube_api: k8s.ApiClient, widget_crd: None, namespace: str
-) -> None:
-    custom = k8s.CustomObjectsApi(kube_api)
+def structural_schema_rejects_an_invalid_resource_naming_the_field(ctx: check.Context) -> None:
+    api, namespace = _widgets(ctx)
+    custom = k8s.CustomObjectsApi(api)
     body = {"apiVersion": f"{GROUP}/v1", "kind": "Widget", "metadata": {"name": "bad"}, "spec": {"size": 0}}
-    with pytest.raises(ApiException) as caught:
-        custom.create_namespaced_custom_object(GROUP, "v1", namespace, "widgets", body)
-    assert caught.value.status == 422
-    assert "spec.size" in caught.value.body
+    refused = check.raises(
+        ApiException, lambda: custom.create_namespaced_custom_object(GROUP, "v1", namespace, "widgets", body)
+    )
+    assert refused.status == 422, refused.status
+    assert "spec.size" in refused.body
 
 
-def test_status_subresource_ignores_spec_changes(kube_api: k8s.ApiClient, widget_crd: None, namespace: str) -> None:
-    custom = k8s.CustomObjectsApi(kube_api)
+def status_subresource_ignores_spec_changes(ctx: check.Context) -> None:
+    api, namespace = _widgets(ctx)
+    custom = k8s.CustomObjectsApi(api)
     body = {"apiVersion": f"{GROUP}/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 1}}
     custom.create_namespaced_custom_object(GROUP, "v1", namespace, "widgets", body)
     patch = {"spec": {"size": 5}, "status": {"phase": "Done"}}
@@ -103,17 +115,20 @@ def _as_token(kube_api: k8s.ApiClient, token: str) -> k8s.ApiClient:
     return k8s.ApiClient(config)
 
 
-def test_token_request_authenticates_and_rbac_denies_without_binding(kube_api: k8s.ApiClient, namespace: str) -> None:
+def token_request_authenticates_and_rbac_denies_without_binding(ctx: check.Context) -> None:
+    kube_api = ctx.kube()
+    namespace = ctx.namespace(kube_api)
     token = _service_account_token(kube_api, namespace, "nobody")
     with _as_token(kube_api, token) as as_sa:
         review = k8s.AuthenticationV1Api(as_sa).create_self_subject_review(k8s.V1SelfSubjectReview())
         assert review.status.user_info.username == f"system:serviceaccount:{namespace}:nobody"
-        with pytest.raises(ApiException) as caught:
-            k8s.CoreV1Api(as_sa).list_namespaced_secret(namespace)
-        assert caught.value.status == 403
+        denied = check.raises(ApiException, lambda: k8s.CoreV1Api(as_sa).list_namespaced_secret(namespace))
+        assert denied.status == 403, denied.status
 
 
-def test_rolebinding_grants_exactly_its_verbs(kube_api: k8s.ApiClient, namespace: str) -> None:
+def rolebinding_grants_exactly_its_verbs(ctx: check.Context) -> None:
+    kube_api = ctx.kube()
+    namespace = ctx.namespace(kube_api)
     token = _service_account_token(kube_api, namespace, "reader")
     rbac = k8s.RbacAuthorizationV1Api(kube_api)
     rbac.create_namespaced_role(
@@ -134,11 +149,21 @@ def test_rolebinding_grants_exactly_its_verbs(kube_api: k8s.ApiClient, namespace
     with _as_token(kube_api, token) as as_sa:
         core = k8s.CoreV1Api(as_sa)
         assert core.list_namespaced_config_map(namespace).items is not None
-        with pytest.raises(ApiException) as caught:
-            core.create_namespaced_config_map(namespace, k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name="x")))
-        assert caught.value.status == 403
+        config_map = k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name="x"))
+        denied = check.raises(ApiException, lambda: core.create_namespaced_config_map(namespace, config_map))
+        assert denied.status == 403, denied.status
 
 
-def test_helm_answers(testenv: dict[str, str]) -> None:
+def helm_answers(ctx: check.Context) -> None:
     out = subprocess.run(["helm", "version", "--short"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("v3.")
+
+
+CHECKS = (
+    readyz_answers_ok,
+    structural_schema_rejects_an_invalid_resource_naming_the_field,
+    status_subresource_ignores_spec_changes,
+    token_request_authenticates_and_rbac_denies_without_binding,
+    rolebinding_grants_exactly_its_verbs,
+    helm_answers,
+)

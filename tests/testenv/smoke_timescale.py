@@ -1,4 +1,13 @@
-"""The test TimescaleDB is real enough: hypertables, policies as jobs, one client at a time."""
+"""Checks that the test TimescaleDB is real enough: hypertables, policies as jobs, one client at a time.
+
+PGlite serves one connection at a time and runs no background job: the checks prove
+that a policy is a job run only when called, that a client that vanishes mid
+transaction leaves nothing behind, that a second client queues (and one that gave up
+does not block the next), and that the server and its meter listen on loopback only.
+Run by ``python -m tests.testenv check`` (``check``).
+
+What it must not do: leave a schema behind.
+"""
 
 from __future__ import annotations
 
@@ -6,28 +15,13 @@ import socket
 import struct
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-import pytest
 from psycopg import sql
 
-from tests.integration import sockets
-from tests.testenv import environment, process
-
-
-@pytest.fixture(scope="module")
-def timescale_server(testenv: dict[str, str]) -> process.Running:
-    """The environment's timescale server (started once per session by the ``testenv`` fixture)."""
-    return environment.running("timescale")
-
-
-@pytest.fixture
-def dsn(timescale_server: process.Running) -> str:
-    return timescale_server.env["PAYSCOPE_TIMESCALE_DSN"]
+from tests.testenv import check, environment, sockets
 
 
 @dataclass(frozen=True)
@@ -43,10 +37,10 @@ class Hypertable:
         return sql.Literal(f"{self.schema}.m")  # the schema name is t_ and hex digits
 
 
-@pytest.fixture
-def hypertable(dsn: str) -> Iterator[Hypertable]:
-    """A fresh hypertable ``m`` partitioned by day, in a schema of the test's own."""
-    made = Hypertable(schema="t_" + uuid.uuid4().hex[:10])
+def _hypertable(ctx: check.Context) -> tuple[str, Hypertable]:
+    """The DSN, and a fresh hypertable ``m`` partitioned by day in a schema of the check's own."""
+    dsn = ctx.env["PAYSCOPE_TIMESCALE_DSN"]
+    made = Hypertable(schema=ctx.unique("t_"))
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(made.schema)))
@@ -56,9 +50,13 @@ def hypertable(dsn: str) -> Iterator[Hypertable]:
             )
         )
         conn.execute(sql.SQL("SELECT create_hypertable({}, by_range('time', INTERVAL '1 day'))").format(made.regclass))
-    yield made
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(made.schema)))
+
+    def drop() -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(made.schema)))
+
+    ctx.later(drop)
+    return dsn, made
 
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -89,14 +87,15 @@ def _insert_days(conn: Conn, hyper: Hypertable, days: int) -> None:
     )
 
 
-def test_timescaledb_is_available_to_create(dsn: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
+def timescaledb_is_available_to_create(ctx: check.Context) -> None:
+    with psycopg.connect(ctx.env["PAYSCOPE_TIMESCALE_DSN"], autocommit=True) as conn:
         row = conn.execute("SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
     assert row is not None
     assert row[0].startswith("2.23")
 
 
-def test_retention_policy_is_a_job_that_runs_only_when_called(dsn: str, hypertable: Hypertable) -> None:
+def retention_policy_is_a_job_that_runs_only_when_called(ctx: check.Context) -> None:
+    dsn, hypertable = _hypertable(ctx)
     with psycopg.connect(dsn, autocommit=True) as conn:
         _insert_days(conn, hypertable, 60)
         conn.execute(
@@ -111,7 +110,8 @@ def test_retention_policy_is_a_job_that_runs_only_when_called(dsn: str, hypertab
         assert _row_count(conn, hypertable) == 31  # chunks older than 30 days dropped
 
 
-def test_compression_settings_and_policy(dsn: str, hypertable: Hypertable) -> None:
+def compression_settings_and_policy(ctx: check.Context) -> None:
+    dsn, hypertable = _hypertable(ctx)
     with psycopg.connect(dsn, autocommit=True) as conn:
         _insert_days(conn, hypertable, 20)
         conn.execute(
@@ -149,7 +149,8 @@ def test_compression_settings_and_policy(dsn: str, hypertable: Hypertable) -> No
         assert _jobs(conn, hypertable) == {}
 
 
-def test_a_client_that_vanishes_mid_transaction_leaves_nothing_behind(dsn: str, hypertable: Hypertable) -> None:
+def a_client_that_vanishes_mid_transaction_leaves_nothing_behind(ctx: check.Context) -> None:
+    dsn, hypertable = _hypertable(ctx)
     leaver = psycopg.connect(dsn)
     leaver.execute(sql.SQL("INSERT INTO {} VALUES (now(), 'bank-a', 1)").format(hypertable.table))
     leaver.execute("SET application_name = 'leaver'")
@@ -159,8 +160,7 @@ def test_a_client_that_vanishes_mid_transaction_leaves_nothing_behind(dsn: str, 
     raw = socket.socket(fileno=leaver.fileno())
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     raw.close()
-    with pytest.raises(psycopg.OperationalError):
-        leaver.execute("SELECT 1")
+    check.raises(psycopg.OperationalError, lambda: leaver.execute("SELECT 1"))
     leaver.close()
 
     with psycopg.connect(dsn, connect_timeout=10) as conn:
@@ -171,7 +171,8 @@ def test_a_client_that_vanishes_mid_transaction_leaves_nothing_behind(dsn: str, 
             conn.execute("SELECT %s::int", (1,))
 
 
-def test_a_second_client_waits_until_the_first_leaves(dsn: str) -> None:
+def a_second_client_waits_until_the_first_leaves(ctx: check.Context) -> None:
+    dsn = ctx.env["PAYSCOPE_TIMESCALE_DSN"]
     served_after: list[float] = []
 
     def second_client() -> None:
@@ -191,17 +192,29 @@ def test_a_second_client_waits_until_the_first_leaves(dsn: str) -> None:
     assert served_after[0] >= 1.5
 
 
-def test_a_client_that_gave_up_while_queued_does_not_block_the_next(dsn: str) -> None:
+def a_client_that_gave_up_while_queued_does_not_block_the_next(ctx: check.Context) -> None:
+    dsn = ctx.env["PAYSCOPE_TIMESCALE_DSN"]
     with psycopg.connect(dsn) as first:
         first.execute("SELECT 1")
         # psycopg keeps this attempt's socket open until garbage collection: the
         # server gets a client that never answers, and drops it after 5 s.
-        with pytest.raises(psycopg.OperationalError):
-            psycopg.connect(dsn, connect_timeout=1)
+        check.raises(psycopg.OperationalError, lambda: psycopg.connect(dsn, connect_timeout=1))
     with psycopg.connect(dsn, connect_timeout=15) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
-def test_the_server_listens_on_loopback_only(timescale_server: process.Running) -> None:
+def the_server_and_its_meter_listen_on_loopback_only(ctx: check.Context) -> None:
+    timescale_server = environment.running("timescale")
     meter = timescale_server.env["PAYSCOPE_TIMESCALE_METER_URL"].removeprefix("http://")
     assert sorted(sockets.listening(timescale_server.pids[0])) == sorted([timescale_server.address, meter])
+
+
+CHECKS = (
+    timescaledb_is_available_to_create,
+    retention_policy_is_a_job_that_runs_only_when_called,
+    compression_settings_and_policy,
+    a_client_that_vanishes_mid_transaction_leaves_nothing_behind,
+    a_second_client_waits_until_the_first_leaves,
+    a_client_that_gave_up_while_queued_does_not_block_the_next,
+    the_server_and_its_meter_listen_on_loopback_only,
+)

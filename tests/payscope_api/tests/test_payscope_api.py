@@ -353,7 +353,6 @@ def test_audit_payloads_with_no_single_canonical_form_are_refused(payload: dict[
         auditlog.format_ts(dt.datetime(2026, 1, 1))  # a naive timestamp
 
 
-@pytest.mark.integration
 def test_audit_chain_survives_a_round_trip_through_postgres(pg_dsn: str) -> None:
     """Timestamps and jsonb come back from Postgres in a form that re-hashes to the same chain."""
     import psycopg
