@@ -24,7 +24,7 @@ from typing import Any
 
 from payscope_operator import errors, logs
 from payscope_operator.api import conditions as api_conditions
-from payscope_operator.api import spec, status
+from payscope_operator.api import fields, spec, status
 from payscope_operator.backends import base
 from payscope_operator.reconcile import managed, observations, readiness, session
 
@@ -60,7 +60,8 @@ def ledger(
     """The observations ledger of ``run``: each factory bound to it (for the audit's read-only use),
     and the managed objects the ``previous`` status lists (their loss is drift)."""
     groups = [observations.Group(f.systems, functools.partial(f.open, run)) for f in factories]
-    return observations.Ledger(groups, managed.Known.from_status(previous))
+    timeout = fields.parse_duration(run.spec.audit.probe_timeout).total_seconds()
+    return observations.Ledger(groups, managed.Known.from_status(previous), timeout=timeout)
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ async def _each(factories: Sequence[Factory], run: session.PassSession, outcome:
             continue
         system = factory.system
         try:
-            async with factory.open(run) as provisioners:
+            async with run.observations.opened(functools.partial(factory.open, run), factory.systems) as provisioners:
                 for provisioner in provisioners:
                     system = provisioner.system
                     try:

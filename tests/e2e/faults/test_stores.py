@@ -132,8 +132,12 @@ def stack(
         )
         _timescale_resource(fault_api, ns, fault_env)
         cluster.wait_for(
-            lambda: status.current(cluster.psd(fault_api, ns, inst.name)), what="the installation Ready", timeout=90
-        )
+            lambda: status.current(cluster.psd(fault_api, ns, inst.name)),
+            what="the installation Ready",
+            timeout=90,
+            show=lambda: {i: c["message"] for i, c in status.checks(cluster.psd(fault_api, ns, inst.name)).items()
+                          if c["status"] not in ("Pass", "NotConfigured")},
+        )  # fmt: skip
         cluster.wait_for(
             lambda: status.conditions(cluster.psd(fault_api, ns, "ts")).get("Provisioned", {}).get("status") == "True",
             what="the hypertables provisioned",
