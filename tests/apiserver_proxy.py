@@ -16,7 +16,10 @@ exactly as against the server itself, until the test says otherwise:
   with a shorter timeout sees a timeout for a write that did happen;
 - ``freeze_watches()`` stops relaying every watch stream, open or opened later
   (the API server's events wait in the connection), and ``thaw_watches()``
-  lets them flow again.
+  lets them flow again;
+- ``drop_watches()`` silently loses every watch stream open at that moment: the
+  connections stay open and nothing more is ever relayed on them (what a load
+  balancer that forgot a connection does), while watches opened later flow.
 
 ``requests`` records every request seen (method, path, status answered). The
 proxy runs on its own event loop in a thread, so sync tests and a subprocess
@@ -77,6 +80,7 @@ class ApiServerProxy:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="apiserver-proxy", daemon=True)
         self._flowing: asyncio.Event | None = None
+        self._drops = 0  # watch streams opened before the latest drop_watches() relay nothing more
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -98,6 +102,11 @@ class ApiServerProxy:
 
     def thaw_watches(self) -> None:
         self._call(lambda flowing: flowing.set())
+
+    def drop_watches(self) -> None:
+        """Lose every watch stream open now, silently: the client sees open, silent connections."""
+        with self._lock:
+            self._drops += 1
 
     def seen(self, method: str, path_suffix: str) -> list[Seen]:
         with self._lock:
@@ -191,6 +200,8 @@ class ApiServerProxy:
         body = await request.read()
         if watch:
             await self._flowing.wait()
+        with self._lock:
+            epoch = self._drops
         async with self._session.request(
             request.method, self.upstream + request.path_qs, headers=headers, data=body or None
         ) as upstream:
@@ -205,7 +216,15 @@ class ApiServerProxy:
             async for chunk in upstream.content.iter_any():
                 if watch:
                     await self._flowing.wait()
+                    with self._lock:
+                        if epoch != self._drops:
+                            continue  # a dropped stream: the events go nowhere, the connection stays open
                 await response.write(chunk)
+            if watch:
+                with self._lock:
+                    dropped = epoch != self._drops
+                if dropped:  # not even the end of the stream is relayed: the client must time out by itself
+                    await asyncio.get_running_loop().create_future()  # cancelled when the client hangs up
             await response.write_eof()
             return response
 

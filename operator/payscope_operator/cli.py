@@ -38,6 +38,9 @@ def _run(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         kubeconfig=args.kubeconfig,
         watch_check_interval=args.watch_check_interval,
+        pass_deadline=args.pass_deadline,
+        watch_timeout=args.watch_timeout,
+        peering_lifetime=args.peering_lifetime,
         watch_stale_after=args.watch_stale_after,
         allowed_egress=args.allowed_egress,
         allow_ambient_credentials=args.allow_ambient_credentials,
@@ -125,7 +128,23 @@ def parser() -> argparse.ArgumentParser:
         default=int(os.environ["PAYSCOPE_PEERING_PRIORITY"]) if os.environ.get("PAYSCOPE_PEERING_PRIORITY") else None,
         help="peering priority (default: random per process, so exactly one replica works and the others stand by)",
     )
+    run.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=int(os.environ.get("PAYSCOPE_PEERING_LIFETIME", "15")),
+        metavar="SECONDS",
+        help="how long a peer's keep-alive stays valid: a standby takes over this long after the active "
+        "replica dies (default 15; env PAYSCOPE_PEERING_LIFETIME)",
+    )
     run.add_argument("--concurrency", type=int, default=int(os.environ.get("PAYSCOPE_CONCURRENCY", "4")))
+    run.add_argument(
+        "--pass-deadline",
+        type=_period,
+        default=os.environ.get("PAYSCOPE_PASS_DEADLINE", "60"),
+        metavar="SECONDS",
+        help="a reconcile pass is cancelled after this long, and retried with backoff "
+        "(at least 3 probe timeouts; default 60; env PAYSCOPE_PASS_DEADLINE)",
+    )
     run.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: in-cluster, then $KUBECONFIG)")
     run.add_argument(
         "--watch-check-interval",
@@ -133,6 +152,14 @@ def parser() -> argparse.ArgumentParser:
         default=os.environ.get("PAYSCOPE_WATCH_CHECK_INTERVAL", "60"),
         metavar="SECONDS",
         help="how often the watch is compared with the API server (default 60; env PAYSCOPE_WATCH_CHECK_INTERVAL)",
+    )
+    run.add_argument(
+        "--watch-timeout",
+        type=int,
+        default=int(os.environ.get("PAYSCOPE_WATCH_TIMEOUT", "50")),
+        metavar="SECONDS",
+        help="each watch request ends after this long and is resumed; a silent stream is given up 10 s later "
+        "(default 50; env PAYSCOPE_WATCH_TIMEOUT)",
     )
     run.add_argument(
         "--watch-stale-after",

@@ -13,9 +13,15 @@
         ├── SpecInvalid             the spec fails validation (names the field)
         ├── SecretNotFound          a referenced Secret or key is missing
         ├── PermissionDenied        the operator or a credential lacks a permission
+        │   └── SecretUnreadable        the operator may not read a referenced Secret (names it)
         ├── CredentialsRequired     a section names no credentials and ambient ones are not allowed
         ├── EgressDenied            an endpoint is outside the operator's egress policy
         └── SpecUnsatisfiable       the systems cannot do what the spec asks
+
+Anything else a backend lets escape (a ``KeyError``, a library's own exception)
+is *unexpected*: :func:`unexpected` tells, and the pass contains it to the
+system or source it came from (reason ``UnexpectedError``, naming only the
+exception's type), never letting it abort the pass.
 
 Every error carries a ``reason`` (a CamelCase constant from the reason catalog)
 and a message safe to show in status, events and logs: callers must never put
@@ -107,6 +113,14 @@ class PermissionDenied(PermanentError):
     reason = "PermissionDenied"
 
 
+class SecretUnreadable(PermissionDenied):
+    """The operator may not read a referenced Secret (HTTP 403); ``secret`` names it."""
+
+    def __init__(self, message: str, *, secret: str) -> None:
+        super().__init__(message)
+        self.secret = secret
+
+
 class CredentialsRequired(PermanentError):
     """A section omits its credentials; the operator's own identity may not stand in for them.
 
@@ -129,3 +143,17 @@ class EgressDenied(PermanentError):
 
 class SpecUnsatisfiable(PermanentError):
     """The external system cannot do what the spec asks (e.g. an immutable field differs)."""
+
+
+def unexpected(exc: BaseException) -> bool:
+    """Whether ``exc`` is none of the failures a probe or provisioner is expected to meet.
+
+    Expected: our own errors, timeouts, and the operating system's connection errors.
+    Everything else is a bug or an unmapped library error, reported as ``UnexpectedError``.
+    """
+    return not isinstance(exc, PayScopeError | TimeoutError | OSError)
+
+
+def describe_unexpected(exc: BaseException) -> str:
+    """A message safe for status: the exception's type only (its text may carry anything)."""
+    return f"unexpected {type(exc).__name__} (the operator's log has the traceback)"

@@ -1,13 +1,25 @@
 """kopf wiring: every decorator of the operator lives here, and each handler is thin.
 
 - ``startup``: kopf settings (progress and diff-base in annotations, our own
-  finalizer name, quiet event posting), the Kubernetes gateway, metrics and
-  health server, and the scheduler, all kept in ``memo``.
+  finalizer name, quiet event posting, watch and request timeouts, peering
+  timing), the Kubernetes gateway with its own threads, the bounded pool boto3
+  runs on, metrics and health server, and the scheduler, all kept in ``memo``.
 - ``on.event``: every watch event of a PayScopeDeployment goes to the
   scheduler, which decides when to reconcile (no finalizer needed).
 - ``on.delete`` only when ``deletionPolicy: Delete``: kopf then adds a
   finalizer, and this handler removes the provisioned objects.
 - ``cleanup``: stop the scheduler, close every client.
+
+Timeouts, because the API server can freeze or restart under us: a watch
+request asks the server to end it after ``watch_timeout`` seconds and the
+client gives up ``WATCH_GRACE`` later, so a silent stream (a frozen server, a
+half-open connection a load balancer forgot) is noticed within a minute; kopf
+retries a failed request every few seconds (``API_BACKOFFS``) for about ten
+minutes, so the watch is back within seconds of the server, and a restart of
+the API server behind a load balancer (5xx meanwhile) does not stop the
+operator. With peering, each peer's record lives ``peering_lifetime`` seconds
+and is renewed 5-10 s before it lapses: a standby takes over that long after
+the active peer dies.
 
 Handlers map outcomes to kopf's errors: transient faults to
 ``kopf.TemporaryError(delay=...)``, spec and permission faults to
@@ -20,6 +32,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +49,15 @@ FINALIZER = "payscope.io/finalizer"
 ANNOTATION_PREFIX = "payscope.io"
 
 operator_registry = kopf.OperatorRegistry()
+WATCH_GRACE = 10  # seconds the client waits beyond the server's own end of a watch request
+CONNECT_TIMEOUT = 10.0  # seconds for a connection (TLS included) to the API server
+REQUEST_TIMEOUT = 30.0  # seconds for one of kopf's short requests (patches, lists, peering)
+API_BACKOFFS = (0.5, 1, 1, 2, 2, *(3,) * 200)
+"""kopf's retries of a failed request: never long asleep, and for about ten minutes before kopf gives up.
+
+kopf stops the whole operator when its watch request exhausts these retries on a
+5xx (what a load balancer answers while the API server restarts); ten minutes of
+an API server away is worth waiting for, and beyond that a restart of the Pod is."""
 
 
 @dataclass
@@ -49,7 +71,10 @@ class Config:
     priority: int = 0  # peering priority: the highest-priority live peer works, the others wait
     concurrency: int = 4
     kubeconfig: str | None = None
-    watch_timeout: int = 300
+    watch_timeout: int = 50  # seconds the API server keeps one watch request open
+    pass_deadline: float = 60.0  # a pass is cancelled after this long (at least 3 probe timeouts)
+    peering_lifetime: int = 15  # seconds a peer's record stays valid: the takeover time after a crash
+    s3_threads: int = 16  # boto3 calls in flight at once, over every resource
     watch_check_interval: float = 60.0  # how often the watch is compared with the API server
     watch_stale_after: float = 120.0  # /healthz fails once the watch has missed changes for longer than this
     allowed_egress: str = ""  # PAYSCOPE_ALLOWED_EGRESS: CIDRs, host names, *.domain; empty: no allowlist
@@ -68,6 +93,7 @@ class Memo:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     runner: Any = None
+    s3_threads: ThreadPoolExecutor | None = None
 
 
 def _memo(memo: Any) -> Memo:
@@ -112,25 +138,34 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.persistence.finalizer = FINALIZER
     settings.posting.level = logging.WARNING  # our own Events say what changed; no per-handler chatter
     settings.watching.server_timeout = state.config.watch_timeout
-    settings.watching.client_timeout = state.config.watch_timeout + 30
+    settings.watching.client_timeout = state.config.watch_timeout + WATCH_GRACE
+    settings.watching.connect_timeout = CONNECT_TIMEOUT
+    settings.watching.inactivity_timeout = state.config.watch_timeout + WATCH_GRACE
+    settings.networking.connect_timeout = CONNECT_TIMEOUT
+    settings.networking.request_timeout = REQUEST_TIMEOUT
+    settings.networking.error_backoffs = API_BACKOFFS
+    settings.peering.lifetime = state.config.peering_lifetime
     settings.scanning.disabled = True  # only our own CRD is served; no CRD or namespace scanning (no RBAC for it)
     settings.peering.standalone = state.config.peering is None
     if state.config.peering is not None:
         settings.peering.name = state.config.peering
     state.cluster = gateway.Gateway(gateway.load_api_client(state.config.kubeconfig))
+    state.s3_threads = ThreadPoolExecutor(max_workers=state.config.s3_threads, thread_name_prefix="s3")
     deps = reconciler.Dependencies(
         cluster=state.cluster,
         observer=state.metrics,
         provisioners=systems.PROVISIONERS,
         egress=egress_of(state.config, state.cluster.api_server()),
         ambient_credentials=state.config.allow_ambient_credentials,
+        s3_threads=state.s3_threads,
     )
     logger.info(
         "egress policy: %s; ambient credentials %s",
         deps.egress.describe(),
         "allowed" if deps.ambient_credentials else "not lent",
     )
-    state.scheduler = scheduler.Scheduler(deps, concurrency=state.config.concurrency)
+    policy = scheduler.Policy(deadline=state.config.pass_deadline)
+    state.scheduler = scheduler.Scheduler(deps, concurrency=state.config.concurrency, policy=policy)
     sched = state.scheduler
     health = telemetry.Health(max_stale=state.config.watch_stale_after)
     state.runner = await telemetry.serve(
@@ -190,6 +225,8 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         await state.runner.cleanup()
     if state.cluster is not None:
         state.cluster.close()
+    if state.s3_threads is not None:
+        state.s3_threads.shutdown(wait=False, cancel_futures=True)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL, registry=operator_registry)
@@ -200,10 +237,8 @@ async def on_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: 
     resource = resource_of(body)
     deleting = body.get("metadata", {}).get("deletionTimestamp") is not None
     deleted = event.get("type") == "DELETED"
-    state.scheduler.observe(resource, deleted=deleted, deleting=deleting)
+    state.scheduler.observe(resource, deleted=deleted, deleting=deleting)  # DELETED: the scheduler forgets it
     state.metrics.last_event.set_to_current_time()
-    if deleted:
-        state.metrics.forget(resource.namespace, resource.name)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, when=_wants_delete, registry=operator_registry)

@@ -5,19 +5,24 @@ One small aiohttp server on the operator's metrics port serves ``/metrics``,
 has missed changes the API server holds for longer than ``--watch-stale-after``)
 and ``/readyz``. Metric
 labels carry namespace, name, condition, dimension and check id: never a value
-read from a Secret. The registry is per instance, not prometheus_client's
+read from a Secret. Every series of a resource is recorded as it is created, so
+``forget`` removes all of them, whatever the metric, when the resource is gone
+(a deleted resource leaves no series behind). The registry is per instance, not prometheus_client's
 global one, so tests can run several operators in one process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics import MetricWrapperBase as Metric
 
 from payscope_operator.api import conditions as api_conditions
 from payscope_operator.api import status
@@ -104,37 +109,51 @@ class Metrics:
             registry=r,
         )
         self._series: dict[tuple[str, str], list[tuple[Gauge, tuple[str, ...]]]] = {}
+        self._owned: dict[tuple[str, str], set[tuple[Metric, tuple[str, ...]]]] = {}
+
+    def _child(self, metric: Metric, ns: str, name: str, *rest: str) -> Any:
+        """The series of ``metric`` for one resource (recorded, so that ``forget`` can remove it)."""
+        labels = (ns, name, *rest)
+        self._owned.setdefault((ns, name), set()).add((metric, labels))
+        return metric.labels(*labels)
 
     # reconciler.Observer
     def pass_finished(
         self, resource: object, result: status.PayScopeStatus, seconds: float, audit_seconds: float
     ) -> None:
-        ns, name = getattr(resource, "namespace"), getattr(resource, "name")  # noqa: B009 - duck-typed snapshot
-        self.reconcile_seconds.labels(ns, name).observe(seconds)
-        self.audit_seconds.labels(ns, name).observe(audit_seconds)
-        self.last_audit.labels(ns, name).set(time.time())
+        ns, name = _names(resource)
+        self._child(self.reconcile_seconds, ns, name).observe(seconds)
+        self._child(self.audit_seconds, ns, name).observe(audit_seconds)
+        self._child(self.last_audit, ns, name).set(time.time())
         self._replace_series(ns, name, result)
 
     def transitions(self, resource: object, changed: int) -> None:
         if changed:
-            self.transitions_total.labels(getattr(resource, "namespace"), getattr(resource, "name")).inc(changed)  # noqa: B009
+            self._child(self.transitions_total, *_names(resource)).inc(changed)
 
     def provisioned(self, resource: object, applied: Sequence[object]) -> None:
         """Count the changes a pass applied (``backends.base.Action``: system, verb, drift)."""
-        ns, name = getattr(resource, "namespace"), getattr(resource, "name")  # noqa: B009
+        ns, name = _names(resource)
         for action in applied:
             system = str(getattr(action, "system"))  # noqa: B009 - duck-typed: telemetry does not import backends
-            self.changes.labels(ns, name, system, str(getattr(action, "verb"))).inc()  # noqa: B009
+            self._child(self.changes, ns, name, system, str(getattr(action, "verb"))).inc()  # noqa: B009
             if getattr(action, "drift", False):
-                self.drift.labels(ns, name, system).inc()
+                self._child(self.drift, ns, name, system).inc()
 
     def error(self, resource: object, stage: str) -> None:
-        self.errors.labels(getattr(resource, "namespace"), getattr(resource, "name"), stage).inc()  # noqa: B009
+        self._child(self.errors, *_names(resource), stage).inc()
 
-    def forget(self, namespace: str, name: str) -> None:
-        """Remove a deleted resource's series."""
-        for gauge, labels in self._series.pop((namespace, name), []):
-            gauge.remove(*labels)
+    def forget(self, resource: object) -> None:
+        """Remove every series of a resource that is gone, whatever the metric."""
+        key = _names(resource)
+        self._series.pop(key, None)
+        for metric, labels in self._owned.pop(key, set()):
+            with contextlib.suppress(KeyError):  # already replaced by a later pass
+                metric.remove(*labels)
+
+    def series_of(self, namespace: str, name: str) -> int:
+        """How many series the operator exports for one resource (tests and benchmarks read it)."""
+        return len(self._owned.get((namespace, name), ()))
 
     def _replace_series(self, ns: str, name: str, result: status.PayScopeStatus) -> None:
         series: list[tuple[Gauge, tuple[str, ...]]] = []
@@ -148,13 +167,20 @@ class Metrics:
             for dimension in api_conditions.Dimension:
                 summary = result.dimensions.get(dimension)
                 if summary is not None:
-                    self.score.labels(ns, name, dimension.value).set(summary.score)
+                    self._child(self.score, ns, name, dimension.value).set(summary.score)
         old = set(self._series.get((ns, name), []))
+        owned = self._owned.setdefault((ns, name), set())
         for gauge, labels in old - set(series):
             gauge.remove(*labels)
+            owned.discard((gauge, labels))
         for gauge, labels in series:
-            gauge.labels(*labels).set(1)
+            self._child(gauge, *labels).set(1)
         self._series[(ns, name)] = series
+
+
+def _names(resource: object) -> tuple[str, str]:
+    """(namespace, name) of a duck-typed resource snapshot (telemetry does not import reconcile)."""
+    return str(getattr(resource, "namespace")), str(getattr(resource, "name"))  # noqa: B009
 
 
 @dataclass

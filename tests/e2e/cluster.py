@@ -54,8 +54,15 @@ def install_crd(api: k8s.ApiClient) -> None:
     )
 
 
-def wait_for(predicate: Callable[[], object], *, what: str, timeout: float, interval: float = 0.2) -> Any:
-    """Poll until ``predicate`` returns something truthy; return it."""
+def wait_for(
+    predicate: Callable[[], object],
+    *,
+    what: str,
+    timeout: float,
+    interval: float = 0.2,
+    show: Callable[[], object] | None = None,
+) -> Any:
+    """Poll until ``predicate`` returns something truthy; return it (``show`` says what was seen last)."""
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
@@ -63,7 +70,8 @@ def wait_for(predicate: Callable[[], object], *, what: str, timeout: float, inte
         if last:
             return last
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+    seen = show() if show is not None else last
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {seen!r}")
 
 
 def render_chart(namespace: str, *values: str) -> list[dict[str, Any]]:

@@ -179,3 +179,22 @@ async def test_a_write_that_timed_out_after_reaching_the_server_is_not_written_t
     assert cluster.psd(kube_api, namespace, "slow")["status"] == report.to_wire(published.status)
     reasons = {e.reason for e in k8s.CoreV1Api(kube_api).list_namespaced_event(namespace).items}
     assert "ChecksFailing" in reasons  # the transition was announced although the answer was lost
+
+
+async def test_events_that_cannot_be_posted_never_abort_the_pass(
+    kube_api: k8s.ApiClient, crd: None, namespace: str, proxy: ApiServerProxy, tmp_path: Path
+) -> None:
+    cluster.create_deployment(kube_api, namespace, "payscope-api")
+    resource = _resource(cluster.create_psd(kube_api, namespace, "muted", SPEC))
+    proxy.fail("POST", f"/namespaces/{namespace}/events", 500, times=100)
+    deps = reconciler.Dependencies(cluster=_proxied_gateway(proxy, tmp_path), observer=telemetry.Metrics())
+
+    result = await reconciler.reconcile(deps, resource)
+
+    assert result.written
+    assert result.write_failure is None
+    refused = proxy.seen("POST", f"/namespaces/{namespace}/events")
+    assert refused
+    assert all(p.status == 500 for p in refused)  # every transition's Event was refused ...
+    ready = cluster.conditions(cluster.psd(kube_api, namespace, "muted"))["Ready"]
+    assert (ready["status"], ready["reason"]) == ("True", "AllChecksPassed")  # ... and the status is complete

@@ -81,6 +81,18 @@ def running(name: str) -> process.Running:
     raise errors.TestEnvError(f"{name} is not running; start the environment with `python -m tests.testenv up`")
 
 
+def replace_pid(name: str, old: int, new: int) -> None:
+    """Record that a component's process ``old`` was replaced by ``new`` (a fault test restarted it)."""
+    with _locked():
+        state = load() or []
+        updated = [
+            process.Running(r.name, tuple(new if p == old and r.name == name else p for p in r.pids), r.address,
+                            r.env, r.path)
+            for r in state
+        ]  # fmt: skip
+        (state_dir() / "state.json").write_text(json.dumps([asdict(r) for r in updated], indent=2))
+
+
 def healthy(state: list[process.Running]) -> bool:
     return all(process.is_alive(pid) for running in state for pid in running.pids)
 

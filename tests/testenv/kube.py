@@ -12,17 +12,20 @@ writes of one reconcile pass it drives as that user (``meter.py``).
 There is no kube-controller-manager: no garbage collection, namespaces stay
 Terminating after deletion, and Deployments get no Pods; tests write a
 Deployment's status through the status subresource to simulate availability.
-This module starts servers; building them is ``kube_build.py``'s job.
+This module starts servers (and starts kube-apiserver again, on the same port and
+etcd, for the fault tests); building them is ``kube_build.py``'s job.
 """
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+import json
 import secrets
 import ssl
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import yaml
 from cryptography import x509
@@ -33,6 +36,7 @@ from cryptography.x509.oid import NameOID
 from tests.testenv import kube_build, process
 
 METERED_USER = "payscope-metered"
+APISERVER_LAUNCH = "kube-apiserver.launch.json"  # argv and readiness probe, for restart_apiserver
 AUDIT_POLICY = {
     "apiVersion": "audit.k8s.io/v1",
     "kind": "Policy",
@@ -172,6 +176,28 @@ def _http_ok(url: str, *, ca: Path | None = None, token: str | None = None) -> b
         return bool(response.status == 200)
 
 
+def _launch_apiserver(launch: dict[str, Any]) -> int:
+    """Spawn kube-apiserver as recorded in ``launch`` and wait until it is ready; return its pid."""
+    log = Path(launch["log"])
+    pid = process.spawn(launch["argv"], log=log)
+    process.wait_until(
+        lambda: _http_ok(f"{launch['server']}/readyz", ca=Path(launch["ca"]), token=launch["token"]),
+        what="kube-apiserver",
+        timeout=120,
+        pid=pid,
+        log=log,
+    )
+    return pid
+
+
+def restart_apiserver(workdir: Path) -> int:
+    """Start kube-apiserver again exactly as before (same port, etcd, keys, audit log); return its pid.
+
+    For fault tests that kill it: clients keep their kubeconfigs and tokens.
+    """
+    return _launch_apiserver(json.loads((workdir / APISERVER_LAUNCH).read_text()))
+
+
 def start(workdir: Path) -> process.Running:
     """Start etcd and kube-apiserver; return the admin kubeconfig in env."""
     folders = obtain()
@@ -188,44 +214,38 @@ def start(workdir: Path) -> process.Running:
     port = process.free_port()
     log = workdir / "kube-apiserver.log"
     apiserver = folders["kubernetes"] / "bin" / "kube-apiserver"
-    pid = process.spawn(
-        [
-            str(apiserver),
-            f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-            f"--secure-port={port}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
-            "--endpoint-reconciler-type=none",
-            f"--cert-dir={pki}",
-            f"--tls-cert-file={pki / 'apiserver.crt'}",
-            f"--tls-private-key-file={pki / 'apiserver.key'}",
-            f"--token-auth-file={pki / 'tokens.csv'}",
-            "--service-cluster-ip-range=10.0.0.0/24",
-            "--allow-privileged=true",
-            "--disable-admission-plugins=ServiceAccount",
-            "--authorization-mode=RBAC",
-            f"--service-account-issuer=https://127.0.0.1:{port}/",
-            f"--service-account-key-file={pki / 'sa.pub'}",
-            f"--service-account-signing-key-file={pki / 'sa.key'}",
-            f"--audit-policy-file={workdir / 'audit-policy.yaml'}",
-            f"--audit-log-path={workdir / 'audit.log'}",
-            "--audit-log-format=json",
-            "--audit-log-mode=blocking",
-            "--audit-log-maxsize=200",
-            "--audit-log-maxbackup=1",
-            "--profiling=false",
-            "--v=0",
-        ],
-        log=log,
-    )
+    argv = [
+        str(apiserver),
+        f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+        f"--secure-port={port}",
+        "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1",
+        "--endpoint-reconciler-type=none",
+        f"--cert-dir={pki}",
+        f"--tls-cert-file={pki / 'apiserver.crt'}",
+        f"--tls-private-key-file={pki / 'apiserver.key'}",
+        f"--token-auth-file={pki / 'tokens.csv'}",
+        "--service-cluster-ip-range=10.0.0.0/24",
+        "--allow-privileged=true",
+        "--disable-admission-plugins=ServiceAccount",
+        "--authorization-mode=RBAC",
+        f"--service-account-issuer=https://127.0.0.1:{port}/",
+        f"--service-account-key-file={pki / 'sa.pub'}",
+        f"--service-account-signing-key-file={pki / 'sa.key'}",
+        f"--audit-policy-file={workdir / 'audit-policy.yaml'}",
+        f"--audit-log-path={workdir / 'audit.log'}",
+        "--audit-log-format=json",
+        "--audit-log-mode=blocking",
+        "--audit-log-maxsize=200",
+        "--audit-log-maxbackup=1",
+        "--profiling=false",
+        "--v=0",
+    ]
     server = f"https://127.0.0.1:{port}"
-    process.wait_until(
-        lambda: _http_ok(f"{server}/readyz", ca=pki / "ca.crt", token=token),
-        what="kube-apiserver",
-        timeout=120,
-        pid=pid,
-        log=log,
-    )
+    launch = {"argv": argv, "log": str(log), "server": server, "ca": str(pki / "ca.crt"), "token": token}
+    (workdir / APISERVER_LAUNCH).write_text(json.dumps(launch))
+    (workdir / APISERVER_LAUNCH).chmod(0o600)
+    pid = _launch_apiserver(launch)
     kubeconfig = workdir / "kubeconfig"
     write_kubeconfig(kubeconfig, server=server, ca_file=pki / "ca.crt", token=token)
     metered = workdir / "kubeconfig-metered"

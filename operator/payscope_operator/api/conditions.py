@@ -124,6 +124,7 @@ class Reason(StrEnum):
     NOT_IMPLEMENTED_BY_ENDPOINT = "NotImplementedByEndpoint"
     LOCK_TIMEOUT = "LockTimeout"
     HYPERTABLE_NEEDS_DATA_MIGRATION = "HypertableNeedsDataMigration"
+    UNEXPECTED_ERROR = "UnexpectedError"
     # Reach: what a resource may use and touch.
     CREDENTIALS_REQUIRED = "CredentialsRequired"
     EGRESS_DENIED = "EgressDenied"
@@ -184,6 +185,8 @@ REASON_DESCRIPTIONS: dict[Reason, str] = {
     " the message) and gave up; the object is retried on later passes with backoff, other objects proceed.",
     Reason.HYPERTABLE_NEEDS_DATA_MIGRATION: "The table already holds rows (estimate in the message): making it a"
     " hypertable moves them under an exclusive lock, done only with hypertable.migrateData: true.",
+    Reason.UNEXPECTED_ERROR: "A system's provisioning failed unexpectedly (a bug or an unmapped error); the"
+    " message names the exception's type, the operator's log has the traceback. Other systems go on.",
     Reason.CREDENTIALS_REQUIRED: "A section names no credentials Secret, and the operator does not lend its own"
     " identity (--allow-ambient-credentials); the message names the field.",
     Reason.EGRESS_DENIED: "An endpoint from the spec resolves to an address the operator's egress policy denies"

@@ -3,7 +3,9 @@
 Each source runs under its own timeout and a shared bound on concurrency (above
 the number of sources a resource can have, so no source ever waits for a slot
 behind a hanging one), so a dead or hanging dependency turns only its own checks
-Unknown and never delays the rest beyond its timeout. Evaluations are pure and
+Unknown and never delays the rest beyond its timeout; a source that raises
+something unexpected (a bug) turns its checks Unknown with reason
+``UnexpectedError`` naming the exception's type. Evaluations are pure and
 cannot hang. A check whose prerequisite (``depends_on``) did not pass or warn is
 Unknown with reason ``BlockedBy`` naming it, instead of being judged on evidence
 that prerequisite already found wanting. Waivers are applied last: a failing
@@ -61,6 +63,8 @@ class Gathered:
     evidence: Any = None
     error: str | None = None
     seconds: float = 0.0
+    unexpected: bool = False
+    """The source raised something unexpected (``errors.unexpected``): its checks are UnexpectedError."""
     reason: status.CheckReason | None = None  # one of CARRIED, when the error says why in those words
 
 
@@ -126,9 +130,14 @@ async def _gather(
             evidence = await asyncio.wait_for(source.gather(session), timeout)
         except TimeoutError:
             return Gathered(error=f"{source.name}: no answer within {timeout:g}s", seconds=time.monotonic() - started)
-        except Exception as exc:  # noqa: BLE001 - any probe failure is an Unknown result, never a crash
-            logger.info("source %s could not be gathered: %s", source.name, _describe(exc))
+        except Exception as exc:
             seconds = time.monotonic() - started
+            if errors.unexpected(exc):
+                logger.warning("source %s failed unexpectedly", source.name, exc_info=True)
+                return Gathered(
+                    error=f"{source.name}: {errors.describe_unexpected(exc)}", seconds=seconds, unexpected=True
+                )
+            logger.info("source %s could not be gathered: %s", source.name, _describe(exc))
             return Gathered(error=f"{source.name}: {_describe(exc)}", seconds=seconds, reason=_carried(exc))
     return Gathered(evidence=evidence, seconds=time.monotonic() - started)
 
@@ -152,6 +161,8 @@ def _judge(
     if check.applies is not None and not check.applies(desired):
         message = f"Not declared in the spec, so not audited: {check.title}"
         return Judged(registry.Finding.not_configured(message), Reason.NOT_CONFIGURED)
+    if gathered.error is not None and gathered.unexpected:
+        return Judged(registry.Finding.unknown(gathered.error), Reason.UNEXPECTED_ERROR)  # not proof it is down
     if gathered.error is not None:
         if gathered.reason is not None:  # never contacted, or its answer was refused: Unknown, saying why
             return Judged(registry.Finding.unknown(gathered.error), gathered.reason)

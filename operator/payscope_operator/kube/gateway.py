@@ -1,7 +1,11 @@
 """Reads and writes against the Kubernetes API: Secrets, Deployments and their guards, pods, logs, status, Events.
 
 The official client is synchronous; every call runs in a worker thread with an
-explicit request timeout, so the event loop never blocks. Errors map onto the
+explicit request timeout, so the event loop never blocks. The threads are the
+gateway's own (a bounded pool, ``KUBE_THREADS``), never the event loop's
+default executor: blocking store clients (boto3) and DNS lookups use other
+pools, so a hundred S3 calls hanging on a dead endpoint cannot starve the
+Kubernetes calls of other resources, nor the reverse. Errors map onto the
 operator's tree: 404 is "absent" (``None``), 403 is ``PermissionDenied``, 409 is
 ``Conflict`` (a resourceVersion precondition failed), everything else (429, 5xx,
 timeouts, refused connections) is ``DependencyUnavailable``. Secret values are
@@ -20,12 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
 import datetime
 import json
 import logging
 import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -45,6 +51,8 @@ VERSION = "v1alpha1"
 PLURAL = "payscopedeployments"
 KIND = "PayScopeDeployment"
 REQUEST_TIMEOUT = 10.0
+KUBE_THREADS = 8
+"""Kubernetes calls in flight at once (the client's urllib3 pool holds 5 per core, at least 10 on 2 cores)."""
 
 
 @dataclass(frozen=True)
@@ -66,14 +74,22 @@ class StoredStatus:
 
 
 def load_api_client(kubeconfig: str | None = None) -> k8s.ApiClient:
-    """In-cluster credentials when running in a Pod, else the kubeconfig."""
+    """In-cluster credentials when running in a Pod, else the kubeconfig.
+
+    Each call is one attempt: urllib3 would otherwise retry a timed-out request
+    three times on its own (four request timeouts for one call), while the
+    callers already retry what is worth retrying, with backoff.
+    """
+    configuration = k8s.Configuration()
+    configuration.retries = 0
     if kubeconfig is None:
         try:
-            k8s_config.load_incluster_config()
-            return k8s.ApiClient()
+            k8s_config.load_incluster_config(client_configuration=configuration)
+            return k8s.ApiClient(configuration)
         except k8s_config.ConfigException:
             pass
-    return k8s_config.new_client_from_config(config_file=kubeconfig)
+    k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    return k8s.ApiClient(configuration)
 
 
 def _retry_after(exc: ApiException) -> float | None:
@@ -110,9 +126,10 @@ def _map(exc: ApiException, what: str) -> errors.PayScopeError:
 class Gateway:
     """Kubernetes reads and writes a reconcile pass needs, all asynchronous."""
 
-    def __init__(self, api: k8s.ApiClient, *, timeout: float = REQUEST_TIMEOUT) -> None:
+    def __init__(self, api: k8s.ApiClient, *, timeout: float = REQUEST_TIMEOUT, threads: int = KUBE_THREADS) -> None:
         self._api = api
         self.timeout = timeout
+        self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kube-api")
         self._core = k8s.CoreV1Api(api)
         self._apps = k8s.AppsV1Api(api)
         self._policy = k8s.PolicyV1Api(api)
@@ -121,7 +138,13 @@ class Gateway:
         self.writes = 0  # status patches and events sent; read by tests and metrics
 
     def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
         self._api.close()
+
+    async def _run(self, call: Callable[[], Any]) -> Any:
+        """One blocking client call on the gateway's own threads."""
+        context = contextvars.copy_context()  # as asyncio.to_thread does: log lines keep the pass's context
+        return await asyncio.get_running_loop().run_in_executor(self._threads, context.run, call)
 
     def api_server(self) -> tuple[str, int]:
         """The API server's host and port as this client reaches it (the egress policy denies them to specs)."""
@@ -131,7 +154,7 @@ class Gateway:
     async def _call(self, call: Callable[[], Any], what: str) -> Any | None:
         """Run one client call in a thread; None on 404, our errors for everything else."""
         try:
-            return await asyncio.to_thread(call)
+            return await self._run(call)
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -330,7 +353,7 @@ class Gateway:
             return self._core.create_namespaced_event(ref.namespace, event, _request_timeout=self.timeout)
 
         try:
-            await asyncio.to_thread(call)
+            await self._run(call)
             self.writes += 1
-        except (ApiException, OSError, TransportError) as exc:
+        except Exception as exc:  # noqa: BLE001 - an Event is best effort: whatever fails, the pass goes on
             logger.warning("could not post Event %s on %s/%s: %s", reason, ref.namespace, ref.name, type(exc).__name__)

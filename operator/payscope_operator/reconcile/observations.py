@@ -16,6 +16,13 @@ per pass, not one per reader.
 Every observation is planned here, and the plan marked with the managed objects the
 last status knew (``managed.Known``): a drift is told the same way whoever observed.
 
+Every observation honours the pass's probe timeout (``Ledger.timeout``), connecting
+included (:meth:`Ledger.opened`): a frozen store (its port accepts, nothing answers)
+costs a pass one probe timeout, in provisioning as in the audit, whatever longer
+timeouts its client has. An observation past the bound is left to end on its own (a
+Postgres driver asks the server to cancel the query and waits for the answer): the
+pass records the system as unreachable and goes on at once.
+
 What it must not do: apply anything, open a client itself (a :class:`Group` opens its
 provisioners), or retry a failed observation within a pass.
 """
@@ -25,16 +32,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from payscope_operator import errors, logs
+from payscope_operator.api import conditions
 from payscope_operator.backends import base
 from payscope_operator.reconcile import managed
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 Provisioners = Sequence[base.Provisioner[Any]]
 Open = Callable[[], contextlib.AbstractAsyncContextManager[Provisioners]]
 
@@ -63,18 +72,45 @@ class Ledger:
 
     groups: Sequence[Group] = ()
     known: managed.Known = field(default_factory=managed.Known)
+    timeout: float | None = None
+    """Seconds an observation may take, connecting included (the probe timeout); None: unbounded."""
     _seen: dict[str, base.Observation[Any] | errors.PayScopeError] = field(default_factory=dict)
     _pending: dict[tuple[str, ...], asyncio.Task[None]] = field(default_factory=dict)
 
     async def observe_with(self, provisioner: base.Provisioner[Any]) -> base.Observation[Any]:
         """Observe ``provisioner``'s system and record it; a failure is recorded, then raised."""
         try:
-            observation = await observe(provisioner, self.known)
+            observation = await self._within(observe(provisioner, self.known), provisioner.system)
         except errors.PayScopeError as exc:
             self._seen[provisioner.system] = exc
             raise
         self._seen[provisioner.system] = observation
         return observation
+
+    async def _within(self, work: Coroutine[Any, Any, T], system: str) -> T:
+        """``work``'s result, or DependencyUnavailable once ``timeout`` passed (``work`` then ends on its own)."""
+        task = asyncio.ensure_future(work)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self.timeout)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if task in done:
+            return task.result()
+        task.cancel()
+        task.add_done_callback(_quietly)  # its cancellation may take a while; nobody waits for it
+        raise _too_slow(system, self.timeout)
+
+    @contextlib.asynccontextmanager
+    async def opened(self, opener: Open, systems: Sequence[str]) -> AsyncIterator[Provisioners]:
+        """Enter ``opener()`` (connecting, for Postgres) within ``timeout``; DependencyUnavailable past it."""
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    provisioners = await stack.enter_async_context(opener())
+            except TimeoutError:
+                raise _too_slow("/".join(systems), self.timeout) from None
+            yield provisioners
 
     def fail(self, systems: Sequence[str], exc: errors.PayScopeError) -> None:
         """No provisioner of ``systems`` could be opened (a client, a Secret): their readers get ``exc``."""
@@ -108,7 +144,7 @@ class Ledger:
 
     async def _observe_group(self, group: Group) -> None:
         try:
-            async with group.open() as provisioners:
+            async with self.opened(group.open, group.systems) as provisioners:
                 for provisioner in provisioners:
                     with contextlib.suppress(errors.PayScopeError), logs.bind(system=provisioner.system):
                         await self.observe_with(provisioner)  # recorded either way
@@ -124,3 +160,15 @@ class Ledger:
         for task in pending:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+def _too_slow(system: str, timeout: float | None) -> errors.DependencyUnavailable:
+    return errors.DependencyUnavailable(
+        f"{system} did not answer within {timeout or 0:g}s", reason=conditions.Reason.DEPENDENCY_TIMEOUT
+    )
+
+
+def _quietly(task: asyncio.Task[Any]) -> None:
+    """Retrieve what an abandoned observation ended with, so that asyncio does not report it."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.debug("an abandoned observation ended with %s", type(task.exception()).__name__)

@@ -5,9 +5,11 @@ apply the actions when the resource is managed (``Full``, not paused), then obse
 and plan again to verify, so ``status.provisioned`` shows the state after the changes.
 Under ``ObserveOnly`` or while paused nothing is applied and the planned actions
 become ``status.plan``, a preview platform teams can review. One system being down
-never stops the others, and within a system a change that gives up waiting for a lock
-(``errors.LockTimeout``) stops only its own scope: it waits with per-object backoff
-(``object_backoff``) while the other changes are applied. Every observation goes through the pass's
+never stops the others, nor does one whose provisioner raises something unexpected
+(a bug): that system is reported with reason ``UnexpectedError`` and the exception's
+type. Within a system a change that gives up waiting for a lock (``errors.LockTimeout``)
+stops only its own scope: it waits with per-object backoff (``object_backoff``) while the
+other changes are applied. Every observation goes through the pass's
 ``observations.Ledger``, which keeps it for the audit (one read of each system per
 pass). This module calls the provisioners' Protocol only; which provisioners exist is
 ``systems``'s job.
@@ -60,7 +62,8 @@ def ledger(
     """The observations ledger of ``run``: each factory bound to it (for the audit's read-only use),
     and the managed objects the ``previous`` status lists (their loss is drift)."""
     groups = [observations.Group(f.systems, functools.partial(f.open, run)) for f in factories]
-    return observations.Ledger(groups, managed.Known.from_status(previous))
+    timeout = fields.parse_duration(run.spec.audit.probe_timeout).total_seconds()
+    return observations.Ledger(groups, managed.Known.from_status(previous), timeout=timeout)
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,7 @@ async def _one(provisioner: base.Provisioner[Any], run: session.PassSession, out
     interval = fields.parse_duration(run.spec.audit.interval).total_seconds()
     try:
         await object_backoff.apply(provisioner, plan, run.lock_backoff, interval, applied)
-    except errors.PayScopeError:
+    except Exception:
         ledger.forget(provisioner.system)  # the audit observes what is there now, on its own
         raise
     finally:
@@ -191,16 +194,18 @@ async def _each(factories: Sequence[Factory], run: session.PassSession, outcome:
             continue
         system = factory.system
         try:
-            async with factory.open(run) as provisioners:
+            async with run.observations.opened(functools.partial(factory.open, run), factory.systems) as provisioners:
                 for provisioner in provisioners:
                     system = provisioner.system
                     try:
                         with logs.bind(system=system):
                             await step(provisioner)
-                    except errors.PayScopeError as exc:
+                    except Exception as exc:  # noqa: BLE001 - contained to this system (see _failure)
                         outcome.failures.append(_failure(system, exc))
         except errors.PayScopeError as exc:
             run.observations.fail(factory.systems, exc)
+            outcome.failures.append(_failure(system, exc))
+        except Exception as exc:  # noqa: BLE001 - contained to this system (see _failure)
             outcome.failures.append(_failure(system, exc))
 
 
@@ -215,7 +220,11 @@ async def run(factories: Sequence[Factory], run_session: session.PassSession, *,
     return outcome
 
 
-def _failure(system: str, exc: errors.PayScopeError) -> SystemFailure:
+def _failure(system: str, exc: Exception) -> SystemFailure:
+    """What one system's failure means for the pass; an unexpected exception is contained, never raised."""
+    if not isinstance(exc, errors.PayScopeError):
+        logger.warning("%s: provisioning failed unexpectedly", system, exc_info=exc)
+        return SystemFailure(system, Reason.UNEXPECTED_ERROR, errors.describe_unexpected(exc), permanent=False)
     return SystemFailure(system, exc.reason, exc.message, permanent=isinstance(exc, errors.PermanentError))
 
 

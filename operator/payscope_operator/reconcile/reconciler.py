@@ -21,6 +21,7 @@ import datetime
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -30,6 +31,7 @@ from payscope_operator import errors
 from payscope_operator.api import spec, status
 from payscope_operator.audit import catalog, runner
 from payscope_operator.backends import base
+from payscope_operator.backends.s3 import client as s3_client
 from payscope_operator.egress import policy
 from payscope_operator.kube import gateway, pods, policies, workloads
 from payscope_operator.reconcile import (
@@ -99,6 +101,8 @@ class Observer(Protocol):
 
     def error(self, resource: Resource, stage: str) -> None: ...
 
+    def forget(self, resource: Resource) -> None: ...
+
 
 @dataclass
 class Dependencies:
@@ -111,6 +115,8 @@ class Dependencies:
     clients: dict[str, session.ClientCache] = field(default_factory=dict)
     memory: dict[str, runner.Memory] = field(default_factory=dict)
     backoff: status_writer.Backoff = field(default_factory=status_writer.Backoff)
+    s3_threads: Executor | None = None
+    """The bounded pool boto3 calls run on (None: the loop's default pool, as in the CLI)."""
     egress: policy.Policy = field(default_factory=policy.Policy.from_environment)
     """The egress policy every client of every resource passes (``--allowed-egress``; default: the environment's)."""
     ambient_credentials: bool = False
@@ -164,6 +170,10 @@ class Result:
     stored: Mapping[str, Any] | None = None
     """The status as the API server holds it after the pass, when known."""
     write_failure: str | None = None
+    gone: bool = False
+    """The API server no longer has the resource (404 on the write): forget it."""
+    awaiting: Mapping[str, frozenset[str]] | None = None
+    """Stalled on Secrets: their names and the keys it waits for (empty: the Secret must become readable)."""
 
 
 def _field_of(error: Mapping[str, Any]) -> str:
@@ -203,7 +213,13 @@ async def _publish(
     return published
 
 
-def _result(writer: status_writer.StatusWriter, published: status_writer.Published, *, stalled: bool) -> Result:
+def _result(
+    writer: status_writer.StatusWriter,
+    published: status_writer.Published,
+    *,
+    stalled: bool,
+    awaiting: Mapping[str, frozenset[str]] | None = None,
+) -> Result:
     return Result(
         published.status,
         published.written,
@@ -211,16 +227,18 @@ def _result(writer: status_writer.StatusWriter, published: status_writer.Publish
         resource_version=writer.resource_version,
         stored=writer.stored,
         write_failure=published.failure,
+        gone=published.gone,
+        awaiting=awaiting or None,
     )
 
 
 async def _announce(
     deps: Dependencies, resource: Resource, writer: status_writer.StatusWriter, now: datetime.datetime
-) -> None:
+) -> status_writer.Published | None:
     """On a new generation, say so at once: Ready False (Reconciling) for kstatus and kubectl wait."""
     previous = writer.previous
     if previous is not None and previous.observed_generation == resource.generation:
-        return
+        return None
     kept = previous.checks if previous else ()
     facts = readiness.Facts(
         generation=resource.generation,
@@ -228,16 +246,23 @@ async def _announce(
         reconciling=f"Reconciling generation {resource.generation}.",
         paused=resource.paused,
     )
-    await _publish(deps, resource, writer, report.Draft(facts, checks=kept), now)
+    return await _publish(deps, resource, writer, report.Draft(facts, checks=kept), now)
 
 
 async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.datetime | None = None) -> Result:
     """Run one full pass and report it; never raises for problems of the resource."""
+    with s3_client.using(deps.s3_threads):
+        return await _reconcile(deps, resource, now=now)
+
+
+async def _reconcile(deps: Dependencies, resource: Resource, *, now: datetime.datetime | None) -> Result:
     started = time.monotonic()
     now = now or datetime.datetime.now(datetime.UTC)
     writer = deps.writer_for(resource)
     previous = writer.previous  # before the announcement replaces it: the objects it lists as provisioned
-    await _announce(deps, resource, writer, now)
+    announced = await _announce(deps, resource, writer, now)
+    if announced is not None and announced.gone:
+        return _result(writer, announced, stalled=False)  # deleted meanwhile: nothing to probe for
     known = frozenset(c.id for c in deps.catalog)
     try:
         desired = validate(resource, known)
@@ -248,13 +273,17 @@ async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.dat
         return _result(writer, await _publish(deps, resource, writer, report.Draft(facts), now), stalled=True)
 
     stall: readiness.Stall | None = None
+    awaiting: dict[str, frozenset[str]] | None = None  # Secrets the scheduler re-reads while Stalled on them
     resolved: secrets.Secrets = secrets.Secrets({})
     missing: tuple[secrets.Missing, ...] = ()
     try:
         resolved, missing = await secrets.resolve(resource.namespace, desired, deps.cluster.read_secret)
         secrets.require(missing)
+    except errors.SecretUnreadable as exc:
+        stall, awaiting = readiness.Stall(exc.reason, exc.message), {exc.secret: frozenset()}
     except errors.PermanentError as exc:
         stall = readiness.Stall(exc.reason, exc.message)
+        awaiting = secrets.waiting_for(missing) if isinstance(exc, errors.SecretNotFound) else None
     except errors.TransientError as exc:
         deps.observer.error(resource, "secrets")
         logger.warning("%s/%s: cannot read Secrets: %s", resource.namespace, resource.name, exc.message)
@@ -300,14 +329,15 @@ async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.dat
     draft = report.Draft(facts, checks=audited.bounded(), plans=outcome.plans, preview=preview)
     published = await _publish(deps, resource, writer, draft, now)
     deps.observer.pass_finished(resource, published.status, time.monotonic() - started, audit_seconds)
-    return _result(writer, published, stalled=stall is not None)
+    return _result(writer, published, stalled=stall is not None, awaiting=awaiting)
 
 
-async def forget(deps: Dependencies, uid: str) -> None:
-    """The resource is gone: close its clients."""
-    deps.memory.pop(uid, None)
-    deps.lock_backoff.pop(uid, None)
-    cache = deps.clients.pop(uid, None)
+async def forget(deps: Dependencies, resource: Resource) -> None:
+    """The resource is gone: close its clients, drop what was kept for it, remove its metric series."""
+    deps.memory.pop(resource.uid, None)
+    deps.lock_backoff.pop(resource.uid, None)
+    deps.observer.forget(resource)
+    cache = deps.clients.pop(resource.uid, None)
     if cache is not None:
         await cache.close()
 
@@ -319,6 +349,11 @@ async def teardown(deps: Dependencies, resource: Resource, *, now: datetime.date
     deletion is retried; anything permanent is reported as a Warning Event and
     the finalizer is released, so a deletion never blocks forever.
     """
+    with s3_client.using(deps.s3_threads):
+        return await _teardown(deps, resource)
+
+
+async def _teardown(deps: Dependencies, resource: Resource) -> provision.Outcome:
     events = deps.writer_for(resource)  # no status is written while deleting: only its Events
     try:
         desired = validate(resource, frozenset(c.id for c in deps.catalog))
@@ -342,5 +377,5 @@ async def teardown(deps: Dependencies, resource: Resource, *, now: datetime.date
     for failure in outcome.failures:
         events.note("Warning", failure.reason, f"{failure.system}: {failure.message}", action="Delete")
     await events.flush()
-    await forget(deps, resource.uid)
+    await forget(deps, resource)
     return outcome

@@ -3,8 +3,11 @@
 ``api.secret_references`` lists each (field path, Secret, key) the spec names;
 ``resolve`` reads each Secret once and returns the values wrapped in ``SecretStr``. A
 missing Secret or key is ``errors.SecretNotFound`` naming the Secret, the key
-and the field, which stalls the resource until someone creates it; the
-resource then recovers on the next pass by itself. Values never leave this
+and the field, and a Secret the operator may not read is
+``errors.SecretUnreadable``; either stalls the resource until someone fixes
+it. ``waiting_for`` says which Secrets (and keys) a stalled resource waits
+for, and ``available`` re-reads just those, so the scheduler can reconcile
+again as soon as they are there. Values never leave this
 module unwrapped except through ``Secrets.reveal``, called right where a
 client is built; each value is registered with ``logs`` as it is read, so no
 log line, whoever writes it, can show it.
@@ -12,7 +15,7 @@ log line, whoever writes it, can show it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from pydantic import SecretStr
@@ -54,7 +57,10 @@ async def resolve(namespace: str, desired: spec.PayScopeSpec, read: ReadSecret) 
     missing: list[Missing] = []
     for ref in refs:
         if ref.secret not in cache:
-            cache[ref.secret] = await read(namespace, ref.secret)
+            try:
+                cache[ref.secret] = await read(namespace, ref.secret)
+            except errors.PermissionDenied as exc:
+                raise errors.SecretUnreadable(exc.message, secret=ref.secret) from None
         data = cache[ref.secret]
         if data is None or ref.key not in data:
             missing.append(Missing(ref, secret_exists=data is not None))
@@ -75,3 +81,23 @@ def require(missing: tuple[Missing, ...]) -> None:
     if first.secret_exists:
         raise errors.SecretNotFound(f"Secret {ref.secret!r} has no key {ref.key!r} (referenced by {ref.field}){more}")
     raise errors.SecretNotFound(f"Secret {ref.secret!r} not found (key {ref.key!r}, referenced by {ref.field}){more}")
+
+
+def waiting_for(missing: tuple[Missing, ...]) -> dict[str, frozenset[str]]:
+    """Secret name -> the keys a pass could not find in it (what a stalled resource waits for)."""
+    wanted: dict[str, set[str]] = {}
+    for entry in missing:
+        wanted.setdefault(entry.reference.secret, set()).add(entry.reference.key)
+    return {name: frozenset(keys) for name, keys in wanted.items()}
+
+
+async def available(namespace: str, wanted: Mapping[str, frozenset[str]], read: ReadSecret) -> bool:
+    """Whether every Secret in ``wanted`` now exists with its keys (reads only those, stops at the first gap).
+
+    A Secret the operator still may not read raises ``errors.PermissionDenied``, like ``read``.
+    """
+    for name, keys in wanted.items():
+        data = await read(namespace, name)
+        if data is None or not all(key in data for key in keys):
+            return False
+    return True

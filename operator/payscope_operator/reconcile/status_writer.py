@@ -89,6 +89,7 @@ class Published:
     written: bool
     transitions: int = 0
     failure: str | None = None  # why the write was given up, when it was
+    gone: bool = False  # the API server no longer has the resource (404): the caller forgets it
 
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -140,7 +141,7 @@ class StatusWriter:
                 if stale:
                     fresh = await self.target.read_status(self.ref)
                     if fresh is None:
-                        return await self._finish(base, built, written=False, failure="the resource is gone")
+                        return await self._finish(base, built, written=False, failure="the resource is gone", gone=True)
                     self._adopt(fresh.resource_version, fresh.status, report.parse(fresh.status))
                     stale = False
                 if self.previous is not None and report.superseded(self.previous, draft):
@@ -166,7 +167,7 @@ class StatusWriter:
                 failure = exc.message
                 break
             if version is None:
-                return await self._finish(base, built, written=False, failure="the resource is gone")
+                return await self._finish(base, built, written=False, failure="the resource is gone", gone=True)
             self._adopt(version, report.to_wire(built), built)
             return await self._finish(base, built, written=True)
         logger.warning("%s: status not written: %s", self._name, failure)
@@ -194,6 +195,7 @@ class StatusWriter:
         *,
         written: bool,
         failure: str | None = None,
+        gone: bool = False,
     ) -> Published:
         """Post the transitions' Events (only after a write), then the queued ones."""
         changed = readiness.transitions(base.conditions if base else (), held.conditions) if written else []
@@ -201,8 +203,9 @@ class StatusWriter:
             logger.info("%s: %s=%s (%s)", self._name, new.type, new.status, new.reason)
         for notice in report.notices(changed):
             await self._post(notice)
-        await self.flush()
-        return Published(held, written=written, transitions=len(changed), failure=failure)
+        if not gone:
+            await self.flush()  # Events about a resource that is gone would only be noise
+        return Published(held, written=written, transitions=len(changed), failure=failure, gone=gone)
 
     async def _post(self, notice: report.Notice) -> None:
         try:

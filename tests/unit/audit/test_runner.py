@@ -117,7 +117,9 @@ def test_errors_become_unknown_with_safe_messages() -> None:
     by_id = {r.id: r for r in report.results}
     assert by_id["C.a.refused"].status == status.CheckStatus.UNKNOWN
     assert "refused the connection" in by_id["C.a.refused"].message
-    assert by_id["C.a.crash"].message == "c: probe failed: KeyError"
+    assert by_id["C.a.crash"].message == "c: unexpected KeyError (the operator's log has the traceback)"
+    assert by_id["C.a.refused"].reason == Reason.SOURCE_UNAVAILABLE
+    assert by_id["C.a.crash"].reason == Reason.UNEXPECTED_ERROR  # a bug is not proof that the system is down
     assert "secret-value" not in str(report.results)
 
 

@@ -1,7 +1,10 @@
 """How the operator talks to S3: a boto3 client with timeouts, calls off the event loop, errors.
 
 Why this module exists: boto3 is synchronous, so every call runs in a worker thread
-(:func:`call`, ``asyncio.to_thread``) and the operator's event loop never blocks; the
+(:func:`call`) and the operator's event loop never blocks. The threads are a bounded
+pool the operator hands in with :func:`using` (for one pass, in its context), never
+the pool the Kubernetes client or DNS lookups use, so calls hanging on a dead
+endpoint only wait for each other (outside such a block: the loop's default pool); the
 client :func:`make_client` builds has connect/read timeouts and three standard-mode
 attempts. S3 error answers become the operator's errors (:func:`translate_error`)
 whose messages name the operation, bucket and endpoint, never a credential; a 501
@@ -19,8 +22,11 @@ client, or put a credential into a message.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
@@ -38,6 +44,17 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 _DENIED = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled", "403"})
 _TRANSIENT = frozenset({"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling"})
+_THREADS: contextvars.ContextVar[Executor | None] = contextvars.ContextVar("s3_threads", default=None)
+
+
+@contextlib.contextmanager
+def using(threads: Executor | None) -> Iterator[None]:
+    """Run this context's boto3 calls (and those of the tasks it starts) on ``threads``."""
+    token = _THREADS.set(threads)
+    try:
+        yield
+    finally:
+        _THREADS.reset(token)
 
 
 async def anonymous_status(http: httpx.AsyncClient, endpoint: str, buckets: Sequence[str]) -> dict[str, int]:
@@ -130,7 +147,8 @@ async def call(
     failure becomes the operator's error (see :func:`translate_error`).
     """
     try:
-        return await asyncio.to_thread(fn)
+        context = contextvars.copy_context()  # as asyncio.to_thread does: log lines keep the pass's context
+        return await asyncio.get_running_loop().run_in_executor(_THREADS.get(), context.run, fn)
     except ClientError as error:
         if error_code(error) in absent:
             return None
