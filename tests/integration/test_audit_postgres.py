@@ -207,7 +207,7 @@ async def test_a_failed_evidence_query_turns_only_the_checks_that_need_it_unknow
     db.run("ALTER TABLE audit_log RENAME COLUMN prev_hash TO previous_hash")
     results = await _audit(db)
     assert results["A.dependencies.postgres"].status == S.PASS, results["A.dependencies.postgres"].message
-    for check_id in ("G.audit_log.hash_chain", "G.audit_log.query_logging"):
+    for check_id in ("G.audit_log.hash_chain", "G.audit_log.immutable"):
         assert results[check_id].status == S.UNKNOWN, results[check_id].message
         assert "the audit log could not be read: UndefinedColumn" in results[check_id].message
     assert _status(results, *ISOLATION, "B.postgres.rls_forced") == dict.fromkeys(
