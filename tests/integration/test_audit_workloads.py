@@ -371,6 +371,7 @@ async def test_the_naive_deployment_of_issue_11_fails_each_corresponding_check(
         "A.workloads.api_available",
         "F.shutdown.pre_stop",
         "A.workloads.api_spread",
+        "A.workloads.probe_paths",  # liveness and readiness on the same /healthz
         "G.workloads.privilege_escalation",
         "G.workloads.capabilities",
         "G.workloads.read_only_root_fs",
