@@ -8,13 +8,13 @@ import pytest
 
 from payscope_operator.api import status
 from payscope_operator.audit import probes, registry
-from payscope_operator.audit.checks import apis
+from payscope_operator.audit.checks import apis, responses
 from payscope_operator.audit.sources import payscope_api
 from payscope_operator.backends.payscope_api import model as api_model
 from tests.unit.audit import evidence as ev
 
 S = status.CheckStatus
-CHECKS = {c.id: c for c in apis.CHECKS}
+CHECKS: dict[str, registry.Check[Any]] = {c.id: c for c in (*apis.CHECKS, *responses.CHECKS)}
 DROP = ev.DROP
 
 
@@ -153,7 +153,7 @@ def test_evidence_names_endpoint_and_status() -> None:
 
 
 def test_a_named_intent_is_answered_with_certainty() -> None:
-    check = {c.id: c for c in apis.CHECKS}["E.responses.confidence"]
+    check = CHECKS["E.responses.confidence"]
     guessed = ev.chat({"COMPARE": ev.answer(body=ev.answer_body("COMPARE", confidence=0.8))})
     finding = check.judge(guessed, ev.SPEC)
     assert finding.status == status.CheckStatus.WARN
