@@ -56,7 +56,8 @@ BUDGET = {
     "redis": 10,  # (0) PING, INFO server; TYPE of the dead-letter queue and the workers' remote control
     "s3": 9,  # (8) + one anonymous listing per bucket
     "pinecone": 6,  # (1) + describe_index_stats per index, 2 isolation queries per probe tenant
-    "payscope_api": 55,  # (0) fewer in a pass that reuses the agent probes (within agentProbeInterval)
+    "payscope_api": 57,  # (0) fewer in a pass that reuses the agent probes (within agentProbeInterval); 2 of
+    # them GET /healthz beside the first scrape of chat and access, so a frozen API fails them at once
     "kubernetes": 20,  # (0) 6 Secret reads, 6 Deployment reads, 3 pod lists, 3 pod logs, 1 list of
     # PodDisruptionBudgets, 1 of NetworkPolicies (the pod-security and availability checks); no write
 }

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import httpx
 
 from payscope_operator import errors
-from payscope_operator.api import spec
+from payscope_operator.api import fields, spec
 from payscope_operator.backends import ownership
 from payscope_operator.backends.neo4j import client as neo4j_client
 from payscope_operator.backends.payscope_api import client as api_client
@@ -100,8 +100,9 @@ async def postgres(run: Pass, dsn: str | None = None) -> AsyncIterator[Any]:
     target = dsn if dsn is not None else main
     field = POSTGRES_FIELD if target == main else POSTGRES_APP_FIELD
     extra = await reach.postgres_params(run.egress, target, field, ambient=run.ambient_credentials)
+    bound = fields.parse_duration(run.spec.audit.probe_timeout).total_seconds()  # as every other observation
     async with run.postgres_lock:
-        conn = await postgres_client.open_postgres(target, extra=extra)
+        conn = await postgres_client.open_postgres(target, extra=extra, connect_timeout=bound)
         try:
             yield conn
         finally:

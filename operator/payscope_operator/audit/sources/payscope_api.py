@@ -144,6 +144,15 @@ async def _scrape(run: context.Session) -> api_model.Metrics:
     return api_model.parse_metrics(await api_client.send(await _client(run), request))
 
 
+async def _scrape_first(run: context.Session) -> api_model.Metrics:
+    """The scrape before a source's own requests, beside a ``GET /healthz``: when neither is answered the API
+    is not answering and the source fails at once, so a frozen API costs the pass one request timeout, not
+    one for the scrape and another for the requests; a ``/metrics`` that alone hangs spoils only the figures."""
+    timeout = request_timeout(run.spec)
+    both = {p: api_client.Request("GET", p, timeout) for p in ("/metrics", "/healthz")}
+    return api_model.parse_metrics((await _send(run, both))["/metrics"])
+
+
 @dataclass(frozen=True)
 class Scrapes:
     """``/metrics`` just before and just after a source's own requests: what they made PayScope count."""
@@ -259,14 +268,18 @@ async def _gather_chat(run: context.Session) -> ChatEvidence:
     if other is not None:
         other_token = minter.mint(bank_id=other, roles=tokens.ANALYST_ROLES)
         requests["other"] = chat(_query("DESCRIBE", PROBE_QUERIES["DESCRIBE"]), other, other_token)
-    before = await _scrape(run)
+    before = await _scrape_first(run)
     replies = await _send(run, requests)
     # The second of each identical pair leaves only once the first was answered, under a request id of its
     # own: neither a cache nor the coalescing of concurrent identical requests can make the pair agree.
+    # A first that got no answer at all is not repeated: there is no pair to compare, and a hung API would
+    # cost the pass a second query timeout.
     repeats = {"repeat": "WHAT_IF", "repeat_forecast": "FORECAST"}
+    again = {name: intent for name, intent in repeats.items() if replies[intent].status is not None}
     replies |= await api_client.send_all(
-        await _client(run), {name: chat(_query(intent, PROBE_QUERIES[intent])) for name, intent in repeats.items()}
+        await _client(run), {name: chat(_query(intent, PROBE_QUERIES[intent])) for name, intent in again.items()}
     )
+    replies |= {name: replies[intent] for name, intent in repeats.items() if name not in again}
     after = await _scrape(run)
     answers = {name: api_model.parse_answer(reply) for name, reply in replies.items()}
     return ChatEvidence(
@@ -308,7 +321,7 @@ class AccessEvidence:
 async def _gather_access(run: context.Session) -> AccessEvidence:
     minter, both = tokens.from_session(run), tenants(run.spec)
     timeouts = probes.Timeouts(chat=query_timeout(run.spec), admin=request_timeout(run.spec))
-    before = await _scrape(run)
+    before = await _scrape_first(run)
     replies = await _send(run, {p.key: p.request(minter, both, timeouts) for p in probes.to_send(both)})
     return AccessEvidence(both[0], replies, Scrapes(before, await _scrape(run)))
 

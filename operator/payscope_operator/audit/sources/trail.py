@@ -25,6 +25,7 @@ from payscope_operator.api import fields, spec
 from payscope_operator.audit import context, registry, tokens
 from payscope_operator.audit.sources import payscope_api, postgres
 from payscope_operator.backends.payscope_api import client as api_client
+from payscope_operator.backends.postgres import model as pg_model
 from payscope_operator.backends.postgres import trail
 
 WAIT_S = 5.0
@@ -63,6 +64,8 @@ async def _look(run: context.Session, after: int | None) -> tuple[trail.Row, ...
 
 async def _gather(run: context.Session) -> TrailEvidence:
     log = postgres.section(run.spec).audit_log
+    if postgres.tables(run.spec):  # a Postgres this pass could not observe is not tried again (nor waited for)
+        await context.observed(run, pg_model.SYSTEM, pg_model.Observed)
     async with run.stores.postgres() as conn:
         before = await trail.newest_id(conn, log.schema_name, log.table, log.order_column)
     minter, bank = tokens.from_session(run), payscope_api.tenants(run.spec)[0]
