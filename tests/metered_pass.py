@@ -144,11 +144,17 @@ def _timescale_spec(inst: installation.Installation, schema: str, role: str, tab
     }  # fmt: skip
 
 
-def build(api: k8s.ApiClient, namespace: str, env: dict[str, str], workdir: Path, tables: int) -> Setup:
-    """Both resources of a ``tables``-table installation, created on the API server (not yet reconciled)."""
+def build(
+    api: k8s.ApiClient, namespace: str, env: dict[str, str], workdir: Path, tables: int, *, metered: bool = True
+) -> Setup:
+    """Both resources of a ``tables``-table installation, created on the API server (not yet reconciled).
+
+    ``metered``: PayScope's own side writes no audit-log row and runs no Celery worker, whose traffic
+    (Redis polls, audit-log rows) would be counted as the operator's; without it the installation is
+    live, and the pass's audit-log look finds the operator's rows at once instead of waiting for them.
+    """
     cluster.install_crd(api)
-    # PayScope's own traffic (a Celery worker polling Redis, audit-log rows) would be counted as the operator's.
-    inst = installation.build(api, namespace, env, workdir, metered=True)
+    inst = installation.build(api, namespace, env, workdir, metered=metered)
     inst.spec["postgres"]["tables"] = _postgres_tables(inst, tables)
     suffix = uuid.uuid4().hex[:8]
     schema, role = f"ts_{suffix}", f"payscope_ts_{suffix}"

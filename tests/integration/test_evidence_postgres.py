@@ -26,6 +26,7 @@ from payscope_operator import errors
 from payscope_operator.api import postgres_spec, spec
 from payscope_operator.backends import ownership, postgres
 from tests.payscope_api import auditlog
+from tests.testenv import plans
 
 TENANTS = ("bank-a", "bank-b")
 OWNER = ownership.Owner("7c7c7c7c-0000-4000-8000-000000000321", "payscope", "prod")
@@ -171,6 +172,29 @@ async def test_without_write_probes_nothing_is_inserted_and_existing_rows_are_th
     assert sequences(pg_dsn) == before  # not even a sequence value was used
     _, fresh = await probe(conn, app_role, "guarded", "fresh")
     assert sequences(pg_dsn) != before  # with write probes, inserts use sequence values (documented)
+
+
+async def test_the_probe_reads_one_row_of_the_other_tenant_however_late_its_rows_come(
+    app_role: str, pg_dsn: str
+) -> None:
+    """bank-b's rows are the newest 5% of the table: a sequential scan stopping at the first one reads every row of
+    bank-a first, which the planner prefers for ``LIMIT 1`` over so many matches; the probe goes by the tenant index."""
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        admin.execute(  # bank-a and bank-c interleaved, as banks' rows arrive: no order the planner could count on
+            "INSERT INTO guarded (bank_id, ref) SELECT (ARRAY['bank-a', 'bank-c'])[g % 2 + 1], 'r' || g"
+            " FROM generate_series(1, 19000) g"
+        )
+        admin.execute("INSERT INTO guarded (bank_id, ref) SELECT 'bank-b', 'b' || g FROM generate_series(2, 1000) g")
+        admin.execute("DELETE FROM guarded WHERE ref = 'b1'")  # the first row of bank-b, early in the table
+        admin.execute("VACUUM (ANALYZE) guarded")
+    where = conninfo_to_dict(pg_dsn)
+    with plans.explained(pg_dsn, str(where["dbname"]), str(where["user"])) as window:
+        async with await postgres.client.connect(pg_dsn) as fresh:  # a session started with auto_explain on
+            (guarded,) = await probe(fresh, app_role, "guarded", write=False)
+    assert (guarded.visible_foreign_rows, guarded.unproven) == (0, "")  # bank-b has rows to hide, and they are hidden
+    looks = {text: s for text, s in window.statements().items() if 'FROM "public"."guarded"' in text}
+    assert looks
+    assert all(s.rows_of(frozenset({"guarded"})) <= 1 for s in looks.values()), {t: s.rows for t, s in looks.items()}
 
 
 async def test_forced_rls_without_a_policy_for_the_owner_plants_as_the_app_role(pg_dsn: str, app_role: str) -> None:
