@@ -18,7 +18,6 @@ import datetime
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -46,6 +45,7 @@ from payscope_operator.reconcile import secrets, session
 from tests import empty_cluster
 from tests.payscope_api import auditlog
 from tests.payscope_worker import harness as worker_harness
+from tests.testenv import process
 
 S = status.CheckStatus
 FAIL, WARN, UNKNOWN = S.FAIL, S.WARN, S.UNKNOWN
@@ -280,11 +280,7 @@ HANGS: list[tuple[str, frozenset[str]]] = [
 # ---- the fixture process --------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+_free_port = process.free_port
 
 
 @dataclass(frozen=True)

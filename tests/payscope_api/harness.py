@@ -15,7 +15,6 @@ import asyncio
 import dataclasses
 import io
 import os
-import socket
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -28,6 +27,7 @@ from tests.payscope_api import contract, tokens
 from tests.payscope_api.app import create_app
 from tests.payscope_api.config import FixtureConfig
 from tests.payscope_api.probing import Target
+from tests.testenv import process
 
 FIXTURE_TOKEN = "fixture-token-for-tests"
 FIXTURE_HEADERS: Mapping[str, str] = {contract.FIXTURE_TOKEN_HEADER: FIXTURE_TOKEN}
@@ -66,10 +66,7 @@ async def serve(config: FixtureConfig, key: tokens.SigningKey, timeout: float = 
         await server.close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+free_port = process.free_port  # outside the ephemeral range (see there)
 
 
 @asynccontextmanager

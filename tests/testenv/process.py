@@ -9,6 +9,7 @@ is told to bind there alone.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -33,11 +34,34 @@ class Running:
     path: tuple[str, ...] = ()  # folders to prepend to PATH
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
+    """A TCP port free on 127.0.0.1 right now, outside the kernel's ephemeral range.
+
+    A port the kernel handed out for ``bind(0)`` comes from the range it also gives every
+    outgoing connection: between this call and the server's own bind, any client on the
+    machine (a test, the operator, another server) may take it, and the server then fails
+    with "address already in use". Below that range only servers bind, so a random free
+    port there stays free until the server that is started on it takes it.
+    """
+    low, high = _ephemeral_range()
+    ranges = [r for r in ((10000, low - 1), (high + 1, 65535)) if r[1] - r[0] > 1000]
+    for _ in range(200):
+        port = random.randint(*random.choice(ranges)) if ranges else 0  # 0: the kernel's choice, as before
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise OSError("no free TCP port outside the ephemeral range on " + HOST)
 
 
 def spawn(
