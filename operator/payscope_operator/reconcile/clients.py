@@ -178,13 +178,16 @@ async def redis(run: Pass, timeout: float) -> Any:
     return await run.clients.get("redis.broker", hash((url, timeout)), lambda: redis_client.build_client(url, timeout))
 
 
-async def payscope_api(run: Pass) -> httpx.AsyncClient:
-    """The client of PayScope's HTTP API (``spec.api.url``); each request is checked by its transport."""
+async def payscope_api(run: Pass) -> api_client.Client:
+    """The client of PayScope's HTTP API (``spec.api.url``), ``spec.api.maxRequestsInFlight`` requests at a time.
+
+    Each request is checked by its transport.
+    """
     if run.spec.api is None:
         raise errors.SpecInvalid("spec.api is absent")
-    url, egress = run.spec.api.url, run.egress
-    client: httpx.AsyncClient = await run.clients.get(
-        "payscope.api", hash(url), lambda: api_client.build_client(url, egress)
+    url, egress, limit = run.spec.api.url, run.egress, run.spec.api.max_requests_in_flight
+    client: api_client.Client = await run.clients.get(
+        "payscope.api", hash((url, limit)), lambda: api_client.build_client(url, egress, limit)
     )
     return client
 
@@ -216,7 +219,7 @@ class Stores:
     async def redis(self, timeout: float) -> Any:
         return await redis(self.run, timeout)
 
-    async def payscope_api(self) -> httpx.AsyncClient:
+    async def payscope_api(self) -> api_client.Client:
         return await payscope_api(self.run)
 
     def anonymous_http(self, field: str, timeout: float) -> httpx.AsyncClient:
