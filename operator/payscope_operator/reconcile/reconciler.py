@@ -35,6 +35,7 @@ from payscope_operator.backends.s3 import client as s3_client
 from payscope_operator.egress import policy
 from payscope_operator.kube import gateway, workloads
 from payscope_operator.reconcile import (
+    connections,
     provision,
     reach,
     readiness,
@@ -112,6 +113,8 @@ class Dependencies:
     """The egress policy every client of every resource passes (``--allowed-egress``; default: the environment's)."""
     ambient_credentials: bool = False
     """``--allow-ambient-credentials``: a section without credentials acts as the operator's own identity."""
+    postgres_pool: connections.Pool | None = None
+    """Postgres connections shared per address across passes (None: every block opens its own)."""
 
     def pass_session(
         self,
@@ -132,6 +135,7 @@ class Dependencies:
             uid=resource.uid,
             egress=self.egress,
             ambient_credentials=self.ambient_credentials,
+            postgres_pool=self.postgres_pool,
         )
 
     def clients_of(self, resource: Resource) -> session.ClientCache:

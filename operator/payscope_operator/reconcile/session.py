@@ -24,6 +24,7 @@ from payscope_operator.backends import ownership
 from payscope_operator.egress import policy
 from payscope_operator.kube import workloads
 from payscope_operator.reconcile import clients as store_clients
+from payscope_operator.reconcile import connections
 from payscope_operator.reconcile import observations as pass_observations
 from payscope_operator.reconcile import secrets as secret_refs
 
@@ -81,6 +82,8 @@ class PassSession:
     """The operator's egress policy (``reconciler.Dependencies`` passes the one it runs with)."""
     ambient_credentials: bool = False
     """``--allow-ambient-credentials``: sections without credentials act as the operator itself."""
+    postgres_pool: connections.Pool | None = None
+    """The operator's idle Postgres connections by address (None: each block opens and closes its own)."""
 
     @property
     def owner(self) -> ownership.Owner:
