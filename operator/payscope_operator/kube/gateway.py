@@ -279,7 +279,10 @@ class Gateway:
             answer = self._core.create_namespaced_event(
                 ref.namespace, event, _request_timeout=self.timeout, _preload_content=False
             )
-            answer.release_conn()
+            try:
+                answer.read()  # drained: a connection handed back with an unread body breaks the next call on it
+            finally:
+                answer.release_conn()
             return None
 
         try:
