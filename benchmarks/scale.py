@@ -12,7 +12,8 @@ each in a fresh namespace with the chart's RBAC for the operator:
 2. ``one``: ``--count`` resources (1000) applied at once on one replica: time until
    all have a complete status, p50/p95 apply-to-status, RSS; then one audit cycle
    (``--interval`` seconds) watched: CPU seconds, passes, requests to the API server
-   and writes (the kube-apiserver's audit log), Postgres connections held
+   and writes (the kube-apiserver's audit log; this replica runs as the test
+   environment's metered user, whose reads are recorded too), Postgres connections held
    (``pg_stat_activity``, sampled every second: the most at once), RSS;
 3. ``two``: the same on two shards (``--shard 0|1 --total-shards 2``).
 
@@ -49,6 +50,7 @@ from tests.testenv import process
 BIN = Path(sys.executable).parent
 BARE = Path(__file__).resolve().parent / "bare_kopf.py"
 PROFILED = Path(__file__).resolve().parent / "profiled_operator.py"
+METERED_USER = "payscope-metered"
 PASSES = re.compile(r"^payscope_reconcile_duration_seconds_count\{.*\} (\S+)$", re.MULTILINE)
 
 
@@ -102,6 +104,7 @@ def operator(
     *,
     shard: tuple[int, int] | None = None,
     profile: Path | None = None,
+    kubeconfig: Path | None = None,
 ) -> cluster.OperatorProcess:
     command: tuple[str, ...] = (str(BIN / "payscope-operator"), "run")
     if profile is not None:
@@ -112,7 +115,7 @@ def operator(
     if settings.concurrency is not None:
         args += ("--concurrency", str(settings.concurrency))
     return cluster.start_operator(
-        place.who.kubeconfig, log, namespaces=(place.namespace,), extra_args=args, command=command
+        kubeconfig or place.who.kubeconfig, log, namespaces=(place.namespace,), extra_args=args, command=command
     )
 
 
@@ -137,11 +140,11 @@ def passes(operators: Sequence[cluster.OperatorProcess]) -> float:
 
 
 def cycle(
-    settings: Settings, place: fleet.Place, dbs: fleet.Databases, operators: Sequence[cluster.OperatorProcess]
+    settings: Settings, user: str, dbs: fleet.Databases, operators: Sequence[cluster.OperatorProcess]
 ) -> list[str]:
     """One audit interval of an applied fleet, watched from outside, once the first passes' writes are over."""
     audit = fleet.AuditLog()
-    audit.settle([place.who.username], quiet=3.0, timeout=120.0)
+    audit.settle([user], quiet=3.0, timeout=120.0)
     before = [fleet.read(op.pid) for op in operators]
     passes_before = passes(operators)
     held: list[int] = []
@@ -151,7 +154,7 @@ def cycle(
         time.sleep(1.0)
     after = [fleet.read(op.pid) for op in operators]
     done = passes(operators) - passes_before
-    requests, writes = audit.count([place.who.username])
+    requests, writes = audit.count([user])
     cpu = sum(a.cpu_s - b.cpu_s for a, b in zip(after, before, strict=True))
     return [
         f"  one audit cycle ({settings.interval}s): {done:.0f} passes, {cpu:.1f} CPU seconds"
@@ -210,8 +213,12 @@ def phase_fleet(settings: Settings, api: k8s.ApiClient, dbs: fleet.Databases, to
     place = fleet.Place.create(api, f"scale-{total}", settings.folder)
     dbs.secrets(api, place.namespace)
     shards = [None] if total == 1 else [(i, total) for i in range(total)]
+    # One replica runs as the test environment's metered user, whose reads the audit log records too
+    # (of the chart's ServiceAccount, the audit policy records only the writes).
+    metered = Path(os.environ["PAYSCOPE_KUBE_METERED_KUBECONFIG"]) if total == 1 else None
     running = [
-        operator(settings, place, settings.folder / f"fleet-{total}-{i}.log", shard=s) for i, s in enumerate(shards)
+        operator(settings, place, settings.folder / f"fleet-{total}-{i}.log", shard=s, kubeconfig=metered)
+        for i, s in enumerate(shards)
     ]
     try:
         result = apply(settings, place, settings.count)
@@ -220,7 +227,7 @@ def phase_fleet(settings: Settings, api: k8s.ApiClient, dbs: fleet.Databases, to
             "  RSS after the apply: " + ", ".join(f"{fleet.read(op.pid).rss_mb:.0f} MB" for op in running), flush=True
         )
         if total == 1:
-            print("\n".join(cycle(settings, place, dbs, running)), flush=True)
+            print("\n".join(cycle(settings, METERED_USER, dbs, running)), flush=True)
     finally:
         for op in running:
             op.stop()
