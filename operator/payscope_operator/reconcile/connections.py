@@ -8,7 +8,8 @@ the largest piece of a pass's CPU. The operator therefore keeps a :class:`Pool`:
 block that ends cleanly hands its connection back, and the next block of any pass
 for the same address (the full libpq connection string, credentials included) takes
 it instead of opening one. Connections held are bounded by the passes running at
-once (``--concurrency``), never by the number of resources.
+once (``--concurrency``) plus ``max_idle`` idle ones per address, never by the number
+of resources.
 
 Safety: an idle connection lives at most ``idle_seconds`` (1 s): TimescaleDB on
 PGlite serves one connection at a time, so a connection kept longer would lock
