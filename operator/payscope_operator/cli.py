@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import secrets
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -29,6 +30,12 @@ def _run(args: argparse.Namespace) -> int:
     namespaces = tuple(n for n in (args.namespaces or "").split(",") if n)
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig  # kopf's login reads it too
+    from payscope_operator.reconcile import shards
+
+    try:
+        shard = shards.resolve(args.shard, args.total_shards, os.environ.get("POD_ID") or socket.gethostname())
+    except ValueError as exc:
+        raise SystemExit(f"payscope-operator run: {exc}") from None
     config = main.Config(
         namespaces=namespaces,
         metrics_host=args.metrics_host,
@@ -45,6 +52,7 @@ def _run(args: argparse.Namespace) -> int:
         allowed_egress=args.allowed_egress,
         allow_ambient_credentials=args.allow_ambient_credentials,
         max_response_bytes=args.max_response_bytes,
+        shard=shard,
     )
     try:
         egress_policy.Policy.from_settings(args.allowed_egress, max_response_bytes=args.max_response_bytes)
@@ -88,6 +96,17 @@ def _size(value: str) -> int:
     if size < 1:
         raise argparse.ArgumentTypeError(f"must be 1 byte or more: {value!r}")
     return size
+
+
+def _count(value: str) -> int:
+    """A whole number, 0 or more (a shard index; the total is checked against 1 by ``shards``)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {value!r}")
+    return number
 
 
 def _crd(_: argparse.Namespace) -> int:
@@ -191,6 +210,22 @@ def parser() -> argparse.ArgumentParser:
         metavar="BYTES",
         help="HTTP bodies (PayScope's API, Pinecone) larger than this are not read"
         " (default 1048576; env PAYSCOPE_MAX_RESPONSE_BYTES)",
+    )
+    run.add_argument(
+        "--shard",
+        type=_count,
+        default=os.environ.get("PAYSCOPE_SHARD") or None,
+        metavar="N",
+        help="this process's shard, 0 to total-1: it reconciles only the resources whose uid hashes to it"
+        " (default: the ordinal ending the Pod's name, POD_ID or the hostname, as a StatefulSet's; env PAYSCOPE_SHARD)",
+    )
+    run.add_argument(
+        "--total-shards",
+        type=_count,
+        default=os.environ.get("PAYSCOPE_TOTAL_SHARDS", "1"),
+        metavar="M",
+        help="how many shards share the resources, each run as its own process (default 1: this process owns"
+        " every resource; env PAYSCOPE_TOTAL_SHARDS)",
     )
     run.add_argument("--log-level", default=os.environ.get("PAYSCOPE_LOG_LEVEL", "info"))
     run.add_argument(

@@ -10,6 +10,11 @@
   finalizer, and this handler removes the provisioned objects.
 - ``cleanup``: stop the scheduler, close every client.
 
+Shards (``--shard N --total-shards M``): both handlers carry a ``when=`` filter, so a
+resource another shard owns (``reconcile.shards``) never reaches the scheduler: no
+pass, no status write, no Event, no metric series, no finalizer. The watch check
+compares only owned resources.
+
 Timeouts, because the API server can freeze or restart under us: a watch
 request asks the server to end it after ``watch_timeout`` seconds and the
 client gives up ``WATCH_GRACE`` later, so a silent stream (a frozen server, a
@@ -41,7 +46,7 @@ import kopf
 from payscope_operator import errors, logs, telemetry
 from payscope_operator.egress import policy as egress_policy
 from payscope_operator.kube import gateway
-from payscope_operator.reconcile import reconciler, scheduler, systems
+from payscope_operator.reconcile import connections, reconciler, scheduler, shards, systems
 
 logger = logging.getLogger(__name__)
 GROUP, VERSION, PLURAL = gateway.GROUP, gateway.VERSION, gateway.PLURAL
@@ -80,6 +85,7 @@ class Config:
     allowed_egress: str = ""  # PAYSCOPE_ALLOWED_EGRESS: CIDRs, host names, *.domain; empty: no allowlist
     allow_ambient_credentials: bool = False  # sections without credentials act as the operator's own identity
     max_response_bytes: int = egress_policy.DEFAULT_MAX_RESPONSE_BYTES
+    shard: shards.Shard = field(default_factory=shards.Shard)  # which resources this process owns
 
 
 @dataclass
@@ -94,6 +100,27 @@ class Memo:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     runner: Any = None
     s3_threads: ThreadPoolExecutor | None = None
+    postgres_pool: connections.Pool = field(default_factory=connections.Pool)
+
+
+class LeanDiffBase(kopf.AnnotationsDiffBaseStorage):
+    """kopf's diff base, built without first deep-copying what it throws away.
+
+    kopf builds the "essence" of every watch event's body (the on.delete handler makes it
+    look for changes) by deep-copying the whole body and then deleting ``status`` and the
+    metadata but labels and annotations. Our status (every check) and the managed fields
+    are most of a body: copying them cost more CPU than a pass's own work on a new
+    resource. The essence is the same; only the copy is smaller.
+    """
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        if extra_fields:
+            return super().build(body=body, extra_fields=extra_fields)
+        lean: dict[str, Any] = {key: value for key, value in body.items() if key != "status"}
+        meta = lean.get("metadata")
+        if isinstance(meta, dict):
+            lean["metadata"] = {k: v for k, v in meta.items() if k in ("labels", "annotations")}
+        return super().build(body=kopf.Body(lean), extra_fields=extra_fields)  # type: ignore[arg-type]
 
 
 def _memo(memo: Any) -> Memo:
@@ -117,8 +144,14 @@ def resource_of(body: kopf.Body) -> reconciler.Resource:
     )
 
 
-def _wants_delete(spec: kopf.Spec, **_: Any) -> bool:
-    return bool(spec.get("deletionPolicy") == "Delete")
+def _owned(body: kopf.Body, memo: kopf.Memo, **_: Any) -> bool:
+    """Whether this process's shard owns the resource (always, with one shard)."""
+    uid = str(body.get("metadata", {}).get("uid", ""))
+    return _memo(memo).config.shard.owns(uid)
+
+
+def _wants_delete(spec: kopf.Spec, body: kopf.Body, memo: kopf.Memo, **_: Any) -> bool:
+    return bool(spec.get("deletionPolicy") == "Delete") and _owned(body, memo)
 
 
 @kopf.on.login(registry=operator_registry)
@@ -132,9 +165,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     state = _memo(memo)
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = LeanDiffBase(prefix=ANNOTATION_PREFIX, key="last-handled-configuration")
     settings.persistence.finalizer = FINALIZER
     settings.posting.level = logging.WARNING  # our own Events say what changed; no per-handler chatter
     settings.watching.server_timeout = state.config.watch_timeout
@@ -158,12 +189,15 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         egress=egress_of(state.config, state.cluster.api_server()),
         ambient_credentials=state.config.allow_ambient_credentials,
         s3_threads=state.s3_threads,
+        postgres_pool=state.postgres_pool,
     )
     logger.info(
-        "egress policy: %s; ambient credentials %s",
+        "egress policy: %s; ambient credentials %s; %s",
         deps.egress.describe(),
         "allowed" if deps.ambient_credentials else "not lent",
+        state.config.shard.describe(),
     )
+    state.metrics.set_shard(state.config.shard.index, state.config.shard.total)
     policy = scheduler.Policy(deadline=state.config.pass_deadline)
     state.scheduler = scheduler.Scheduler(deps, concurrency=state.config.concurrency, policy=policy)
     sched = state.scheduler
@@ -200,7 +234,8 @@ async def _check_watch(state: Memo, health: telemetry.Health) -> None:
         if state.stop.is_set():
             return
         try:
-            server = await state.cluster.list_versions(state.config.namespaces)
+            listed = await state.cluster.list_versions(state.config.namespaces)
+            server = {uid: version for uid, version in listed.items() if state.config.shard.owns(uid)}
         except errors.PayScopeError as exc:
             logger.warning("cannot list PayScopeDeployments to check the watch: %s", exc.message)
             continue
@@ -221,6 +256,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if state.scheduler is not None:
         for cache in state.scheduler.deps.clients.values():
             await cache.close()
+    await state.postgres_pool.close()
     if state.runner is not None:
         await state.runner.cleanup()
     if state.cluster is not None:
@@ -229,7 +265,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         state.s3_threads.shutdown(wait=False, cancel_futures=True)
 
 
-@kopf.on.event(GROUP, VERSION, PLURAL, registry=operator_registry)
+@kopf.on.event(GROUP, VERSION, PLURAL, when=_owned, registry=operator_registry)
 async def on_event(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     state = _memo(memo)
     if state.scheduler is None:

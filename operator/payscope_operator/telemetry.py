@@ -13,6 +13,7 @@ global one, so tests can run several operators in one process.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Sequence
@@ -108,8 +109,23 @@ class Metrics:
             ["namespace", "name", "system"],
             registry=r,
         )
+        self.shard = Gauge(
+            "payscope_operator_shard",
+            "1, labelled with this process's shard and the number of shards sharing the resources.",
+            ["shard", "total"],
+            registry=r,
+        )
+        self.tasks = Gauge(
+            "payscope_operator_asyncio_tasks",
+            "asyncio tasks alive in the operator's event loop (a leak shows as growth under churn).",
+            registry=r,
+        )
+        self.tasks.set_function(_tasks_alive)
         self._series: dict[tuple[str, str], list[tuple[Gauge, tuple[str, ...]]]] = {}
         self._owned: dict[tuple[str, str], set[tuple[Metric, tuple[str, ...]]]] = {}
+
+    def set_shard(self, index: int, total: int) -> None:
+        self.shard.labels(str(index), str(total)).set(1)
 
     def _child(self, metric: Metric, ns: str, name: str, *rest: str) -> Any:
         """The series of ``metric`` for one resource (recorded, so that ``forget`` can remove it)."""
@@ -176,6 +192,14 @@ class Metrics:
         for gauge, labels in series:
             self._child(gauge, *labels).set(1)
         self._series[(ns, name)] = series
+
+
+def _tasks_alive() -> float:
+    """Tasks of the running loop (read at scrape time, on the loop); 0 outside one."""
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:
+        return 0.0
 
 
 def _names(resource: object) -> tuple[str, str]:

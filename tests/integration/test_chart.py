@@ -176,6 +176,17 @@ def test_peering_variant_rolls_with_two_replicas(testenv: dict[str, str], namesp
     assert [doc["metadata"]["name"] for doc in rendered if doc["kind"] == "ClusterKopfPeering"] == ["payscope-operator"]
 
 
+def test_sharded_variant_is_a_statefulset_of_one_pod_per_shard(testenv: dict[str, str], namespace: str) -> None:
+    rendered = docs_of(helm_template(namespace, "-f", str(CHART / "ci/sharded-values.yaml")))
+    assert not [doc for doc in rendered if doc["kind"] == "Deployment"]
+    (workload,) = [doc for doc in rendered if doc["kind"] == "StatefulSet"]
+    assert workload["spec"]["replicas"] == 3
+    env = {e["name"]: e.get("value") for e in workload["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["PAYSCOPE_TOTAL_SHARDS"] == "3"
+    assert "PAYSCOPE_SHARD" not in env, "each Pod takes its shard from its ordinal"
+    assert env["PAYSCOPE_PEERING"] == ""
+
+
 def test_peering_crds_only_on_request(testenv: dict[str, str], namespace: str) -> None:
     for args in ([], ["--set", "peering.enabled=true", "--set", "replicas=2"]):
         names = {
@@ -298,6 +309,7 @@ def test_network_policy_only_on_request(testenv: dict[str, str], namespace: str)
         ({"operator": {"maxResponseBytes": "1MiB"}}, "at '/operator/maxResponseBytes'"),
         ({"operator": {"allowAmbientCredentials": "yes"}}, "at '/operator/allowAmbientCredentials'"),
         ({"networkPolicy": {"apiServerCIDRs": ["kubernetes.default"]}}, "at '/networkPolicy/apiServerCIDRs/0'"),
+        ({"sharding": {"shards": 2}, "peering": {"enabled": True}, "replicas": 2}, "at '/peering/enabled'"),
     ],
     ids=[
         "replicas-string",
@@ -313,6 +325,7 @@ def test_network_policy_only_on_request(testenv: dict[str, str], namespace: str)
         "response-cap",
         "ambient-flag",
         "api-server-cidr",
+        "shards-with-peering",
     ],
 )
 def test_bad_values_fail_with_the_schema_error(

@@ -8,7 +8,7 @@ aiohttp's test server; ``python -m tests.payscope_api`` runs it as a process.
 
 What it must not do: implement more than the contract and the fault switch
 (no database, no model), use prometheus_client's global registry, or let the
-fixture-only ``/_faults`` endpoint (guarded by X-Fixture-Token, absent when no
+fixture-only ``/_faults`` and ``/_stats`` endpoints (guarded by X-Fixture-Token, absent when no
 fixture token is configured) leak into metrics, logs or the contract.
 """
 
@@ -33,6 +33,8 @@ from tests.payscope_api.faults import ARGUMENTS, FaultError, FaultName, FaultSet
 from tests.payscope_api.telemetry import METRICS_CONTENT_TYPE, LogWriter, Metrics
 
 FAULTS_ROUTE = "/_faults"
+STATS_ROUTE = "/_stats"
+FIXTURE_ROUTES = frozenset({FAULTS_ROUTE, STATS_ROUTE})
 MAX_QUERY_CHARS = 4000
 
 
@@ -48,6 +50,9 @@ class FixtureState:
     audit: AuditWriter | None = None
     #: FORECAST and WHAT_IF answers kept by the ``answer_cache`` fault: bank|intent|query -> body text.
     answers: dict[str, str] = field(default_factory=dict)
+    in_flight: int = 0
+    peak_in_flight: int = 0
+    """Most requests served at once since the start or the last ``POST /_stats`` (fixture-only, not a metric)."""
 
 
 STATE = web.AppKey("payscope_fixture", FixtureState)
@@ -86,6 +91,8 @@ def create_app(config: FixtureConfig) -> web.Application:
     app.router.add_get(admin.JWKS_PATH, _jwks)
     app.router.add_get(FAULTS_ROUTE, _faults_get)
     app.router.add_post(FAULTS_ROUTE, _faults_post)
+    app.router.add_get(STATS_ROUTE, _stats_get)
+    app.router.add_post(STATS_ROUTE, _stats_post)
     return app
 
 
@@ -152,7 +159,7 @@ async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse
     """Trace id, hang fault, error mapping, HTTP metrics and the access log line of every request."""
     state = request.app[STATE]
     route = _route_of(request)
-    if route == FAULTS_ROUTE:
+    if route in FIXTURE_ROUTES:
         return await handler(request)
     if state.faults_file is not None:
         problem = state.faults_file.refresh(state.faults)
@@ -163,10 +170,13 @@ async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse
     state.log.log("DEBUG", "dispatch", method=request.method, route=route, trace_id=trace_id)
     started = time.perf_counter()
     state.metrics.inflight.inc()
+    state.in_flight += 1
+    state.peak_in_flight = max(state.peak_in_flight, state.in_flight)
     try:
         response = await _dispatch(request, handler, state, route, trace_id)
     finally:
         state.metrics.inflight.dec()
+        state.in_flight -= 1
     elapsed = time.perf_counter() - started
     state.metrics.requests.labels(request.method, route, str(response.status)).inc()
     state.metrics.duration.labels(request.method, route).observe(elapsed)
@@ -384,3 +394,16 @@ async def _faults_post(request: web.Request) -> web.Response:
     state.faults.disable(disable)
     state.faults.enable(enable)
     return web.json_response(_faults_listing(state))
+
+
+async def _stats_get(request: web.Request) -> web.Response:
+    """``{"inFlight": n, "peakInFlight": m}``: what a politeness test observes on the server's side."""
+    state = _guard_faults(request)
+    return web.json_response({"inFlight": state.in_flight, "peakInFlight": state.peak_in_flight})
+
+
+async def _stats_post(request: web.Request) -> web.Response:
+    """Start a new observation: the peak becomes the number of requests in flight now."""
+    state = _guard_faults(request)
+    state.peak_in_flight = state.in_flight
+    return web.json_response({"inFlight": state.in_flight, "peakInFlight": state.peak_in_flight})

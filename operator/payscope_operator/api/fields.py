@@ -14,6 +14,7 @@ What it must not do: know about any particular section of the spec, import other
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -167,6 +168,12 @@ class Rule:
         return json_schema
 
 
+@functools.cache
+def _aliases(model: type[BaseModel]) -> dict[str, str]:
+    """Wire name -> attribute name of a model's fields (models are classes: fixed once defined)."""
+    return {info.alias or name: name for name, info in model.model_fields.items()}
+
+
 @dataclass(frozen=True)
 class ListKeys:
     """Marks a list as a map keyed by the given wire field names (``x-kubernetes-list-type: map``).
@@ -180,7 +187,8 @@ class ListKeys:
     def _key(self, item: Any) -> Any:
         if not self.keys:
             return item
-        by_alias = {info.alias or name: name for name, info in type(item).model_fields.items()}
+        model: type[BaseModel] = type(item)
+        by_alias = _aliases(model)
         return tuple(getattr(item, by_alias[key]) for key in self.keys)
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:

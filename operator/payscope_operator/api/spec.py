@@ -93,6 +93,13 @@ class Api(fields.SpecModel):
     url: fields.HttpUrl = Field(description="Base URL, e.g. http://payscope-api:8000.")
     auth: ApiAuth | None = Field(None, description="JWT settings; absent: authenticated probes report NotConfigured.")
     timeouts: ApiTimeouts = Field(ApiTimeouts(), description="Probe timeouts.")
+    max_requests_in_flight: fields.StrictInt = Field(
+        8,
+        ge=1,
+        le=64,
+        description="Most requests the audit of this resource has in flight to the API at once; the others"
+        " wait their turn within their own timeout, so one audit never overruns a small server's listen backlog.",
+    )
 
 
 class Waiver(fields.SpecModel):

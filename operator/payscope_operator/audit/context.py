@@ -94,7 +94,7 @@ class Stores(Protocol):
         ...
 
     async def payscope_api(self) -> api_client.Client:
-        """The client of ``spec.api.url``: egress-checked, bodies read with the size cap."""
+        """The client of ``spec.api.url``: egress-checked, bodies read with the size cap, requests in flight bounded."""
         ...
 
     def anonymous_http(self, field: str, timeout: float) -> contextlib.AbstractAsyncContextManager[Any]:

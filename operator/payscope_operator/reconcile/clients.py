@@ -3,10 +3,12 @@
 Provisioner factories and audit sources both ask here, so one resource has one
 Neo4j driver, one Pinecone HTTP client, one S3 client, one Redis client and one
 client of PayScope's API, rebuilt only when what they were built from changes.
-Postgres is different: a pass opens a connection when it needs one and closes it
-at once, under the pass's Postgres lock, because TimescaleDB on PGlite serves one
-connection at a time. A missing Secret surfaces as ``errors.SecretNotFound`` naming
-it, never as a bare KeyError, so a check that cannot run says why.
+Postgres is different: a pass takes a connection when it needs one and gives it
+back at once, under the pass's Postgres lock, because TimescaleDB on PGlite serves
+one connection at a time; the operator's ``connections.Pool`` lends an idle one
+for the same address when there is one (without a pool, it is opened and closed).
+A missing Secret surfaces as ``errors.SecretNotFound`` naming it, never as a bare
+KeyError, so a check that cannot run says why.
 
 Every client passes ``reach`` first: its endpoint is checked against the operator's
 egress policy before any connection (``errors.EgressDenied`` naming the field), and a
@@ -39,7 +41,7 @@ from payscope_operator.backends.postgres import client as postgres_client
 from payscope_operator.backends.redis import client as redis_client
 from payscope_operator.backends.s3 import client as s3_client
 from payscope_operator.egress import policy, transport
-from payscope_operator.reconcile import reach, secrets
+from payscope_operator.reconcile import connections, reach, secrets
 
 Closer = Callable[[], Awaitable[None]]
 POSTGRES_FIELD = "spec.postgres.connection.secretRef"
@@ -76,6 +78,9 @@ class Pass(Protocol):
     @property
     def owner(self) -> ownership.Owner: ...
 
+    @property
+    def postgres_pool(self) -> connections.Pool | None: ...
+
 
 def reveal(run: Pass, secret: str, key: str) -> str:
     """A Secret value, or SecretNotFound naming the Secret and key."""
@@ -102,11 +107,18 @@ async def postgres(run: Pass, dsn: str | None = None) -> AsyncIterator[Any]:
     extra = await reach.postgres_params(run.egress, target, field, ambient=run.ambient_credentials)
     bound = fields.parse_duration(run.spec.audit.probe_timeout).total_seconds()  # as every other observation
     async with run.postgres_lock:
-        conn = await postgres_client.open_postgres(target, extra=extra, connect_timeout=bound)
-        try:
+        if run.postgres_pool is None:
+            conn = await postgres_client.open_postgres(target, extra=extra, connect_timeout=bound)
+            try:
+                yield conn
+            finally:
+                await conn.close()
+            return
+        key = f"{target}\x00{sorted(extra.items()) if extra else ''}"  # the address the egress check resolved
+        async with run.postgres_pool.connection(
+            key, lambda: postgres_client.open_postgres(target, extra=extra, connect_timeout=bound)
+        ) as conn:
             yield conn
-        finally:
-            await conn.close()
 
 
 async def neo4j(run: Pass) -> Any:
@@ -179,13 +191,16 @@ async def redis(run: Pass, timeout: float) -> Any:
     return await run.clients.get("redis.broker", hash((url, timeout)), lambda: redis_client.build_client(url, timeout))
 
 
-async def payscope_api(run: Pass) -> httpx.AsyncClient:
-    """The client of PayScope's HTTP API (``spec.api.url``); each request is checked by its transport."""
+async def payscope_api(run: Pass) -> api_client.Client:
+    """The client of PayScope's HTTP API (``spec.api.url``), ``spec.api.maxRequestsInFlight`` requests at a time.
+
+    Each request is checked by its transport.
+    """
     if run.spec.api is None:
         raise errors.SpecInvalid("spec.api is absent")
-    url, egress = run.spec.api.url, run.egress
-    client: httpx.AsyncClient = await run.clients.get(
-        "payscope.api", hash(url), lambda: api_client.build_client(url, egress)
+    url, egress, limit = run.spec.api.url, run.egress, run.spec.api.max_requests_in_flight
+    client: api_client.Client = await run.clients.get(
+        "payscope.api", hash((url, limit)), lambda: api_client.build_client(url, egress, limit)
     )
     return client
 
@@ -217,7 +232,7 @@ class Stores:
     async def redis(self, timeout: float) -> Any:
         return await redis(self.run, timeout)
 
-    async def payscope_api(self) -> httpx.AsyncClient:
+    async def payscope_api(self) -> api_client.Client:
         return await payscope_api(self.run)
 
     def anonymous_http(self, field: str, timeout: float) -> httpx.AsyncClient:

@@ -35,6 +35,7 @@ from payscope_operator.backends.s3 import client as s3_client
 from payscope_operator.egress import policy
 from payscope_operator.kube import gateway, pods, policies, workloads
 from payscope_operator.reconcile import (
+    connections,
     object_backoff,
     provision,
     reach,
@@ -123,6 +124,8 @@ class Dependencies:
     """``--allow-ambient-credentials``: a section without credentials acts as the operator's own identity."""
     lock_backoff: dict[str, object_backoff.Memory] = field(default_factory=dict)
     """Per resource uid: its objects waiting for a lock, retried with backoff (``object_backoff``)."""
+    postgres_pool: connections.Pool | None = None
+    """Postgres connections shared per address across passes (None: every block opens its own)."""
 
     def pass_session(
         self,
@@ -144,6 +147,7 @@ class Dependencies:
             egress=self.egress,
             ambient_credentials=self.ambient_credentials,
             lock_backoff=self.lock_backoff.setdefault(resource.uid, object_backoff.Memory()).begin(resource.generation),
+            postgres_pool=self.postgres_pool,
         )
 
     def clients_of(self, resource: Resource) -> session.ClientCache:

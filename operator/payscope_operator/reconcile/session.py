@@ -24,7 +24,7 @@ from payscope_operator.backends import ownership
 from payscope_operator.egress import policy
 from payscope_operator.kube import pods, policies, workloads
 from payscope_operator.reconcile import clients as store_clients
-from payscope_operator.reconcile import object_backoff
+from payscope_operator.reconcile import connections, object_backoff
 from payscope_operator.reconcile import observations as pass_observations
 from payscope_operator.reconcile import secrets as secret_refs
 
@@ -92,6 +92,8 @@ class PassSession:
     """``--allow-ambient-credentials``: sections without credentials act as the operator itself."""
     lock_backoff: object_backoff.Memory = field(default_factory=object_backoff.Memory)
     """The resource's objects waiting for a lock (kept across passes by ``reconciler.Dependencies``)."""
+    postgres_pool: connections.Pool | None = None
+    """The operator's idle Postgres connections by address (None: each block opens and closes its own)."""
 
     @property
     def owner(self) -> ownership.Owner:

@@ -39,10 +39,9 @@ REQUEST_ID_HEADER = "X-Request-Id"
 CHAT_PATH = "/chat/query"
 ADMIN_PATHS: tuple[str, ...] = ("/admin/agents", "/admin/pipeline", "/admin/runtime")
 USER_AGENT = "payscope-operator-audit"
-MAX_CONNECTIONS = 100
+DEFAULT_IN_FLIGHT = 8
 
 Json = Mapping[str, object]
-Client = httpx.AsyncClient
 Closer = Callable[[], Awaitable[None]]
 
 
@@ -83,21 +82,29 @@ class Reply:
         return f"{self.endpoint}: {self.failure}" if self.status is None else f"{self.endpoint} → {self.status}"
 
 
-def build_client(base_url: str, egress: policy.Policy) -> tuple[httpx.AsyncClient, Closer]:
+@dataclass(frozen=True)
+class Client:
+    """One installation's HTTP client and the turns (``limit`` of them) its requests take."""
+
+    http: httpx.AsyncClient
+    turns: asyncio.Semaphore
+    limit: int
+
+
+def build_client(base_url: str, egress: policy.Policy, limit: int = DEFAULT_IN_FLIGHT) -> tuple[Client, Closer]:
     """A long-lived client for one PayScope API under the egress policy and response cap (``spec.api.url``).
 
-    Every request still passes its own timeout.
+    At most ``limit`` requests are in flight at once; every request still passes its own timeout.
     """
-    client = transport.client(
+    http = transport.client(
         egress,
         "spec.api.url",
         base_url=base_url,
         timeout=httpx.Timeout(10.0),
         headers={"User-Agent": USER_AGENT},
-        # Room for a whole pass's requests at once: a hanging route must not make the others queue.
-        limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=16),
+        limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
     )
-    return client, client.aclose
+    return Client(http, asyncio.Semaphore(limit), limit), http.aclose
 
 
 def _decode(text: str) -> tuple[Json | None, bool]:
@@ -115,8 +122,23 @@ def _decode(text: str) -> tuple[Json | None, bool]:
     return (decoded if isinstance(decoded, dict) else None), not non_finite
 
 
-async def send(client: httpx.AsyncClient, request: Request) -> Reply:
-    """Send one request under its own timeout; a transport failure becomes ``Reply.failure``."""
+async def send(client: Client, request: Request) -> Reply:
+    """Send one request when its turn comes, all under its own timeout; no turn or no answer is ``Reply.failure``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + request.timeout
+    try:
+        async with asyncio.timeout_at(deadline):
+            await client.turns.acquire()
+    except TimeoutError:
+        failure = f"no answer within {request.timeout:g}s (queued behind {client.limit} requests in flight)"
+        return Reply(request.endpoint, None, failure=failure)
+    try:
+        return await _send(client.http, request, max(deadline - loop.time(), 0.001))
+    finally:
+        client.turns.release()
+
+
+async def _send(client: httpx.AsyncClient, request: Request, timeout: float) -> Reply:
     request_id = uuid.uuid4().hex
     # Never answered from a cache: determinism and metrics probes must reach the code they judge.
     headers = {"Accept": "application/json", REQUEST_ID_HEADER: request_id, "Cache-Control": "no-cache"}
@@ -132,7 +154,7 @@ async def send(client: httpx.AsyncClient, request: Request) -> Reply:
             request.path,
             content=request.body,
             headers=headers,
-            timeout=httpx.Timeout(request.timeout),
+            timeout=httpx.Timeout(timeout),
         )
     except httpx.TimeoutException:
         return Reply(request.endpoint, None, failure=f"no answer within {request.timeout:g}s", request_id=request_id)
@@ -156,7 +178,7 @@ async def send(client: httpx.AsyncClient, request: Request) -> Reply:
     )
 
 
-async def send_all(client: httpx.AsyncClient, requests: Mapping[str, Request]) -> dict[str, Reply]:
+async def send_all(client: Client, requests: Mapping[str, Request]) -> dict[str, Reply]:
     """Send every request concurrently; replies keyed like the requests."""
     names = list(requests)
     replies = await asyncio.gather(*(send(client, requests[name]) for name in names))
