@@ -29,6 +29,7 @@ from payscope_operator.api import spec, status
 from payscope_operator.audit import catalog, runner
 from payscope_operator.egress import policy
 from payscope_operator.reconcile import secrets, session
+from tests import empty_cluster
 from tests.payscope_api import harness
 
 FIXTURE_TOKEN = "fixture-token-for-politeness"
@@ -37,11 +38,6 @@ TODAY = datetime.date(2026, 11, 28)
 SLOW_ANSWER_S = 0.2
 LOOPBACK = policy.Policy.from_settings("127.0.0.1/32")
 API_CHECKS = frozenset(c.id for c in catalog.CATALOG if c.source.name.startswith("payscope."))
-
-
-class _NoCluster:
-    async def read_deployment(self, namespace: str, name: str) -> None:
-        return None
 
 
 @pytest.fixture
@@ -83,7 +79,7 @@ async def _peak_of_one_audit(url: str, limit: int | None) -> tuple[int, dict[str
     assert await _stats(url, "POST") == 0
     values = secrets.Secrets({("jwt", "signingKey"): SecretStr(SECRET)})
     run = session.PassSession(
-        _spec(url, limit), "ns", "psd", values, (), _NoCluster(), session.ClientCache(), egress=LOOPBACK
+        _spec(url, limit), "ns", "psd", values, (), empty_cluster.EmptyCluster(), session.ClientCache(), egress=LOOPBACK
     )
     try:
         report = await runner.run(catalog.CATALOG, run, today=TODAY)
