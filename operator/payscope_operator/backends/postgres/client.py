@@ -15,7 +15,7 @@ Locks: ``lock_timeout`` is ``spec.postgres.lockTimeout`` (default 1s, at most 5s
 statement waiting for its lock queues every later reader and writer of the table behind
 it, so that bound is the longest stall the operator can cause. A change that gives up
 raises ``errors.LockTimeout`` naming the sessions that held a conflicting lock when it
-gave up (:data:`BLOCKERS`: what ``pg_blocking_pids`` reports for a waiting statement,
+gave up (:data:`locks.BLOCKERS`: what ``pg_blocking_pids`` reports for a waiting statement,
 read from ``pg_locks`` and ``pg_stat_activity`` on the same connection right after the
 wait, since the waiting connection cannot ask while it waits).
 
@@ -37,6 +37,7 @@ from psycopg.rows import TupleRow, class_row
 
 from payscope_operator import errors
 from payscope_operator.api import conditions
+from payscope_operator.backends.postgres import locks
 
 CONNECT_TIMEOUT = 5
 """Seconds a connection may take to open, by default."""
@@ -146,80 +147,7 @@ class StatementLog:
         self.entries.clear()
 
 
-ALL_MODES = (
-    "AccessShareLock",
-    "RowShareLock",
-    "RowExclusiveLock",
-    "ShareUpdateExclusiveLock",
-    "ShareLock",
-    "ShareRowExclusiveLock",
-    "ExclusiveLock",
-    "AccessExclusiveLock",
-)
-"""Every table lock mode: all of them conflict with ACCESS EXCLUSIVE (ALTER TABLE, CREATE POLICY...)."""
-CONCURRENT_BUILD_CONFLICTS = ALL_MODES[2:]
-"""What a concurrent index build waits for: SHARE UPDATE EXCLUSIVE's conflicts and SHARE's (writers)."""
-MAX_BLOCKERS = 5
-
-
-@dataclass(frozen=True)
-class Locking:
-    """The lock a change waits for: a mode on ``schema.table`` that sessions holding ``conflicts`` block.
-
-    ``snapshots``: the change also waits for transactions with an older snapshot (a
-    concurrent index build does), so sessions of the database holding one are blockers too.
-    """
-
-    schema: str
-    table: str
-    conflicts: tuple[str, ...] = ALL_MODES
-    snapshots: bool = False
-
-    @classmethod
-    def exclusive(cls, schema: str, table: str) -> Locking:
-        """ACCESS EXCLUSIVE on the table: every other session holding any lock on it blocks."""
-        return cls(schema, table)
-
-    @classmethod
-    def concurrent_build(cls, schema: str, table: str) -> Locking:
-        return cls(schema, table, CONCURRENT_BUILD_CONFLICTS, snapshots=True)
-
-
-@dataclass(frozen=True)
-class BlockerRow:
-    """One row of :data:`BLOCKERS`: a session holding what a change waited for."""
-
-    pid: int
-    application_name: str
-    state: str
-    seconds: float
-    modes: str
-
-    def describe(self) -> str:
-        """``pid 4242 (application_name "reports", idle in transaction for 12s, holds AccessShareLock)``."""
-        return (
-            f'pid {self.pid} (application_name "{self.application_name}", {self.state} for {self.seconds:.0f}s,'
-            f" holds {self.modes})"
-        )
-
-
-BLOCKERS = sql.SQL("""
-SELECT a.pid, coalesce(nullif(a.application_name, ''), '(none)') AS application_name,
-    coalesce(a.state, 'unknown') AS state,
-    extract(epoch FROM now() - coalesce(a.xact_start, a.backend_start))::float8 AS seconds,
-    string_agg(DISTINCT coalesce(l.mode, 'a snapshot'), ', ') AS modes
-FROM pg_stat_activity a
-LEFT JOIN pg_locks l ON l.pid = a.pid AND l.granted AND l.locktype = 'relation'
-    AND l.relation = to_regclass(quote_ident(%(schema)s) || '.' || quote_ident(%(table)s))
-    AND l.mode = ANY(%(conflicts)s::text[])
-WHERE a.pid <> pg_backend_pid() AND a.datname = current_database()
-    AND (l.pid IS NOT NULL OR (%(snapshots)s AND a.backend_xmin IS NOT NULL))
-GROUP BY a.pid, a.application_name, a.state, a.xact_start, a.backend_start
-ORDER BY seconds DESC
-LIMIT %(limit)s
-""")
-"""The sessions of this database holding a lock that conflicts with what a change waited for (or, for a
-concurrent index build, an older snapshot), longest-open first; never their queries."""
+Locking = locks.Locking  # what the provisioners name when they run a change under lock_timeout
 
 
 def render(statement: Statement) -> str:
@@ -371,16 +299,18 @@ class Session:
 
     async def _lock_timeout(self, locking: Locking, doing: str) -> errors.LockTimeout:
         """The LockTimeout of a change that gave up on ``locking``, naming the sessions that still hold it."""
-        found: list[BlockerRow] = []
+        found: list[locks.BlockerRow] = []
         try:
             params = {
                 "schema": locking.schema,
                 "table": locking.table,
                 "conflicts": list(locking.conflicts),
                 "snapshots": locking.snapshots,
-                "limit": MAX_BLOCKERS,
+                "limit": locks.MAX_BLOCKERS,
             }
-            found = await self.read(BLOCKERS, params, BlockerRow, doing="reading the sessions holding the lock")
+            found = await self.read(
+                locks.BLOCKERS, params, locks.BlockerRow, doing="reading the sessions holding the lock"
+            )
         except errors.PayScopeError:
             pass  # the timeout is the finding; who held the lock is a courtesy
         blockers = tuple(row.describe() for row in found)
