@@ -37,6 +37,8 @@ import asyncio
 import contextlib
 import datetime
 import logging
+import math
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -224,26 +226,60 @@ def egress_of(config: Config, api_server: tuple[str, int]) -> egress_policy.Poli
     )
 
 
+CATCH_UP_EVERY = 2.0
+"""Seconds between two lists while the watch may be silent after an outage (see :func:`_check_watch`)."""
+CATCH_UP_FOR = 60.0
+"""How long after an outage the operator keeps listing that often: until a silent watch has surely been renewed."""
+
+
 async def _check_watch(state: Memo, health: telemetry.Health) -> None:
-    """Every ``watch_check_interval``, compare what the API server holds with what the watch delivered (a read)."""
+    """Every ``watch_check_interval``, compare what the API server holds with what the watch delivered (a read).
+
+    A change the watch did not deliver is acted on from the list itself (:func:`_catch_up`). After the
+    API server could not be listed (frozen, restarted, behind a load balancer that lost the stream), a
+    watch renewed during the outage may stay silent until kopf gives it up (a minute); so for
+    :data:`CATCH_UP_FOR` seconds after the first successful list the check runs every
+    :data:`CATCH_UP_EVERY` seconds, and a spec changed just after the outage is reconciled within seconds.
+    """
     assert state.cluster is not None
     assert state.scheduler is not None
+    fast_until = 0.0
     while not state.stop.is_set():
+        now = time.monotonic()
+        every = CATCH_UP_EVERY if fast_until == math.inf or now < fast_until else state.config.watch_check_interval
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(state.stop.wait(), timeout=state.config.watch_check_interval)
+            await asyncio.wait_for(state.stop.wait(), timeout=every)
         if state.stop.is_set():
             return
         try:
-            listed = await state.cluster.list_versions(state.config.namespaces)
-            server = {uid: version for uid, version in listed.items() if state.config.shard.owns(uid)}
+            listed = await state.cluster.list_resources(state.config.namespaces)
         except errors.PayScopeError as exc:
             logger.warning("cannot list PayScopeDeployments to check the watch: %s", exc.message)
+            fast_until = math.inf  # until the API server answers again
             continue
+        if fast_until == math.inf:
+            fast_until = time.monotonic() + CATCH_UP_FOR
+        owned = [i for i in listed if state.config.shard.owns(str(i.get("metadata", {}).get("uid", "")))]
+        _catch_up(state.scheduler, owned)
+        server = {str(i["metadata"].get("uid", "")): str(i["metadata"].get("resourceVersion", "")) for i in owned}
         seen = {uid: entry.seen_version for uid, entry in state.scheduler.entries.items()}
         health.compare(server, seen)
         state.metrics.watch_stale.set(len(health.stale))
         if health.stale:
             logger.warning("the watch lags behind the API server for %d resource(s)", len(health.stale))
+
+
+def _catch_up(sched: scheduler.Scheduler, listed: list[dict[str, Any]]) -> None:
+    """Hand the scheduler every listed resource whose spec (generation) the watch has not delivered yet."""
+    for item in listed:
+        resource = resource_of(kopf.Body(item))  # type: ignore[arg-type]
+        entry = sched.entries.get(resource.uid)
+        if entry is not None and entry.resource.generation >= resource.generation:
+            continue
+        logger.info("%s/%s: generation %d found by listing, not yet by the watch", resource.namespace,
+                    resource.name, resource.generation)  # fmt: skip
+        deleting = item.get("metadata", {}).get("deletionTimestamp") is not None
+        sched.observe(resource, deleting=deleting)
 
 
 @kopf.on.cleanup(registry=operator_registry)

@@ -295,8 +295,8 @@ class Gateway:
         self.writes += 1
         return str(written.get("metadata", {}).get("resourceVersion", ""))
 
-    async def list_versions(self, namespaces: tuple[str, ...] = ()) -> dict[str, str]:
-        """uid -> resourceVersion of every PayScopeDeployment (in ``namespaces``, or everywhere)."""
+    async def list_resources(self, namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        """Every PayScopeDeployment (in ``namespaces``, or everywhere), as the API server holds it now."""
 
         def listed(namespace: str | None) -> Callable[[], Any]:
             if namespace is None:
@@ -307,13 +307,16 @@ class Gateway:
                 GROUP, VERSION, namespace, PLURAL, _request_timeout=self.timeout
             )
 
-        versions: dict[str, str] = {}
+        items: list[dict[str, Any]] = []
         for namespace in namespaces or (None,):
             found = await self._call(listed(namespace), "list PayScopeDeployments")
-            for item in (found or {}).get("items", []):
-                meta = item.get("metadata", {})
-                versions[meta.get("uid", "")] = meta.get("resourceVersion", "")
-        return versions
+            items.extend((found or {}).get("items", []))
+        return items
+
+    async def list_versions(self, namespaces: tuple[str, ...] = ()) -> dict[str, str]:
+        """uid -> resourceVersion of every PayScopeDeployment (in ``namespaces``, or everywhere)."""
+        listed = await self.list_resources(namespaces)
+        return {i.get("metadata", {}).get("uid", ""): i.get("metadata", {}).get("resourceVersion", "") for i in listed}
 
     async def post_event(
         self,
