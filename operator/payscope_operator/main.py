@@ -279,7 +279,7 @@ def _catch_up(sched: scheduler.Scheduler, listed: list[dict[str, Any]]) -> None:
         logger.info("%s/%s: generation %d found by listing, not yet by the watch", resource.namespace,
                     resource.name, resource.generation)  # fmt: skip
         deleting = item.get("metadata", {}).get("deletionTimestamp") is not None
-        sched.observe(resource, deleting=deleting)
+        sched.observe(resource, deleting=deleting, listed=True)
 
 
 @kopf.on.cleanup(registry=operator_registry)

@@ -114,9 +114,16 @@ class Scheduler:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
-    def observe(self, resource: reconciler.Resource, *, deleted: bool = False, deleting: bool = False) -> None:
-        """A watch event: remember the latest snapshot; make it due at once if it changed."""
-        self.last_event = time.monotonic()
+    def observe(
+        self, resource: reconciler.Resource, *, deleted: bool = False, deleting: bool = False, listed: bool = False
+    ) -> None:
+        """A watch event: remember the latest snapshot; make it due at once if it changed.
+
+        ``listed``: the snapshot came from the operator's own list, not the watch; it is reconciled the same,
+        but liveness keeps comparing what the watch delivered (``seen_version``), so a broken watch still shows.
+        """
+        if not listed:
+            self.last_event = time.monotonic()
         if deleted:
             self.forget(resource)
             return
@@ -124,7 +131,8 @@ class Scheduler:
         if entry is None:
             entry = self.entries[resource.uid] = Entry(resource)
         entry.resource = resource
-        entry.seen_version = resource.resource_version
+        if not listed:
+            entry.seen_version = resource.resource_version
         entry.deleting = deleting
         if entry.handled_generation != resource.generation or entry.handled_paused != resource.paused:
             entry.due = 0.0
