@@ -34,6 +34,10 @@ class Running:
     path: tuple[str, ...] = ()  # folders to prepend to PATH
 
 
+_HANDED_OUT: set[int] = set()
+"""Ports this process has handed out: never twice, since one may be free only because its server is starting."""
+
+
 def _ephemeral_range() -> tuple[int, int]:
     try:
         low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
@@ -55,12 +59,16 @@ def free_port() -> int:
     ranges = [r for r in ((10000, low - 1), (high + 1, 65535)) if r[1] - r[0] > 1000]
     for _ in range(200):
         port = random.randint(*random.choice(ranges)) if ranges else 0  # 0: the kernel's choice, as before
+        if port in _HANDED_OUT:
+            continue  # free now, but promised to a server that has not bound it yet
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind((HOST, port))
             except OSError:
                 continue
-            return int(sock.getsockname()[1])
+            found = int(sock.getsockname()[1])
+        _HANDED_OUT.add(found)
+        return found
     raise OSError("no free TCP port outside the ephemeral range on " + HOST)
 
 

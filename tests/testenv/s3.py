@@ -81,6 +81,9 @@ def start(workdir: Path) -> process.Running:
         "-ip=127.0.0.1",
         "-ip.bind=127.0.0.1",
         "-admin.ui=false",
+        # No WebDAV: unasked for, it takes 7333 or, when another weed holds that, any port it finds
+        # free, which may be one handed to a server of this environment that has not bound it yet.
+        "-webdav=false",
         "-master.telemetry=false",
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
