@@ -14,7 +14,8 @@ carry a password) into an exception: failures name the host and port only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -64,10 +65,14 @@ async def _depth(client: aioredis.Redis, key: str) -> QueueDepth:
     return QueueDepth(key, kind, int(depth))
 
 
-async def observe_depth(client: aioredis.Redis, address: str, dead_letter_queue: str | None) -> BrokerFacts:
-    """Only the dead-letter queue's depth (TYPE, then its count), for a source that leaves PING to another."""
+@contextlib.contextmanager
+def translated(address: str) -> Iterator[None]:
+    """Redis driver errors as the operator's: refused credentials, no answer in time, unreachable, a refused read.
+
+    Messages name ``address`` only; a server reply names the command, never the URL, and keeps its first words.
+    """
     try:
-        depth = await _depth(client, dead_letter_queue) if dead_letter_queue is not None else None
+        yield
     except redis.exceptions.AuthenticationError:
         raise errors.PermissionDenied(
             f"Redis at {address} refused the credentials of spec.redis.connection.secretRef"
@@ -78,6 +83,12 @@ async def observe_depth(client: aioredis.Redis, address: str, dead_letter_queue:
         raise errors.DependencyUnavailable(f"Redis at {address} is unreachable (connection refused or reset)") from None
     except redis.exceptions.ResponseError as exc:
         raise errors.DependencyUnavailable(f"Redis at {address} refused a read: {str(exc)[:80]}") from None
+
+
+async def observe_depth(client: aioredis.Redis, address: str, dead_letter_queue: str | None) -> BrokerFacts:
+    """Only the dead-letter queue's depth (TYPE, then its count), for a source that leaves PING to another."""
+    with translated(address):
+        depth = await _depth(client, dead_letter_queue) if dead_letter_queue is not None else None
     return BrokerFacts(address, None, depth)
 
 
@@ -87,21 +98,10 @@ async def observe(client: aioredis.Redis, address: str, dead_letter_queue: str |
     Raises ``errors.DependencyUnavailable`` (refused, timed out) or
     ``errors.PermissionDenied`` (credentials refused), naming ``address`` only.
     """
-    try:
+    with translated(address):
         if not await client.ping():
             raise errors.DependencyUnavailable(f"Redis at {address} did not answer PING")
         info = await client.info("server")
         version = info.get("redis_version")
         dead_letters = await _depth(client, dead_letter_queue) if dead_letter_queue is not None else None
-    except redis.exceptions.AuthenticationError:
-        raise errors.PermissionDenied(
-            f"Redis at {address} refused the credentials of spec.redis.connection.secretRef"
-        ) from None
-    except redis.exceptions.TimeoutError:
-        raise errors.DependencyUnavailable(f"Redis at {address} did not answer in time") from None
-    except redis.exceptions.ConnectionError:
-        raise errors.DependencyUnavailable(f"Redis at {address} is unreachable (connection refused or reset)") from None
-    except redis.exceptions.ResponseError as exc:
-        # Server replies name the command, never the URL; keep only their first words.
-        raise errors.DependencyUnavailable(f"Redis at {address} refused a read: {str(exc)[:80]}") from None
     return BrokerFacts(address, _text(version) if version is not None else None, dead_letters)
