@@ -57,6 +57,11 @@ class Probe:
     needs_second_tenant: bool = False
     """Sent only when ``spec.audit.probeTenants`` names a second tenant."""
 
+    @property
+    def forges(self) -> bool:
+        """Whether it presents a token PayScope must reject as invalid (401 with a token, not without one)."""
+        return self.expect == 401 and self.token is not _none
+
     def request(self, minter: tokens.Minter, tenants: tuple[str, str | None], timeouts: Timeouts) -> api_client.Request:
         own, other = tenants
         token = self.token(minter, own)

@@ -198,7 +198,8 @@ def test_a_frozen_store(stack: Stack, name: str) -> None:
     for resource in resources:
         others = {i: s for i, s in during[resource].items() if not (resource == store.resource and i in expected)}
         if resource == store.resource:
-            assert all(others[i] in (before[resource][i], "Unknown") for i in bystanders if i in others)
+            moved = {i: (before[resource][i], others[i]) for i in bystanders if i in others}
+            assert all(now in (was, "Unknown") for was, now in moved.values()), f"bystanders (before, during): {moved}"
             others = {i: s for i, s in others.items() if i not in bystanders}
         assert others == {i: before[resource][i] for i in others}, f"{resource}: other checks changed"
     touched = {status.DIMENSIONS[i[0]] for i in (*in_scope, *bystanders)}

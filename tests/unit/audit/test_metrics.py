@@ -84,9 +84,9 @@ def _status(
     )
 
 
-def _access(before: str, after: str, refused: int = 401) -> payscope_api.AccessEvidence:
-    """The scrapes around two probes: a forged token (``refused``), and the baseline answered 200."""
-    replies = {"expired": api_client.Reply("POST /chat/query", refused), "baseline": api_client.Reply("x", 200)}
+def _access(before: str, after: str, refused: int = 401, probe: str = "expired") -> payscope_api.AccessEvidence:
+    """The scrapes around two probes: ``probe`` (a forged token) answered ``refused``, and the baseline 200."""
+    replies = {probe: api_client.Reply("POST /chat/query", refused), "baseline": api_client.Reply("x", 200)}
     return payscope_api.AccessEvidence("bank-a", replies, payscope_api.Scrapes(_scrape(before), _scrape(after)))
 
 
@@ -131,6 +131,12 @@ AGENT_GAUGE = _exposition(
         ("F.metrics.errors", _access(E0, E0), S.FAIL, "payscope_errors_total did not move across 1 refused"),
         ("F.metrics.errors", _access(E5, E0), S.UNKNOWN, "another replica answered the second scrape"),
         ("F.metrics.errors", _access(E0, _exposition(_families(errors=5, kind="auth"))), S.WARN, "invalid_token"),
+        (
+            "F.metrics.errors",
+            _access(E0, _exposition(_families(errors=5, kind="auth")), probe="missing"),
+            S.UNKNOWN,
+            "no forged token was answered 401",
+        ),
         ("F.metrics.errors", _access(E0, _without("payscope_errors_total")), S.FAIL, "is missing"),
         ("F.metrics.errors", _access(E0, E5, refused=200), S.UNKNOWN, "refused none"),
         ("F.metrics.agents", _chat(A1, A6), S.PASS, "The agent metrics counted the 5 answered chat probes"),

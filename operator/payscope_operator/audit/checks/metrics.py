@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from payscope_operator.api import spec, status
-from payscope_operator.audit import registry
+from payscope_operator.audit import probes, registry
 from payscope_operator.audit.sources import payscope_api
 from payscope_operator.backends.payscope_api import model as api_model
 
@@ -216,6 +216,13 @@ def error_metrics(evidence: payscope_api.AccessEvidence, desired: spec.PayScopeS
     before, after = evidence.metrics.before, evidence.metrics.after
     grew = _counted(after, name, REFUSED_KIND) - _counted(before, name, REFUSED_KIND)
     where = f"GET /metrics before and after {cause}: {name}"
+    forged = sum(1 for p in probes.ALL if p.forges and p.key in evidence.replies and evidence.reply(p).status == 401)
+    if grew <= 0 and not forged:
+        return Finding.unknown(
+            f"{name} counted the {cause}, but no forged token was answered 401 between the scrapes, so whether"
+            ' they are counted under kind="invalid_token" is not known.',
+            evidence=where,
+        )
     if grew <= 0:
         return Finding.warned(
             f'{name} counted the refusals, but not under kind="invalid_token": label errors with the error code '
