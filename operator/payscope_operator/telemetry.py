@@ -5,30 +5,29 @@ One small aiohttp server on the operator's metrics port serves ``/metrics``,
 has missed changes the API server holds for longer than ``--watch-stale-after``)
 and ``/readyz``. Metric
 labels carry namespace, name, condition, dimension and check id: never a value
-read from a Secret. Every series of a resource is recorded as it is created, so
-``forget`` removes all of them, whatever the metric, when the resource is gone
-(a deleted resource leaves no series behind). The registry is per instance, not prometheus_client's
-global one, so tests can run several operators in one process.
+read from a Secret. Every series of a resource lives in one compact record
+(``resource_series``), rendered when scraped, so ``forget`` removes all of them,
+whatever the metric, when the resource is gone (a deleted resource leaves no series
+behind), and a thousand resources' series cost kilobytes each, not a client object
+per series. A scrape renders in a thread, so a large one never stalls the event loop.
+The registry is per instance, not prometheus_client's global one, so tests can run
+several operators in one process.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.metrics import MetricWrapperBase as Metric
 
+from payscope_operator import resource_series
 from payscope_operator.api import conditions as api_conditions
 from payscope_operator.api import status
-
-_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
 @dataclass
@@ -39,74 +38,15 @@ class Metrics:
 
     def __post_init__(self) -> None:
         r = self.registry
-        self.reconcile_seconds = Histogram(
-            "payscope_reconcile_duration_seconds",
-            "Duration of one reconcile pass.",
-            ["namespace", "name"],
-            registry=r,
-            buckets=_BUCKETS,
-        )
-        self.audit_seconds = Histogram(
-            "payscope_audit_duration_seconds",
-            "Duration of one audit.",
-            ["namespace", "name"],
-            registry=r,
-            buckets=_BUCKETS,
-        )
-        self.errors = Counter(
-            "payscope_reconcile_errors_total",
-            "Passes or stages that failed.",
-            ["namespace", "name", "stage"],
-            registry=r,
-        )
-        self.condition = Gauge(
-            "payscope_condition",
-            "1 for the current status of each condition.",
-            ["namespace", "name", "type", "status", "reason"],
-            registry=r,
-        )
-        self.check = Gauge(
-            "payscope_check_result",
-            "1 for the current result of each audit check.",
-            ["namespace", "name", "check", "dimension", "severity", "status"],
-            registry=r,
-        )
-        self.score = Gauge(
-            "payscope_dimension_score",
-            "Readiness score (0-100) per dimension.",
-            ["namespace", "name", "dimension"],
-            registry=r,
-        )
-        self.transitions_total = Counter(
-            "payscope_condition_transitions_total",
-            "Condition status or reason changes.",
-            ["namespace", "name"],
-            registry=r,
-        )
-        self.last_audit = Gauge(
-            "payscope_audit_last_run_timestamp_seconds",
-            "Unix time the last audit of a resource finished.",
-            ["namespace", "name"],
-            registry=r,
-        )
+        self.resources = resource_series.ResourceSeries()
+        """Every per-resource series (checks, conditions, scores, durations, counters), rendered at scrape time."""
+        r.register(self.resources)
         self.last_event = Gauge(
             "payscope_watch_last_event_timestamp_seconds", "Unix time the last watch event arrived.", registry=r
         )
         self.watch_stale = Gauge(
             "payscope_watch_stale_resources",
             "Resources whose version on the API server the watch has not delivered (two checks in a row).",
-            registry=r,
-        )
-        self.changes = Counter(
-            "payscope_provisioning_changes_total",
-            "Changes applied to external systems (create, update, replace, drop).",
-            ["namespace", "name", "system", "verb"],
-            registry=r,
-        )
-        self.drift = Counter(
-            "payscope_drift_corrections_total",
-            "Applied changes that corrected an out-of-band change to an object the operator manages.",
-            ["namespace", "name", "system"],
             registry=r,
         )
         self.shard = Gauge(
@@ -120,86 +60,60 @@ class Metrics:
             "asyncio tasks alive in the operator's event loop (a leak shows as growth under churn).",
             registry=r,
         )
-        self.tasks.set_function(_tasks_alive)
-        self._series: dict[tuple[str, str], list[tuple[Gauge, tuple[str, ...]]]] = {}
-        self._owned: dict[tuple[str, str], set[tuple[Metric, tuple[str, ...]]]] = {}
+
+    async def render(self) -> bytes:
+        """The exposition, rendered off the event loop (the task count is read on it first)."""
+        self.tasks.set(len(asyncio.all_tasks()))
+        return await asyncio.to_thread(generate_latest, self.registry)
 
     def set_shard(self, index: int, total: int) -> None:
         self.shard.labels(str(index), str(total)).set(1)
-
-    def _child(self, metric: Metric, ns: str, name: str, *rest: str) -> Any:
-        """The series of ``metric`` for one resource (recorded, so that ``forget`` can remove it)."""
-        labels = (ns, name, *rest)
-        self._owned.setdefault((ns, name), set()).add((metric, labels))
-        return metric.labels(*labels)
 
     # reconciler.Observer
     def pass_finished(
         self, resource: object, result: status.PayScopeStatus, seconds: float, audit_seconds: float
     ) -> None:
-        ns, name = _names(resource)
-        self._child(self.reconcile_seconds, ns, name).observe(seconds)
-        self._child(self.audit_seconds, ns, name).observe(audit_seconds)
-        self._child(self.last_audit, ns, name).set(time.time())
-        self._replace_series(ns, name, result)
+        series = self.resources.of(*_names(resource))
+        series.reconcile = series.reconcile or resource_series.Histogram()
+        series.reconcile.observe(seconds)
+        series.audit = series.audit or resource_series.Histogram()
+        series.audit.observe(audit_seconds)
+        series.last_audit = time.time()
+        shared = self.resources.shared_all
+        series.conditions = shared([(c.type, c.status.value, c.reason) for c in result.conditions])
+        series.checks = shared([(c.id, c.dimension.value, c.severity.value, c.status.value) for c in result.checks])
+        if result.dimensions is not None:
+            scores = ((d.value, result.dimensions.get(d)) for d in api_conditions.Dimension)
+            series.scores = tuple((d, float(s.score)) for d, s in scores if s is not None)
 
     def transitions(self, resource: object, changed: int) -> None:
         if changed:
-            self._child(self.transitions_total, *_names(resource)).inc(changed)
+            self.resources.of(*_names(resource)).transitions += changed
 
     def provisioned(self, resource: object, applied: Sequence[object]) -> None:
         """Count the changes a pass applied (``backends.base.Action``: system, verb, drift)."""
-        ns, name = _names(resource)
+        if not applied:
+            return
+        series = self.resources.of(*_names(resource))
         for action in applied:
             system = str(getattr(action, "system"))  # noqa: B009 - duck-typed: telemetry does not import backends
-            self._child(self.changes, ns, name, system, str(getattr(action, "verb"))).inc()  # noqa: B009
+            key = (system, str(getattr(action, "verb")))  # noqa: B009
+            series.changes[key] = series.changes.get(key, 0.0) + 1
             if getattr(action, "drift", False):
-                self._child(self.drift, ns, name, system).inc()
+                series.drift[system] = series.drift.get(system, 0.0) + 1
 
     def error(self, resource: object, stage: str) -> None:
-        self._child(self.errors, *_names(resource), stage).inc()
+        series = self.resources.of(*_names(resource))
+        series.errors[stage] = series.errors.get(stage, 0.0) + 1
 
     def forget(self, resource: object) -> None:
         """Remove every series of a resource that is gone, whatever the metric."""
-        key = _names(resource)
-        self._series.pop(key, None)
-        for metric, labels in self._owned.pop(key, set()):
-            with contextlib.suppress(KeyError):  # already replaced by a later pass
-                metric.remove(*labels)
+        self.resources.forget(*_names(resource))
 
     def series_of(self, namespace: str, name: str) -> int:
         """How many series the operator exports for one resource (tests and benchmarks read it)."""
-        return len(self._owned.get((namespace, name), ()))
-
-    def _replace_series(self, ns: str, name: str, result: status.PayScopeStatus) -> None:
-        series: list[tuple[Gauge, tuple[str, ...]]] = []
-        for cond in result.conditions:
-            series.append((self.condition, (ns, name, cond.type, cond.status.value, cond.reason)))
-        for check in result.checks:
-            series.append(
-                (self.check, (ns, name, check.id, check.dimension.value, check.severity.value, check.status.value))
-            )
-        if result.dimensions is not None:
-            for dimension in api_conditions.Dimension:
-                summary = result.dimensions.get(dimension)
-                if summary is not None:
-                    self._child(self.score, ns, name, dimension.value).set(summary.score)
-        old = set(self._series.get((ns, name), []))
-        owned = self._owned.setdefault((ns, name), set())
-        for gauge, labels in old - set(series):
-            gauge.remove(*labels)
-            owned.discard((gauge, labels))
-        for gauge, labels in series:
-            self._child(gauge, *labels).set(1)
-        self._series[(ns, name)] = series
-
-
-def _tasks_alive() -> float:
-    """Tasks of the running loop (read at scrape time, on the loop); 0 outside one."""
-    try:
-        return float(len(asyncio.all_tasks()))
-    except RuntimeError:
-        return 0.0
+        found = self.resources.records.get((namespace, name))
+        return found.count() if found is not None else 0
 
 
 def _names(resource: object) -> tuple[str, str]:
@@ -245,7 +159,7 @@ class Health:
 
 def make_app(metrics: Metrics, health: Health) -> web.Application:
     async def serve_metrics(_: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(body=await metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(_: web.Request) -> web.Response:
         problem = health.problem()
