@@ -3,7 +3,8 @@
 - ``startup``: kopf settings (progress and diff-base in annotations, our own
   finalizer name, quiet event posting, watch and request timeouts, peering
   timing), the Kubernetes gateway with its own threads, the bounded pool boto3
-  runs on, metrics and health server, and the scheduler, all kept in ``memo``.
+  runs on, the Event poster (a pass never waits for its Events), metrics and
+  health server, and the scheduler, all kept in ``memo``.
 - ``on.event``: every watch event of a PayScopeDeployment goes to the
   scheduler, which decides when to reconcile (no finalizer needed).
 - ``on.delete`` only when ``deletionPolicy: Delete``: kopf then adds a
@@ -48,7 +49,7 @@ import kopf
 from payscope_operator import errors, logs, telemetry
 from payscope_operator.egress import policy as egress_policy
 from payscope_operator.kube import gateway
-from payscope_operator.reconcile import connections, reconciler, scheduler, shards, systems
+from payscope_operator.reconcile import connections, events, reconciler, scheduler, shards, systems
 
 logger = logging.getLogger(__name__)
 GROUP, VERSION, PLURAL = gateway.GROUP, gateway.VERSION, gateway.PLURAL
@@ -103,6 +104,7 @@ class Memo:
     runner: Any = None
     s3_threads: ThreadPoolExecutor | None = None
     postgres_pool: connections.Pool = field(default_factory=connections.Pool)
+    event_poster: events.Poster | None = None
 
 
 class LeanDiffBase(kopf.AnnotationsDiffBaseStorage):
@@ -184,6 +186,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         settings.peering.name = state.config.peering
     state.cluster = gateway.Gateway(gateway.load_api_client(state.config.kubeconfig))
     state.s3_threads = ThreadPoolExecutor(max_workers=state.config.s3_threads, thread_name_prefix="s3")
+    state.event_poster = events.Poster(state.cluster)
     deps = reconciler.Dependencies(
         cluster=state.cluster,
         observer=state.metrics,
@@ -192,6 +195,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         ambient_credentials=state.config.allow_ambient_credentials,
         s3_threads=state.s3_threads,
         postgres_pool=state.postgres_pool,
+        event_poster=state.event_poster,
     )
     logger.info(
         "egress policy: %s; ambient credentials %s; %s",
@@ -292,6 +296,8 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if state.scheduler is not None:
         for cache in state.scheduler.deps.clients.values():
             await cache.close()
+    if state.event_poster is not None:
+        await state.event_poster.close()
     await state.postgres_pool.close()
     if state.runner is not None:
         await state.runner.cleanup()

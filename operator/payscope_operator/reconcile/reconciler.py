@@ -36,6 +36,7 @@ from payscope_operator.egress import policy
 from payscope_operator.kube import gateway, pods, policies, workloads
 from payscope_operator.reconcile import (
     connections,
+    events,
     object_backoff,
     provision,
     reach,
@@ -126,6 +127,8 @@ class Dependencies:
     """Per resource uid: its objects waiting for a lock, retried with backoff (``object_backoff``)."""
     postgres_pool: connections.Pool | None = None
     """Postgres connections shared per address across passes (None: every block opens its own)."""
+    event_poster: events.Poster | None = None
+    """Posts a pass's Events in the background (None: inline, as the CLI and tests do)."""
 
     def pass_session(
         self,
@@ -157,9 +160,16 @@ class Dependencies:
         """Gatherings kept between passes (see ``Source.reuse_for`` in ``audit.registry``)."""
         return self.memory.setdefault(resource.uid, {})
 
-    def writer_for(self, resource: Resource) -> status_writer.StatusWriter:
-        """The status writer of one pass over ``resource`` (it parses the stored status, once)."""
-        return status_writer.StatusWriter(self.cluster, resource.ref, resource.status, backoff=self.backoff)
+    def writer_for(self, resource: Resource, *, background: bool = True) -> status_writer.StatusWriter:
+        """The status writer of one pass over ``resource`` (it parses the stored status, once).
+
+        ``background``: its Events go through ``event_poster`` when there is one; a deletion's are posted inline,
+        before the finalizer is released (forgetting the resource drops what waits in the background).
+        """
+        poster = self.event_poster if background else None
+        return status_writer.StatusWriter(
+            self.cluster, resource.ref, resource.status, backoff=self.backoff, poster=poster
+        )
 
 
 @dataclass(frozen=True)
@@ -341,6 +351,8 @@ async def forget(deps: Dependencies, resource: Resource) -> None:
     deps.memory.pop(resource.uid, None)
     deps.lock_backoff.pop(resource.uid, None)
     deps.observer.forget(resource)
+    if deps.event_poster is not None:
+        deps.event_poster.forget(resource.uid)
     cache = deps.clients.pop(resource.uid, None)
     if cache is not None:
         await cache.close()
@@ -358,28 +370,28 @@ async def teardown(deps: Dependencies, resource: Resource, *, now: datetime.date
 
 
 async def _teardown(deps: Dependencies, resource: Resource) -> provision.Outcome:
-    events = deps.writer_for(resource)  # no status is written while deleting: only its Events
+    writer = deps.writer_for(resource, background=False)  # no status is written while deleting: only its Events
     try:
         desired = validate(resource, frozenset(c.id for c in deps.catalog))
         resolved, missing = await secrets.resolve(resource.namespace, desired, deps.cluster.read_secret)
     except errors.PermanentError as exc:
-        events.note("Warning", exc.reason, f"Provisioned objects kept: {exc.message}", action="Delete")
-        await events.flush()
+        writer.note("Warning", exc.reason, f"Provisioned objects kept: {exc.message}", action="Delete")
+        await writer.flush()
         return provision.Outcome()
     outcome = await provision.teardown(deps.provisioners, deps.pass_session(resource, desired, resolved, missing))
     for result in outcome.teardown:
         for kept in result.kept:
-            events.note("Warning", "ObjectKept", f"{result.system}: {kept}", action="Delete")
+            writer.note("Warning", "ObjectKept", f"{result.system}: {kept}", action="Delete")
         if result.removed:
-            events.note(
+            writer.note(
                 "Normal", "ObjectsRemoved", f"{result.system}: removed {', '.join(result.removed)}", action="Delete"
             )
     transient = [f for f in outcome.failures if not f.permanent]
     if transient:
-        await events.flush()
+        await writer.flush()
         raise errors.DependencyUnavailable(f"{transient[0].system}: {transient[0].message}")
     for failure in outcome.failures:
-        events.note("Warning", failure.reason, f"{failure.system}: {failure.message}", action="Delete")
-    await events.flush()
+        writer.note("Warning", failure.reason, f"{failure.system}: {failure.message}", action="Delete")
+    await writer.flush()
     await forget(deps, resource)
     return outcome

@@ -5,7 +5,9 @@ It parses the stored status once (``previous``), and on ``publish`` builds the
 new status, diffs it against what the API server holds and, only when they
 differ, sends one JSON merge patch guarded by the snapshot's resourceVersion
 (optimistic lock). Then, and only then, it posts an Event per condition
-transition, followed by the Events the pass queued with ``note``.
+transition, followed by the Events the pass queued with ``note``: through an
+``events.Poster`` when it has one (the operator: the pass does not wait for them),
+inline otherwise.
 
 Failures are the write's alone, never the pass's: on 409 the writer re-reads
 the resource, rebuilds the status against what it found and diffs again
@@ -34,12 +36,12 @@ from typing import Any, Literal, Protocol
 from payscope_operator import errors
 from payscope_operator.api import status
 from payscope_operator.kube import gateway
-from payscope_operator.reconcile import readiness, report
+from payscope_operator.reconcile import events, readiness, report
 
 logger = logging.getLogger(__name__)
 
 
-class Target(Protocol):
+class Target(events.Target, Protocol):
     """What the writer needs of the API server (``kube.gateway.Gateway``)."""
 
     async def read_status(self, ref: gateway.ObjectRef) -> gateway.StoredStatus | None: ...
@@ -47,16 +49,6 @@ class Target(Protocol):
     async def patch_status(
         self, ref: gateway.ObjectRef, changes: Mapping[str, Any], *, resource_version: str | None
     ) -> str | None: ...
-
-    async def post_event(
-        self,
-        ref: gateway.ObjectRef,
-        *,
-        kind: Literal["Normal", "Warning"],
-        reason: str,
-        message: str,
-        action: str = ...,
-    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -105,6 +97,8 @@ class StatusWriter:
     """The status exactly as the API server holds it at ``ref.resource_version``."""
     backoff: Backoff = field(default_factory=Backoff)
     sleep: Sleep = asyncio.sleep
+    poster: events.Poster | None = None
+    """Posts the Events in the background once the status is written (None: inline, before publish returns)."""
     previous: status.PayScopeStatus | None = field(init=False)
     """``stored`` as a model, parsed once; after a write, the status written."""
     _queued: list[report.Notice] = field(default_factory=list, init=False)
@@ -208,9 +202,7 @@ class StatusWriter:
         return Published(held, written=written, transitions=len(changed), failure=failure, gone=gone)
 
     async def _post(self, notice: report.Notice) -> None:
-        try:
-            await self.target.post_event(
-                self.ref, kind=notice.kind, reason=notice.reason, message=notice.message, action=notice.action
-            )
-        except errors.PayScopeError as exc:
-            logger.warning("%s: could not post Event %s: %s", self._name, notice.reason, exc.message)
+        if self.poster is not None:
+            self.poster.post(self.ref, notice)
+        else:
+            await events.post_now(self.target, self.ref, notice)
