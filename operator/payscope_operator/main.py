@@ -40,6 +40,7 @@ import datetime
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -245,8 +246,6 @@ async def _check_watch(state: Memo, health: telemetry.Health) -> None:
     :data:`CATCH_UP_FOR` seconds after the first successful list the check runs every
     :data:`CATCH_UP_EVERY` seconds, and a spec changed just after the outage is reconciled within seconds.
     """
-    assert state.cluster is not None
-    assert state.scheduler is not None
     fast_until = 0.0
     while not state.stop.is_set():
         now = time.monotonic()
@@ -255,31 +254,52 @@ async def _check_watch(state: Memo, health: telemetry.Health) -> None:
             await asyncio.wait_for(state.stop.wait(), timeout=every)
         if state.stop.is_set():
             return
-        try:
-            listed = await state.cluster.list_resources(state.config.namespaces)
-        except errors.PayScopeError as exc:
-            logger.warning("cannot list PayScopeDeployments to check the watch: %s", exc.message)
+        if not await _check_once(state, health):
             fast_until = math.inf  # until the API server answers again
-            continue
-        if fast_until == math.inf:
+        elif fast_until == math.inf:
             fast_until = time.monotonic() + CATCH_UP_FOR
-        owned = [i for i in listed if state.config.shard.owns(str(i.get("metadata", {}).get("uid", "")))]
-        _catch_up(state.scheduler, owned)
-        server = {str(i["metadata"].get("uid", "")): str(i["metadata"].get("resourceVersion", "")) for i in owned}
-        seen = {uid: entry.seen_version for uid, entry in state.scheduler.entries.items()}
-        health.compare(server, seen)
-        state.metrics.watch_stale.set(len(health.stale))
-        if health.stale:
-            logger.warning("the watch lags behind the API server for %d resource(s)", len(health.stale))
 
 
-def _catch_up(sched: scheduler.Scheduler, listed: list[dict[str, Any]]) -> None:
-    """Hand the scheduler every listed resource whose spec (generation) the watch has not delivered yet."""
-    for item in listed:
-        resource = resource_of(kopf.Body(item))  # type: ignore[arg-type]
-        entry = sched.entries.get(resource.uid)
-        if entry is not None and entry.resource.generation >= resource.generation:
+async def _check_once(state: Memo, health: telemetry.Health) -> bool:
+    """One comparison (its list is dropped on return, not kept until the next); False when the list failed."""
+    assert state.cluster is not None
+    assert state.scheduler is not None
+    try:
+        listed = await state.cluster.list_metadata(state.config.namespaces)
+    except errors.PayScopeError as exc:
+        logger.warning("cannot list PayScopeDeployments to check the watch: %s", exc.message)
+        return False
+    owned = [meta for meta in listed if state.config.shard.owns(str(meta.get("uid", "")))]
+    await _catch_up(state.scheduler, owned, state.cluster.read_resource)
+    server = {str(meta.get("uid", "")): str(meta.get("resourceVersion", "")) for meta in owned}
+    seen = {uid: entry.seen_version for uid, entry in state.scheduler.entries.items()}
+    health.compare(server, seen)
+    state.metrics.watch_stale.set(len(health.stale))
+    if health.stale:
+        logger.warning("the watch lags behind the API server for %d resource(s)", len(health.stale))
+    return True
+
+
+Reader = Callable[[str, str], Awaitable[dict[str, Any] | None]]
+
+
+async def _catch_up(sched: scheduler.Scheduler, listed: list[dict[str, Any]], read: Reader) -> None:
+    """Hand the scheduler every listed resource whose spec (generation) the watch has not delivered yet.
+
+    ``listed`` holds metadata only; such a resource is read whole (a read each, rare: after an outage).
+    """
+    for meta in listed:
+        entry = sched.entries.get(str(meta.get("uid", "")))
+        if entry is not None and entry.resource.generation >= int(meta.get("generation") or 0):
             continue
+        try:
+            item = await read(str(meta.get("namespace", "")), str(meta.get("name", "")))
+        except errors.PayScopeError as exc:
+            logger.warning("cannot read %s/%s to catch up: %s", meta.get("namespace"), meta.get("name"), exc.message)
+            continue
+        if item is None or item.get("metadata", {}).get("uid") != meta.get("uid"):
+            continue  # gone meanwhile, or deleted and created again: the watch will deliver it
+        resource = resource_of(kopf.Body(item))  # type: ignore[arg-type]
         logger.info("%s/%s: generation %d found by listing, not yet by the watch", resource.namespace,
                     resource.name, resource.generation)  # fmt: skip
         deleting = item.get("metadata", {}).get("deletionTimestamp") is not None

@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 GROUP = "payscope.io"
 VERSION = "v1alpha1"
 PLURAL = "payscopedeployments"
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+"""The Accept header that makes a list answer with each object's metadata only."""
 KIND = "PayScopeDeployment"
 REQUEST_TIMEOUT = 10.0
 KUBE_THREADS = 8
@@ -295,28 +297,41 @@ class Gateway:
         self.writes += 1
         return str(written.get("metadata", {}).get("resourceVersion", ""))
 
-    async def list_resources(self, namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-        """Every PayScopeDeployment (in ``namespaces``, or everywhere), as the API server holds it now."""
+    async def list_metadata(self, namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        """The metadata of every PayScopeDeployment (in ``namespaces``, or everywhere): no spec, no status.
+
+        Asked for as a PartialObjectMetadataList (the same ``list`` permission): the watch check compares
+        versions and generations only, and a thousand statuses of tens of kilobytes each would cost that
+        list's memory, CPU and bandwidth many times over.
+        """
 
         def listed(namespace: str | None) -> Callable[[], Any]:
-            if namespace is None:
-                return lambda: self._custom.list_cluster_custom_object(
-                    GROUP, VERSION, PLURAL, _request_timeout=self.timeout
-                )
-            return lambda: self._custom.list_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, _request_timeout=self.timeout
+            where = f"/namespaces/{namespace}" if namespace else ""
+            return lambda: self._api.call_api(
+                f"/apis/{GROUP}/{VERSION}{where}/{PLURAL}",
+                "GET",
+                header_params={"Accept": METADATA_LIST},
+                response_types_map={200: "object"},
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+                _request_timeout=self.timeout,
             )
 
-        items: list[dict[str, Any]] = []
+        found: list[dict[str, Any]] = []
         for namespace in namespaces or (None,):
-            found = await self._call(listed(namespace), "list PayScopeDeployments")
-            items.extend((found or {}).get("items", []))
-        return items
+            page = await self._call(listed(namespace), "list PayScopeDeployments")
+            found.extend(item.get("metadata", {}) for item in (page or {}).get("items", []))
+        return found
 
-    async def list_versions(self, namespaces: tuple[str, ...] = ()) -> dict[str, str]:
-        """uid -> resourceVersion of every PayScopeDeployment (in ``namespaces``, or everywhere)."""
-        listed = await self.list_resources(namespaces)
-        return {i.get("metadata", {}).get("uid", ""): i.get("metadata", {}).get("resourceVersion", "") for i in listed}
+    async def read_resource(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The whole PayScopeDeployment as the API server holds it now, or None when it does not exist."""
+        found: dict[str, Any] | None = await self._call(
+            lambda: self._custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name, _request_timeout=self.timeout
+            ),
+            f"read PayScopeDeployment {namespace}/{name}",
+        )
+        return found
 
     async def post_event(
         self,
