@@ -114,6 +114,7 @@ def main() -> int:
         dbs.secrets(api, place.namespace)
         operator = cluster.start_operator(
             place.who.kubeconfig, folder / "operator.log", namespaces=(place.namespace,),
+            extra_env=fleet.PRODUCTION_ENV,
             extra_args=("--log-level", "warning"),
         )  # fmt: skip
         try:

@@ -40,6 +40,9 @@ from tests.e2e.faults.identity import Identity, install_identity
 from tests.testenv import environment
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PRODUCTION_ENV = {"PAYSCOPE_WATCH_CHECK_INTERVAL": "60"}
+"""The operator as deployed: the tests' harness lists every 2 s to exercise the watch check; a fleet that listed
+a thousand resources that often would measure the list, not the operator."""
 
 
 def connect() -> k8s.ApiClient:

@@ -115,7 +115,12 @@ def operator(
     if settings.concurrency is not None:
         args += ("--concurrency", str(settings.concurrency))
     return cluster.start_operator(
-        kubeconfig or place.who.kubeconfig, log, namespaces=(place.namespace,), extra_args=args, command=command
+        kubeconfig or place.who.kubeconfig,
+        log,
+        namespaces=(place.namespace,),
+        extra_args=args,
+        command=command,
+        extra_env=fleet.PRODUCTION_ENV,
     )
 
 
