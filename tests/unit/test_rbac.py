@@ -14,8 +14,10 @@ test pins them to one table, ``EXPECTED``, each entry justified by the code that
   matches their selectors to the workloads' pods: list, never get or watch),
   list_namespaced_pod (a Deployment's pods by its selector), read_namespaced_pod_log
   (their recent lines),
-  get_namespaced_custom_object_status (the re-read after a 409),
-  patch_namespaced_custom_object_status, create_namespaced_event. A new Kubernetes call in
+  get_namespaced_custom_object_status (the re-read after a 409, and the whole object the watch check
+  catches up with: the status subresource answers with all of it),
+  patch_namespaced_custom_object_status, create_namespaced_event, and one raw ``call_api``: the list
+  of PayScopeDeployments as metadata only (the same list verb). A new Kubernetes call in
   the gateway fails ``test_gateway_calls_are_all_granted`` until it is mapped and granted.
 
 The chart is rendered with helm when it is installed (the test environment's cache);
@@ -278,3 +280,20 @@ def test_static_manifests_ship_the_same_user_roles() -> None:
     ]
     chart = [doc for doc in render() if doc["kind"] == "ClusterRole" and _aggregated(doc)]
     assert [(d["metadata"]["name"], d["rules"]) for d in static] == [(d["metadata"]["name"], d["rules"]) for d in chart]
+
+
+def test_the_gateways_raw_calls_are_only_the_metadata_list() -> None:
+    """``call_api`` bypasses the generated methods above: its only use is GET of the PayScopeDeployment list
+    (the metadata-only list of the watch check), which the ``list`` verb grants."""
+    tree = ast.parse(GATEWAY.read_text(encoding="utf-8"))
+    raw = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "call_api"
+    ]
+    assert len(raw) == 1, "a new raw call: map it to an RBAC verb here"
+    path, method = raw[0].args[:2]
+    assert isinstance(method, ast.Constant)
+    assert method.value == "GET"
+    assert ast.unparse(path).endswith("{PLURAL}'")  # the collection, never one object or a subresource
+    assert "list" in EXPECTED[("payscope.io", "payscopedeployments", frozenset())]

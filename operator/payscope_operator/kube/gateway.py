@@ -324,9 +324,13 @@ class Gateway:
         return found
 
     async def read_resource(self, namespace: str, name: str) -> dict[str, Any] | None:
-        """The whole PayScopeDeployment as the API server holds it now, or None when it does not exist."""
+        """The whole PayScopeDeployment as the API server holds it now, or None when it does not exist.
+
+        Read through the status subresource, which answers with the whole object (spec included) and
+        which the operator may already get (the re-read after a 409): no permission beyond that.
+        """
         found: dict[str, Any] | None = await self._call(
-            lambda: self._custom.get_namespaced_custom_object(
+            lambda: self._custom.get_namespaced_custom_object_status(
                 GROUP, VERSION, namespace, PLURAL, name, _request_timeout=self.timeout
             ),
             f"read PayScopeDeployment {namespace}/{name}",

@@ -32,9 +32,11 @@ kept here, fed by a plain event handler that needs none. No kopf here.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
+import zlib
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -72,10 +74,22 @@ class Policy:
         return delay * (1 + self.jitter * random.random())  # noqa: S311 - jitter, not a secret
 
 
+def pack(stored: Mapping[str, Any] | None) -> bytes | None:
+    """A stored status as compressed JSON: what an entry keeps of it between passes."""
+    return None if stored is None else zlib.compress(json.dumps(stored, separators=(",", ":")).encode(), 1)
+
+
+def unpack(packed: bytes | None) -> dict[str, Any] | None:
+    return None if packed is None else dict(json.loads(zlib.decompress(packed)))
+
+
 @dataclass
 class Entry:
     resource: reconciler.Resource
-    """The snapshot the next pass starts from: the watch's latest, or what our own write produced."""
+    """The snapshot the next pass starts from (the watch's latest, or what our own write produced), without
+    its status: a status of every check parsed into dicts is over a hundred kilobytes a resource, most of
+    what a thousand resources cost; it is kept in ``status``, packed, and unpacked when a pass starts."""
+    status: bytes | None = None
     seen_version: str | None = None
     """The resourceVersion the watch last delivered (liveness compares it with the API server's)."""
     due: float = 0.0
@@ -128,9 +142,10 @@ class Scheduler:
             self.forget(resource)
             return
         entry = self.entries.get(resource.uid)
+        stored, resource = pack(resource.status), replace(resource, status=None)
         if entry is None:
             entry = self.entries[resource.uid] = Entry(resource)
-        entry.resource = resource
+        entry.resource, entry.status = resource, stored
         if not listed:
             entry.seen_version = resource.resource_version
         entry.deleting = deleting
@@ -186,7 +201,8 @@ class Scheduler:
         entry.task = self._spawn(self._pass(entry, limit))
 
     async def _pass(self, entry: Entry, limit: asyncio.Semaphore) -> None:
-        resource = entry.resource
+        snapshot = entry.resource
+        resource = replace(snapshot, status=unpack(entry.status))
         interval, probe_timeout = self._durations(resource)
         deadline = self.policy.deadline_for(probe_timeout)
         # Every line of this pass carries the resource and a pass id (the task has its own context).
@@ -197,7 +213,7 @@ class Scheduler:
                 async with asyncio.timeout(deadline):
                     result = await reconciler.reconcile(self.deps, resource)
             gone = result.gone
-            self._completed(entry, resource, result, interval)
+            self._completed(entry, snapshot, result, interval)
         except TimeoutError:
             logger.warning("pass over %s/%s overran its %.0fs deadline and was cancelled", *_where(resource), deadline)
             self.deps.observer.error(resource, "deadline")
@@ -228,7 +244,8 @@ class Scheduler:
         if entry.resource is resource and result.resource_version is not None:
             # Nothing newer came from the watch: the next pass starts from what the server now holds,
             # even before the watch echoes our write (a newer snapshot, if any, is the better base).
-            entry.resource = replace(resource, status=result.stored, resource_version=result.resource_version)
+            entry.resource = replace(resource, resource_version=result.resource_version)
+            entry.status = pack(result.stored)
         entry.handled_generation = resource.generation
         entry.handled_paused = resource.paused
         if result.write_failure is not None and not result.gone:
