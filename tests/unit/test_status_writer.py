@@ -312,3 +312,32 @@ def test_a_pass_whose_write_fails_once_runs_its_audit_once() -> None:
     assert passes == 1
     assert cluster.calls.count("patch") == 3  # Reconciling (failed once, then written), then the pass's status
     assert cluster.status == dict(result.stored or {})
+
+
+def _announcement(generation: int = 3) -> report.Draft:
+    facts = readiness.Facts(generation, (), reconciling=f"Reconciling generation {generation}.")
+    return report.Draft(facts)
+
+
+def test_the_first_status_over_the_announcement_posts_only_what_needs_attention() -> None:
+    async def first_pass(cluster: Cluster) -> None:
+        writer, _ = writer_for(cluster, None, "0")
+        await writer.publish(_announcement(), now=T0, placeholder=True)
+        await writer.publish(FAILING, now=T1)
+
+    cluster = _server(None, 0)
+    asyncio.run(first_pass(cluster))
+    kinds = {(kind, reason) for kind, reason, _ in cluster.events}
+    assert kinds, "the failing dimensions must be announced"
+    assert all(kind == "Warning" for kind, _ in kinds), kinds  # not Reconciling=False, nor dimensions True
+
+    # The same statuses, the first not a placeholder (a later generation's announcement): the good news is posted.
+    cluster = _server(None, 0)
+
+    async def later_pass() -> None:
+        writer, _ = writer_for(cluster, None, "0")
+        await writer.publish(_announcement(), now=T0)
+        await writer.publish(FAILING, now=T1)
+
+    asyncio.run(later_pass())
+    assert any(kind == "Normal" for kind, _, _ in cluster.events)

@@ -219,8 +219,10 @@ async def _publish(
     writer: status_writer.StatusWriter,
     draft: report.Draft,
     now: datetime.datetime,
+    *,
+    placeholder: bool = False,
 ) -> status_writer.Published:
-    published = await writer.publish(draft, now=now)
+    published = await writer.publish(draft, now=now, placeholder=placeholder)
     deps.observer.transitions(resource, published.transitions)
     if published.failure is not None:
         deps.observer.error(resource, "status")
@@ -260,7 +262,8 @@ async def _announce(
         reconciling=f"Reconciling generation {resource.generation}.",
         paused=resource.paused,
     )
-    return await _publish(deps, resource, writer, report.Draft(facts, checks=kept), now)
+    draft = report.Draft(facts, checks=kept)
+    return await _publish(deps, resource, writer, draft, now, placeholder=previous is None)
 
 
 async def reconcile(deps: Dependencies, resource: Resource, *, now: datetime.datetime | None = None) -> Result:

@@ -196,12 +196,18 @@ def is_warning(condition: status.Condition) -> bool:
     return cstatus == status.ConditionStatus.FALSE and ctype != conditions.ConditionType.RECONCILING
 
 
-def notices(changed: Sequence[tuple[status.Condition | None, status.Condition]]) -> list[Notice]:
-    """An Event per condition transition; a resource's first status posts only what needs attention."""
+def notices(
+    changed: Sequence[tuple[status.Condition | None, status.Condition]], *, first: bool = False
+) -> list[Notice]:
+    """An Event per condition transition; a resource's first status posts only what needs attention.
+
+    ``first``: the status replaces none, or only the placeholder announcing the resource's first pass
+    (its Unknown dimensions and Reconciling are no news to undo: only warnings are posted).
+    """
     found = []
     for old, new in changed:
         warning = is_warning(new)
-        if old is None and not warning:
+        if (old is None or first) and not warning:
             continue
         was = f"{old.status}/{old.reason}" if old else "unset"
         found.append(

@@ -142,7 +142,11 @@ class Scheduler:
             self.forget(resource)
             return
         entry = self.entries.get(resource.uid)
-        stored, resource = pack(resource.status), replace(resource, status=None)
+        if entry is not None and entry.resource.resource_version == resource.resource_version:
+            stored = entry.status  # the echo of our own write: its status is packed already
+        else:
+            stored = pack(resource.status)
+        resource = replace(resource, status=None)
         if entry is None:
             entry = self.entries[resource.uid] = Entry(resource)
         entry.resource, entry.status = resource, stored

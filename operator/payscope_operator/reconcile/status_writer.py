@@ -102,6 +102,8 @@ class StatusWriter:
     previous: status.PayScopeStatus | None = field(init=False)
     """``stored`` as a model, parsed once; after a write, the status written."""
     _queued: list[report.Notice] = field(default_factory=list, init=False)
+    _over_placeholder: bool = field(default=False, init=False)
+    """The server holds this pass's placeholder announcement (see ``publish``)."""
 
     def __post_init__(self) -> None:
         self.previous = report.parse(self.stored)
@@ -120,10 +122,15 @@ class StatusWriter:
         for notice in queued:
             await self._post(notice)
 
-    async def publish(self, draft: report.Draft, *, now: datetime.datetime) -> Published:
-        """Make the API server hold the status of ``draft``, writing only if it does not already."""
+    async def publish(self, draft: report.Draft, *, now: datetime.datetime, placeholder: bool = False) -> Published:
+        """Make the API server hold the status of ``draft``, writing only if it does not already.
+
+        ``placeholder``: the announcement of a resource's first pass; the status published over it next
+        counts as the resource's first (its Events say only what needs attention).
+        """
         delays = self.backoff.delays()
         base = self.previous  # what the server held before this publish: the Events describe the change from it
+        first = base is None or self._over_placeholder
         built = report.build(draft, previous=self.previous, now=now)
         stale = False  # a 409 said the server moved on: re-read before diffing again
         landed = False  # a write failed in a way that may still have been applied
@@ -139,11 +146,12 @@ class StatusWriter:
                     self._adopt(fresh.resource_version, fresh.status, report.parse(fresh.status))
                     stale = False
                 if self.previous is not None and report.superseded(self.previous, draft):
-                    return await self._finish(base, self.previous, written=False)  # a newer pass's status is there
+                    # a newer pass's status is there
+                    return await self._finish(base, self.previous, written=False, first=first)
                 built = report.build(draft, previous=self.previous, now=now)
                 patch = report.changes(self.stored, self.previous, built)
                 if patch is None:  # the server holds it already (perhaps from an attempt that timed out)
-                    return await self._finish(base, built, written=landed)
+                    return await self._finish(base, built, written=landed, first=first)
                 writing = True
                 version = await self.target.patch_status(self.ref, patch, resource_version=self.resource_version)
             except errors.Conflict as exc:
@@ -163,9 +171,10 @@ class StatusWriter:
             if version is None:
                 return await self._finish(base, built, written=False, failure="the resource is gone", gone=True)
             self._adopt(version, report.to_wire(built), built)
-            return await self._finish(base, built, written=True)
+            self._over_placeholder = placeholder
+            return await self._finish(base, built, written=True, first=first)
         logger.warning("%s: status not written: %s", self._name, failure)
-        return await self._finish(base, built, written=False, failure=failure)
+        return await self._finish(base, built, written=False, failure=failure, first=first)
 
     def _wait(self, delays: Iterator[float], exc: errors.TransientError) -> float:
         wait = next(delays)
@@ -190,12 +199,13 @@ class StatusWriter:
         written: bool,
         failure: str | None = None,
         gone: bool = False,
+        first: bool = False,
     ) -> Published:
         """Post the transitions' Events (only after a write), then the queued ones."""
         changed = readiness.transitions(base.conditions if base else (), held.conditions) if written else []
         for _, new in changed:
             logger.info("%s: %s=%s (%s)", self._name, new.type, new.status, new.reason)
-        for notice in report.notices(changed):
+        for notice in report.notices(changed, first=first):
             await self._post(notice)
         if not gone:
             await self.flush()  # Events about a resource that is gone would only be noise
