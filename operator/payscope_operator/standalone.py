@@ -141,10 +141,16 @@ def load_resource(path: Path) -> tuple[str, str, dict[str, Any]]:
     raise ValueError(f"{path} holds no {gateway.KIND}")
 
 
+def audited_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The spec a standalone audit runs: ObserveOnly, nothing deleted, no workloads (there is no cluster)."""
+    audited = {**spec, "managementPolicy": "ObserveOnly", "deletionPolicy": "Retain"}
+    audited.pop("workloads", None)
+    return audited
+
+
 async def evaluate(spec: dict[str, Any], cluster: LocalCluster, *, namespace: str, name: str) -> status.PayScopeStatus:
     """Run one ObserveOnly pass with the local stand-in; return the status it computed."""
-    spec = {**spec, "managementPolicy": "ObserveOnly", "deletionPolicy": "Retain"}
-    spec.pop("workloads", None)
+    spec = audited_spec(spec)
     # No uid: the objects this resource owns are recognised by the namespace/name they record.
     resource = reconciler.Resource(namespace, name, "", 1, None, {}, spec, None)
     deps = reconciler.Dependencies(cluster=cluster, observer=telemetry.Metrics(), provisioners=systems.PROVISIONERS)
@@ -190,7 +196,12 @@ def _junit(result: status.PayScopeStatus) -> str:
 def markdown_report(namespace: str, name: str, spec: Mapping[str, Any], result: status.PayScopeStatus) -> str:
     """The readiness report of this standalone audit (``--output markdown``)."""
     subject = verdicts.Subject(
-        namespace, name, result, verdicts.waivers_of(spec), generation=result.observed_generation
+        namespace,
+        name,
+        result,
+        verdicts.waivers_of(spec),
+        generation=result.observed_generation,
+        desired=verdicts.spec_of(spec),
     )
     return report_markdown.render(verdicts.build(subject, now=datetime.datetime.now(datetime.UTC)))
 
@@ -221,11 +232,11 @@ def main(args: argparse.Namespace) -> int:
     if output == "json":
         sys.stdout.write(json.dumps(result.model_dump(mode="json", by_alias=True, exclude_none=True), indent=2) + "\n")
     elif output == "junit":
-        sys.stdout.write(_junit(result))
+        sys.stdout.write(_junit(verdicts.with_unlisted(result, verdicts.spec_of(audited_spec(spec)))))
     elif output == "markdown":
-        sys.stdout.write(markdown_report(namespace, name, spec, result))
+        sys.stdout.write(markdown_report(namespace, name, audited_spec(spec), result))
     else:
-        sys.stdout.write(_table(result))
+        sys.stdout.write(_table(verdicts.with_unlisted(result, verdicts.spec_of(audited_spec(spec)))))
     if stalled is not None and stalled.reason == "SpecInvalid":
         print(f"invalid resource: {stalled.message}", file=sys.stderr)
         return 2

@@ -268,7 +268,10 @@ class PayScopeStatus(fields.SpecModel):
     )
     dimensions: Dimensions | None = Field(None, description="Check counts and score per audit dimension.")
     checks: Annotated[tuple[CheckResult, ...], fields.ListKeys(("id",))] = Field(
-        (), max_length=MAX_CHECKS, description=f"Check results, failing first, at most {MAX_CHECKS}."
+        (),
+        max_length=MAX_CHECKS,
+        description=f"Results of the checks that ran, failing first, at most {MAX_CHECKS}. A check whose part of"
+        " the installation the spec does not declare is counted in dimensions.<D>.notConfigured, not listed.",
     )
     provisioned: Provisioned | None = Field(None, description="External objects the operator provisions.")
     plan: tuple[Message, ...] = Field(

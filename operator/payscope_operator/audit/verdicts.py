@@ -77,6 +77,8 @@ class Subject:
     waivers: tuple[spec.Waiver, ...] = ()
     generation: int | None = None
     paused: bool = False
+    desired: spec.PayScopeSpec | None = None
+    """The spec, when it parses: status.checks does not list NotConfigured checks, the spec says which they are."""
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,48 @@ def waivers_of(desired: Mapping[str, Any]) -> tuple[spec.Waiver, ...]:
     return tuple(found)
 
 
+def spec_of(desired: Mapping[str, Any]) -> spec.PayScopeSpec | None:
+    """The spec as a model, or None when it does not parse (the resource is then Stalled: nothing was audited)."""
+    try:
+        return spec.PayScopeSpec.model_validate(dict(desired))
+    except ValidationError:
+        return None
+
+
+def not_configured(check: registry.Check[Any], desired: spec.PayScopeSpec) -> str | None:
+    """Why ``check`` is NotConfigured under ``desired`` (what the audit would say), or None when it runs."""
+    if not check.source.configured(desired):
+        return check.source.absent
+    if check.applies is not None and not check.applies(desired):
+        return f"Not declared in the spec, so not audited: {check.title}"
+    return None
+
+
+def _unlisted(
+    check: registry.Check[Any], held: status.PayScopeStatus | None, desired: spec.PayScopeSpec | None
+) -> status.CheckResult | None:
+    """The result of a check status.checks does not list: NotConfigured when the spec says so, else none."""
+    if held is None or held.dimensions is None or desired is None:
+        return None  # not audited yet, or the spec does not parse: no result
+    why = not_configured(check, desired)
+    if why is None:
+        return None
+    return status.CheckResult(
+        id=check.id,
+        dimension=conditions.Dimension.of_check(check.id),
+        status=CS.NOT_CONFIGURED,
+        severity=check.severity,
+        message=why,
+    )
+
+
+def with_unlisted(held: status.PayScopeStatus, desired: spec.PayScopeSpec | None) -> status.PayScopeStatus:
+    """``held`` with a NotConfigured result for each check status.checks leaves out (for tables and JUnit)."""
+    listed = {c.id for c in held.checks}
+    found = [r for c in catalog.CATALOG if c.id not in listed and (r := _unlisted(c, held, desired)) is not None]
+    return held.model_copy(update={"checks": (*held.checks, *found)}) if found else held
+
+
 def waiver_covers(waiver_check: str, check_id: str) -> bool:
     """A waiver names one check id, or a pattern such as ``D.*`` covering a dimension or prefix."""
     if "*" in waiver_check or "?" in waiver_check:
@@ -255,7 +299,7 @@ def build(
     checks = tuple(checks)
     held = subject.status
     results = {r.id: r for r in (held.checks if held else ())}
-    evidence = [_evidence(c, results.get(c.id), subject.waivers) for c in checks]
+    evidence = [_evidence(c, results.get(c.id) or _unlisted(c, held, subject.desired), subject.waivers) for c in checks]
     by_check = {e.check_id: e for e in evidence}
     covering: dict[str, list[Evidence]] = {}
     for check in checks:

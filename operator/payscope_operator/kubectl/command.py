@@ -92,6 +92,7 @@ def subject_of(obj: Json) -> verdicts.Subject:
         waivers=verdicts.waivers_of(obj.get("spec") or {}),
         generation=meta.get("generation"),
         paused=edits.is_paused(obj),
+        desired=verdicts.spec_of(obj.get("spec") or {}),
     )
 
 

@@ -136,6 +136,10 @@ def detail_lines(view: Overview, now: datetime.datetime, palette: terminal.Palet
         ]
         lines += ["  " + line for line in terminal.table(shown, plain)]
     counts = {s: sum(1 for c in view.held.checks if c.status == s) for s in CS}
+    summaries = view.held.dimensions
+    counts[CS.NOT_CONFIGURED] = sum(  # not listed in status.checks: counted per dimension
+        s.not_configured for d in conditions.Dimension if summaries and (s := summaries.get(d)) is not None
+    )
     if not any(counts[s] for s in SHOWN):
         lines += ["", f"No failing or unknown check: {counts[CS.PASS]} pass."]
     rest = ", ".join(

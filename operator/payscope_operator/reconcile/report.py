@@ -98,7 +98,7 @@ def build(draft: Draft, *, previous: status.PayScopeStatus | None, now: datetime
         observed_generation=facts.generation,
         conditions=conds,
         dimensions=status.Dimensions.model_validate(summaries),
-        checks=since(draft.checks[: status.MAX_CHECKS], previous.checks if previous else (), now),
+        checks=since(listed(draft.checks), previous.checks if previous else (), now),
         provisioned=_provisioned(draft.plans),
         plan=tuple(p[: status.MAX_MESSAGE_LENGTH] for p in draft.preview[:MAX_PLAN]),
         last_audit_time=previous.last_audit_time if previous else None,
@@ -106,6 +106,18 @@ def build(draft: Draft, *, previous: status.PayScopeStatus | None, now: datetime
     if previous is None or _comparable(candidate) != _comparable(previous):
         candidate = candidate.model_copy(update={"last_audit_time": now})
     return candidate
+
+
+def listed(checks: Sequence[status.CheckResult]) -> tuple[status.CheckResult, ...]:
+    """What status.checks holds: the checks that ran, at most ``MAX_CHECKS``.
+
+    A check whose part of the installation the spec does not declare (NotConfigured) is counted in
+    ``dimensions.<D>.notConfigured`` and not listed: in a partial installation those are most of the
+    catalog, and listing them made every status write several times larger for the API server to
+    validate, store and send to every watcher, while saying nothing a reader can act on. Reports
+    derive them from the spec again (``audit.verdicts``).
+    """
+    return tuple(c for c in checks if c.status != status.CheckStatus.NOT_CONFIGURED)[: status.MAX_CHECKS]
 
 
 def since(

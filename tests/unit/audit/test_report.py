@@ -171,9 +171,20 @@ def test_a_pattern_waiver_covers_every_check_it_matches() -> None:
 
 
 def test_not_configured_checks_leave_their_items_not_audited() -> None:
+    """status.checks does not list them; the spec, which declares no Pinecone, says they are NotConfigured."""
     pinecone = {c.id: CS.NOT_CONFIGURED for c in catalog.CATALOG if c.id.startswith("B.pinecone.")}
-    rep = _report(pinecone)
-    assert _item(rep, "B/Pinecone/Namespace configuration").state == verdicts.ItemState.NOT_AUDITED
+    held = _status(pinecone)
+    assert not [c for c in held.checks if c.id.startswith("B.pinecone.")]
+    assert held.dimensions is not None
+    data_layer = held.dimensions.get(conditions.Dimension.DATA_LAYER)
+    assert data_layer is not None
+    assert data_layer.not_configured == len(pinecone)
+    desired = verdicts.spec_of({"managementPolicy": "ObserveOnly", "tenancy": {}})
+    rep = verdicts.build(verdicts.Subject("ns", "n", held, desired=desired), now=NOW)
+    verdict = _item(rep, "B/Pinecone/Namespace configuration")
+    assert verdict.state == verdicts.ItemState.NOT_AUDITED
+    assert {e.status for e in verdict.evidence} == {CS.NOT_CONFIGURED}
+    assert "No result in status.checks" not in report_markdown.render(rep)
 
 
 def test_a_status_without_a_result_for_a_check_is_unknown_not_ticked() -> None:
