@@ -269,6 +269,25 @@ class AuditLog:
         return requests, writes
 
 
+def group_cpu(leaders: Iterable[int]) -> float:
+    """CPU seconds of every process in the process groups ``leaders`` lead (children they reaped included).
+
+    The test environment starts each server in a session of its own, so a group is a whole server: the
+    kube-apiserver and etcd, or Postgres with every backend it forked.
+    """
+    groups, total = set(leaders), 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[2]) in groups:  # pgrp
+            total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return total / CLOCK_TICKS
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]

@@ -57,7 +57,7 @@ def settle(operator: cluster.OperatorProcess, seconds: float) -> None:
 
 
 def holder(trace: tracemalloc.Trace) -> str:
-    frames = list(trace.traceback)  # most recent call first
+    frames = list(reversed(trace.traceback))  # tracemalloc lists the oldest first: the innermost first here
     for marker in OWNERS:
         for frame in frames:
             if marker in frame.filename:

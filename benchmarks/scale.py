@@ -36,8 +36,8 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -45,7 +45,7 @@ from kubernetes import client as k8s
 
 from benchmarks import breakdown, fleet
 from tests.e2e import cluster
-from tests.testenv import process
+from tests.testenv import faults, process
 
 BIN = Path(sys.executable).parent
 BARE = Path(__file__).resolve().parent / "bare_kopf.py"
@@ -62,11 +62,22 @@ class Apply:
     all_s: float  # from the first create until every status was complete
     p50: float
     p95: float
+    cpu: Mapping[str, float] = field(default_factory=dict)  # CPU seconds each process group spent meanwhile
 
     def line(self, label: str) -> str:
         return (
             f"{label:<34} {self.count:>5} resources: all complete after {self.all_s:6.1f}s;"
             f" apply-to-status p50 {self.p50:5.2f}s p95 {self.p95:5.2f}s"
+        )
+
+    def cpu_line(self) -> str:
+        """Who used the machine's cores while the resources were applied (all of them: the machine is the limit)."""
+        cores = os.cpu_count() or 1
+        used = sum(self.cpu.values())
+        parts = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in self.cpu.items())
+        return (
+            f"  CPU while applying ({self.all_s:.1f}s x {cores} cores = {self.all_s * cores:.1f}s):"
+            f" {parts}; {100 * used / (self.all_s * cores):.0f}% of the machine"
         )
 
 
@@ -80,21 +91,33 @@ class Settings:
     folder: Path
 
 
-def apply(settings: Settings, place: fleet.Place, count: int, prefix: str = "psd") -> Apply:
-    """Create ``count`` resources at once in ``place`` and wait until each has a complete status."""
+def apply(
+    settings: Settings, place: fleet.Place, count: int, prefix: str = "psd", groups: Mapping[str, Sequence[int]] = {}
+) -> Apply:
+    """Create ``count`` resources at once in ``place`` and wait until each has a complete status.
+
+    ``groups``: process groups (name -> leaders) whose CPU seconds during the apply are reported.
+    """
     specs = {f"{prefix}-{i:04d}": fleet.spec_for(i, settings.databases, f"{settings.interval}s") for i in range(count)}
     watcher = fleet.Completion(place.api, place.namespace)
     try:
+        cpu_before = {name: fleet.group_cpu(leaders) for name, leaders in groups.items()}
         started = time.monotonic()
         applied = fleet.create_many(place.api, place.namespace, specs)
         if not watcher.wait_done(specs, timeout=120 + 2.0 * count):
             missing = sorted(set(specs) - set(watcher.done))
             raise SystemExit(f"{len(missing)} resources never got a complete status, e.g. {missing[:3]}")
+        cpu = {name: fleet.group_cpu(leaders) - cpu_before[name] for name, leaders in groups.items()}
         took = [watcher.done[name] - applied[name] for name in specs]
         finished = max(watcher.done[name] for name in specs)
     finally:
         watcher.stop()
-    return Apply(count, finished - started, statistics.median(took), fleet.percentile(took, 0.95))
+    return Apply(count, finished - started, statistics.median(took), fleet.percentile(took, 0.95), cpu)
+
+
+def servers() -> dict[str, tuple[int, ...]]:
+    """The test environment's servers a pass of these resources keeps busy."""
+    return {"kube-apiserver+etcd": faults.pids("kubernetes"), "postgres": faults.pids("postgres")}
 
 
 def operator(
@@ -180,22 +203,24 @@ def phase_floor(settings: Settings, api: k8s.ApiClient, dbs: fleet.Databases) ->
     dbs.secrets(api, place.namespace)
     pid = bare_kopf(place, settings.folder / "bare.log")
     try:
-        bare = apply(settings, place, n)
+        bare = apply(settings, place, n, groups={"bare kopf": (pid,), **servers()})
     finally:
         process.stop(pid)
         place.delete()
     print(bare.line("bare kopf (one status write)"), flush=True)
+    print(bare.cpu_line(), flush=True)
 
     place = fleet.Place.create(api, "floor-op", settings.folder)
     dbs.secrets(api, place.namespace)
     op = operator(settings, place, settings.folder / "floor.log")
     try:
-        ours = apply(settings, place, n)
+        ours = apply(settings, place, n, groups={"operator": (op.pid,), **servers()})
         rss = fleet.read(op.pid).rss_mb
     finally:
         op.stop()
         place.delete()
     print(ours.line("payscope-operator"), f"RSS {rss:.0f} MB", flush=True)
+    print(ours.cpu_line(), flush=True)
     print(f"  ratio to the floor: p50 {ours.p50 / bare.p50:.1f}x, p95 {ours.p95 / bare.p95:.1f}x", flush=True)
 
     place = fleet.Place.create(api, "floor-prof", settings.folder)
