@@ -86,7 +86,8 @@ class CheckReason(StrEnum):
 CHECK_REASON_DESCRIPTIONS: dict[CheckReason, str] = {
     CheckReason.EVALUATED: "The check judged its evidence: Pass, Fail or Warn.",
     CheckReason.INCONCLUSIVE: "Its evidence was gathered but does not decide it (Unknown); the message says why.",
-    CheckReason.NOT_CONFIGURED: "What the check reads is not declared in the spec.",
+    CheckReason.NOT_CONFIGURED: "What the check reads is not declared in the spec (counted in status.dimensions,"
+    " not listed in status.checks).",
     CheckReason.SOURCE_UNAVAILABLE: "Its evidence could not be gathered (timeout, refused, missing Secret); Unknown,"
     " or Fail for a reachability check.",
     CheckReason.BLOCKED_BY: "A check it depends on did not pass (Unknown); the message names that check.",
