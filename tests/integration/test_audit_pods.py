@@ -23,11 +23,10 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from payscope_operator.api import spec, status
-from payscope_operator.audit import catalog, runner
+from payscope_operator.audit import catalog
 from payscope_operator.audit.sources import kubernetes, pods
-from payscope_operator.kube import gateway
-from payscope_operator.reconcile import secrets, session
 from tests.e2e import cluster
+from tests.integration import kube_audit
 
 pytestmark = pytest.mark.integration
 
@@ -51,20 +50,7 @@ def _installation(api: k8s.ApiClient, namespace: str) -> None:
 
 
 async def _audit(api: k8s.ApiClient, namespace: str) -> dict[str, status.CheckResult]:
-    run = session.PassSession(
-        SPEC,
-        namespace,
-        "psd",
-        secrets.Secrets({}),
-        missing=(),
-        cluster=gateway.Gateway(api),
-        clients=session.ClientCache(),
-    )
-    try:
-        report = await runner.run([c for c in catalog.CATALOG if c.id in MINE], run, today=TODAY)
-    finally:
-        await run.clients.close()
-    return {r.id: r for r in report.results}
+    return await kube_audit.audit(api, namespace, SPEC, (c for c in catalog.CATALOG if c.id in MINE), TODAY)
 
 
 async def test_ready_pods_pass_and_logs_without_a_kubelet_are_unknown_with_the_reason(

@@ -25,11 +25,11 @@ import pytest
 from kubernetes import client as k8s
 
 from payscope_operator.api import spec, status
-from payscope_operator.audit import catalog, runner
+from payscope_operator.audit import catalog
 from payscope_operator.audit.sources import pods
 from payscope_operator.kube import gateway
-from payscope_operator.reconcile import secrets, session
 from tests.e2e import cluster
+from tests.integration import kube_audit
 
 S = status.CheckStatus
 TODAY = datetime.date(2026, 11, 28)
@@ -46,21 +46,9 @@ Patch = Callable[[k8s.ApiClient, str, str], None]
 async def _audit(
     api: k8s.ApiClient, namespace: str, desired: spec.PayScopeSpec = SPEC
 ) -> dict[str, status.CheckResult]:
-    run = session.PassSession(
-        desired,
-        namespace,
-        "psd",
-        secrets.Secrets({}),
-        missing=(),
-        cluster=gateway.Gateway(api),
-        clients=session.ClientCache(),
-    )
-    try:
-        # The checks on the pods themselves (no pod exists here) are tested in test_audit_pods.
-        report = await runner.run([c for c in catalog.CATALOG if c.source is not pods.PODS], run, today=TODAY)
-    finally:
-        await run.clients.close()
-    return {r.id: r for r in report.results}
+    # The checks on the pods themselves (no pod exists here) are tested in test_audit_pods.
+    not_pods = (c for c in catalog.CATALOG if c.source is not pods.PODS)
+    return await kube_audit.audit(api, namespace, desired, not_pods, TODAY)
 
 
 def _not_passing(results: dict[str, status.CheckResult]) -> dict[str, tuple[status.CheckStatus, str]]:
